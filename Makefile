@@ -1,0 +1,54 @@
+# ComputeNet developer entry points. Every target sets up what it needs.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+BUF    := .tools/node_modules/.bin/buf
+PROTO_FILES := $(wildcard proto/computenet/v1/*.proto)
+
+.PHONY: all demo test bench bench-smoke proto lint buf soak clean
+
+all: test
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (ComputeNet needs Python >= 3.11)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+$(BUF):
+	@command -v npm >/dev/null 2>&1 || { echo "error: npm not found; install Debian's npm to get buf"; exit 2; }
+	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@1.75.0
+
+buf: $(BUF)
+
+demo: $(STAMP)
+	$(VENV)/bin/computenet demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m bench.run --out bench/results
+
+bench-smoke: $(STAMP)
+	$(PY) -m bench.run --smoke --out bench/results
+
+soak: $(STAMP)
+	$(PY) -m bench.run --soak --out bench/results
+
+proto: $(STAMP)
+	$(PY) -m computenet.codegen --out computenet/v1
+
+lint: $(STAMP) $(BUF)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy computenet broker site_agent topology
+	cd proto && ../$(BUF) lint
+	$(VENV)/bin/lint-imports
+
+clean:
+	rm -rf $(VENV) .tools build *.egg-info .pytest_cache .mypy_cache .ruff_cache

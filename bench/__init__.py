@@ -1,0 +1,1 @@
+"""ComputeNet benchmarks: each bench_*.py module exposes run(smoke) -> dict of results."""

@@ -1,0 +1,1 @@
+"""rebalance package."""

@@ -1,0 +1,1 @@
+"""computenet package."""

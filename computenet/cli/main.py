@@ -1,0 +1,22 @@
+"""The `computenet` user CLI: one typer app with a sub-command group per area."""
+
+from __future__ import annotations
+
+import typer
+
+from computenet.cli import topology as topology_cmd
+from computenet.cli.runner import run_app
+
+app = typer.Typer(
+    name="computenet",
+    help="Submit, watch, explain and cancel jobs on the ComputeNet federation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(topology_cmd.app, name="topology")
+
+
+def main() -> None:
+    """Entry point of the `computenet` console script."""
+    run_app(app, "computenet")

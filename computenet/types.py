@@ -1,0 +1,174 @@
+"""Domain vocabulary shared by the SDK, the broker and the agent: ids, enums and job records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import NewType
+
+from computenet.spec import JobSpec
+
+JobId = NewType("JobId", str)
+SiteId = NewType("SiteId", str)
+TenantId = NewType("TenantId", str)
+
+
+class JobKind(StrEnum):
+    """Kind of work; placement weighs it only through its cost terms."""
+
+    TRAINING = "training"
+    INFERENCE = "inference"
+    BATCH = "batch"
+
+
+class JobState(StrEnum):
+    """Lifecycle state of a job (ARCHITECTURE section 4)."""
+
+    PENDING = "pending"
+    PLACED = "placed"
+    DISPATCHED = "dispatched"
+    RUNNING = "running"
+    MIGRATING = "migrating"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        """True for succeeded, failed and cancelled: nothing follows them."""
+        return self in FINAL_STATES
+
+    @property
+    def holds_capacity(self) -> bool:
+        """True while the job occupies capacity at its site."""
+        return self in ACTIVE_STATES
+
+
+FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+ACTIVE_STATES = frozenset(
+    {JobState.PLACED, JobState.DISPATCHED, JobState.RUNNING, JobState.MIGRATING}
+)
+
+
+class SiteStatus(StrEnum):
+    """Liveness and scheduling status of a member site."""
+
+    OFFLINE = "offline"
+    ACTIVE = "active"
+    SUSPECT = "suspect"
+    LOST = "lost"
+    DRAINING = "draining"
+
+
+class SiteLossPolicy(StrEnum):
+    """What happens to a job whose site is lost."""
+
+    REQUEUE = "requeue"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job as the broker records it."""
+
+    job_id: JobId
+    tenant: TenantId
+    spec: JobSpec
+    state: JobState
+    site: SiteId | None = None
+    attempt: int = 0
+    reason: str = ""
+    exit_code: int | None = None
+    last_sequence: int = 0
+    created_unix_ms: int = 0
+    updated_unix_ms: int = 0
+    request_id: str = ""
+
+    @property
+    def kind(self) -> JobKind:
+        """The job's kind, from its spec."""
+        return JobKind(self.spec.kind)
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """One recorded state transition of a job."""
+
+    sequence: int
+    job_id: JobId
+    state: JobState
+    cause: str
+    time_unix_ms: int
+    site: SiteId | None = None
+    attempt: int = 0
+    message: str = ""
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PoolCapacity:
+    """Capacity of one accelerator model at a site."""
+
+    model: str
+    total: int
+    allocatable: int
+    in_use: int = 0
+
+    @property
+    def free(self) -> int:
+        """Accelerators that can be given to new work now."""
+        return max(0, self.allocatable - self.in_use)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteInfo:
+    """A site as the broker sees it: topology facts plus live status and capacity."""
+
+    site_id: SiteId
+    name: str
+    province: str
+    side: str
+    status: SiteStatus
+    pools: tuple[PoolCapacity, ...] = ()
+    cpu_cores: float = 0.0
+    memory_gb: float = 0.0
+    last_report_unix_ms: int = 0
+    running_jobs: int = 0
+    executor: str = ""
+    agent_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateSite:
+    """Cost breakdown and verdict for one candidate site of a placement."""
+
+    site: SiteId
+    feasible: bool
+    reason: str = ""
+    terms_cny: dict[str, float] = field(default_factory=dict)
+    total_cny: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Why a job goes where it does: the chosen site (or None) and every candidate."""
+
+    chosen: SiteId | None
+    candidates: tuple[CandidateSite, ...] = ()
+    decision_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        """The documented JSON shape of `plan` and `explain`."""
+        return {
+            "chosen": self.chosen,
+            "candidates": [
+                {
+                    "site": c.site,
+                    "feasible": c.feasible,
+                    "reason": c.reason,
+                    "terms": dict(c.terms_cny),
+                    "total_cny": c.total_cny,
+                }
+                for c in self.candidates
+            ],
+        }
