@@ -1,0 +1,181 @@
+"""`computenet topology`: show, route and validate federation topologies, offline."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from topology import Topology, TopologyError, default_topology, load_topology
+from topology.errors import NoRouteError, UnknownNodeError
+
+app = typer.Typer(
+    help="Inspect the federation topology (sites, user regions, links).",
+    no_args_is_help=True,
+)
+
+TopologyOption = Annotated[
+    Path | None,
+    typer.Option("--topology", "-t", help="topology YAML file (default: built-in China topology)"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _load(path: Path | None) -> Topology:
+    if path is None:
+        return default_topology()
+    try:
+        return load_topology(path)
+    except TopologyError as exc:
+        more = len(exc.issues) - 1
+        suffix = f" (+{more} more; run `computenet topology validate {path}`)" if more else ""
+        _fail(f"{exc.issues[0]}{suffix}")
+
+
+def topology_json(topo: Topology) -> dict[str, Any]:
+    """The `show --json` document."""
+    return {
+        "sites": [
+            {
+                "id": s.id,
+                "name": s.name,
+                "province": s.province,
+                "side": s.side,
+                "lat": s.lat,
+                "lon": s.lon,
+                "pools": [{"model": p.model, "count": p.count} for p in s.pools],
+                "pue": s.pue,
+                "price_cny_per_kwh": round(s.mean_price_cny_per_kwh, 6),
+                "carbon_kg_per_kwh": s.carbon_kg_per_kwh,
+            }
+            for s in topo.sites
+        ],
+        "user_regions": [
+            {"id": r.id, "lat": r.lat, "lon": r.lon, "demand_weight": r.demand_weight}
+            for r in topo.regions
+        ],
+        "links": [
+            {"a": x.a, "b": x.b, "rtt_ms": x.rtt_ms, "bandwidth_gbps": x.bandwidth_gbps}
+            for x in topo.links
+        ],
+    }
+
+
+@app.command()
+def show(
+    topology: TopologyOption = None,
+    as_json: JsonOption = False,
+    png: Annotated[
+        Path | None, typer.Option("--png", help="also write a map picture (PNG) here")
+    ] = None,
+) -> None:
+    """Show sites and user regions as tables, JSON or a map picture."""
+    topo = _load(topology)
+    if png is not None:
+        from topology.render import render_map
+
+        try:
+            render_map(topo, png)
+        except OSError as exc:
+            _fail(f"cannot write {png}: {exc.strerror or exc}")
+        if not as_json:
+            typer.echo(f"wrote {png}")
+    if as_json:
+        typer.echo(json.dumps(topology_json(topo), indent=2, ensure_ascii=False))
+    elif png is None:
+        _print_tables(topo)
+
+
+@app.command()
+def route(
+    from_: Annotated[str, typer.Option("--from", help="node id (site or user region)")],
+    to: Annotated[str, typer.Option("--to", help="node id (site or user region)")],
+    topology: TopologyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Min-RTT route and widest-path bottleneck between two nodes."""
+    topo = _load(topology)
+    try:
+        rtt_ms = topo.rtt_ms(from_, to)
+        bottleneck_gbps = topo.bottleneck_gbps(from_, to)
+        path = topo.path(from_, to)
+    except (UnknownNodeError, NoRouteError) as exc:
+        _fail(str(exc))
+    if as_json:
+        doc = {
+            "from": from_,
+            "to": to,
+            "rtt_ms": rtt_ms,
+            "bottleneck_gbps": None if math.isinf(bottleneck_gbps) else bottleneck_gbps,
+            "path": path,
+        }
+        typer.echo(json.dumps(doc))
+        return
+    typer.echo(
+        f"{from_} -> {to}: {rtt_ms:.1f} ms RTT via {' > '.join(path)}; "
+        f"widest-path bottleneck {bottleneck_gbps:g} Gbps"
+    )
+
+
+@app.command()
+def validate(file: Annotated[Path, typer.Argument(help="topology YAML file")]) -> None:
+    """Check a topology file; exit 0 if valid, 2 with one error per line otherwise."""
+    try:
+        topo = load_topology(file)
+    except TopologyError as exc:
+        for issue in exc.issues:
+            typer.echo(str(issue), err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(
+        f"{file}: ok: {len(topo.sites)} sites ({len(topo.east_sites)} east, "
+        f"{len(topo.west_sites)} west), {len(topo.regions)} user regions, {len(topo.links)} links"
+    )
+
+
+def _print_tables(topo: Topology) -> None:
+    console = Console()
+    sites = Table(title=f"Sites ({len(topo.sites)})")
+    for column in (
+        "id",
+        "province",
+        "side",
+        "kind",
+        "accelerators",
+        "CNY/kWh (mean)",
+        "kgCO2/kWh (eff.)",
+        "PUE",
+    ):
+        sites.add_column(column, justify="right" if "/" in column or column == "PUE" else "left")
+    for s in topo.sites:
+        pools = ", ".join(f"{p.count}x {p.model}" for p in s.pools) or "-"
+        sites.add_row(
+            s.id,
+            s.province,
+            s.side,
+            s.kind,
+            pools,
+            f"{s.mean_price_cny_per_kwh:.3f}",
+            f"{s.effective_carbon_kg_per_kwh:.3f}",
+            f"{s.pue:.2f}",
+        )
+    console.print(sites)
+    regions = Table(title=f"User regions ({len(topo.regions)})")
+    for column in ("id", "name", "lat", "lon", "demand weight", "nearest site (RTT ms)"):
+        regions.add_column(column)
+    for r in topo.regions:
+        nearest = topo.nearest_sites(r.id, 1)
+        near = f"{nearest[0][0]} ({nearest[0][1]:g})" if nearest else "-"
+        regions.add_row(
+            r.id, r.name, f"{r.lat:.2f}", f"{r.lon:.2f}", f"{r.demand_weight:.3f}", near
+        )
+    console.print(regions)

@@ -1,0 +1,79 @@
+"""YAML reading that remembers the line of every mapping key and sequence item."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from topology.checks import Loc
+
+try:
+    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
+except AttributeError:  # PyYAML built without libyaml
+    _Loader = yaml.SafeLoader
+
+
+@dataclass(frozen=True, slots=True)
+class YamlDocument:
+    """Plain data from a YAML document plus the 1-based line of each location in it."""
+
+    data: Any
+    lines: dict[Loc, int]
+
+    def line_of(self, loc: Loc) -> int | None:
+        """Line of the longest prefix of `loc` that the document has a line for."""
+        for end in range(len(loc), -1, -1):
+            line = self.lines.get(tuple(loc[:end]))
+            if line is not None:
+                return line
+        return None
+
+
+class YamlSyntaxError(ValueError):
+    """The text is not valid YAML; `line` is 1-based when known."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        self.line = line
+        super().__init__(message)
+
+
+def read_yaml(text: str) -> YamlDocument:
+    """Parse one YAML document, keeping key and item lines; raise YamlSyntaxError when malformed."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = None if node is None else loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        reason = exc.problem or exc.context or "invalid YAML"
+        raise YamlSyntaxError(f"invalid YAML: {reason}", line) from None
+    except yaml.YAMLError as exc:
+        raise YamlSyntaxError(f"invalid YAML: {exc}", None) from None
+    finally:
+        loader.dispose()
+    lines: dict[Loc, int] = {}
+    if node is not None:
+        lines[()] = node.start_mark.line + 1
+        _record(node, (), lines, set())
+    return YamlDocument(data=data, lines=lines)
+
+
+def _record(node: yaml.Node, loc: Loc, lines: dict[Loc, int], seen: set[int]) -> None:
+    if id(node) in seen:  # aliases share nodes; their lines are those of the anchor
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            child = (*loc, key_node.value)
+            lines.setdefault(child, key_node.start_mark.line + 1)
+            _record(value_node, child, lines, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            child = (*loc, i)
+            lines.setdefault(child, item.start_mark.line + 1)
+            _record(item, child, lines, seen)
