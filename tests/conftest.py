@@ -1,0 +1,3 @@
+"""Root test configuration: registers the service harness fixtures for the whole suite."""
+
+pytest_plugins = ["tests.harness.postgres", "tests.harness.slurm"]
