@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from computenet.cli import jobs as jobs_cmd
+from computenet.cli import sites as sites_cmd
 from computenet.cli import topology as topology_cmd
 from computenet.cli.runner import run_app
 
@@ -14,6 +16,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command("submit")(jobs_cmd.submit)
+app.command("plan")(jobs_cmd.plan)
+app.command("explain")(jobs_cmd.explain)
+app.add_typer(jobs_cmd.app, name="jobs")
+app.add_typer(sites_cmd.app, name="sites")
 app.add_typer(topology_cmd.app, name="topology")
 
 

@@ -1,0 +1,191 @@
+"""Options, connection and output helpers shared by the CLI commands that talk to the broker."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from computenet.client import DEFAULT_TIMEOUT_S, Client
+from computenet.errors import InvalidArgumentError
+from computenet.spec import JobSpec, load_spec
+from computenet.types import Job, JobEvent, Placement, SiteInfo
+
+PROG = "computenet"
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+BrokerOption = Annotated[
+    str,
+    typer.Option(
+        "--broker",
+        envvar="COMPUTENET_BROKER",
+        help="Broker address HOST:PORT.",
+        show_envvar=True,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", min=0.1, help="Deadline of each call, seconds.")
+]
+
+
+def console() -> Console:
+    """A stdout console; built per command so tests and pipes get the current stdout."""
+    return Console(highlight=False, soft_wrap=False)
+
+
+def emit_json(value: Any) -> None:
+    """Print one JSON document (or one JSON Lines record) on stdout."""
+    typer.echo(json.dumps(value, ensure_ascii=False))
+
+
+def fail_with_violations(exc: InvalidArgumentError, code: int) -> NoReturn:
+    """Print the error and every field violation on stderr, one per line, and exit."""
+    typer.echo(f"{PROG}: error: {exc.message}", err=True)
+    for violation in exc.violations:
+        typer.echo(f"  {violation.field}: {violation.description}", err=True)
+    raise typer.Exit(code)
+
+
+def connect(broker: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Client:
+    """A client for `--broker`; a malformed address is a usage error (exit 2)."""
+    try:
+        return Client(address=broker, timeout_s=timeout_s)
+    except InvalidArgumentError as exc:
+        typer.echo(f"{PROG}: error: {exc.message}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+@contextmanager
+def reporting_violations() -> Iterator[None]:
+    """Show server-side INVALID_ARGUMENT errors with all their violations (exit 1)."""
+    try:
+        yield
+    except InvalidArgumentError as exc:
+        if exc.status_code is None:
+            raise  # raised locally, before any call: the caller decides how to report it
+        fail_with_violations(exc, EXIT_FAILURE)
+
+
+def read_spec(path: Path) -> JobSpec:
+    """Load a spec file; a bad file or spec lists its violations and exits 2."""
+    try:
+        return load_spec(path)
+    except InvalidArgumentError as exc:
+        fail_with_violations(exc, EXIT_USAGE)
+
+
+def job_dict(job: Job) -> dict[str, Any]:
+    """The JSON shape of a job in `jobs get` and `jobs list`."""
+    return {
+        "job_id": job.job_id,
+        "name": job.spec.name,
+        "kind": job.kind.value,
+        "state": job.state.value,
+        "site": job.site,
+        "tenant": job.tenant,
+        "attempt": job.attempt,
+        "reason": job.reason,
+        "exit_code": job.exit_code,
+        "last_sequence": job.last_sequence,
+        "created_unix_ms": job.created_unix_ms,
+        "updated_unix_ms": job.updated_unix_ms,
+        "request_id": job.request_id,
+    }
+
+
+def event_dict(event: JobEvent) -> dict[str, Any]:
+    """The JSON Lines shape of one event in `jobs watch`."""
+    return {
+        "sequence": event.sequence,
+        "job_id": event.job_id,
+        "state": event.state.value,
+        "site": event.site,
+        "attempt": event.attempt,
+        "cause": event.cause,
+        "message": event.message,
+        "exit_code": event.exit_code,
+        "time_unix_ms": event.time_unix_ms,
+    }
+
+
+def site_dict(site: SiteInfo) -> dict[str, Any]:
+    """The JSON shape of a site in `sites`."""
+    return {
+        "site_id": site.site_id,
+        "name": site.name,
+        "province": site.province,
+        "side": site.side,
+        "status": site.status.value,
+        "pools": [
+            {
+                "model": p.model,
+                "total": p.total,
+                "allocatable": p.allocatable,
+                "in_use": p.in_use,
+                "free": p.free,
+            }
+            for p in site.pools
+        ],
+        "cpu_cores": site.cpu_cores,
+        "memory_gb": site.memory_gb,
+        "last_report_unix_ms": site.last_report_unix_ms,
+        "running_jobs": site.running_jobs,
+        "executor": site.executor,
+        "agent_version": site.agent_version,
+    }
+
+
+def age(unix_ms: int, now_unix_ms: int | None = None) -> str:
+    """A short human age such as `12s`, `5m`, `3h`, `2d`; `never` for 0."""
+    if unix_ms <= 0:
+        return "never"
+    now = now_unix_ms if now_unix_ms is not None else int(time.time() * 1000)
+    seconds = max(0, (now - unix_ms) // 1000)
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def placement_table(placement: Placement, title: str) -> Table:
+    """Candidates with each cost term and the total; the chosen site's row highlighted."""
+    terms: list[str] = []
+    for candidate in placement.candidates:
+        terms.extend(t for t in candidate.terms_cny if t not in terms)
+    table = Table(title=title, title_justify="left", caption="CNY per job; * chosen")
+    table.add_column("", width=1, no_wrap=True)
+    table.add_column("site", no_wrap=True)
+    table.add_column("feasible", no_wrap=True)
+    table.add_column("reason", overflow="fold", ratio=1)
+    for term in terms:
+        table.add_column(term, justify="right", no_wrap=True)
+    table.add_column("total", justify="right", no_wrap=True)
+    for c in placement.candidates:
+        chosen = c.site == placement.chosen
+        cells = ["*" if chosen else "", c.site, "yes" if c.feasible else "no", c.reason]
+        cells += [f"{c.terms_cny[t]:,.2f}" if t in c.terms_cny else "" for t in terms]
+        cells.append(f"{c.total_cny:,.2f}" if c.feasible else "")
+        table.add_row(*cells, style="bold green" if chosen else None)
+    return table
+
+
+def show_placement(placement: Placement, as_json: bool, title: str) -> None:
+    """Print a placement as `Placement.to_dict()` JSON or as a table with a verdict line."""
+    if as_json:
+        emit_json(placement.to_dict())
+        return
+    out = console()
+    out.print(placement_table(placement, title))
+    if placement.chosen:
+        out.print(f"chosen: {placement.chosen}")
+    else:
+        out.print("chosen: none (no feasible site now; a submitted job would wait as pending)")

@@ -1,0 +1,198 @@
+"""`computenet submit|plan|explain` and `computenet jobs ...`: job commands, through the SDK."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from computenet.cli.common import (
+    BrokerOption,
+    JsonOption,
+    TimeoutOption,
+    connect,
+    console,
+    emit_json,
+    event_dict,
+    job_dict,
+    read_spec,
+    reporting_violations,
+    show_placement,
+)
+from computenet.client import DEFAULT_BROKER, DEFAULT_TIMEOUT_S
+from computenet.types import Job, JobEvent, JobKind, JobState
+
+app = typer.Typer(help="List, inspect, watch and cancel jobs.", no_args_is_help=True)
+
+SpecFile = Annotated[Path, typer.Argument(help="Job spec file (YAML or JSON).", show_default=False)]
+JobIdArg = Annotated[str, typer.Argument(help="Job id.", show_default=False)]
+
+
+def submit(
+    spec_file: SpecFile,
+    request_id: Annotated[
+        str | None,
+        typer.Option("--request-id", help="Idempotency key; resubmitting with it is safe."),
+    ] = None,
+    broker: BrokerOption = DEFAULT_BROKER,
+    as_json: JsonOption = False,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
+) -> None:
+    """Submit a job spec; prints the job id, its state and its site."""
+    spec = read_spec(spec_file)
+    with connect(broker, timeout_s) as client, reporting_violations():
+        result = client.submit(spec, request_id=request_id)
+    job = result.job
+    if as_json:
+        emit_json({"job_id": job.job_id, "state": job.state.value, "site": job.site})
+        return
+    note = " (already submitted with this request id)" if result.duplicate else ""
+    where = f" at {job.site}" if job.site else ""
+    reason = f": {job.reason}" if job.reason and not job.site else ""
+    typer.echo(f"{job.job_id} {job.state.value}{where}{reason}{note}")
+
+
+def plan(
+    spec_file: SpecFile,
+    broker: BrokerOption = DEFAULT_BROKER,
+    as_json: JsonOption = False,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
+) -> None:
+    """Show where a spec would go now and at what cost, without submitting it."""
+    spec = read_spec(spec_file)
+    with connect(broker, timeout_s) as client, reporting_violations():
+        placement = client.plan(spec)
+    show_placement(placement, as_json, f"plan for {spec.name} ({spec.kind})")
+
+
+def explain(
+    job_id: JobIdArg,
+    broker: BrokerOption = DEFAULT_BROKER,
+    as_json: JsonOption = False,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
+) -> None:
+    """Show why a job was placed where it was, and why not elsewhere."""
+    with connect(broker, timeout_s) as client:
+        placement = client.explain(job_id)
+    show_placement(placement, as_json, f"placement of {job_id}")
+
+
+@app.command("list")
+def list_jobs(
+    state: Annotated[JobState | None, typer.Option("--state", help="Only this state.")] = None,
+    kind: Annotated[JobKind | None, typer.Option("--kind", help="Only this kind.")] = None,
+    site: Annotated[str | None, typer.Option("--site", help="Only jobs at this site.")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many jobs.")] = 100,
+    broker: BrokerOption = DEFAULT_BROKER,
+    as_json: JsonOption = False,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
+) -> None:
+    """List jobs, oldest first."""
+    with connect(broker, timeout_s) as client:
+        found = client.list(
+            state=state, kind=kind, site=site, tenant=tenant, page_size=min(limit, 1000)
+        )
+        jobs = list(itertools.islice(found, limit))
+    if as_json:
+        emit_json([job_dict(j) for j in jobs])
+        return
+    table = Table("job id", "name", "kind", "state", "site", "attempt", "reason")
+    for j in jobs:
+        table.add_row(
+            j.job_id, j.spec.name, j.kind.value, j.state.value, j.site or "-", str(j.attempt),
+            j.reason,
+        )  # fmt: skip
+    console().print(table)
+
+
+def _print_job(job: Job) -> None:
+    fields = job_dict(job)
+    fields["site"] = job.site or "-"
+    fields["exit_code"] = "-" if job.exit_code is None else job.exit_code
+    for key in ("created_unix_ms", "updated_unix_ms"):
+        fields[key.removesuffix("_unix_ms")] = _timestamp(fields.pop(key))
+    width = max(len(k) for k in fields)
+    for key, value in fields.items():
+        typer.echo(f"{key:<{width}}  {value}")
+
+
+def _timestamp(unix_ms: int) -> str:
+    if unix_ms <= 0:
+        return "-"
+    return datetime.fromtimestamp(unix_ms / 1000, tz=UTC).isoformat(timespec="seconds")
+
+
+@app.command("get")
+def get_job(
+    job_id: JobIdArg,
+    broker: BrokerOption = DEFAULT_BROKER,
+    as_json: JsonOption = False,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
+) -> None:
+    """Show one job."""
+    with connect(broker, timeout_s) as client:
+        job = client.get(job_id)
+    if as_json:
+        emit_json(job_dict(job))
+    else:
+        _print_job(job)
+
+
+def _event_line(event: JobEvent) -> str:
+    parts = [
+        f"#{event.sequence}",
+        _timestamp(event.time_unix_ms),
+        event.state.value,
+        event.site or "-",
+        f"attempt={event.attempt}",
+        f"cause={event.cause}",
+    ]
+    if event.exit_code is not None:
+        parts.append(f"exit_code={event.exit_code}")
+    if event.message:
+        parts.append(event.message)
+    return "  ".join(parts)
+
+
+@app.command("watch")
+def watch_job(
+    job_id: JobIdArg,
+    after: Annotated[
+        int, typer.Option("--after", min=0, help="Only events after this sequence number.")
+    ] = 0,
+    broker: BrokerOption = DEFAULT_BROKER,
+    as_json: JsonOption = False,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
+) -> None:
+    """Print a job's events as they happen, until it reaches a final state."""
+    with connect(broker, timeout_s) as client:
+        # click.echo flushes each line, so a pipe sees events as they happen.
+        for event in client.watch(job_id, after_sequence=after):
+            if as_json:
+                emit_json(event_dict(event))
+            else:
+                typer.echo(_event_line(event))
+
+
+@app.command("cancel")
+def cancel_job(
+    job_id: JobIdArg,
+    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the job's history.")] = "",
+    broker: BrokerOption = DEFAULT_BROKER,
+    as_json: JsonOption = False,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
+) -> None:
+    """Cancel a job (a running one stops when its site confirms)."""
+    with connect(broker, timeout_s) as client:
+        job = client.cancel(job_id, reason)
+    if as_json:
+        emit_json(job_dict(job))
+    elif job.state is JobState.CANCELLED:
+        typer.echo(f"{job.job_id} cancelled")
+    else:
+        typer.echo(f"{job.job_id} {job.state.value}; cancelling when its site confirms")

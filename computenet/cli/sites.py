@@ -1,0 +1,86 @@
+"""`computenet sites`: the federation's member sites, their capacity, and draining them."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from computenet.cli.common import (
+    BrokerOption,
+    JsonOption,
+    TimeoutOption,
+    age,
+    connect,
+    console,
+    emit_json,
+    site_dict,
+)
+from computenet.client import DEFAULT_BROKER, DEFAULT_TIMEOUT_S
+from computenet.types import SiteInfo, SiteStatus
+
+app = typer.Typer(help="Show member sites and their capacity; drain or resume a site.")
+
+_STATUS_STYLE = {
+    SiteStatus.ACTIVE: "green",
+    SiteStatus.SUSPECT: "yellow",
+    SiteStatus.LOST: "red",
+    SiteStatus.DRAINING: "magenta",
+    SiteStatus.OFFLINE: "dim",
+}
+
+
+def _pools(site: SiteInfo) -> str:
+    return ", ".join(f"{p.model} {p.free}/{p.total}" for p in site.pools) or "-"
+
+
+def sites_table(sites: list[SiteInfo], now_unix_ms: int) -> Table:
+    """Sites with status, side, free/total accelerators per pool and the last report's age."""
+    table = Table("id", "status", "side", "pools free/total", "jobs", "last report")
+    for s in sites:
+        status = f"[{_STATUS_STYLE.get(s.status, '')}]{s.status.value}[/]"
+        table.add_row(
+            s.site_id, status, s.side, _pools(s), str(s.running_jobs),
+            age(s.last_report_unix_ms, now_unix_ms),
+        )  # fmt: skip
+    return table
+
+
+@app.callback(invoke_without_command=True)
+def list_sites(
+    ctx: typer.Context,
+    status: Annotated[
+        SiteStatus | None, typer.Option("--status", help="Only sites with this status.")
+    ] = None,
+    broker: BrokerOption = DEFAULT_BROKER,
+    as_json: JsonOption = False,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
+) -> None:
+    """List the federation's sites (or run a sub-command)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with connect(broker, timeout_s) as client:
+        sites = client.sites(status=status)
+    if as_json:
+        emit_json([site_dict(s) for s in sites])
+    else:
+        console().print(sites_table(sites, int(time.time() * 1000)))
+
+
+@app.command("drain")
+def drain_site(
+    site_id: Annotated[str, typer.Argument(help="Site id.", show_default=False)],
+    undo: Annotated[bool, typer.Option("--undo", help="Resume placing work there.")] = False,
+    broker: BrokerOption = DEFAULT_BROKER,
+    as_json: JsonOption = False,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
+) -> None:
+    """Stop placing new work at a site; rebalancing moves its work away."""
+    with connect(broker, timeout_s) as client:
+        site = client.drain(site_id, drain=not undo)
+    if as_json:
+        emit_json(site_dict(site))
+    else:
+        typer.echo(f"{site.site_id} {site.status.value}")

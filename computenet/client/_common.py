@@ -1,0 +1,179 @@
+"""What the sync and async clients share: options, results, request building and error mapping."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from computenet.address import AddressError, parse_address
+from computenet.convert import kind_to_proto, site_status_to_proto, spec_to_proto, state_to_proto
+from computenet.errors import (
+    ComputeNetError,
+    DeadlineExceededError,
+    FieldViolation,
+    InvalidArgumentError,
+    UnavailableError,
+)
+from computenet.spec import JobSpec, parse_spec
+from computenet.status import error_from_rpc_error
+from computenet.types import Job, JobKind, JobState, SiteStatus
+from computenet.v1 import federation_service_pb2 as fed_pb
+from computenet.v1 import job_service_pb2 as job_pb
+
+DEFAULT_BROKER = "127.0.0.1:50051"
+DEFAULT_TIMEOUT_S = 10.0
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded, jittered exponential backoff for calls that are safe to repeat."""
+
+    max_attempts: int = 5
+    """Attempts in total, the first included (consecutive failures, for streams)."""
+    initial_backoff_s: float = 0.1
+    """Wait before the second attempt."""
+    max_backoff_s: float = 2.0
+    """Upper bound of any single wait."""
+    multiplier: float = 2.0
+    """Growth of the wait per attempt."""
+
+    def backoff_s(self, failures: int) -> float:
+        """Wait after `failures` consecutive failures (>= 1), jittered within its upper half."""
+        ceiling = min(
+            self.max_backoff_s, self.initial_backoff_s * self.multiplier ** (failures - 1)
+        )
+        return ceiling * random.uniform(0.5, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """Outcome of a submission."""
+
+    job: Job
+    """The accepted job, or the one accepted earlier under the same request id."""
+    duplicate: bool
+    """True if the request id was already known and the earlier job is returned."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of a job listing."""
+
+    jobs: list[Job] = field(default_factory=list)
+    """Jobs of this page, oldest first."""
+    next_page_token: str = ""
+    """Token for the next page; empty on the last page."""
+
+
+def channel_target(address: str) -> str:
+    """Validate `HOST:PORT` and return it as a gRPC target; raises InvalidArgumentError."""
+    try:
+        return str(parse_address(address))
+    except AddressError as exc:
+        raise InvalidArgumentError(str(exc), [FieldViolation("address", str(exc))]) from None
+
+
+def channel_options() -> list[tuple[str, Any]]:
+    """Options of every client channel."""
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.keepalive_time_ms", 60_000),
+    ]
+
+
+def call_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    """Metadata sent with every call: the bearer token, if any."""
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+def new_request_id() -> str:
+    """A fresh idempotency key for a submission."""
+    return str(uuid.uuid4())
+
+
+def coerce_spec(spec: JobSpec | Mapping[str, Any]) -> JobSpec:
+    """A validated JobSpec from a JobSpec or a plain mapping; raises SpecError."""
+    return spec if isinstance(spec, JobSpec) else parse_spec(dict(spec))
+
+
+def submit_request(spec: JobSpec | Mapping[str, Any], request_id: str) -> job_pb.SubmitJobRequest:
+    """The SubmitJob request for a spec under an idempotency key."""
+    return job_pb.SubmitJobRequest(spec=spec_to_proto(coerce_spec(spec)), request_id=request_id)
+
+
+def _enum_filter(name: str, value: Any, cls: Any, to_proto: Any) -> Any:
+    # Any: the generated enum fields want their own ValueType, which plain ints are at runtime.
+    if value is None or value == "":
+        return 0
+    try:
+        return int(to_proto(cls(value)))
+    except ValueError:
+        allowed = ", ".join(m.value for m in cls)
+        detail = f"unknown {name} {value!r}; expected one of {allowed}"
+        raise InvalidArgumentError(detail, [FieldViolation(name, detail)]) from None
+
+
+def list_request(
+    *,
+    state: JobState | str | None,
+    kind: JobKind | str | None,
+    site: str | None,
+    tenant: str | None,
+    page_size: int,
+    page_token: str,
+) -> job_pb.ListJobsRequest:
+    """The ListJobs request for a set of filters."""
+    return job_pb.ListJobsRequest(
+        state=_enum_filter("state", state, JobState, state_to_proto),
+        kind=_enum_filter("kind", kind, JobKind, kind_to_proto),
+        site=site or "",
+        tenant=tenant or "",
+        page_size=page_size,
+        page_token=page_token,
+    )
+
+
+def watch_jobs_request(
+    *, after_sequence: int, tenant: str | None, kind: JobKind | str | None
+) -> job_pb.WatchJobsRequest:
+    """The WatchJobs request for a set of filters."""
+    return job_pb.WatchJobsRequest(
+        after_sequence=after_sequence,
+        tenant=tenant or "",
+        kind=_enum_filter("kind", kind, JobKind, kind_to_proto),
+    )
+
+
+def list_sites_request(status: SiteStatus | str | None) -> fed_pb.ListSitesRequest:
+    """The ListSites request for a status filter."""
+    return fed_pb.ListSitesRequest(
+        status=_enum_filter("status", status, SiteStatus, site_status_to_proto)
+    )
+
+
+def is_retryable(err: grpc.RpcError) -> bool:
+    """True if the call failed before the broker could act on it, so repeating it is safe."""
+    return getattr(err, "code", lambda: None)() == grpc.StatusCode.UNAVAILABLE
+
+
+def translate(err: grpc.RpcError, target: str, timeout_s: float | None) -> ComputeNetError:
+    """The typed error for a failed call, with a plain message for transport failures."""
+    exc = error_from_rpc_error(err)
+    from_broker = bool(getattr(err, "trailing_metadata", lambda: None)())
+    if isinstance(exc, UnavailableError) and not from_broker:
+        return UnavailableError(
+            f"cannot reach broker at {target} (UNAVAILABLE)", status_code=exc.status_code
+        )
+    if isinstance(exc, DeadlineExceededError) and not from_broker and timeout_s is not None:
+        return DeadlineExceededError(
+            f"broker at {target} did not answer within {timeout_s:g} s (DEADLINE_EXCEEDED)",
+            status_code=exc.status_code,
+        )
+    return exc

@@ -1,0 +1,1 @@
+"""Tests of the client SDK, the CLI and the shared error catalog."""
