@@ -28,7 +28,9 @@ def generate(out_dir: Path) -> list[Path]:
         raise SystemExit("error: grpcio-tools is missing; pip install -e '.[dev]'") from exc
     import grpc_tools
 
-    protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / PACKAGE_DIR).glob("*.proto"))
+    protos = sorted(
+        str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / PACKAGE_DIR).glob("*.proto")
+    )
     include = str(Path(grpc_tools.__file__).parent / "_proto")
     with tempfile.TemporaryDirectory() as tmp:
         args = [

@@ -35,7 +35,7 @@ _LOSS_TO_PB = {"requeue": pb.SITE_LOSS_POLICY_REQUEUE, "fail": pb.SITE_LOSS_POLI
 _LOSS_FROM_PB = {v: k for k, v in _LOSS_TO_PB.items()}
 
 
-def kind_to_proto(kind: JobKind | str) -> int:
+def kind_to_proto(kind: JobKind | str) -> pb.JobKind.ValueType:
     """Domain kind to the wire enum."""
     return _KIND_TO_PB[JobKind(kind)]
 
@@ -45,7 +45,7 @@ def kind_from_proto(value: int) -> JobKind | None:
     return _KIND_FROM_PB.get(value)  # type: ignore[call-overload]
 
 
-def state_to_proto(state: JobState) -> int:
+def state_to_proto(state: JobState) -> pb.JobState.ValueType:
     """Domain state to the wire enum."""
     return _STATE_TO_PB[state]
 
@@ -55,7 +55,7 @@ def state_from_proto(value: int) -> JobState | None:
     return _STATE_FROM_PB.get(value)  # type: ignore[call-overload]
 
 
-def site_status_to_proto(status: SiteStatus) -> int:
+def site_status_to_proto(status: SiteStatus) -> pb.SiteStatus.ValueType:
     """Domain site status to the wire enum."""
     return _STATUS_TO_PB[status]
 

@@ -1,1 +1,1 @@
-"""site_agent package."""
+"""The ComputeNet site agent: advertises a centre's capacity and runs the jobs placed there."""

@@ -1,1 +1,1 @@
-"""capacity package."""
+"""Capacity sources: static configuration, a host probe, and Slurm."""

@@ -1,1 +1,1 @@
-"""executors package."""
+"""Executors that run attempts: local processes and Slurm batch jobs."""

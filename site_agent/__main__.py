@@ -1,0 +1,5 @@
+"""`python -m site_agent` is the `computenet-agent` command."""
+
+from site_agent.cli import main
+
+main()

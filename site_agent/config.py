@@ -1,0 +1,179 @@
+"""The agent's configuration: schema, YAML loading with file:line errors, environment overrides."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from computenet.address import AddressError, parse_address
+from computenet.errors import ComputeNetError
+
+ENV_PREFIX = "COMPUTENET_AGENT_"
+_FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("agent_config_file", default=None)
+
+
+class ConfigError(ComputeNetError, ValueError):
+    """The agent configuration cannot be read or is invalid; the message names file, line, field."""
+
+    reason = "INVALID_AGENT_CONFIG"
+
+
+class PoolConfig(BaseModel):
+    """One accelerator pool of a static site."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(min_length=1, max_length=64, description="Accelerator model id.")
+    count: int = Field(ge=0, description="Accelerators of this model.")
+
+
+class CapacityConfig(BaseModel):
+    """Where the advertised capacity comes from."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: Literal["static", "host", "slurm"] = Field(description="static, host or slurm.")
+    pools: list[PoolConfig] = Field(default_factory=list, description="Pools (static only).")
+    cpu_cores: float = Field(0.0, ge=0, description="CPU cores offered (static only).")
+    memory_gb: float = Field(0.0, ge=0, description="Memory offered in GB (static only).")
+    partition: str | None = Field(None, description="Slurm partition to count (slurm only).")
+
+
+class ExecutorConfig(BaseModel):
+    """How the agent runs attempts."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["local", "slurm"] = Field(description="local or slurm.")
+    cancel_grace_s: float = Field(10.0, ge=0, description="SIGTERM→SIGKILL grace (local).")
+    poll_interval_s: float = Field(1.0, gt=0, description="How often attempts are polled.")
+    partition: str | None = Field(None, description="sbatch --partition (slurm).")
+    account: str | None = Field(None, description="sbatch --account (slurm).")
+    sbatch_args: list[str] = Field(default_factory=list, description="Extra sbatch arguments.")
+    time_headroom: float = Field(1.25, ge=1.0, description="--time = duration × headroom.")
+    stop_jobs_on_exit: bool = Field(False, description="Stop running attempts on shutdown.")
+
+
+class AgentConfig(BaseSettings):
+    """Everything a site agent is configured with; read once at the entry point."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid", env_prefix=ENV_PREFIX, env_nested_delimiter="__"
+    )
+    site: str = Field(min_length=1, max_length=64, description="Site id in the broker topology.")
+    broker: str = Field(description="Broker address HOST:PORT.")
+    capacity: CapacityConfig
+    executor: ExecutorConfig
+    state_dir: Path = Field(description="Directory for the journal and job folders.")
+    heartbeat_interval_s: float = Field(5.0, gt=0, description="Capacity report interval.")
+    lease_s: float = Field(120.0, gt=0, description="Run without the broker this long at most.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+
+    @field_validator("broker")
+    @classmethod
+    def _valid_address(cls, value: str) -> str:
+        try:
+            parse_address(value)
+        except AddressError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Command-line overrides beat the environment, which beats the file."""
+        return (init_settings, env_settings, _FileSource(settings_cls))
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return (_FILE_DATA.get() or {}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_FILE_DATA.get() or {})
+
+
+def load_config(path: str | Path, **overrides: Any) -> AgentConfig:
+    """Read a YAML config, apply environment and keyword overrides, validate; raise ConfigError."""
+    p = Path(path)
+    name = str(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+        lines = key_lines(yaml.compose(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{name}{where}: not valid YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}:1: the config must be a mapping of keys to values")
+    token = _FILE_DATA.set(data)
+    try:
+        config = AgentConfig(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, name, lines)) from None
+    finally:
+        _FILE_DATA.reset(token)
+    if not config.state_dir.is_absolute():
+        config = config.model_copy(update={"state_dir": p.parent.resolve() / config.state_dir})
+    return config
+
+
+def key_lines(node: yaml.Node | None, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    """1-based line of every key (and sequence item) in a composed YAML document, by path."""
+    lines: dict[tuple[Any, ...], int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = (*prefix, key_node.value)
+            lines[path] = key_node.start_mark.line + 1
+            lines.update(key_lines(value_node, path))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            path = (*prefix, index)
+            lines[path] = item.start_mark.line + 1
+            lines.update(key_lines(item, path))
+    return lines
+
+
+def describe_errors(exc: ValidationError, name: str, lines: dict[tuple[Any, ...], int]) -> str:
+    """One `file:line: field: problem` fragment per error, joined on one line."""
+    parts = []
+    for item in exc.errors():
+        loc = tuple(item["loc"])
+        line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), 1)
+        field = ".".join(str(p) for p in loc) or "config"
+        parts.append(f"{name}:{line}: {field}: {_problem(item)}")
+    return "; ".join(parts)
+
+
+def _problem(item: Any) -> str:
+    kind = item["type"]
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "literal_error":
+        expected = str(item.get("ctx", {}).get("expected", ""))
+        options = expected.replace("'", "").replace(" or ", ", ")
+        return f"must be one of {options}"
+    message = str(item["msg"])
+    return message.removeprefix("Value error, ")

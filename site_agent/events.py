@@ -1,0 +1,254 @@
+"""Events the agent's core reacts to and instructions it answers with, as frozen data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from computenet.spec import JobSpec
+from computenet.types import JobState
+from site_agent.records import AttemptKey, AttemptRecord, Report
+
+# Events. Every event names its cause in `stimulus_id`; times come in, the core reads no clock.
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The agent process started with the state restored from its journal."""
+
+    stimulus_id: str
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Connecting:
+    """A stream to the broker was opened; the hello goes first."""
+
+    stimulus_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """The broker welcomed the agent."""
+
+    stimulus_id: str
+    now_ms: int
+    lease_ms: int
+    """The broker's lease; 0 keeps the configured one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """The stream to the broker ended or failed."""
+
+    stimulus_id: str
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchReceived:
+    """The broker asks the agent to run an attempt."""
+
+    stimulus_id: str
+    delivery_id: int
+    job_id: str
+    attempt: int
+    fencing_token: int
+    spec: JobSpec | None
+    """None when the spec on the wire was invalid; `invalid_reason` says why."""
+    tenant: str = ""
+    now_ms: int = 0
+    invalid_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReceived:
+    """The broker asks the agent to stop an attempt."""
+
+    stimulus_id: str
+    delivery_id: int
+    job_id: str
+    attempt: int
+    reason: str = ""
+    checkpoint: bool = False
+    now_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DrainReceived:
+    """The broker drains the site (or resumes it)."""
+
+    stimulus_id: str
+    delivery_id: int
+    drain: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAcked:
+    """The broker acknowledged a job event report."""
+
+    stimulus_id: str
+    report_id: int
+    now_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptLaunched:
+    """The executor accepted an attempt and returned its handle."""
+
+    stimulus_id: str
+    job_id: str
+    attempt: int
+    handle: str
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchFailed:
+    """The executor could not start an attempt."""
+
+    stimulus_id: str
+    job_id: str
+    attempt: int
+    message: str
+    now_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorReported:
+    """The executor saw an attempt change state."""
+
+    stimulus_id: str
+    job_id: str
+    attempt: int
+    state: JobState
+    exit_code: int = 0
+    message: str = ""
+    now_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseCheck:
+    """Periodic tick: stop attempts the broker has re-placed, prune old tombstones."""
+
+    stimulus_id: str
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShuttingDown:
+    """The agent is stopping; `stop_attempts` asks it to stop its running attempts too."""
+
+    stimulus_id: str
+    stop_attempts: bool = False
+
+
+Event = (
+    Started
+    | Connecting
+    | Connected
+    | Disconnected
+    | DispatchReceived
+    | CancelReceived
+    | DrainReceived
+    | BrokerAcked
+    | AttemptLaunched
+    | LaunchFailed
+    | ExecutorReported
+    | LeaseCheck
+    | ShuttingDown
+)
+
+# Instructions, carried out in order by the runtime. Persist* come before the sends they guard.
+
+
+@dataclass(frozen=True, slots=True)
+class PersistAttempt:
+    """Write (insert or replace) an attempt record to the journal."""
+
+    record: AttemptRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetAttempt:
+    """Remove a finished, acknowledged attempt from the journal."""
+
+    key: AttemptKey
+
+
+@dataclass(frozen=True, slots=True)
+class PersistReport:
+    """Keep a report in the journal until the broker acknowledges it."""
+
+    report: Report
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetReport:
+    """The broker acknowledged a report; drop it from the journal."""
+
+    report_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PersistDrain:
+    """Write the drain flag to the journal."""
+
+    drained: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SendHello:
+    """Send the hello listing the attempts that are not acknowledged-final."""
+
+    attempts: tuple[tuple[str, int, JobState], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SendAck:
+    """Acknowledge a broker delivery (dispatch, cancel or drain)."""
+
+    delivery_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendReport:
+    """Send a job event report to the broker."""
+
+    report: Report
+
+
+@dataclass(frozen=True, slots=True)
+class StartAttempt:
+    """Hand an attempt to the executor."""
+
+    record: AttemptRecord
+
+
+@dataclass(frozen=True, slots=True)
+class StopAttempt:
+    """Ask the executor to stop an attempt."""
+
+    key: AttemptKey
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecoverAttempts:
+    """Give the executor the launched attempts it must watch again after a restart."""
+
+    records: tuple[AttemptRecord, ...]
+
+
+Instruction = (
+    PersistAttempt
+    | ForgetAttempt
+    | PersistReport
+    | ForgetReport
+    | PersistDrain
+    | SendHello
+    | SendAck
+    | SendReport
+    | StartAttempt
+    | StopAttempt
+    | RecoverAttempts
+)
+PERSIST_INSTRUCTIONS = (PersistAttempt, ForgetAttempt, PersistReport, ForgetReport, PersistDrain)

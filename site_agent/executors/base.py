@@ -1,0 +1,115 @@
+"""The executor contract, the launch description it receives, and the per-attempt folder layout."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from computenet.spec import JobSpec
+from site_agent.records import AttemptKey, AttemptRecord, ExecutorUpdate
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+CLAIM_FILE = "claim"
+
+
+class ExecutorError(RuntimeError):
+    """An attempt could not be started; the message says why in one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """What an executor needs to start one attempt."""
+
+    job_id: str
+    attempt: int
+    fencing_token: int
+    spec: JobSpec
+    site: str
+
+    @property
+    def key(self) -> AttemptKey:
+        """The (job_id, attempt) pair."""
+        return (self.job_id, self.attempt)
+
+    def job_env(self) -> dict[str, str]:
+        """Variables every job sees, on top of the agent's environment."""
+        return {
+            "COMPUTENET_JOB_ID": self.job_id,
+            "COMPUTENET_ATTEMPT": str(self.attempt),
+            "COMPUTENET_SITE": self.site,
+            "COMPUTENET_FENCING_TOKEN": str(self.fencing_token),
+        }
+
+
+class Executor(Protocol):
+    """Runs attempts at the site. Calls may block briefly; the runtime calls them from a thread.
+
+    `start` is idempotent per attempt across agent restarts: a folder already claimed for the
+    attempt is adopted (or reported lost), never launched a second time.
+    """
+
+    kind: str
+
+    def start(self, launch: Launch) -> str:
+        """Launch the attempt and return its handle (pid, Slurm job id); raise ExecutorError."""
+        ...
+
+    def poll(self) -> list[ExecutorUpdate]:
+        """State changes since the last poll; a final update is the last one for an attempt."""
+        ...
+
+    def cancel(self, key: AttemptKey) -> None:
+        """Begin stopping the attempt; its final update follows from `poll`."""
+        ...
+
+    def recover(self, records: Sequence[AttemptRecord]) -> None:
+        """Watch attempts launched by an earlier agent process (from their handles and folders)."""
+        ...
+
+
+def attempt_dir(state_dir: Path, job_id: str, attempt: int) -> Path:
+    """`state_dir/jobs/<job_id>/<attempt>/`; rejects ids that are not safe path components."""
+    if not _SAFE_ID.match(job_id):
+        raise ExecutorError(f"job id {job_id!r} is not a safe folder name")
+    return state_dir / "jobs" / job_id / str(attempt)
+
+
+def claim(folder: Path) -> bool:
+    """Create the folder's claim file; False if an earlier launch already claimed it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(folder / CLAIM_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    fsync_dir(folder)
+    return True
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a small file so a crash leaves either the old content or the new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or create in `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def merged_env(base: Mapping[str, str] | None, extra: Mapping[str, str]) -> dict[str, str]:
+    """The agent's environment (or `base`) plus `extra`."""
+    return {**(dict(base) if base is not None else dict(os.environ)), **extra}

@@ -1,0 +1,185 @@
+"""The `local` executor: each attempt is a process group under a wrapper that records its exit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from computenet.types import JobState
+from site_agent.executors import wrapper
+from site_agent.executors.base import (
+    ExecutorError,
+    Launch,
+    attempt_dir,
+    claim,
+    merged_env,
+    write_atomic,
+)
+from site_agent.records import AttemptKey, AttemptRecord, ExecutorUpdate
+
+log = logging.getLogger(__name__)
+
+LAUNCH_FILE = "launch.json"
+WRAPPER_LOG = "wrapper.log"
+LOST_EXIT_CODE = -1
+
+
+@dataclass(slots=True)
+class _Tracked:
+    folder: Path
+    pid: int
+    start_ticks: int
+    proc: subprocess.Popen[bytes] | None = None
+    running_reported: bool = False
+    kill_at: float | None = None
+    lost: str = ""
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """Start time of a live (non-zombie) process in clock ticks since boot; None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+class LocalExecutor:
+    """Runs commands as local processes; survives agent restarts through per-attempt files."""
+
+    kind = "local"
+
+    def __init__(
+        self, state_dir: Path, *, cancel_grace_s: float = 10.0, env: Mapping[str, str] | None = None
+    ) -> None:
+        self._state_dir = state_dir
+        self._grace_s = cancel_grace_s
+        self._env = env
+        self._tracked: dict[AttemptKey, _Tracked] = {}
+        self._pending: list[ExecutorUpdate] = []
+
+    def start(self, launch: Launch) -> str:
+        """Spawn the wrapper in a new session; adopt instead if the folder was claimed before."""
+        folder = attempt_dir(self._state_dir, launch.job_id, launch.attempt)
+        if not claim(folder):
+            log.warning("attempt already claimed, adopting job_id=%s attempt=%d", *launch.key)
+            return self._adopt(launch.key, folder)
+        command = [sys.executable, "-I", wrapper.__file__, str(folder), "--", *launch.spec.command]
+        try:
+            with open(folder / WRAPPER_LOG, "ab") as wlog:
+                proc = subprocess.Popen(
+                    command,
+                    cwd=folder,
+                    env=merged_env(self._env, launch.job_env()),
+                    stdin=subprocess.DEVNULL,
+                    stdout=wlog,
+                    stderr=wlog,
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            raise ExecutorError(f"cannot start the job wrapper: {exc.strerror}") from None
+        ticks = process_start_ticks(proc.pid) or 0
+        write_atomic(folder / LAUNCH_FILE, json.dumps({"pid": proc.pid, "start_ticks": ticks}))
+        self._tracked[launch.key] = _Tracked(folder, proc.pid, ticks, proc)
+        log.info("started job_id=%s attempt=%d pid=%d", launch.job_id, launch.attempt, proc.pid)
+        return str(proc.pid)
+
+    def recover(self, records: Sequence[AttemptRecord]) -> None:
+        """Watch attempts an earlier agent process launched."""
+        for record in records:
+            try:
+                folder = attempt_dir(self._state_dir, record.job_id, record.attempt)
+            except ExecutorError as exc:
+                self._tracked[record.key] = _Tracked(Path("/"), 0, 0, lost=str(exc))
+                continue
+            self._adopt(record.key, folder)
+
+    def _adopt(self, key: AttemptKey, folder: Path) -> str:
+        try:
+            launch = json.loads((folder / LAUNCH_FILE).read_text())
+            tracked = _Tracked(folder, int(launch["pid"]), int(launch["start_ticks"]))
+        except (OSError, ValueError, KeyError):
+            tracked = _Tracked(folder, 0, 0, lost="the agent stopped while launching it")
+        self._tracked[key] = tracked
+        return str(tracked.pid)
+
+    def cancel(self, key: AttemptKey) -> None:
+        """SIGTERM the attempt's process group now, SIGKILL it after the grace period."""
+        tracked = self._tracked.get(key)
+        if tracked is None:
+            self._pending.append(ExecutorUpdate(*key, JobState.CANCELLED, 0, "not running"))
+            return
+        if tracked.kill_at is None:
+            tracked.kill_at = time.monotonic() + self._grace_s
+            self._signal(tracked, signal.SIGTERM)
+
+    def poll(self) -> list[ExecutorUpdate]:
+        """Report attempts that started running or finished since the last poll."""
+        updates, self._pending = self._pending, []
+        for key, tracked in list(self._tracked.items()):
+            updates += self._poll_one(key, tracked)
+        return updates
+
+    def _poll_one(self, key: AttemptKey, tracked: _Tracked) -> list[ExecutorUpdate]:
+        if tracked.lost:
+            del self._tracked[key]
+            return [ExecutorUpdate(*key, JobState.FAILED, LOST_EXIT_CODE, tracked.lost)]
+        alive = self._alive(tracked)
+        if alive and tracked.kill_at is not None and time.monotonic() >= tracked.kill_at:
+            self._signal(tracked, signal.SIGKILL)
+        out: list[ExecutorUpdate] = []
+        if not tracked.running_reported:
+            tracked.running_reported = True
+            out.append(ExecutorUpdate(*key, JobState.RUNNING, 0, f"pid {tracked.pid}"))
+        code = _read_exit_code(tracked.folder)
+        if code is None and alive:
+            return out
+        del self._tracked[key]
+        if code is None:
+            out.append(ExecutorUpdate(*key, JobState.FAILED, self._lost_code(tracked), _VANISHED))
+        elif code == 0:
+            out.append(ExecutorUpdate(*key, JobState.SUCCEEDED, 0, "exit code 0"))
+        else:
+            out.append(ExecutorUpdate(*key, JobState.FAILED, code, f"exit code {code}"))
+        return out
+
+    def _alive(self, tracked: _Tracked) -> bool:
+        if tracked.proc is not None:
+            return tracked.proc.poll() is None
+        ticks = process_start_ticks(tracked.pid)
+        return ticks is not None and (tracked.start_ticks == 0 or ticks == tracked.start_ticks)
+
+    def _lost_code(self, tracked: _Tracked) -> int:
+        if tracked.proc is not None and tracked.proc.returncode is not None:
+            rc = tracked.proc.returncode
+            return 128 - rc if rc < 0 else rc
+        return LOST_EXIT_CODE
+
+    def _signal(self, tracked: _Tracked, sig: signal.Signals) -> None:
+        if not self._alive(tracked):
+            return
+        try:
+            os.killpg(tracked.pid, sig)
+        except (ProcessLookupError, PermissionError) as exc:
+            log.debug("signal failed pid=%d sig=%s error=%s", tracked.pid, sig.name, exc)
+
+
+_VANISHED = "the job's wrapper ended without recording an exit code (killed?)"
+
+
+def _read_exit_code(folder: Path) -> int | None:
+    try:
+        return int((folder / wrapper.EXIT_CODE_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,131 @@
+"""Pure parts of the Slurm executor: sbatch arguments, and Slurm job states as ComputeNet states."""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from computenet.spec import JobSpec
+from computenet.types import JobState
+
+WAITING_STATES = frozenset(
+    {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED"}
+)
+RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING"})
+FAILED_STATES = frozenset(
+    {"FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"}
+)
+SCRIPT_FILE = "job.sh"
+_FIELD = re.compile(r"(\S+?)=(\S*)")
+
+
+@dataclass(frozen=True, slots=True)
+class SlurmStatus:
+    """A Slurm job's state as ComputeNet sees it; `state` None means still waiting in the queue."""
+
+    state: JobState | None
+    exit_code: int
+    message: str
+
+
+def job_name(job_id: str, attempt: int) -> str:
+    """The Slurm job name of an attempt, also used to find it again after a restart."""
+    return f"cn-{job_id}-{attempt}"
+
+
+def time_limit_minutes(duration_hours: float, headroom: float) -> int:
+    """--time in minutes: the expected duration with headroom, at least one minute."""
+    return max(1, math.ceil(duration_hours * 60 * headroom))
+
+
+def sbatch_args(
+    spec: JobSpec,
+    *,
+    name: str,
+    folder: Path,
+    headroom: float = 1.25,
+    partition: str | None = None,
+    account: str | None = None,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """Arguments for `sbatch --parsable` (without the script path)."""
+    res = spec.resources
+    args = [
+        "--parsable",
+        f"--job-name={name}",
+        f"--chdir={folder}",
+        f"--output={folder / 'stdout.log'}",
+        f"--error={folder / 'stderr.log'}",
+        f"--cpus-per-task={max(1, math.ceil(res.cpu_cores))}",
+        f"--time={time_limit_minutes(spec.duration_hours, headroom)}",
+    ]
+    if res.memory_gb > 0:
+        args.append(f"--mem={max(1, math.ceil(res.memory_gb * 1024))}M")
+    if res.count > 0:
+        gres = f"gpu:{res.accelerator}:{res.count}" if res.accelerator else f"gpu:{res.count}"
+        args.append(f"--gres={gres}")
+    if partition:
+        args.append(f"--partition={partition}")
+    if account:
+        args.append(f"--account={account}")
+    return [*args, *extra]
+
+
+def batch_script(command: Sequence[str], env: Mapping[str, str]) -> str:
+    """A POSIX shell batch script that exports the job variables and execs the command."""
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
+    return f"#!/bin/sh\n{exports}exec {shlex.join(command)}\n"
+
+
+def parse_exit_code(text: str) -> int:
+    """Slurm's `CODE:SIGNAL` as one shell-style exit code (128 + signal when signalled)."""
+    code, _, sig = text.partition(":")
+    code_n = int(code) if code.strip().isdigit() else 0
+    sig_n = int(sig) if sig.strip().isdigit() else 0
+    return 128 + sig_n if sig_n and not code_n else code_n
+
+
+def map_state(state: str, exit_code: str = "0:0", reason: str = "") -> SlurmStatus:
+    """Slurm state (e.g. "CANCELLED by 0", "FAILED") onto running/succeeded/failed/cancelled."""
+    word = state.split()[0].rstrip("+") if state.strip() else "UNKNOWN"
+    code = parse_exit_code(exit_code)
+    detail = f"slurm {word}" + (f" reason={reason}" if reason and reason != "None" else "")
+    if word in WAITING_STATES:
+        return SlurmStatus(None, 0, detail)
+    if word in RUNNING_STATES:
+        return SlurmStatus(JobState.RUNNING, 0, detail)
+    if word == "COMPLETED":
+        return SlurmStatus(JobState.SUCCEEDED if code == 0 else JobState.FAILED, code, detail)
+    if word == "CANCELLED":
+        return SlurmStatus(JobState.CANCELLED, code, detail)
+    if word in FAILED_STATES:
+        return SlurmStatus(JobState.FAILED, code, f"{detail} exit_code={exit_code}")
+    return SlurmStatus(JobState.FAILED, code, f"{detail} (unknown state)")
+
+
+def parse_squeue(text: str) -> tuple[str, str] | None:
+    """(state, reason) from `squeue -h -j ID -o "%T|%r"`; None if the job left the queue."""
+    for line in text.splitlines():
+        state, _, reason = line.strip().partition("|")
+        if state:
+            return state, reason
+    return None
+
+
+def parse_scontrol_job(text: str) -> dict[str, str]:
+    """KEY=VALUE fields of `scontrol show job ID -o`."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return dict(_FIELD.findall(line))
+
+
+def parse_sacct(text: str) -> tuple[str, str, str] | None:
+    """(state, exit_code, reason) from `sacct -n -P -X -o State,ExitCode,Reason`."""
+    for line in text.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) >= 2 and parts[0]:
+            return parts[0], parts[1], parts[2] if len(parts) > 2 else ""
+    return None

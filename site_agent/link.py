@@ -1,0 +1,305 @@
+"""All broker I/O: the channel, the Connect stream, heartbeats, reconnects and wire conversion."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import grpc
+import grpc.aio
+
+from computenet.convert import pool_to_proto, spec_from_proto, state_to_proto
+from computenet.errors import ComputeNetError, SpecError
+from computenet.v1 import site_service_pb2 as sp
+from computenet.v1 import site_service_pb2_grpc as sg
+from site_agent.capacity.base import CapacitySnapshot
+from site_agent.events import (
+    BrokerAcked,
+    CancelReceived,
+    Connected,
+    Connecting,
+    Disconnected,
+    DispatchReceived,
+    DrainReceived,
+    Event,
+    SendHello,
+)
+from site_agent.records import Report
+from site_agent.runtime import AgentRuntime, jittered, wait_or_stop
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_OPTIONS = (
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+REJECTING_CODES = frozenset(
+    {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED}
+)
+
+
+class SiteRejectedError(ComputeNetError):
+    """The broker does not accept this site (not in its topology, or not allowed)."""
+
+    reason = "SITE_REJECTED"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSettings:
+    """How the agent reaches its broker."""
+
+    target: str
+    site_id: str
+    agent_version: str
+    epoch: str
+    executor_kind: str
+    heartbeat_interval_s: float = 5.0
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 10.0
+
+
+class BrokerLink:
+    """Keeps one Connect stream up (reconnecting with backoff) and translates it to/from events."""
+
+    def __init__(
+        self,
+        settings: LinkSettings,
+        runtime: AgentRuntime,
+        capacity: Callable[[], Awaitable[CapacitySnapshot]],
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._settings = settings
+        self._runtime = runtime
+        self._capacity = capacity
+        self._rng = rng or random.Random()
+        self._queue: asyncio.Queue[sp.ConnectRequest] | None = None
+        self.sessions = 0
+        runtime.outbox = self
+
+    # --- outbox (called by the runtime) ---------------------------------------------------
+
+    def send_hello(self, hello: SendHello) -> None:
+        """Queue the hello for the stream being opened."""
+        s = self._settings
+        msg = sp.Hello(
+            site_id=s.site_id,
+            agent_version=s.agent_version,
+            epoch=s.epoch,
+            executor=s.executor_kind,
+            attempts=[
+                sp.AttemptStatus(job_id=j, attempt=a, state=state_to_proto(st))
+                for j, a, st in hello.attempts
+            ],
+        )
+        self._put(sp.ConnectRequest(hello=msg))
+
+    def send_ack(self, delivery_id: int) -> None:
+        """Queue an acknowledgement of a delivery."""
+        self._put(sp.ConnectRequest(ack=sp.Ack(id=delivery_id)))
+
+    def send_report(self, report: Report) -> None:
+        """Queue a job event report."""
+        self._put(sp.ConnectRequest(job_event=report_to_proto(report)))
+
+    def _put(self, msg: sp.ConnectRequest) -> None:
+        if self._queue is None:
+            log.debug("no stream; dropped %s", msg.WhichOneof("msg"))
+            return
+        self._queue.put_nowait(msg)
+
+    # --- connection loop ------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stay connected until `stop` is set; raise SiteRejectedError if the broker refuses us."""
+        delay = self._settings.backoff_initial_s
+        async with grpc.aio.insecure_channel(
+            self._settings.target, options=list(KEEPALIVE_OPTIONS)
+        ) as channel:
+            stub = sg.SiteServiceStub(channel)
+            while not stop.is_set():
+                welcomed = False
+                try:
+                    welcomed = await self._session(stub, stop)
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() in REJECTING_CODES:
+                        raise SiteRejectedError(
+                            f"broker {self._settings.target} rejected site "
+                            f"{self._settings.site_id!r}: {exc.code().name}: {exc.details()}"
+                        ) from None
+                    log.warning(
+                        "broker stream failed target=%s code=%s detail=%s retry_in_s=%.1f",
+                        self._settings.target,
+                        exc.code().name,
+                        exc.details(),
+                        delay,
+                    )
+                finally:
+                    self._queue = None
+                    now = self._runtime.clock_ms()
+                    await self._event(Disconnected(self._runtime.stimulus_id("disconnect"), now))
+                if welcomed:
+                    delay = self._settings.backoff_initial_s
+                await wait_or_stop(stop, jittered(delay, self._rng))
+                delay = min(self._settings.backoff_max_s, delay * 2)
+
+    async def _session(self, stub: sg.SiteServiceStub, stop: asyncio.Event) -> bool:
+        call = stub.Connect()
+        queue: asyncio.Queue[sp.ConnectRequest] = asyncio.Queue()
+        self._queue = queue
+        tasks = [
+            asyncio.create_task(self._write_loop(call, queue)),
+            asyncio.create_task(_cancel_on(stop, call)),
+        ]
+        welcomed = False
+        try:
+            await self._event(Connecting(self._runtime.stimulus_id("connect")))
+            first = await call.read()
+            if first is grpc.aio.EOF or stop.is_set():
+                return False
+            if first.WhichOneof("msg") != "welcome":
+                log.error("broker answered hello with %s, not welcome", first.WhichOneof("msg"))
+                return False
+            welcomed = True
+            self.sessions += 1
+            await self._send_capacity()
+            await self._welcomed(first.welcome)
+            tasks.append(asyncio.create_task(self._heartbeat(first.welcome, stop)))
+            while not stop.is_set():
+                msg = await call.read()
+                if msg is grpc.aio.EOF:
+                    log.warning("broker closed the stream")
+                    break
+                await self._on_message(msg)
+        except asyncio.CancelledError:
+            if not stop.is_set():
+                raise
+        finally:
+            self._queue = None
+            for task in tasks:
+                task.cancel()
+            call.cancel()
+        return welcomed
+
+    async def _welcomed(self, welcome: sp.Welcome) -> None:
+        log.info(
+            "connected target=%s broker_epoch=%s heartbeat_s=%.1f lease_s=%.1f",
+            self._settings.target,
+            welcome.broker_epoch,
+            welcome.heartbeat_interval_s,
+            welcome.lease_s,
+        )
+        sid = self._runtime.stimulus_id("welcome")
+        lease_ms = int(welcome.lease_s * 1000)
+        await self._event(Connected(sid, self._runtime.clock_ms(), lease_ms))
+
+    async def _write_loop(self, call: grpc.aio.StreamStreamCall, queue: asyncio.Queue) -> None:
+        try:
+            while True:
+                await call.write(await queue.get())
+        except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
+            log.debug("stream write ended error=%s", exc)
+
+    async def _heartbeat(self, welcome: sp.Welcome, stop: asyncio.Event) -> None:
+        interval = welcome.heartbeat_interval_s or self._settings.heartbeat_interval_s
+        while not stop.is_set():
+            await wait_or_stop(stop, jittered(interval, self._rng))
+            if not stop.is_set():
+                await self._send_capacity()
+
+    async def _send_capacity(self) -> None:
+        try:
+            snap = await self._capacity()
+        except Exception as exc:
+            log.warning("capacity probe failed error=%s", exc)
+            return
+        self._put(sp.ConnectRequest(capacity=capacity_to_proto(snap)))
+
+    async def _on_message(self, msg: sp.ConnectResponse) -> None:
+        event = self._event_from(msg)
+        if event is not None:
+            await self._event(event)
+
+    def _event_from(self, msg: sp.ConnectResponse) -> Event | None:
+        kind = msg.WhichOneof("msg")
+        now = self._runtime.clock_ms()
+        sid = self._runtime.stimulus_id(kind or "unknown")
+        if kind == "dispatch":
+            return dispatch_from_proto(msg.dispatch, sid, now)
+        if kind == "cancel":
+            c = msg.cancel
+            return CancelReceived(
+                sid, c.delivery_id, c.job_id, c.attempt, c.reason, c.checkpoint, now
+            )
+        if kind == "drain":
+            return DrainReceived(sid, msg.drain.delivery_id, msg.drain.drain)
+        if kind == "ack":
+            return BrokerAcked(sid, msg.ack.id, now)
+        log.warning("ignoring broker message kind=%s", kind)
+        return None
+
+    async def _event(self, event: Event) -> None:
+        await self._runtime.handle(event)
+
+
+async def _cancel_on(stop: asyncio.Event, call: grpc.aio.StreamStreamCall) -> None:
+    await stop.wait()
+    call.cancel()
+
+
+async def probe_broker(target: str, timeout_s: float) -> None:
+    """Check the broker answers at `target` within `timeout_s`; raise ConnectionError if not."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        try:
+            await asyncio.wait_for(channel.channel_ready(), timeout=timeout_s)
+        except TimeoutError:
+            raise ConnectionError(f"broker {target} unreachable after {timeout_s:g}s") from None
+
+
+def dispatch_from_proto(d: sp.Dispatch, stimulus_id: str, now_ms: int) -> DispatchReceived:
+    """Wire dispatch to event; an invalid spec becomes spec=None with the reason."""
+    try:
+        spec, reason = spec_from_proto(d.spec), ""
+    except SpecError as exc:
+        spec, reason = None, str(exc)
+    return DispatchReceived(
+        stimulus_id=stimulus_id,
+        delivery_id=d.delivery_id,
+        job_id=d.job_id,
+        attempt=d.attempt,
+        fencing_token=d.fencing_token,
+        spec=spec,
+        tenant=d.tenant,
+        now_ms=now_ms,
+        invalid_reason=reason,
+    )
+
+
+def report_to_proto(r: Report) -> sp.JobEventReport:
+    """Report record to wire report."""
+    return sp.JobEventReport(
+        report_id=r.report_id,
+        job_id=r.job_id,
+        attempt=r.attempt,
+        fencing_token=r.fencing_token,
+        state=state_to_proto(r.state),
+        exit_code=r.exit_code,
+        message=r.message,
+        time_unix_ms=r.time_unix_ms,
+    )
+
+
+def capacity_to_proto(snap: CapacitySnapshot) -> sp.CapacityReport:
+    """Capacity snapshot to the wire report (which doubles as the heartbeat)."""
+    return sp.CapacityReport(
+        pools=[pool_to_proto(p) for p in snap.pools],
+        cpu_cores=snap.cpu_cores,
+        cpu_cores_free=snap.cpu_cores_free,
+        memory_gb=snap.memory_gb,
+        memory_gb_free=snap.memory_gb_free,
+    )

@@ -1,0 +1,101 @@
+"""Plain records the agent keeps about attempts and reports, shared by core, journal and link."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from computenet.spec import JobSpec
+from computenet.types import JobState
+
+AttemptKey = tuple[str, int]
+"""(job_id, attempt): the agent deduplicates dispatches by this pair."""
+
+
+class Phase(StrEnum):
+    """Where an attempt is in its life at this agent."""
+
+    ACCEPTED = "accepted"
+    """Durable at the agent, not yet handed to the executor."""
+    LAUNCHED = "launched"
+    """Handed to the executor (it may still be queued there)."""
+    FINAL = "final"
+    """Finished; its final report exists (acknowledged or not)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """Everything the agent knows about one attempt of one job."""
+
+    job_id: str
+    attempt: int
+    fencing_token: int
+    tenant: str = ""
+    spec: JobSpec | None = None
+    """What to run; None for attempts only known through a cancel, or with an invalid spec."""
+    phase: Phase = Phase.ACCEPTED
+    handle: str = ""
+    """Executor handle: the wrapper pid for `local`, the Slurm job id for `slurm`."""
+    reported: JobState | None = None
+    """Last state reported for this attempt."""
+    stop_reason: str = ""
+    """Why the agent asked the executor to stop it (cancel, lease expiry); empty if not asked."""
+    final_acked: bool = False
+    """True once the broker acknowledged the final report."""
+    finished_unix_ms: int = 0
+
+    @property
+    def key(self) -> AttemptKey:
+        """The (job_id, attempt) pair."""
+        return (self.job_id, self.attempt)
+
+    @property
+    def is_final(self) -> bool:
+        """True once the attempt has finished at this agent."""
+        return self.phase is Phase.FINAL
+
+    @property
+    def requeues_on_site_loss(self) -> bool:
+        """True if the broker re-places this attempt's job when the site is lost."""
+        return self.spec is None or self.spec.on_site_loss == "requeue"
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A job event report, kept until the broker acknowledges its report_id."""
+
+    report_id: int
+    job_id: str
+    attempt: int
+    fencing_token: int
+    state: JobState
+    exit_code: int = 0
+    message: str = ""
+    time_unix_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The durable part of the agent's state, as the journal stores and restores it."""
+
+    attempts: tuple[AttemptRecord, ...] = ()
+    unacked: tuple[Report, ...] = ()
+    next_report_id: int = 1
+    drained: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorUpdate:
+    """A state change of an attempt as its executor saw it."""
+
+    job_id: str
+    attempt: int
+    state: JobState
+    """RUNNING, SUCCEEDED, FAILED or CANCELLED."""
+    exit_code: int = 0
+    message: str = ""
+
+    @property
+    def key(self) -> AttemptKey:
+        """The (job_id, attempt) pair."""
+        return (self.job_id, self.attempt)

@@ -1,0 +1,202 @@
+"""Carries out the core's instructions: journal writes, executor calls, and sends via the link."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from site_agent.capacity.base import (
+    CapacitySnapshot,
+    CapacitySource,
+    Usage,
+    apply_drain,
+    apply_usage,
+)
+from site_agent.events import (
+    PERSIST_INSTRUCTIONS,
+    AttemptLaunched,
+    Event,
+    ExecutorReported,
+    Instruction,
+    LaunchFailed,
+    LeaseCheck,
+    RecoverAttempts,
+    SendAck,
+    SendHello,
+    SendReport,
+    StartAttempt,
+    StopAttempt,
+)
+from site_agent.executors.base import Executor, ExecutorError, Launch
+from site_agent.journal import Journal
+from site_agent.records import Report
+from site_agent.state import AgentState
+
+log = logging.getLogger(__name__)
+
+
+def wall_clock_ms() -> int:
+    """Unix time in milliseconds."""
+    return int(time.time() * 1000)
+
+
+class Outbox(Protocol):
+    """Where sends go: the broker link (which drops them while no stream is up)."""
+
+    def send_hello(self, hello: SendHello) -> None:
+        """Queue the hello."""
+        ...
+
+    def send_ack(self, delivery_id: int) -> None:
+        """Queue an acknowledgement of a broker delivery."""
+        ...
+
+    def send_report(self, report: Report) -> None:
+        """Queue a job event report."""
+        ...
+
+
+class _NoOutbox:
+    def send_hello(self, hello: SendHello) -> None:
+        log.debug("no broker stream; hello dropped")
+
+    def send_ack(self, delivery_id: int) -> None:
+        log.debug("no broker stream; ack dropped delivery_id=%d", delivery_id)
+
+    def send_report(self, report: Report) -> None:
+        log.debug("no broker stream; report kept for later report_id=%d", report.report_id)
+
+
+class AgentRuntime:
+    """Feeds events to the AgentState one at a time and carries out what it decides, in order."""
+
+    def __init__(
+        self,
+        *,
+        state: AgentState,
+        journal: Journal,
+        executor: Executor,
+        site: str,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.state = state
+        self.journal = journal
+        self.executor = executor
+        self.site = site
+        self.clock_ms = clock_ms
+        self.outbox: Outbox = _NoOutbox()
+        self._lock = asyncio.Lock()
+        self._ids = itertools.count(1)
+
+    def stimulus_id(self, kind: str) -> str:
+        """A fresh stimulus id naming its cause, e.g. `poll-17`."""
+        return f"{kind}-{next(self._ids)}"
+
+    async def handle(self, event: Event) -> None:
+        """Apply one event and carry out its instructions before the next event is taken."""
+        async with self._lock:
+            await self._handle(event)
+
+    async def _handle(self, event: Event) -> None:
+        instructions = self.state.handle(event)
+        pending: list[Instruction] = []
+        for item in instructions:
+            if isinstance(item, PERSIST_INSTRUCTIONS):
+                pending.append(item)
+                continue
+            await self._flush(pending)
+            pending = []
+            await self._carry_out(item)
+        await self._flush(pending)
+
+    async def _flush(self, writes: list[Instruction]) -> None:
+        if writes:
+            await asyncio.to_thread(self.journal.apply, writes)
+
+    async def _carry_out(self, item: Instruction) -> None:
+        if isinstance(item, SendHello):
+            self.outbox.send_hello(item)
+        elif isinstance(item, SendAck):
+            self.outbox.send_ack(item.delivery_id)
+        elif isinstance(item, SendReport):
+            self.outbox.send_report(item.report)
+        elif isinstance(item, StartAttempt):
+            await self._start(item)
+        elif isinstance(item, StopAttempt):
+            log.info("stopping job_id=%s attempt=%d reason=%s", *item.key, item.reason)
+            await asyncio.to_thread(self.executor.cancel, item.key)
+        elif isinstance(item, RecoverAttempts):
+            log.info("recovering attempts=%d", len(item.records))
+            await asyncio.to_thread(self.executor.recover, item.records)
+
+    async def _start(self, item: StartAttempt) -> None:
+        record = item.record
+        assert record.spec is not None
+        launch = Launch(record.job_id, record.attempt, record.fencing_token, record.spec, self.site)
+        sid = self.stimulus_id("launch")
+        try:
+            handle = await asyncio.to_thread(self.executor.start, launch)
+        except (ExecutorError, OSError) as exc:
+            log.warning("launch failed job_id=%s attempt=%d error=%s", *record.key, exc)
+            failed = LaunchFailed(sid, record.job_id, record.attempt, str(exc), self.clock_ms())
+            await self._handle(failed)
+            return
+        await self._handle(AttemptLaunched(sid, record.job_id, record.attempt, handle))
+
+    async def poll_executor(self) -> None:
+        """Ask the executor for state changes and feed them to the core."""
+        async with self._lock:
+            updates = await asyncio.to_thread(self.executor.poll)
+            for u in updates:
+                sid = self.stimulus_id("poll")
+                event = ExecutorReported(
+                    sid, u.job_id, u.attempt, u.state, u.exit_code, u.message, self.clock_ms()
+                )
+                await self._handle(event)
+
+    async def run_loops(self, stop: asyncio.Event, *, poll_interval_s: float) -> None:
+        """Poll the executor and check the lease until `stop` is set."""
+        while not stop.is_set():
+            try:
+                await self.poll_executor()
+                await self.handle(LeaseCheck(self.stimulus_id("lease"), self.clock_ms()))
+            except Exception:
+                log.exception("executor poll failed; retrying")
+            await wait_or_stop(stop, poll_interval_s)
+
+    def usage(self) -> list[Usage]:
+        """Resources held by attempts that have not finished."""
+        return [
+            Usage(
+                r.spec.resources.accelerator,
+                r.spec.resources.count,
+                r.spec.resources.cpu_cores,
+                r.spec.resources.memory_gb,
+            )
+            for r in self.state.active()
+            if r.spec is not None
+        ]
+
+    async def capacity(self, source: CapacitySource) -> CapacitySnapshot:
+        """What to advertise now: the probe, plus own usage, with nothing allocatable if drained."""
+        snap = await asyncio.to_thread(source.probe)
+        if not source.tracks_usage:
+            snap = apply_usage(snap, self.usage())
+        return apply_drain(snap) if self.state.drained else snap
+
+
+async def wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep up to `seconds`, returning early when `stop` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
+
+
+def jittered(seconds: float, rng: random.Random, spread: float = 0.2) -> float:
+    """`seconds` ± `spread` (a fraction), so many agents do not beat in step."""
+    return seconds * rng.uniform(1.0 - spread, 1.0 + spread)

@@ -1,0 +1,302 @@
+"""The agent's pure state machine: events in, instructions out, no I/O and no clock."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from computenet.types import JobState
+from site_agent.events import (
+    AttemptLaunched,
+    BrokerAcked,
+    CancelReceived,
+    Connected,
+    Connecting,
+    Disconnected,
+    DispatchReceived,
+    DrainReceived,
+    Event,
+    ExecutorReported,
+    ForgetAttempt,
+    ForgetReport,
+    Instruction,
+    LaunchFailed,
+    LeaseCheck,
+    PersistAttempt,
+    PersistDrain,
+    PersistReport,
+    RecoverAttempts,
+    SendAck,
+    SendHello,
+    SendReport,
+    ShuttingDown,
+    StartAttempt,
+    Started,
+    StopAttempt,
+)
+from site_agent.records import AttemptKey, AttemptRecord, Phase, Report, Snapshot
+
+log = logging.getLogger(__name__)
+
+LEASE_EXPIRED = "lease expired"
+AGENT_SHUTDOWN = "agent shutdown"
+LAUNCH_FAILED_EXIT_CODE = -1
+DEFAULT_LEASE_MS = 120_000
+DEFAULT_TOMBSTONE_MS = 24 * 3600 * 1000
+
+
+class AgentState:
+    """Decides what the agent does; `handle(event)` returns the instructions to carry out in order.
+
+    Invariants: an attempt is started at most once per (job_id, attempt); every report stays in
+    `unacked` until the broker acknowledges its id; reports are sent only while connected and all
+    unacknowledged ones are sent again, in id order, after every welcome.
+    """
+
+    def __init__(
+        self,
+        snapshot: Snapshot | None = None,
+        *,
+        lease_ms: int = DEFAULT_LEASE_MS,
+        tombstone_ms: int = DEFAULT_TOMBSTONE_MS,
+    ) -> None:
+        snap = snapshot or Snapshot()
+        self.attempts: dict[AttemptKey, AttemptRecord] = {r.key: r for r in snap.attempts}
+        self.unacked: dict[int, Report] = {r.report_id: r for r in sorted(snap.unacked, key=_rid)}
+        self.next_report_id = snap.next_report_id
+        self.drained = snap.drained
+        self.connected = False
+        self.disconnected_since_ms: int | None = None
+        self.lease_ms = lease_ms
+        self.tombstone_ms = tombstone_ms
+
+    def handle(self, event: Event) -> list[Instruction]:
+        """Apply one event and return what to do about it."""
+        handler = getattr(self, f"_on_{type(event).__name__}")
+        instructions: list[Instruction] = handler(event)
+        if instructions:
+            log.debug(
+                "stimulus_id=%s event=%s instructions=%d",
+                event.stimulus_id,
+                type(event).__name__,
+                len(instructions),
+            )
+        return instructions
+
+    def active(self) -> list[AttemptRecord]:
+        """Attempts that have not finished, in (job_id, attempt) order."""
+        return [r for k, r in sorted(self.attempts.items()) if not r.is_final]
+
+    # --- connection -------------------------------------------------------------------------
+
+    def _on_Started(self, ev: Started) -> list[Instruction]:
+        self.connected = False
+        self.disconnected_since_ms = ev.now_ms
+        active = self.active()
+        launched = tuple(r for r in active if r.phase is Phase.LAUNCHED)
+        out: list[Instruction] = [RecoverAttempts(launched)] if launched else []
+        out += [StopAttempt(r.key, r.stop_reason) for r in launched if r.stop_reason]
+        out += [StartAttempt(r) for r in active if r.phase is Phase.ACCEPTED]
+        return out
+
+    def _on_Connecting(self, ev: Connecting) -> list[Instruction]:
+        self.connected = False
+        listed = [
+            (r.job_id, r.attempt, _status_of(r))
+            for _, r in sorted(self.attempts.items())
+            if not r.final_acked
+        ]
+        return [SendHello(tuple(listed))]
+
+    def _on_Connected(self, ev: Connected) -> list[Instruction]:
+        self.connected = True
+        self.disconnected_since_ms = None
+        if ev.lease_ms > 0:
+            self.lease_ms = ev.lease_ms
+        return [SendReport(r) for r in self.unacked.values()]
+
+    def _on_Disconnected(self, ev: Disconnected) -> list[Instruction]:
+        self.connected = False
+        if self.disconnected_since_ms is None:
+            self.disconnected_since_ms = ev.now_ms
+        return []
+
+    # --- deliveries from the broker -----------------------------------------------------------
+
+    def _on_DispatchReceived(self, ev: DispatchReceived) -> list[Instruction]:
+        ack = SendAck(ev.delivery_id)
+        if (ev.job_id, ev.attempt) in self.attempts or self._fenced_off(ev):
+            return [ack]
+        record = AttemptRecord(
+            job_id=ev.job_id,
+            attempt=ev.attempt,
+            fencing_token=ev.fencing_token,
+            tenant=ev.tenant,
+            spec=ev.spec,
+        )
+        if ev.spec is None:
+            message = f"invalid spec: {ev.invalid_reason}"
+            final = self._finish(
+                record, JobState.FAILED, LAUNCH_FAILED_EXIT_CODE, message, ev.now_ms
+            )
+            return _persist_first(final, ack)
+        self.attempts[record.key] = record
+        out: list[Instruction] = [PersistAttempt(record)]
+        stops: list[Instruction] = []
+        for old in self.active():
+            if (
+                old.job_id == ev.job_id
+                and old.fencing_token < ev.fencing_token
+                and old is not record
+            ):
+                stops += self._stop(old, f"superseded by attempt {ev.attempt}", ev.now_ms)
+        return _persist_first([*out, *stops, StartAttempt(record)], ack)
+
+    def _fenced_off(self, ev: DispatchReceived) -> bool:
+        return any(
+            r.job_id == ev.job_id and r.fencing_token > ev.fencing_token
+            for r in self.attempts.values()
+        )
+
+    def _on_CancelReceived(self, ev: CancelReceived) -> list[Instruction]:
+        ack = SendAck(ev.delivery_id)
+        reason = ev.reason or "cancelled"
+        record = self.attempts.get((ev.job_id, ev.attempt))
+        if record is None:
+            unknown = AttemptRecord(job_id=ev.job_id, attempt=ev.attempt, fencing_token=0)
+            message = f"unknown attempt: {reason}"
+            final = self._finish(unknown, JobState.CANCELLED, 0, message, ev.now_ms)
+            return _persist_first(final, ack)
+        if record.is_final or record.stop_reason:
+            return [ack]
+        return _persist_first(self._stop(record, reason, ev.now_ms), ack)
+
+    def _on_DrainReceived(self, ev: DrainReceived) -> list[Instruction]:
+        if ev.drain == self.drained:
+            return [SendAck(ev.delivery_id)]
+        self.drained = ev.drain
+        return [PersistDrain(ev.drain), SendAck(ev.delivery_id)]
+
+    def _on_BrokerAcked(self, ev: BrokerAcked) -> list[Instruction]:
+        report = self.unacked.pop(ev.report_id, None)
+        if report is None:
+            return []
+        out: list[Instruction] = [ForgetReport(ev.report_id)]
+        record = self.attempts.get((report.job_id, report.attempt))
+        if record is not None and record.is_final and record.reported == report.state:
+            out.append(PersistAttempt(self._put(replace(record, final_acked=True))))
+        return out
+
+    # --- executor -----------------------------------------------------------------------------
+
+    def _on_AttemptLaunched(self, ev: AttemptLaunched) -> list[Instruction]:
+        record = self.attempts.get((ev.job_id, ev.attempt))
+        if record is None or record.phase is not Phase.ACCEPTED:
+            return []
+        return [PersistAttempt(self._put(replace(record, phase=Phase.LAUNCHED, handle=ev.handle)))]
+
+    def _on_LaunchFailed(self, ev: LaunchFailed) -> list[Instruction]:
+        record = self.attempts.get((ev.job_id, ev.attempt))
+        if record is None or record.is_final:
+            return []
+        return self._finish(record, JobState.FAILED, LAUNCH_FAILED_EXIT_CODE, ev.message, ev.now_ms)
+
+    def _on_ExecutorReported(self, ev: ExecutorReported) -> list[Instruction]:
+        record = self.attempts.get((ev.job_id, ev.attempt))
+        if record is None or record.is_final:
+            return []
+        if ev.state is JobState.RUNNING:
+            if record.reported is JobState.RUNNING:
+                return []
+            running = self._put(replace(record, phase=Phase.LAUNCHED, reported=JobState.RUNNING))
+            return [PersistAttempt(running), *self._report(running, ev.now_ms, ev.message)]
+        state, message = ev.state, ev.message
+        if record.stop_reason and state is not JobState.SUCCEEDED:
+            state = JobState.CANCELLED
+            message = record.stop_reason
+        return self._finish(record, state, ev.exit_code, message, ev.now_ms)
+
+    def _on_LeaseCheck(self, ev: LeaseCheck) -> list[Instruction]:
+        out: list[Instruction] = []
+        since = self.disconnected_since_ms
+        if not self.connected and since is not None and ev.now_ms - since >= self.lease_ms:
+            for record in self.active():
+                if record.requeues_on_site_loss and not record.stop_reason:
+                    out += self._stop(record, LEASE_EXPIRED, ev.now_ms)
+        for key, record in sorted(self.attempts.items()):
+            if record.final_acked and ev.now_ms - record.finished_unix_ms >= self.tombstone_ms:
+                del self.attempts[key]
+                out.append(ForgetAttempt(key))
+        return _persist_first(out)
+
+    def _on_ShuttingDown(self, ev: ShuttingDown) -> list[Instruction]:
+        self.connected = False
+        out: list[Instruction] = []
+        if ev.stop_attempts:
+            for record in self.active():
+                if not record.stop_reason and record.phase is Phase.LAUNCHED:
+                    out += self._stop(record, AGENT_SHUTDOWN, 0)
+        return _persist_first(out)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _put(self, record: AttemptRecord) -> AttemptRecord:
+        self.attempts[record.key] = record
+        return record
+
+    def _stop(self, record: AttemptRecord, reason: str, now_ms: int) -> list[Instruction]:
+        if record.phase is Phase.ACCEPTED:
+            return self._finish(record, JobState.CANCELLED, 0, reason, now_ms)
+        stopping = self._put(replace(record, stop_reason=reason))
+        return [PersistAttempt(stopping), StopAttempt(record.key, reason)]
+
+    def _finish(
+        self, record: AttemptRecord, state: JobState, exit_code: int, message: str, now_ms: int
+    ) -> list[Instruction]:
+        final = self._put(
+            replace(record, phase=Phase.FINAL, reported=state, finished_unix_ms=now_ms)
+        )
+        return [PersistAttempt(final), *self._report(final, now_ms, message, exit_code)]
+
+    def _report(
+        self, record: AttemptRecord, now_ms: int, message: str, exit_code: int = 0
+    ) -> list[Instruction]:
+        assert record.reported is not None
+        report = Report(
+            report_id=self.next_report_id,
+            job_id=record.job_id,
+            attempt=record.attempt,
+            fencing_token=record.fencing_token,
+            state=record.reported,
+            exit_code=exit_code,
+            message=message,
+            time_unix_ms=now_ms,
+        )
+        self.next_report_id += 1
+        self.unacked[report.report_id] = report
+        out: list[Instruction] = [PersistReport(report)]
+        if self.connected:
+            out.append(SendReport(report))
+        return out
+
+
+def _rid(report: Report) -> int:
+    return report.report_id
+
+
+def _status_of(record: AttemptRecord) -> JobState:
+    if record.reported is not None:
+        return record.reported
+    return JobState.DISPATCHED
+
+
+_PERSIST = (PersistAttempt, ForgetAttempt, PersistReport, ForgetReport, PersistDrain)
+
+
+def _persist_first(
+    instructions: list[Instruction], ack: SendAck | None = None
+) -> list[Instruction]:
+    """Journal writes first, then the delivery's ack, then sends and executor calls (in order)."""
+    persist = [i for i in instructions if isinstance(i, _PERSIST)]
+    rest = [i for i in instructions if not isinstance(i, _PERSIST)]
+    return [*persist, *([ack] if ack else []), *rest]

@@ -1,0 +1,133 @@
+"""Agent config loading (errors name file, line and field) and the `computenet-agent` CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from site_agent.config import ConfigError, load_config
+
+MINIMAL = """\
+site: zhangjiakou
+broker: 127.0.0.1:50051
+capacity: {source: static, pools: [{model: a800, count: 8}], cpu_cores: 64, memory_gb: 512}
+executor: {kind: local}
+state_dir: ./agent-state
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "agent.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def agent(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "site_agent", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_minimal_config_loads(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, MINIMAL))
+    assert (cfg.site, cfg.broker, cfg.executor.kind) == ("zhangjiakou", "127.0.0.1:50051", "local")
+    assert cfg.state_dir == tmp_path / "agent-state"
+    assert (cfg.heartbeat_interval_s, cfg.lease_s) == (5.0, 120.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            MINIMAL.replace("source: static", "source: magic"),
+            "agent.yaml:3: capacity.source: must be one of static, host, slurm",
+        ),
+        (MINIMAL.replace("state_dir: ./agent-state\n", ""), "agent.yaml:1: state_dir: is required"),
+        (MINIMAL + "colour: red\n", "agent.yaml:6: colour: unknown key"),
+        (
+            MINIMAL.replace("{kind: local}", "\n  kind: local\n  grace: 3"),
+            "agent.yaml:6: executor.grace: unknown key",
+        ),
+        (
+            MINIMAL.replace("127.0.0.1:50051", "nowhere"),
+            "agent.yaml:2: broker: invalid address 'nowhere': expected HOST:PORT",
+        ),
+        (
+            MINIMAL.replace("count: 8", "count: -1"),
+            "agent.yaml:3: capacity.pools.0.count: Input should be greater than or equal to 0",
+        ),
+        ("site: [unclosed\n", "agent.yaml:2: not valid YAML"),
+        ("- a\n- b\n", "agent.yaml:1: the config must be a mapping"),
+    ],
+)
+def test_config_errors_name_file_line_and_field(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(str(tmp_path / message))
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMPUTENET_AGENT_BROKER", "127.0.0.1:6000")
+    monkeypatch.setenv("COMPUTENET_AGENT_EXECUTOR__CANCEL_GRACE_S", "2")
+    cfg = load_config(write(tmp_path, MINIMAL))
+    assert cfg.broker == "127.0.0.1:6000"
+    assert (cfg.executor.kind, cfg.executor.cancel_grace_s) == ("local", 2.0)
+    assert load_config(write(tmp_path, MINIMAL), broker="127.0.0.1:7000").broker == "127.0.0.1:7000"
+
+
+def test_check_prints_what_it_would_advertise(tmp_path: Path) -> None:
+    write(tmp_path, MINIMAL)
+    proc = agent("check", "--config", "agent.yaml", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {
+        "site": "zhangjiakou",
+        "broker": "127.0.0.1:50051",
+        "executor": "local",
+        "pools": [{"model": "a800", "total": 8, "allocatable": 8, "in_use": 0}],
+        "cpu_cores": 64.0,
+        "memory_gb": 512.0,
+    }
+
+
+def test_check_with_host_probe(tmp_path: Path) -> None:
+    write(tmp_path, MINIMAL.replace("source: static", "source: host"))
+    proc = agent("check", "-c", "agent.yaml", "--json", cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["cpu_cores"] >= 1
+
+
+def test_check_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    write(tmp_path, MINIMAL.replace("source: static", "source: magic"))
+    proc = agent("check", "--config", "agent.yaml", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "computenet-agent: error: agent.yaml:3: capacity.source: "
+        "must be one of static, host, slurm\n"
+    )
+
+
+def test_check_connect_to_unreachable_broker_fails_clearly(tmp_path: Path) -> None:
+    write(tmp_path, MINIMAL.replace("50051", "1"))
+    proc = agent("check", "-c", "agent.yaml", "--connect", "--timeout", "0.5", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr == "computenet-agent: error: broker 127.0.0.1:1 unreachable after 0.5s\n"
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    proc = agent("run", "--config", "nope.yaml", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("computenet-agent: error: nope.yaml: cannot read")

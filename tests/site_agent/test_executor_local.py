@@ -1,0 +1,130 @@
+"""The local executor for real: subprocesses, exit codes, logs, cancel, and restart recovery."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from computenet.types import JobState
+from site_agent.executors.base import Launch, attempt_dir
+from site_agent.executors.local import LocalExecutor
+from site_agent.records import AttemptRecord, ExecutorUpdate, Phase
+from tests.site_agent.helpers import make_spec
+
+
+def launch(job_id: str, *command: str) -> Launch:
+    return Launch(job_id, 1, 7, make_spec(*command), "zhangjiakou")
+
+
+def wait_final(executor: LocalExecutor, timeout_s: float = 20) -> list[ExecutorUpdate]:
+    seen: list[ExecutorUpdate] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        seen += executor.poll()
+        if seen and seen[-1].state is not JobState.RUNNING:
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"no final update within {timeout_s}s: {seen}")
+
+
+def test_failing_command_reports_its_exit_code(tmp_path: Path) -> None:
+    ex = LocalExecutor(tmp_path)
+    ex.start(launch("j1", "sh", "-c", "exit 3"))
+    updates = wait_final(ex)
+    assert [u.state for u in updates] == [JobState.RUNNING, JobState.FAILED]
+    assert updates[-1].exit_code == 3
+
+
+def test_echo_succeeds_and_logs_with_job_environment(tmp_path: Path) -> None:
+    ex = LocalExecutor(tmp_path)
+    ex.start(launch("j2", "sh", "-c", 'echo hello; echo "$COMPUTENET_JOB_ID/$COMPUTENET_SITE"'))
+    updates = wait_final(ex)
+    assert (updates[-1].state, updates[-1].exit_code) == (JobState.SUCCEEDED, 0)
+    folder = attempt_dir(tmp_path, "j2", 1)
+    assert (folder / "stdout.log").read_text() == "hello\nj2/zhangjiakou\n"
+
+
+def test_missing_binary_fails_with_127(tmp_path: Path) -> None:
+    ex = LocalExecutor(tmp_path)
+    ex.start(launch("j3", "/nonexistent/binary"))
+    updates = wait_final(ex)
+    assert (updates[-1].state, updates[-1].exit_code) == (JobState.FAILED, 127)
+    assert "cannot start" in (attempt_dir(tmp_path, "j3", 1) / "stderr.log").read_text()
+
+
+def test_cancel_ends_sleep_within_the_grace(tmp_path: Path) -> None:
+    ex = LocalExecutor(tmp_path, cancel_grace_s=2)
+    ex.start(launch("j4", "sleep", "60"))
+    time.sleep(0.3)
+    started = time.monotonic()
+    ex.cancel(("j4", 1))
+    updates = wait_final(ex, timeout_s=10)
+    assert time.monotonic() - started < 2 + 1
+    assert updates[-1].state is JobState.FAILED
+    assert updates[-1].exit_code == 128 + 15
+
+
+def test_cancel_kills_a_job_that_ignores_sigterm(tmp_path: Path) -> None:
+    ex = LocalExecutor(tmp_path, cancel_grace_s=0.5)
+    ex.start(launch("j5", "sh", "-c", "trap '' TERM; sleep 60"))
+    time.sleep(0.5)
+    ex.cancel(("j5", 1))
+    updates = wait_final(ex, timeout_s=10)
+    assert updates[-1].state is JobState.FAILED
+    assert updates[-1].exit_code == 128 + 9
+
+
+def test_restarted_executor_recovers_without_rerunning(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    script = f"echo run >> {runs}; sleep 1; exit 4"
+    first = LocalExecutor(tmp_path / "state")
+    handle = first.start(launch("j6", "sh", "-c", script))
+    assert first.poll()[0].state is JobState.RUNNING
+    del first
+
+    second = LocalExecutor(tmp_path / "state")
+    record = AttemptRecord("j6", 1, 7, spec=make_spec("sh"), phase=Phase.LAUNCHED, handle=handle)
+    second.recover([record])
+    updates = wait_final(second)
+    assert (updates[-1].state, updates[-1].exit_code) == (JobState.FAILED, 4)
+    assert second.start(launch("j6", "sh", "-c", script)) == handle
+    assert runs.read_text() == "run\n"
+
+
+def test_recover_after_job_finished_while_agent_was_down(tmp_path: Path) -> None:
+    first = LocalExecutor(tmp_path)
+    handle = first.start(launch("j7", "true"))
+    deadline = time.monotonic() + 10
+    while not (attempt_dir(tmp_path, "j7", 1) / "exit_code").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    second = LocalExecutor(tmp_path)
+    record = AttemptRecord("j7", 1, 7, phase=Phase.LAUNCHED, handle=handle)
+    second.recover([record])
+    assert [u.state for u in second.poll()] == [JobState.RUNNING, JobState.SUCCEEDED]
+
+
+def test_claimed_but_never_launched_is_reported_lost(tmp_path: Path) -> None:
+    folder = attempt_dir(tmp_path, "j8", 1)
+    folder.mkdir(parents=True)
+    (folder / "claim").touch()
+    ex = LocalExecutor(tmp_path)
+    ex.start(launch("j8", "true"))
+    [update] = ex.poll()
+    assert update.state is JobState.FAILED
+    assert not (folder / "stdout.log").exists()
+
+
+def test_cancel_of_unknown_attempt_reports_cancelled(tmp_path: Path) -> None:
+    ex = LocalExecutor(tmp_path)
+    ex.cancel(("nope", 1))
+    assert ex.poll() == [ExecutorUpdate("nope", 1, JobState.CANCELLED, 0, "not running")]
+
+
+def test_job_runs_in_its_own_process_group(tmp_path: Path) -> None:
+    ex = LocalExecutor(tmp_path)
+    handle = ex.start(launch("j9", "sh", "-c", "ps -o pgid= -p $$"))
+    wait_final(ex)
+    pgid = int((attempt_dir(tmp_path, "j9", 1) / "stdout.log").read_text().strip())
+    assert pgid == int(handle) != os.getpgid(0)
