@@ -1,0 +1,1 @@
+"""Offline operator commands of `computenet-broker`, registered by broker.cli."""

@@ -1,0 +1,69 @@
+"""`computenet-broker certs`: create the federation CA and issue site certificates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from broker.security.certs import (
+    DEFAULT_DAYS,
+    CaExistsError,
+    CaLayout,
+    CaMissingError,
+    init_ca,
+    issue_site,
+    serial_hex,
+)
+from computenet.cli.runner import EXIT_USAGE, fail
+
+PROG = "computenet-broker certs"
+
+certs_app = typer.Typer(
+    help="Create the federation CA and the broker certificate; issue site certificates.",
+    no_args_is_help=True,
+)
+
+DirOption = Annotated[
+    Path, typer.Option("--dir", help="Certificate directory (holds ca.pem, ca-key.pem, ...).")
+]
+DaysOption = Annotated[int, typer.Option("--days", min=1, help="Validity in days.")]
+
+
+@certs_app.command("init")
+def init(
+    directory: DirOption,
+    days: DaysOption = DEFAULT_DAYS,
+    host: Annotated[
+        list[str] | None,
+        typer.Option("--host", help="Extra DNS name or IP of the broker; repeat for more."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing CA.")] = False,
+) -> None:
+    """Create a CA and the broker's server certificate (localhost, 127.0.0.1, ::1, --host)."""
+    try:
+        written = init_ca(directory, days=days, hosts=host or (), force=force)
+    except CaExistsError as exc:
+        fail(PROG, str(exc))
+    for path in written:
+        typer.echo(str(path))
+
+
+@certs_app.command("issue-site")
+def issue_site_command(
+    site: Annotated[str, typer.Argument(help="Site id, as in the topology.")],
+    directory: DirOption,
+    days: DaysOption = DEFAULT_DAYS,
+) -> None:
+    """Issue a client certificate for SITE (URI SAN spiffe://computenet/site/SITE)."""
+    try:
+        cert, key = issue_site(directory, site, days=days)
+    except CaMissingError as exc:
+        fail(PROG, str(exc))
+    except ValueError as exc:
+        fail(PROG, str(exc), EXIT_USAGE)
+    typer.echo(str(cert))
+    typer.echo(str(key))
+    typer.echo(f"serial: {serial_hex(cert.read_bytes())}", err=True)
+    typer.echo(f"CA for the agent: {CaLayout(directory).ca_cert}", err=True)

@@ -1,0 +1,126 @@
+"""Wraps a grpc.aio method handler in a guard that runs before (and around) the real handler."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import grpc
+import grpc.aio
+
+from computenet.errors import ComputeNetError
+from computenet.status import error_to_status
+
+
+@dataclass(slots=True)
+class Call:
+    """One RPC as a guard sees it."""
+
+    method: str
+    """Full method path, `/computenet.v1.JobService/SubmitJob`."""
+    context: grpc.aio.ServicerContext
+    """The call's servicer context."""
+    request: Any | None
+    """The request message, or None for client-streaming methods."""
+    response: Any | None = None
+    """The response message once a unary handler returned it."""
+
+
+Guard = Callable[[Call], AbstractAsyncContextManager[None]]
+"""Entered before the handler runs (raise/abort to refuse the call), exited after it ends."""
+
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
+
+
+async def refuse(context: grpc.aio.ServicerContext, error: ComputeNetError) -> NoReturn:
+    """Abort the call with the catalog's status for `error`; always raises AbortError."""
+    await context.abort_with_status(error_to_status(error))
+    raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+
+async def _call_unary(behavior: Callable[..., Any], request: Any, context: Any) -> Any:
+    result = behavior(request, context)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+async def _iterate(result: Any) -> AsyncIterator[Any]:
+    if inspect.isawaitable(result):
+        result = await result
+    if result is None:
+        return
+    if hasattr(result, "__aiter__"):
+        async for item in result:
+            yield item
+    else:
+        for item in result:
+            yield item
+
+
+def _unary_response(
+    behavior: Callable[..., Any], method: str, guard: Guard, streaming_request: bool
+) -> Callable[..., Any]:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        call = Call(method, context, None if streaming_request else request)
+        async with guard(call):
+            call.response = await _call_unary(behavior, request, context)
+        return call.response
+
+    return wrapper
+
+
+def _stream_response(
+    behavior: Callable[..., Any], method: str, guard: Guard, streaming_request: bool
+) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(behavior):
+        # A reader/writer-style handler writes through the context and returns None.
+        async def writer(request: Any, context: grpc.aio.ServicerContext) -> None:
+            async with guard(Call(method, context, None if streaming_request else request)):
+                await behavior(request, context)
+
+        return writer
+
+    async def generator(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async with guard(Call(method, context, None if streaming_request else request)):
+            async for item in _iterate(behavior(request, context)):
+                yield item
+
+    return generator
+
+
+def wrap_handler(
+    handler: grpc.RpcMethodHandler, method: str, guard: Guard
+) -> grpc.RpcMethodHandler:
+    """A handler that enters `guard` and only then calls the original behaviour.
+
+    Contextvars set while entering the guard are visible to the original handler, since both
+    run in the call's task; sync handlers run on the event loop thread.
+    """
+    serializers = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            _unary_response(handler.unary_unary, method, guard, False), **serializers
+        )
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(
+            _unary_response(handler.stream_unary, method, guard, True), **serializers
+        )
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            _stream_response(handler.unary_stream, method, guard, False), **serializers
+        )
+    return grpc.stream_stream_rpc_method_handler(
+        _stream_response(handler.stream_stream, method, guard, True), **serializers
+    )
+
+
+def has_unary_response(handler: grpc.RpcMethodHandler) -> bool:
+    """True if the method answers with one message (so a server-side deadline fits it)."""
+    return handler.unary_unary is not None or handler.stream_unary is not None

@@ -1,0 +1,137 @@
+"""The authentication and authorisation interceptor: every call proves who it is before any
+handler runs; agents by site certificate, clients by bearer token, operators by role."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import grpc
+import grpc.aio
+
+from broker.security import methods
+from broker.security.handlers import Call, Continuation, refuse, wrap_handler
+from broker.security.identity import Revocations, site_certificate_from_context
+from broker.security.principal import Principal, bind_principal, bind_site
+from broker.security.tokens import TokenAuthenticator, TokenStore
+from computenet.errors import ComputeNetError, PermissionDeniedError, UnauthenticatedError
+
+log = logging.getLogger(__name__)
+
+AUTHORIZATION_METADATA_KEY = "authorization"
+
+
+@dataclass
+class SecurityCounters:
+    """How many calls the auth layer refused (by status) and let through to a handler."""
+
+    refused: Counter[str] = field(default_factory=Counter)
+    """Refused calls by status code name, e.g. `UNAUTHENTICATED`."""
+    admitted: int = 0
+    """Calls handed to their handler."""
+
+    @property
+    def refused_total(self) -> int:
+        """All refused calls."""
+        return sum(self.refused.values())
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """What the auth layer accepts."""
+
+    tokens: TokenAuthenticator = field(default_factory=TokenStore)
+    """Client tokens: a `TokenStore`, or a `TokenFile` that follows edits of the file."""
+    require_site_certificate: bool = True
+    """Agent calls need a verified site certificate; False only in insecure loopback mode."""
+    revocations: Revocations = field(default_factory=Revocations)
+    """Certificates (serials, whole sites) refused although they verify."""
+    anonymous: Principal | None = None
+    """Principal for client calls without a token; None (the default) refuses them. Only for
+    the insecure loopback demo."""
+
+
+def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
+    """The token of an `authorization: Bearer <token>` header, or None if there is none."""
+    for key, value in metadata or ():
+        if key.lower() != AUTHORIZATION_METADATA_KEY or not isinstance(value, str):
+            continue
+        scheme, _, token = value.strip().partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+        return ""
+    return None
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Refuses unauthenticated or unauthorised calls before their handler runs.
+
+    Agent methods (`SiteService`) need a verified, unrevoked site certificate; client methods
+    need a valid bearer token, and operator-only methods the operator role. Health checking and
+    reflection stay open. The identity is bound for the handler: `current_principal()`,
+    `current_site()`.
+    """
+
+    def __init__(self, settings: AuthSettings, counters: SecurityCounters | None = None) -> None:
+        self.settings = settings
+        self.counters = counters if counters is not None else SecurityCounters()
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or methods.is_open(method):
+            return handler
+        return wrap_handler(handler, method, self._guard)
+
+    @asynccontextmanager
+    async def _guard(self, call: Call) -> AsyncIterator[None]:
+        try:
+            if methods.is_site_method(call.method):
+                self._authenticate_site(call)
+            else:
+                self._authenticate_client(call)
+        except ComputeNetError as exc:
+            self.counters.refused[exc.reason] += 1
+            log.info(
+                "call refused method=%s reason=%s peer=%s",
+                methods.short_name(call.method),
+                exc.reason,
+                call.context.peer(),
+            )
+            await refuse(call.context, exc)
+        self.counters.admitted += 1
+        yield
+
+    def _authenticate_site(self, call: Call) -> None:
+        identity = site_certificate_from_context(call.context)
+        if identity is None:
+            if self.settings.require_site_certificate:
+                raise UnauthenticatedError("a site certificate is required")
+            bind_site(None)
+            return
+        if self.settings.revocations.is_revoked(identity):
+            log.warning(
+                "revoked certificate refused site=%s serial=%x", identity.site_id, identity.serial
+            )
+            raise UnauthenticatedError("this certificate has been revoked")
+        bind_site(identity.site_id)
+
+    def _authenticate_client(self, call: Call) -> None:
+        token = bearer_token(call.context.invocation_metadata())
+        principal: Principal | None
+        if token is None:
+            principal = self.settings.anonymous
+            if principal is None:
+                raise UnauthenticatedError("this call needs `authorization: Bearer <token>`")
+        else:
+            principal = self.settings.tokens.authenticate(token)
+            if principal is None:
+                raise UnauthenticatedError("invalid token")
+        bind_principal(principal)
+        if call.method in methods.OPERATOR_METHODS and not principal.is_operator:
+            raise PermissionDeniedError(f"{methods.short_name(call.method)} is for operators")

@@ -1,0 +1,49 @@
+"""Assembles the security interceptors in the one order that works: audit, auth, limits."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import grpc.aio
+
+from broker.security.audit import AuditInterceptor
+from broker.security.interceptors import AuthInterceptor, AuthSettings, SecurityCounters
+from broker.security.limits import LimitSettings, LimitsInterceptor
+
+
+@dataclass
+class SecurityStack:
+    """The broker's security interceptors and the counters tests and metrics read."""
+
+    audit: AuditInterceptor
+    auth: AuthInterceptor
+    limits: LimitsInterceptor
+    counters: SecurityCounters = field(default_factory=SecurityCounters)
+
+    @classmethod
+    def build(
+        cls,
+        auth: AuthSettings,
+        limits: LimitSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> SecurityStack:
+        """Interceptors for `auth` and `limits` sharing one counters object."""
+        counters = SecurityCounters()
+        return cls(
+            audit=AuditInterceptor(),
+            auth=AuthInterceptor(auth, counters),
+            limits=LimitsInterceptor(limits or LimitSettings(), clock=clock),
+            counters=counters,
+        )
+
+    @property
+    def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
+        """For `start_server(interceptors=...)`, before the error translator.
+
+        Audit is outermost so it records refused calls too; auth binds the identity the limits
+        (per-tenant rate, per-site streams) are keyed on.
+        """
+        return [self.audit, self.auth, self.limits]
