@@ -1,0 +1,187 @@
+"""The store contract: what the broker persists and the invariants every implementation keeps.
+
+All writes of one broker go through a single writer (see broker.writer), so sequence numbers
+are assigned and committed in order: a reader that has seen sequence N never later finds a
+smaller one appearing. Every method that writes does so in one transaction: it either fully
+happens or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from computenet.spec import JobSpec
+from computenet.types import Job, JobEvent, JobId, JobKind, JobState, SiteId, SiteStatus, TenantId
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A submission to make durable: the job, its idempotency key and its first event."""
+
+    job_id: JobId
+    tenant: TenantId
+    request_id: str
+    spec: JobSpec
+    time_unix_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOutcome:
+    """Result of one submission inside a batch.
+
+    Exactly one of: `job` set with `duplicate` False (created), `job` set with `duplicate`
+    True (the request id was known with the same spec: the earlier job), or `conflict` True
+    (the request id was known with a different spec; nothing written).
+    """
+
+    job: Job | None
+    duplicate: bool = False
+    conflict: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Capacity held for a placed attempt until its site confirms or the attempt ends."""
+
+    job_id: JobId
+    attempt: int
+    site: SiteId
+    accelerator: str
+    count: int
+    cpu_cores: float
+    memory_gb: float
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A compare-and-set state change of one job, recorded as one event.
+
+    Applied only if the job's current state is in `expect_states` (empty: any non-final state)
+    and, when `expect_attempt` is not None, its attempt equals it. `attempt` None keeps the
+    job's attempt; `site` None keeps its site, "" clears it; `reason` None keeps the job's
+    reason (a pending cancel request survives progress reports), a string replaces it;
+    `exit_code` always replaces the job's exit code. `hold` records a new capacity
+    hold; `release_hold` deletes the job's hold(s). `placement_json`, when set, replaces the
+    stored explanation of the job's placement.
+    """
+
+    job_id: JobId
+    new_state: JobState
+    cause: str
+    expect_states: frozenset[JobState] = frozenset()
+    expect_attempt: int | None = None
+    site: SiteId | str | None = None
+    attempt: int | None = None
+    message: str = ""
+    reason: str | None = None
+    exit_code: int | None = None
+    hold: Hold | None = None
+    release_hold: bool = False
+    placement_json: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Filters of ListJobs; None means any."""
+
+    states: frozenset[JobState] | None = None
+    kind: JobKind | None = None
+    site: SiteId | None = None
+    tenant: TenantId | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SiteRecord:
+    """What the broker remembers of a site between restarts."""
+
+    site_id: SiteId
+    status: SiteStatus
+    last_report_unix_ms: int = 0
+    report_json: str = "{}"
+    executor: str = ""
+    agent_version: str = ""
+    agent_epoch: str = ""
+    drained: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A page of jobs and the token of the next page ("" on the last)."""
+
+    jobs: list[Job] = field(default_factory=list)
+    next_page_token: str = ""
+
+
+class Store(Protocol):
+    """Durable state of the broker. Implementations: SQLite and PostgreSQL via sqlmodel."""
+
+    def submit_jobs(self, batch: Sequence[NewJob]) -> list[SubmitOutcome]:
+        """Make a batch of submissions durable in one transaction (group commit).
+
+        For each: a known (tenant, request_id) with the same spec returns the earlier job as a
+        duplicate; with a different spec, a conflict; otherwise the job (state pending), its
+        idempotency key and its first event (cause "submitted") are inserted. Two entries of the
+        same batch with the same key behave as if submitted one after the other.
+        """
+        ...
+
+    def get_job(self, job_id: JobId) -> Job | None:
+        """The job, or None."""
+        ...
+
+    def list_jobs(self, flt: JobFilter, page_size: int, page_token: str = "") -> Page:
+        """Jobs matching the filter in submission order, a page at a time.
+
+        Raises ValueError for a malformed page token.
+        """
+        ...
+
+    def jobs_in_states(self, states: frozenset[JobState]) -> list[Job]:
+        """Every job in one of these states, in submission order."""
+        ...
+
+    def apply(self, transitions: Sequence[Transition]) -> list[JobEvent | None]:
+        """Apply compare-and-set transitions in one transaction, in order.
+
+        Returns, per transition, the recorded event, or None if its expectation did not hold
+        (nothing written for that one; the others still apply).
+        """
+        ...
+
+    def placement_json(self, job_id: JobId) -> str | None:
+        """The stored explanation of the job's latest placement, or None."""
+        ...
+
+    def events_after(
+        self,
+        after_sequence: int,
+        *,
+        job_id: JobId | None = None,
+        tenant: TenantId | None = None,
+        kind: JobKind | None = None,
+        limit: int = 1000,
+    ) -> list[JobEvent]:
+        """Events with sequence > after_sequence, oldest first, at most `limit`."""
+        ...
+
+    def last_sequence(self) -> int:
+        """The highest event sequence number (0 if none)."""
+        ...
+
+    def holds(self) -> list[Hold]:
+        """Every capacity hold."""
+        ...
+
+    def save_site(self, record: SiteRecord) -> None:
+        """Insert or replace a site record."""
+        ...
+
+    def sites(self) -> list[SiteRecord]:
+        """Every site record."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,129 @@
+"""SQL table definitions of the broker store; they never leave the broker.store package."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, Table, Text
+from sqlmodel import Field, SQLModel
+
+# SQLite only treats "INTEGER PRIMARY KEY" as the rowid; PostgreSQL needs 64 bits.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+EVENT_SEQUENCE_KEY = "event_sequence"
+"""Row of the meta table holding the last event sequence number handed out."""
+
+
+class JobRow(SQLModel, table=True):
+    """One job: its spec as canonical JSON plus the columns used to filter and order."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ux_jobs_created_seq", "created_seq", unique=True),
+        Index("ix_jobs_tenant_created", "tenant", "created_seq"),
+        Index("ix_jobs_state_created", "state", "created_seq"),
+    )
+
+    job_id: str = Field(primary_key=True)
+    created_seq: int = Field(sa_type=BigInteger)
+    tenant: str
+    request_id: str
+    kind: str = Field(index=True)
+    state: str
+    site: str | None = Field(default=None, index=True)
+    spec_json: str = Field(sa_type=Text)
+    attempt: int = 0
+    reason: str = Field(default="", sa_type=Text)
+    exit_code: int | None = None
+    placement_json: str | None = Field(default=None, sa_type=Text)
+    last_sequence: int = Field(sa_type=BigInteger)
+    created_unix_ms: int = Field(sa_type=BigInteger)
+    updated_unix_ms: int = Field(sa_type=BigInteger)
+
+
+class IdempotencyKeyRow(SQLModel, table=True):
+    """A client request id, scoped by tenant, and the job and spec it first created."""
+
+    __tablename__ = "idempotency_keys"
+
+    # request_id leads the key: it is the selective column (client-chosen, usually unique),
+    # so a batch lookup stays an index probe even for a tenant with millions of jobs.
+    request_id: str = Field(primary_key=True)
+    tenant: str = Field(primary_key=True)
+    job_id: str = Field(foreign_key="jobs.job_id")
+    spec_sha256: str
+
+
+class JobEventRow(SQLModel, table=True):
+    """One state transition; `sequence` is assigned by the store in commit order."""
+
+    __tablename__ = "job_events"
+    __table_args__ = (
+        Index("ix_job_events_job_sequence", "job_id", "sequence"),
+        Index("ix_job_events_tenant_sequence", "tenant", "sequence"),
+    )
+
+    sequence: int = Field(sa_column=Column(BigId, primary_key=True, autoincrement=False))
+    job_id: str = Field(foreign_key="jobs.job_id")
+    tenant: str
+    kind: str
+    state: str
+    cause: str = Field(sa_type=Text)
+    time_unix_ms: int = Field(sa_type=BigInteger)
+    site: str | None = Field(default=None)
+    attempt: int = 0
+    message: str = Field(default="", sa_type=Text)
+    exit_code: int | None = None
+
+
+class HoldRow(SQLModel, table=True):
+    """Capacity held at a site for one attempt of a job."""
+
+    __tablename__ = "holds"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="jobs.job_id", index=True)
+    attempt: int
+    site: str
+    accelerator: str
+    count: int
+    cpu_cores: float
+    memory_gb: float
+
+
+class SiteRow(SQLModel, table=True):
+    """What the broker remembers of a site between restarts."""
+
+    __tablename__ = "sites"
+
+    site_id: str = Field(primary_key=True)
+    status: str
+    last_report_unix_ms: int = Field(default=0, sa_type=BigInteger)
+    report_json: str = Field(default="{}", sa_type=Text)
+    executor: str = Field(default="")
+    agent_version: str = Field(default="")
+    agent_epoch: str = Field(default="")
+    drained: bool = False
+
+
+class MetaRow(SQLModel, table=True):
+    """Named counters of the store (the event sequence)."""
+
+    __tablename__ = "meta"
+
+    key: str = Field(primary_key=True)
+    value: int = Field(default=0, sa_type=BigInteger)
+
+
+def _table(model: type[SQLModel]) -> Table:
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
+
+
+jobs = _table(JobRow)
+idempotency_keys = _table(IdempotencyKeyRow)
+job_events = _table(JobEventRow)
+holds = _table(HoldRow)
+sites = _table(SiteRow)
+meta = _table(MetaRow)
+
+metadata: MetaData = SQLModel.metadata

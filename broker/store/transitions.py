@@ -1,0 +1,134 @@
+"""Compare-and-set job transitions: checked in memory in order, then written in bulk."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from broker.store import tables
+from broker.store.codecs import event_to_row, hold_to_row
+from broker.store.protocol import Transition
+from broker.store.sequence import EventSequence
+from computenet.types import JobEvent, JobState, SiteId
+
+_MUTABLE = ("state", "site", "attempt", "reason", "exit_code", "placement_json")
+_COLUMNS = ("job_id", "tenant", "kind", *_MUTABLE, "last_sequence", "updated_unix_ms")
+
+
+@dataclass(slots=True)
+class _Writes:
+    """Everything a batch of transitions changes, collected before it is written."""
+
+    touched: dict[str, dict[str, Any]] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    released: set[str] = field(default_factory=set)
+    new_holds: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def apply_batch(
+    connection: Connection, transitions: Sequence[Transition], now_unix_ms: int
+) -> list[JobEvent | None]:
+    """Apply `transitions` on `connection`, inside the caller's write transaction."""
+    for t in transitions:
+        if t.hold is not None and t.hold.job_id != t.job_id:
+            raise ValueError(f"hold of job {t.hold.job_id} in a transition of job {t.job_id}")
+    if not transitions:
+        return []
+    sequence = EventSequence(connection)
+    jobs = _load_jobs(connection, {t.job_id for t in transitions})
+    writes = _Writes()
+    results: list[JobEvent | None] = []
+    for t in transitions:
+        job = jobs.get(t.job_id)
+        if job is None or not expectation_holds(t, JobState(job["state"]), job["attempt"]):
+            results.append(None)
+            continue
+        results.append(_record(t, job, sequence.take(), now_unix_ms, writes))
+    _write(connection, writes)
+    sequence.save()
+    return results
+
+
+def expectation_holds(t: Transition, state: JobState, attempt: int) -> bool:
+    """Whether `t` applies to a job currently in `state` at `attempt`."""
+    if t.expect_states and state not in t.expect_states:
+        return False
+    if not t.expect_states and state.is_final:
+        return False
+    return t.expect_attempt is None or t.expect_attempt == attempt
+
+
+def _record(
+    t: Transition, job: dict[str, Any], number: int, now_unix_ms: int, writes: _Writes
+) -> JobEvent:
+    """Update the in-memory job for `t` and queue its event and holds; return the event.
+
+    `exit_code` describes the state being entered, so each transition replaces it (a requeue
+    clears an old failure's exit code); `reason` is replaced only when the transition sets one. Within one transition the old holds
+    are released before the new one is recorded.
+    """
+    job["state"] = t.new_state.value
+    if t.site is not None:
+        job["site"] = t.site or None
+    if t.attempt is not None:
+        job["attempt"] = t.attempt
+    if t.reason is not None:
+        job["reason"] = t.reason
+    job["exit_code"] = t.exit_code
+    if t.placement_json is not None:
+        job["placement_json"] = t.placement_json
+    job["last_sequence"] = number
+    job["updated_unix_ms"] = now_unix_ms
+    event = JobEvent(
+        sequence=number,
+        job_id=t.job_id,
+        state=t.new_state,
+        cause=t.cause,
+        time_unix_ms=now_unix_ms,
+        site=SiteId(job["site"]) if job["site"] is not None else None,
+        attempt=job["attempt"],
+        message=t.message,
+        exit_code=t.exit_code,
+    )
+    writes.touched[t.job_id] = job
+    writes.events.append(event_to_row(event, tenant=job["tenant"], kind=job["kind"]))
+    if t.release_hold:
+        writes.released.add(t.job_id)
+        writes.new_holds.pop(t.job_id, None)
+    if t.hold is not None:
+        writes.new_holds.setdefault(t.job_id, []).append(hold_to_row(t.hold))
+    return event
+
+
+def _load_jobs(connection: Connection, job_ids: set[str]) -> dict[str, dict[str, Any]]:
+    j = tables.jobs
+    columns = [j.c[name] for name in _COLUMNS]
+    query = select(*columns).where(j.c.job_id.in_(sorted(job_ids))).with_for_update()
+    return {row["job_id"]: dict(row) for row in connection.execute(query).mappings()}
+
+
+def _write(connection: Connection, writes: _Writes) -> None:
+    if not writes.touched:
+        return
+    j = tables.jobs
+    changed = ("last_sequence", "updated_unix_ms", *_MUTABLE)
+    statement = (
+        update(j)
+        .where(j.c.job_id == bindparam("b_job_id"))
+        .values({name: bindparam(f"b_{name}") for name in changed})
+    )
+    params = [
+        {f"b_{name}": job[name] for name in ("job_id", *changed)} for job in writes.touched.values()
+    ]
+    connection.execute(statement, params)
+    connection.execute(insert(tables.job_events), writes.events)
+    if writes.released:
+        released = sorted(writes.released)
+        connection.execute(delete(tables.holds).where(tables.holds.c.job_id.in_(released)))
+    new_holds = [row for rows in writes.new_holds.values() for row in rows]
+    if new_holds:
+        connection.execute(insert(tables.holds), new_holds)
