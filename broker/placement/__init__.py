@@ -1,1 +1,54 @@
-"""placement package."""
+"""Pure placement core: where a job should run and why, for one job or the whole pending queue."""
+
+from broker.placement.batch import BatchResult, place_batch, place_greedy
+from broker.placement.config import PolicyConfig
+from broker.placement.demand import JobDemand
+from broker.placement.engine import place
+from broker.placement.filters import (
+    Filter,
+    RequireAccelerator,
+    RequireDataReachable,
+    RequireGangFit,
+    RequireHostResources,
+    RequireResidency,
+    RequireSiteAccepting,
+    RespectLatencySLO,
+)
+from broker.placement.policy import Policy
+from broker.placement.snapshot import FederationSnapshot, SiteCapacity
+from broker.placement.terms import (
+    CarbonCost,
+    CostTerm,
+    DataMovementCost,
+    EnergyCost,
+    LatencyCost,
+    QueueWaitCost,
+    ReliabilityCost,
+)
+
+__all__ = [
+    "BatchResult",
+    "CarbonCost",
+    "CostTerm",
+    "DataMovementCost",
+    "EnergyCost",
+    "FederationSnapshot",
+    "Filter",
+    "JobDemand",
+    "LatencyCost",
+    "Policy",
+    "PolicyConfig",
+    "QueueWaitCost",
+    "ReliabilityCost",
+    "RequireAccelerator",
+    "RequireDataReachable",
+    "RequireGangFit",
+    "RequireHostResources",
+    "RequireResidency",
+    "RequireSiteAccepting",
+    "RespectLatencySLO",
+    "SiteCapacity",
+    "place",
+    "place_batch",
+    "place_greedy",
+]

@@ -1,0 +1,216 @@
+"""Placement benchmarks: single-decision latency, batch solve time, gaps to MILP and LP bounds."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+from broker.placement import (
+    FederationSnapshot,
+    Policy,
+    SiteCapacity,
+    place,
+    place_batch,
+    place_greedy,
+)
+from broker.placement.batch import job_classes
+from broker.placement.capacity import Ledger
+from broker.placement.lp import Problem, build_model, solve_milp
+from broker.placement.tables import context_for
+from computenet.spec import JobSpec, parse_spec
+from computenet.types import SiteStatus
+from topology import Topology, default_topology, synthetic_topology
+
+NOW_UNIX_S = 1_750_000_000.0
+_MODELS = ("a800", "h800", "h20", "910b", "910c")
+
+
+def job_templates(topology: Topology, n_templates: int, seed: int) -> list[dict[str, Any]]:
+    """Random job specs shaped like a real queue: training, inference and batch work."""
+    rng = np.random.default_rng(seed)
+    regions = list(topology.region_ids)
+    models = sorted({p.model for s in topology.sites for p in s.pools} & set(_MODELS)) or list(
+        _MODELS
+    )
+    out = []
+    for i in range(n_templates):
+        kind = rng.choice(["training", "inference", "batch"], p=[0.4, 0.3, 0.3])
+        spec: dict[str, Any] = {"name": f"job-{i}", "kind": str(kind), "command": ["run"]}
+        if kind == "training":
+            spec |= {
+                "resources": {
+                    "accelerator": str(rng.choice(models)),
+                    "count": int(rng.choice([8, 16, 32, 64, 128, 256])),
+                },
+                "duration_hours": float(rng.choice([4, 12, 24, 72, 168])),
+                "dataset": {
+                    "origin": str(rng.choice(regions)),
+                    "size_gb": float(rng.choice([100, 500, 2000, 5000])),
+                },
+            }
+            if rng.random() < 0.7:
+                spec["checkpoint"] = {"interval_hours": float(rng.choice([1, 2, 4]))}
+        elif kind == "inference":
+            users = rng.choice(regions, size=int(rng.integers(1, 4)), replace=False)
+            spec |= {
+                "resources": {
+                    "accelerator": str(rng.choice(models)),
+                    "count": int(rng.choice([1, 2, 4, 8])),
+                },
+                "duration_hours": float(rng.choice([24, 168])),
+                "inference": {
+                    "user_regions": [
+                        {"region": str(r), "weight": float(rng.uniform(0.2, 1.0))} for r in users
+                    ],
+                    "latency_slo_ms": float(rng.choice([20, 30, 50])),
+                    "replicas": int(rng.choice([1, 2, 4])),
+                },
+            }
+        else:
+            accelerator = "" if rng.random() < 0.3 else str(rng.choice(models))
+            spec |= {
+                "resources": {"accelerator": accelerator, "count": int(rng.choice([1, 2, 4, 8]))},
+                "duration_hours": float(rng.choice([1, 4, 12])),
+                "gang": False,
+            }
+        out.append(spec)
+    return out
+
+
+def synthetic_queue(
+    topology: Topology, n_jobs: int, n_templates: int, seed: int
+) -> list[tuple[str, JobSpec]]:
+    """`n_jobs` pending jobs drawn from `n_templates` templates with mixed priorities."""
+    rng = np.random.default_rng(seed + 1)
+    templates = [parse_spec(t) for t in job_templates(topology, n_templates, seed)]
+    jobs = []
+    for i in range(n_jobs):
+        spec = templates[int(rng.integers(0, len(templates)))]
+        priority = int(rng.choice([0, 0, 0, 10, 100]))
+        jobs.append((f"j{i:06d}", spec.model_copy(update={"priority": priority})))
+    return jobs
+
+
+def busy_snapshot(topology: Topology, free_share: float, seed: int) -> FederationSnapshot:
+    """Every site active with a random share (up to `free_share`) of each pool free."""
+    rng = np.random.default_rng(seed + 2)
+    sites: dict[str, SiteCapacity] = {}
+    for site in topology.sites:
+        share = float(rng.uniform(0.05, free_share))
+        sites[site.id] = SiteCapacity(
+            site_id=site.id,
+            status=SiteStatus.ACTIVE,
+            free={p.model: int(p.count * share) for p in site.pools},
+            cpu_free=site.cpu_cores * share,
+            memory_gb_free=site.memory_gb * share,
+            queue_wait_h=float(rng.uniform(0.0, 2.0)),
+        )
+    return FederationSnapshot(topology, sites, NOW_UNIX_S)
+
+
+def single_decisions(n: int) -> dict[str, float]:
+    """p50/p99 of place() on the built-in topology, all pools free."""
+    topology = default_topology()
+    snapshot = FederationSnapshot.all_free(topology, NOW_UNIX_S)
+    policy = Policy.default()
+    specs = [parse_spec(t) for t in job_templates(topology, 50, seed=7)]
+    for spec in specs:  # warm the per-topology tables
+        place(spec, snapshot, policy)
+    times = []
+    for i in range(n):
+        started = time.perf_counter()
+        place(specs[i % len(specs)], snapshot, policy)
+        times.append((time.perf_counter() - started) * 1000.0)
+    times.sort()
+    return {
+        "decisions": n,
+        "p50_ms": round(statistics.median(times), 4),
+        "p99_ms": round(times[int(0.99 * (len(times) - 1))], 4),
+    }
+
+
+def batch_large(n_sites: int, n_jobs: int, n_templates: int, seed: int = 11) -> dict[str, Any]:
+    """One joint placement of a large queue over a synthetic federation."""
+    topology = synthetic_topology(n_sites, max(10, n_sites // 20), n_sites * 4, seed)
+    snapshot = busy_snapshot(topology, 0.5, seed)
+    jobs = synthetic_queue(topology, n_jobs, n_templates, seed)
+    policy = Policy.default()
+    place_batch(jobs[:10], snapshot, policy)  # per-topology tables are built once per broker
+    result = place_batch(jobs, snapshot, policy, time_budget_s=2.0)
+    greedy = place_greedy(jobs, snapshot, policy)
+    placed = sum(site is not None for site in result.assignment.values())
+    return {
+        "sites": n_sites,
+        "jobs": n_jobs,
+        "templates": n_templates,
+        "solve_s": round(result.solve_s, 3),
+        "method": result.method,
+        "placed": placed,
+        "objective_cny": round(result.objective_cny, 2),
+        "lp_bound_cny": round(result.lp_bound_cny, 2),
+        "gap_to_lp_bound": result.gap,
+        "greedy_objective_cny": round(greedy.objective_cny, 2),
+        "greedy_s": round(greedy.solve_s, 3),
+    }
+
+
+def batch_small_exact(n_instances: int, n_sites: int, n_jobs: int) -> dict[str, Any]:
+    """Gap of place_batch to the exact MILP optimum (all options, no column restriction)."""
+    gaps, greedy_gaps, lp_gaps = [], [], []
+    for seed in range(n_instances):
+        topology = synthetic_topology(n_sites, 4, n_sites * 3, seed)
+        snapshot = busy_snapshot(topology, 0.08, seed)
+        jobs = synthetic_queue(topology, n_jobs, max(4, n_jobs // 4), seed)
+        policy = Policy.default()
+        result = place_batch(jobs, snapshot, policy, time_budget_s=10.0)
+        greedy = place_greedy(jobs, snapshot, policy)
+        optimum = exact_optimum(jobs, snapshot, policy)
+        scale = max(abs(optimum), 1.0)
+        gaps.append((result.objective_cny - optimum) / scale)
+        greedy_gaps.append((greedy.objective_cny - optimum) / scale)
+        lp_gaps.append((optimum - result.lp_bound_cny) / scale)
+    return {
+        "instances": n_instances,
+        "sites": n_sites,
+        "jobs": n_jobs,
+        "max_gap_to_milp": max(gaps),
+        "mean_gap_to_milp": statistics.fmean(gaps),
+        "max_greedy_gap_to_milp": max(greedy_gaps),
+        "max_milp_minus_lp_bound": max(lp_gaps),
+    }
+
+
+def exact_optimum(
+    jobs: list[tuple[str, JobSpec]], snapshot: FederationSnapshot, policy: Policy
+) -> float:
+    """The MILP optimum over every feasible option of every class (no time limit)."""
+    ctx = context_for(snapshot, single_pool=True)
+    classes, _ = job_classes(jobs, ctx, policy)
+    placeable = [c for c in classes if c.placeable]
+    if not placeable:
+        return 0.0
+    counts = np.asarray([len(c.jobs) for c in placeable], dtype=np.float64)
+    problem = Problem(placeable, counts, Ledger(ctx), len(ctx.table.site_ids))
+    model = build_model(problem, [np.arange(c.opts.size) for c in placeable])
+    x = solve_milp(model, time.perf_counter() + 600.0)
+    assert x is not None, "the exact MILP is always feasible (everything pending)"
+    return float(np.dot(model.cost, np.round(x)))
+
+
+def run(smoke: bool) -> dict[str, Any]:
+    """Benchmarks of the placement engine; smoke mode runs tiny sizes."""
+    if smoke:
+        return {
+            "single": single_decisions(200),
+            "batch_large": batch_large(50, 500, 50),
+            "batch_small_exact": batch_small_exact(2, 6, 20),
+        }
+    return {
+        "single": single_decisions(5000),
+        "batch_large": batch_large(1000, 10_000, 300),
+        "batch_large_distinct": batch_large(1000, 10_000, 10_000),
+        "batch_small_exact": batch_small_exact(20, 12, 80),
+    }

@@ -1,0 +1,223 @@
+"""Joint placement of the pending queue: job classes, a transportation LP, rounding, greedy."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, cast
+
+import numpy as np
+
+from broker.placement.capacity import (
+    JobClass,
+    Ledger,
+    greedy_fill,
+    greedy_order,
+    objective_cny,
+    pending_penalty,
+)
+from broker.placement.demand import JobDemand
+from broker.placement.engine import rejection_reasons
+from broker.placement.lp import Problem, column_generation, solve_milp
+from broker.placement.policy import Policy, evaluate
+from broker.placement.rounding import dive
+from broker.placement.snapshot import FederationSnapshot
+from broker.placement.tables import EvalContext, FloatArray, IntArray, context_for
+from computenet.spec import JobSpec
+
+log = logging.getLogger(__name__)
+
+Method = Literal["lp", "milp", "greedy"]
+_SHOWN_REASONS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """A joint placement of many jobs and how good it provably is.
+
+    `objective_cny` counts placed jobs at their cost and jobs that could have run somewhere but
+    were left pending at their penalty (see PolicyConfig.pending_penalty_factor); jobs no site
+    could take are left out of both numbers. `gap` is (objective - lp_bound) / |lp_bound|.
+    """
+
+    assignment: dict[str, str | None]
+    objective_cny: float
+    lp_bound_cny: float
+    gap: float
+    method: Method
+    solve_s: float
+    models: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+
+
+def place_batch(
+    specs: Sequence[tuple[str, JobSpec]],
+    snapshot: FederationSnapshot,
+    policy: Policy,
+    *,
+    time_budget_s: float = 2.0,
+) -> BatchResult:
+    """Place all `specs` jointly, never overcommitting a pool's cards or a site's cores and memory.
+
+    The LP over job classes is rounded down and the remainder filled greedily; small problems
+    are then solved exactly as a MILP. The greedy assignment is always computed too and the
+    cheaper of the two is returned, so the result is never worse than greedy.
+    """
+    started = time.perf_counter()
+    deadline = started + time_budget_s
+    ctx = context_for(snapshot, single_pool=True)
+    classes, members = job_classes(specs, ctx, policy)
+    greedy = _greedy(classes, members, ctx)
+    best, method = greedy, cast(Method, "greedy")
+    best_value = objective_cny(classes, greedy)
+    bound = _trivial_bound(classes)
+    placeable = [c for c in classes if c.placeable]
+    if placeable:
+        config = policy.config
+        problem = Problem(
+            placeable,
+            np.asarray([len(c.jobs) for c in placeable], dtype=np.float64),
+            Ledger(ctx),
+            len(ctx.table.site_ids),
+        )
+        seeds = _seed_columns(placeable, greedy, config.batch_candidates_per_class)
+        lp = column_generation(problem, seeds, deadline, config.batch_candidates_per_class)
+        bound = max(bound, lp.bound_cny)
+        if lp.solved and lp.model is not None:
+            candidates: list[tuple[dict[str, int], Method]] = []
+            if lp.model.cost.size <= config.batch_milp_max_variables and not _integral(lp.x):
+                exact = solve_milp(lp.model, deadline)
+                if exact is not None:
+                    candidates.append(
+                        (dive(problem, lp.columns, lp.model, exact, deadline), "milp")
+                    )
+            candidates.append((dive(problem, lp.columns, lp.model, lp.x, deadline), "lp"))
+            for chosen, how in candidates:
+                value = objective_cny(classes, chosen)
+                if value < best_value - 1e-9 * max(1.0, abs(best_value)):
+                    best, method, best_value = chosen, how, value
+    solve_s = time.perf_counter() - started
+    log.info(
+        "batch placed jobs=%d classes=%d method=%s solve_s=%.3f",
+        len(specs),
+        len(classes),
+        method,
+        solve_s,
+    )
+    return _result(classes, members, ctx, best, best_value, bound, method, solve_s)
+
+
+def place_greedy(
+    specs: Sequence[tuple[str, JobSpec]], snapshot: FederationSnapshot, policy: Policy
+) -> BatchResult:
+    """Place jobs one at a time in priority order, each at its cheapest option that still fits."""
+    started = time.perf_counter()
+    ctx = context_for(snapshot, single_pool=True)
+    classes, members = job_classes(specs, ctx, policy)
+    chosen = _greedy(classes, members, ctx)
+    value = objective_cny(classes, chosen)
+    solve_s = time.perf_counter() - started
+    return _result(classes, members, ctx, chosen, value, _trivial_bound(classes), "greedy", solve_s)
+
+
+def job_classes(
+    specs: Sequence[tuple[str, JobSpec]], ctx: EvalContext, policy: Policy
+) -> tuple[list[JobClass], list[tuple[int, str]]]:
+    """Group jobs by (demand, priority), evaluate each class once; members in input order."""
+    index: dict[tuple[JobDemand, int], int] = {}
+    classes: list[JobClass] = []
+    members: list[tuple[int, str]] = []
+    config = policy.config
+    seen: set[str] = set()
+    for job_id, spec in specs:
+        if job_id in seen:
+            raise ValueError(f"duplicate job id {job_id!r} in batch")
+        seen.add(job_id)
+        demand = JobDemand.from_spec(spec)
+        key = (demand, spec.priority)
+        k = index.get(key)
+        if k is None:
+            k = index[key] = len(classes)
+            classes.append(_evaluate_class(demand, spec.priority, ctx, policy))
+            cls = classes[-1]
+            cls.penalty = pending_penalty(
+                demand,
+                spec.priority,
+                cls.cost,
+                config.pending_penalty_hours,
+                config.accelerator_hour_value_cny,
+            )
+        classes[k].jobs.append(job_id)
+        members.append((k, job_id))
+    return classes, members
+
+
+def _evaluate_class(demand: JobDemand, priority: int, ctx: EvalContext, policy: Policy) -> JobClass:
+    evaluation = evaluate(policy, demand, ctx)
+    order = np.argsort(evaluation.total_cny, kind="stable")
+    cls = JobClass(demand, priority, [], evaluation.feasible[order], evaluation.total_cny[order])
+    if not cls.placeable:
+        shown = "; ".join(rejection_reasons(policy, demand, ctx, evaluation, _SHOWN_REASONS))
+        more = len(ctx.table.site_ids) - _SHOWN_REASONS
+        cls.reason = f"no feasible site ({shown}{f'; {more} more' if more > 0 else ''})"
+    return cls
+
+
+def _greedy(
+    classes: list[JobClass], members: list[tuple[int, str]], ctx: EvalContext
+) -> dict[str, int]:
+    chosen: dict[str, int] = {}
+    placeable = [m for m in members if classes[m[0]].placeable]
+    greedy_fill(classes, greedy_order(classes, placeable), Ledger(ctx), chosen)
+    return chosen
+
+
+def _seed_columns(
+    placeable: list[JobClass], greedy: dict[str, int], per_class: int
+) -> list[IntArray]:
+    """Each class's cheapest options plus those greedy used, so the LP can reproduce greedy."""
+    seeds = []
+    for cls in placeable:
+        used = {greedy[j] for j in cls.jobs if j in greedy}
+        positions = np.flatnonzero(
+            np.isin(cls.opts, np.fromiter(used, dtype=np.int64, count=len(used)))
+        )
+        seeds.append(np.union1d(np.arange(min(per_class, cls.opts.size)), positions))
+    return seeds
+
+
+def _integral(x: FloatArray) -> bool:
+    return bool(np.all(np.abs(x - np.round(x)) <= 1e-6))
+
+
+def _trivial_bound(classes: list[JobClass]) -> float:
+    """Every job at its cheapest feasible option, capacity ignored: a valid lower bound."""
+    return sum(len(c.jobs) * min(c.penalty, float(c.cost[0])) for c in classes if c.placeable)
+
+
+def _result(
+    classes: list[JobClass],
+    members: list[tuple[int, str]],
+    ctx: EvalContext,
+    chosen: dict[str, int],
+    value: float,
+    bound: float,
+    method: Method,
+    solve_s: float,
+) -> BatchResult:
+    table = ctx.table
+    assignment: dict[str, str | None] = {}
+    models: dict[str, str] = {}
+    reasons: dict[str, str] = {}
+    for k, job_id in members:
+        opt = chosen.get(job_id)
+        if opt is None:
+            assignment[job_id] = None
+            reasons[job_id] = classes[k].reason or "no capacity left at any feasible site"
+        else:
+            assignment[job_id] = table.site_ids[int(table.opt_site[opt])]
+            models[job_id] = table.opt_model[opt]
+    gap = (value - bound) / max(abs(bound), 1.0) if value > bound else 0.0
+    return BatchResult(assignment, value, bound, gap, method, solve_s, models, reasons)

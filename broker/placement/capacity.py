@@ -1,0 +1,150 @@
+"""Job classes and the capacity ledger that batch placement fills, plus the greedy fill itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from broker.placement.demand import JobDemand
+from broker.placement.tables import HOST_ONLY, EvalContext, FloatArray, IntArray
+
+_EPS = 1e-9
+PRIORITY_DOUBLING = 100.0  # priority points that double the cost of leaving a job pending
+
+
+@dataclass(slots=True)
+class JobClass:
+    """Jobs that are interchangeable for placement: the same demand and priority.
+
+    `opts` are the feasible options sorted cheapest first (ties by option index), `cost` their
+    per-job costs; `penalty` is what leaving one job of the class pending costs.
+    """
+
+    demand: JobDemand
+    priority: int
+    jobs: list[str]
+    opts: IntArray
+    cost: FloatArray
+    penalty: float = 0.0
+    reason: str = ""
+    _next: int = field(default=0, repr=False)
+
+    @property
+    def placeable(self) -> bool:
+        """True if some option passed every filter against the snapshot."""
+        return self.opts.size > 0
+
+
+def pending_penalty(
+    demand: JobDemand, priority: int, cost: FloatArray, hours: float, value: float
+) -> float:
+    """Cost of leaving one job pending: above its dearest feasible option, scaled by priority.
+
+    The first part makes placing a job always better than not placing it when capacity allows.
+    The second is the value of the job's cards idling until the next plan; it grows with the
+    cards, not the run time, as a waiting job loses time at its size whatever its length.
+    """
+    dearest = float(cost.max()) if cost.size else 0.0
+    return dearest + hours * value * max(demand.cards, 1) * 2.0 ** (priority / PRIORITY_DOUBLING)
+
+
+class Ledger:
+    """Remaining capacity during a batch: cards per pool option, cores and memory per site."""
+
+    def __init__(self, ctx: EvalContext) -> None:
+        table, avail = ctx.table, ctx.avail
+        self.opt_site = table.opt_site
+        self.host = table.model_mask[HOST_ONLY]
+        # host-only options hold no cards; only cores and memory bound them
+        self.cards = np.where(self.host, np.iinfo(np.int64).max // 4, avail.opt_free).astype(
+            np.int64
+        )
+        self.cpu = avail.site_cpu_free.copy()
+        self.memory_gb = avail.site_memory_gb_free.copy()
+
+    def copy(self) -> Ledger:
+        """An independent ledger with the same remaining capacity."""
+        twin = object.__new__(Ledger)
+        twin.opt_site, twin.host = self.opt_site, self.host
+        twin.cards, twin.cpu, twin.memory_gb = (
+            self.cards.copy(),
+            self.cpu.copy(),
+            self.memory_gb.copy(),
+        )
+        return twin
+
+    def caps(self, demand: JobDemand, opts: IntArray, most: int) -> FloatArray:
+        """How many jobs of `demand` each option could still take on its own (at most `most`)."""
+        sites = self.opt_site[opts]
+        caps = np.full(opts.size, float(most))
+        for need, free in (
+            (demand.cards, self.cards[opts]),
+            (demand.cpu_cores, self.cpu[sites]),
+            (demand.memory_gb, self.memory_gb[sites]),
+        ):
+            if need > 0:
+                caps = np.minimum(caps, np.floor(free / need + 1e-9))
+        return np.maximum(caps, 0.0)
+
+    def fits(self, demand: JobDemand, opt: int) -> bool:
+        """True if one more job of `demand` fits at option `opt` now."""
+        site = int(self.opt_site[opt])
+        return (
+            int(self.cards[opt]) >= demand.cards
+            and self.cpu[site] + _EPS >= demand.cpu_cores
+            and self.memory_gb[site] + _EPS >= demand.memory_gb
+        )
+
+    def take(self, demand: JobDemand, opt: int) -> None:
+        """Hold capacity for one job of `demand` at option `opt`."""
+        site = int(self.opt_site[opt])
+        self.cards[opt] -= demand.cards
+        self.cpu[site] -= demand.cpu_cores
+        self.memory_gb[site] -= demand.memory_gb
+
+
+def greedy_order(classes: list[JobClass], jobs: Iterable[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Highest priority first, then the largest jobs (they are hardest to fit), then input order."""
+    ranked = list(enumerate(jobs))
+    ranked.sort(
+        key=lambda item: (-classes[item[1][0]].priority, -classes[item[1][0]].demand.cards, item[0])
+    )
+    return [job for _, job in ranked]
+
+
+def greedy_fill(
+    classes: list[JobClass], order: list[tuple[int, str]], ledger: Ledger, chosen: dict[str, int]
+) -> None:
+    """Give each job in `order` its cheapest option that still fits, recording it in `chosen`.
+
+    Capacity only shrinks, so an option that cannot take a job of a class now never will: each
+    class keeps a cursor into its cost-sorted options and never looks back.
+    """
+    for cls in classes:
+        cls._next = 0
+    for c, job_id in order:
+        cls = classes[c]
+        opts = cls.opts
+        while cls._next < opts.size and not ledger.fits(cls.demand, int(opts[cls._next])):
+            cls._next += 1
+        if cls._next < opts.size:
+            opt = int(opts[cls._next])
+            ledger.take(cls.demand, opt)
+            chosen[job_id] = opt
+
+
+def objective_cny(classes: list[JobClass], chosen: dict[str, int]) -> float:
+    """Cost of an assignment: placed jobs at their option, pending placeable ones at penalty."""
+    total = 0.0
+    for cls in classes:
+        if not cls.placeable:
+            continue
+        taken = [chosen[j] for j in cls.jobs if j in chosen]
+        total += cls.penalty * (len(cls.jobs) - len(taken))
+        if taken:
+            by_opt = np.argsort(cls.opts, kind="stable")
+            where = by_opt[np.searchsorted(cls.opts[by_opt], np.asarray(taken))]
+            total += float(cls.cost[where].sum())
+    return total

@@ -1,0 +1,90 @@
+"""Single-job placement: the cheapest feasible site, with a verdict and costs for every site."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from broker.placement.demand import JobDemand
+from broker.placement.policy import Evaluation, Policy, evaluate
+from broker.placement.snapshot import FederationSnapshot
+from broker.placement.tables import EvalContext, context_for
+from computenet.spec import JobSpec
+from computenet.types import CandidateSite, Placement, SiteId
+
+
+def place(spec: JobSpec, snapshot: FederationSnapshot, policy: Policy) -> Placement:
+    """Choose the feasible site of least total cost for `spec`, or None if no site passes.
+
+    Candidates list feasible sites cheapest first, then rejected sites in topology order with
+    the first filter they failed. Ties go to the site defined first in the topology.
+    """
+    started = time.perf_counter()
+    job = JobDemand.from_spec(spec)
+    ctx = context_for(snapshot)
+    evaluation = evaluate(policy, job, ctx)
+    candidates = explain(policy, job, ctx, evaluation)
+    chosen = candidates[0].site if candidates and candidates[0].feasible else None
+    elapsed_ms = (time.perf_counter() - started) * 1000.0
+    return Placement(chosen=chosen, candidates=candidates, decision_ms=elapsed_ms)
+
+
+def explain(
+    policy: Policy, job: JobDemand, ctx: EvalContext, evaluation: Evaluation
+) -> tuple[CandidateSite, ...]:
+    """One candidate per site: its best feasible option's costs, or why its options failed."""
+    table = ctx.table
+    feasible_sites = table.opt_site[evaluation.feasible]
+    best = _cheapest_per_site(feasible_sites, evaluation.total_cny, len(table.site_ids))
+    names = policy.term_names
+    accepted: list[tuple[float, int, CandidateSite]] = []
+    rejected: list[CandidateSite] = []
+    for site, site_id in enumerate(table.site_ids):
+        column = best[site]
+        if column >= 0:
+            terms = {
+                name: _cny(float(v))
+                for name, v in zip(names, evaluation.term_cny[:, column], strict=True)
+            }
+            total = float(evaluation.total_cny[column])
+            candidate = CandidateSite(SiteId(site_id), True, "", terms, _cny(total))
+            accepted.append((total, site, candidate))
+        else:
+            rejected.append(
+                CandidateSite(SiteId(site_id), False, _why_not(policy, job, ctx, evaluation, site))
+            )
+    accepted.sort(key=lambda item: (item[0], item[1]))
+    return tuple(c for _, _, c in accepted) + tuple(rejected)
+
+
+def _cheapest_per_site(sites: np.ndarray, totals: np.ndarray, n_sites: int) -> list[int]:
+    """Column of the cheapest feasible option of each site (-1 if none); first wins ties."""
+    best = [-1] * n_sites
+    for column, (site, total) in enumerate(zip(sites.tolist(), totals.tolist(), strict=True)):
+        if best[site] < 0 or total < totals[best[site]]:
+            best[site] = column
+    return best
+
+
+def rejection_reasons(
+    policy: Policy, job: JobDemand, ctx: EvalContext, evaluation: Evaluation, limit: int
+) -> list[str]:
+    """`site: reason` for up to `limit` sites, in topology order, for a job no site can take."""
+    sites = ctx.table.site_ids[:limit]
+    return [f"{s}: {_why_not(policy, job, ctx, evaluation, i)}" for i, s in enumerate(sites)]
+
+
+def _why_not(
+    policy: Policy, job: JobDemand, ctx: EvalContext, evaluation: Evaluation, site: int
+) -> str:
+    """The reason of the site's option that got furthest through the filters."""
+    options = ctx.table.site_options[site]
+    furthest = options[int(np.argmax(evaluation.failed_at[options]))]
+    rule = policy.filters[int(evaluation.failed_at[furthest])]
+    return rule.reason(job, ctx, int(furthest))
+
+
+def _cny(value: float) -> float:
+    # explanations show fen; the decision itself used the unrounded totals
+    return round(value, 2)

@@ -1,0 +1,62 @@
+"""Point-in-time view of the federation that placement decides against: topology and capacity."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from computenet.types import SiteStatus
+from topology import Topology
+
+SECONDS_PER_HOUR = 3600.0
+CST_OFFSET_HOURS = 8.0
+HOURS_PER_DAY = 24.0
+
+
+@dataclass(frozen=True, slots=True)
+class SiteCapacity:
+    """What one site can take right now, as its agent last reported it.
+
+    `free` maps accelerator model to cards that can be given to new work now; a model the site
+    does not report has no free cards. `queue_wait_h` is the expected wait before a job starts.
+    """
+
+    site_id: str
+    status: SiteStatus
+    free: Mapping[str, int] = field(default_factory=dict)
+    cpu_free: float = 0.0
+    memory_gb_free: float = 0.0
+    queue_wait_h: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FederationSnapshot:
+    """The topology, every site's capacity and the moment the snapshot describes.
+
+    Sites of the topology missing from `sites` have not reported and take no work.
+    """
+
+    topology: Topology
+    sites: Mapping[str, SiteCapacity]
+    now_unix_s: float
+
+    @property
+    def hour_of_day_cst(self) -> float:
+        """Fractional hour of the day in China Standard Time (UTC+8, no daylight saving)."""
+        return (self.now_unix_s / SECONDS_PER_HOUR + CST_OFFSET_HOURS) % HOURS_PER_DAY
+
+    @classmethod
+    def all_free(cls, topology: Topology, now_unix_s: float) -> FederationSnapshot:
+        """Every site active with all its declared pools, cores and memory free (offline use)."""
+        sites: dict[str, SiteCapacity] = {
+            site.id: SiteCapacity(
+                site_id=site.id,
+                status=SiteStatus.ACTIVE,
+                free=MappingProxyType({pool.model: pool.count for pool in site.pools}),
+                cpu_free=float(site.cpu_cores),
+                memory_gb_free=float(site.memory_gb),
+            )
+            for site in topology.sites
+        }
+        return cls(topology=topology, sites=MappingProxyType(sites), now_unix_s=now_unix_s)

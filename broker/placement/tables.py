@@ -1,0 +1,203 @@
+"""Array views of a topology and a snapshot, indexed by placement option, built once and reused.
+
+An option is one way to run a job at a site: one accelerator pool, or the site's host cores
+alone (a pseudo option with model "" used by CPU-only jobs). Filters and cost terms work on
+arrays of option indices, so one decision over ten sites and a batch over a thousand sites
+run the same code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from broker.placement.snapshot import FederationSnapshot
+from computenet.types import SiteStatus
+from topology import Topology
+
+IntArray = NDArray[np.int64]
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+HOST_ONLY = ""  # model of the pseudo option that runs on host cores alone
+_CACHE_SIZE = 8
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class DataRoute:
+    """Widest-path bandwidth and per-GB price from one dataset origin to every site."""
+
+    bottleneck_gbps: FloatArray
+    cny_per_gb: FloatArray
+
+
+@dataclass(eq=False, slots=True)
+class FederationTable:
+    """Static per-topology arrays: site facts, price prefix sums and RTTs, gathered per option."""
+
+    topology: Topology
+    site_ids: tuple[str, ...]
+    provinces: tuple[str, ...]
+    region_pos: dict[str, int]
+    opt_site: IntArray
+    opt_model: tuple[str, ...]
+    opt_watts: FloatArray
+    opt_pue: FloatArray
+    opt_carbon_kg_per_kwh: FloatArray
+    opt_mtbf_h: FloatArray
+    opt_hourly: FloatArray  # options x 24, CNY/kWh
+    opt_prefix: FloatArray  # options x 25, integral of the price from hour 0
+    opt_rtt_ms: FloatArray  # regions x options
+    site_options: tuple[IntArray, ...]
+    model_mask: dict[str, BoolArray]
+    _routes: dict[str, DataRoute | None] = field(default_factory=dict)
+
+    @property
+    def n_options(self) -> int:
+        """Number of options (pools plus one host-only option per site)."""
+        return len(self.opt_model)
+
+    def data_route(self, origin: str) -> DataRoute | None:
+        """Route facts from a dataset origin (site or region) to every site; None if unknown."""
+        if origin in self._routes:
+            return self._routes[origin]
+        topo = self.topology
+        route = None
+        if topo.has_node(origin):
+            bottleneck = np.array([topo.bottleneck_gbps(origin, s) for s in self.site_ids])
+            per_gb = np.array(
+                [
+                    topo.transfer_cost_cny(origin, s, 1.0) if b > 0 else math.inf
+                    for s, b in zip(self.site_ids, bottleneck, strict=True)
+                ]
+            )
+            route = DataRoute(bottleneck, per_gb)
+        self._routes[origin] = route
+        return route
+
+    @classmethod
+    def build(cls, topology: Topology) -> FederationTable:
+        """Gather the topology's facts into option-indexed arrays."""
+        sites = topology.sites
+        opt_site: list[int] = []
+        opt_model: list[str] = []
+        opt_watts: list[float] = []
+        for i, site in enumerate(sites):
+            opt_site.append(i)
+            opt_model.append(HOST_ONLY)
+            opt_watts.append(0.0)
+            for pool in site.pools:
+                opt_site.append(i)
+                opt_model.append(pool.model)
+                opt_watts.append(pool.watts)
+        at = np.asarray(opt_site, dtype=np.int64)
+        hourly = np.asarray([s.hourly_price_cny_per_kwh for s in sites], dtype=np.float64)
+        prefix = np.concatenate([np.zeros((len(sites), 1)), np.cumsum(hourly, axis=1)], axis=1)
+        regions = topology.region_ids
+        rtt = np.array([[topology.rtt_ms(r, s.id) for s in sites] for r in regions])
+        models = tuple(opt_model)
+        by_model: dict[str, list[int]] = {}
+        for k, model in enumerate(models):
+            by_model.setdefault(model, []).append(k)
+        return cls(
+            topology=topology,
+            site_ids=tuple(s.id for s in sites),
+            provinces=tuple(s.province for s in sites),
+            region_pos={r: k for k, r in enumerate(regions)},
+            opt_site=at,
+            opt_model=models,
+            opt_watts=np.asarray(opt_watts, dtype=np.float64),
+            opt_pue=np.asarray([s.pue for s in sites], dtype=np.float64)[at],
+            opt_carbon_kg_per_kwh=np.asarray(
+                [s.effective_carbon_kg_per_kwh for s in sites], dtype=np.float64
+            )[at],
+            opt_mtbf_h=np.asarray([s.mtbf_hours for s in sites], dtype=np.float64)[at],
+            opt_hourly=hourly[at],
+            opt_prefix=prefix[at],
+            opt_rtt_ms=rtt.reshape(len(regions), len(sites))[:, at],
+            site_options=tuple(np.flatnonzero(at == i) for i in range(len(sites))),
+            model_mask={m: np.isin(np.arange(len(models)), ks) for m, ks in by_model.items()},
+        )
+
+
+@dataclass(eq=False, slots=True)
+class Availability:
+    """Per-snapshot arrays: which sites accept work and what is free there, per option."""
+
+    snapshot: FederationSnapshot
+    site_status: tuple[str, ...]
+    opt_accepting: BoolArray
+    opt_free: IntArray
+    site_cpu_free: FloatArray
+    site_memory_gb_free: FloatArray
+    opt_wait_h: FloatArray
+
+    @classmethod
+    def build(cls, table: FederationTable, snapshot: FederationSnapshot) -> Availability:
+        """Read the snapshot's capacity reports into option-indexed arrays."""
+        reports = [snapshot.sites.get(site_id) for site_id in table.site_ids]
+        status = tuple("not reporting" if r is None else str(r.status) for r in reports)
+        accepting = np.asarray([s == SiteStatus.ACTIVE for s in status])
+        free = np.asarray(
+            [
+                0 if reports[s] is None else int(reports[s].free.get(m, 0))  # type: ignore[union-attr]
+                for s, m in zip(table.opt_site.tolist(), table.opt_model, strict=True)
+            ],
+            dtype=np.int64,
+        )
+        return cls(
+            snapshot=snapshot,
+            site_status=status,
+            opt_accepting=accepting[table.opt_site],
+            opt_free=np.maximum(free, 0),
+            site_cpu_free=np.asarray([r.cpu_free if r else 0.0 for r in reports], dtype=np.float64),
+            site_memory_gb_free=np.asarray(
+                [r.memory_gb_free if r else 0.0 for r in reports], dtype=np.float64
+            ),
+            opt_wait_h=np.asarray([r.queue_wait_h if r else 0.0 for r in reports])[table.opt_site],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EvalContext:
+    """What filters and terms evaluate a job against.
+
+    `single_pool` makes every job fit inside one pool, as batch placement accounts capacity
+    per pool; single decisions let non-gang jobs count all acceptable pools of a site.
+    """
+
+    table: FederationTable
+    avail: Availability
+    start_hour: float
+    single_pool: bool = False
+
+
+_tables: dict[int, tuple[Topology, FederationTable]] = {}
+_availability: dict[int, tuple[FederationSnapshot, Availability]] = {}
+
+
+def context_for(snapshot: FederationSnapshot, *, single_pool: bool = False) -> EvalContext:
+    """The evaluation context of a snapshot, reusing arrays built for the same objects before."""
+    topology = snapshot.topology
+    hit = _tables.get(id(topology))
+    if hit is None or hit[0] is not topology:
+        hit = (topology, FederationTable.build(topology))
+        _remember(_tables, id(topology), hit)
+    table = hit[1]
+    seen = _availability.get(id(snapshot))
+    if seen is None or seen[0] is not snapshot or seen[1].snapshot.topology is not topology:
+        seen = (snapshot, Availability.build(table, snapshot))
+        _remember(_availability, id(snapshot), seen)
+    return EvalContext(table, seen[1], snapshot.hour_of_day_cst, single_pool)
+
+
+def _remember(cache: dict[int, _T], key: int, value: _T) -> None:
+    # strong references keep ids from being reused while cached; the caches stay small
+    if len(cache) >= _CACHE_SIZE:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
