@@ -1,15 +1,37 @@
-"""The broker process: wires settings, store, topology and servicers, and runs until signalled."""
+"""The broker process: wires settings, store, topology, loops and servicers until signalled."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-from dataclasses import dataclass
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
-from broker.server import Servicers, start_server
+from broker.events import EventHub
+from broker.jobs import JobManager
+from broker.metrics import BrokerMetrics, RpcMetricsInterceptor
+from broker.placement import Policy, PolicyConfig, place
+from broker.registry import SiteRegistry, SiteReport
+from broker.rpc.federation_servicer import FederationServicer
+from broker.rpc.job_servicer import JobServicer
+from broker.rpc.site_servicer import SiteServicer
+from broker.scheduler import LoopTiming, Scheduler
+from broker.server import BoundServer, Servicers, start_server
+from broker.sessions import SessionTable
+from broker.store import open_store
+from broker.tracker import JobTracker
+from broker.writer import StoreWriter
 from computenet.address import Address
+from computenet.spec import JobSpec
+from computenet.types import ACTIVE_STATES, JobState, Placement, SiteId
+from computenet.v1 import rebalance_service_pb2_grpc
+from topology import Topology, default_topology, load_topology
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +52,143 @@ class BrokerSettings:
     """Seconds without a report before a site is suspect."""
     lost_after_s: float = 60.0
     """Seconds without a report before a site is lost."""
+    heartbeat_interval_s: float = 2.0
+    """How often agents are asked to report."""
+    lease_s: float = 120.0
+    """How long agents may run jobs without the broker."""
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    """Placement weights and prices."""
+
+
+def _load_topology(path: Path | None) -> tuple[Topology, str]:
+    if path is None:
+        text = (resources.files("topology") / "data" / "china.yaml").read_text(encoding="utf-8")
+        return default_topology(), text
+    return load_topology(path), path.read_text(encoding="utf-8")
+
+
+class Broker:
+    """A running broker: gRPC server, store, registry and control loops."""
+
+    def __init__(self, settings: BrokerSettings) -> None:
+        self.settings = settings
+        self.topology, self._topology_yaml = _load_topology(settings.topology_path)
+        self.metrics = BrokerMetrics()
+        self.writer = StoreWriter(open_store(settings.db_url))
+        self.hub = EventHub(self.writer.store.last_sequence())
+        self.writer.on_events(self.hub.publish)
+        self.registry = SiteRegistry(
+            [(SiteId(s.id), s.name, s.province, s.side) for s in self.topology.sites],
+            suspect_after_s=settings.suspect_after_s,
+            lost_after_s=settings.lost_after_s,
+            now_s=time.monotonic(),
+        )
+        for record in self.writer.store.sites():
+            self.registry.restore(
+                record.site_id,
+                drained=record.drained,
+                report=SiteReport.from_json(record.report_json),
+            )
+        self.sessions = SessionTable()
+        self.tracker = JobTracker(self.writer, self.sessions)
+        policy = Policy.default(settings.policy)
+        self._placer = lambda spec, snap: place(spec, snap, policy)
+        self.scheduler = Scheduler(
+            writer=self.writer,
+            registry=self.registry,
+            tracker=self.tracker,
+            topology=self.topology,
+            placer=self._placer,
+            timing=LoopTiming(),
+            on_decision=self.metrics.observe_decision,
+        )
+        self.jobs = JobManager(
+            writer=self.writer,
+            hub=self.hub,
+            topology=self.topology,
+            tracker=self.tracker,
+            kick=self.scheduler.kick,
+            pending_reasons=self.scheduler.pending_reasons,
+        )
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.server: BoundServer | None = None
+
+    async def plan(self, spec: JobSpec) -> Placement:
+        """Where a spec would go now (dry run)."""
+        active = await self.writer.read(
+            lambda: self.writer.store.jobs_in_states(frozenset(ACTIVE_STATES))
+        )
+        return self._placer(spec, self.scheduler.snapshot(active))
+
+    def servicers(self) -> Servicers:
+        """The servicers of this broker."""
+        return Servicers(
+            site=SiteServicer(
+                registry=self.registry,
+                sessions=self.sessions,
+                tracker=self.tracker,
+                on_status=self.scheduler.on_status_changes,
+                kick=self.scheduler.kick,
+                broker_epoch=uuid.uuid4().hex[:12],
+                heartbeat_interval_s=min(
+                    self.settings.heartbeat_interval_s, self.settings.suspect_after_s / 3
+                ),
+                lease_s=self.settings.lease_s,
+            ),
+            job=JobServicer(self.jobs, self.plan),
+            federation=FederationServicer(
+                registry=self.registry,
+                sessions=self.sessions,
+                writer=self.writer,
+                topology=self.topology,
+                topology_yaml=self._topology_yaml,
+                on_status=self.scheduler.on_status_changes,
+            ),
+            rebalance=rebalance_service_pb2_grpc.RebalanceServiceServicer(),  # type: ignore[abstract]
+        )
+
+    async def start(self) -> Address:
+        """Start serving; returns the bound address."""
+        try:
+            self.server = await start_server(
+                self.settings.listen,
+                self.servicers(),
+                interceptors=[RpcMetricsInterceptor(self.metrics)],
+            )
+        except RuntimeError as exc:
+            raise OSError(f"cannot listen on {self.settings.listen}: {exc}") from None
+        if self.settings.metrics_listen is not None:
+            port = self.metrics.serve(self.settings.metrics_listen)
+            log.info("metrics on %s:%d", self.settings.metrics_listen.host, port)
+        self._tasks = [
+            asyncio.create_task(self.scheduler.run(self._stop)),
+            asyncio.create_task(self._gauge_loop()),
+        ]
+        return self.server.address
+
+    async def _gauge_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                jobs = await self.writer.read(
+                    lambda: self.writer.store.jobs_in_states(frozenset(JobState))
+                )
+                self.metrics.set_jobs(Counter(j.state for j in jobs))
+                self.metrics.set_sites(Counter(e.status for e in self.registry.entries()))
+            except Exception:
+                log.exception("metrics refresh failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), 5.0)
+
+    async def stop(self) -> None:
+        """Stop the loops and the server, then close the store."""
+        self._stop.set()
+        if self.server is not None:
+            await self.server.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.writer.close()
 
 
 async def serve_forever(settings: BrokerSettings) -> None:
@@ -38,11 +197,9 @@ async def serve_forever(settings: BrokerSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    try:
-        bound = await start_server(settings.listen, Servicers.unimplemented())
-    except RuntimeError as exc:
-        raise OSError(f"cannot listen on {settings.listen}: {exc}") from None
-    print(f"listening on {bound.address}", flush=True)
+    broker = Broker(settings)
+    address = await broker.start()
+    print(f"listening on {address}", flush=True)
     await stop.wait()
     log.info("shutting down")
-    await bound.stop()
+    await broker.stop()

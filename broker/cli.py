@@ -9,6 +9,10 @@ from typing import Annotated
 
 import typer
 
+from broker.commands.certs import certs_app
+from broker.commands.plan import plan_command
+from broker.commands.simulate import simulate_command
+from broker.commands.tokens import tokens_app
 from computenet.address import AddressError, parse_address
 from computenet.cli.runner import EXIT_USAGE, fail, run_app
 
@@ -21,6 +25,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+app.command("plan")(plan_command)
+app.command("simulate")(simulate_command)
+app.add_typer(certs_app, name="certs")
+app.add_typer(tokens_app, name="tokens")
 
 
 @app.callback()

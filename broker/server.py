@@ -36,28 +36,20 @@ SERVICE_NAMES: tuple[str, ...] = (
 
 @dataclass
 class Servicers:
-    """The servicer objects to mount; the generated base classes answer UNIMPLEMENTED."""
+    """The servicer objects to mount (a generated base class answers UNIMPLEMENTED)."""
 
     site: site_service_pb2_grpc.SiteServiceServicer
     job: job_service_pb2_grpc.JobServiceServicer
     federation: federation_service_pb2_grpc.FederationServiceServicer
     rebalance: rebalance_service_pb2_grpc.RebalanceServiceServicer
 
-    @classmethod
-    def unimplemented(cls) -> Servicers:
-        """Servicers that answer UNIMPLEMENTED to every RPC."""
-        return cls(
-            site=site_service_pb2_grpc.SiteServiceServicer(),
-            job=job_service_pb2_grpc.JobServiceServicer(),
-            federation=federation_service_pb2_grpc.FederationServiceServicer(),
-            rebalance=rebalance_service_pb2_grpc.RebalanceServiceServicer(),
-        )
-
 
 class BoundServer:
     """A started gRPC server with its bound address and health state."""
 
-    def __init__(self, server: grpc.aio.Server, address: Address, health: health.aio.HealthServicer):
+    def __init__(
+        self, server: grpc.aio.Server, address: Address, health: health.aio.HealthServicer
+    ):
         self.server = server
         self.address = address
         self._health = health

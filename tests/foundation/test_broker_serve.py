@@ -36,7 +36,7 @@ def broker(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
 
 
 def test_health_and_reflection(broker: tuple[subprocess.Popen[str], str]) -> None:
-    proc, address = broker
+    _proc, address = broker
     with grpc.insecure_channel(address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for service in ("", *EXPECTED):

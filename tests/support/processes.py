@@ -40,13 +40,14 @@ def wait_for_line(
 
 
 def start_broker(
-    workdir: Path, *extra: str, db_url: str | None = None
+    workdir: Path, *extra: str, db_url: str | None = None, listen: str = "127.0.0.1:0"
 ) -> tuple[subprocess.Popen[str], str]:
-    """Start `computenet-broker serve` on 127.0.0.1:0; returns the process and its address."""
+    """Start `computenet-broker serve` (on a free loopback port unless told); returns it and its
+    address."""
     db = db_url or f"sqlite:///{workdir / 'broker.db'}"
     log = open(workdir / "broker.log", "a")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
-        [sys.executable, "-m", "broker", "serve", "--listen", "127.0.0.1:0", "--db", db, *extra],
+        [sys.executable, "-m", "broker", "serve", "--listen", listen, "--db", db, *extra],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
@@ -55,3 +56,39 @@ def start_broker(
     )
     match = wait_for_line(proc, _LISTENING)
     return proc, match.group(1)
+
+
+def start_agent(
+    workdir: Path,
+    site: str,
+    broker: str,
+    *,
+    pools: list[dict[str, object]] | None = None,
+    executor: str = "local",
+    capacity: dict[str, object] | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
+    """Start `computenet-agent run` for a site with its own config and state folder."""
+    import yaml
+
+    folder = workdir / f"agent-{site}"
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {
+        "site": site,
+        "broker": broker,
+        "capacity": capacity
+        or {"source": "static", "pools": pools or [], "cpu_cores": 64, "memory_gb": 512},
+        "executor": {"kind": executor},
+        "state_dir": str(folder / "state"),
+    }
+    path = folder / "agent.yaml"
+    path.write_text(yaml.safe_dump(config))
+    log = open(folder / "agent.log", "a")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(
+        [sys.executable, "-m", "site_agent", "run", "--config", str(path)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=folder,
+        env={**(env or os.environ), "PYTHONUNBUFFERED": "1"},
+    )

@@ -1,0 +1,219 @@
+"""The jobs API in domain terms: submit, read, list, watch, cancel, explain and plan."""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from typing import Any
+
+from broker.events import EventHub
+from broker.store.protocol import JobFilter, NewJob, Page, Transition
+from broker.tracker import CANCEL_REQUESTED, JobTracker
+from broker.validation import violations_against
+from broker.writer import StoreWriter
+from computenet.errors import (
+    FieldViolation,
+    InvalidArgumentError,
+    JobAlreadyExistsError,
+    JobNotCancellableError,
+    JobNotFoundError,
+    NotPlacedError,
+    SpecError,
+)
+from computenet.spec import JobSpec, parse_spec
+from computenet.types import (
+    ACTIVE_STATES,
+    CandidateSite,
+    Job,
+    JobEvent,
+    JobId,
+    JobState,
+    Placement,
+    SiteId,
+    TenantId,
+)
+from topology import Topology
+
+MAX_REQUEST_ID_CHARS = 128
+MAX_PAGE_SIZE = 1000
+WATCH_POLL_S = 5.0
+
+
+def new_job_id() -> JobId:
+    """A fresh job id."""
+    return JobId("job-" + uuid.uuid4().hex[:16])
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class JobManager:
+    """Domain logic behind JobService; raises the typed errors of computenet.errors."""
+
+    def __init__(
+        self,
+        *,
+        writer: StoreWriter,
+        hub: EventHub,
+        topology: Topology,
+        tracker: JobTracker,
+        kick: Callable[[], None],
+        pending_reasons: dict[str, str],
+    ) -> None:
+        self._writer = writer
+        self._store = writer.store
+        self._hub = hub
+        self._topology = topology
+        self._tracker = tracker
+        self._kick = kick
+        self._pending_reasons = pending_reasons
+
+    def validate(self, spec_data: dict[str, Any]) -> JobSpec:
+        """Validate a spec mapping fully (schema and topology); SpecError lists every field."""
+        spec = parse_spec(spec_data)
+        violations = violations_against(spec, self._topology)
+        if violations:
+            raise SpecError("invalid job spec", violations)
+        return spec
+
+    async def submit(
+        self, spec_data: dict[str, Any], request_id: str, tenant: TenantId
+    ) -> tuple[Job, bool]:
+        """Make a job durable and return it with whether it was a duplicate submission."""
+        if len(request_id) > MAX_REQUEST_ID_CHARS:
+            raise InvalidArgumentError(
+                "invalid request",
+                [FieldViolation("request_id", f"at most {MAX_REQUEST_ID_CHARS} characters")],
+            )
+        spec = self.validate(spec_data)
+        outcome = await self._writer.submit(
+            NewJob(
+                job_id=new_job_id(),
+                tenant=tenant,
+                request_id=request_id or uuid.uuid4().hex,
+                spec=spec,
+                time_unix_ms=_now_ms(),
+            )
+        )
+        if outcome.conflict or outcome.job is None:
+            raise JobAlreadyExistsError(
+                f"request id {request_id!r} was used before with a different spec"
+            )
+        if not outcome.duplicate:
+            self._kick()
+        return self._decorate(outcome.job), outcome.duplicate
+
+    def _decorate(self, job: Job) -> Job:
+        """Add the scheduler's current reason to a pending job."""
+        if job.state == JobState.PENDING and not job.reason:
+            reason = self._pending_reasons.get(job.job_id)
+            if reason:
+                return replace(job, reason=reason)
+        return job
+
+    async def get(self, job_id: JobId, tenant: TenantId | None = None) -> Job:
+        """The job; JobNotFoundError if absent or not the caller's."""
+        job = await self._writer.read(lambda: self._store.get_job(job_id))
+        if job is None or (tenant is not None and job.tenant != tenant):
+            raise JobNotFoundError(f"job {job_id!r} not found")
+        return self._decorate(job)
+
+    async def list(self, flt: JobFilter, page_size: int, page_token: str) -> Page:
+        """A page of jobs."""
+        size = min(max(page_size or 100, 1), MAX_PAGE_SIZE)
+        try:
+            page = await self._writer.read(lambda: self._store.list_jobs(flt, size, page_token))
+        except ValueError:
+            raise InvalidArgumentError(
+                "invalid request", [FieldViolation("page_token", "malformed page token")]
+            ) from None
+        return Page([self._decorate(j) for j in page.jobs], page.next_page_token)
+
+    async def cancel(self, job_id: JobId, reason: str, tenant: TenantId | None = None) -> Job:
+        """Cancel: pending jobs at once, placed or running ones when their site confirms."""
+        for _ in range(5):  # the job may move between our read and our write
+            job = await self.get(job_id, tenant)
+            if job.state == JobState.CANCELLED or job.reason == CANCEL_REQUESTED:
+                return job
+            if job.state.is_final:
+                raise JobNotCancellableError(f"job {job_id!r} already {job.state.value}")
+            if job.state == JobState.PENDING:
+                transition = Transition(
+                    job_id=job_id,
+                    new_state=JobState.CANCELLED,
+                    cause="cancelled",
+                    expect_states=frozenset({JobState.PENDING}),
+                    message=reason or "cancelled by request",
+                )
+            else:
+                transition = Transition(
+                    job_id=job_id,
+                    new_state=job.state,
+                    cause="cancel_requested",
+                    expect_states=frozenset({job.state}),
+                    expect_attempt=job.attempt,
+                    reason=CANCEL_REQUESTED,
+                    message=reason or "cancel requested",
+                )
+            (event,) = await self._writer.apply([transition])
+            if event is not None:
+                updated = await self.get(job_id, tenant)
+                if updated.state in ACTIVE_STATES:
+                    self._tracker.cancel(updated, CANCEL_REQUESTED)
+                return updated
+        return await self.get(job_id, tenant)
+
+    async def explain(self, job_id: JobId, tenant: TenantId | None = None) -> Placement:
+        """The stored explanation of the job's latest placement."""
+        await self.get(job_id, tenant)
+        text = await self._writer.read(lambda: self._store.placement_json(job_id))
+        if not text:
+            raise NotPlacedError(f"job {job_id!r} has not been placed yet")
+        return placement_from_json(text)
+
+    async def watch(
+        self,
+        after_sequence: int,
+        *,
+        job_id: JobId | None = None,
+        tenant: TenantId | None = None,
+        stop_at_final: bool = False,
+    ) -> AsyncIterator[JobEvent]:
+        """Events after a sequence number, as they are committed, with nothing missed."""
+        cursor = after_sequence
+        while True:
+            seen = self._hub.last_sequence  # read before querying, so no commit slips between
+            events = await self._writer.read(
+                functools.partial(self._store.events_after, cursor, job_id=job_id, tenant=tenant)
+            )
+            for event in events:
+                cursor = event.sequence
+                yield event
+                if stop_at_final and event.state.is_final:
+                    return
+            if not events:
+                await self._hub.wait_beyond(max(cursor, seen), WATCH_POLL_S)
+
+
+def placement_from_json(text: str) -> Placement:
+    """Inverse of broker.scheduler.placement_to_json."""
+    data = json.loads(text)
+    return Placement(
+        chosen=SiteId(data["chosen"]) if data.get("chosen") else None,
+        candidates=tuple(
+            CandidateSite(
+                site=SiteId(c["site"]),
+                feasible=c["feasible"],
+                reason=c["reason"],
+                terms_cny=c["terms"],
+                total_cny=c["total_cny"],
+            )
+            for c in data["candidates"]
+        ),
+        decision_ms=data.get("decision_ms", 0.0),
+    )

@@ -1,0 +1,96 @@
+"""Prometheus metrics of the broker: jobs by state, placement latency, sites, RPC outcomes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
+from prometheus_client import Counter as PromCounter
+
+from computenet.address import Address
+from computenet.types import JobState, SiteStatus
+
+
+class BrokerMetrics:
+    """The broker's metric families, in their own registry (one per broker instance)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.jobs = Gauge("computenet_jobs", "Jobs by state.", ["state"], registry=self.registry)
+        self.sites = Gauge(
+            "computenet_sites", "Sites by status.", ["status"], registry=self.registry
+        )
+        self.placement_seconds = Histogram(
+            "computenet_placement_decision_seconds",
+            "Time to take one placement decision.",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 1.0),
+            registry=self.registry,
+        )
+        self.rpcs = PromCounter(
+            "computenet_rpcs",
+            "RPCs by method and status code.",
+            ["method", "code"],
+            registry=self.registry,
+        )
+
+    def observe_decision(self, decision_ms: float) -> None:
+        """Record one placement decision's latency."""
+        self.placement_seconds.observe(decision_ms / 1000.0)
+
+    def set_jobs(self, by_state: Counter[JobState]) -> None:
+        """Set the jobs-by-state gauge."""
+        for state in JobState:
+            self.jobs.labels(state=state.value).set(by_state.get(state, 0))
+
+    def set_sites(self, by_status: Counter[SiteStatus]) -> None:
+        """Set the sites-by-status gauge."""
+        for status in SiteStatus:
+            self.sites.labels(status=status.value).set(by_status.get(status, 0))
+
+    def serve(self, address: Address) -> int:
+        """Serve /metrics over HTTP; returns the bound port."""
+        server, _thread = start_http_server(address.port, addr=address.host, registry=self.registry)
+        return int(server.server_port)
+
+
+class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Counts unary RPCs by method and final status code."""
+
+    def __init__(self, metrics: BrokerMetrics) -> None:
+        self._metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = handler_call_details.method
+        inner = handler.unary_unary
+        counter = self._metrics.rpcs
+
+        async def counted(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                response = await inner(request, context)
+            except BaseException:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                counter.labels(method=method, code=_name(code)).inc()
+                raise
+            code = context.code() or grpc.StatusCode.OK
+            counter.labels(method=method, code=_name(code)).inc()
+            return response
+
+        return grpc.unary_unary_rpc_method_handler(
+            counted,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _name(code: Any) -> str:
+    return code.name if isinstance(code, grpc.StatusCode) else str(code)

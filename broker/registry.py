@@ -1,0 +1,197 @@
+"""The live registry of member sites: status by heartbeat TTL, latest capacity, connection facts.
+
+Liveness: a site that reports is `active`; silent past `suspect_after_s` it becomes `suspect`
+(no new work); silent past `lost_after_s` it is `lost` and its jobs are requeued or failed.
+After a broker restart every site starts `offline` with its clock at the restart, which gives
+agents a grace period of `lost_after_s` to reconnect before anything is declared lost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from computenet.types import PoolCapacity, SiteId, SiteInfo, SiteStatus
+
+
+@dataclass(frozen=True, slots=True)
+class SiteReport:
+    """The latest capacity report of a site."""
+
+    pools: tuple[PoolCapacity, ...] = ()
+    cpu_cores: float = 0.0
+    cpu_cores_free: float = 0.0
+    memory_gb: float = 0.0
+    memory_gb_free: float = 0.0
+
+    def to_json(self) -> str:
+        """Serialise for the store."""
+        return json.dumps(
+            {
+                "pools": [[p.model, p.total, p.allocatable, p.in_use] for p in self.pools],
+                "cpu": [self.cpu_cores, self.cpu_cores_free],
+                "mem": [self.memory_gb, self.memory_gb_free],
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> SiteReport:
+        """Inverse of to_json; an empty or unknown document gives an empty report."""
+        data = json.loads(text or "{}")
+        if not data:
+            return cls()
+        return cls(
+            pools=tuple(PoolCapacity(m, t, a, u) for m, t, a, u in data.get("pools", [])),
+            cpu_cores=data["cpu"][0],
+            cpu_cores_free=data["cpu"][1],
+            memory_gb=data["mem"][0],
+            memory_gb_free=data["mem"][1],
+        )
+
+
+@dataclass(slots=True)
+class SiteEntry:
+    """What the broker knows about one site right now."""
+
+    site_id: SiteId
+    name: str
+    province: str
+    side: str
+    status: SiteStatus = SiteStatus.OFFLINE
+    last_seen_s: float = 0.0
+    last_report_unix_ms: int = 0
+    report: SiteReport = field(default_factory=SiteReport)
+    drained: bool = False
+    executor: str = ""
+    agent_version: str = ""
+    agent_epoch: str = ""
+    connected: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A site moved from one status to another."""
+
+    site_id: SiteId
+    old: SiteStatus
+    new: SiteStatus
+
+
+class SiteRegistry:
+    """Sites of the served topology, their status and their latest reports."""
+
+    def __init__(
+        self,
+        sites: Iterable[tuple[SiteId, str, str, str]],
+        *,
+        suspect_after_s: float,
+        lost_after_s: float,
+        now_s: float,
+    ) -> None:
+        if lost_after_s <= suspect_after_s:
+            raise ValueError("lost_after_s must exceed suspect_after_s")
+        self.suspect_after_s = suspect_after_s
+        self.lost_after_s = lost_after_s
+        self._sites = {
+            sid: SiteEntry(sid, name, province, side, last_seen_s=now_s)
+            for sid, name, province, side in sites
+        }
+
+    def __contains__(self, site_id: object) -> bool:
+        return site_id in self._sites
+
+    def get(self, site_id: SiteId) -> SiteEntry:
+        """The entry of a site; KeyError if not in the topology."""
+        return self._sites[site_id]
+
+    def entries(self) -> list[SiteEntry]:
+        """All entries in topology order."""
+        return list(self._sites.values())
+
+    def _status_for(self, entry: SiteEntry) -> SiteStatus:
+        return SiteStatus.DRAINING if entry.drained else SiteStatus.ACTIVE
+
+    def connected(
+        self, site_id: SiteId, *, now_s: float, executor: str, version: str, epoch: str
+    ) -> StatusChange | None:
+        """An agent said hello."""
+        entry = self._sites[site_id]
+        entry.connected = True
+        entry.executor, entry.agent_version, entry.agent_epoch = executor, version, epoch
+        return self._seen(entry, now_s)
+
+    def disconnected(self, site_id: SiteId) -> None:
+        """The agent's stream ended; liveness now runs on the TTL alone."""
+        self._sites[site_id].connected = False
+
+    def reported(
+        self, site_id: SiteId, report: SiteReport, *, now_s: float, now_unix_ms: int
+    ) -> StatusChange | None:
+        """A capacity report (the heartbeat) arrived."""
+        entry = self._sites[site_id]
+        entry.report = report
+        entry.last_report_unix_ms = now_unix_ms
+        return self._seen(entry, now_s)
+
+    def _seen(self, entry: SiteEntry, now_s: float) -> StatusChange | None:
+        entry.last_seen_s = now_s
+        new = self._status_for(entry)
+        if entry.status == new:
+            return None
+        change = StatusChange(entry.site_id, entry.status, new)
+        entry.status = new
+        return change
+
+    def set_drained(self, site_id: SiteId, drained: bool) -> StatusChange | None:
+        """Drain or undrain a site; a silent site keeps its liveness status."""
+        entry = self._sites[site_id]
+        entry.drained = drained
+        if entry.status not in (SiteStatus.ACTIVE, SiteStatus.DRAINING):
+            return None
+        new = self._status_for(entry)
+        if new == entry.status:
+            return None
+        change = StatusChange(site_id, entry.status, new)
+        entry.status = new
+        return change
+
+    def tick(self, now_s: float) -> list[StatusChange]:
+        """Apply the heartbeat TTLs; returns the changes (to suspect or lost)."""
+        changes = []
+        for entry in self._sites.values():
+            silent_s = now_s - entry.last_seen_s
+            new = entry.status
+            live = entry.status in (SiteStatus.ACTIVE, SiteStatus.DRAINING)
+            if live and silent_s > self.suspect_after_s:
+                new = SiteStatus.SUSPECT
+            if entry.status != SiteStatus.LOST and silent_s > self.lost_after_s:
+                new = SiteStatus.LOST
+            if new != entry.status:
+                changes.append(StatusChange(entry.site_id, entry.status, new))
+                entry.status = new
+        return changes
+
+    def info(self, site_id: SiteId, running_jobs: int = 0) -> SiteInfo:
+        """The public view of a site."""
+        e = self._sites[site_id]
+        return SiteInfo(
+            site_id=e.site_id,
+            name=e.name,
+            province=e.province,
+            side=e.side,
+            status=e.status,
+            pools=e.report.pools,
+            cpu_cores=e.report.cpu_cores,
+            memory_gb=e.report.memory_gb,
+            last_report_unix_ms=e.last_report_unix_ms,
+            running_jobs=running_jobs,
+            executor=e.executor,
+            agent_version=e.agent_version,
+        )
+
+    def restore(self, site_id: SiteId, *, drained: bool, report: SiteReport) -> None:
+        """Load what the store remembers (drain flag, last report) after a restart."""
+        if site_id in self._sites:
+            entry = self._sites[site_id]
+            self._sites[site_id] = replace(entry, drained=drained, report=report)

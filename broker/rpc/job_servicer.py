@@ -1,0 +1,104 @@
+"""JobService over gRPC: owns the wire types and the context, delegates to JobManager."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import grpc
+
+from broker.jobs import JobManager
+from broker.rpc.errors import translate_errors
+from broker.store.protocol import JobFilter
+from computenet import convert
+from computenet.spec import JobSpec
+from computenet.types import JobId, Placement, SiteId, TenantId
+from computenet.v1 import job_service_pb2 as pb
+from computenet.v1 import job_service_pb2_grpc as pb_grpc
+
+DEFAULT_TENANT = TenantId("default")
+
+Planner = Callable[[JobSpec], Awaitable[Placement]]
+
+
+def _tenant(context: grpc.aio.ServicerContext) -> TenantId:
+    """The caller's tenant (authentication maps tokens to tenants; without it: default)."""
+    return DEFAULT_TENANT
+
+
+class JobServicer(pb_grpc.JobServiceServicer):
+    """gRPC edge of the jobs API."""
+
+    def __init__(self, jobs: JobManager, planner: Planner) -> None:
+        self._jobs = jobs
+        self._plan = planner
+
+    @translate_errors
+    async def SubmitJob(
+        self, request: pb.SubmitJobRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitJobResponse:
+        spec_data = convert.spec_dict_from_proto(request.spec)
+        job, duplicate = await self._jobs.submit(spec_data, request.request_id, _tenant(context))
+        return pb.SubmitJobResponse(job=convert.job_to_proto(job), duplicate=duplicate)
+
+    @translate_errors
+    async def GetJob(
+        self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetJobResponse:
+        job = await self._jobs.get(JobId(request.job_id))
+        return pb.GetJobResponse(job=convert.job_to_proto(job))
+
+    @translate_errors
+    async def ListJobs(
+        self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListJobsResponse:
+        state = convert.state_from_proto(request.state)
+        flt = JobFilter(
+            states=frozenset({state}) if state else None,
+            kind=convert.kind_from_proto(request.kind),
+            site=SiteId(request.site) if request.site else None,
+            tenant=TenantId(request.tenant) if request.tenant else None,
+        )
+        page = await self._jobs.list(flt, request.page_size, request.page_token)
+        return pb.ListJobsResponse(
+            jobs=[convert.job_to_proto(j) for j in page.jobs],
+            next_page_token=page.next_page_token,
+        )
+
+    @translate_errors
+    async def WatchJob(
+        self, request: pb.WatchJobRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchJobResponse]:
+        job = await self._jobs.get(JobId(request.job_id))
+        events = self._jobs.watch(request.after_sequence, job_id=job.job_id, stop_at_final=True)
+        async for event in events:
+            yield pb.WatchJobResponse(event=convert.event_to_proto(event))
+
+    @translate_errors
+    async def WatchJobs(
+        self, request: pb.WatchJobsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchJobsResponse]:
+        tenant = TenantId(request.tenant) if request.tenant else None
+        async for event in self._jobs.watch(request.after_sequence, tenant=tenant):
+            yield pb.WatchJobsResponse(event=convert.event_to_proto(event))
+
+    @translate_errors
+    async def CancelJob(
+        self, request: pb.CancelJobRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelJobResponse:
+        job = await self._jobs.cancel(JobId(request.job_id), request.reason)
+        return pb.CancelJobResponse(job=convert.job_to_proto(job))
+
+    @translate_errors
+    async def ExplainPlacement(
+        self, request: pb.ExplainPlacementRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ExplainPlacementResponse:
+        placement = await self._jobs.explain(JobId(request.job_id))
+        return pb.ExplainPlacementResponse(placement=convert.placement_to_proto(placement))
+
+    @translate_errors
+    async def PlanJob(
+        self, request: pb.PlanJobRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PlanJobResponse:
+        spec = self._jobs.validate(convert.spec_dict_from_proto(request.spec))
+        placement = await self._plan(spec)
+        return pb.PlanJobResponse(placement=convert.placement_to_proto(placement))

@@ -1,0 +1,202 @@
+"""SiteService over gRPC: the broker's side of each agent's Connect stream."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import grpc
+
+from broker.registry import SiteRegistry, SiteReport, StatusChange
+from broker.sessions import (
+    AgentSession,
+    OutAck,
+    Outbound,
+    OutCancel,
+    OutDispatch,
+    OutDrain,
+    SessionTable,
+)
+from broker.tracker import AttemptReport, JobTracker
+from computenet import convert
+from computenet.types import JobId, JobState, SiteId
+from computenet.v1 import site_service_pb2 as pb
+from computenet.v1 import site_service_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT_S = 10.0
+
+
+def outbound_to_proto(message: Outbound) -> pb.ConnectResponse:
+    """Domain outbound message to the wire."""
+    if isinstance(message, OutDispatch):
+        return pb.ConnectResponse(
+            dispatch=pb.Dispatch(
+                delivery_id=message.delivery_id,
+                job_id=message.job_id,
+                attempt=message.attempt,
+                fencing_token=message.fencing_token,
+                spec=convert.spec_to_proto(message.spec),
+                tenant=message.tenant,
+            )
+        )
+    if isinstance(message, OutCancel):
+        return pb.ConnectResponse(
+            cancel=pb.CancelAttempt(
+                delivery_id=message.delivery_id,
+                job_id=message.job_id,
+                attempt=message.attempt,
+                reason=message.reason,
+                checkpoint=message.checkpoint,
+            )
+        )
+    if isinstance(message, OutDrain):
+        return pb.ConnectResponse(
+            drain=pb.Drain(delivery_id=message.delivery_id, drain=message.drain)
+        )
+    return pb.ConnectResponse(ack=pb.Ack(id=message.report_id))
+
+
+def report_from_proto(msg: pb.CapacityReport) -> SiteReport:
+    """Wire capacity report to the registry's record."""
+    return SiteReport(
+        pools=tuple(convert.pool_from_proto(p) for p in msg.pools),
+        cpu_cores=msg.cpu_cores,
+        cpu_cores_free=msg.cpu_cores_free,
+        memory_gb=msg.memory_gb,
+        memory_gb_free=msg.memory_gb_free,
+    )
+
+
+class SiteServicer(pb_grpc.SiteServiceServicer):
+    """Accepts agents of the served topology and runs one session per connected site."""
+
+    def __init__(
+        self,
+        *,
+        registry: SiteRegistry,
+        sessions: SessionTable,
+        tracker: JobTracker,
+        on_status: Callable[[list[StatusChange]], Awaitable[None]],
+        kick: Callable[[], None],
+        broker_epoch: str,
+        heartbeat_interval_s: float,
+        lease_s: float,
+    ) -> None:
+        self._registry = registry
+        self._sessions = sessions
+        self._tracker = tracker
+        self._on_status = on_status
+        self._kick = kick
+        self._welcome = pb.Welcome(
+            broker_epoch=broker_epoch,
+            heartbeat_interval_s=heartbeat_interval_s,
+            lease_s=lease_s,
+        )
+
+    async def Connect(
+        self,
+        request_iterator: AsyncIterator[pb.ConnectRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.ConnectResponse]:
+        hello = await self._read_hello(request_iterator, context)
+        site_id = SiteId(hello.site_id)
+        session = self._sessions.open(site_id, hello.epoch)
+        change = self._registry.connected(
+            site_id,
+            now_s=time.monotonic(),
+            executor=hello.executor,
+            version=hello.agent_version,
+            epoch=hello.epoch,
+        )
+        log.info("agent connected site=%s epoch=%s", site_id, hello.epoch)
+        if change is not None:
+            await self._on_status([change])
+        yield pb.ConnectResponse(welcome=self._welcome)
+        held = [(JobId(a.job_id), a.attempt) for a in hello.attempts]
+        await self._tracker.resume_site(session, held)
+        reader = asyncio.create_task(self._read_loop(session, request_iterator))
+        try:
+            while True:
+                message = await session.next_message()
+                if message is None:
+                    break
+                yield outbound_to_proto(message)
+        finally:
+            reader.cancel()
+            if self._sessions.end(session):
+                self._registry.disconnected(site_id)
+            log.info("agent disconnected site=%s", site_id)
+
+    async def _read_hello(
+        self,
+        request_iterator: AsyncIterator[pb.ConnectRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> pb.Hello:
+        try:
+            first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT_S)
+        except (TimeoutError, StopAsyncIteration):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "expected hello first")
+        if first.WhichOneof("msg") != "hello":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be hello")
+        hello = first.hello
+        if hello.site_id not in self._registry:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"site {hello.site_id!r} is not a site of the broker's topology",
+            )
+        return hello
+
+    async def _read_loop(
+        self, session: AgentSession, request_iterator: AsyncIterator[pb.ConnectRequest]
+    ) -> None:
+        try:
+            async for message in request_iterator:
+                await self._handle(session, message)
+        except asyncio.CancelledError:
+            raise
+        except grpc.aio.AioRpcError:
+            pass
+        except Exception:
+            log.exception("agent stream failed site=%s", session.site_id)
+        finally:
+            session.close()
+
+    async def _handle(self, session: AgentSession, message: pb.ConnectRequest) -> None:
+        kind = message.WhichOneof("msg")
+        if kind == "capacity":
+            change = self._registry.reported(
+                session.site_id,
+                report_from_proto(message.capacity),
+                now_s=time.monotonic(),
+                now_unix_ms=int(time.time() * 1000),
+            )
+            if change is not None:
+                await self._on_status([change])
+            self._kick()
+        elif kind == "job_event":
+            event = message.job_event
+            state = convert.state_from_proto(event.state)
+            if state is not None:
+                await self._tracker.report(
+                    AttemptReport(
+                        site_id=session.site_id,
+                        job_id=JobId(event.job_id),
+                        attempt=event.attempt,
+                        state=state,
+                        exit_code=event.exit_code
+                        if state in (JobState.SUCCEEDED, JobState.FAILED)
+                        else None,
+                        message=event.message,
+                    )
+                )
+                if state.is_final:
+                    self._kick()
+            session.send(OutAck(event.report_id))
+        elif kind == "ack":
+            delivery = session.acknowledged(message.ack.id)
+            if isinstance(delivery, OutDispatch):
+                await self._tracker.dispatch_acknowledged(session.site_id, delivery)

@@ -1,0 +1,101 @@
+"""Site liveness: active -> suspect -> lost by heartbeat TTL, with a grace period at start."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from broker.registry import SiteRegistry, SiteReport, StatusChange
+from computenet.types import PoolCapacity, SiteId, SiteStatus
+
+A = SiteId("a")
+B = SiteId("b")
+
+
+def registry(now: float = 0.0) -> SiteRegistry:
+    return SiteRegistry(
+        [(A, "A", "p", "east"), (B, "B", "q", "west")],
+        suspect_after_s=10,
+        lost_after_s=30,
+        now_s=now,
+    )
+
+
+def test_sites_start_offline_and_become_active_on_hello() -> None:
+    reg = registry()
+    assert reg.get(A).status == SiteStatus.OFFLINE
+    change = reg.connected(A, now_s=1, executor="local", version="1", epoch="e")
+    assert change == StatusChange(A, SiteStatus.OFFLINE, SiteStatus.ACTIVE)
+    assert reg.get(A).connected
+
+
+def test_silence_makes_suspect_then_lost() -> None:
+    reg = registry()
+    reg.connected(A, now_s=0, executor="local", version="1", epoch="e")
+    assert reg.tick(9) == []
+    assert reg.tick(11) == [StatusChange(A, SiteStatus.ACTIVE, SiteStatus.SUSPECT)]
+    assert reg.tick(20) == []
+    changes = reg.tick(31)
+    assert StatusChange(A, SiteStatus.SUSPECT, SiteStatus.LOST) in changes
+
+
+def test_report_revives_a_suspect_site() -> None:
+    reg = registry()
+    reg.connected(A, now_s=0, executor="local", version="1", epoch="e")
+    reg.tick(11)
+    change = reg.reported(A, SiteReport(), now_s=12, now_unix_ms=12_000)
+    assert change == StatusChange(A, SiteStatus.SUSPECT, SiteStatus.ACTIVE)
+    assert reg.get(A).last_report_unix_ms == 12_000
+
+
+def test_grace_after_restart_never_connected_site_is_lost_only_after_lost_timeout() -> None:
+    reg = registry(now=100)
+    assert reg.tick(125) == []
+    changes = reg.tick(131)
+    assert {c.site_id for c in changes} == {A, B}
+    assert all(c.new == SiteStatus.LOST for c in changes)
+
+
+def test_drain_and_undrain_of_an_active_site() -> None:
+    reg = registry()
+    reg.connected(A, now_s=0, executor="local", version="1", epoch="e")
+    assert reg.set_drained(A, True) == StatusChange(A, SiteStatus.ACTIVE, SiteStatus.DRAINING)
+    reg.reported(A, SiteReport(), now_s=1, now_unix_ms=1)
+    assert reg.get(A).status == SiteStatus.DRAINING
+    assert reg.set_drained(A, False) == StatusChange(A, SiteStatus.DRAINING, SiteStatus.ACTIVE)
+
+
+def test_report_json_round_trip() -> None:
+    report = SiteReport(
+        pools=(PoolCapacity("a800", 8, 7, 2),),
+        cpu_cores=64,
+        cpu_cores_free=60,
+        memory_gb=512,
+        memory_gb_free=500,
+    )
+    assert SiteReport.from_json(report.to_json()) == report
+    assert SiteReport.from_json("") == SiteReport()
+
+
+@given(st.lists(st.tuples(st.booleans(), st.floats(0, 50)), max_size=40))
+def test_status_always_follows_the_ttl(steps: list[tuple[bool, float]]) -> None:
+    """After any sequence of reports and silences, the status matches the time since last seen."""
+    reg = registry()
+    reg.connected(A, now_s=0, executor="local", version="1", epoch="e")
+    now = 0.0
+    last_seen = 0.0
+    for report, gap in steps:
+        now += gap
+        if report:
+            reg.reported(A, SiteReport(), now_s=now, now_unix_ms=int(now * 1000))
+            last_seen = now
+        else:
+            reg.tick(now)
+        status = reg.get(A).status
+        silent = now - last_seen
+        if report:
+            assert status == SiteStatus.ACTIVE
+        elif silent > 30:
+            assert status == SiteStatus.LOST
+        elif silent > 10:
+            assert status in (SiteStatus.SUSPECT, SiteStatus.LOST)

@@ -1,0 +1,40 @@
+"""Fixtures for end-to-end tests: a broker subprocess on loopback with its database."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import start_broker
+
+BrokerFactory = Callable[..., tuple[subprocess.Popen[str], str]]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL of each kind the broker supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'broker.db'}"
+    return str(request.getfixturevalue("postgres_db_url"))
+
+
+@pytest.fixture
+def broker_factory(tmp_path: Path) -> Iterator[BrokerFactory]:
+    """Starts brokers (with extra CLI arguments) and kills whatever is left at the end."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(
+        *extra: str, db_url: str | None = None, listen: str = "127.0.0.1:0"
+    ) -> tuple[subprocess.Popen[str], str]:
+        proc, address = start_broker(tmp_path, *extra, db_url=db_url, listen=listen)
+        started.append(proc)
+        return proc, address
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

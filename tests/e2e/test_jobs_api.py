@@ -1,0 +1,166 @@
+"""The jobs API end to end: validation, watch resumption, cancel, and a site lost mid-run."""
+
+from __future__ import annotations
+
+import time
+import grpc
+import pytest
+
+from computenet import Client
+from computenet.errors import InvalidArgumentError, JobNotFoundError, SpecError
+from computenet.spec import parse_spec
+from computenet.status import error_from_rpc_error
+from computenet.types import JobState, SiteStatus
+from computenet.v1 import job_service_pb2 as job_pb
+from computenet.v1 import job_service_pb2_grpc as job_grpc
+from computenet.v1 import types_pb2
+from tests.e2e.conftest import BrokerFactory
+from tests.support.scripted_agent import ScriptedAgent
+
+BATCH = {
+    "name": "b",
+    "kind": "batch",
+    "resources": {"accelerator": "a800", "count": 1},
+    "duration_hours": 0.01,
+    "command": ["true"],
+}
+
+
+def _wait_for(predicate, timeout_s: float = 20.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _raw_spec(**overrides: object) -> job_pb.SubmitJobRequest:
+    """A wire request built without the SDK's local validation, so the broker's is tested."""
+    spec = types_pb2.JobSpec(
+        name="b",
+        kind=types_pb2.JOB_KIND_BATCH,
+        resources=types_pb2.Resources(accelerator="a800", count=1),
+        duration_hours=0.01,
+        command=["true"],
+    )
+    for name, value in overrides.items():
+        if name == "resources":
+            spec.resources.CopyFrom(value)  # type: ignore[arg-type]
+        elif name == "inference":
+            spec.inference.CopyFrom(value)  # type: ignore[arg-type]
+        elif name == "dataset":
+            spec.dataset.CopyFrom(value)  # type: ignore[arg-type]
+        elif name == "command":
+            del spec.command[:]
+        else:
+            setattr(spec, name, value)
+    return job_pb.SubmitJobRequest(spec=spec, request_id="bad")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        (
+            {"resources": types_pb2.Resources(accelerator="z9000", count=1)},
+            "spec.resources.accelerator",
+        ),
+        (
+            {"resources": types_pb2.Resources(accelerator="a800", count=100_000)},
+            "spec.resources.count",
+        ),
+        ({"command": []}, "spec.command"),
+        ({"duration_hours": -3.0}, "spec.duration_hours"),
+        ({"kind": types_pb2.JOB_KIND_UNSPECIFIED}, "spec.kind"),
+        (
+            {
+                "kind": types_pb2.JOB_KIND_INFERENCE,
+                "inference": types_pb2.InferenceSpec(
+                    user_regions=[types_pb2.RegionDemand(region="atlantis", weight=1)],
+                    latency_slo_ms=10,
+                ),
+            },
+            "spec.inference.user_regions[0].region",
+        ),
+        ({"dataset": types_pb2.Dataset(origin="nowhere", size_gb=1)}, "spec.dataset.origin"),
+        ({"name": "x" * 5_000_000}, None),
+    ],
+)
+def test_malformed_specs_are_rejected_field_by_field_and_store_nothing(
+    broker_factory: BrokerFactory, overrides: dict[str, object], field: str | None
+) -> None:
+    _, address = broker_factory()
+    with grpc.insecure_channel(address) as channel:
+        stub = job_grpc.JobServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.SubmitJob(_raw_spec(**overrides), timeout=10)
+    error = error_from_rpc_error(info.value)
+    if field is None:  # an oversized message is refused by the transport limit
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    else:
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert isinstance(error, InvalidArgumentError)
+        assert field in {v.field for v in error.violations}, error.violations
+    with Client(address=address) as client:
+        assert list(client.list()) == []
+
+
+def test_negative_counts_are_refused_before_leaving_the_client() -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec({**BATCH, "resources": {"accelerator": "a800", "count": -1}})
+    assert "spec.resources.count" in {v.field for v in info.value.violations}
+
+
+def test_watch_resumed_from_last_sequence_yields_every_event_once(
+    broker_factory: BrokerFactory,
+) -> None:
+    _, address = broker_factory()
+    with Client(address=address) as client:
+        job = client.submit(BATCH, request_id="w1").job
+        first = next(iter(client.watch(job.job_id)))
+        assert first.state == JobState.PENDING
+        client.cancel(job.job_id, reason="test")
+        rest = list(client.watch(job.job_id, after_sequence=first.sequence))
+        everything = list(client.watch(job.job_id))
+    assert [e.sequence for e in everything] == [first.sequence] + [e.sequence for e in rest]
+    assert len({e.sequence for e in everything}) == len(everything)
+    assert everything[-1].state == JobState.CANCELLED
+
+
+def test_unknown_job_is_not_found(broker_factory: BrokerFactory) -> None:
+    _, address = broker_factory()
+    with Client(address=address) as client, pytest.raises(JobNotFoundError):
+        client.get("job-does-not-exist")
+
+
+def test_silent_site_goes_suspect_then_lost_and_its_job_is_requeued(
+    broker_factory: BrokerFactory,
+) -> None:
+    _, address = broker_factory("--suspect-after", "1", "--lost-after", "2.5")
+    agent = ScriptedAgent(address, "horinger")
+    agent.next("welcome")
+    agent.report_capacity("910b", 8)
+    with Client(address=address) as client:
+        job = client.submit(
+            {**BATCH, "resources": {"accelerator": "910b", "count": 2}}, request_id="l1"
+        ).job
+        dispatch = agent.next("dispatch").dispatch
+        assert dispatch.job_id == job.job_id and dispatch.attempt == 1
+        agent.ack(dispatch.delivery_id)
+        agent.job_event(job.job_id, 1, types_pb2.JOB_STATE_RUNNING)
+        _wait_for(lambda: client.get(job.job_id).state == JobState.RUNNING, what="running")
+        assert client.site("horinger").status == SiteStatus.ACTIVE
+        started = time.monotonic()
+        agent.close()  # the site goes silent
+        _wait_for(lambda: client.site("horinger").status == SiteStatus.SUSPECT, what="suspect")
+        suspect_s = time.monotonic() - started
+        _wait_for(lambda: client.site("horinger").status == SiteStatus.LOST, what="lost")
+        lost_s = time.monotonic() - started
+        requeued = _wait_for(
+            lambda: (j := client.get(job.job_id)).state == JobState.PENDING and j,
+            what="requeue",
+        )
+    assert 0.9 <= suspect_s < 2.5
+    assert 2.4 <= lost_s < 5.0
+    assert requeued.site is None and requeued.attempt == 1
