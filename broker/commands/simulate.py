@@ -1,0 +1,109 @@
+"""The `computenet-broker simulate` command: replay workloads under several policies and compare."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from broker.simulate import (
+    DEFAULT_LIMIT,
+    Scenario,
+    UnknownPolicyError,
+    WorkloadError,
+    compare,
+    export_jobs,
+    load_workload,
+    parse_policies,
+)
+from broker.simulate.plot import plot_comparison
+from broker.simulate.report import render_table, report_json
+from computenet.cli.runner import EXIT_USAGE, fail
+from topology import Topology, TopologyError, default_topology, load_topology
+
+PROG = "computenet-broker simulate"
+LONG_RUN_JOBS = 20_000
+
+
+def _topology(path: Path | None) -> tuple[Topology, str]:
+    if path is None:
+        return default_topology(), "default"
+    try:
+        return load_topology(path), str(path)
+    except TopologyError as exc:
+        fail(PROG, str(exc), EXIT_USAGE)
+
+
+def simulate_command(
+    workload: Annotated[
+        str,
+        typer.Option(
+            help="Named workload(s) (philly, alibaba-gpu2023, alibaba-genai) or CSV "
+            "file(s), comma-separated to merge on one timeline."
+        ),
+    ] = "philly,alibaba-genai",
+    policy: Annotated[
+        str,
+        typer.Option(
+            help="Policies, comma-separated: nearest, cheapest-energy, random, greedy, optimal."
+        ),
+    ] = "nearest,cheapest-energy,greedy,optimal",
+    topology: Annotated[
+        Path | None, typer.Option(help="Topology YAML; the built-in national network if unset.")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(help="Replay the first N jobs of the merged timeline (0: all).", min=0)
+    ] = DEFAULT_LIMIT,
+    seed: Annotated[int, typer.Option(help="Seed of region/origin draws and `random`.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write a PNG bar chart of the comparison.")
+    ] = None,
+    capacity_scale: Annotated[
+        float, typer.Option(help="Multiply every accelerator pool by this factor.", min=0.0)
+    ] = 1.0,
+    export_workload: Annotated[
+        Path | None, typer.Option(help="Write the replayed jobs in the normalised CSV format.")
+    ] = None,
+) -> None:
+    """Replay a workload under several placement policies; compare cost, carbon, SLO and waits."""
+    try:
+        names = parse_policies(policy)
+    except UnknownPolicyError as exc:
+        fail(PROG, str(exc), EXIT_USAGE)
+    topo, topo_name = _topology(topology)
+    try:
+        loaded = load_workload(workload, topo, seed=seed, limit=limit or None)
+    except WorkloadError as exc:
+        fail(PROG, str(exc), EXIT_USAGE)
+    if export_workload is not None:
+        export_jobs(loaded.jobs, export_workload)
+    scenario = Scenario(loaded.jobs, topo, capacity_scale=capacity_scale, seed=seed)
+    results = compare(scenario, names, progress=len(loaded.jobs) >= LONG_RUN_JOBS)
+    for name, metrics in results.items():
+        if metrics.stranded or metrics.unplaceable:
+            print(
+                f"{PROG}: {name}: {metrics.stranded} job(s) still queued at the end, "
+                f"{metrics.unplaceable} too large for any pool at this capacity scale",
+                file=sys.stderr,
+            )
+    title = f"{loaded.name}: {len(loaded.jobs)} jobs, capacity x{capacity_scale:g}, seed {seed}"
+    if plot is not None:
+        plot_comparison(results, plot, title=title)
+    if json_out:
+        document = report_json(
+            results,
+            workload=loaded.name,
+            topology=topo_name,
+            capacity_scale=capacity_scale,
+            seed=seed,
+        )
+        print(json.dumps(document, indent=2))
+    else:
+        render_table(results, title=title)
+
+
+__all__ = ["simulate_command"]

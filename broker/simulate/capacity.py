@@ -1,0 +1,139 @@
+"""Free accelerator cards per site pool during a replay, with allocation that never overcommits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from broker.placement.snapshot import FederationSnapshot, SiteCapacity
+from computenet.types import SiteStatus
+from topology import Topology
+
+Allocation = tuple[tuple[int, int], ...]  # (pool index within the site, cards)
+
+
+class CapacityError(RuntimeError):
+    """An allocation would take more cards than a pool has free (a simulator bug)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """One accelerator pool as the simulator sees it: model, cards offered, watts per card."""
+
+    model: str
+    cards: int
+    watts: float
+
+
+def scaled_cards(count: int, scale: float) -> int:
+    """Cards of a pool at a capacity scale: rounded to the nearest whole card (halves up)."""
+    return int(count * scale + 0.5)
+
+
+class Capacity:
+    """Total and free cards of every pool, by site id, at a capacity scale.
+
+    Pools of a site are kept in ascending watts order (ties by topology order): a job takes the
+    least power-hungry pool that fits it, so every policy draws the same power for the same site.
+    """
+
+    def __init__(self, topology: Topology, scale: float = 1.0) -> None:
+        if scale < 0:
+            raise ValueError(f"capacity scale must be >= 0 (got {scale})")
+        self.topology = topology
+        self.pools: dict[str, tuple[Pool, ...]] = {}
+        for site in topology.sites:
+            ordered = sorted(enumerate(site.pools), key=lambda item: (item[1].watts, item[0]))
+            self.pools[site.id] = tuple(
+                Pool(p.model, scaled_cards(p.count, scale), p.watts) for _, p in ordered
+            )
+        self.free: dict[str, list[int]] = {s: [p.cards for p in ps] for s, ps in self.pools.items()}
+
+    def total_cards(self, side: str | None = None) -> int:
+        """Cards offered over all sites (of one side if given)."""
+        return sum(
+            p.cards
+            for site in self.topology.sites
+            if side is None or site.side == side
+            for p in self.pools[site.id]
+        )
+
+    def fit(self, site: str, accelerator: str, cards: int, gang: bool) -> Allocation | None:
+        """Where at `site` the cards would go (None if they do not fit now)."""
+        pools, free = self.pools[site], self.free[site]
+        usable = [k for k, p in enumerate(pools) if not accelerator or p.model == accelerator]
+        if gang:
+            chosen = next((k for k in usable if free[k] >= cards), None)
+            return None if chosen is None else ((chosen, cards),)
+        taken: list[tuple[int, int]] = []
+        left = cards
+        for k in usable:
+            if left == 0:
+                break
+            n = min(free[k], left)
+            if n > 0:
+                taken.append((k, n))
+                left -= n
+        return tuple(taken) if left == 0 else None
+
+    def free_cards(self) -> int:
+        """Free cards over every pool of the federation."""
+        return sum(sum(free) for free in self.free.values())
+
+    def largest_fit(self, accelerator: str, gang: bool) -> int:
+        """The most cards any single site could give one job now."""
+        best = 0
+        for site, pools in self.pools.items():
+            free = [
+                f
+                for f, p in zip(self.free[site], pools, strict=True)
+                if not accelerator or p.model == accelerator
+            ]
+            best = max(best, (max(free, default=0) if gang else sum(free)))
+        return best
+
+    def watts(self, site: str, allocation: Allocation) -> float:
+        """Board power of the allocated cards."""
+        pools = self.pools[site]
+        return sum(pools[k].watts * n for k, n in allocation)
+
+    def take(self, site: str, allocation: Allocation) -> None:
+        """Hold the cards; raises CapacityError rather than overcommit a pool."""
+        free = self.free[site]
+        for k, n in allocation:
+            if n < 0 or free[k] < n:
+                raise CapacityError(
+                    f"site={site} pool={self.pools[site][k].model} free={free[k]} asked={n}"
+                )
+        for k, n in allocation:
+            free[k] -= n
+
+    def give_back(self, site: str, allocation: Allocation) -> None:
+        """Return cards a finished job held."""
+        free = self.free[site]
+        for k, n in allocation:
+            free[k] += n
+            if free[k] > self.pools[site][k].cards:
+                raise CapacityError(f"site={site} pool={self.pools[site][k].model} over-released")
+
+    def free_by_model(self, site: str) -> Mapping[str, int]:
+        """Free cards per accelerator model at a site."""
+        out: dict[str, int] = {}
+        for pool, n in zip(self.pools[site], self.free[site], strict=True):
+            out[pool.model] = out.get(pool.model, 0) + n
+        return MappingProxyType(out)
+
+    def snapshot(self, now_unix_s: float) -> FederationSnapshot:
+        """The placement engine's view: every site active with its free cards, hosts unbounded."""
+        sites: dict[str, SiteCapacity] = {
+            site.id: SiteCapacity(
+                site_id=site.id,
+                status=SiteStatus.ACTIVE,
+                free=self.free_by_model(site.id),
+                cpu_free=float(site.cpu_cores),
+                memory_gb_free=float(site.memory_gb),
+            )
+            for site in self.topology.sites
+        }
+        return FederationSnapshot(self.topology, MappingProxyType(sites), now_unix_s)

@@ -1,0 +1,92 @@
+"""Runs one workload under several policies on fresh capacity and collects their metrics."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from broker.placement import Policy, PolicyConfig
+from broker.simulate.capacity import Capacity
+from broker.simulate.clock import DEFAULT_WINDOW_S
+from broker.simulate.engine_policies import EngineGreedy, EngineOptimal
+from broker.simulate.heuristics import CheapestEnergy, Nearest, RandomSite
+from broker.simulate.jobs import SimJob
+from broker.simulate.metrics import PolicyMetrics, summarise
+from broker.simulate.policy_base import SimPolicy
+from broker.simulate.replay import replay
+from topology import Topology
+
+log = logging.getLogger(__name__)
+
+POLICY_NAMES = ("nearest", "cheapest-energy", "random", "greedy", "optimal")
+
+
+class UnknownPolicyError(ValueError):
+    """A policy name the simulator does not know."""
+
+
+def make_policy(
+    name: str, topology: Topology, capacity: Capacity, *, seed: int, config: PolicyConfig
+) -> SimPolicy:
+    """A fresh policy by name (`random` seeded; `greedy`/`optimal` priced by `config`)."""
+    if name == "nearest":
+        return Nearest(topology)
+    if name == "cheapest-energy":
+        return CheapestEnergy(topology, capacity.watts)
+    if name == "random":
+        return RandomSite(topology, seed)
+    if name == "greedy":
+        return EngineGreedy(Policy.default(config))
+    if name == "optimal":
+        return EngineOptimal(Policy.default(config))
+    raise UnknownPolicyError(f"unknown policy {name!r} (choose from {', '.join(POLICY_NAMES)})")
+
+
+def parse_policies(text: str) -> list[str]:
+    """Split and check a comma-separated policy list (duplicates dropped, order kept)."""
+    names = list(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    unknown = [n for n in names if n not in POLICY_NAMES]
+    if unknown or not names:
+        raise UnknownPolicyError(
+            f"unknown policy {unknown[0]!r}"
+            if unknown
+            else "no policy given" + f" (choose from {', '.join(POLICY_NAMES)})"
+        )
+    return names
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """What every policy of a comparison replays against."""
+
+    jobs: tuple[SimJob, ...]
+    topology: Topology
+    capacity_scale: float = 1.0
+    seed: int = 0
+    config: PolicyConfig = field(default_factory=PolicyConfig)
+    window_s: float = DEFAULT_WINDOW_S
+
+
+def run_policy(scenario: Scenario, name: str, *, progress: bool = False) -> PolicyMetrics:
+    """Replay the scenario under one policy from empty capacity."""
+    capacity = Capacity(scenario.topology, scenario.capacity_scale)
+    policy = make_policy(
+        name, scenario.topology, capacity, seed=scenario.seed, config=scenario.config
+    )
+    result = replay(scenario.jobs, capacity, policy, window_s=scenario.window_s, progress=progress)
+    log.info("replayed policy=%s jobs=%d wall_s=%.2f", name, len(result.runs), result.wall_s)
+    return summarise(result, capacity, scenario.config, policy.batch_stats())
+
+
+def compare(
+    scenario: Scenario, names: Sequence[str], *, progress: bool = False
+) -> dict[str, PolicyMetrics]:
+    """Metrics of every named policy on the same scenario."""
+    out: dict[str, PolicyMetrics] = {}
+    for name in names:
+        if progress:
+            print(f"simulating {name} over {len(scenario.jobs)} jobs", file=sys.stderr, flush=True)
+        out[name] = run_policy(scenario, name, progress=progress)
+    return out

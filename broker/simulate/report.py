@@ -1,0 +1,73 @@
+"""Presentation of a comparison: the JSON document and the readable table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rich.console import Console
+from rich.table import Table
+
+from broker.simulate.metrics import PolicyMetrics
+
+TRACE_CITATION = (
+    "Traces: Microsoft Philly (msr-fiddle/philly-traces via petuum/adaptdl), Alibaba "
+    "cluster-trace-gpu-v2023 and cluster-trace-v2026-GenAI (alibaba/clusterdata)."
+)
+
+
+def report_json(
+    results: Mapping[str, PolicyMetrics],
+    *,
+    workload: str,
+    topology: str,
+    capacity_scale: float,
+    seed: int,
+) -> dict[str, object]:
+    """The documented JSON shape of `simulate --json`."""
+    return {
+        "policies": {name: m.to_json() for name, m in results.items()},
+        "workload": workload,
+        "topology": topology,
+        "capacity_scale": capacity_scale,
+        "seed": seed,
+    }
+
+
+def _opt(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _rows(m: PolicyMetrics) -> list[tuple[str, str]]:
+    gap = None if m.lp_gap is None else 100 * m.lp_gap
+    return [
+        ("energy (CNY)", f"{m.energy_cny:,.0f}"),
+        ("carbon (tCO2)", f"{m.carbon_t:,.2f}"),
+        ("inference SLO (%)", _opt(m.slo_attainment, ".1f")),
+        ("wait mean (h)", f"{m.wait_mean_h:.3f}"),
+        ("wait p95 (h)", f"{m.wait_p95_h:.3f}"),
+        ("utilisation east", f"{m.utilization_east:.2%}"),
+        ("utilisation west", f"{m.utilization_west:.2%}"),
+        ("data moved (TB)", f"{m.data_moved_tb:.2f}"),
+        ("decision p50 (ms)", f"{m.decision_ms_p50:.3f}"),
+        ("total cost (CNY)", f"{m.total_cost_cny:,.0f}"),
+        ("LP gap (%)", _opt(gap, ".2f")),
+        ("jobs run", str(m.jobs)),
+        ("still queued at end", str(m.stranded)),
+        ("too large for any pool", str(m.unplaceable)),
+        ("replay wall time (s)", f"{m.wall_s:.2f}"),
+    ]
+
+
+def render_table(
+    results: Mapping[str, PolicyMetrics], *, title: str, console: Console | None = None
+) -> None:
+    """Print one column per policy, one row per metric."""
+    table = Table(title=title, caption=TRACE_CITATION)
+    table.add_column("metric")
+    for name in results:
+        table.add_column(name, justify="right")
+    columns = [_rows(m) for m in results.values()]
+    if columns:
+        for k, (label, _) in enumerate(columns[0]):
+            table.add_row(label, *(column[k][1] for column in columns))
+    (console or Console()).print(table)
