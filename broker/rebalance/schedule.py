@@ -1,0 +1,224 @@
+"""When rebalancing runs: an APScheduler 3 adapter with interval and time-of-use cron triggers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import BaseJobStore
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from pydantic import BaseModel, ConfigDict, Field
+
+from topology import CST, Topology
+
+log = logging.getLogger(__name__)
+
+RunFn = Callable[[str], object]
+HOURS_PER_DAY = 24
+MINUTES_PER_DAY = 24 * 60
+
+_registry: dict[str, RunFn] = {}
+_registry_lock = threading.Lock()
+
+
+def run_registered(name: str, trigger: str) -> None:
+    """The scheduled callable: runs the run function registered under `name` by this process.
+
+    Job stores pickle jobs by reference to this function, so stored jobs stay valid across
+    restarts; a job that fires while no broker in this process registered `name` does nothing.
+    """
+    with _registry_lock:
+        run_fn = _registry.get(name)
+    if run_fn is None:
+        log.warning("no rebalance run function registered name=%s trigger=%s", name, trigger)
+        return
+    run_fn(trigger)
+
+
+class RebalanceScheduleConfig(BaseModel):
+    """When rebalancing runs start; the broker config embeds it as `rebalance.schedule`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(True, description="Run rebalancing on a schedule at all.")
+    name: str = Field(
+        "rebalance",
+        min_length=1,
+        max_length=64,
+        description="Registry key and job id prefix; one per scheduler sharing a job store.",
+    )
+    interval_s: float = Field(900.0, gt=0, description="Seconds between interval-triggered runs.")
+    tou_triggers: bool = Field(
+        True,
+        description="Also run shortly before every hour at which some site's power price changes.",
+    )
+    tou_lead_minutes: int = Field(
+        5, ge=0, le=59, description="Minutes before a price change that its run starts."
+    )
+    crontabs: tuple[str, ...] = Field(
+        (), description="Extra runs as crontab expressions in China Standard Time (UTC+8)."
+    )
+    misfire_grace_time_s: int = Field(
+        300, ge=1, description="A run missed by up to this many seconds (e.g. downtime) still runs."
+    )
+    jitter_s: float = Field(
+        0.0, ge=0, description="Random delay of up to this many seconds added to each run."
+    )
+    jobstore_url: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy URL of the job store (the broker's database) so schedules survive a "
+            "restart; None keeps them in memory."
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledRun:
+    """A scheduled trigger as the job store holds it."""
+
+    job_id: str
+    trigger: str
+    next_run_unix_s: float | None
+
+
+def price_change_hours(topology: Topology) -> list[int]:
+    """CST hours of the day at which at least one site's hourly power price changes."""
+    hours: set[int] = set()
+    for site in topology.sites:
+        prices = site.hourly_price_cny_per_kwh
+        hours.update(h for h in range(HOURS_PER_DAY) if prices[h] != prices[h - 1])
+    return sorted(hours)
+
+
+def desired_triggers(
+    config: RebalanceScheduleConfig, topology: Topology | None
+) -> dict[str, tuple[str, BaseTrigger]]:
+    """Job id -> (trigger label, trigger) for everything `config` asks for."""
+    jitter = config.jitter_s or None
+    out: dict[str, tuple[str, BaseTrigger]] = {
+        f"{config.name}:interval": (
+            "interval",
+            IntervalTrigger(seconds=config.interval_s, jitter=jitter),
+        )
+    }
+    if config.tou_triggers and topology is not None:
+        for hour in price_change_hours(topology):
+            at = (hour * 60 - config.tou_lead_minutes) % MINUTES_PER_DAY
+            trigger = CronTrigger(hour=at // 60, minute=at % 60, timezone=CST, jitter=jitter)
+            out[f"{config.name}:tou-{hour:02d}00"] = (f"tou-{hour:02d}00", trigger)
+    for k, crontab in enumerate(config.crontabs):
+        trigger = CronTrigger.from_crontab(crontab, timezone=CST)
+        out[f"{config.name}:cron-{k}"] = (f"cron-{k}", trigger)
+    return out
+
+
+class RebalanceScheduler:
+    """Runs `run_fn(trigger_label)` on the configured triggers, one run at a time.
+
+    Every job has max_instances=1 and coalesce=True, and all jobs share one worker thread, so
+    runs never overlap and a backlog collapses into one run. Jobs live in the configured job
+    store; on start, stored jobs whose trigger is unchanged keep their next run time.
+    """
+
+    def __init__(
+        self, config: RebalanceScheduleConfig, run_fn: RunFn, *, topology: Topology | None = None
+    ) -> None:
+        self.config = config
+        self._run_fn = run_fn
+        self._topology = topology
+        self._scheduler: BackgroundScheduler | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def running(self) -> bool:
+        """True between start() and shutdown()."""
+        return self._scheduler is not None
+
+    def start(self) -> None:
+        """Register the run function, open the job store and schedule the triggers (idempotent)."""
+        with self._lock:
+            if self._scheduler is not None or not self.config.enabled:
+                return
+            with _registry_lock:
+                _registry[self.config.name] = self._run_fn
+            scheduler = BackgroundScheduler(
+                jobstores={"default": self._jobstore()},
+                executors={"default": ThreadPoolExecutor(max_workers=1)},
+                job_defaults={
+                    "coalesce": True,
+                    "max_instances": 1,
+                    "misfire_grace_time": self.config.misfire_grace_time_s,
+                },
+                timezone=CST,
+            )
+            scheduler.start(paused=True)
+            self._reconcile(scheduler)
+            scheduler.resume()
+            self._scheduler = scheduler
+            log.info("rebalance scheduler started name=%s", self.config.name)
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        """Stop scheduling, waiting for a run in progress if `wait` (idempotent)."""
+        with self._lock:
+            scheduler, self._scheduler = self._scheduler, None
+            if scheduler is None:
+                return
+            scheduler.shutdown(wait=wait)
+            with _registry_lock:
+                if _registry.get(self.config.name) is self._run_fn:
+                    del _registry[self.config.name]
+            log.info("rebalance scheduler stopped name=%s", self.config.name)
+
+    def jobs(self) -> list[ScheduledRun]:
+        """The scheduled triggers, by job id."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return []
+        return sorted(
+            (
+                ScheduledRun(
+                    j.id, str(j.args[1]), j.next_run_time.timestamp() if j.next_run_time else None
+                )
+                for j in scheduler.get_jobs()
+            ),
+            key=lambda r: r.job_id,
+        )
+
+    def _jobstore(self) -> BaseJobStore:
+        url = self.config.jobstore_url
+        return (
+            MemoryJobStore()
+            if url is None
+            else SQLAlchemyJobStore(url=url, tablename="rebalance_schedule_jobs")
+        )
+
+    def _reconcile(self, scheduler: BackgroundScheduler) -> None:
+        """Make the stored jobs match the config: drop stale ones, keep unchanged ones."""
+        prefix = f"{self.config.name}:"
+        desired = desired_triggers(self.config, self._topology)
+        stored = {j.id: j for j in scheduler.get_jobs() if j.id.startswith(prefix)}
+        for job_id in stored.keys() - desired.keys():
+            scheduler.remove_job(job_id)
+        for job_id, (label, trigger) in desired.items():
+            grace, jitter = self.config.misfire_grace_time_s, self.config.jitter_s
+            fingerprint = f"{label} {trigger} grace={grace}s jitter={jitter}s"
+            old = stored.get(job_id)
+            if old is not None and old.name == fingerprint:
+                continue
+            scheduler.add_job(
+                run_registered,
+                trigger,
+                args=[self.config.name, label],
+                id=job_id,
+                name=fingerprint,
+                replace_existing=True,
+            )

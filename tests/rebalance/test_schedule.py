@@ -1,0 +1,121 @@
+"""The APScheduler adapter: interval runs fire, never overlap, and persist in a SQLite job store."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from broker.rebalance.schedule import (
+    RebalanceScheduleConfig,
+    RebalanceScheduler,
+    desired_triggers,
+    price_change_hours,
+    run_registered,
+)
+from topology import default_topology
+
+
+@pytest.fixture
+def schedulers() -> Iterator[list[RebalanceScheduler]]:
+    started: list[RebalanceScheduler] = []
+    yield started
+    for scheduler in started:
+        scheduler.shutdown(wait=False)
+
+
+def _wait_until(condition: object, timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_interval_job_fires(schedulers: list[RebalanceScheduler]) -> None:
+    fired = threading.Event()
+    triggers: list[str] = []
+
+    def run(trigger: str) -> None:
+        triggers.append(trigger)
+        fired.set()
+
+    config = RebalanceScheduleConfig(name="fires", interval_s=0.2, tou_triggers=False)
+    scheduler = RebalanceScheduler(config, run)
+    schedulers.append(scheduler)
+    scheduler.start()
+    scheduler.start()  # idempotent
+    assert fired.wait(timeout=5.0)
+    assert triggers[0] == "interval"
+    scheduler.shutdown()
+    scheduler.shutdown()  # idempotent
+    assert not scheduler.running
+
+
+def test_a_slow_run_does_not_overlap_the_next(schedulers: list[RebalanceScheduler]) -> None:
+    lock = threading.Lock()
+    active, peak, finished = [0], [0], [0]
+
+    def slow(trigger: str) -> None:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.7)
+        with lock:
+            active[0] -= 1
+            finished[0] += 1
+
+    config = RebalanceScheduleConfig(
+        name="slow", interval_s=0.1, tou_triggers=False, crontabs=("* * * * *",)
+    )
+    scheduler = RebalanceScheduler(config, slow)
+    schedulers.append(scheduler)
+    scheduler.start()
+    assert _wait_until(lambda: finished[0] >= 2)
+    scheduler.shutdown(wait=True)
+    assert peak[0] == 1
+
+
+def test_jobs_persist_in_a_sqlite_job_store_across_restarts(
+    tmp_path: Path, schedulers: list[RebalanceScheduler]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'broker.db'}"
+    config = RebalanceScheduleConfig(name="persist", interval_s=3600.0, jobstore_url=url)
+    first = RebalanceScheduler(config, lambda trigger: None, topology=default_topology())
+    schedulers.append(first)
+    first.start()
+    before = first.jobs()
+    first.shutdown()
+
+    second = RebalanceScheduler(config, lambda trigger: None, topology=default_topology())
+    schedulers.append(second)
+    second.start()
+    assert second.jobs() == before  # same jobs, next run times kept
+    assert {r.trigger for r in before} >= {"interval", "tou-0800", "tou-1000"}
+    second.shutdown()
+
+    changed = config.model_copy(update={"interval_s": 1800.0, "tou_triggers": False})
+    third = RebalanceScheduler(changed, lambda trigger: None)
+    schedulers.append(third)
+    third.start()
+    jobs = third.jobs()
+    assert [r.trigger for r in jobs] == ["interval"]
+    assert jobs[0].next_run_unix_s is not None
+    assert jobs[0].next_run_unix_s < time.time() + 1800.5
+
+
+def test_price_change_triggers_start_before_each_change() -> None:
+    hours = price_change_hours(default_topology())
+    assert {0, 8, 10, 12, 14, 19} <= set(hours)
+    config = RebalanceScheduleConfig(name="tou", tou_lead_minutes=5)
+    triggers = desired_triggers(config, default_topology())
+    assert str(triggers["tou:tou-0800"][1]) == "cron[hour='7', minute='55']"
+    assert str(triggers["tou:tou-0000"][1]) == "cron[hour='23', minute='55']"
+
+
+def test_a_stored_job_without_a_registered_broker_does_nothing() -> None:
+    run_registered("nobody-registered-this", "interval")
