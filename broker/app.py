@@ -29,7 +29,7 @@ from broker.tracker import JobTracker
 from broker.writer import StoreWriter
 from computenet.address import Address
 from computenet.spec import JobSpec
-from computenet.types import ACTIVE_STATES, JobState, Placement, SiteId
+from computenet.types import ACTIVE_STATES, Placement, SiteId
 from computenet.v1 import rebalance_service_pb2_grpc
 from topology import Topology, default_topology, load_topology
 
@@ -102,12 +102,13 @@ class Broker:
             timing=LoopTiming(),
             on_decision=self.metrics.observe_decision,
         )
+        self.writer.on_created(self.scheduler.adopt)
+        self.writer.on_events(self.scheduler.observe)
         self.jobs = JobManager(
             writer=self.writer,
             hub=self.hub,
             topology=self.topology,
             tracker=self.tracker,
-            kick=self.scheduler.kick,
             pending_reasons=self.scheduler.pending_reasons,
         )
         self._stop = asyncio.Event()
@@ -129,7 +130,7 @@ class Broker:
                 sessions=self.sessions,
                 tracker=self.tracker,
                 on_status=self.scheduler.on_status_changes,
-                kick=self.scheduler.kick,
+                capacity_changed=self.scheduler.capacity_changed,
                 broker_epoch=uuid.uuid4().hex[:12],
                 heartbeat_interval_s=min(
                     self.settings.heartbeat_interval_s, self.settings.suspect_after_s / 3
@@ -170,10 +171,8 @@ class Broker:
     async def _gauge_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                jobs = await self.writer.read(
-                    lambda: self.writer.store.jobs_in_states(frozenset(JobState))
-                )
-                self.metrics.set_jobs(Counter(j.state for j in jobs))
+                counts = await self.writer.read(self.writer.store.count_by_state)
+                self.metrics.set_jobs(Counter(counts))
                 self.metrics.set_sites(Counter(e.status for e in self.registry.entries()))
             except Exception:
                 log.exception("metrics refresh failed")

@@ -6,7 +6,7 @@ import functools
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -62,7 +62,6 @@ class JobManager:
         hub: EventHub,
         topology: Topology,
         tracker: JobTracker,
-        kick: Callable[[], None],
         pending_reasons: dict[str, str],
     ) -> None:
         self._writer = writer
@@ -70,7 +69,6 @@ class JobManager:
         self._hub = hub
         self._topology = topology
         self._tracker = tracker
-        self._kick = kick
         self._pending_reasons = pending_reasons
 
     def validate(self, spec_data: dict[str, Any]) -> JobSpec:
@@ -104,8 +102,6 @@ class JobManager:
             raise JobAlreadyExistsError(
                 f"request id {request_id!r} was used before with a different spec"
             )
-        if not outcome.duplicate:
-            self._kick()
         return self._decorate(outcome.job), outcome.duplicate
 
     def _decorate(self, job: Job) -> Job:

@@ -34,10 +34,15 @@ class StoreWriter:
         self._flushing = False
         self._flush_task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[Sequence[JobEvent]], None]] = []
+        self._created_listeners: list[Callable[[Sequence[Job]], None]] = []
 
     def on_events(self, listener: Callable[[Sequence[JobEvent]], None]) -> None:
         """Call `listener` (on the event loop) with every batch of committed events."""
         self._listeners.append(listener)
+
+    def on_created(self, listener: Callable[[Sequence[Job]], None]) -> None:
+        """Call `listener` with newly created jobs, just before their first events."""
+        self._created_listeners.append(listener)
 
     def _publish(self, events: Sequence[JobEvent]) -> None:
         if events:
@@ -82,6 +87,10 @@ class StoreWriter:
             self._flushing = False
 
     def _publish_created(self, jobs: Sequence[Job]) -> None:
+        if not jobs:
+            return
+        for listener in self._created_listeners:
+            listener(jobs)
         events = [
             JobEvent(
                 sequence=j.last_sequence,

@@ -81,7 +81,7 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
         sessions: SessionTable,
         tracker: JobTracker,
         on_status: Callable[[list[StatusChange]], Awaitable[None]],
-        kick: Callable[[], None],
+        capacity_changed: Callable[[], None],
         broker_epoch: str,
         heartbeat_interval_s: float,
         lease_s: float,
@@ -90,7 +90,7 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
         self._sessions = sessions
         self._tracker = tracker
         self._on_status = on_status
-        self._kick = kick
+        self._capacity_changed = capacity_changed
         self._welcome = pb.Welcome(
             broker_epoch=broker_epoch,
             heartbeat_interval_s=heartbeat_interval_s,
@@ -168,15 +168,18 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
     async def _handle(self, session: AgentSession, message: pb.ConnectRequest) -> None:
         kind = message.WhichOneof("msg")
         if kind == "capacity":
+            report = report_from_proto(message.capacity)
+            previous = self._registry.get(session.site_id).report
             change = self._registry.reported(
                 session.site_id,
-                report_from_proto(message.capacity),
+                report,
                 now_s=time.monotonic(),
                 now_unix_ms=int(time.time() * 1000),
             )
             if change is not None:
                 await self._on_status([change])
-            self._kick()
+            if report != previous:
+                self._capacity_changed()
         elif kind == "job_event":
             event = message.job_event
             state = convert.state_from_proto(event.state)
@@ -193,8 +196,6 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
                         message=event.message,
                     )
                 )
-                if state.is_final:
-                    self._kick()
             session.send(OutAck(event.report_id))
         elif kind == "ack":
             delivery = session.acknowledged(message.ack.id)

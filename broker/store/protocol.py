@@ -138,6 +138,14 @@ class Store(Protocol):
         """
         ...
 
+    def get_jobs(self, job_ids: Sequence[JobId]) -> list[Job]:
+        """The jobs among these ids that exist, in submission order."""
+        ...
+
+    def count_by_state(self) -> dict[JobState, int]:
+        """How many jobs are in each state (states with none are omitted)."""
+        ...
+
     def jobs_in_states(self, states: frozenset[JobState]) -> list[Job]:
         """Every job in one of these states, in submission order."""
         ...

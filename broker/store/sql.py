@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RowMapping
 
 from broker.store import tables
 from broker.store.codecs import (
@@ -32,6 +32,8 @@ from broker.store.sequence import read_last_sequence
 from broker.store.submit import submit_batch
 from broker.store.transitions import apply_batch
 from computenet.types import Job, JobEvent, JobId, JobKind, JobState, TenantId
+
+_IN_CHUNK = 500
 
 
 def wall_clock_ms() -> int:
@@ -84,6 +86,27 @@ class SqlStore:
         rows = rows[:page_size]
         token = encode_page_token(rows[-1]["created_seq"]) if more else ""
         return Page(jobs=[job_from_row(row) for row in rows], next_page_token=token)
+
+    def get_jobs(self, job_ids: Sequence[JobId]) -> list[Job]:
+        """See Store.get_jobs."""
+        if not job_ids:
+            return []
+        jobs = tables.jobs
+        rows: list[RowMapping] = []
+        with self._engine.connect() as connection:
+            for start in range(0, len(job_ids), _IN_CHUNK):
+                chunk = list(job_ids[start : start + _IN_CHUNK])
+                query = select(jobs).where(jobs.c.job_id.in_(chunk))
+                rows.extend(connection.execute(query).mappings().all())
+        rows.sort(key=lambda row: row["created_seq"])
+        return [job_from_row(row) for row in rows]
+
+    def count_by_state(self) -> dict[JobState, int]:
+        """See Store.count_by_state."""
+        jobs = tables.jobs
+        query = select(jobs.c.state, func.count()).group_by(jobs.c.state)
+        with self._engine.connect() as connection:
+            return {JobState(state): int(n) for state, n in connection.execute(query)}
 
     def jobs_in_states(self, states: frozenset[JobState]) -> list[Job]:
         """See Store.jobs_in_states."""

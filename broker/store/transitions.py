@@ -67,9 +67,9 @@ def _record(
 ) -> JobEvent:
     """Update the in-memory job for `t` and queue its event and holds; return the event.
 
-    `exit_code` describes the state being entered, so each transition replaces it (a requeue
-    clears an old failure's exit code); `reason` is replaced only when the transition sets one. Within one transition the old holds
-    are released before the new one is recorded.
+    `exit_code` describes the state being entered, so each transition replaces it (a
+    requeue clears an old failure's exit code); `reason` is replaced only when one is given.
+    Within one transition the old holds are released before the new one is recorded.
     """
     job["state"] = t.new_state.value
     if t.site is not None:

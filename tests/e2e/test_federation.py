@@ -1,4 +1,4 @@
-"""A broker and real agents (two local, one Slurm) on loopback: jobs run, sites fail, nothing twice."""
+"""A broker and real agents (two local, one Slurm): jobs run, sites fail, nothing runs twice."""
 
 from __future__ import annotations
 
@@ -88,8 +88,10 @@ def test_jobs_run_on_local_and_slurm_sites_and_survive_a_killed_agent(
     marker = tmp_path / "starts.txt"
     with Client(address=address) as client:
         wait_for(
-            lambda: {s.site_id for s in client.sites(status=SiteStatus.ACTIVE)}
-            >= {"horinger", "yangtze-demo", "zhangjiakou"},
+            lambda: (
+                {s.site_id for s in client.sites(status=SiteStatus.ACTIVE)}
+                >= {"horinger", "yangtze-demo", "zhangjiakou"}
+            ),
             what="three active sites",
         )
         training = client.submit(

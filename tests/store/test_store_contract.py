@@ -418,3 +418,13 @@ def test_reopening_keeps_everything_and_continues_sequences(store_url: str) -> N
         assert dup.duplicate and dup.job is not None and dup.job.job_id == "j2"
         [fresh] = last.submit_jobs([new_job("j3")])
         assert fresh.job is not None and fresh.job.last_sequence == 4
+
+
+def test_get_jobs_and_counts_by_state(store: SqlStore) -> None:
+    outcomes = store.submit_jobs([new_job(f"g{i}", request_id=f"g{i}") for i in range(5)])
+    ids = [o.job.job_id for o in outcomes if o.job is not None]
+    store.apply([Transition(ids[1], JobState.CANCELLED, "test")])
+    got = store.get_jobs([ids[3], JobId("missing"), ids[0]])
+    assert [j.job_id for j in got] == [ids[0], ids[3]], "existing ones, in submission order"
+    assert store.count_by_state() == {JobState.PENDING: 4, JobState.CANCELLED: 1}
+    assert store.get_jobs([]) == []
