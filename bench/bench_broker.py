@@ -53,6 +53,9 @@ def _broker(db_url: str, cwd: Path) -> contextlib.AbstractContextManager[str]:
             "127.0.0.1:0",
             "--db",
             db_url,
+            "--insecure",  # loopback only; TLS cost is the transport's, not the broker's
+            "--submit-rate",
+            "0",
             "--log-level",
             "WARNING",
         ],

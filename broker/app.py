@@ -18,10 +18,13 @@ from broker.jobs import JobManager
 from broker.metrics import BrokerMetrics, RpcMetricsInterceptor
 from broker.placement import Policy, PolicyConfig, place
 from broker.registry import SiteRegistry, SiteReport
+from broker.rpc.decoding import MalformedRequestInterceptor
 from broker.rpc.federation_servicer import FederationServicer
 from broker.rpc.job_servicer import JobServicer
 from broker.rpc.site_servicer import SiteServicer
 from broker.scheduler import LoopTiming, Scheduler
+from broker.security.limits import server_options
+from broker.security.setup import SecuritySettings, build_security
 from broker.server import BoundServer, Servicers, start_server
 from broker.sessions import SessionTable
 from broker.store import open_store
@@ -58,6 +61,8 @@ class BrokerSettings:
     """How long agents may run jobs without the broker."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """Placement weights and prices."""
+    security: SecuritySettings = field(default_factory=lambda: SecuritySettings(insecure=True))
+    """TLS, tokens and limits; insecure (loopback only) unless configured."""
 
 
 def _load_topology(path: Path | None) -> tuple[Topology, str]:
@@ -114,6 +119,7 @@ class Broker:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.server: BoundServer | None = None
+        self.security = build_security(settings.security, settings.listen)
 
     async def plan(self, spec: JobSpec) -> Placement:
         """Where a spec would go now (dry run)."""
@@ -136,6 +142,7 @@ class Broker:
                     self.settings.heartbeat_interval_s, self.settings.suspect_after_s / 3
                 ),
                 lease_s=self.settings.lease_s,
+                require_site_certificate=self.security.require_site_certificate,
             ),
             job=JobServicer(self.jobs, self.plan),
             federation=FederationServicer(
@@ -149,13 +156,27 @@ class Broker:
             rebalance=rebalance_service_pb2_grpc.RebalanceServiceServicer(),  # type: ignore[abstract]
         )
 
+    @property
+    def agent_address(self) -> Address | None:
+        """Where agents connect with mTLS (None: the client address, insecure mode)."""
+        port = self.security.agent_port
+        return port.bound if port is not None else None
+
     async def start(self) -> Address:
-        """Start serving; returns the bound address."""
+        """Start serving; returns the bound client address."""
+        sec = self.security
         try:
             self.server = await start_server(
                 self.settings.listen,
                 self.servicers(),
-                interceptors=[RpcMetricsInterceptor(self.metrics)],
+                interceptors=[
+                    MalformedRequestInterceptor(),
+                    *sec.interceptors,
+                    RpcMetricsInterceptor(self.metrics),
+                ],
+                credentials=sec.credentials,
+                extra=[sec.agent_port] if sec.agent_port is not None else [],
+                options=server_options(),
             )
         except RuntimeError as exc:
             raise OSError(f"cannot listen on {self.settings.listen}: {exc}") from None
@@ -199,6 +220,8 @@ async def serve_forever(settings: BrokerSettings) -> None:
     broker = Broker(settings)
     address = await broker.start()
     print(f"listening on {address}", flush=True)
+    if broker.agent_address is not None:
+        print(f"agents on {broker.agent_address}", flush=True)
     await stop.wait()
     log.info("shutting down")
     await broker.stop()

@@ -58,12 +58,32 @@ def serve(
     lost_after: Annotated[
         float, typer.Option(help="Seconds without a report before a site is lost.", min=0.1)
     ] = 60.0,
+    tls_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder from `certs init`: serve TLS, agents on a separate mTLS port."),
+    ] = None,
+    agent_listen: Annotated[
+        str, typer.Option(help="HOST:PORT of the agents' mTLS port (default: any free port).")
+    ] = "",
+    tokens: Annotated[
+        Path | None, typer.Option(help="Client token file (`computenet-broker tokens add`).")
+    ] = None,
+    revocations: Annotated[
+        Path | None, typer.Option(help="YAML of revoked certificate serials and sites.")
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option(help="Plaintext, loopback only: for local demos and tests.")
+    ] = False,
+    submit_rate: Annotated[
+        float, typer.Option(help="Submissions per second per tenant (0: unlimited).", min=0)
+    ] = 200.0,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
 ) -> None:
     """Serve the broker until SIGTERM or SIGINT."""
     try:
         address = parse_address(listen)
         metrics = parse_address(metrics_listen) if metrics_listen else None
+        agents = parse_address(agent_listen) if agent_listen else None
     except AddressError as exc:
         fail(PROG, str(exc), EXIT_USAGE)
     if lost_after <= suspect_after:
@@ -72,7 +92,26 @@ def serve(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     from broker.app import BrokerSettings, serve_forever
+    from broker.security.limits import LimitSettings
+    from broker.security.setup import SecurityConfigError, SecuritySettings, build_security
 
+    limits = (
+        LimitSettings(submit_rate_per_s=submit_rate, submit_burst=max(20, int(submit_rate * 2)))
+        if submit_rate > 0
+        else LimitSettings(rate_limited_methods=frozenset())
+    )
+    security = SecuritySettings(
+        tls_dir=tls_dir,
+        agent_listen=agents,
+        tokens_path=tokens,
+        revocations_path=revocations,
+        insecure=insecure,
+        limits=limits,
+    )
+    try:
+        build_security(security, address)  # check early: a usage error, not a crash
+    except (SecurityConfigError, OSError) as exc:
+        fail(PROG, str(exc), EXIT_USAGE)
     settings = BrokerSettings(
         listen=address,
         db_url=db,
@@ -80,6 +119,7 @@ def serve(
         metrics_listen=metrics,
         suspect_after_s=suspect_after,
         lost_after_s=lost_after,
+        security=security,
     )
     try:
         asyncio.run(serve_forever(settings))

@@ -67,16 +67,19 @@ async def start_server(
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     credentials: grpc.ServerCredentials | None = None,
     extra: Sequence[Callable[[grpc.aio.Server], None]] = (),
+    options: Sequence[tuple[str, int]] = (),
 ) -> BoundServer:
-    """Create, bind and start the broker server; raises OSError if the address cannot be bound."""
+    """Create, bind and start the broker server; raises OSError if the address cannot be bound.
+
+    `options` are gRPC server options (limits, keepalive); message sizes default to 4 MiB.
+    """
     server = grpc.aio.server(
         interceptors=list(interceptors),
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
             ("grpc.so_reuseport", 0),
+            *options,
         ],
     )
     site_service_pb2_grpc.add_SiteServiceServicer_to_server(servicers.site, server)

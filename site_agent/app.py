@@ -25,7 +25,7 @@ from site_agent.executors.base import Executor
 from site_agent.executors.local import LocalExecutor
 from site_agent.executors.slurm import SlurmExecutor
 from site_agent.journal import Journal
-from site_agent.link import BrokerLink, LinkSettings
+from site_agent.link import BrokerLink, LinkSettings, credentials_for
 from site_agent.runtime import AgentRuntime
 from site_agent.state import AgentState
 
@@ -125,6 +125,8 @@ async def _run(
         epoch=uuid.uuid4().hex,
         executor_kind=cfg.executor.kind,
         heartbeat_interval_s=cfg.heartbeat_interval_s,
+        credentials=credentials_for(cfg.tls),
+        server_name=cfg.tls.server_name if cfg.tls else None,
     )
     link = BrokerLink(settings, runtime, lambda: runtime.capacity(source))
     await runtime.handle(Started(runtime.stimulus_id("start"), runtime.clock_ms()))

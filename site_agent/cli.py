@@ -56,10 +56,11 @@ def check(
     except CapacityError as exc:
         fail(PROG, f"capacity source {cfg.capacity.source}: {exc}")
     if connect:
-        from site_agent.link import probe_broker
+        from site_agent.link import credentials_for, probe_broker
 
         try:
-            asyncio.run(probe_broker(cfg.broker, timeout))
+            server_name = cfg.tls.server_name if cfg.tls else None
+            asyncio.run(probe_broker(cfg.broker, timeout, credentials_for(cfg.tls), server_name))
         except ConnectionError as exc:
             fail(PROG, str(exc))
     report = advertised(cfg, snap)

@@ -56,6 +56,20 @@ class ExecutorConfig(BaseModel):
     stop_jobs_on_exit: bool = Field(False, description="Stop running attempts on shutdown.")
 
 
+class TlsConfig(BaseModel):
+    """The site's identity towards the broker: mTLS with a certificate naming the site."""
+
+    model_config = ConfigDict(extra="forbid")
+    ca: Path = Field(description="CA certificate the broker's certificate is checked against.")
+    cert: Path = Field(
+        description="This site's certificate (`computenet-broker certs issue-site`)."
+    )
+    key: Path = Field(description="This site's private key.")
+    server_name: str | None = Field(
+        None, description="Name to check in the broker certificate if not the dialled host."
+    )
+
+
 class AgentConfig(BaseSettings):
     """Everything a site agent is configured with; read once at the entry point."""
 
@@ -69,6 +83,10 @@ class AgentConfig(BaseSettings):
     state_dir: Path = Field(description="Directory for the journal and job folders.")
     heartbeat_interval_s: float = Field(5.0, gt=0, description="Capacity report interval.")
     lease_s: float = Field(120.0, gt=0, description="Run without the broker this long at most.")
+    tls: TlsConfig | None = Field(
+        None,
+        description="mTLS to the broker's agent port; None only for an insecure loopback broker.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
 
     @field_validator("broker")
@@ -133,8 +151,14 @@ def load_config(path: str | Path, **overrides: Any) -> AgentConfig:
         raise ConfigError(describe_errors(exc, name, lines)) from None
     finally:
         _FILE_DATA.reset(token)
+    base = p.parent.resolve()
     if not config.state_dir.is_absolute():
-        config = config.model_copy(update={"state_dir": p.parent.resolve() / config.state_dir})
+        config = config.model_copy(update={"state_dir": base / config.state_dir})
+    if config.tls is not None:
+        tls = config.tls
+        paths = {name: getattr(tls, name) for name in ("ca", "cert", "key")}
+        resolved = {k: v if v.is_absolute() else base / v for k, v in paths.items()}
+        config = config.model_copy(update={"tls": tls.model_copy(update=resolved)})
     return config
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import grpc.aio
 
 from computenet.convert import pool_to_proto, spec_from_proto, state_to_proto
 from computenet.errors import ComputeNetError, SpecError
+from computenet.tls import channel_options, site_channel_credentials
 from computenet.v1 import site_service_pb2 as sp
 from computenet.v1 import site_service_pb2_grpc as sg
 from site_agent.capacity.base import CapacitySnapshot
@@ -61,6 +63,23 @@ class LinkSettings:
     heartbeat_interval_s: float = 5.0
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 10.0
+    credentials: grpc.ChannelCredentials | None = None
+    """mTLS credentials naming the site; None for a plaintext (loopback) broker."""
+    server_name: str | None = None
+    """Name checked in the broker certificate if not the dialled host."""
+
+
+def open_channel(
+    target: str,
+    credentials: grpc.ChannelCredentials | None,
+    server_name: str | None = None,
+    options: Sequence[tuple[str, Any]] = (),
+) -> grpc.aio.Channel:
+    """A channel to the broker: mTLS when credentials are given, else plaintext."""
+    opts = [*options, *channel_options(server_name)]
+    if credentials is None:
+        return grpc.aio.insecure_channel(target, options=opts)
+    return grpc.aio.secure_channel(target, credentials, options=opts)
 
 
 class BrokerLink:
@@ -118,8 +137,9 @@ class BrokerLink:
     async def run(self, stop: asyncio.Event) -> None:
         """Stay connected until `stop` is set; raise SiteRejectedError if the broker refuses us."""
         delay = self._settings.backoff_initial_s
-        async with grpc.aio.insecure_channel(
-            self._settings.target, options=list(KEEPALIVE_OPTIONS)
+        s = self._settings
+        async with open_channel(
+            s.target, s.credentials, s.server_name, KEEPALIVE_OPTIONS
         ) as channel:
             stub = sg.SiteServiceStub(channel)
             while not stop.is_set():
@@ -252,9 +272,14 @@ async def _cancel_on(stop: asyncio.Event, call: grpc.aio.StreamStreamCall) -> No
     call.cancel()
 
 
-async def probe_broker(target: str, timeout_s: float) -> None:
+async def probe_broker(
+    target: str,
+    timeout_s: float,
+    credentials: grpc.ChannelCredentials | None = None,
+    server_name: str | None = None,
+) -> None:
     """Check the broker answers at `target` within `timeout_s`; raise ConnectionError if not."""
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with open_channel(target, credentials, server_name) as channel:
         try:
             await asyncio.wait_for(channel.channel_ready(), timeout=timeout_s)
         except TimeoutError:
@@ -303,3 +328,10 @@ def capacity_to_proto(snap: CapacitySnapshot) -> sp.CapacityReport:
         memory_gb=snap.memory_gb,
         memory_gb_free=snap.memory_gb_free,
     )
+
+
+def credentials_for(tls: Any) -> grpc.ChannelCredentials | None:
+    """mTLS credentials from the agent's `tls` config section (None: plaintext)."""
+    if tls is None:
+        return None
+    return site_channel_credentials(tls.ca, tls.cert, tls.key)

@@ -1,3 +1,3 @@
-"""Root test configuration: registers the service harness fixtures for the whole suite."""
+"""Root test configuration: registers the service harness and PKI fixtures for the whole suite."""
 
-pytest_plugins = ["tests.harness.postgres", "tests.harness.slurm"]
+pytest_plugins = ["tests.harness.postgres", "tests.harness.slurm", "tests.support.pki"]

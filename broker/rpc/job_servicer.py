@@ -8,6 +8,7 @@ import grpc
 
 from broker.jobs import JobManager
 from broker.rpc.errors import translate_errors
+from broker.security.principal import require_principal
 from broker.store.protocol import JobFilter
 from computenet import convert
 from computenet.spec import JobSpec
@@ -15,14 +16,22 @@ from computenet.types import JobId, Placement, SiteId, TenantId
 from computenet.v1 import job_service_pb2 as pb
 from computenet.v1 import job_service_pb2_grpc as pb_grpc
 
-DEFAULT_TENANT = TenantId("default")
-
 Planner = Callable[[JobSpec], Awaitable[Placement]]
 
 
-def _tenant(context: grpc.aio.ServicerContext) -> TenantId:
-    """The caller's tenant (authentication maps tokens to tenants; without it: default)."""
-    return DEFAULT_TENANT
+def _tenant() -> TenantId:
+    """The caller's tenant, as authenticated by the security interceptors."""
+    return TenantId(require_principal().tenant)
+
+
+def _scope() -> TenantId | None:
+    """Whose jobs the caller may see: its own tenant's, or every tenant's for an operator.
+
+    Another tenant's job is simply absent for a user (NOT_FOUND), never FORBIDDEN, so job ids
+    reveal nothing across tenants.
+    """
+    principal = require_principal()
+    return None if principal.is_operator else TenantId(principal.tenant)
 
 
 class JobServicer(pb_grpc.JobServiceServicer):
@@ -37,14 +46,14 @@ class JobServicer(pb_grpc.JobServiceServicer):
         self, request: pb.SubmitJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubmitJobResponse:
         spec_data = convert.spec_dict_from_proto(request.spec)
-        job, duplicate = await self._jobs.submit(spec_data, request.request_id, _tenant(context))
+        job, duplicate = await self._jobs.submit(spec_data, request.request_id, _tenant())
         return pb.SubmitJobResponse(job=convert.job_to_proto(job), duplicate=duplicate)
 
     @translate_errors
     async def GetJob(
         self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetJobResponse:
-        job = await self._jobs.get(JobId(request.job_id))
+        job = await self._jobs.get(JobId(request.job_id), _scope())
         return pb.GetJobResponse(job=convert.job_to_proto(job))
 
     @translate_errors
@@ -52,12 +61,16 @@ class JobServicer(pb_grpc.JobServiceServicer):
         self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListJobsResponse:
         state = convert.state_from_proto(request.state)
+        scope = _scope()
+        asked = TenantId(request.tenant) if request.tenant else None
         flt = JobFilter(
             states=frozenset({state}) if state else None,
             kind=convert.kind_from_proto(request.kind),
             site=SiteId(request.site) if request.site else None,
-            tenant=TenantId(request.tenant) if request.tenant else None,
+            tenant=scope if scope is not None else asked,
         )
+        if scope is not None and asked not in (None, scope):
+            return pb.ListJobsResponse()
         page = await self._jobs.list(flt, request.page_size, request.page_token)
         return pb.ListJobsResponse(
             jobs=[convert.job_to_proto(j) for j in page.jobs],
@@ -68,7 +81,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
     async def WatchJob(
         self, request: pb.WatchJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchJobResponse]:
-        job = await self._jobs.get(JobId(request.job_id))
+        job = await self._jobs.get(JobId(request.job_id), _scope())
         events = self._jobs.watch(request.after_sequence, job_id=job.job_id, stop_at_final=True)
         async for event in events:
             yield pb.WatchJobResponse(event=convert.event_to_proto(event))
@@ -77,7 +90,11 @@ class JobServicer(pb_grpc.JobServiceServicer):
     async def WatchJobs(
         self, request: pb.WatchJobsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchJobsResponse]:
-        tenant = TenantId(request.tenant) if request.tenant else None
+        scope = _scope()
+        asked = TenantId(request.tenant) if request.tenant else None
+        if scope is not None and asked not in (None, scope):
+            return
+        tenant = scope if scope is not None else asked
         async for event in self._jobs.watch(request.after_sequence, tenant=tenant):
             yield pb.WatchJobsResponse(event=convert.event_to_proto(event))
 
@@ -85,14 +102,14 @@ class JobServicer(pb_grpc.JobServiceServicer):
     async def CancelJob(
         self, request: pb.CancelJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelJobResponse:
-        job = await self._jobs.cancel(JobId(request.job_id), request.reason)
+        job = await self._jobs.cancel(JobId(request.job_id), request.reason, _scope())
         return pb.CancelJobResponse(job=convert.job_to_proto(job))
 
     @translate_errors
     async def ExplainPlacement(
         self, request: pb.ExplainPlacementRequest, context: grpc.aio.ServicerContext
     ) -> pb.ExplainPlacementResponse:
-        placement = await self._jobs.explain(JobId(request.job_id))
+        placement = await self._jobs.explain(JobId(request.job_id), _scope())
         return pb.ExplainPlacementResponse(placement=convert.placement_to_proto(placement))
 
     @translate_errors

@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 
 from broker.registry import SiteRegistry, SiteReport, StatusChange
+from broker.rpc.errors import translate_errors
+from broker.security.identity import check_hello_site
 from broker.sessions import (
     AgentSession,
     OutAck,
@@ -85,18 +87,21 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
         broker_epoch: str,
         heartbeat_interval_s: float,
         lease_s: float,
+        require_site_certificate: bool = True,
     ) -> None:
         self._registry = registry
         self._sessions = sessions
         self._tracker = tracker
         self._on_status = on_status
         self._capacity_changed = capacity_changed
+        self._require_certificate = require_site_certificate
         self._welcome = pb.Welcome(
             broker_epoch=broker_epoch,
             heartbeat_interval_s=heartbeat_interval_s,
             lease_s=lease_s,
         )
 
+    @translate_errors
     async def Connect(
         self,
         request_iterator: AsyncIterator[pb.ConnectRequest],
@@ -143,6 +148,8 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
         if first.WhichOneof("msg") != "hello":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be hello")
         hello = first.hello
+        # The site is who its certificate says, never what the message body claims.
+        check_hello_site(hello.site_id, context, require_certificate=self._require_certificate)
         if hello.site_id not in self._registry:
             await context.abort(
                 grpc.StatusCode.NOT_FOUND,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from rich.table import Table
 from computenet.client import DEFAULT_TIMEOUT_S, Client
 from computenet.errors import InvalidArgumentError
 from computenet.spec import JobSpec, load_spec
+from computenet.tls import ENV_CA, ENV_TOKEN, tls_channel_credentials
 from computenet.types import Job, JobEvent, Placement, SiteInfo
 
 PROG = "computenet"
@@ -56,9 +58,15 @@ def fail_with_violations(exc: InvalidArgumentError, code: int) -> NoReturn:
 
 
 def connect(broker: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Client:
-    """A client for `--broker`; a malformed address is a usage error (exit 2)."""
+    """A client for `--broker`, with TLS and token from COMPUTENET_CA / COMPUTENET_TOKEN.
+
+    A malformed address or unreadable CA file is a usage error (exit 2).
+    """
     try:
-        return Client(address=broker, timeout_s=timeout_s)
+        token = os.environ.get(ENV_TOKEN, "").strip() or None
+        ca = os.environ.get(ENV_CA, "").strip() or None
+        credentials = tls_channel_credentials(ca) if ca else None
+        return Client(address=broker, timeout_s=timeout_s, credentials=credentials, token=token)
     except InvalidArgumentError as exc:
         typer.echo(f"{PROG}: error: {exc.message}", err=True)
         raise typer.Exit(EXIT_USAGE) from None

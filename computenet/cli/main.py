@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from computenet.cli import demo as demo_cmd
 from computenet.cli import jobs as jobs_cmd
 from computenet.cli import sites as sites_cmd
 from computenet.cli import topology as topology_cmd
@@ -19,6 +20,7 @@ app = typer.Typer(
 app.command("submit")(jobs_cmd.submit)
 app.command("plan")(jobs_cmd.plan)
 app.command("explain")(jobs_cmd.explain)
+app.command("demo")(demo_cmd.demo)
 app.add_typer(jobs_cmd.app, name="jobs")
 app.add_typer(sites_cmd.app, name="sites")
 app.add_typer(topology_cmd.app, name="topology")

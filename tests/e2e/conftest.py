@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import start_broker
+from tests.support.pki import Pki
+from tests.support.processes import BrokerProcess, start_broker
 
-BrokerFactory = Callable[..., tuple[subprocess.Popen[str], str]]
+BrokerFactory = Callable[..., BrokerProcess]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -22,16 +23,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def broker_factory(tmp_path: Path) -> Iterator[BrokerFactory]:
-    """Starts brokers (with extra CLI arguments) and kills whatever is left at the end."""
+def broker_factory(tmp_path: Path, pki: Pki) -> Iterator[BrokerFactory]:
+    """Starts brokers with TLS and tokens (extra CLI arguments allowed); kills what is left."""
     started: list[subprocess.Popen[str]] = []
 
     def start(
-        *extra: str, db_url: str | None = None, listen: str = "127.0.0.1:0"
-    ) -> tuple[subprocess.Popen[str], str]:
-        proc, address = start_broker(tmp_path, *extra, db_url=db_url, listen=listen)
-        started.append(proc)
-        return proc, address
+        *extra: str, db_url: str | None = None, listen: str = "127.0.0.1:0", agent_listen: str = ""
+    ) -> BrokerProcess:
+        broker = start_broker(
+            tmp_path, *extra, db_url=db_url, listen=listen, agent_listen=agent_listen, pki=pki
+        )
+        started.append(broker.proc)
+        return broker
 
     yield start
     for proc in started:

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from computenet import Client
 from computenet.types import JobState, SiteStatus
 from tests.e2e.conftest import BrokerFactory
 from tests.support.processes import start_agent
@@ -74,19 +73,21 @@ def test_jobs_run_on_local_and_slurm_sites_and_survive_a_killed_agent(
     tmp_path: Path,
     slurm_cluster: Any,
 ) -> None:
-    _, address = broker_factory("--suspect-after", "1.5", "--lost-after", "4")
-    agents["horinger"] = start_agent(tmp_path, "horinger", address, pools=A800)
-    agents["yangtze-demo"] = start_agent(tmp_path, "yangtze-demo", address, pools=A800)
+    broker = broker_factory("--suspect-after", "1.5", "--lost-after", "4")
+    address, pki = broker.agent_address, broker.pki
+    agents["horinger"] = start_agent(tmp_path, "horinger", address, pools=A800, pki=pki)
+    agents["yangtze-demo"] = start_agent(tmp_path, "yangtze-demo", address, pools=A800, pki=pki)
     agents["zhangjiakou"] = start_agent(
         tmp_path,
         "zhangjiakou",
         address,
+        pki=pki,
         executor="slurm",
         capacity={"source": "slurm"},
         env=slurm_cluster.env,
     )
     marker = tmp_path / "starts.txt"
-    with Client(address=address) as client:
+    with broker.client() as client:
         wait_for(
             lambda: (
                 {s.site_id for s in client.sites(status=SiteStatus.ACTIVE)}
@@ -127,7 +128,7 @@ def test_jobs_run_on_local_and_slurm_sites_and_survive_a_killed_agent(
         done = client.get(training.job_id)
         assert done.site == "zhangjiakou" and done.attempt == 2
 
-        agents["horinger"] = start_agent(tmp_path, "horinger", address, pools=A800)
+        agents["horinger"] = start_agent(tmp_path, "horinger", address, pools=A800, pki=pki)
         wait_for(lambda: client.site("horinger").status == SiteStatus.ACTIVE, 20, "rejoin")
         time.sleep(3)
     runs = [(job, attempt) for job, attempt, _ in starts(marker) if job == training.job_id]
@@ -139,21 +140,33 @@ def test_broker_restart_mid_dispatch_loses_and_repeats_nothing(
     broker_factory: BrokerFactory, agents: dict[str, subprocess.Popen[str]], tmp_path: Path
 ) -> None:
     db = f"sqlite:///{tmp_path / 'restart.db'}"
-    proc, address = broker_factory("--suspect-after", "2", "--lost-after", "20", db_url=db)
+    broker = broker_factory("--suspect-after", "2", "--lost-after", "20", db_url=db)
     agents["horinger"] = start_agent(
-        tmp_path, "horinger", address, pools=[{"model": "a800", "count": 64}]
+        tmp_path,
+        "horinger",
+        broker.agent_address,
+        pools=[{"model": "a800", "count": 64}],
+        pki=broker.pki,
     )
     marker = tmp_path / "starts.txt"
-    with Client(address=address) as client:
+    with broker.client() as client:
         wait_for(lambda: client.site("horinger").status == SiteStatus.ACTIVE, what="active")
         ids = [
             client.submit(job_spec(f"j{i}", marker, 0.2), request_id=f"r{i}").job.job_id
             for i in range(20)
         ]
-    proc.kill()  # mid-dispatch: some jobs placed, some dispatched, some running
-    proc.wait(timeout=10)
-    broker_factory("--suspect-after", "2", "--lost-after", "20", db_url=db, listen=address)
-    with Client(address=address) as client:
+    broker.proc.kill()  # mid-dispatch: some jobs placed, some dispatched, some running
+    broker.proc.wait(timeout=10)
+    broker = broker_factory(
+        "--suspect-after",
+        "2",
+        "--lost-after",
+        "20",
+        db_url=db,
+        listen=broker.address,
+        agent_listen=broker.agent_address,
+    )
+    with broker.client() as client:
         final = wait_for(
             lambda: all(client.get(i).state.is_final for i in ids) and [client.get(i) for i in ids],
             timeout_s=90,

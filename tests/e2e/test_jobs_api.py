@@ -7,7 +7,6 @@ import time
 import grpc
 import pytest
 
-from computenet import Client
 from computenet.errors import InvalidArgumentError, JobNotFoundError, SpecError
 from computenet.spec import parse_spec
 from computenet.status import error_from_rpc_error
@@ -91,11 +90,11 @@ def _raw_spec(**overrides: object) -> job_pb.SubmitJobRequest:
 def test_malformed_specs_are_rejected_field_by_field_and_store_nothing(
     broker_factory: BrokerFactory, overrides: dict[str, object], field: str | None
 ) -> None:
-    _, address = broker_factory()
-    with grpc.insecure_channel(address) as channel:
+    broker = broker_factory()
+    with broker.channel() as channel:
         stub = job_grpc.JobServiceStub(channel)
         with pytest.raises(grpc.RpcError) as info:
-            stub.SubmitJob(_raw_spec(**overrides), timeout=10)
+            stub.SubmitJob(_raw_spec(**overrides), timeout=10, metadata=broker.metadata())
     error = error_from_rpc_error(info.value)
     if field is None:  # an oversized message is refused by the transport limit
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -103,7 +102,7 @@ def test_malformed_specs_are_rejected_field_by_field_and_store_nothing(
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert isinstance(error, InvalidArgumentError)
         assert field in {v.field for v in error.violations}, error.violations
-    with Client(address=address) as client:
+    with broker.client() as client:
         assert list(client.list()) == []
 
 
@@ -116,8 +115,8 @@ def test_negative_counts_are_refused_before_leaving_the_client() -> None:
 def test_watch_resumed_from_last_sequence_yields_every_event_once(
     broker_factory: BrokerFactory,
 ) -> None:
-    _, address = broker_factory()
-    with Client(address=address) as client:
+    broker = broker_factory()
+    with broker.client() as client:
         job = client.submit(BATCH, request_id="w1").job
         first = next(iter(client.watch(job.job_id)))
         assert first.state == JobState.PENDING
@@ -130,19 +129,22 @@ def test_watch_resumed_from_last_sequence_yields_every_event_once(
 
 
 def test_unknown_job_is_not_found(broker_factory: BrokerFactory) -> None:
-    _, address = broker_factory()
-    with Client(address=address) as client, pytest.raises(JobNotFoundError):
+    broker = broker_factory()
+    with broker.client() as client, pytest.raises(JobNotFoundError):
         client.get("job-does-not-exist")
 
 
 def test_silent_site_goes_suspect_then_lost_and_its_job_is_requeued(
     broker_factory: BrokerFactory,
 ) -> None:
-    _, address = broker_factory("--suspect-after", "1", "--lost-after", "2.5")
-    agent = ScriptedAgent(address, "horinger")
+    broker = broker_factory("--suspect-after", "1", "--lost-after", "2.5")
+    assert broker.pki is not None
+    agent = ScriptedAgent(
+        broker.agent_address, "horinger", credentials=broker.pki.site_credentials("horinger")
+    )
     agent.next("welcome")
     agent.report_capacity("910b", 8)
-    with Client(address=address) as client:
+    with broker.client() as client:
         job = client.submit(
             {**BATCH, "resources": {"accelerator": "910b", "count": 2}}, request_id="l1"
         ).job

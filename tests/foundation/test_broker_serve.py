@@ -14,7 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from computenet.v1 import job_service_pb2, job_service_pb2_grpc
-from tests.support.processes import start_broker
+from tests.support.pki import Pki
+from tests.support.processes import BrokerProcess, start_broker
 
 EXPECTED = {
     "computenet.v1.SiteService",
@@ -25,19 +26,18 @@ EXPECTED = {
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    proc, address = start_broker(tmp_path)
+def broker(tmp_path: Path, pki: Pki) -> Iterator[BrokerProcess]:
+    started = start_broker(tmp_path, pki=pki)
     try:
-        yield proc, address
+        yield started
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        if started.proc.poll() is None:
+            started.proc.kill()
+            started.proc.wait(timeout=10)
 
 
-def test_health_and_reflection(broker: tuple[subprocess.Popen[str], str]) -> None:
-    _proc, address = broker
-    with grpc.insecure_channel(address) as channel:
+def test_health_and_reflection(broker: BrokerProcess) -> None:
+    with broker.channel() as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for service in ("", *EXPECTED):
             reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
@@ -50,24 +50,22 @@ def test_health_and_reflection(broker: tuple[subprocess.Popen[str], str]) -> Non
     assert names >= EXPECTED
 
 
-def test_sigterm_stops_gracefully(broker: tuple[subprocess.Popen[str], str]) -> None:
-    proc, _ = broker
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=15) == 0
+def test_sigterm_stops_gracefully(broker: BrokerProcess) -> None:
+    broker.proc.send_signal(signal.SIGTERM)
+    assert broker.proc.wait(timeout=15) == 0
 
 
-def test_unknown_method_is_unimplemented_not_internal(
-    broker: tuple[subprocess.Popen[str], str],
-) -> None:
-    _, address = broker
-    with grpc.insecure_channel(address) as channel:
+def test_unknown_method_is_unimplemented_not_internal(broker: BrokerProcess) -> None:
+    with broker.channel() as channel:
         generic = channel.unary_unary(
             "/computenet.v1.JobService/NoSuchMethod",
             request_serializer=job_service_pb2.GetJobRequest.SerializeToString,
             response_deserializer=job_service_pb2.GetJobResponse.FromString,
         )
         with pytest.raises(grpc.RpcError) as info:
-            generic(job_service_pb2.GetJobRequest(job_id="x"), timeout=5)
+            generic(
+                job_service_pb2.GetJobRequest(job_id="x"), timeout=5, metadata=broker.metadata()
+            )
         assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
         assert job_service_pb2_grpc.JobServiceStub(channel) is not None
 

@@ -8,7 +8,13 @@ import selectors
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import grpc
+
+from computenet import Client
+from tests.support.pki import Pki
 
 _LISTENING = re.compile(r"listening on (\S+)")
 
@@ -16,7 +22,10 @@ _LISTENING = re.compile(r"listening on (\S+)")
 def wait_for_line(
     proc: subprocess.Popen[str], pattern: re.Pattern[str], timeout_s: float = 30.0
 ) -> re.Match[str]:
-    """Read the process's stdout until a line matches, or fail after timeout_s."""
+    """Read the process's stdout until a line matches, or fail after timeout_s.
+
+    Reads byte by byte from the pipe (no read-ahead), so a later call sees the next lines.
+    """
     assert proc.stdout is not None
     selector = selectors.DefaultSelector()
     selector.register(proc.stdout, selectors.EVENT_READ)
@@ -26,7 +35,7 @@ def wait_for_line(
         while time.monotonic() < deadline:
             if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
                 break
-            line = proc.stdout.readline()
+            line = _read_line(proc.stdout.fileno())
             if not line:
                 break
             seen.append(line)
@@ -39,23 +48,86 @@ def wait_for_line(
     raise AssertionError(f"no line matching {pattern.pattern!r}; output: {''.join(seen)[-2000:]}")
 
 
+_AGENTS = re.compile(r"agents on (\S+)")
+
+
+@dataclass
+class BrokerProcess:
+    """A running `computenet-broker serve` and where it listens."""
+
+    proc: subprocess.Popen[str]
+    address: str
+    agent_address: str
+    pki: Pki | None = None
+
+    def client(self, who: str = "operator", **kwargs: object) -> Client:
+        """An SDK client of this broker (TLS and `who`'s token when the broker has a PKI)."""
+        if self.pki is None:
+            return Client(address=self.address, **kwargs)  # type: ignore[arg-type]
+        return self.pki.client(self.address, who, **kwargs)
+
+    def channel(self) -> grpc.Channel:
+        """A raw client channel (TLS when the broker has a PKI)."""
+        if self.pki is None:
+            return grpc.insecure_channel(self.address)
+        return grpc.secure_channel(self.address, self.pki.channel_credentials())
+
+    def metadata(self, who: str = "operator") -> tuple[tuple[str, str], ...]:
+        """Call metadata carrying `who`'s token, for raw stubs."""
+        if self.pki is None:
+            return ()
+        return (("authorization", f"Bearer {self.pki.tokens[who]}"),)
+
+
+def _read_line(fd: int) -> str:
+    """One line from a pipe without reading beyond it."""
+    out = bytearray()
+    while True:
+        chunk = os.read(fd, 1)
+        if not chunk:
+            break
+        out += chunk
+        if chunk == b"\n":
+            break
+    return out.decode()
+
+
 def start_broker(
-    workdir: Path, *extra: str, db_url: str | None = None, listen: str = "127.0.0.1:0"
-) -> tuple[subprocess.Popen[str], str]:
-    """Start `computenet-broker serve` (on a free loopback port unless told); returns it and its
-    address."""
+    workdir: Path,
+    *extra: str,
+    db_url: str | None = None,
+    listen: str = "127.0.0.1:0",
+    agent_listen: str = "",
+    pki: Pki | None = None,
+) -> BrokerProcess:
+    """Start `computenet-broker serve` on loopback (TLS with `pki`, else explicitly insecure)."""
     db = db_url or f"sqlite:///{workdir / 'broker.db'}"
+    security = pki.broker_args() if pki is not None else ["--insecure"]
+    if pki is not None and agent_listen:
+        security += ["--agent-listen", agent_listen]
     log = open(workdir / "broker.log", "a")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
-        [sys.executable, "-m", "broker", "serve", "--listen", listen, "--db", db, *extra],
+        [
+            sys.executable,
+            "-m",
+            "broker",
+            "serve",
+            "--listen",
+            listen,
+            "--db",
+            db,
+            *security,
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
         cwd=workdir,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    match = wait_for_line(proc, _LISTENING)
-    return proc, match.group(1)
+    address = wait_for_line(proc, _LISTENING).group(1)
+    agents = wait_for_line(proc, _AGENTS).group(1) if pki is not None else address
+    return BrokerProcess(proc, address, agents, pki)
 
 
 def start_agent(
@@ -67,8 +139,9 @@ def start_agent(
     executor: str = "local",
     capacity: dict[str, object] | None = None,
     env: dict[str, str] | None = None,
+    pki: Pki | None = None,
 ) -> subprocess.Popen[str]:
-    """Start `computenet-agent run` for a site with its own config and state folder."""
+    """Start `computenet-agent run` for a site (mTLS with `pki`) with its own state folder."""
     import yaml
 
     folder = workdir / f"agent-{site}"
@@ -81,6 +154,8 @@ def start_agent(
         "executor": {"kind": executor},
         "state_dir": str(folder / "state"),
     }
+    if pki is not None:
+        config["tls"] = pki.site_tls(site)
     path = folder / "agent.yaml"
     path.write_text(yaml.safe_dump(config))
     log = open(folder / "agent.log", "a")  # noqa: SIM115 - closed with the process

@@ -18,9 +18,20 @@ _END = object()
 class ScriptedAgent:
     """Opens a Connect stream as `site_id`; the test sends messages and reads the broker's."""
 
-    def __init__(self, address: str, site_id: str, *, epoch: str = "test") -> None:
+    def __init__(
+        self,
+        address: str,
+        site_id: str,
+        *,
+        epoch: str = "test",
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
         self.site_id = site_id
-        self._channel = grpc.insecure_channel(address)
+        self._channel = (
+            grpc.secure_channel(address, credentials)
+            if credentials is not None
+            else grpc.insecure_channel(address)
+        )
         self._outbox: queue.Queue[object] = queue.Queue()
         self.inbox: queue.Queue[pb.ConnectResponse | BaseException] = queue.Queue()
         self._report_id = 0

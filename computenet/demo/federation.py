@@ -1,0 +1,87 @@
+"""A throw-away federation on loopback: one broker and one local-executor agent per site."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from computenet.client import Client
+from computenet.demo.processes import ProcessError, ProcessSet
+from computenet.types import SiteInfo, SiteStatus
+from topology import Site, Topology
+
+LISTENING = re.compile(r"listening on (\S+)")
+MARKER_ENV = "COMPUTENET_DEMO_RUN"
+BROKER_START_TIMEOUT_S = 60.0
+ACTIVE_TIMEOUT_S = 90.0
+
+
+def agent_config(site: Site, broker: str, state_dir: Path) -> dict[str, object]:
+    """An agent config offering the site's topology pools, CPU and memory as static capacity."""
+    return {
+        "site": site.id,
+        "broker": broker,
+        "capacity": {
+            "source": "static",
+            "pools": [{"model": p.model, "count": p.count} for p in site.pools],
+            "cpu_cores": site.cpu_cores,
+            "memory_gb": site.memory_gb,
+        },
+        "executor": {"kind": "local", "cancel_grace_s": 2, "stop_jobs_on_exit": True},
+        "state_dir": str(state_dir),
+        "log_level": "WARNING",
+    }
+
+
+def start_broker(processes: ProcessSet, workdir: Path, suspect_s: float, lost_s: float) -> str:
+    """Start `python -m broker serve` on a free loopback port; returns its address."""
+    argv = [
+        sys.executable, "-m", "broker", "serve",
+        "--listen", "127.0.0.1:0",
+        "--db", f"sqlite:///{workdir / 'broker.db'}",
+        "--suspect-after", f"{suspect_s:g}",
+        "--lost-after", f"{lost_s:g}",
+        "--log-level", "WARNING",
+        "--insecure",  # plaintext on loopback, the documented demo mode; clients are anonymous
+    ]  # fmt: skip
+    child = processes.spawn("broker", argv, cwd=workdir, log_path=workdir / "broker.log")
+    return processes.wait_for_line(child, LISTENING, BROKER_START_TIMEOUT_S)
+
+
+def start_agents(processes: ProcessSet, topology: Topology, broker: str, workdir: Path) -> None:
+    """Write a config and start `python -m site_agent run` for every site of the topology."""
+    for site in topology.sites:
+        folder = workdir / "agents" / site.id
+        folder.mkdir(parents=True, exist_ok=True)
+        config = folder / "agent.yaml"
+        config.write_text(yaml.safe_dump(agent_config(site, broker, folder / "state")))
+        argv = [sys.executable, "-m", "site_agent", "run", "--config", str(config)]
+        processes.spawn(f"agent {site.id}", argv, cwd=folder, log_path=folder / "agent.log")
+
+
+def wait_until_active(
+    client: Client,
+    processes: ProcessSet,
+    expected: int,
+    on_update: Callable[[list[SiteInfo]], None] | None = None,
+    timeout_s: float = ACTIVE_TIMEOUT_S,
+) -> list[SiteInfo]:
+    """Poll the broker until `expected` sites are active; raises if a process dies or time
+    runs out."""
+    deadline = time.monotonic() + timeout_s
+    sites: list[SiteInfo] = []
+    while time.monotonic() < deadline:
+        processes.check_alive()
+        sites = client.sites()
+        if on_update is not None:
+            on_update(sites)
+        if sum(s.status is SiteStatus.ACTIVE for s in sites) >= expected:
+            return sites
+        time.sleep(0.25)
+    waiting = [s.site_id for s in sites if s.status is not SiteStatus.ACTIVE]
+    raise ProcessError(f"sites not active after {timeout_s:g} s: {', '.join(waiting)}")

@@ -1,0 +1,296 @@
+"""One demo run from start to clean-up: federation up, trace slice in, summary and map out."""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import json
+import logging
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rich.console import Console
+
+from computenet.client import Client
+from computenet.demo.accounting import PlacedJob
+from computenet.demo.federation import MARKER_ENV, start_agents, start_broker, wait_until_active
+from computenet.demo.mapview import draw_map
+from computenet.demo.options import SUBMIT_WALL_S, DemoOptions
+from computenet.demo.processes import ProcessError, ProcessSet
+from computenet.demo.progress import JobTracker, LiveView
+from computenet.demo.report import print_summary
+from computenet.demo.simulator import BaselineRun, export_days
+from computenet.demo.summary import Summary, accounted_jobs, summarise, write_placements
+from computenet.demo.workload import (
+    TraceJob,
+    auto_compression,
+    job_spec,
+    select_slice,
+    write_workload,
+)
+from computenet.types import Job, SiteInfo
+from topology import Topology, default_topology
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.1
+SITES_EVERY_S = 1.0
+LIST_EVERY_S = 5.0
+FINISH_SLACK_S = 120.0
+SETTLE_S = 6.0
+CAPACITY_SCALE = 1.0  # agents offer every pool of the topology in full
+
+
+class DemoError(RuntimeError):
+    """The demo could not finish (a process died, jobs never finished, bad trace data)."""
+
+
+@contextmanager
+def _signals_raise_interrupt() -> Iterator[None]:
+    """SIGTERM behaves like Ctrl-C, so clean-up runs in `finally` either way."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Cleanup:
+    """Stops every started process and removes the working folder, once, signals ignored."""
+
+    def __init__(self, processes: ProcessSet, workdir: Path, options: DemoOptions) -> None:
+        self.processes, self.workdir, self.options = processes, workdir, options
+        self.extra: list[Callable[[], None]] = []
+        self.done = False
+
+    def __call__(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for step in self.extra:
+                with suppress(Exception):
+                    step()
+            self.processes.stop_all(self.options.stop_grace_s)
+            if not self.options.keep:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
+
+class JobFeed:
+    """Submits the slice's jobs at their compressed trace arrival times."""
+
+    def __init__(self, jobs: Sequence[TraceJob], compression: float, max_job_s: float) -> None:
+        self.jobs, self.compression, self.max_job_s = jobs, compression, max_job_s
+        self.t0 = time.monotonic()
+        first_s = jobs[0].submit_s
+        self.due = [self.t0 + (j.submit_s - first_s) / compression for j in jobs]
+        self.finish_by = self.due[-1] + max_job_s + FINISH_SLACK_S
+        self.submitted = 0
+
+    @property
+    def done(self) -> bool:
+        """Every job was submitted."""
+        return self.submitted == len(self.jobs)
+
+    def submit_due(self, client: Client, now: float) -> None:
+        """Submit every job whose time has come (request id from the trace job: no doubles)."""
+        while not self.done and self.due[self.submitted] <= now:
+            job = self.jobs[self.submitted]
+            spec = job_spec(job, self.compression, self.max_job_s)
+            client.submit(spec, request_id=f"demo-{job.job_id}")
+            self.submitted += 1
+
+
+class DemoRun:
+    """The steps of one run; `run()` owns the processes and always cleans up."""
+
+    def __init__(self, options: DemoOptions, out: Console, ui: Console) -> None:
+        self.options, self.out, self.ui = options, out, ui
+        self.topology: Topology = default_topology()
+        self.workdir = Path(tempfile.mkdtemp(prefix="computenet-demo-"))
+        self.processes = ProcessSet(MARKER_ENV)
+        self.cleanup = Cleanup(self.processes, self.workdir, options)
+        self.marker = {MARKER_ENV: self.processes.marker_value}
+        self.started = time.monotonic()
+        self.compression = options.compression or 1.0
+
+    def run(self) -> Summary:
+        """Run the demo and return its summary (after the federation is stopped)."""
+        atexit.register(self.cleanup)
+        try:
+            with _signals_raise_interrupt():
+                summary, address = self._run()
+                if self.options.keep_running:
+                    self._stay_up(address)
+            return summary
+        finally:
+            self.cleanup()
+            atexit.unregister(self.cleanup)
+
+    def _run(self) -> tuple[Summary, str]:
+        opts = self.options
+        self.ui.print(f"[bold]ComputeNet demo[/] in {self.workdir}")
+        self.ui.print(
+            f"Starting a broker and {len(self.topology.sites)} site agents on loopback "
+            "[yellow](insecure mode: plaintext, no tokens; for demos only)[/]…"
+        )
+        address = start_broker(
+            self.processes, self.workdir, opts.suspect_after_s, opts.lost_after_s
+        )
+        start_agents(self.processes, self.topology, address, self.workdir)
+        jobs = self._load_slice()
+        workload = self.workdir / "workload.csv"
+        write_workload(jobs, workload)
+        baseline = BaselineRun(
+            workload, seed=opts.seed, data_dir=opts.data_dir, scale=CAPACITY_SCALE,
+            extra_env=self.marker,
+        )  # fmt: skip
+        self.cleanup.extra.append(baseline.stop)
+        client = Client(address=address)
+        self.cleanup.extra.append(client.close)
+        wait_until_active(client, self.processes, len(self.topology.sites))
+        self.ui.print(f"All {len(self.topology.sites)} sites active; broker at {address}.")
+        records = self._submit_and_follow(client, jobs)
+        accounted = accounted_jobs(records, self.topology)
+        write_placements(accounted, self.workdir / "placements.json")
+        summary = summarise(
+            records, accounted, baseline.result(),
+            map_png=self._map_path(), elapsed_s=0.0, extra=self._extra(address, jobs),
+        )  # fmt: skip
+        self._draw(summary, accounted)
+        summary = dataclasses.replace(summary, elapsed_s=time.monotonic() - self.started)
+        self._report(summary, address)
+        return summary, address
+
+    def _load_slice(self) -> list[TraceJob]:
+        opts = self.options
+        self.ui.print(
+            f"Exporting the first {opts.days} trace days (Philly + Alibaba GenAI, seed "
+            f"{opts.seed}) with the simulator…"
+        )
+        exported = export_days(
+            self.workdir / "export.csv", days=opts.days, seed=opts.seed,
+            data_dir=opts.data_dir, extra_env=self.marker,
+        )  # fmt: skip
+        jobs = select_slice(exported, opts.days, opts.jobs)
+        self.compression = opts.compression or auto_compression(jobs, SUBMIT_WALL_S)
+        kinds = {k: sum(j.kind == k for j in jobs) for k in ("training", "inference")}
+        self.ui.print(
+            f"Slice: {len(jobs)} jobs ({kinds['training']} training, {kinds['inference']} "
+            f"inference); compression {self.compression:,.0f}x: one trace day plays in "
+            f"{86_400 / self.compression:.1f} s, jobs sleep at most {opts.max_job_s:g} s."
+        )
+        return jobs
+
+    def _submit_and_follow(self, client: Client, jobs: Sequence[TraceJob]) -> list[Job]:
+        feed = JobFeed(jobs, self.compression, self.options.max_job_s)
+        tracker = JobTracker(client.address)
+        self.cleanup.extra.append(tracker.stop)
+        tracker.start()
+        sites: list[SiteInfo] = []
+        last_sites = last_list = 0.0
+        with LiveView(self.ui, len(jobs)) as view:
+            while not feed.done or tracker.final() < len(jobs):
+                now = time.monotonic()
+                feed.submit_due(client, now)
+                if now - last_sites >= SITES_EVERY_S:
+                    sites, last_sites = client.sites(), now
+                    self.processes.check_alive()
+                if feed.done and now - last_list >= LIST_EVERY_S:
+                    tracker.update(list(client.list()))
+                    last_list = now
+                view.show(submitted=feed.submitted, counts=tracker.counts(), sites=sites)
+                if now > feed.finish_by:
+                    raise DemoError(
+                        f"jobs unfinished after {now - feed.t0:.0f} s: {tracker.counts()}"
+                    )
+                time.sleep(TICK_S)
+            view.show(
+                submitted=feed.submitted, counts=tracker.counts(), sites=self._settled(client)
+            )
+        tracker.stop()
+        return list(client.list())
+
+    def _settled(self, client: Client) -> list[SiteInfo]:
+        """Sites once their reports show the finished jobs' cards free (a heartbeat or two)."""
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            sites = client.sites()
+            if time.monotonic() > deadline or not any(p.in_use for s in sites for p in s.pools):
+                return sites
+            time.sleep(0.25)
+
+    def _map_path(self) -> Path:
+        if self.options.map_path is not None:
+            return self.options.map_path.resolve()
+        return Path(tempfile.gettempdir()) / "computenet-demo-map.png"
+
+    def _extra(self, address: str, jobs: Sequence[TraceJob]) -> dict[str, Any]:
+        opts = self.options
+        extra: dict[str, Any] = {
+            "submitted": len(jobs),
+            "trace_days": opts.days,
+            "seed": opts.seed,
+            "compression": round(self.compression, 3),
+        }
+        if opts.keep:
+            extra["workdir"] = str(self.workdir)
+            extra["placements_file"] = str(self.workdir / "placements.json")
+        if opts.keep_running:
+            extra["broker"] = address
+        return extra
+
+    def _draw(self, summary: Summary, accounted: Sequence[PlacedJob]) -> None:
+        t, b = summary.totals, summary.baseline
+        slo = "-" if t.slo_attainment is None else f"{t.slo_attainment:.1f} %"
+        base_slo = "-" if b.slo_attainment is None else f"{b.slo_attainment:.1f} %"
+        notes = [
+            f"{len(accounted)} jobs from the first {self.options.days} trace days "
+            "(Philly + Alibaba GenAI)",
+            f"energy ¥{t.energy_cny:,.0f} vs ¥{b.energy_cny:,.0f} nearest "
+            f"({-summary.saving_pct:+.1f} %)",
+            f"carbon {t.carbon_t:,.2f} t vs {b.carbon_t:,.2f} t nearest",
+            f"inference SLO {slo} (nearest {base_slo})",
+        ]
+        draw_map(
+            self.topology, accounted, summary.map_png, notes=notes,
+            title="ComputeNet demo: training goes west, inference stays near its users",
+        )  # fmt: skip
+
+    def _report(self, summary: Summary, address: str) -> None:
+        if self.options.as_json:
+            self.out.file.write(json.dumps(summary.to_json(), ensure_ascii=False) + "\n")
+            self.out.file.flush()
+        else:
+            print_summary(self.out, summary, address, self.options.keep_running)
+
+    def _stay_up(self, address: str) -> None:
+        self.ui.print(f"Federation up at {address}; Ctrl-C stops it.")
+        try:
+            while True:
+                self.processes.check_alive()
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            self.ui.print("Stopping the federation…")
+        except ProcessError as exc:
+            raise DemoError(str(exc)) from None
+
+
+def run_demo(options: DemoOptions, out: Console, ui: Console) -> Summary:
+    """Run the demo: `out` gets the summary, `ui` the progress."""
+    return DemoRun(options, out, ui).run()
