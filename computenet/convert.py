@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from computenet.rebalance_types import MoveKind, RebalanceMove, RebalanceRunInfo
 from computenet.spec import JobSpec, parse_spec
 from computenet.types import (
     CandidateSite,
@@ -19,6 +20,7 @@ from computenet.types import (
     SiteStatus,
     TenantId,
 )
+from computenet.v1 import rebalance_service_pb2 as rebalance_pb
 from computenet.v1 import types_pb2 as pb
 
 _KIND_TO_PB = {
@@ -309,4 +311,75 @@ def placement_from_proto(msg: pb.Placement) -> Placement:
             )
             for c in msg.candidates
         ),
+    )
+
+
+_MOVE_KINDS = {
+    MoveKind.PLACE: rebalance_pb.MOVE_KIND_PLACE,
+    MoveKind.MIGRATE: rebalance_pb.MOVE_KIND_MIGRATE,
+    MoveKind.EVACUATE: rebalance_pb.MOVE_KIND_EVACUATE,
+    MoveKind.FOLLOW_DEMAND: rebalance_pb.MOVE_KIND_FOLLOW_DEMAND,
+}
+_MOVE_KINDS_BACK = {v: k for k, v in _MOVE_KINDS.items()}
+
+
+def move_to_proto(move: RebalanceMove) -> rebalance_pb.Move:
+    """Domain move to wire move."""
+    return rebalance_pb.Move(
+        job_id=move.job_id,
+        kind=_MOVE_KINDS[move.kind],
+        from_site=move.from_site,
+        to_site=move.to_site,
+        savings_cny=move.savings_cny,
+        savings_carbon_kg=move.savings_carbon_kg,
+        cost_cny=move.cost_cny,
+        reason=move.reason,
+        applied=move.applied,
+        error=move.error,
+    )
+
+
+def move_from_proto(msg: rebalance_pb.Move) -> RebalanceMove:
+    """Wire move to domain move (an unknown kind reads as a migration)."""
+    return RebalanceMove(
+        job_id=msg.job_id,
+        kind=_MOVE_KINDS_BACK.get(msg.kind, MoveKind.MIGRATE),
+        from_site=msg.from_site,
+        to_site=msg.to_site,
+        savings_cny=msg.savings_cny,
+        savings_carbon_kg=msg.savings_carbon_kg,
+        cost_cny=msg.cost_cny,
+        reason=msg.reason,
+        applied=msg.applied,
+        error=msg.error,
+    )
+
+
+def rebalance_run_to_proto(run: RebalanceRunInfo) -> rebalance_pb.RebalanceRun:
+    """Domain run record to wire run record."""
+    return rebalance_pb.RebalanceRun(
+        run_id=run.run_id,
+        trigger=run.trigger,
+        dry_run=run.dry_run,
+        started_unix_ms=run.started_unix_ms,
+        ended_unix_ms=run.ended_unix_ms,
+        moves=[move_to_proto(m) for m in run.moves],
+        expected_savings_cny=run.expected_savings_cny,
+        realised_savings_cny=run.realised_savings_cny,
+        errors=list(run.errors),
+    )
+
+
+def rebalance_run_from_proto(msg: rebalance_pb.RebalanceRun) -> RebalanceRunInfo:
+    """Wire run record to domain run record."""
+    return RebalanceRunInfo(
+        run_id=msg.run_id,
+        trigger=msg.trigger,
+        dry_run=msg.dry_run,
+        started_unix_ms=msg.started_unix_ms,
+        ended_unix_ms=msg.ended_unix_ms,
+        moves=tuple(move_from_proto(m) for m in msg.moves),
+        expected_savings_cny=msg.expected_savings_cny,
+        realised_savings_cny=msg.realised_savings_cny,
+        errors=tuple(msg.errors),
     )

@@ -52,18 +52,19 @@ def init(
 
 @certs_app.command("issue-site")
 def issue_site_command(
-    site: Annotated[str, typer.Argument(help="Site id, as in the topology.")],
+    sites: Annotated[list[str], typer.Argument(help="Site ids, as in the topology.")],
     directory: DirOption,
     days: DaysOption = DEFAULT_DAYS,
 ) -> None:
-    """Issue a client certificate for SITE (URI SAN spiffe://computenet/site/SITE)."""
-    try:
-        cert, key = issue_site(directory, site, days=days)
-    except CaMissingError as exc:
-        fail(PROG, str(exc))
-    except ValueError as exc:
-        fail(PROG, str(exc), EXIT_USAGE)
-    typer.echo(str(cert))
-    typer.echo(str(key))
-    typer.echo(f"serial: {serial_hex(cert.read_bytes())}", err=True)
-    typer.echo(f"CA for the agent: {CaLayout(directory).ca_cert}", err=True)
+    """Issue a client certificate for each SITE (URI SAN spiffe://computenet/site/SITE)."""
+    for site in sites:
+        try:
+            cert, key = issue_site(directory, site, days=days)
+        except CaMissingError as exc:
+            fail(PROG, str(exc))
+        except ValueError as exc:
+            fail(PROG, str(exc), EXIT_USAGE)
+        typer.echo(str(cert))
+        typer.echo(str(key))
+        typer.echo(f"serial: {serial_hex(cert.read_bytes())}", err=True)
+    typer.echo(f"CA for the agents: {CaLayout(directory).ca_cert}", err=True)

@@ -11,18 +11,21 @@ from pathlib import Path
 import yaml
 
 from computenet.client import Client
+from computenet.demo.pki import DemoPki
 from computenet.demo.processes import ProcessError, ProcessSet
 from computenet.types import SiteInfo, SiteStatus
 from topology import Site, Topology
 
 LISTENING = re.compile(r"listening on (\S+)")
+AGENTS = re.compile(r"agents on (\S+)")
 MARKER_ENV = "COMPUTENET_DEMO_RUN"
 BROKER_START_TIMEOUT_S = 60.0
 ACTIVE_TIMEOUT_S = 90.0
 
 
-def agent_config(site: Site, broker: str, state_dir: Path) -> dict[str, object]:
-    """An agent config offering the site's topology pools, CPU and memory as static capacity."""
+def agent_config(site: Site, broker: str, state_dir: Path, pki: DemoPki) -> dict[str, object]:
+    """An agent config offering the site's topology pools, CPU and memory as static capacity,
+    connecting with the site's certificate."""
     return {
         "site": site.id,
         "broker": broker,
@@ -35,11 +38,15 @@ def agent_config(site: Site, broker: str, state_dir: Path) -> dict[str, object]:
         "executor": {"kind": "local", "cancel_grace_s": 2, "stop_jobs_on_exit": True},
         "state_dir": str(state_dir),
         "log_level": "WARNING",
+        "tls": pki.site_tls(site.id),
     }
 
 
-def start_broker(processes: ProcessSet, workdir: Path, suspect_s: float, lost_s: float) -> str:
-    """Start `python -m broker serve` on a free loopback port; returns its address."""
+def start_broker(
+    processes: ProcessSet, workdir: Path, suspect_s: float, lost_s: float, pki: DemoPki
+) -> tuple[str, str]:
+    """Start `python -m broker serve` with TLS on free loopback ports; returns the client and
+    the agent addresses."""
     argv = [
         sys.executable, "-m", "broker", "serve",
         "--listen", "127.0.0.1:0",
@@ -47,19 +54,23 @@ def start_broker(processes: ProcessSet, workdir: Path, suspect_s: float, lost_s:
         "--suspect-after", f"{suspect_s:g}",
         "--lost-after", f"{lost_s:g}",
         "--log-level", "WARNING",
-        "--insecure",  # plaintext on loopback, the documented demo mode; clients are anonymous
+        *pki.broker_args(),
     ]  # fmt: skip
     child = processes.spawn("broker", argv, cwd=workdir, log_path=workdir / "broker.log")
-    return processes.wait_for_line(child, LISTENING, BROKER_START_TIMEOUT_S)
+    address = processes.wait_for_line(child, LISTENING, BROKER_START_TIMEOUT_S)
+    agents = processes.wait_for_line(child, AGENTS, BROKER_START_TIMEOUT_S)
+    return address, agents
 
 
-def start_agents(processes: ProcessSet, topology: Topology, broker: str, workdir: Path) -> None:
+def start_agents(
+    processes: ProcessSet, topology: Topology, broker: str, workdir: Path, pki: DemoPki
+) -> None:
     """Write a config and start `python -m site_agent run` for every site of the topology."""
     for site in topology.sites:
         folder = workdir / "agents" / site.id
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "agent.yaml"
-        config.write_text(yaml.safe_dump(agent_config(site, broker, folder / "state")))
+        config.write_text(yaml.safe_dump(agent_config(site, broker, folder / "state", pki)))
         argv = [sys.executable, "-m", "site_agent", "run", "--config", str(config)]
         processes.spawn(f"agent {site.id}", argv, cwd=folder, log_path=folder / "agent.log")
 

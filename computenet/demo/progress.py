@@ -34,8 +34,8 @@ _STATUS_STYLE = {
 class JobTracker:
     """The latest state and site of every job, fed by a `watch_all` stream on its own thread."""
 
-    def __init__(self, address: str) -> None:
-        self._client = Client(address=address)
+    def __init__(self, client: Client) -> None:
+        self._client = client
         self._lock = threading.Lock()
         self._states: dict[str, tuple[JobState, str]] = {}
         self._thread = threading.Thread(target=self._follow, name="demo-watch", daemon=True)

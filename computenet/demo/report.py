@@ -94,6 +94,9 @@ def print_summary(console: Console, summary: Summary, broker: str, keep_running:
         console.print(f"\nThe federation is still up at [bold]{broker}[/]. Explore it with:")
     else:
         console.print("\nRun with --keep-running to leave the federation up and explore it with:")
+    ca, token_file = summary.extra.get("ca"), summary.extra.get("token_file")
+    if ca and token_file:
+        console.print(f"  export COMPUTENET_CA={ca} COMPUTENET_TOKEN=$(cat {token_file})")
     console.print(f"  computenet jobs list --broker {broker}")
     console.print(f"  computenet explain JOB_ID --broker {broker}")
     console.print(f"  computenet sites --broker {broker}")

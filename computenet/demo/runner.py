@@ -23,6 +23,7 @@ from computenet.demo.accounting import PlacedJob
 from computenet.demo.federation import MARKER_ENV, start_agents, start_broker, wait_until_active
 from computenet.demo.mapview import draw_map
 from computenet.demo.options import SUBMIT_WALL_S, DemoOptions
+from computenet.demo.pki import DemoPki, make_demo_pki
 from computenet.demo.processes import ProcessError, ProcessSet
 from computenet.demo.progress import JobTracker, LiveView
 from computenet.demo.report import print_summary
@@ -147,12 +148,13 @@ class DemoRun:
         self.ui.print(f"[bold]ComputeNet demo[/] in {self.workdir}")
         self.ui.print(
             f"Starting a broker and {len(self.topology.sites)} site agents on loopback "
-            "[yellow](insecure mode: plaintext, no tokens; for demos only)[/]…"
+            "(TLS, site certificates and an operator token made for this run)…"
         )
-        address = start_broker(
-            self.processes, self.workdir, opts.suspect_after_s, opts.lost_after_s
+        pki = make_demo_pki(self.workdir, [site.id for site in self.topology.sites])
+        address, agent_address = start_broker(
+            self.processes, self.workdir, opts.suspect_after_s, opts.lost_after_s, pki
         )
-        start_agents(self.processes, self.topology, address, self.workdir)
+        start_agents(self.processes, self.topology, agent_address, self.workdir, pki)
         jobs = self._load_slice()
         workload = self.workdir / "workload.csv"
         write_workload(jobs, workload)
@@ -161,16 +163,16 @@ class DemoRun:
             extra_env=self.marker,
         )  # fmt: skip
         self.cleanup.extra.append(baseline.stop)
-        client = Client(address=address)
+        client = pki.client(address)
         self.cleanup.extra.append(client.close)
         wait_until_active(client, self.processes, len(self.topology.sites))
         self.ui.print(f"All {len(self.topology.sites)} sites active; broker at {address}.")
-        records = self._submit_and_follow(client, jobs)
+        records = self._submit_and_follow(client, jobs, pki)
         accounted = accounted_jobs(records, self.topology)
         write_placements(accounted, self.workdir / "placements.json")
         summary = summarise(
             records, accounted, baseline.result(),
-            map_png=self._map_path(), elapsed_s=0.0, extra=self._extra(address, jobs),
+            map_png=self._map_path(), elapsed_s=0.0, extra=self._extra(address, jobs, pki),
         )  # fmt: skip
         self._draw(summary, accounted)
         summary = dataclasses.replace(summary, elapsed_s=time.monotonic() - self.started)
@@ -197,9 +199,11 @@ class DemoRun:
         )
         return jobs
 
-    def _submit_and_follow(self, client: Client, jobs: Sequence[TraceJob]) -> list[Job]:
+    def _submit_and_follow(
+        self, client: Client, jobs: Sequence[TraceJob], pki: DemoPki
+    ) -> list[Job]:
         feed = JobFeed(jobs, self.compression, self.options.max_job_s)
-        tracker = JobTracker(client.address)
+        tracker = JobTracker(pki.client(client.address))
         self.cleanup.extra.append(tracker.stop)
         tracker.start()
         sites: list[SiteInfo] = []
@@ -240,7 +244,7 @@ class DemoRun:
             return self.options.map_path.resolve()
         return Path(tempfile.gettempdir()) / "computenet-demo-map.png"
 
-    def _extra(self, address: str, jobs: Sequence[TraceJob]) -> dict[str, Any]:
+    def _extra(self, address: str, jobs: Sequence[TraceJob], pki: DemoPki) -> dict[str, Any]:
         opts = self.options
         extra: dict[str, Any] = {
             "submitted": len(jobs),
@@ -253,6 +257,8 @@ class DemoRun:
             extra["placements_file"] = str(self.workdir / "placements.json")
         if opts.keep_running:
             extra["broker"] = address
+            extra["ca"] = str(pki.ca)
+            extra["token_file"] = str(pki.token_file)
         return extra
 
     def _draw(self, summary: Summary, accounted: Sequence[PlacedJob]) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from computenet import Client, Job
+from computenet.tls import tls_channel_credentials
 from topology import Topology, default_topology
 
 MARK = "COMPUTENET_DEMO_TEST_MARK"
@@ -130,7 +131,9 @@ def test_demo_numbers_match_the_broker_and_nothing_is_left(demo: Any) -> None:
     assert Path(summary["map_png"]).stat().st_size > 50_000
     topology = default_topology()
 
-    with Client(address=summary["broker"]) as client:
+    token = Path(summary["token_file"]).read_text().strip()
+    credentials = tls_channel_credentials(summary["ca"])
+    with Client(address=summary["broker"], credentials=credentials, token=token) as client:
         jobs = list(client.list())
     assert len(jobs) == 40 and all(j.state.is_final and j.site for j in jobs)
     placements = json.loads(Path(summary["placements_file"]).read_text())
