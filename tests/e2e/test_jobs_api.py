@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import time
+import urllib.request
+from pathlib import Path
 
 import grpc
 import pytest
 
-from computenet.errors import InvalidArgumentError, JobNotFoundError, SpecError
+from computenet.errors import (
+    InvalidArgumentError,
+    JobAlreadyExistsError,
+    JobNotFoundError,
+    SpecError,
+)
 from computenet.spec import parse_spec
 from computenet.status import error_from_rpc_error
 from computenet.types import JobState, SiteStatus
@@ -15,6 +23,7 @@ from computenet.v1 import job_service_pb2 as job_pb
 from computenet.v1 import job_service_pb2_grpc as job_grpc
 from computenet.v1 import types_pb2
 from tests.e2e.conftest import BrokerFactory
+from tests.support.processes import wait_for_line
 from tests.support.scripted_agent import ScriptedAgent
 
 BATCH = {
@@ -167,3 +176,41 @@ def test_silent_site_goes_suspect_then_lost_and_its_job_is_requeued(
     assert 0.9 <= suspect_s < 2.5
     assert 2.4 <= lost_s < 5.0
     assert requeued.site is None and requeued.attempt == 1
+
+
+def test_same_request_id_with_another_spec_is_already_exists(
+    broker_factory: BrokerFactory,
+) -> None:
+    broker = broker_factory()
+    with broker.client() as client:
+        first = client.submit(BATCH, request_id="same")
+        again = client.submit(BATCH, request_id="same")
+        assert again.duplicate and again.job.job_id == first.job.job_id
+        with pytest.raises(JobAlreadyExistsError):
+            client.submit({**BATCH, "duration_hours": 2.0}, request_id="same")
+        assert [j.job_id for j in client.list()] == [first.job.job_id]
+
+
+def test_prometheus_endpoint_reports_jobs_sites_and_rpcs(
+    broker_factory: BrokerFactory, tmp_path: Path
+) -> None:
+    broker = broker_factory("--metrics-listen", "127.0.0.1:0")
+    metrics_address = wait_for_line(broker.proc, re.compile(r"metrics on (\S+)")).group(1)
+    with broker.client() as client:
+        client.submit(BATCH, request_id="m1")
+        with pytest.raises(JobNotFoundError):
+            client.get("job-missing")
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=5) as reply:
+            return reply.read().decode()
+
+    text = _wait_for(
+        lambda: (t := scrape()) and 'computenet_jobs{state="pending"} 1.0' in t and t,
+        timeout_s=15,
+        what="jobs gauge",
+    )
+    assert 'computenet_sites{status="offline"} 10.0' in text
+    assert 'method="/computenet.v1.JobService/SubmitJob"' in text
+    assert 'code="NOT_FOUND"' in text
+    assert "computenet_placement_decision_seconds_bucket" in text
