@@ -214,3 +214,34 @@ def test_prometheus_endpoint_reports_jobs_sites_and_rpcs(
     assert 'method="/computenet.v1.JobService/SubmitJob"' in text
     assert 'code="NOT_FOUND"' in text
     assert "computenet_placement_decision_seconds_bucket" in text
+
+
+def test_cancel_of_a_running_job_completes_when_its_site_confirms(
+    broker_factory: BrokerFactory,
+) -> None:
+    broker = broker_factory()
+    assert broker.pki is not None
+    agent = ScriptedAgent(
+        broker.agent_address, "guian", credentials=broker.pki.site_credentials("guian")
+    )
+    agent.next("welcome")
+    agent.report_capacity("910b", 8)
+    with broker.client() as client:
+        job = client.submit(
+            {**BATCH, "resources": {"accelerator": "910b", "count": 1}}, request_id="c1"
+        ).job
+        dispatch = agent.next("dispatch").dispatch
+        agent.ack(dispatch.delivery_id)
+        agent.job_event(job.job_id, dispatch.attempt, types_pb2.JOB_STATE_RUNNING)
+        _wait_for(lambda: client.get(job.job_id).state == JobState.RUNNING, what="running")
+        asked = client.cancel(job.job_id, reason="no longer needed")
+        assert asked.state == JobState.RUNNING and asked.reason == "cancel requested"
+        cancel = agent.next("cancel").cancel
+        assert (cancel.job_id, cancel.attempt) == (job.job_id, dispatch.attempt)
+        agent.ack(cancel.delivery_id)
+        agent.job_event(job.job_id, dispatch.attempt, types_pb2.JOB_STATE_CANCELLED)
+        done = _wait_for(
+            lambda: (j := client.get(job.job_id)).state.is_final and j, what="cancelled"
+        )
+    assert done.state == JobState.CANCELLED
+    agent.close()
