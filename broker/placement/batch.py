@@ -22,6 +22,7 @@ from broker.placement.demand import JobDemand
 from broker.placement.engine import rejection_reasons
 from broker.placement.lp import Problem, column_generation, solve_milp
 from broker.placement.policy import Policy, evaluate
+from broker.placement.repair import improve
 from broker.placement.rounding import dive
 from broker.placement.snapshot import FederationSnapshot
 from broker.placement.tables import EvalContext, FloatArray, IntArray, context_for
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 Method = Literal["lp", "milp", "greedy"]
 _SHOWN_REASONS = 3
+_FINISH_SHARE = 0.2  # of the time budget kept for local search and building the result
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +40,7 @@ class BatchResult:
     """A joint placement of many jobs and how good it provably is.
 
     `objective_cny` counts placed jobs at their cost and jobs that could have run somewhere but
-    were left pending at their penalty (see PolicyConfig.pending_penalty_factor); jobs no site
+    were left pending at their penalty (see PolicyConfig.pending_penalty_hours); jobs no site
     could take are left out of both numbers. `gap` is (objective - lp_bound) / |lp_bound|.
     """
 
@@ -66,7 +68,8 @@ def place_batch(
     cheaper of the two is returned, so the result is never worse than greedy.
     """
     started = time.perf_counter()
-    deadline = started + time_budget_s
+    deadline = started + time_budget_s * (1.0 - _FINISH_SHARE)
+    repair_by = started + time_budget_s * (1.0 - _FINISH_SHARE / 4)
     ctx = context_for(snapshot, single_pool=True)
     classes, members = job_classes(specs, ctx, policy)
     greedy = _greedy(classes, members, ctx)
@@ -98,6 +101,11 @@ def place_batch(
                 value = objective_cny(classes, chosen)
                 if value < best_value - 1e-9 * max(1.0, abs(best_value)):
                     best, method, best_value = chosen, how, value
+        if best_value > bound + 1e-9 * max(1.0, abs(bound)):
+            improved = improve(placeable, dict(best), _ledger_after(ctx, classes, best), repair_by)
+            value = objective_cny(classes, improved)
+            if value < best_value - 1e-9 * max(1.0, abs(best_value)):
+                best, best_value = improved, value
     solve_s = time.perf_counter() - started
     log.info(
         "batch placed jobs=%d classes=%d method=%s solve_s=%.3f",
@@ -148,6 +156,7 @@ def job_classes(
                 cls.cost,
                 config.pending_penalty_hours,
                 config.accelerator_hour_value_cny,
+                config.pending_penalty_base,
             )
         classes[k].jobs.append(job_id)
         members.append((k, job_id))
@@ -186,6 +195,17 @@ def _seed_columns(
         )
         seeds.append(np.union1d(np.arange(min(per_class, cls.opts.size)), positions))
     return seeds
+
+
+def _ledger_after(ctx: EvalContext, classes: list[JobClass], chosen: dict[str, int]) -> Ledger:
+    """The capacity left once every job in `chosen` holds its option."""
+    ledger = Ledger(ctx)
+    for cls in classes:
+        for job in cls.jobs:
+            opt = chosen.get(job)
+            if opt is not None:
+                ledger.take(cls.demand, opt)
+    return ledger
 
 
 def _integral(x: FloatArray) -> bool:

@@ -38,16 +38,26 @@ class JobClass:
 
 
 def pending_penalty(
-    demand: JobDemand, priority: int, cost: FloatArray, hours: float, value: float
+    demand: JobDemand,
+    priority: int,
+    cost: FloatArray,
+    hours: float,
+    value: float,
+    base: str = "dearest",
 ) -> float:
-    """Cost of leaving one job pending: above its dearest feasible option, scaled by priority.
+    """Cost of leaving one job pending: a run cost it still pays later, plus its waiting value.
 
-    The first part makes placing a job always better than not placing it when capacity allows.
-    The second is the value of the job's cards idling until the next plan; it grows with the
-    cards, not the run time, as a waiting job loses time at its size whatever its length.
+    With `base` "dearest" the first part is the dearest feasible option, which makes placing a
+    job always better than not placing it when capacity allows; with "cheapest" it is the
+    cheapest option (the job runs later where it is cheapest), so only the wait is priced. The
+    second part is the value of the job's cards idling for `hours`, doubled per 100 priority
+    points; it grows with the cards, not the run time, as a waiting job loses time at its size
+    whatever its length.
     """
-    dearest = float(cost.max()) if cost.size else 0.0
-    return dearest + hours * value * max(demand.cards, 1) * 2.0 ** (priority / PRIORITY_DOUBLING)
+    run = 0.0
+    if cost.size:
+        run = float(cost.max()) if base == "dearest" else float(cost.min())
+    return run + hours * value * max(demand.cards, 1) * 2.0 ** (priority / PRIORITY_DOUBLING)
 
 
 class Ledger:
@@ -103,6 +113,13 @@ class Ledger:
         self.cards[opt] -= demand.cards
         self.cpu[site] -= demand.cpu_cores
         self.memory_gb[site] -= demand.memory_gb
+
+    def release(self, demand: JobDemand, opt: int) -> None:
+        """Give back the capacity of one job of `demand` at option `opt`."""
+        site = int(self.opt_site[opt])
+        self.cards[opt] += demand.cards
+        self.cpu[site] += demand.cpu_cores
+        self.memory_gb[site] += demand.memory_gb
 
 
 def greedy_order(classes: list[JobClass], jobs: Iterable[tuple[int, str]]) -> list[tuple[int, str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TERM_NAMES = ("energy", "carbon", "data_movement", "queue_wait", "reliability", "latency")
@@ -70,6 +72,15 @@ class PolicyConfig(BaseModel):
         description=(
             "Batch placement: leaving a job pending costs its cards' value for this many hours "
             "(doubled per 100 priority points) on top of its dearest feasible site."
+        ),
+    )
+    pending_penalty_base: Literal["dearest", "cheapest"] = Field(
+        "dearest",
+        description=(
+            "Batch placement: what a pending job is assumed to cost besides its cards' waiting "
+            "value. 'dearest' (its dearest feasible site) makes placing always beat waiting; "
+            "'cheapest' (it runs later at its cheapest site) prices only the wait, so a job is "
+            "left pending when a dearer site costs more than waiting `pending_penalty_hours`."
         ),
     )
     batch_candidates_per_class: int = Field(

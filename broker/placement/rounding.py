@@ -70,29 +70,30 @@ def _fix(
     min_cards: int,
 ) -> int:
     """Place the LP's whole jobs of at least `min_cards`; if none, round up the largest fraction."""
-    ks = [active[int(v)] for v in model.var_class.tolist()]
+    active_arr = np.asarray(active, dtype=np.int64)
+    ks = active_arr[model.var_class]
+    priority = np.asarray([c.priority for c in classes], dtype=np.float64)[ks]
+    cards = np.asarray([c.demand.cards for c in classes], dtype=np.float64)[ks]
+    penalty = np.asarray([c.penalty for c in classes], dtype=np.float64)[ks]
     values = x[: model.var_opt.size].copy()
-    values[[classes[k].demand.cards < min_cards for k in ks]] = 0.0
-    order = sorted(
-        range(values.size),
-        key=lambda v: (-classes[ks[v]].priority, -classes[ks[v]].demand.cards, -values[v], v),
-    )
+    values[cards < min_cards] = 0.0
+    whole = np.floor(values + 1e-6)
+    live = np.flatnonzero(whole >= 1)
+    order = live[np.lexsort((live, -values[live], -cards[live], -priority[live]))]
     placed = 0
-    for v in order:
-        whole = int(np.floor(values[v] + 1e-6))
+    for v in order.tolist():
+        k = int(ks[v])
         placed += _take(
-            classes[ks[v]], waiting[ks[v]], int(model.var_opt[v]), whole, ledger, chosen
+            classes[k], waiting[k], int(model.var_opt[v]), int(whole[v]), ledger, chosen
         )
     if placed:
         return placed
-    weight = [
-        values[v] * classes[ks[v]].demand.cards * classes[ks[v]].penalty for v in range(values.size)
-    ]
-    for v in sorted(range(values.size), key=lambda v: (-weight[v], v)):
-        if values[v] >= _ROUND_UP_FROM or (not placed and values[v] > 1e-6):
-            placed += _take(
-                classes[ks[v]], waiting[ks[v]], int(model.var_opt[v]), 1, ledger, chosen
-            )
+    weight = values * cards * penalty
+    live = np.flatnonzero(values > 1e-6)
+    for v in live[np.lexsort((live, -weight[live]))].tolist():
+        if values[v] >= _ROUND_UP_FROM or not placed:
+            k = int(ks[v])
+            placed += _take(classes[k], waiting[k], int(model.var_opt[v]), 1, ledger, chosen)
     return placed
 
 

@@ -1,0 +1,213 @@
+"""Local search on an integral batch assignment: relocation and ejection moves that lower its cost.
+
+Rounding a fractional LP leaves holes: pools with a few free cards that no pending job fits,
+while a large job waits. Two moves repair that, each kept only if the objective falls:
+
+* **relocate**: a placed job moves to a cheaper option that has room now;
+* **insert with ejection**: a pending job goes to an option after the placed jobs there that
+  are cheapest to displace make room; each displaced job moves to the cheapest other option
+  that has room, or waits (paying its pending penalty).
+
+Capacity is checked with the same ledger as greedy and rounding, so no move overcommits.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from broker.placement.capacity import JobClass, Ledger
+from broker.placement.tables import BoolArray
+
+_EPS = 1e-9
+_MAX_OPTIONS_TRIED = 24  # per pending job and pass, the most promising options only
+_MAX_PASSES = 4
+_CHECK_EVERY = 16  # deadline checks, in moves tried
+
+
+class _State:
+    """The assignment being improved: what runs where, and the ledger of what is left."""
+
+    def __init__(self, classes: list[JobClass], chosen: dict[str, int], ledger: Ledger) -> None:
+        self.classes = classes
+        self.ledger = ledger
+        self.chosen = chosen
+        self.job_class: dict[str, int] = {}
+        self.at: dict[int, dict[str, int]] = {}  # option -> placed job -> class
+        self.where: list[dict[int, int]] = []  # per class: option -> position in opts
+        for k, cls in enumerate(classes):
+            self.where.append({int(o): i for i, o in enumerate(cls.opts.tolist())})
+            for job in cls.jobs:
+                self.job_class[job] = k
+                opt = chosen.get(job)
+                if opt is not None:
+                    self.at.setdefault(opt, {})[job] = k
+
+    def cost(self, k: int, opt: int) -> float:
+        return float(self.classes[k].cost[self.where[k][opt]])
+
+    def fitting(self, k: int) -> BoolArray:
+        """Which of class k's options (cost order) can take one more job now."""
+        cls, ledger = self.classes[k], self.ledger
+        d, opts = cls.demand, cls.opts
+        sites = ledger.opt_site[opts]
+        ok: BoolArray = ledger.cards[opts] >= d.cards
+        if d.cpu_cores > 0:
+            ok &= ledger.cpu[sites] + _EPS >= d.cpu_cores
+        if d.memory_gb > 0:
+            ok &= ledger.memory_gb[sites] + _EPS >= d.memory_gb
+        return ok
+
+    def place(self, job: str, k: int, opt: int) -> None:
+        self.ledger.take(self.classes[k].demand, opt)
+        self.chosen[job] = opt
+        self.at.setdefault(opt, {})[job] = k
+
+    def remove(self, job: str) -> int:
+        opt = self.chosen.pop(job)
+        k = self.at[opt].pop(job)
+        self.ledger.release(self.classes[k].demand, opt)
+        return opt
+
+
+def improve(
+    classes: list[JobClass], chosen: dict[str, int], ledger: Ledger, deadline: float
+) -> dict[str, int]:
+    """A cheaper (never dearer) assignment reached from `chosen` by local moves before `deadline`.
+
+    `ledger` must hold the capacity left after `chosen`; both are updated in place.
+    """
+    state = _State(classes, chosen, ledger)
+    for _ in range(_MAX_PASSES):
+        if time.perf_counter() >= deadline:
+            break
+        gained = _relocate_all(state, deadline)
+        gained += _insert_pending(state, deadline)
+        if gained <= _EPS:
+            break
+    return state.chosen
+
+
+def _relocate_all(state: _State, deadline: float) -> float:
+    """Move placed jobs to cheaper options with room, dearest savings first per class."""
+    gained = 0.0
+    for k, cls in enumerate(state.classes):
+        if time.perf_counter() >= deadline:
+            break
+        placed = [j for j in cls.jobs if j in state.chosen]
+        if not placed or cls.opts.size < 2:
+            continue
+        placed.sort(key=lambda j: -state.where[k][state.chosen[j]])
+        for job in placed:
+            here = state.where[k][state.chosen[job]]
+            if here == 0:
+                break
+            ok = state.fitting(k)[:here]
+            if not ok.any():
+                break
+            better = int(np.argmax(ok))
+            gained += float(cls.cost[here] - cls.cost[better])
+            state.remove(job)
+            state.place(job, k, int(cls.opts[better]))
+    return gained
+
+
+def _insert_pending(state: _State, deadline: float) -> float:
+    """Place pending jobs, largest value first, displacing cheaper placed jobs where it pays."""
+    classes = state.classes
+    pending = [
+        (k, job) for k, cls in enumerate(classes) for job in cls.jobs if job not in state.chosen
+    ]
+    pending.sort(key=lambda kj: (-classes[kj[0]].penalty, kj[1]))
+    gained = 0.0
+    for n, (k, job) in enumerate(pending):
+        if n % _CHECK_EVERY == 0 and time.perf_counter() >= deadline:
+            break
+        step = _try_insert(state, k, job)
+        gained += step
+    return gained
+
+
+def _try_insert(state: _State, k: int, job: str) -> float:
+    cls = state.classes[k]
+    ok = state.fitting(k)
+    if ok.any():
+        i = int(np.argmax(ok))
+        state.place(job, k, int(cls.opts[i]))
+        return float(cls.penalty - cls.cost[i])
+    d = cls.demand
+    ledger = state.ledger
+    opts = cls.opts
+    held = np.asarray([_held_cards(state, int(o)) for o in opts.tolist()], dtype=np.float64)
+    room = ledger.cards[opts].astype(np.float64) + held
+    value = cls.penalty - cls.cost
+    # options whose cards could make room, most room relative to the need first
+    usable = np.flatnonzero((room >= d.cards) & (value > 0))
+    if usable.size == 0:
+        return 0.0
+    usable = usable[np.argsort(-value[usable] + 1e-3 * room[usable], kind="stable")]
+    for i in usable[:_MAX_OPTIONS_TRIED].tolist():
+        delta = _eject_and_insert(state, k, job, i)
+        if delta > _EPS:
+            return delta
+    return 0.0
+
+
+def _held_cards(state: _State, opt: int) -> int:
+    jobs = state.at.get(opt)
+    if not jobs:
+        return 0
+    return sum(state.classes[c].demand.cards for c in jobs.values())
+
+
+def _eject_and_insert(state: _State, k: int, job: str, i: int) -> float:
+    """Make room at class k's option i by displacing jobs; keep it if the objective falls."""
+    cls = state.classes[k]
+    opt = int(cls.opts[i])
+    d = cls.demand
+    ledger = state.ledger
+    residents = list(state.at.get(opt, {}).items())
+    # cheapest to displace first: least lost per card if it had to wait
+    residents.sort(
+        key=lambda jc: (
+            (state.classes[jc[1]].penalty - state.cost(jc[1], opt))
+            / max(state.classes[jc[1]].demand.cards, 1),
+            jc[0],
+        )
+    )
+    gain = float(cls.penalty - cls.cost[i])
+    ejected: list[tuple[str, int]] = []
+    for other, c in residents:
+        if ledger.fits(d, opt):
+            break
+        state.remove(other)
+        ejected.append((other, c))
+        gain -= state.classes[c].penalty - state.cost(c, opt)
+        if gain <= _EPS:
+            break
+    if gain <= _EPS or not ledger.fits(d, opt):
+        _undo(state, ejected, opt)
+        return 0.0
+    state.place(job, k, opt)
+    moved: list[tuple[str, int]] = []
+    for other, c in sorted(ejected, key=lambda jc: -state.classes[jc[1]].demand.cards):
+        ok = state.fitting(c)
+        if ok.any():
+            j = int(np.argmax(ok))
+            dest = int(state.classes[c].opts[j])
+            state.place(other, c, dest)
+            moved.append((other, c))
+            gain += state.classes[c].penalty - float(state.classes[c].cost[j])
+    if gain <= _EPS:
+        for other, _ in moved:
+            state.remove(other)
+        state.remove(job)
+        _undo(state, ejected, opt)
+        return 0.0
+    return gain
+
+
+def _undo(state: _State, ejected: list[tuple[str, int]], opt: int) -> None:
+    for other, c in ejected:
+        state.place(other, c, opt)
