@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+
 from computenet.errors import FieldViolation
 from computenet.spec import JobSpec
 from topology import Topology
 
 
+@functools.cache
 def _known_models(topology: Topology) -> dict[str, int]:
-    """Accelerator models of the topology with the largest pool of each."""
+    """Accelerator models of the topology with the largest pool of each (computed once)."""
     largest: dict[str, int] = {}
     for site in topology.sites:
         for pool in site.pools:
