@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, cast
 
@@ -18,6 +18,7 @@ from broker.placement.capacity import (
     objective_cny,
     pending_penalty,
 )
+from broker.placement.delay import add_delay_costs, contention, pool_cards
 from broker.placement.demand import JobDemand
 from broker.placement.engine import rejection_reasons
 from broker.placement.lp import Problem, column_generation, solve_milp
@@ -60,18 +61,22 @@ def place_batch(
     policy: Policy,
     *,
     time_budget_s: float = 2.0,
+    pool_totals: Mapping[str, Mapping[str, int]] | None = None,
 ) -> BatchResult:
     """Place all `specs` jointly, never overcommitting a pool's cards or a site's cores and memory.
 
     The LP over job classes is rounded down and the remainder filled greedily; small problems
     are then solved exactly as a MILP. The greedy assignment is always computed too and the
-    cheaper of the two is returned, so the result is never worse than greedy.
+    cheaper of the two is returned, so the result is never worse than greedy. With the
+    "delay" wait model (PolicyConfig.batch_wait_model) each option also costs the wait it
+    imposes on the jobs the batch cannot start; `pool_totals` (site id -> model -> cards,
+    busy or free) sizes the pools for that, the topology's declared counts if not given.
     """
     started = time.perf_counter()
     deadline = started + time_budget_s * (1.0 - _FINISH_SHARE)
     repair_by = started + time_budget_s * (1.0 - _FINISH_SHARE / 4)
     ctx = context_for(snapshot, single_pool=True)
-    classes, members = job_classes(specs, ctx, policy)
+    classes, members = job_classes(specs, ctx, policy, pool_totals)
     greedy = _greedy(classes, members, ctx)
     best, method = greedy, cast(Method, "greedy")
     best_value = objective_cny(classes, greedy)
@@ -118,12 +123,16 @@ def place_batch(
 
 
 def place_greedy(
-    specs: Sequence[tuple[str, JobSpec]], snapshot: FederationSnapshot, policy: Policy
+    specs: Sequence[tuple[str, JobSpec]],
+    snapshot: FederationSnapshot,
+    policy: Policy,
+    *,
+    pool_totals: Mapping[str, Mapping[str, int]] | None = None,
 ) -> BatchResult:
     """Place jobs one at a time in priority order, each at its cheapest option that still fits."""
     started = time.perf_counter()
     ctx = context_for(snapshot, single_pool=True)
-    classes, members = job_classes(specs, ctx, policy)
+    classes, members = job_classes(specs, ctx, policy, pool_totals)
     chosen = _greedy(classes, members, ctx)
     value = objective_cny(classes, chosen)
     solve_s = time.perf_counter() - started
@@ -131,9 +140,16 @@ def place_greedy(
 
 
 def job_classes(
-    specs: Sequence[tuple[str, JobSpec]], ctx: EvalContext, policy: Policy
+    specs: Sequence[tuple[str, JobSpec]],
+    ctx: EvalContext,
+    policy: Policy,
+    pool_totals: Mapping[str, Mapping[str, int]] | None = None,
 ) -> tuple[list[JobClass], list[tuple[int, str]]]:
-    """Group jobs by (demand, priority), evaluate each class once; members in input order."""
+    """Group jobs by (demand, priority), evaluate each class once; members in input order.
+
+    Under the "delay" wait model the options' costs include the wait they impose on the jobs
+    greedy cannot start (see broker/placement/delay.py).
+    """
     index: dict[tuple[JobDemand, int], int] = {}
     classes: list[JobClass] = []
     members: list[tuple[int, str]] = []
@@ -160,7 +176,39 @@ def job_classes(
             )
         classes[k].jobs.append(job_id)
         members.append((k, job_id))
+    if config.batch_wait_model == "delay":
+        greedy = _greedy(classes, members, ctx)
+        _price_delay(classes, greedy, ctx, policy, pool_totals)
     return classes, members
+
+
+def _price_delay(
+    classes: list[JobClass],
+    greedy: dict[str, int],
+    ctx: EvalContext,
+    policy: Policy,
+    pool_totals: Mapping[str, Mapping[str, int]] | None,
+) -> None:
+    """Add delay costs where greedy leaves jobs waiting.
+
+    The jobs greedy cannot start estimate the queue the batch leaves behind. Every pending
+    penalty rises by the largest delay cost per card, so the difference between starting
+    and leaving a job is still at least `pending_penalty_hours` of its cards' value.
+    """
+    queued = [
+        float(sum(1 for j in cls.jobs if j not in greedy) * cls.demand.cards)
+        if cls.placeable
+        else 0.0
+        for cls in classes
+    ]
+    if not any(queued):
+        return
+    value = policy.config.accelerator_hour_value_cny
+    cards = pool_cards(ctx, pool_totals)
+    rho = contention(classes, queued, cards)
+    most = add_delay_costs(classes, rho, value)
+    for cls in classes:
+        cls.penalty += most * value * max(cls.demand.cards, 1)
 
 
 def _evaluate_class(demand: JobDemand, priority: int, ctx: EvalContext, policy: Policy) -> JobClass:

@@ -83,6 +83,17 @@ class PolicyConfig(BaseModel):
             "left pending when a dearer site costs more than waiting `pending_penalty_hours`."
         ),
     )
+    batch_wait_model: Literal["penalty", "delay"] = Field(
+        "delay",
+        description=(
+            "Batch placement: how waiting is priced when jobs compete for cards. 'penalty' "
+            "charges only each job left pending (its pending penalty), so the batch starts the "
+            "jobs that save most on their run, which are the long ones. 'delay' also charges "
+            "each started job the wait its cards impose on the jobs left queued (duration x "
+            "cards x accelerator_hour_value_cny x queued cards per card of the pools they wait "
+            "for), which starts short jobs first and minimises total waiting."
+        ),
+    )
     batch_candidates_per_class: int = Field(
         16,
         ge=1,

@@ -40,6 +40,16 @@ def could_fit(job: SimJob, capacity: Capacity) -> bool:
     return capacity.largest_fit(job.accelerator, job.gang) >= job.count
 
 
+def _pool_totals(capacity: Capacity) -> dict[str, dict[str, int]]:
+    """Cards per site and model at the replay's capacity scale, busy or free."""
+    totals: dict[str, dict[str, int]] = {}
+    for site, pools in capacity.pools.items():
+        by_model = totals.setdefault(site, {})
+        for pool in pools:
+            by_model[pool.model] = by_model.get(pool.model, 0) + pool.cards
+    return totals
+
+
 class EngineGreedy:
     """Each queued job in turn goes where `place()` says is cheapest among sites that fit it now."""
 
@@ -80,8 +90,10 @@ class EngineOptimal:
     """All queued jobs that could fit are placed jointly by `place_batch()` at each instant.
 
     The solver, not the queue order, decides which of them start when they compete for cards
-    (it weighs each job's pending penalty). At most `batch_limit` jobs, in queue order, go
-    into one solve; the rest, and jobs the solver leaves pending, wait for the next instant.
+    (it weighs each job's pending penalty and, under the default "delay" wait model, the wait
+    a started job's card-hours impose on the jobs left queued, given the scaled pool sizes).
+    At most `batch_limit` jobs, in queue order, go into one solve; the rest, and jobs the
+    solver leaves pending, wait for the next instant.
     """
 
     name = "optimal"
@@ -110,6 +122,7 @@ class EngineOptimal:
             capacity.snapshot(unix_s(now_s)),
             self.policy,
             time_budget_s=self.time_budget_s,
+            pool_totals=_pool_totals(capacity),
         )
         self._record(result.objective_cny, result.lp_bound_cny, result.gap, result.method)
         per_job_ms = result.solve_s * 1000.0 / len(batch)
