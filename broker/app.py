@@ -17,10 +17,12 @@ from broker.events import EventHub
 from broker.jobs import JobManager
 from broker.metrics import BrokerMetrics, RpcMetricsInterceptor
 from broker.placement import Policy, PolicyConfig, place
+from broker.rebalance.service import RebalanceSettings, build_rebalance
 from broker.registry import SiteRegistry, SiteReport
 from broker.rpc.decoding import MalformedRequestInterceptor
 from broker.rpc.federation_servicer import FederationServicer
 from broker.rpc.job_servicer import JobServicer
+from broker.rpc.rebalance_servicer import RebalanceServicer
 from broker.rpc.site_servicer import SiteServicer
 from broker.scheduler import LoopTiming, Scheduler
 from broker.security.limits import server_options
@@ -33,7 +35,6 @@ from broker.writer import StoreWriter
 from computenet.address import Address
 from computenet.spec import JobSpec
 from computenet.types import ACTIVE_STATES, Placement, SiteId
-from computenet.v1 import rebalance_service_pb2_grpc
 from topology import Topology, default_topology, load_topology
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class BrokerSettings:
     """Placement weights and prices."""
     security: SecuritySettings = field(default_factory=lambda: SecuritySettings(insecure=True))
     """TLS, tokens and limits; insecure (loopback only) unless configured."""
+    rebalance: RebalanceSettings = field(default_factory=RebalanceSettings)
+    """Scheduled rebalancing runs, this replica's lease holder name."""
 
 
 def _load_topology(path: Path | None) -> tuple[Topology, str]:
@@ -116,6 +119,15 @@ class Broker:
             tracker=self.tracker,
             pending_reasons=self.scheduler.pending_reasons,
         )
+        self.rebalance = build_rebalance(
+            db_url=settings.db_url,
+            writer=self.writer,
+            scheduler=self.scheduler,
+            tracker=self.tracker,
+            policy=policy,
+            topology=self.topology,
+            settings=settings.rebalance,
+        )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.server: BoundServer | None = None
@@ -154,7 +166,7 @@ class Broker:
                 topology_yaml=self._topology_yaml,
                 on_status=self.scheduler.on_status_changes,
             ),
-            rebalance=rebalance_service_pb2_grpc.RebalanceServiceServicer(),  # type: ignore[abstract]
+            rebalance=RebalanceServicer(self.rebalance),
         )
 
     @property
@@ -166,6 +178,7 @@ class Broker:
     async def start(self) -> Address:
         """Start serving; returns the bound client address."""
         sec = self.security
+        await self.rebalance.start()  # settles unfinished migrations before agents reconnect
         try:
             self.server = await start_server(
                 self.settings.listen,
@@ -204,6 +217,7 @@ class Broker:
     async def stop(self) -> None:
         """Stop the loops and the server, then close the store."""
         self._stop.set()
+        await asyncio.to_thread(self.rebalance.shutdown)
         if self.server is not None:
             await self.server.stop()
         for task in self._tasks:

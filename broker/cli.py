@@ -77,6 +77,15 @@ def serve(
     submit_rate: Annotated[
         float, typer.Option(help="Submissions per second per tenant (0: unlimited).", min=0)
     ] = 200.0,
+    rebalance_every: Annotated[
+        float, typer.Option(help="Seconds between scheduled rebalancing runs (0: off).", min=0)
+    ] = 900.0,
+    rebalance_dry_run: Annotated[
+        bool, typer.Option(help="Scheduled rebalancing runs only plan and record.")
+    ] = False,
+    broker_id: Annotated[
+        str, typer.Option(help="Replica id for the rebalancing lease (default: unique per run).")
+    ] = "",
     log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
 ) -> None:
     """Serve the broker until SIGTERM or SIGINT."""
@@ -92,6 +101,7 @@ def serve(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     from broker.app import BrokerSettings, serve_forever
+    from broker.rebalance.service import RebalanceSettings
     from broker.security.limits import LimitSettings
     from broker.security.setup import SecurityConfigError, SecuritySettings, build_security
 
@@ -120,6 +130,9 @@ def serve(
         suspect_after_s=suspect_after,
         lost_after_s=lost_after,
         security=security,
+        rebalance=RebalanceSettings(
+            every_s=rebalance_every, holder=broker_id, dry_run=rebalance_dry_run
+        ),
     )
     try:
         asyncio.run(serve_forever(settings))

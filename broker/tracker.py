@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from broker.sessions import AgentSession, OutCancel, OutDispatch, SessionTable
@@ -14,6 +15,8 @@ log = logging.getLogger(__name__)
 
 CANCEL_REQUESTED = "cancel requested"
 SUPERSEDED = "superseded: the job runs elsewhere now"
+MIGRATING_TO = "migrating to "
+"""Reason prefix of a job whose attempt is stopping so that it can move; the target follows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,8 @@ class JobTracker:
     def __init__(self, writer: StoreWriter, sessions: SessionTable) -> None:
         self._writer = writer
         self._sessions = sessions
+        self.on_migration_stopped: Callable[[Job, AttemptReport], Awaitable[None]] | None = None
+        """Takes over when a migrating job's old attempt confirms it stopped (rebalancing)."""
 
     async def _job(self, job_id: JobId) -> Job | None:
         return await self._writer.read(lambda: self._writer.store.get_job(job_id))
@@ -50,13 +55,20 @@ class JobTracker:
             )
         )
 
-    def cancel(self, job: Job, reason: str, session: AgentSession | None = None) -> None:
-        """Ask a job's site to stop its current attempt."""
+    def cancel(
+        self,
+        job: Job,
+        reason: str,
+        session: AgentSession | None = None,
+        *,
+        checkpoint: bool = False,
+    ) -> None:
+        """Ask a job's site to stop its current attempt (checkpointing first if asked)."""
         if job.site is None:
             return
         session = session or self._sessions.get(job.site)
         if session is not None:
-            session.send(OutCancel(session.next_id(), job.job_id, job.attempt, reason))
+            session.send(OutCancel(session.next_id(), job.job_id, job.attempt, reason, checkpoint))
 
     async def resume_site(self, session: AgentSession, held: list[tuple[JobId, int]]) -> None:
         """After a hello: re-deliver what the site owes, and stop attempts that moved away."""
@@ -68,6 +80,8 @@ class JobTracker:
         for job in mine.values():
             if job.reason == CANCEL_REQUESTED:
                 self.cancel(job, CANCEL_REQUESTED, session)
+            elif job.state == JobState.MIGRATING:
+                self.cancel(job, job.reason, session, checkpoint=True)
             elif job.state == JobState.PLACED:
                 self.dispatch(job, session)
         for job_id, attempt in held:
@@ -100,6 +114,14 @@ class JobTracker:
                     session.send(
                         OutCancel(session.next_id(), report.job_id, report.attempt, SUPERSEDED)
                     )
+            return
+        if (
+            report.state == JobState.CANCELLED
+            and job.state == JobState.MIGRATING
+            and job.reason.startswith(MIGRATING_TO)
+            and self.on_migration_stopped is not None
+        ):
+            await self.on_migration_stopped(job, report)
             return
         transition = self._transition_for(job, report)
         if transition is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -20,7 +21,12 @@ from broker.simulate import (
     parse_policies,
 )
 from broker.simulate.plot import plot_comparison
-from broker.simulate.report import render_table, report_json
+from broker.simulate.report import (
+    rebalancing_json,
+    render_rebalancing,
+    render_table,
+    report_json,
+)
 from computenet.cli.runner import EXIT_USAGE, fail
 from topology import Topology, TopologyError, default_topology, load_topology
 
@@ -68,6 +74,14 @@ def simulate_command(
     export_workload: Annotated[
         Path | None, typer.Option(help="Write the replayed jobs in the normalised CSV format.")
     ] = None,
+    rebalance_every: Annotated[
+        float,
+        typer.Option(
+            help="Also replay with a rebalancing run every HOURS (migrating running training "
+            "jobs) and report both (0: off).",
+            min=0.0,
+        ),
+    ] = 0.0,
 ) -> None:
     """Replay a workload under several placement policies; compare cost, carbon, SLO and waits."""
     try:
@@ -83,6 +97,10 @@ def simulate_command(
         export_jobs(loaded.jobs, export_workload)
     scenario = Scenario(loaded.jobs, topo, capacity_scale=capacity_scale, seed=seed)
     results = compare(scenario, names, progress=len(loaded.jobs) >= LONG_RUN_JOBS)
+    rebalanced = None
+    if rebalance_every > 0:
+        with_runs = dataclasses.replace(scenario, rebalance_every_h=rebalance_every)
+        rebalanced = compare(with_runs, names, progress=len(loaded.jobs) >= LONG_RUN_JOBS)
     for name, metrics in results.items():
         if metrics.stranded or metrics.unplaceable:
             print(
@@ -101,9 +119,13 @@ def simulate_command(
             capacity_scale=capacity_scale,
             seed=seed,
         )
+        if rebalanced is not None:
+            document["rebalancing"] = rebalancing_json(results, rebalanced, rebalance_every)
         print(json.dumps(document, indent=2))
     else:
         render_table(results, title=title)
+        if rebalanced is not None:
+            render_rebalancing(results, rebalanced, rebalance_every)
 
 
 __all__ = ["simulate_command"]

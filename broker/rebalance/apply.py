@@ -31,6 +31,8 @@ class Step:
     site: str
     accelerator: str = ""
     cause: str = ""
+    target: str = ""
+    """Where the move takes the job (set on every step of a move, `site` included)."""
 
 
 def plan_steps(moves: Sequence[Move], state: RebalanceInput, run_id: str) -> list[Step]:
@@ -45,11 +47,15 @@ def plan_steps(moves: Sequence[Move], state: RebalanceInput, run_id: str) -> lis
         job = jobs.get(move.job_id)
         source = move.from_site
         if job is not None and source is not None and move.kind != MoveKind.PLACE:
-            steps.append(Step(move.job_id, Action.MARK_MIGRATING, source, cause=cause))
+            steps.append(
+                Step(move.job_id, Action.MARK_MIGRATING, source, cause=cause, target=move.to_site)
+            )
             if _status(state, source) != SiteStatus.LOST:
                 action = Action.CHECKPOINT_AND_STOP if job.can_checkpoint else Action.STOP
-                steps.append(Step(move.job_id, action, source, cause=cause))
-        steps.append(Step(move.job_id, Action.DISPATCH, move.to_site, move.accelerator, cause))
+                steps.append(Step(move.job_id, action, source, cause=cause, target=move.to_site))
+        steps.append(
+            Step(move.job_id, Action.DISPATCH, move.to_site, move.accelerator, cause, move.to_site)
+        )
     return steps
 
 

@@ -90,6 +90,7 @@ class RebalanceRunner:
                 ended_unix_ms=int(self._clock() * 1000),
                 moves=outcomes,
                 expected_savings_cny=round(sum(m.net_cny for m in moves), 2),
+                realised_savings_cny=round(sum(o.move.net_cny for o in outcomes if o.applied), 2),
                 errors=errors,
             )
             self.runs.save_run(run)

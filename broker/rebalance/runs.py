@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from broker.rebalance.model import LastMove, Move, MoveKind
 
@@ -27,6 +28,14 @@ runs_table = sa.Table(
     sa.Column("moves_json", sa.Text, nullable=False),
     sa.Column("errors_json", sa.Text, nullable=False),
     sa.Index("ix_rebalance_runs_started", "started_unix_ms", "run_id"),
+)
+
+fires_table = sa.Table(
+    "rebalance_fires",
+    metadata,
+    sa.Column("fire", sa.String(96), primary_key=True),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("claimed_unix_ms", sa.BigInteger, nullable=False),
 )
 
 
@@ -96,7 +105,21 @@ class RunStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine, tables=[runs_table], checkfirst=True)
+        metadata.create_all(engine, tables=[runs_table, fires_table], checkfirst=True)
+
+    def claim_fire(self, fire: str, holder: str, now_unix_ms: int) -> bool:
+        """Claim one scheduled fire (`label@time`) for `holder`; False if it was claimed before.
+
+        The primary key makes the claim atomic across replicas sharing the database, so each
+        fire of a schedule runs at most once whatever the replicas' clocks and leases do.
+        """
+        row = {"fire": fire, "holder": holder, "claimed_unix_ms": now_unix_ms}
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(fires_table.insert().values(**row))
+        except IntegrityError:
+            return False
+        return True
 
     def save_run(self, run: RebalanceRun) -> None:
         """Insert the run, or replace the stored one with the same id (e.g. realised savings)."""

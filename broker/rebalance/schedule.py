@@ -6,6 +6,8 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import BaseJobStore
@@ -22,6 +24,8 @@ from topology import CST, Topology
 log = logging.getLogger(__name__)
 
 RunFn = Callable[[str], object]
+INTERVAL_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+"""Interval runs fire at whole multiples of the interval since this moment, on every replica."""
 HOURS_PER_DAY = 24
 MINUTES_PER_DAY = 24 * 60
 
@@ -107,7 +111,7 @@ def desired_triggers(
     out: dict[str, tuple[str, BaseTrigger]] = {
         f"{config.name}:interval": (
             "interval",
-            IntervalTrigger(seconds=config.interval_s, jitter=jitter),
+            IntervalTrigger(seconds=config.interval_s, start_date=INTERVAL_EPOCH, jitter=jitter),
         )
     }
     if config.tou_triggers and topology is not None:
@@ -119,6 +123,31 @@ def desired_triggers(
         trigger = CronTrigger.from_crontab(crontab, timezone=CST)
         out[f"{config.name}:cron-{k}"] = (f"cron-{k}", trigger)
     return out
+
+
+def fire_label(label: str, fire: datetime) -> str:
+    """The trigger a scheduled run records: its label and its scheduled fire time (UTC)."""
+    utc = fire.astimezone(UTC)
+    return f"{label}@{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+
+
+class _StampedJob:
+    """A job as the executor sees it, its trigger label carrying the scheduled fire time."""
+
+    def __init__(self, job: Any, fire: datetime) -> None:
+        self._job = job
+        name, label = job.args
+        self.args = (name, fire_label(str(label), fire))
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._job, attr)
+
+
+class _FireTimeExecutor(ThreadPoolExecutor):  # type: ignore[misc]
+    """One worker thread; each run learns which scheduled fire it is (jobs always coalesce)."""
+
+    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        super()._do_submit_job(_StampedJob(job, run_times[-1]), run_times)
 
 
 class RebalanceScheduler:
@@ -152,7 +181,7 @@ class RebalanceScheduler:
                 _registry[self.config.name] = self._run_fn
             scheduler = BackgroundScheduler(
                 jobstores={"default": self._jobstore()},
-                executors={"default": ThreadPoolExecutor(max_workers=1)},
+                executors={"default": _FireTimeExecutor(max_workers=1)},
                 job_defaults={
                     "coalesce": True,
                     "max_instances": 1,

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 
 from broker.placement import Policy, PolicyConfig
 from broker.simulate.capacity import Capacity
-from broker.simulate.clock import DEFAULT_WINDOW_S
+from broker.simulate.clock import DEFAULT_WINDOW_S, SECONDS_PER_HOUR
 from broker.simulate.engine_policies import EngineGreedy, EngineOptimal
 from broker.simulate.heuristics import CheapestEnergy, Nearest, RandomSite
 from broker.simulate.jobs import SimJob
 from broker.simulate.metrics import PolicyMetrics, summarise
 from broker.simulate.policy_base import SimPolicy
+from broker.simulate.rebalancing import ReplayRebalancer
 from broker.simulate.replay import replay
 from topology import Topology
 
@@ -67,6 +68,8 @@ class Scenario:
     seed: int = 0
     config: PolicyConfig = field(default_factory=PolicyConfig)
     window_s: float = DEFAULT_WINDOW_S
+    rebalance_every_h: float = 0.0
+    """Run the rebalancing planner on the running jobs this often (0: never)."""
 
 
 def run_policy(scenario: Scenario, name: str, *, progress: bool = False) -> PolicyMetrics:
@@ -75,7 +78,18 @@ def run_policy(scenario: Scenario, name: str, *, progress: bool = False) -> Poli
     policy = make_policy(
         name, scenario.topology, capacity, seed=scenario.seed, config=scenario.config
     )
-    result = replay(scenario.jobs, capacity, policy, window_s=scenario.window_s, progress=progress)
+    rebalancer = None
+    if scenario.rebalance_every_h > 0:
+        every_s = scenario.rebalance_every_h * SECONDS_PER_HOUR
+        rebalancer = ReplayRebalancer(every_s, topology_config=scenario.config)
+    result = replay(
+        scenario.jobs,
+        capacity,
+        policy,
+        window_s=scenario.window_s,
+        progress=progress,
+        rebalancer=rebalancer,
+    )
     log.info("replayed policy=%s jobs=%d wall_s=%.2f", name, len(result.runs), result.wall_s)
     return summarise(result, capacity, scenario.config, policy.batch_stats())
 

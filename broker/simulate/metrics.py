@@ -36,6 +36,9 @@ class PolicyMetrics:
     stranded: int
     unplaceable: int
     wall_s: float
+    migrations: int = 0
+    migration_cost_cny: float = 0.0
+    rebalance_runs: int = 0
 
     def to_json(self) -> dict[str, object]:
         """The policy's entry in the `policies` object of the JSON report."""
@@ -101,9 +104,10 @@ def summarise(
         if run.job.kind == "inference":
             slo_all_h += card_h
             slo_ok_h += card_h if _slo_met(run, capacity) else 0.0
-    waits_h = [run.wait_s / SECONDS_PER_HOUR for run in runs]
+    jobs = [run for run in runs if not run.resumed]  # a moved job's rest is no new job
+    waits_h = [run.wait_s / SECONDS_PER_HOUR for run in jobs]
     waits_h += [max(0.0, result.end_s - job.submit_s) / SECONDS_PER_HOUR for job in result.stranded]
-    wait_card_h = sum(run.job.count * run.wait_s for run in runs) / SECONDS_PER_HOUR
+    wait_card_h = sum(run.job.count * run.wait_s for run in jobs) / SECONDS_PER_HOUR
     wait_card_h += (
         sum(job.count * max(0.0, result.end_s - job.submit_s) for job in result.stranded)
         / SECONDS_PER_HOUR
@@ -112,6 +116,7 @@ def summarise(
     last_s = max([result.end_s, *(r.end_s for r in runs)])
     span_h = max(last_s - first_s, 0.0) / SECONDS_PER_HOUR
     carbon_t = carbon_kg / KG_PER_TONNE
+    migration_cost = sum(m.cost_cny for m in result.migrations)
     return PolicyMetrics(
         energy_cny=energy,
         carbon_t=carbon_t,
@@ -121,15 +126,19 @@ def summarise(
         utilization_east=_share(used_h["east"], capacity.total_cards("east") * span_h),
         utilization_west=_share(used_h["west"], capacity.total_cards("west") * span_h),
         data_moved_tb=data_gb / GB_PER_TB,
-        decision_ms_p50=float(np.median([r.decision_ms for r in runs])) if runs else 0.0,
+        decision_ms_p50=float(np.median([r.decision_ms for r in jobs])) if jobs else 0.0,
         total_cost_cny=energy
         + carbon_t * config.carbon_price_cny_per_t
-        + wait_card_h * config.accelerator_hour_value_cny,
+        + wait_card_h * config.accelerator_hour_value_cny
+        + migration_cost,
         lp_gap=None if batch is None else batch.gap,
-        jobs=len(runs),
+        jobs=len(jobs),
         stranded=len(result.stranded),
         unplaceable=len(result.unplaceable),
         wall_s=result.wall_s,
+        migrations=len(result.migrations),
+        migration_cost_cny=migration_cost,
+        rebalance_runs=result.rebalance_runs,
     )
 
 

@@ -7,7 +7,8 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 from broker.simulate.capacity import Allocation, Capacity
 from broker.simulate.clock import DEFAULT_WINDOW_S, decision_instant
@@ -28,6 +29,8 @@ class Run:
     allocation: Allocation
     start_s: float
     decision_ms: float
+    resumed: bool = False
+    """True for the rest of a job after a rebalancing run moved it (not a new job)."""
 
     @property
     def end_s(self) -> float:
@@ -41,6 +44,28 @@ class Run:
 
 
 @dataclass(frozen=True, slots=True)
+class Migration:
+    """A rebalancing move of a running job: its rest restarts at `site` after `downtime_s`."""
+
+    run_index: int
+    site: str
+    downtime_s: float
+    cost_cny: float
+
+
+class Rebalancer(Protocol):
+    """Decides, at a rebalancing instant, which running jobs move where."""
+
+    every_s: float
+
+    def plan(
+        self, running: Sequence[tuple[int, Run]], capacity: Capacity, now_s: float
+    ) -> list[Migration]:
+        """Moves of the given (run index, run) pairs; `capacity` is free capacity now."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class ReplayResult:
     """Every job that ran, the jobs still queued when events ran out, and the final instant."""
 
@@ -49,6 +74,8 @@ class ReplayResult:
     unplaceable: tuple[SimJob, ...]
     end_s: float
     wall_s: float
+    migrations: tuple[Migration, ...] = ()
+    rebalance_runs: int = 0
 
 
 def _queue_key(job: SimJob, seq: int) -> tuple[int, float, int]:
@@ -71,6 +98,7 @@ def replay(
     *,
     window_s: float = DEFAULT_WINDOW_S,
     progress: bool = False,
+    rebalancer: Rebalancer | None = None,
 ) -> ReplayResult:
     """Replay `jobs` (any order) against `capacity` with `policy` deciding at each instant.
 
@@ -78,7 +106,9 @@ def replay(
     finished; finished jobs give their cards back at their exact end time. The queue is served
     by priority, then arrival: the policy sees every queued job in that order and may start any
     that fit (so small jobs backfill behind a blocked large one). Jobs too big for any pool at
-    this capacity are set aside as unplaceable and never queued.
+    this capacity are set aside as unplaceable and never queued. With a `rebalancer`, every
+    `every_s` while jobs run it may move running jobs: the moved run ends at that instant and
+    its rest runs at the target (a `resumed` run) after the move's downtime.
     """
     started = time.perf_counter()
     ordered = sorted(enumerate(jobs), key=lambda item: (item[1].submit_s, item[0]))
@@ -88,6 +118,11 @@ def replay(
     running: list[tuple[float, int, str, Allocation]] = []
     queue: list[tuple[tuple[int, float, int], SimJob]] = []
     runs: list[Run] = []
+    moved: set[int] = set()
+    migrations: list[Migration] = []
+    every_s = rebalancer.every_s if rebalancer is not None else 0.0
+    next_rebalance = every_s if every_s > 0 else None
+    rebalance_runs = 0
     cursor, now, last_report = 0, 0.0, started
     while cursor < len(arrivals) or running:
         next_arrival = (
@@ -96,10 +131,24 @@ def replay(
             else None
         )
         next_release = decision_instant(running[0][0], window_s) if running else None
-        now = min(t for t in (next_arrival, next_release) if t is not None)
+        rebalance_at = next_rebalance if running else None
+        now = min(t for t in (next_arrival, next_release, rebalance_at) if t is not None)
         while running and running[0][0] <= now:
-            _, _, site, allocation = heapq.heappop(running)
-            capacity.give_back(site, allocation)
+            _, seq, site, allocation = heapq.heappop(running)
+            if seq not in moved:
+                capacity.give_back(site, allocation)
+        if rebalancer is not None and next_rebalance is not None and now >= next_rebalance:
+            if running:
+                active = [(seq - 1, runs[seq - 1]) for _, seq, _, _ in running if seq not in moved]
+                for move in rebalancer.plan(active, capacity, now):
+                    rest = _migrate(runs, move, capacity, now)
+                    if rest is not None:
+                        moved.add(move.run_index + 1)
+                        migrations.append(move)
+                        runs.append(rest)
+                        heapq.heappush(running, (rest.end_s, len(runs), rest.site, rest.allocation))
+                rebalance_runs += 1
+            next_rebalance = (now // every_s + 1) * every_s
         while (
             cursor < len(arrivals)
             and decision_instant(arrivals[cursor][1].submit_s, window_s) <= now
@@ -132,4 +181,21 @@ def replay(
         unplaceable=unplaceable,
         end_s=now,
         wall_s=time.perf_counter() - started,
+        migrations=tuple(migrations),
+        rebalance_runs=rebalance_runs,
     )
+
+
+def _migrate(runs: list[Run], move: Migration, capacity: Capacity, now: float) -> Run | None:
+    """Cut the moved run at `now` and return the rest at the target (None if it does not fit)."""
+    old = runs[move.run_index]
+    job = old.job
+    allocation = capacity.fit(move.site, job.accelerator, job.count, job.gang)
+    if allocation is None or old.end_s <= now:
+        return None
+    capacity.give_back(old.site, old.allocation)
+    capacity.take(move.site, allocation)
+    done_s = max(0.0, now - old.start_s)
+    runs[move.run_index] = replace(old, job=replace(job, duration_s=done_s))
+    rest = replace(job, duration_s=job.duration_s - done_s)
+    return Run(rest, move.site, allocation, now + move.downtime_s, 0.0, resumed=True)

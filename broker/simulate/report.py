@@ -71,3 +71,54 @@ def render_table(
         for k, (label, _) in enumerate(columns[0]):
             table.add_row(label, *(column[k][1] for column in columns))
     (console or Console()).print(table)
+
+
+def _side(m: PolicyMetrics) -> dict[str, object]:
+    return {
+        "energy_cny": round(m.energy_cny, 2),
+        "carbon_t": round(m.carbon_t, 4),
+        "total_cost_cny": round(m.total_cost_cny, 2),
+    }
+
+
+def rebalancing_json(
+    without: Mapping[str, PolicyMetrics], with_runs: Mapping[str, PolicyMetrics], every_h: float
+) -> dict[str, object]:
+    """The `rebalancing` object of `simulate --json`: each policy without and with runs."""
+    policies: dict[str, object] = {}
+    for name, base in without.items():
+        moved = with_runs[name]
+        policies[name] = {
+            "without": _side(base),
+            "with": {
+                **_side(moved),
+                "runs": moved.rebalance_runs,
+                "migrations": moved.migrations,
+                "migration_cost_cny": round(moved.migration_cost_cny, 2),
+            },
+            "saved": {
+                "energy_cny": round(base.energy_cny - moved.energy_cny, 2),
+                "carbon_t": round(base.carbon_t - moved.carbon_t, 4),
+                "total_cost_cny": round(base.total_cost_cny - moved.total_cost_cny, 2),
+            },
+        }
+    return {"every_h": every_h, "policies": policies}
+
+
+def render_rebalancing(
+    without: Mapping[str, PolicyMetrics],
+    with_runs: Mapping[str, PolicyMetrics],
+    every_h: float,
+    console: Console | None = None,
+) -> None:
+    """Print energy, carbon and total cost of each policy without and with rebalancing runs."""
+    table = Table(title=f"rebalancing every {every_h:g} h")
+    for column in ("policy", "energy CNY", "with runs", "carbon t", "with runs", "migrations"):
+        table.add_column(column, justify="right")
+    for name, base in without.items():
+        moved = with_runs[name]
+        table.add_row(
+            name, f"{base.energy_cny:,.0f}", f"{moved.energy_cny:,.0f}",
+            f"{base.carbon_t:,.2f}", f"{moved.carbon_t:,.2f}", str(moved.migrations),
+        )  # fmt: skip
+    (console or Console()).print(table)

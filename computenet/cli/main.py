@@ -6,6 +6,7 @@ import typer
 
 from computenet.cli import demo as demo_cmd
 from computenet.cli import jobs as jobs_cmd
+from computenet.cli import rebalance as rebalance_cmd
 from computenet.cli import sites as sites_cmd
 from computenet.cli import topology as topology_cmd
 from computenet.cli.runner import run_app
@@ -23,6 +24,7 @@ app.command("explain")(jobs_cmd.explain)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(jobs_cmd.app, name="jobs")
 app.add_typer(sites_cmd.app, name="sites")
+app.add_typer(rebalance_cmd.app, name="rebalance")
 app.add_typer(topology_cmd.app, name="topology")
 
 

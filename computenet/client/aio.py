@@ -21,11 +21,13 @@ from computenet.client._common import (
     call_metadata,
     channel_options,
     channel_target,
+    checked_move_budget,
     coerce_spec,
     is_retryable,
     list_request,
     list_sites_request,
     new_request_id,
+    rebalance_page_from_proto,
     submit_request,
     translate,
     watch_jobs_request,
@@ -34,15 +36,19 @@ from computenet.convert import (
     event_from_proto,
     job_from_proto,
     placement_from_proto,
+    rebalance_run_from_proto,
     site_from_proto,
     spec_to_proto,
 )
+from computenet.rebalance_types import RebalanceRunInfo, RebalanceRunPage
 from computenet.spec import JobSpec
 from computenet.types import Job, JobEvent, JobKind, JobState, Placement, SiteInfo, SiteStatus
 from computenet.v1 import federation_service_pb2 as fed_pb
 from computenet.v1 import federation_service_pb2_grpc as fed_grpc
 from computenet.v1 import job_service_pb2 as job_pb
 from computenet.v1 import job_service_pb2_grpc as job_grpc
+from computenet.v1 import rebalance_service_pb2 as rebalance_pb
+from computenet.v1 import rebalance_service_pb2_grpc as rebalance_grpc
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +78,7 @@ class AsyncClient:
         self._channel: grpc.aio.Channel | None = None
         self._job_stub: job_grpc.JobServiceStub | None = None
         self._federation_stub: fed_grpc.FederationServiceStub | None = None
+        self._rebalance_stub: rebalance_grpc.RebalanceServiceStub | None = None
         self._closed = False
 
     async def __aenter__(self) -> AsyncClient:
@@ -85,6 +92,7 @@ class AsyncClient:
         self._closed = True
         channel, self._channel = self._channel, None
         self._job_stub = self._federation_stub = None
+        self._rebalance_stub = None
         if channel is not None:
             await channel.close()
 
@@ -112,6 +120,12 @@ class AsyncClient:
         if self._federation_stub is None:
             self._federation_stub = fed_grpc.FederationServiceStub(self._open())
         return self._federation_stub
+
+    @property
+    def _rebalance(self) -> rebalance_grpc.RebalanceServiceStub:
+        if self._rebalance_stub is None:
+            self._rebalance_stub = rebalance_grpc.RebalanceServiceStub(self._open())
+        return self._rebalance_stub
 
     async def _unary(self, method: Callable[..., Any], request: Any, *, retry: bool = True) -> Any:
         failures = 0
@@ -260,3 +274,24 @@ class AsyncClient:
         """Stop (or with drain=False resume) placing work at a site."""
         request = fed_pb.DrainSiteRequest(site_id=site_id, drain=drain)
         return site_from_proto((await self._unary(self._federation.DrainSite, request)).site)
+
+    async def plan_rebalance(self, *, move_budget: int = 0) -> RebalanceRunInfo:
+        """Plan a rebalancing run now without applying it (recorded as a dry run; operators)."""
+        request = rebalance_pb.PlanRebalanceRequest(move_budget=checked_move_budget(move_budget))
+        response = await self._unary(self._rebalance.PlanRebalance, request)
+        return rebalance_run_from_proto(response.run)
+
+    async def apply_rebalance(self, *, move_budget: int = 0) -> RebalanceRunInfo:
+        """Plan and apply a rebalancing run now (operators); never retried, it is not idempotent."""
+        request = rebalance_pb.ApplyRebalanceRequest(move_budget=checked_move_budget(move_budget))
+        response = await self._unary(self._rebalance.ApplyRebalance, request, retry=False)
+        return rebalance_run_from_proto(response.run)
+
+    async def rebalance_runs(
+        self, *, page_size: int = 20, page_token: str = ""
+    ) -> RebalanceRunPage:
+        """One page of past rebalancing runs, newest first (operators)."""
+        request = rebalance_pb.ListRebalanceRunsRequest(page_size=page_size, page_token=page_token)
+        return rebalance_page_from_proto(
+            await self._unary(self._rebalance.ListRebalanceRuns, request)
+        )

@@ -20,11 +20,13 @@ from computenet.client._common import (
     call_metadata,
     channel_options,
     channel_target,
+    checked_move_budget,
     coerce_spec,
     is_retryable,
     list_request,
     list_sites_request,
     new_request_id,
+    rebalance_page_from_proto,
     submit_request,
     translate,
     watch_jobs_request,
@@ -33,15 +35,19 @@ from computenet.convert import (
     event_from_proto,
     job_from_proto,
     placement_from_proto,
+    rebalance_run_from_proto,
     site_from_proto,
     spec_to_proto,
 )
+from computenet.rebalance_types import RebalanceRunInfo, RebalanceRunPage
 from computenet.spec import JobSpec
 from computenet.types import Job, JobEvent, JobKind, JobState, Placement, SiteInfo, SiteStatus
 from computenet.v1 import federation_service_pb2 as fed_pb
 from computenet.v1 import federation_service_pb2_grpc as fed_grpc
 from computenet.v1 import job_service_pb2 as job_pb
 from computenet.v1 import job_service_pb2_grpc as job_grpc
+from computenet.v1 import rebalance_service_pb2 as rebalance_pb
+from computenet.v1 import rebalance_service_pb2_grpc as rebalance_grpc
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +78,7 @@ class Client:
             self._channel = grpc.secure_channel(self._target, credentials, channel_options())
         self._jobs = job_grpc.JobServiceStub(self._channel)
         self._federation = fed_grpc.FederationServiceStub(self._channel)
+        self._rebalance = rebalance_grpc.RebalanceServiceStub(self._channel)
         self._closed = False
 
     def __enter__(self) -> Client:
@@ -229,3 +236,20 @@ class Client:
         """Stop (or with drain=False resume) placing work at a site."""
         request = fed_pb.DrainSiteRequest(site_id=site_id, drain=drain)
         return site_from_proto(self._unary(self._federation.DrainSite, request).site)
+
+    def plan_rebalance(self, *, move_budget: int = 0) -> RebalanceRunInfo:
+        """Plan a rebalancing run now without applying it (recorded as a dry run; operators)."""
+        request = rebalance_pb.PlanRebalanceRequest(move_budget=checked_move_budget(move_budget))
+        response = self._unary(self._rebalance.PlanRebalance, request)
+        return rebalance_run_from_proto(response.run)
+
+    def apply_rebalance(self, *, move_budget: int = 0) -> RebalanceRunInfo:
+        """Plan and apply a rebalancing run now (operators); never retried, it is not idempotent."""
+        request = rebalance_pb.ApplyRebalanceRequest(move_budget=checked_move_budget(move_budget))
+        response = self._unary(self._rebalance.ApplyRebalance, request, retry=False)
+        return rebalance_run_from_proto(response.run)
+
+    def rebalance_runs(self, *, page_size: int = 20, page_token: str = "") -> RebalanceRunPage:
+        """One page of past rebalancing runs, newest first (operators)."""
+        request = rebalance_pb.ListRebalanceRunsRequest(page_size=page_size, page_token=page_token)
+        return rebalance_page_from_proto(self._unary(self._rebalance.ListRebalanceRuns, request))

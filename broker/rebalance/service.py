@@ -1,0 +1,172 @@
+"""The broker's rebalancing: lease, run records, runner and schedule wired to the live broker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from broker.placement import Policy
+from broker.rebalance.config import RebalanceConfig
+from broker.rebalance.lease import DatabaseLease
+from broker.rebalance.live import LiveRebalance
+from broker.rebalance.runner import RebalanceRunner, RunnerSettings
+from broker.rebalance.runs import RebalanceRun, RunStore
+from broker.rebalance.schedule import RebalanceScheduleConfig, RebalanceScheduler
+from broker.scheduler import Scheduler
+from broker.store.engine import create_store_engine
+from broker.store.engine import writer as write_engine
+from broker.tracker import JobTracker
+from broker.writer import StoreWriter
+from topology import Topology
+
+log = logging.getLogger(__name__)
+
+MANUAL = "manual"
+
+
+def default_holder() -> str:
+    """A replica id unique to this process; pass a stable one to keep the lease across restarts."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True, slots=True)
+class RebalanceSettings:
+    """How the broker rebalances: schedule, replica identity and lease."""
+
+    every_s: float = 900.0
+    """Seconds between scheduled runs; 0 turns scheduled runs (and time-of-use runs) off."""
+    holder: str = ""
+    """This replica's lease holder name; empty for a fresh one per process."""
+    dry_run: bool = False
+    """Scheduled runs only plan and record (operators still apply by hand)."""
+    lease_ttl_s: float = 120.0
+    """How long the lease lasts after each run; must exceed the replicas' clock skew."""
+    tou_triggers: bool = True
+    """Also run shortly before each time-of-use price change (when scheduled runs are on)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    """A page of run records and the token of the next ("" on the last)."""
+
+    runs: list[RebalanceRun]
+    next_page_token: str
+
+
+class RebalanceService:
+    """Plans, applies and records runs on demand and on schedule; one per broker process.
+
+    Scheduled runs happen only on the lease holder, and each scheduled fire (`label@time`,
+    the same on every replica) is claimed once in the database before it runs.
+    """
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        live: LiveRebalance,
+        lease: DatabaseLease,
+        topology: Topology,
+        settings: RebalanceSettings,
+        config: RebalanceConfig | None = None,
+    ) -> None:
+        self.settings = settings
+        self.holder = settings.holder or default_holder()
+        self.live = live
+        self.lease = lease
+        self.runs = RunStore(engine)
+        self.runner = RebalanceRunner(
+            config=config or RebalanceConfig(),
+            settings=RunnerSettings(holder=self.holder, lease_ttl_s=settings.lease_ttl_s),
+            lease=lease,
+            runs=self.runs,
+            load_input=live.load_input,
+            apply_step=live.apply_step,
+        )
+        schedule = RebalanceScheduleConfig(
+            enabled=settings.every_s > 0,
+            name=f"rebalance-{self.holder}"[:64],
+            interval_s=settings.every_s if settings.every_s > 0 else 900.0,
+            tou_triggers=settings.tou_triggers,
+        )
+        self.scheduler = RebalanceScheduler(schedule, self._scheduled, topology=topology)
+
+    async def start(self) -> None:
+        """Bind to the running loop, settle migrations a stopped broker left, start the schedule."""
+        self.live.bind(asyncio.get_running_loop())
+        token = await asyncio.to_thread(
+            self.lease.try_acquire, self.holder, self.settings.lease_ttl_s
+        )
+        if token is not None:
+            await self.live.abandon_migrations()
+        else:
+            log.info("rebalance lease held by another replica; its migrations are left to it")
+        self.scheduler.start()
+
+    def shutdown(self) -> None:
+        """Stop scheduling (waiting for a run in progress) and close connections; idempotent."""
+        self.scheduler.shutdown(wait=True)
+        self.runs.engine.dispose()
+
+    def _scheduled(self, trigger: str) -> None:
+        """A scheduled fire: run it if this replica holds the lease and nobody ran it yet."""
+        if self.lease.try_acquire(self.holder, self.settings.lease_ttl_s) is None:
+            log.debug("scheduled rebalance skipped trigger=%s: lease held elsewhere", trigger)
+            return
+        now_ms = int(time.time() * 1000)
+        if "@" in trigger and not self.runs.claim_fire(trigger, self.holder, now_ms):
+            log.info("scheduled rebalance already ran trigger=%s", trigger)
+            return
+        try:
+            self.runner.run(trigger, dry_run=self.settings.dry_run)
+        except Exception:  # the schedule must survive a failed run; the next fire retries
+            log.exception("scheduled rebalance failed trigger=%s", trigger)
+
+    async def plan(self, move_budget: int = 0) -> RebalanceRun:
+        """A dry run now: the moves a run would make, recorded as a dry run."""
+        run = await asyncio.to_thread(
+            self.runner.run, MANUAL, dry_run=True, move_budget=move_budget
+        )
+        assert run is not None  # dry runs never need the lease
+        return run
+
+    async def apply(self, move_budget: int = 0) -> RebalanceRun | None:
+        """Plan and apply a run now; None if another replica holds the lease."""
+        return await asyncio.to_thread(self.runner.run, MANUAL, move_budget=move_budget)
+
+    async def history(self, page_size: int, page_token: str = "") -> RunPage:
+        """Runs newest first; the page token is the last run id of the previous page."""
+        size = max(1, page_size)
+        runs = await asyncio.to_thread(self.runs.list_runs, size + 1, page_token or None)
+        more = len(runs) > size
+        runs = runs[:size]
+        return RunPage(runs, runs[-1].run_id if more and runs else "")
+
+
+def build_rebalance(
+    *,
+    db_url: str,
+    writer: StoreWriter,
+    scheduler: Scheduler,
+    tracker: JobTracker,
+    policy: Policy,
+    topology: Topology,
+    settings: RebalanceSettings,
+) -> RebalanceService:
+    """The broker's rebalancing on its own database (tables created if missing), hooked in."""
+    engine = write_engine(create_store_engine(db_url))
+    lease = DatabaseLease(engine)
+    live = LiveRebalance(
+        writer=writer, scheduler=scheduler, tracker=tracker, policy=policy, lease=lease
+    )
+    tracker.on_migration_stopped = live.migration_stopped
+    return RebalanceService(
+        engine=engine, live=live, lease=lease, topology=topology, settings=settings
+    )

@@ -1,0 +1,268 @@
+"""Rebalancing against real brokers and agents: migrations, draining, replicas and crashes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from computenet.client import Client
+from computenet.rebalance_types import MoveKind
+from computenet.types import JobState, SiteStatus
+from tests.e2e.conftest import BrokerFactory
+from tests.e2e.test_federation import starts, wait_for
+from tests.support.processes import BrokerProcess, start_agent
+
+A800 = [{"model": "a800", "count": 8}]
+EAST, WEST, EAST2 = "yangtze-demo", "horinger", "chongqing"
+CLI = Path(sys.executable).parent / "computenet"
+
+
+def training(name: str, marker: Path, *, cards: int = 8, hours: float = 300.0) -> dict[str, Any]:
+    """A long checkpointable training job that records each start, then sleeps."""
+    script = (
+        f'echo "$COMPUTENET_JOB_ID $COMPUTENET_ATTEMPT $COMPUTENET_SITE" >> {marker}; sleep 300'
+    )
+    return {
+        "name": name,
+        "kind": "training",
+        "resources": {"accelerator": "a800", "count": cards, "cpu": 1, "memory_gb": 1},
+        "duration_hours": hours,
+        "checkpoint": {"interval_hours": 1.0, "size_gb": 1.0},
+        "command": ["sh", "-c", script],
+    }
+
+
+@pytest.fixture
+def agents(tmp_path: Path) -> Iterator[dict[str, subprocess.Popen[str]]]:
+    """Agents by site; at the end they stop, and so do the job processes this test started."""
+    running: dict[str, subprocess.Popen[str]] = {}
+    yield running
+    for proc in running.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)  # a stopping agent stops its attempts
+    for proc in running.values():
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+    for pid in leftovers.stdout.split():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+
+
+def cli(broker: BrokerProcess, *args: str) -> Any:
+    """Run `computenet ARGS --json` against the broker as the operator; the parsed output."""
+    assert broker.pki is not None
+    env = {
+        **os.environ,
+        "COMPUTENET_CA": str(broker.pki.ca),
+        "COMPUTENET_TOKEN": broker.pki.tokens["operator"],
+    }
+    out = subprocess.run(
+        [str(CLI), *args, "--broker", broker.address, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def state_of(client: Client, job_id: str) -> tuple[JobState, str | None]:
+    job = client.get(job_id)
+    return job.state, job.site
+
+
+def site_active(client: Client, site: str) -> bool:
+    return client.site(site).status == SiteStatus.ACTIVE
+
+
+@pytest.mark.e2e
+def test_a_long_training_job_migrates_west_with_a_checkpoint(
+    broker_factory: BrokerFactory, agents: dict[str, subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    broker = broker_factory("--rebalance-every", "0", "--broker-id", "b1")
+    pki = broker.pki
+    agents[EAST] = start_agent(tmp_path, EAST, broker.agent_address, pools=A800, pki=pki)
+    marker = tmp_path / "starts.txt"
+    with broker.client() as client:
+        wait_for(lambda: site_active(client, EAST), 30, "the eastern site")
+        job_id = client.submit(training("llm", marker), request_id="llm").job.job_id
+        wait_for(lambda: state_of(client, job_id) == (JobState.RUNNING, EAST), 30, "running east")
+        agents[WEST] = start_agent(tmp_path, WEST, broker.agent_address, pools=A800, pki=pki)
+        wait_for(lambda: site_active(client, WEST), 30, "the western site")
+
+        plan = cli(broker, "rebalance", "plan")
+        assert plan["dry_run"] and plan["moves_planned"] == 1
+        move = plan["moves"][0]
+        assert (move["job_id"], move["kind"], move["from_site"]) == (job_id, "migrate", EAST)
+        assert move["to_site"] == WEST and not move["applied"]
+        assert move["savings_cny"] > move["cost_cny"] > 0
+        assert state_of(client, job_id) == (JobState.RUNNING, EAST)  # a plan changes nothing
+
+        run = cli(broker, "rebalance", "apply")
+        assert not run["dry_run"] and run["moves_applied"] == 1, run
+        assert run["realised_savings_cny"] == pytest.approx(move["net_cny"], rel=0.05)
+        events = []
+        for event in client.watch(job_id):  # from the first event on, until it runs west
+            events.append(event)
+            if (event.state, event.site, event.attempt) == (JobState.RUNNING, WEST, 2):
+                break
+    assert [(a, s) for j, a, s in starts(marker) if j == job_id] == [(1, EAST), (2, WEST)]
+    trail = [(e.state, e.site, e.attempt) for e in events]
+    migrating = trail.index((JobState.MIGRATING, EAST, 1))
+    after = trail[migrating + 1 :]
+    assert after[0] == (JobState.PLACED, WEST, 2)
+    assert (JobState.RUNNING, WEST, 2) in after
+    history = cli(broker, "rebalance", "history")
+    assert [r["dry_run"] for r in history] == [False, True]
+    assert history[0]["moves"][0]["applied"]
+
+
+@pytest.mark.e2e
+def test_draining_a_site_evacuates_its_jobs_and_takes_nothing_new(
+    broker_factory: BrokerFactory, agents: dict[str, subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    broker = broker_factory("--rebalance-every", "0")
+    pki = broker.pki
+    pools = [{"model": "a800", "count": 24}]
+    agents[WEST] = start_agent(tmp_path, WEST, broker.agent_address, pools=pools, pki=pki)
+    marker = tmp_path / "starts.txt"
+    with broker.client() as client:
+        wait_for(lambda: site_active(client, WEST), 30, "the western site")
+        jobs = [
+            client.submit(training(f"t{k}", marker), request_id=f"t{k}").job.job_id
+            for k in range(2)
+        ]
+        wait_for(
+            lambda: all(state_of(client, j) == (JobState.RUNNING, WEST) for j in jobs), 30, "run"
+        )
+        agents[EAST] = start_agent(tmp_path, EAST, broker.agent_address, pools=pools, pki=pki)
+        wait_for(lambda: site_active(client, EAST), 30, "the eastern site")
+
+        assert client.drain(WEST).status == SiteStatus.DRAINING
+        run = client.apply_rebalance()
+        assert sorted(m.job_id for m in run.moves if m.applied) == sorted(jobs), run
+        assert {(m.kind, m.from_site, m.to_site) for m in run.moves} == {
+            (MoveKind.EVACUATE, WEST, EAST)
+        }
+        wait_for(
+            lambda: all(state_of(client, j) == (JobState.RUNNING, EAST) for j in jobs), 40, "moved"
+        )
+        fresh = client.submit(training("new", marker), request_id="new").job.job_id
+        wait_for(lambda: state_of(client, fresh)[0] == JobState.RUNNING, 30, "the new job")
+        assert state_of(client, fresh)[1] == EAST
+        assert client.plan_rebalance().moves == ()  # balanced now: nothing more to move
+    assert sorted((a, s) for j, a, s in starts(marker) if j in jobs) == [
+        (1, WEST),
+        (1, WEST),
+        (2, EAST),
+        (2, EAST),
+    ]
+
+
+@pytest.mark.e2e
+def test_two_replicas_on_postgres_run_each_scheduled_fire_once(
+    broker_factory: BrokerFactory, postgres_db_url: str
+) -> None:
+    first = broker_factory("--rebalance-every", "2", "--broker-id", "a", db_url=postgres_db_url)
+    second = broker_factory("--rebalance-every", "2", "--broker-id", "b", db_url=postgres_db_url)
+    time.sleep(24)
+    with first.client() as client:
+        runs = client.rebalance_runs(page_size=7).runs
+        token = client.rebalance_runs(page_size=7).next_page_token
+        while token:
+            page = client.rebalance_runs(page_size=7, page_token=token)
+            runs += page.runs
+            token = page.next_page_token
+    with second.client() as client:
+        assert [r.run_id for r in client.rebalance_runs(page_size=100).runs] == [
+            r.run_id for r in runs
+        ]
+    scheduled = [r for r in runs if r.trigger.startswith("interval@")]
+    fires = sorted(r.trigger for r in scheduled)
+    assert len(fires) == len(set(fires)) == len(runs)  # one run per fire, no duplicates
+    assert 9 <= len(fires) <= 13
+    assert len({r.run_id for r in runs}) == len(runs)
+    assert all(not r.dry_run and not r.errors for r in runs)
+
+
+def _running_processes(marker: Path) -> int:
+    """Job attempts alive at any agent: their shells (the only processes run as `sh -c`)."""
+    pattern = f"^sh -c .*{marker}"
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+    return len(out.stdout.split())
+
+
+@pytest.mark.e2e
+def test_a_broker_killed_mid_apply_leaves_every_job_running_once_or_pending(
+    broker_factory: BrokerFactory, agents: dict[str, subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    broker = broker_factory("--rebalance-every", "0", "--broker-id", "b1")
+    pki = broker.pki
+    pools = [{"model": "a800", "count": 32}]
+    agents[EAST] = start_agent(tmp_path, EAST, broker.agent_address, pools=pools, pki=pki)
+    marker = tmp_path / "starts.txt"
+    with broker.client() as client:
+        wait_for(lambda: site_active(client, EAST), 30, "the eastern site")
+        jobs = [
+            client.submit(training(f"t{k}", marker), request_id=f"t{k}").job.job_id
+            for k in range(4)
+        ]
+        wait_for(
+            lambda: all(state_of(client, j)[0] == JobState.RUNNING for j in jobs), 30, "running"
+        )
+        agents[WEST] = start_agent(tmp_path, WEST, broker.agent_address, pools=pools, pki=pki)
+        wait_for(lambda: site_active(client, WEST), 30, "the western site")
+    applying = subprocess.Popen(
+        [str(CLI), "rebalance", "apply", "--broker", broker.address, "--json"],
+        env={
+            **os.environ,
+            "COMPUTENET_CA": str(pki.ca),
+            "COMPUTENET_TOKEN": pki.tokens["operator"],
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    with broker.client() as client:
+        wait_for(
+            lambda: any(state_of(client, j)[0] != JobState.RUNNING for j in jobs), 20, "a move"
+        )
+    broker.proc.send_signal(signal.SIGKILL)
+    broker.proc.wait(timeout=10)
+    applying.wait(timeout=30)
+    restarted = broker_factory(
+        "--rebalance-every",
+        "0",
+        "--broker-id",
+        "b1",
+        listen=broker.address,
+        agent_listen=broker.agent_address,
+    )
+    with restarted.client() as client:
+
+        def settled() -> bool:
+            # Capacity is ample, so a job requeued by the crash is placed again at once.
+            states = [state_of(client, j)[0] for j in jobs]
+            return states == [JobState.RUNNING] * 4 and _running_processes(marker) == 4
+
+        wait_for(settled, 45, "every job running exactly once")
+        time.sleep(3)  # and still so once late reports have arrived
+        assert settled(), [(state_of(client, j), _running_processes(marker)) for j in jobs]
+        for job_id in jobs:
+            job = client.get(job_id)
+            assert [s for j, a, s in starts(marker) if j == job_id and a == job.attempt] == [
+                job.site
+            ]
