@@ -10,19 +10,19 @@ from broker.simulate.compare import (
     parse_policies,
     run_policy,
 )
-from broker.simulate.jobs import (
-    SimJob,
-    WorkloadError,
-    export_jobs,
-    load_jobs,
-    read_jobs,
-    write_jobs,
-)
 from broker.simulate.metrics import PolicyMetrics
 from broker.simulate.regions import assign_locations
 from broker.simulate.replay import ReplayResult, Run, replay
 from broker.simulate.traces import DATA_DIR_ENV, data_dir
 from broker.simulate.workload import DEFAULT_LIMIT, NAMED, Workload, load_workload
+from computenet.workload import (
+    WorkloadError,
+    WorkloadJob,
+    export_jobs,
+    load_jobs,
+    read_jobs,
+    write_jobs,
+)
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -35,10 +35,10 @@ __all__ = [
     "ReplayResult",
     "Run",
     "Scenario",
-    "SimJob",
     "UnknownPolicyError",
     "Workload",
     "WorkloadError",
+    "WorkloadJob",
     "assign_locations",
     "compare",
     "data_dir",

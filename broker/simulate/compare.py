@@ -12,11 +12,11 @@ from broker.simulate.capacity import Capacity
 from broker.simulate.clock import DEFAULT_WINDOW_S, SECONDS_PER_HOUR
 from broker.simulate.engine_policies import EngineGreedy, EngineOptimal
 from broker.simulate.heuristics import CheapestEnergy, Nearest, RandomSite
-from broker.simulate.jobs import SimJob
 from broker.simulate.metrics import PolicyMetrics, summarise
 from broker.simulate.policy_base import SimPolicy
 from broker.simulate.rebalancing import ReplayRebalancer
 from broker.simulate.replay import replay
+from computenet.workload import WorkloadJob
 from topology import Topology
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def parse_policies(text: str) -> list[str]:
 class Scenario:
     """What every policy of a comparison replays against."""
 
-    jobs: tuple[SimJob, ...]
+    jobs: tuple[WorkloadJob, ...]
     topology: Topology
     capacity_scale: float = 1.0
     seed: int = 0

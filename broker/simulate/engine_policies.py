@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from broker.placement import Policy, place, place_batch
 from broker.simulate.capacity import Allocation, Capacity
 from broker.simulate.clock import unix_s
-from broker.simulate.jobs import SimJob
 from broker.simulate.policy_base import BatchStats, Blocked, Start
 from broker.simulate.specs import job_spec
 from computenet.spec import JobSpec
+from computenet.workload import WorkloadJob
 
 DEFAULT_BATCH_LIMIT = 400
 DEFAULT_TIME_BUDGET_S = 1.0
@@ -23,19 +23,19 @@ class SpecCache:
     def __init__(self) -> None:
         self._specs: dict[str, JobSpec] = {}
 
-    def __call__(self, job: SimJob) -> JobSpec:
+    def __call__(self, job: WorkloadJob) -> JobSpec:
         spec = self._specs.get(job.job_id)
         if spec is None:
             spec = self._specs[job.job_id] = job_spec(job)
         return spec
 
 
-def _scope(job: SimJob) -> str:
+def _scope(job: WorkloadJob) -> str:
     # the engine's SLO filter makes an inference job's feasibility depend on its region
     return job.user_region if job.kind == "inference" else ""
 
 
-def could_fit(job: SimJob, capacity: Capacity) -> bool:
+def could_fit(job: WorkloadJob, capacity: Capacity) -> bool:
     """Cheap necessary condition: some site has enough free cards of an acceptable model."""
     return capacity.largest_fit(job.accelerator, job.gang) >= job.count
 
@@ -59,7 +59,7 @@ class EngineGreedy:
         self.policy = policy
         self.spec = SpecCache()
 
-    def decide(self, queue: Sequence[SimJob], capacity: Capacity, now_s: float) -> list[Start]:
+    def decide(self, queue: Sequence[WorkloadJob], capacity: Capacity, now_s: float) -> list[Start]:
         starts: list[Start] = []
         blocked = Blocked()
         for job in queue:
@@ -111,10 +111,10 @@ class EngineOptimal:
         self.time_budget_s = time_budget_s
         self.stats = BatchStats()
 
-    def decide(self, queue: Sequence[SimJob], capacity: Capacity, now_s: float) -> list[Start]:
+    def decide(self, queue: Sequence[WorkloadJob], capacity: Capacity, now_s: float) -> list[Start]:
         return self._solve(self._candidates(queue, capacity), capacity, now_s)
 
-    def _solve(self, batch: list[SimJob], capacity: Capacity, now_s: float) -> list[Start]:
+    def _solve(self, batch: list[WorkloadJob], capacity: Capacity, now_s: float) -> list[Start]:
         if not batch:
             return []
         result = place_batch(
@@ -138,10 +138,10 @@ class EngineOptimal:
             starts.append(Start(job, site, allocation, per_job_ms))
         return starts
 
-    def _candidates(self, queue: Sequence[SimJob], capacity: Capacity) -> list[SimJob]:
+    def _candidates(self, queue: Sequence[WorkloadJob], capacity: Capacity) -> list[WorkloadJob]:
         """Queued jobs (in queue order) that could fit on their own now, at most `batch_limit`."""
         blocked = Blocked()
-        batch: list[SimJob] = []
+        batch: list[WorkloadJob] = []
         for job in queue:
             if len(batch) >= self.batch_limit:
                 break
@@ -154,7 +154,9 @@ class EngineOptimal:
         return batch
 
     @staticmethod
-    def _allocation(capacity: Capacity, job: SimJob, site: str, model: str) -> Allocation | None:
+    def _allocation(
+        capacity: Capacity, job: WorkloadJob, site: str, model: str
+    ) -> Allocation | None:
         """The pool of the model the solver chose, else wherever the job fits at that site."""
         if model:
             exact = capacity.fit(site, model, job.count, True)

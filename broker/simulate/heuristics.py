@@ -8,12 +8,12 @@ from collections.abc import Callable, Sequence
 
 from broker.simulate.capacity import Allocation, Capacity
 from broker.simulate.clock import hours_since_day0
-from broker.simulate.jobs import SimJob
 from broker.simulate.policy_base import BatchStats, Blocked, Start
+from computenet.workload import WorkloadJob
 from topology import Topology
 
 
-def anchor(job: SimJob) -> str:
+def anchor(job: WorkloadJob) -> str:
     """The node a job wants to be near: its users (inference) or its data origin."""
     return job.user_region if job.kind == "inference" else job.origin
 
@@ -26,12 +26,12 @@ class OneAtATime:
         self.topology = topology
 
     def choose(
-        self, job: SimJob, fits: list[tuple[str, Allocation]], now_s: float
+        self, job: WorkloadJob, fits: list[tuple[str, Allocation]], now_s: float
     ) -> tuple[str, Allocation]:
         """Pick one of the sites with room (listed in topology order)."""
         raise NotImplementedError
 
-    def decide(self, queue: Sequence[SimJob], capacity: Capacity, now_s: float) -> list[Start]:
+    def decide(self, queue: Sequence[WorkloadJob], capacity: Capacity, now_s: float) -> list[Start]:
         starts: list[Start] = []
         blocked = Blocked()
         for job in queue:
@@ -74,7 +74,7 @@ class Nearest(OneAtATime):
         return rank
 
     def choose(
-        self, job: SimJob, fits: list[tuple[str, Allocation]], now_s: float
+        self, job: WorkloadJob, fits: list[tuple[str, Allocation]], now_s: float
     ) -> tuple[str, Allocation]:
         rank = self._ranking(anchor(job))
         return min(fits, key=lambda fit: rank.get(fit[0], len(rank)))
@@ -90,7 +90,7 @@ class CheapestEnergy(OneAtATime):
         self._watts = capacity_watts
 
     def choose(
-        self, job: SimJob, fits: list[tuple[str, Allocation]], now_s: float
+        self, job: WorkloadJob, fits: list[tuple[str, Allocation]], now_s: float
     ) -> tuple[str, Allocation]:
         start_h = hours_since_day0(now_s)
 
@@ -110,6 +110,6 @@ class RandomSite(OneAtATime):
         self._rng = random.Random(seed)
 
     def choose(
-        self, job: SimJob, fits: list[tuple[str, Allocation]], now_s: float
+        self, job: WorkloadJob, fits: list[tuple[str, Allocation]], now_s: float
     ) -> tuple[str, Allocation]:
         return fits[self._rng.randrange(len(fits))]

@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from broker.simulate.capacity import Allocation, Capacity
-from broker.simulate.jobs import SimJob
+from computenet.workload import WorkloadJob
 
 
 @dataclass(frozen=True, slots=True)
 class Start:
     """A policy's decision to start a queued job now at `site` with `allocation` held."""
 
-    job: SimJob
+    job: WorkloadJob
     site: str
     allocation: Allocation
     decision_ms: float
@@ -48,7 +48,7 @@ class SimPolicy(Protocol):
 
     name: str
 
-    def decide(self, queue: Sequence[SimJob], capacity: Capacity, now_s: float) -> list[Start]:
+    def decide(self, queue: Sequence[WorkloadJob], capacity: Capacity, now_s: float) -> list[Start]:
         """Start jobs at simulated time `now_s`."""
         ...
 
@@ -68,12 +68,12 @@ class Blocked:
     def __init__(self) -> None:
         self._smallest: dict[tuple[str, bool, str], int] = {}
 
-    def skip(self, job: SimJob, scope: str = "") -> bool:
+    def skip(self, job: WorkloadJob, scope: str = "") -> bool:
         """True if a no-larger job of the same shape already failed."""
         smallest = self._smallest.get((job.accelerator, job.gang, scope))
         return smallest is not None and job.count >= smallest
 
-    def fail(self, job: SimJob, scope: str = "") -> None:
+    def fail(self, job: WorkloadJob, scope: str = "") -> None:
         """Record that `job` found no room."""
         key = (job.accelerator, job.gang, scope)
         self._smallest[key] = min(job.count, self._smallest.get(key, job.count))

@@ -8,7 +8,7 @@ import hashlib
 from collections.abc import Sequence
 from itertools import accumulate
 
-from broker.simulate.jobs import SimJob
+from computenet.workload import WorkloadJob
 from topology import Topology
 
 
@@ -47,14 +47,16 @@ class RegionDraw:
         return nearest[0][0]
 
 
-def assign_locations(jobs: Sequence[SimJob], topology: Topology, seed: int) -> list[SimJob]:
+def assign_locations(
+    jobs: Sequence[WorkloadJob], topology: Topology, seed: int
+) -> list[WorkloadJob]:
     """Fill empty user regions (inference) and data origins (training, batch) by seeded draws.
 
     Inference users come from the drawn region. Training and batch data live at the site
     nearest to the drawn region. Values already present are kept as they are.
     """
     draw = RegionDraw(topology, seed)
-    out: list[SimJob] = []
+    out: list[WorkloadJob] = []
     for job in jobs:
         region, origin = job.user_region, job.origin
         if job.kind == "inference":

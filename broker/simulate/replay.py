@@ -12,8 +12,8 @@ from typing import Protocol
 
 from broker.simulate.capacity import Allocation, Capacity
 from broker.simulate.clock import DEFAULT_WINDOW_S, decision_instant
-from broker.simulate.jobs import SimJob
 from broker.simulate.policy_base import SimPolicy
+from computenet.workload import WorkloadJob
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ PROGRESS_EVERY_S = 5.0
 class Run:
     """Where and when one job ran."""
 
-    job: SimJob
+    job: WorkloadJob
     site: str
     allocation: Allocation
     start_s: float
@@ -70,19 +70,19 @@ class ReplayResult:
     """Every job that ran, the jobs still queued when events ran out, and the final instant."""
 
     runs: tuple[Run, ...]
-    stranded: tuple[SimJob, ...]
-    unplaceable: tuple[SimJob, ...]
+    stranded: tuple[WorkloadJob, ...]
+    unplaceable: tuple[WorkloadJob, ...]
     end_s: float
     wall_s: float
     migrations: tuple[Migration, ...] = ()
     rebalance_runs: int = 0
 
 
-def _queue_key(job: SimJob, seq: int) -> tuple[int, float, int]:
+def _queue_key(job: WorkloadJob, seq: int) -> tuple[int, float, int]:
     return (-job.priority, job.submit_s, seq)
 
 
-def never_fits(job: SimJob, capacity: Capacity) -> bool:
+def never_fits(job: WorkloadJob, capacity: Capacity) -> bool:
     """True if no site could ever give the job its cards, even with everything free."""
     for pools in capacity.pools.values():
         usable = [p.cards for p in pools if not job.accelerator or p.model == job.accelerator]
@@ -92,7 +92,7 @@ def never_fits(job: SimJob, capacity: Capacity) -> bool:
 
 
 def replay(
-    jobs: Sequence[SimJob],
+    jobs: Sequence[WorkloadJob],
     capacity: Capacity,
     policy: SimPolicy,
     *,
@@ -116,7 +116,7 @@ def replay(
     skip = {job.job_id for job in unplaceable}
     arrivals = [(seq, job) for seq, job in ordered if job.job_id not in skip]
     running: list[tuple[float, int, str, Allocation]] = []
-    queue: list[tuple[tuple[int, float, int], SimJob]] = []
+    queue: list[tuple[tuple[int, float, int], WorkloadJob]] = []
     runs: list[Run] = []
     moved: set[int] = set()
     migrations: list[Migration] = []

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from broker.simulate.jobs import SimJob
 from computenet.spec import Dataset, InferenceSpec, JobSpec, RegionDemand, Resources
+from computenet.workload import WorkloadJob
 
 MAX_DURATION_H = 24 * 365
 _COMMAND = ("simulated",)
 
 
-def job_spec(job: SimJob) -> JobSpec:
+def job_spec(job: WorkloadJob) -> JobSpec:
     """The JobSpec of a simulated job: cards only (no host cores or memory, so no host power).
 
     Inference jobs become `count` one-card replicas serving their user region within the SLO;

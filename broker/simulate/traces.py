@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from broker.simulate.jobs import DEFAULT_SLO_MS, SimJob, WorkloadError
 from broker.simulate.regions import RegionDraw
+from computenet.workload import DEFAULT_SLO_MS, WorkloadError, WorkloadJob
 from topology import Topology
 
 DATA_DIR_ENV = "COMPUTENET_DATA_DIR"
@@ -54,7 +54,7 @@ def _day_start(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def philly_jobs() -> list[SimJob]:
+def philly_jobs() -> list[WorkloadJob]:
     """Philly training jobs; submit times keep the trace's wall-clock time of day.
 
     Each job is a gang of `num_gpus` cards of any model for `duration` seconds; its virtual
@@ -72,7 +72,7 @@ def philly_jobs() -> list[SimJob]:
         if duration_s <= 0 or gpus <= 0:
             continue
         jobs.append(
-            SimJob(
+            WorkloadJob(
                 job_id=f"philly-{index}",
                 submit_s=(moment - day0).total_seconds(),
                 kind="training",
@@ -89,7 +89,7 @@ def philly_jobs() -> list[SimJob]:
     return jobs
 
 
-def alibaba_gpu2023_jobs() -> list[SimJob]:
+def alibaba_gpu2023_jobs() -> list[WorkloadJob]:
     """Alibaba 2023 GPU pods: LS/Guaranteed become inference, BE/Burstable batch.
 
     Fractional GPUs (gpu_milli < 1000) round up to one whole card; CPU-only pods are dropped;
@@ -107,7 +107,7 @@ def alibaba_gpu2023_jobs() -> list[SimJob]:
             continue
         serving = row["qos"] in _INFERENCE_QOS
         jobs.append(
-            SimJob(
+            WorkloadJob(
                 job_id=f"alibaba-{row['name']}",
                 submit_s=created,
                 kind="inference" if serving else "batch",
@@ -124,7 +124,7 @@ def alibaba_gpu2023_jobs() -> list[SimJob]:
     return jobs
 
 
-def genai_jobs(topology: Topology, seed: int) -> list[SimJob]:
+def genai_jobs(topology: Topology, seed: int) -> list[WorkloadJob]:
     """Alibaba GenAI serving requests aggregated into hourly inference jobs per user region.
 
     Each request group (`groupId`) is a customer placed in one user region by the seeded
@@ -145,7 +145,7 @@ def genai_jobs(topology: Topology, seed: int) -> list[SimJob]:
     jobs = []
     for (hour, region), seconds in sorted(busy_s.items()):
         jobs.append(
-            SimJob(
+            WorkloadJob(
                 job_id=f"genai-{hour:%Y%m%d%H}-{region}",
                 submit_s=(hour - day0).total_seconds(),
                 kind="inference",

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker.simulate import traces
-from broker.simulate.jobs import SimJob, WorkloadError, load_jobs
 from broker.simulate.regions import assign_locations
+from computenet.workload import WorkloadError, WorkloadJob, load_jobs
 from topology import Topology
 
 DEFAULT_LIMIT = 5000
 
-NAMED: dict[str, Callable[[Topology, int], list[SimJob]]] = {
+NAMED: dict[str, Callable[[Topology, int], list[WorkloadJob]]] = {
     "philly": lambda topology, seed: traces.philly_jobs(),
     "alibaba-gpu2023": lambda topology, seed: traces.alibaba_gpu2023_jobs(),
     "alibaba-genai": traces.genai_jobs,
@@ -27,10 +27,10 @@ class Workload:
     """The merged jobs (sorted by submit time) and the names they came from."""
 
     name: str
-    jobs: tuple[SimJob, ...]
+    jobs: tuple[WorkloadJob, ...]
 
 
-def _load_one(name: str, topology: Topology, seed: int) -> list[SimJob]:
+def _load_one(name: str, topology: Topology, seed: int) -> list[WorkloadJob]:
     loader = NAMED.get(name)
     if loader is not None:
         return loader(topology, seed)
@@ -41,7 +41,7 @@ def _load_one(name: str, topology: Topology, seed: int) -> list[SimJob]:
     return load_jobs(path)
 
 
-def _align_to_day_zero(jobs: list[SimJob]) -> list[SimJob]:
+def _align_to_day_zero(jobs: list[WorkloadJob]) -> list[WorkloadJob]:
     """Shift by whole days so the first job falls on day 0, keeping each job's time of day."""
     if not jobs:
         return jobs
@@ -63,7 +63,7 @@ def load_workload(
     names = [part.strip() for part in spec.split(",") if part.strip()]
     if not names:
         raise WorkloadError("no workload given")
-    tagged: list[tuple[float, int, int, SimJob]] = []
+    tagged: list[tuple[float, int, int, WorkloadJob]] = []
     seen: set[str] = set()
     for order, name in enumerate(names):
         for row, job in enumerate(_align_to_day_zero(_load_one(name, topology, seed))):

@@ -29,14 +29,9 @@ from computenet.demo.progress import JobTracker, LiveView
 from computenet.demo.report import print_summary
 from computenet.demo.simulator import BaselineRun, export_days
 from computenet.demo.summary import Summary, accounted_jobs, summarise, write_placements
-from computenet.demo.workload import (
-    TraceJob,
-    auto_compression,
-    job_spec,
-    select_slice,
-    write_workload,
-)
+from computenet.demo.workload import auto_compression, job_spec, select_slice, write_workload
 from computenet.types import Job, SiteInfo
+from computenet.workload import WorkloadJob
 from topology import Topology, default_topology
 
 log = logging.getLogger(__name__)
@@ -95,7 +90,7 @@ class Cleanup:
 class JobFeed:
     """Submits the slice's jobs at their compressed trace arrival times."""
 
-    def __init__(self, jobs: Sequence[TraceJob], compression: float, max_job_s: float) -> None:
+    def __init__(self, jobs: Sequence[WorkloadJob], compression: float, max_job_s: float) -> None:
         self.jobs, self.compression, self.max_job_s = jobs, compression, max_job_s
         self.t0 = time.monotonic()
         first_s = jobs[0].submit_s
@@ -179,7 +174,7 @@ class DemoRun:
         self._report(summary, address)
         return summary, address
 
-    def _load_slice(self) -> list[TraceJob]:
+    def _load_slice(self) -> list[WorkloadJob]:
         opts = self.options
         self.ui.print(
             f"Exporting the first {opts.days} trace days (Philly + Alibaba GenAI, seed "
@@ -200,7 +195,7 @@ class DemoRun:
         return jobs
 
     def _submit_and_follow(
-        self, client: Client, jobs: Sequence[TraceJob], pki: DemoPki
+        self, client: Client, jobs: Sequence[WorkloadJob], pki: DemoPki
     ) -> list[Job]:
         feed = JobFeed(jobs, self.compression, self.options.max_job_s)
         tracker = JobTracker(pki.client(client.address))
@@ -244,7 +239,7 @@ class DemoRun:
             return self.options.map_path.resolve()
         return Path(tempfile.gettempdir()) / "computenet-demo-map.png"
 
-    def _extra(self, address: str, jobs: Sequence[TraceJob], pki: DemoPki) -> dict[str, Any]:
+    def _extra(self, address: str, jobs: Sequence[WorkloadJob], pki: DemoPki) -> dict[str, Any]:
         opts = self.options
         extra: dict[str, Any] = {
             "submitted": len(jobs),

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from computenet.demo.options import DATA_DIR_ENV
-from computenet.demo.workload import SECONDS_PER_DAY, TraceJob, read_workload
+from computenet.demo.workload import SECONDS_PER_DAY, read_workload
+from computenet.workload import WorkloadJob
 
 WORKLOADS = "philly,alibaba-genai"
 BASELINE_POLICY = "nearest"
@@ -58,7 +59,7 @@ def _run(
 
 def export_days(
     path: Path, *, days: int, seed: int, data_dir: Path, extra_env: Mapping[str, str]
-) -> list[TraceJob]:
+) -> list[WorkloadJob]:
     """Export the merged Philly + GenAI timeline through its first `days` days.
 
     The simulator keeps the first N jobs of the timeline; N doubles until the export reaches

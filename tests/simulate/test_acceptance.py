@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from broker.simulate import Capacity, Scenario, SimJob, compare, load_workload
+from broker.simulate import Capacity, Scenario, WorkloadJob, compare, load_workload
 from topology import Topology, default_topology
 
 pytestmark = pytest.mark.usefixtures("traces_present")
 
 
-def _peak_training_cards(jobs: tuple[SimJob, ...]) -> int:
+def _peak_training_cards(jobs: tuple[WorkloadJob, ...]) -> int:
     """Most training cards the workload would hold at once if every job started on arrival."""
     events = sorted(
         (t, delta)

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from broker.placement import PolicyConfig
-from broker.simulate import POLICY_NAMES, Capacity, SimJob, make_policy, replay
+from broker.simulate import POLICY_NAMES, Capacity, WorkloadJob, make_policy, replay
 from broker.simulate.replay import ReplayResult
 from topology import Topology
 
@@ -22,9 +22,9 @@ def _job(
     duration_s: float = 3600.0,
     origin: str = "near",
     accelerator: str = "",
-) -> SimJob:
+) -> WorkloadJob:
     serving = kind == "inference"
-    return SimJob(
+    return WorkloadJob(
         job_id=job_id,
         submit_s=submit_s,
         kind=kind,  # type: ignore[arg-type]
@@ -39,7 +39,9 @@ def _job(
     )
 
 
-def _run(topology: Topology, name: str, jobs: list[SimJob], scale: float = 1.0) -> ReplayResult:
+def _run(
+    topology: Topology, name: str, jobs: list[WorkloadJob], scale: float = 1.0
+) -> ReplayResult:
     capacity = Capacity(topology, scale)
     policy = make_policy(name, topology, capacity, seed=0, config=PolicyConfig())
     return replay(jobs, capacity, policy)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from broker.simulate import (
-    SimJob,
     WorkloadError,
+    WorkloadJob,
     assign_locations,
     data_dir,
     load_workload,
@@ -65,7 +65,7 @@ def test_export_then_load_gives_the_same_jobs(tmp_path: Path) -> None:
     assert again.jobs == original.jobs
 
 
-def _job(job_id: str, kind: str = "training", **changes: object) -> SimJob:
+def _job(job_id: str, kind: str = "training", **changes: object) -> WorkloadJob:
     fields: dict[str, object] = dict(
         job_id=job_id,
         submit_s=10.0,
@@ -80,7 +80,7 @@ def _job(job_id: str, kind: str = "training", **changes: object) -> SimJob:
         tenant="t",
     )
     fields.update(changes)
-    return SimJob(**fields)  # type: ignore[arg-type]
+    return WorkloadJob(**fields)  # type: ignore[arg-type]
 
 
 def test_seeded_assignment_is_deterministic_and_order_free() -> None:

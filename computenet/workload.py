@@ -1,4 +1,4 @@
-"""The normalised simulator job record and its CSV format (read, validate, write)."""
+"""The normalised workload format shared by the simulator and the demo: job record and CSV."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class WorkloadError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class SimJob:
+class WorkloadJob:
     """One job of a workload in simulator terms.
 
     `submit_s` counts seconds from 00:00 CST of the workload's first day. `count` is the cards
@@ -76,7 +76,7 @@ def _number(row: dict[str, str], column: str, where: str) -> float:
     return value
 
 
-def job_from_row(row: dict[str, str], where: str, default_id: str) -> SimJob:
+def job_from_row(row: dict[str, str], where: str, default_id: str) -> WorkloadJob:
     """Validate one normalised CSV row; raise WorkloadError naming the line and column."""
     kind = (row.get("kind") or "").strip()
     if kind not in KINDS:
@@ -94,7 +94,7 @@ def job_from_row(row: dict[str, str], where: str, default_id: str) -> SimJob:
     if kind == "inference" and slo is None:
         slo = DEFAULT_SLO_MS
     priority_text = (row.get("priority") or "").strip()
-    return SimJob(
+    return WorkloadJob(
         job_id=(row.get("job_id") or "").strip() or default_id,
         submit_s=_number(row, "submit_s", where),
         kind=kind,  # type: ignore[arg-type]
@@ -110,7 +110,7 @@ def job_from_row(row: dict[str, str], where: str, default_id: str) -> SimJob:
     )
 
 
-def read_jobs(stream: TextIO, source: str) -> list[SimJob]:
+def read_jobs(stream: TextIO, source: str) -> list[WorkloadJob]:
     """Read a normalised workload CSV; extra columns are ignored."""
     reader = csv.DictReader(stream)
     missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or ())]
@@ -127,7 +127,7 @@ def read_jobs(stream: TextIO, source: str) -> list[SimJob]:
     return jobs
 
 
-def load_jobs(path: Path) -> list[SimJob]:
+def load_jobs(path: Path) -> list[WorkloadJob]:
     """Read a normalised workload CSV file."""
     try:
         with path.open(newline="", encoding="utf-8") as stream:
@@ -142,7 +142,7 @@ def _cell(value: float | None) -> str:
     return repr(float(value)) if value != int(value) else str(int(value))
 
 
-def write_jobs(jobs: Iterable[SimJob], stream: TextIO) -> None:
+def write_jobs(jobs: Iterable[WorkloadJob], stream: TextIO) -> None:
     """Write jobs in the normalised format (required columns, then job_id and priority)."""
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow((*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS))
@@ -165,7 +165,7 @@ def write_jobs(jobs: Iterable[SimJob], stream: TextIO) -> None:
         )
 
 
-def export_jobs(jobs: Sequence[SimJob], path: Path) -> None:
+def export_jobs(jobs: Sequence[WorkloadJob], path: Path) -> None:
     """Write jobs to a normalised CSV file."""
     with path.open("w", newline="", encoding="utf-8") as stream:
         write_jobs(jobs, stream)
