@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from broker.sessions import AgentSession, OutCancel, OutDispatch, SessionTable
 from broker.store.protocol import Transition
@@ -128,57 +128,46 @@ class JobTracker:
             await self._writer.apply([transition])
 
     def _transition_for(self, job: Job, report: AttemptReport) -> Transition | None:
-        common = {
-            "job_id": job.job_id,
-            "expect_attempt": report.attempt,
-            "message": report.message,
-        }
+        from_site = Transition(
+            job_id=job.job_id,
+            new_state=report.state,
+            cause="site_reported",
+            expect_states=frozenset(ACTIVE_STATES),
+            expect_attempt=report.attempt,
+            message=report.message,
+            release_hold=True,
+        )
         if report.state == JobState.RUNNING:
-            return Transition(
-                new_state=JobState.RUNNING,
-                cause="site_reported",
-                expect_states=frozenset({JobState.PLACED, JobState.DISPATCHED}),
-                release_hold=True,
-                **common,  # type: ignore[arg-type]
+            return replace(
+                from_site, expect_states=frozenset({JobState.PLACED, JobState.DISPATCHED})
             )
         if report.state in (JobState.SUCCEEDED, JobState.FAILED):
-            return Transition(
-                new_state=report.state,
-                cause="site_reported",
-                expect_states=frozenset(ACTIVE_STATES),
-                exit_code=report.exit_code,
-                reason="",
-                release_hold=True,
-                **common,  # type: ignore[arg-type]
-            )
+            return replace(from_site, exit_code=report.exit_code, reason="")
         if report.state == JobState.CANCELLED:
             if job.reason == CANCEL_REQUESTED:
-                return Transition(
-                    new_state=JobState.CANCELLED,
-                    cause="site_confirmed_cancel",
-                    expect_states=frozenset(ACTIVE_STATES),
-                    release_hold=True,
-                    **common,  # type: ignore[arg-type]
-                )
+                return replace(from_site, cause="site_confirmed_cancel")
             return self.requeue(job, cause="stopped_at_site", message=report.message)
         return None
 
     @staticmethod
     def requeue(job: Job, *, cause: str, message: str = "") -> Transition:
         """Back to pending (or failed/cancelled as the job's policy and history say)."""
-        base = {
-            "job_id": job.job_id,
-            "expect_states": frozenset(ACTIVE_STATES),
-            "expect_attempt": job.attempt,
-            "release_hold": True,
-            "message": message,
-            "cause": cause,
-        }
+        back = Transition(
+            job_id=job.job_id,
+            new_state=JobState.PENDING,
+            cause=cause,
+            expect_states=frozenset(ACTIVE_STATES),
+            expect_attempt=job.attempt,
+            site="",
+            reason=cause,
+            message=message,
+            release_hold=True,
+        )
         if job.reason == CANCEL_REQUESTED:
-            return Transition(new_state=JobState.CANCELLED, **base)  # type: ignore[arg-type]
+            return replace(back, new_state=JobState.CANCELLED, site=None, reason=None)
         if job.spec.on_site_loss == "fail":
-            return Transition(new_state=JobState.FAILED, reason=cause, **base)  # type: ignore[arg-type]
-        return Transition(new_state=JobState.PENDING, site="", reason=cause, **base)  # type: ignore[arg-type]
+            return replace(back, new_state=JobState.FAILED, site=None)
+        return back
 
     async def site_lost(self, site_id: SiteId) -> int:
         """Requeue (or fail) every job at a lost site; returns how many moved."""
