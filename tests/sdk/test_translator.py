@@ -49,16 +49,18 @@ class Plain(job_grpc.JobServiceServicer):  # type: ignore[misc]
         raise NotPlacedError("job j-1 is pending")
 
     async def WatchJob(self, request: job_pb.WatchJobRequest, context: Any) -> AsyncIterator[Any]:
-        for sequence in (1, 2):
-            yield job_pb.WatchJobResponse(
-                event=pb.JobEvent(sequence=sequence, job_id="j-1", state=pb.JOB_STATE_PENDING)
-            )
-        if request.job_id == "slow":
-            try:
+        # The client may cancel while the second event is still being sent, or while the
+        # handler sleeps: either way the handler sees the cancellation.
+        try:
+            for sequence in (1, 2):
+                yield job_pb.WatchJobResponse(
+                    event=pb.JobEvent(sequence=sequence, job_id="j-1", state=pb.JOB_STATE_PENDING)
+                )
+            if request.job_id == "slow":
                 await asyncio.sleep(30)
-            except asyncio.CancelledError:
-                self.cancelled.set()
-                raise
+        except (asyncio.CancelledError, GeneratorExit):  # cancelled while waiting or sending
+            self.cancelled.set()
+            raise
         raise ResourceExhaustedError("too many watchers", 1.5)
 
 
