@@ -33,7 +33,7 @@ class EchoJobs(pb_grpc.JobServiceServicer):
 
 async def main() -> None:
     server = grpc.aio.server()
-    pb_grpc.add_JobServiceServicer_to_server(EchoJobs(), server)  # type: ignore[no-untyped-call]
+    pb_grpc.add_JobServiceServicer_to_server(EchoJobs(), server)  # type: ignore[abstract]
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     print(f"listening on 127.0.0.1:{port}", flush=True)

@@ -1,0 +1,603 @@
+"""Bounded soak: a TLS broker, three real agents with churn, steady mixed load, invariants after."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import yaml
+
+from computenet import Client
+from computenet.errors import ComputeNetError
+from computenet.types import FINAL_STATES, JobState, SiteStatus
+from tests.support.pki import Pki, make_pki
+from tests.support.processes import BrokerProcess, start_broker
+
+SITES = ("horinger", "zhangjiakou", "yangtze-demo")
+CARDS_PER_SITE = 8
+SUBMIT_RATE = 20.0  # jobs per second, over all submitter threads
+SUBMITTERS = 4
+CANCEL_EVERY_S = 2.0
+CANCELS_PER_ROUND = 2
+SAMPLE_EVERY_S = 5.0
+AGENT_DOWN_S = 1.0
+DRAIN_TIMEOUT_S = 120.0
+SHORT_SECONDS = 20.0
+
+
+@dataclass
+class Bucket:
+    """What happened in one interval of the run (a minute in a soak)."""
+
+    acked: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    final: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    cancels: Counter[str] = field(default_factory=Counter)
+    rss_kb: int | None = None
+    fds: int | None = None
+    threads: int | None = None
+
+    def as_dict(self, index: int | str) -> dict[str, object]:
+        lat = sorted(self.latencies)
+        n = len(lat)
+        return {
+            "bucket": index,
+            "submissions_acked": self.acked,
+            "errors_by_code": dict(self.errors),
+            "final_by_state": dict(self.final),
+            "cancels": dict(self.cancels),
+            "submit_p50_ms": round(statistics.median(lat) * 1000, 2) if n else None,
+            "submit_p99_ms": round(lat[min(n - 1, int(n * 0.99))] * 1000, 2) if n else None,
+            "broker_rss_mb": round(self.rss_kb / 1024, 1) if self.rss_kb is not None else None,
+            "broker_fds": self.fds,
+            "broker_threads": self.threads,
+        }
+
+
+class Recorder:
+    """Thread-safe tallies, bucketed by time since the load started."""
+
+    def __init__(self, bucket_s: float) -> None:
+        self.bucket_s = bucket_s
+        self.started = time.monotonic()
+        self.draining = False
+        self.lock = threading.Lock()
+        self.buckets: dict[int, Bucket] = defaultdict(Bucket)
+        self.drain = Bucket()
+        self.acked: dict[str, str] = {}  # job id -> request id
+        self.unacked: list[str] = []  # request ids whose submit failed
+        self.final_events: dict[str, list[str]] = defaultdict(list)
+        self.after_final: list[dict[str, object]] = []
+        self.events = 0
+        self.watch_error = ""
+
+    def bucket(self) -> Bucket:
+        if self.draining:
+            return self.drain
+        return self.buckets[int((time.monotonic() - self.started) // self.bucket_s)]
+
+    def submitted(self, job_id: str, request_id: str, seconds: float) -> None:
+        with self.lock:
+            b = self.bucket()
+            b.acked += 1
+            b.latencies.append(seconds)
+            self.acked[job_id] = request_id
+
+    def failed(self, request_id: str, code: str) -> None:
+        with self.lock:
+            self.bucket().errors[code] += 1
+            self.unacked.append(request_id)
+
+    def cancelled(self, outcome: str) -> None:
+        with self.lock:
+            self.bucket().cancels[outcome] += 1
+
+    def event(self, job_id: str, state: JobState, sequence: int) -> None:
+        with self.lock:
+            self.events += 1
+            if self.final_events.get(job_id):
+                self.after_final.append({"job_id": job_id, "state": state, "sequence": sequence})
+            if state in FINAL_STATES:
+                self.final_events[job_id].append(state.value)
+                self.bucket().final[state.value] += 1
+
+
+def _error_code(exc: BaseException) -> str:
+    if isinstance(exc, ComputeNetError):
+        return exc.status_code or exc.reason
+    return type(exc).__name__
+
+
+def _proc_status(pid: int) -> tuple[int | None, int | None, int | None]:
+    """VmRSS (kB), open file descriptors and threads of a process; None where unreadable."""
+    rss = threads = fds = None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Threads:"):
+                threads = int(line.split()[1])
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+    except (OSError, ValueError):
+        pass
+    return rss, fds, threads
+
+
+def _slope_per_minute(samples: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of (seconds, value) samples, per minute."""
+    if len(samples) < 2:
+        return None
+    xs = [t / 60.0 for t, _ in samples]
+    ys = [v for _, v in samples]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    if den == 0:
+        return None
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den
+
+
+def _job_spec(marker: Path) -> dict[str, Any]:
+    script = (
+        f'echo "$COMPUTENET_JOB_ID $COMPUTENET_ATTEMPT $COMPUTENET_SITE" >> {marker}; sleep 0.2'
+    )
+    return {
+        "name": "soak",
+        "kind": "batch",
+        "resources": {"accelerator": "a800", "count": 1, "cpu": 1, "memory_gb": 1},
+        "duration_hours": 0.01,
+        "command": ["sh", "-c", script],
+    }
+
+
+class Agents:
+    """Real `computenet-agent run` processes, one per site, that stop their jobs on exit."""
+
+    def __init__(self, workdir: Path, broker: str, pki: Pki) -> None:
+        self.workdir = workdir
+        self.broker = broker
+        self.pki = pki
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def folder(self, site: str) -> Path:
+        return self.workdir / f"agent-{site}"
+
+    def start(self, site: str) -> None:
+        folder = self.folder(site)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = {
+            "site": site,
+            "broker": self.broker,
+            "capacity": {
+                "source": "static",
+                "pools": [{"model": "a800", "count": CARDS_PER_SITE}],
+                "cpu_cores": 64,
+                "memory_gb": 512,
+            },
+            "executor": {
+                "kind": "local",
+                "stop_jobs_on_exit": True,
+                "cancel_grace_s": 2,
+                "poll_interval_s": 0.2,
+            },
+            "state_dir": str(folder / "state"),
+            "log_level": "WARNING",
+            "tls": self.pki.site_tls(site),
+        }
+        path = folder / "agent.yaml"
+        path.write_text(yaml.safe_dump(config))
+        with open(folder / "agent.log", "ab") as log:
+            self.procs[site] = subprocess.Popen(
+                [sys.executable, "-m", "site_agent", "run", "--config", str(path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=folder,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+
+    def kill(self, site: str) -> None:
+        proc = self.procs[site]
+        proc.kill()
+        proc.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        _stop(list(self.procs.values()), grace_s=15.0)
+        for site in self.procs:
+            _kill_job_processes(self.folder(site) / "state")
+
+
+def _stop(procs: list[subprocess.Popen[Any]], grace_s: float) -> None:
+    """SIGTERM every live process, then SIGKILL those still running after grace_s."""
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(OSError):
+                proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _kill_job_processes(state_dir: Path) -> int:
+    """SIGKILL the process group of every attempt the local executor launched that still runs."""
+    from site_agent.executors.local import LAUNCH_FILE, process_start_ticks
+
+    killed = 0
+    for launch in state_dir.rglob(LAUNCH_FILE):
+        try:
+            info = json.loads(launch.read_text())
+            pid, ticks = int(info["pid"]), int(info["start_ticks"])
+        except (OSError, ValueError, KeyError):
+            continue
+        if pid > 0 and process_start_ticks(pid) == ticks:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+                killed += 1
+    return killed
+
+
+def _starts(marker: Path) -> list[tuple[str, int, str]]:
+    if not marker.exists():
+        return []
+    rows = [line.split() for line in marker.read_text().splitlines() if line.strip()]
+    return [(r[0], int(r[1]), r[2]) for r in rows if len(r) == 3]
+
+
+def _wait(predicate: Any, timeout_s: float, every_s: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every_s)
+    return False
+
+
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit while the soak runs, so its cleanup still happens."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _submitter(
+    broker: BrokerProcess,
+    who: str,
+    n: int,
+    rate: float,
+    deadline: float,
+    stop: threading.Event,
+    spec: dict[str, Any],
+    rec: Recorder,
+    tag: str,
+) -> None:
+    period = 1.0 / rate
+    with broker.client(who) as client:
+        next_at = time.monotonic() + period * n / SUBMITTERS
+        for k in itertools.count():
+            now = time.monotonic()
+            if now >= deadline or stop.is_set():
+                return
+            if next_at > now:
+                stop.wait(next_at - now)
+                continue
+            next_at += period
+            if time.monotonic() - next_at > period:
+                next_at = time.monotonic() + period  # behind schedule: skip, do not burst
+            request_id = f"{tag}-{n}-{k}"
+            started = time.perf_counter()
+            try:
+                result = client.submit(spec, request_id=request_id)
+            except Exception as exc:  # every failure is tallied by its code
+                rec.failed(request_id, _error_code(exc))
+                continue
+            rec.submitted(result.job.job_id, request_id, time.perf_counter() - started)
+
+
+def _canceller(
+    broker: BrokerProcess, deadline: float, stop: threading.Event, rec: Recorder
+) -> None:
+    with broker.client("operator") as client:
+        while not stop.wait(CANCEL_EVERY_S) and time.monotonic() < deadline:
+            try:
+                pending = client.list_page(state=JobState.PENDING, page_size=CANCELS_PER_ROUND)
+                targets: list[str] = [j.job_id for j in pending.jobs]
+                if not targets:
+                    with rec.lock:
+                        targets = list(rec.acked)[-CANCELS_PER_ROUND:]
+                    rec.cancelled("no_pending")
+            except Exception as exc:  # listing failed: count it and try next round
+                rec.cancelled(f"list:{_error_code(exc)}")
+                continue
+            for job_id in targets:
+                try:
+                    job = client.cancel(job_id, reason="soak")
+                    rec.cancelled(f"ok:{job.state.value}")
+                except Exception as exc:  # e.g. the job became final meanwhile
+                    rec.cancelled(f"error:{_error_code(exc)}")
+
+
+def _watcher(broker: BrokerProcess, client_box: list[Client], rec: Recorder) -> None:
+    client = broker.client("operator", timeout_s=30.0)
+    client_box.append(client)
+    try:
+        for event in client.watch_all(after_sequence=0):
+            rec.event(event.job_id, event.state, event.sequence)
+    except Exception as exc:  # the stream ends when the client is closed at the end
+        rec.watch_error = _error_code(exc)
+
+
+def _rejoined(client: Client, site: str, since_ms: float) -> bool:
+    info = client.site(site)
+    return info.status == SiteStatus.ACTIVE and info.last_report_unix_ms > since_ms
+
+
+def _all_jobs(client: Client) -> list[Any]:
+    return list(client.list(page_size=1000))
+
+
+def soak_run(seconds: float, bucket_s: float, drain_timeout_s: float = DRAIN_TIMEOUT_S) -> dict:
+    """Run the soak for `seconds` of load, drain, check invariants; returns the report."""
+    restart_every = min(60.0, max(5.0, seconds / 2))
+    reasons: list[str] = []
+    restarts: list[dict[str, object]] = []
+    samples: list[tuple[float, int, int, int]] = []  # (seconds since load start, rss, fds, thr)
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    watch_box: list[Client] = []
+    broker: BrokerProcess | None = None
+    agents: Agents | None = None
+    with tempfile.TemporaryDirectory(prefix="computenet-soak-") as tmp, _terminate_as_exit():
+        work = Path(tmp)
+        marker = work / "starts.txt"
+        spec = _job_spec(marker)
+        try:
+            pki = make_pki(work / "pki")
+            broker = start_broker(
+                work,
+                "--rebalance-every",
+                "0",
+                "--log-level",
+                "WARNING",
+                db_url=f"sqlite:///{work / 'soak.db'}",
+                pki=pki,
+            )
+            agents = Agents(work, broker.agent_address, pki)
+            for site in SITES:
+                agents.start(site)
+            with broker.client("operator") as ops:
+                if not _wait(
+                    lambda: {s.site_id for s in ops.sites(status=SiteStatus.ACTIVE)} >= set(SITES),
+                    60.0,
+                ):
+                    raise RuntimeError("the three agents did not become active within 60 s")
+            pid = broker.proc.pid
+            rec = Recorder(bucket_s)
+            baseline = _proc_status(pid)
+            deadline = rec.started + seconds
+            tag = f"s{int(time.time()) % 100000}"
+            threads.append(threading.Thread(target=_watcher, args=(broker, watch_box, rec)))
+            for n in range(SUBMITTERS):
+                who = "alice" if n % 2 == 0 else "bob"
+                args = (broker, who, n, SUBMIT_RATE / SUBMITTERS, deadline, stop, spec, rec, tag)
+                threads.append(threading.Thread(target=_submitter, args=args))
+            threads.append(threading.Thread(target=_canceller, args=(broker, deadline, stop, rec)))
+            for t in threads:
+                t.daemon = True
+                t.start()
+
+            def sample(into: Bucket | None = None) -> None:
+                rss, fds, thr = _proc_status(pid)
+                if rss is None or fds is None or thr is None:
+                    reasons.append("broker process vanished")
+                    return
+                samples.append((time.monotonic() - rec.started, rss, fds, thr))
+                if into is not None:
+                    into.rss_kb, into.fds, into.threads = rss, fds, thr
+
+            next_sample = rec.started
+            next_restart = rec.started + restart_every
+            site_cycle = itertools.cycle(SITES)
+            last_bucket = -1
+            while (now := time.monotonic()) < deadline:
+                if broker.proc.poll() is not None:
+                    raise RuntimeError(f"broker exited with {broker.proc.returncode}")
+                index = int((now - rec.started) // bucket_s)
+                if index != last_bucket:
+                    if last_bucket >= 0:
+                        sample(rec.buckets[last_bucket])
+                    last_bucket = index
+                if now >= next_sample:
+                    sample()
+                    next_sample += SAMPLE_EVERY_S
+                if now >= next_restart and deadline - now > 5.0:
+                    site = next(site_cycle)
+                    agents.kill(site)
+                    killed_at = time.monotonic()
+                    restarted_ms = (time.time() + AGENT_DOWN_S) * 1000
+                    time.sleep(AGENT_DOWN_S)
+                    agents.start(site)
+                    with broker.client("operator") as ops:
+                        back = _wait(lambda s=site, t=restarted_ms: _rejoined(ops, s, t), 30.0)
+                    restarts.append(
+                        {
+                            "site": site,
+                            "at_s": round(killed_at - rec.started, 1),
+                            "active_again_s": round(time.monotonic() - killed_at, 2)
+                            if back
+                            else None,
+                        }
+                    )
+                    if not back:
+                        reasons.append(f"agent {site} not active again 30 s after its restart")
+                    next_restart += restart_every
+                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+            sample(rec.buckets[last_bucket])
+            load_samples = list(samples)
+            stop.set()
+            for t in threads[1:]:
+                t.join(timeout=30)
+            with rec.lock:
+                rec.draining = True
+                acked = dict(rec.acked)
+                unacked = list(rec.unacked)
+
+            drain_started = time.monotonic()
+            with broker.client("operator", timeout_s=30.0) as ops:
+                jobs: list[Any] = []
+
+                def drained() -> bool:
+                    nonlocal jobs
+                    jobs = _all_jobs(ops)
+                    states = {j.job_id: j.state for j in jobs}
+                    return all(states.get(i) in FINAL_STATES for i in acked)
+
+                finished = _wait(drained, drain_timeout_s, every_s=1.0)
+                drain_s = time.monotonic() - drain_started
+                if not finished:
+                    reasons.append(f"jobs not final {drain_timeout_s:g} s after the load stopped")
+                _wait(lambda: all(i in rec.final_events for i in acked), 15.0)
+                time.sleep(1.0)  # let late duplicate starts, if any, reach the marker file
+                sample(rec.drain)
+                jobs = _all_jobs(ops)
+            report = _check(acked, unacked, jobs, _starts(marker), rec, reasons)
+            series = [rec.buckets[i].as_dict(i) for i in sorted(rec.buckets)]
+            mb = [(t, rss / 1024) for t, rss, _, _ in load_samples]
+            fd = [(t, float(fds)) for t, _, fds, _ in load_samples]
+            rss_slope, fd_slope = _slope_per_minute(mb), _slope_per_minute(fd)
+            return {
+                "ok": not reasons,
+                "reasons": reasons,
+                "load_seconds": seconds,
+                "bucket_seconds": bucket_s,
+                "submit_rate_per_s": SUBMIT_RATE,
+                "submitters": SUBMITTERS,
+                "sites": list(SITES),
+                "cards_per_site": CARDS_PER_SITE,
+                "agent_restarts": restarts,
+                "drain_seconds": round(drain_s, 1),
+                "series": series,
+                "drain": rec.drain.as_dict("drain"),
+                "broker": {
+                    "rss_mb_before_load": round((baseline[0] or 0) / 1024, 1),
+                    "fds_before_load": baseline[1],
+                    "rss_mb_after_drain": round(samples[-1][1] / 1024, 1) if samples else None,
+                    "fds_after_drain": samples[-1][2] if samples else None,
+                    "threads_after_drain": samples[-1][3] if samples else None,
+                    "rss_mb_per_min": round(rss_slope, 3) if rss_slope is not None else None,
+                    "fds_per_min": round(fd_slope, 3) if fd_slope is not None else None,
+                    "rss_mb_end_of_load": (
+                        round(load_samples[-1][1] / 1024, 1) if load_samples else None
+                    ),
+                    "fds_end_of_load": load_samples[-1][2] if load_samples else None,
+                    "samples": len(load_samples),
+                },
+                "totals": report,
+            }
+        finally:
+            stop.set()
+            for client in watch_box:
+                client.close()
+            if agents is not None:
+                agents.stop_all()
+            if broker is not None:
+                _stop([broker.proc], grace_s=15.0)
+                if broker.proc.stdout is not None:
+                    broker.proc.stdout.close()
+            for t in threads:
+                t.join(timeout=5)
+
+
+def _check(
+    acked: dict[str, str],
+    unacked: list[str],
+    jobs: list[Any],
+    starts: list[tuple[str, int, str]],
+    rec: Recorder,
+    reasons: list[str],
+) -> dict[str, object]:
+    """Invariants after the drain; appends a reason for each one that does not hold."""
+    listed = Counter(j.job_id for j in jobs)
+    by_id = {j.job_id: j for j in jobs}
+    missing = [i for i in acked if listed[i] == 0]
+    repeated = [i for i, c in listed.items() if c > 1]
+    not_final = [i for i in acked if i in by_id and by_id[i].state not in FINAL_STATES]
+    unacked_ids = set(unacked)
+    extra = [j for j in jobs if j.job_id not in acked]
+    strangers = [j.job_id for j in extra if j.request_id not in unacked_ids]
+    per_job = Counter(job for job, _, _ in starts)
+    per_attempt = Counter((job, attempt) for job, attempt, _ in starts)
+    twice = sorted(i for i, c in per_job.items() if c > 1)
+    attempt_twice = sorted(f"{j}#{a}" for (j, a), c in per_attempt.items() if c > 1)
+    succeeded_unstarted = [
+        i for i in acked if i in by_id and by_id[i].state == JobState.SUCCEEDED and not per_job[i]
+    ]
+    unknown_starts = sorted(set(per_job) - set(listed))
+    finals_seen = {i: states for i, states in rec.final_events.items() if i in acked}
+    unwatched = [i for i in acked if i not in finals_seen]
+    watched_twice = [i for i, states in finals_seen.items() if len(states) > 1]
+    checks = [
+        (missing, "acknowledged jobs missing from the broker"),
+        (repeated, "jobs listed more than once"),
+        (not_final, "acknowledged jobs not final after the drain"),
+        (strangers, "jobs that no submission asked for"),
+        (twice, "jobs that started more than once"),
+        (attempt_twice, "attempts that started more than once"),
+        (succeeded_unstarted, "succeeded jobs that never started"),
+        (unknown_starts, "started jobs unknown to the broker"),
+        (unwatched, "acknowledged jobs whose final event the watcher never saw"),
+        (watched_twice, "jobs with more than one final event"),
+        (rec.after_final, "events after a job's final event"),
+    ]
+    for items, what in checks:
+        if items:
+            reasons.append(f"{len(items)} {what}: {list(items)[:5]}")
+    final_states = Counter(by_id[i].state.value for i in acked if i in by_id)
+    return {
+        "submissions_acked": len(acked),
+        "submissions_failed": len(unacked),
+        "failed_but_created": len(extra) - len(strangers),
+        "jobs_listed": len(jobs),
+        "final_by_state": dict(final_states),
+        "starts": len(starts),
+        "jobs_with_attempt_gt_1": sum(1 for i in acked if i in by_id and by_id[i].attempt > 1),
+        "watch_events": rec.events,
+        "watch_error": rec.watch_error,
+    }
+
+
+def run(smoke: bool) -> dict[str, object]:
+    """A 20-second version of the soak: one agent restart, 10-second buckets."""
+    return soak_run(SHORT_SECONDS, bucket_s=10.0, drain_timeout_s=60.0)
+
+
+def soak(minutes: float) -> dict[str, object]:
+    """The soak proper: `minutes` of load in one-minute buckets, then drain and check."""
+    return soak_run(minutes * 60.0, bucket_s=60.0)
