@@ -10,6 +10,7 @@ import grpc
 from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
 from prometheus_client import Counter as PromCounter
 
+from broker.security.handlers import WrappedHandlers
 from computenet.address import Address
 from computenet.types import JobState, SiteStatus
 
@@ -61,6 +62,7 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     def __init__(self, metrics: BrokerMetrics) -> None:
         self._metrics = metrics
+        self._wrapped = WrappedHandlers()
 
     async def intercept_service(
         self,
@@ -71,6 +73,9 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler is None or handler.unary_unary is None:
             return handler
         method = handler_call_details.method
+        return self._wrapped.get(method, handler, lambda: self._counted(method, handler))
+
+    def _counted(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
         counter = self._metrics.rpcs
 

@@ -9,6 +9,7 @@ import grpc
 import grpc.aio
 from google.protobuf.message import DecodeError
 
+from broker.security.handlers import WrappedHandlers
 from computenet.errors import InvalidArgumentError
 from computenet.status import error_to_status
 
@@ -80,6 +81,9 @@ def _checked_stream_stream(behavior: Callable[..., Any]) -> Callable[..., AsyncI
 class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Outermost interceptor: a message that does not decode is the caller's error."""
 
+    def __init__(self) -> None:
+        self._wrapped = WrappedHandlers()
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -88,18 +92,23 @@ class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[m
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        parse = _lenient(handler.request_deserializer)
-        out = handler.response_serializer
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _checked_unary(handler.unary_unary), parse, out
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _checked_unary_stream(handler.unary_stream), parse, out
-            )
-        if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(
-                _checked_stream_stream(handler.stream_stream), parse, out
-            )
-        return handler
+        return self._wrapped.get(
+            handler_call_details.method, handler, lambda: _lenient_handler(handler)
+        )
+
+
+def _lenient_handler(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """The handler with a deserializer that lets undecodable requests reach the check."""
+    parse = _lenient(handler.request_deserializer)
+    out = handler.response_serializer
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(_checked_unary(handler.unary_unary), parse, out)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            _checked_unary_stream(handler.unary_stream), parse, out
+        )
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(
+            _checked_stream_stream(handler.stream_stream), parse, out
+        )
+    return handler

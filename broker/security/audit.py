@@ -17,7 +17,7 @@ import grpc
 import grpc.aio
 
 from broker.security import methods
-from broker.security.handlers import Call, Continuation, wrap_handler
+from broker.security.handlers import Call, Continuation, WrappedHandlers, wrap_handler
 from broker.security.principal import current_principal, current_site
 
 AUDIT_LOGGER = "computenet.audit"
@@ -80,6 +80,7 @@ class AuditInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     ) -> None:
         self.audited = audited
         self.log = logger or logging.getLogger(AUDIT_LOGGER)
+        self._wrapped = WrappedHandlers()
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -87,7 +88,10 @@ class AuditInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(handler_call_details)
         if handler is None or handler_call_details.method not in self.audited:
             return handler
-        return wrap_handler(handler, handler_call_details.method, self._guard)
+        method = handler_call_details.method
+        return self._wrapped.get(
+            method, handler, lambda: wrap_handler(handler, method, self._guard)
+        )
 
     @asynccontextmanager
     async def _guard(self, call: Call) -> AsyncIterator[None]:

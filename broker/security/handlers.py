@@ -124,3 +124,28 @@ def wrap_handler(
 def has_unary_response(handler: grpc.RpcMethodHandler) -> bool:
     """True if the method answers with one message (so a server-side deadline fits it)."""
     return handler.unary_unary is not None or handler.stream_unary is not None
+
+
+class WrappedHandlers:
+    """Remembers the wrapper built for each (method, handler), so an interceptor wraps a method
+    once rather than on every call (gRPC asks interceptors for the handler on every call)."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[
+            tuple[str, int], tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]
+        ] = {}
+
+    def get(
+        self,
+        method: str,
+        handler: grpc.RpcMethodHandler,
+        build: Callable[[], grpc.RpcMethodHandler],
+    ) -> grpc.RpcMethodHandler:
+        """The wrapper of `handler` for `method`, built by `build` the first time."""
+        key = (method, id(handler))
+        cached = self._wrapped.get(key)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = build()
+        self._wrapped[key] = (handler, wrapped)
+        return wrapped

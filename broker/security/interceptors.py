@@ -13,7 +13,7 @@ import grpc
 import grpc.aio
 
 from broker.security import methods
-from broker.security.handlers import Call, Continuation, refuse, wrap_handler
+from broker.security.handlers import Call, Continuation, WrappedHandlers, refuse, wrap_handler
 from broker.security.identity import Revocations, site_certificate_from_context
 from broker.security.principal import Principal, bind_principal, bind_site
 from broker.security.tokens import TokenAuthenticator, TokenStore
@@ -78,6 +78,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, settings: AuthSettings, counters: SecurityCounters | None = None) -> None:
         self.settings = settings
         self.counters = counters if counters is not None else SecurityCounters()
+        self._wrapped = WrappedHandlers()
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -86,7 +87,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method = handler_call_details.method
         if handler is None or methods.is_open(method):
             return handler
-        return wrap_handler(handler, method, self._guard)
+        return self._wrapped.get(
+            method, handler, lambda: wrap_handler(handler, method, self._guard)
+        )
 
     @asynccontextmanager
     async def _guard(self, call: Call) -> AsyncIterator[None]:

@@ -14,7 +14,14 @@ import grpc
 import grpc.aio
 
 from broker.security import methods
-from broker.security.handlers import Call, Continuation, has_unary_response, refuse, wrap_handler
+from broker.security.handlers import (
+    Call,
+    Continuation,
+    WrappedHandlers,
+    has_unary_response,
+    refuse,
+    wrap_handler,
+)
 from broker.security.principal import current_principal, current_site
 from computenet.errors import DeadlineExceededError, ResourceExhaustedError
 
@@ -126,6 +133,7 @@ class LimitsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             settings.submit_rate_per_s, settings.submit_burst, clock=clock
         )
         self.streams = StreamLimiter(settings.max_streams_per_site)
+        self._wrapped = WrappedHandlers()
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -134,6 +142,9 @@ class LimitsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method = handler_call_details.method
         if handler is None or methods.is_open(method):
             return handler
+        return self._wrapped.get(method, handler, lambda: self._wrap(handler, method))
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         timeout_s = self.settings.handler_timeout_s if has_unary_response(handler) else None
         if (
             timeout_s is None
