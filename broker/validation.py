@@ -19,6 +19,21 @@ def _known_models(topology: Topology) -> dict[str, int]:
     return largest
 
 
+@functools.cache
+def _site_ids(topology: Topology) -> frozenset[str]:
+    return frozenset(topology.site_ids)
+
+
+@functools.cache
+def _region_ids(topology: Topology) -> frozenset[str]:
+    return frozenset(topology.region_ids)
+
+
+@functools.cache
+def _provinces(topology: Topology) -> frozenset[str]:
+    return frozenset(s.province for s in topology.sites)
+
+
 def violations_against(spec: JobSpec, topology: Topology) -> list[FieldViolation]:
     """Every way the spec refers to something the topology does not have."""
     out: list[FieldViolation] = []
@@ -44,7 +59,7 @@ def violations_against(spec: JobSpec, topology: Topology) -> list[FieldViolation
     if spec.dataset is not None and not topology.has_node(spec.dataset.origin):
         out.append(FieldViolation("spec.dataset.origin", f"unknown node {spec.dataset.origin!r}"))
     if spec.inference is not None:
-        regions = set(topology.region_ids)
+        regions = _region_ids(topology)
         for i, demand in enumerate(spec.inference.user_regions):
             if demand.region not in regions:
                 out.append(
@@ -53,14 +68,14 @@ def violations_against(spec: JobSpec, topology: Topology) -> list[FieldViolation
                         f"unknown user region {demand.region!r}",
                     )
                 )
-    sites = set(topology.site_ids)
+    sites = _site_ids(topology)
     for name in ("allowed_sites", "excluded_sites"):
         for i, site in enumerate(getattr(spec.constraints, name)):
             if site not in sites:
                 out.append(
                     FieldViolation(f"spec.constraints.{name}[{i}]", f"unknown site {site!r}")
                 )
-    provinces = {s.province for s in topology.sites}
+    provinces = _provinces(topology)
     for i, province in enumerate(spec.constraints.allowed_provinces):
         if province not in provinces:
             out.append(
