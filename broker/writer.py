@@ -8,12 +8,13 @@ next batch and committed together: one fsync for many acknowledged jobs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from broker.store.protocol import NewJob, Store, SubmitOutcome, Transition
+from broker.store.protocol import Fence, NewJob, Store, SubmitOutcome, Transition
 from computenet.types import Job, JobEvent, JobState
 
 log = logging.getLogger(__name__)
@@ -103,12 +104,18 @@ class StoreWriter:
         ]
         self._publish(events)
 
-    async def apply(self, transitions: Sequence[Transition]) -> list[JobEvent | None]:
-        """Apply compare-and-set transitions on the writer thread; publishes the events."""
+    async def apply(
+        self, transitions: Sequence[Transition], *, fence: Fence | None = None
+    ) -> list[JobEvent | None]:
+        """Apply compare-and-set transitions on the writer thread; publishes the events.
+
+        With a `fence`, the store writes only while its token holds (FenceLostError otherwise).
+        """
         if not transitions:
             return []
         loop = asyncio.get_running_loop()
-        results = await loop.run_in_executor(self._writer, self.store.apply, list(transitions))
+        write = functools.partial(self.store.apply, list(transitions), fence=fence)
+        results = await loop.run_in_executor(self._writer, write)
         self._publish([e for e in results if e is not None])
         return results
 

@@ -11,18 +11,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from broker.store.fencing import lease_metadata, leases
+
 log = logging.getLogger(__name__)
 
-metadata = sa.MetaData()
-
-leases = sa.Table(
-    "rebalance_leases",
-    metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("holder", sa.String(255), nullable=False),
-    sa.Column("fencing_token", sa.BigInteger, nullable=False),
-    sa.Column("expires_unix_ms", sa.BigInteger, nullable=False),
-)
+metadata = lease_metadata
 
 
 @dataclass(frozen=True, slots=True)

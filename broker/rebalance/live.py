@@ -12,7 +12,7 @@ from broker.rebalance.apply import Action, Step
 from broker.rebalance.lease import DatabaseLease
 from broker.rebalance.model import ActiveJob, LastMove, PendingJob, RebalanceInput
 from broker.scheduler import Scheduler, placement_to_json
-from broker.store.protocol import Hold, Transition
+from broker.store.protocol import Fence, FenceLostError, Hold, Transition
 from broker.tracker import MIGRATING_TO, AttemptReport, JobTracker
 from broker.writer import StoreWriter
 from computenet.types import ACTIVE_STATES, Job, JobId, JobState, SiteId, SiteStatus
@@ -88,29 +88,36 @@ class LiveRebalance:
         """Perform one step if `token` still holds the lease; raises MoveError if it cannot."""
         if not self._lease.check(token):
             raise MoveError("lease lost before the step")
-        self._on_loop(self.perform(step))
+        try:
+            self._on_loop(self.perform(step, Fence(self._lease.name, token)))
+        except FenceLostError as exc:
+            raise MoveError(f"lease lost during the step: {exc}") from None
 
-    async def perform(self, step: Step) -> None:
-        """One step on the event loop."""
+    async def perform(self, step: Step, fence: Fence | None = None) -> None:
+        """One step on the event loop; with `fence`, its writes happen only under that token."""
         job = await self._writer.read(lambda: self._writer.store.get_job(JobId(step.job_id)))
         if job is None:
             raise MoveError("job not found")
         if step.action == Action.MARK_MIGRATING:
-            await self._mark_migrating(job, step)
+            await self._mark_migrating(job, step, fence)
         elif step.action in (Action.CHECKPOINT_AND_STOP, Action.STOP):
             if job.state != JobState.MIGRATING:
                 raise MoveError(f"job is {job.state.value}, not migrating")
             checkpoint = step.action == Action.CHECKPOINT_AND_STOP
             self._tracker.cancel(job, job.reason, checkpoint=checkpoint)
         elif job.state == JobState.PENDING:
-            await self._place(job, SiteId(step.site), cause="rebalance_placed", note=step.cause)
+            await self._place(
+                job, SiteId(step.site), cause="rebalance_placed", note=step.cause, fence=fence
+            )
         elif job.state == JobState.MIGRATING and not self._source_alive(job):
-            await self._place(job, SiteId(step.site), cause="evacuated", note=step.cause)
+            await self._place(
+                job, SiteId(step.site), cause="evacuated", note=step.cause, fence=fence
+            )
         elif job.state != JobState.MIGRATING:
             raise MoveError(f"job is {job.state.value}; cannot dispatch it to {step.site}")
         # A migrating job whose old site is alive moves on when that site confirms the stop.
 
-    async def _mark_migrating(self, job: Job, step: Step) -> None:
+    async def _mark_migrating(self, job: Job, step: Step, fence: Fence | None) -> None:
         if job.state not in MOVABLE or job.site != step.site:
             raise MoveError(f"job is {job.state.value} at {job.site}, not movable from {step.site}")
         event = (
@@ -125,7 +132,8 @@ class LiveRebalance:
                         reason=MIGRATING_TO + step.target,
                         message=step.cause,
                     )
-                ]
+                ],
+                fence=fence,
             )
         )[0]
         if event is None:
@@ -146,7 +154,14 @@ class LiveRebalance:
             await self._writer.apply([requeue])
 
     async def _place(
-        self, job: Job, target: SiteId, *, cause: str, note: str, strict: bool = True
+        self,
+        job: Job,
+        target: SiteId,
+        *,
+        cause: str,
+        note: str,
+        strict: bool = True,
+        fence: Fence | None = None,
     ) -> bool:
         """Place the job's next attempt at `target` if it fits there now; dispatch it."""
         store = self._writer.store
@@ -182,7 +197,7 @@ class LiveRebalance:
             ),
             placement_json=placement_to_json(placement),
         )
-        if (await self._writer.apply([transition]))[0] is None:
+        if (await self._writer.apply([transition], fence=fence))[0] is None:
             if strict:
                 raise MoveError("job changed before it could be placed")
             return True  # someone else moved it on (cancelled, finished, lost): nothing to do

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from broker.store.engine import create_store_engine
 from broker.store.migrate import upgrade_to_head
 from broker.store.protocol import (
+    Fence,
+    FenceLostError,
     Hold,
     JobFilter,
     NewJob,
@@ -19,6 +21,8 @@ from broker.store.protocol import (
 from broker.store.sql import SqlStore, wall_clock_ms
 
 __all__ = [
+    "Fence",
+    "FenceLostError",
     "Hold",
     "JobFilter",
     "NewJob",

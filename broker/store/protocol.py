@@ -83,6 +83,19 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
+class Fence:
+    """A lease and the fencing token a write is made under: the write happens only while that
+    token is the lease's live token, checked in the write's own transaction."""
+
+    lease: str
+    token: int
+
+
+class FenceLostError(RuntimeError):
+    """A fenced write was refused: its token is no longer the lease's live token."""
+
+
+@dataclass(frozen=True, slots=True)
 class JobFilter:
     """Filters of ListJobs; None means any."""
 
@@ -150,11 +163,14 @@ class Store(Protocol):
         """Every job in one of these states, in submission order."""
         ...
 
-    def apply(self, transitions: Sequence[Transition]) -> list[JobEvent | None]:
+    def apply(
+        self, transitions: Sequence[Transition], *, fence: Fence | None = None
+    ) -> list[JobEvent | None]:
         """Apply compare-and-set transitions in one transaction, in order.
 
         Returns, per transition, the recorded event, or None if its expectation did not hold
-        (nothing written for that one; the others still apply).
+        (nothing written for that one; the others still apply). With a `fence`, raises
+        FenceLostError and writes nothing unless its token is the lease's live token.
         """
         ...
 

@@ -18,8 +18,11 @@ from broker.store.codecs import (
     site_to_row,
 )
 from broker.store.engine import writer
+from broker.store.fencing import fence_holds
 from broker.store.paging import decode_page_token, encode_page_token, filtered_jobs
 from broker.store.protocol import (
+    Fence,
+    FenceLostError,
     Hold,
     JobFilter,
     NewJob,
@@ -116,12 +119,17 @@ class SqlStore:
             rows = connection.execute(filtered_jobs(JobFilter(states=states))).mappings()
             return [job_from_row(row) for row in rows]
 
-    def apply(self, transitions: Sequence[Transition]) -> list[JobEvent | None]:
+    def apply(
+        self, transitions: Sequence[Transition], *, fence: Fence | None = None
+    ) -> list[JobEvent | None]:
         """See Store.apply; events are stamped with the store's clock."""
         if not transitions:
             return []
         with self._writer.begin() as connection:
-            return apply_batch(connection, transitions, self._clock())
+            now = self._clock()
+            if fence is not None and not fence_holds(connection, fence, now):
+                raise FenceLostError(f"lease {fence.lease!r} no longer has token {fence.token}")
+            return apply_batch(connection, transitions, now)
 
     def placement_json(self, job_id: JobId) -> str | None:
         """See Store.placement_json."""
