@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -85,15 +86,15 @@ def _move_to_dict(outcome: MoveOutcome) -> dict[str, object]:
     }
 
 
-def _move_from_dict(d: dict[str, object]) -> MoveOutcome:
+def _move_from_dict(d: dict[str, Any]) -> MoveOutcome:
     move = Move(
         job_id=str(d["job_id"]),
         kind=MoveKind(str(d["kind"])),
         from_site=None if d["from_site"] is None else str(d["from_site"]),
         to_site=str(d["to_site"]),
-        savings_cny=float(d["savings_cny"]),  # type: ignore[arg-type]
-        savings_carbon_kg=float(d["savings_carbon_kg"]),  # type: ignore[arg-type]
-        cost_cny=float(d["cost_cny"]),  # type: ignore[arg-type]
+        savings_cny=float(d["savings_cny"]),
+        savings_carbon_kg=float(d["savings_carbon_kg"]),
+        cost_cny=float(d["cost_cny"]),
         reason=str(d["reason"]),
         accelerator=str(d.get("accelerator", "")),
     )
@@ -187,15 +188,15 @@ def _last_moves(runs: Sequence[RebalanceRun]) -> dict[str, LastMove]:
 
 
 def _run_from_row(row: sa.Row[tuple[object, ...]]) -> RebalanceRun:
-    m = row._mapping
+    m: Mapping[Any, Any] = row._mapping
     return RebalanceRun(
         run_id=str(m["run_id"]),
         trigger=str(m["trigger"]),
         dry_run=bool(m["dry_run"]),
-        started_unix_ms=int(m["started_unix_ms"]),  # type: ignore[call-overload]
-        ended_unix_ms=int(m["ended_unix_ms"]),  # type: ignore[call-overload]
+        started_unix_ms=int(m["started_unix_ms"]),
+        ended_unix_ms=int(m["ended_unix_ms"]),
         moves=tuple(_move_from_dict(d) for d in json.loads(str(m["moves_json"]))),
-        expected_savings_cny=float(m["expected_savings_cny"]),  # type: ignore[arg-type]
-        realised_savings_cny=float(m["realised_savings_cny"]),  # type: ignore[arg-type]
+        expected_savings_cny=float(m["expected_savings_cny"]),
+        realised_savings_cny=float(m["realised_savings_cny"]),
         errors=tuple(json.loads(str(m["errors_json"]))),
     )
