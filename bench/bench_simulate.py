@@ -5,24 +5,11 @@ from __future__ import annotations
 import time
 
 from broker.simulate import Capacity, Scenario, compare, load_workload
+from broker.simulate.workload import peak_training_cards
 from topology import default_topology
 
 POLICIES = ("nearest", "cheapest-energy", "greedy", "optimal")
 WORKLOAD = "philly,alibaba-genai"
-
-
-def _peak_training_cards(jobs: tuple) -> int:
-    events = sorted(
-        (t, d)
-        for j in jobs
-        if j.kind == "training"
-        for t, d in ((j.submit_s, j.count), (j.submit_s + j.duration_s, -j.count))
-    )
-    level = peak = 0
-    for _, delta in events:
-        level += delta
-        peak = max(peak, level)
-    return peak
 
 
 def _scenario_result(jobs: tuple, scale: float) -> dict[str, object]:
@@ -46,7 +33,7 @@ def run(smoke: bool) -> dict[str, object]:
     full = _scenario_result(jobs, 1.0)
     constrained_jobs = load_workload(WORKLOAD, topology, seed=0, limit=constrained_limit).jobs
     west = Capacity(topology).total_cards("west")
-    scale = max(_peak_training_cards(constrained_jobs), 1) / 2 / west
+    scale = max(peak_training_cards(constrained_jobs), 1) / 2 / west
     return {
         "workload": WORKLOAD,
         "load_s": round(load_s, 3),

@@ -143,9 +143,10 @@ class Availability:
         reports = [snapshot.sites.get(site_id) for site_id in table.site_ids]
         status = tuple("not reporting" if r is None else str(r.status) for r in reports)
         accepting = np.asarray([s == SiteStatus.ACTIVE for s in status])
+        free_by_site = [{} if r is None else r.free for r in reports]
         free = np.asarray(
             [
-                0 if reports[s] is None else int(reports[s].free.get(m, 0))  # type: ignore[union-attr]
+                int(free_by_site[s].get(m, 0))
                 for s, m in zip(table.opt_site.tolist(), table.opt_model, strict=True)
             ],
             dtype=np.int64,

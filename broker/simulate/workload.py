@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,3 +76,18 @@ def load_workload(
     if limit is not None:
         merged = merged[: max(limit, 0)]
     return Workload(name=",".join(names), jobs=tuple(assign_locations(merged, topology, seed)))
+
+
+def peak_training_cards(jobs: Iterable[WorkloadJob]) -> int:
+    """Most training cards the workload would hold at once if every job started on arrival."""
+    events = sorted(
+        (t, delta)
+        for job in jobs
+        if job.kind == "training"
+        for t, delta in ((job.submit_s, job.count), (job.submit_s + job.duration_s, -job.count))
+    )
+    level = peak = 0
+    for _, delta in events:
+        level += delta
+        peak = max(peak, level)
+    return peak

@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from broker.simulate import Capacity, Scenario, WorkloadJob, compare, load_workload
+from broker.simulate import Capacity, Scenario, compare, load_workload
+from broker.simulate.workload import peak_training_cards
 from topology import Topology, default_topology
 
 pytestmark = pytest.mark.usefixtures("traces_present")
-
-
-def _peak_training_cards(jobs: tuple[WorkloadJob, ...]) -> int:
-    """Most training cards the workload would hold at once if every job started on arrival."""
-    events = sorted(
-        (t, delta)
-        for job in jobs
-        if job.kind == "training"
-        for t, delta in ((job.submit_s, job.count), (job.submit_s + job.duration_s, -job.count))
-    )
-    level = peak = 0
-    for _, delta in events:
-        level += delta
-        peak = max(peak, level)
-    return peak
 
 
 def test_optimal_saves_energy_over_nearest_within_slo() -> None:
@@ -40,8 +26,8 @@ def test_optimal_beats_greedy_when_the_west_cannot_hold_the_training() -> None:
     workload = load_workload("philly,alibaba-genai", topology, seed=0)
     west_cards = Capacity(topology).total_cards("west")
     # the west holds half of the training's peak concurrent demand
-    scale = _peak_training_cards(workload.jobs) / 2 / west_cards
-    assert Capacity(topology, scale).total_cards("west") < _peak_training_cards(workload.jobs)
+    scale = peak_training_cards(workload.jobs) / 2 / west_cards
+    assert Capacity(topology, scale).total_cards("west") < peak_training_cards(workload.jobs)
     results = compare(
         Scenario(workload.jobs, topology, capacity_scale=scale), ["greedy", "optimal"]
     )
