@@ -55,7 +55,7 @@ proto: $(STAMP)
 lint: $(STAMP) $(BUF)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy computenet broker site_agent topology
+	$(VENV)/bin/mypy computenet broker site_agent topology located_yaml
 	cd proto && ../$(BUF) lint
 	$(VENV)/bin/lint-imports
 

@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from located_yaml import Loc, Problem, field_path
 from topology.model import Link, Site, UserRegion
-
-Loc = tuple[str | int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """A consistency problem located by its path in the topology document."""
-
-    loc: Loc
-    message: str
 
 
 class _DisjointSets:
@@ -88,14 +78,3 @@ def consistency_problems(
 
 def _loc_text(loc: Loc) -> str:
     return field_path(loc[:-1]) if loc and loc[-1] == "id" else field_path(loc)
-
-
-def field_path(loc: Loc) -> str:
-    """Render a location as `links[3].rtt_ms`."""
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else part
-    return text

@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from located_yaml import LocatedError, LocatedIssue
+
+TopologyIssue = LocatedIssue
+"""One problem in a topology: where it is (file, line, field) and what is wrong."""
 
 
-@dataclass(frozen=True, slots=True)
-class TopologyIssue:
-    """One problem in a topology: where it is (file, line, field) and what is wrong."""
-
-    file: str | None
-    line: int | None
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = [
-            part for part in (self.file, None if self.line is None else str(self.line)) if part
-        ]
-        head = ":".join(where)
-        body = f"{self.field}: {self.message}" if self.field else self.message
-        return f"{head}: {body}" if head else body
-
-
-class TopologyError(ValueError):
+class TopologyError(LocatedError):
     """A topology that cannot be built; `issues` lists every problem found, in file order."""
-
-    def __init__(self, issues: list[TopologyIssue]) -> None:
-        if not issues:
-            raise ValueError("TopologyError needs at least one issue")
-        self.issues: tuple[TopologyIssue, ...] = tuple(issues)
-        super().__init__("\n".join(str(issue) for issue in self.issues))
 
 
 class UnknownNodeError(KeyError):

@@ -9,7 +9,8 @@ from types import MappingProxyType
 import networkx as nx
 import numpy as np
 
-from topology.checks import consistency_problems, field_path
+from located_yaml import field_path
+from topology.checks import consistency_problems
 from topology.errors import NoRouteError, TopologyError, TopologyIssue, UnknownNodeError
 from topology.model import Link, RegionId, Site, SiteId, UserRegion
 from topology.pricing import PriceSchedule

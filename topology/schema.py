@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from topology.checks import Loc, Problem
+from located_yaml import Loc, Problem
 from topology.model import (
     ID_PATTERN,
     AcceleratorPool,

@@ -7,7 +7,8 @@ from typing import Any
 
 import yaml
 
-from topology.checks import Loc
+Loc = tuple[str | int, ...]
+"""A path into a document: mapping keys and sequence indexes, outermost first."""
 
 try:
     _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
@@ -16,11 +17,22 @@ except AttributeError:  # PyYAML built without libyaml
 
 
 @dataclass(frozen=True, slots=True)
+class DuplicateKey:
+    """A key given twice in one mapping; YAML keeps the last value, which hides mistakes."""
+
+    loc: Loc
+    line: int
+    first_line: int
+
+
+@dataclass(frozen=True, slots=True)
 class YamlDocument:
     """Plain data from a YAML document plus the 1-based line of each location in it."""
 
     data: Any
     lines: dict[Loc, int]
+    duplicates: tuple[DuplicateKey, ...] = ()
+    """Keys given more than once in one mapping, in document order."""
 
     def line_of(self, loc: Loc) -> int | None:
         """Line of the longest prefix of `loc` that the document has a line for."""
@@ -55,25 +67,48 @@ def read_yaml(text: str) -> YamlDocument:
     finally:
         loader.dispose()
     lines: dict[Loc, int] = {}
+    duplicates: list[DuplicateKey] = []
     if node is not None:
         lines[()] = node.start_mark.line + 1
-        _record(node, (), lines, set())
-    return YamlDocument(data=data, lines=lines)
+        _record(node, (), lines, duplicates, set())
+    return YamlDocument(data=data, lines=lines, duplicates=tuple(duplicates))
 
 
-def _record(node: yaml.Node, loc: Loc, lines: dict[Loc, int], seen: set[int]) -> None:
+def field_path(loc: Loc) -> str:
+    """Render a location as `links[3].rtt_ms`."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text
+
+
+def _record(
+    node: yaml.Node,
+    loc: Loc,
+    lines: dict[Loc, int],
+    duplicates: list[DuplicateKey],
+    seen: set[int],
+) -> None:
     if id(node) in seen:  # aliases share nodes; their lines are those of the anchor
         return
     seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
+        keys: set[str] = set()
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 continue
             child = (*loc, key_node.value)
-            lines.setdefault(child, key_node.start_mark.line + 1)
-            _record(value_node, child, lines, seen)
+            line = key_node.start_mark.line + 1
+            if key_node.value in keys:
+                duplicates.append(DuplicateKey(child, line, lines[child]))
+            keys.add(key_node.value)
+            lines.setdefault(child, line)
+            _record(value_node, child, lines, duplicates, seen)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             child = (*loc, i)
             lines.setdefault(child, item.start_mark.line + 1)
-            _record(item, child, lines, seen)
+            _record(item, child, lines, duplicates, seen)
