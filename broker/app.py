@@ -62,6 +62,9 @@ class BrokerSettings:
     """How long agents may run jobs without the broker."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """Placement weights and prices."""
+    placement_round_budget_s: float = 0.5
+    """Time budget in seconds of one joint placement round over the pending queue; the live
+    placement loop keeps the best assignment found within it."""
     security: SecuritySettings = field(default_factory=lambda: SecuritySettings(insecure=True))
     """TLS, tokens and limits; insecure (loopback only) unless configured."""
     rebalance: RebalanceSettings = field(default_factory=RebalanceSettings)

@@ -18,13 +18,14 @@ from located_yaml.issues import (
     locate,
     validation_problems,
 )
-from located_yaml.loading import load_mapping, read_source, validate_mapping
+from located_yaml.loading import Override, load_mapping, read_source, validate_mapping
 
 __all__ = [
     "DuplicateKey",
     "Loc",
     "LocatedError",
     "LocatedIssue",
+    "Override",
     "Problem",
     "YamlDocument",
     "YamlSyntaxError",

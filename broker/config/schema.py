@@ -1,0 +1,131 @@
+"""The schema of the broker config file: the root model and the policy sections.
+
+Every field has a description (docs/broker-config.md is generated from them) and a default,
+so an empty file is a valid config; unknown keys, wrong types and values out of range are errors.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
+
+from broker.config.fields import STRICT
+from broker.config.sections import (
+    LimitsConfig,
+    ListenConfig,
+    LivenessConfig,
+    SecurityConfig,
+    StoreConfig,
+    TopologyConfig,
+)
+from broker.placement.config import PolicyConfig
+from computenet.address import AddressError, parse_address
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class PlacementConfig(PolicyConfig):
+    """Placement policy weights and prices, and the time budget of one joint placement round."""
+
+    model_config = STRICT
+
+    round_budget_s: float = Field(
+        0.5,
+        gt=0,
+        le=60,
+        description=(
+            "Time budget in seconds of one joint placement round over the pending queue; the "
+            "round keeps the best assignment it found within it."
+        ),
+    )
+
+    def policy(self) -> PolicyConfig:
+        """The policy part, as the placement core takes it."""
+        return PolicyConfig(**self.model_dump(exclude={"round_budget_s"}))
+
+
+class RebalanceSection(BaseModel):
+    """Scheduled rebalancing runs: when they run and under which lease holder."""
+
+    model_config = STRICT
+
+    every_s: float = Field(
+        900.0,
+        ge=0,
+        description="Seconds between scheduled runs; 0 turns scheduled and time-of-use runs off.",
+    )
+    tou_triggers: bool = Field(
+        True,
+        description="Also run shortly before each hour at which a site's power price changes.",
+    )
+    dry_run: bool = Field(
+        False, description="Scheduled runs only plan and record; operators apply by hand."
+    )
+    holder: str = Field(
+        "",
+        max_length=64,
+        description=(
+            "This replica's name on the rebalancing lease; empty: a fresh name per process. "
+            "A stable name keeps the lease across restarts."
+        ),
+    )
+    lease_ttl_s: float = Field(
+        120.0,
+        gt=0,
+        description="How long the rebalancing lease lasts after each run; must exceed clock skew.",
+    )
+
+
+class BrokerConfig(BaseModel):
+    """Everything `computenet-broker serve` is configured with, section by section."""
+
+    model_config = STRICT
+
+    listen: ListenConfig = Field(
+        default_factory=ListenConfig, description="Addresses the broker listens on."
+    )
+    store: StoreConfig = Field(
+        default_factory=StoreConfig,
+        description="The database of jobs, events, capacity holds, leases and rebalancing runs.",
+    )
+    topology: TopologyConfig = Field(
+        default_factory=TopologyConfig, description="The federation's sites, regions and links."
+    )
+    liveness: LivenessConfig = Field(
+        default_factory=LivenessConfig,
+        description="When silent sites become suspect and lost; agents' heartbeat and lease.",
+    )
+    placement: PlacementConfig = Field(
+        default_factory=PlacementConfig,
+        description="Placement policy: cost term prices and weights, batch limits, round budget.",
+    )
+    rebalance: RebalanceSection = Field(
+        default_factory=RebalanceSection,
+        description="Scheduled rebalancing runs: interval, triggers, lease.",
+    )
+    limits: LimitsConfig = Field(
+        default_factory=LimitsConfig,
+        description="Abuse limits: submissions per tenant, streams per site, call deadline.",
+    )
+    security: SecurityConfig = Field(
+        default_factory=SecurityConfig,
+        description="Authentication: TLS and agent mTLS, client tokens, revocations, or insecure.",
+    )
+    log_level: LogLevel = Field("INFO", description="Log level of the broker process.")
+
+    @field_validator("security")
+    @classmethod
+    def _insecure_only_on_loopback(
+        cls, security: SecurityConfig, info: ValidationInfo
+    ) -> SecurityConfig:
+        listen = info.data.get("listen")
+        if not security.insecure or not isinstance(listen, ListenConfig):
+            return security
+        try:
+            loopback = parse_address(listen.grpc).is_loopback
+        except AddressError:
+            return security  # listen.grpc is reported on its own
+        if not loopback:
+            raise ValueError(f"insecure mode needs a loopback listen.grpc, not {listen.grpc!r}")
+        return security

@@ -1,0 +1,174 @@
+"""Sections of the broker config file for the process around the policies: addresses, store,
+topology, liveness, limits and security."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+
+from broker.config.fields import STRICT, AddressText, ExistingDir, ExistingFile
+
+
+class ListenConfig(BaseModel):
+    """Where the broker listens."""
+
+    model_config = STRICT
+
+    grpc: AddressText = Field(
+        "127.0.0.1:50051",
+        description=(
+            "HOST:PORT of the gRPC API for clients (and for agents in insecure mode); "
+            "port 0 picks a free port."
+        ),
+    )
+    agents: AddressText | None = Field(
+        None,
+        description=(
+            "HOST:PORT of the agents' mTLS port (TLS mode); null: the gRPC host on a free port."
+        ),
+    )
+    metrics: AddressText | None = Field(
+        None, description="HOST:PORT of the Prometheus endpoint; null: no metrics endpoint."
+    )
+
+
+class StoreConfig(BaseModel):
+    """The database holding jobs, events, the capacity ledger, leases and rebalancing runs."""
+
+    model_config = STRICT
+
+    url: str = Field(
+        "sqlite:///computenet-broker.db",
+        pattern=r"^(sqlite|postgresql)(\+\w+)?://",
+        description=(
+            "SQLAlchemy URL: sqlite:///FILE (relative to the working directory) or "
+            "postgresql+psycopg://USER:PASSWORD@HOST/DB."
+        ),
+    )
+
+
+class TopologyConfig(BaseModel):
+    """The federation's sites, user regions and links."""
+
+    model_config = STRICT
+
+    path: ExistingFile | None = Field(
+        None,
+        description=(
+            "Topology YAML file, relative to this config file; null: the built-in national network."
+        ),
+    )
+
+
+class LivenessConfig(BaseModel):
+    """How the broker judges sites by their reports, and what it asks of agents."""
+
+    model_config = STRICT
+
+    suspect_after_s: float = Field(
+        15.0, gt=0, description="Seconds without a report before a site is suspect (no new work)."
+    )
+    lost_after_s: float = Field(
+        60.0,
+        gt=0,
+        validate_default=True,  # a file raising only suspect_after_s must still be checked
+        description=(
+            "Seconds without a report before a site is lost and its jobs are requeued or "
+            "failed; must exceed suspect_after_s."
+        ),
+    )
+    heartbeat_interval_s: float = Field(
+        2.0,
+        gt=0,
+        description=(
+            "How often agents are asked to report; at most a third of suspect_after_s is used."
+        ),
+    )
+    lease_s: float = Field(
+        120.0, gt=0, description="How long agents may run jobs without hearing from the broker."
+    )
+
+    @field_validator("lost_after_s")
+    @classmethod
+    def _lost_after_suspect(cls, lost_after_s: float, info: ValidationInfo) -> float:
+        suspect_after_s = info.data.get("suspect_after_s")
+        if suspect_after_s is not None and lost_after_s <= suspect_after_s:
+            raise ValueError(
+                f"must be greater than suspect_after_s ({suspect_after_s:g}), got {lost_after_s:g}"
+            )
+        return lost_after_s
+
+
+class LimitsConfig(BaseModel):
+    """Abuse limits: submission rate per tenant, streams per site, deadline of unary calls."""
+
+    model_config = STRICT
+
+    submit_rate_per_s: float = Field(
+        200.0, ge=0, description="Sustained job submissions per second per tenant; 0: unlimited."
+    )
+    submit_burst: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Submissions a tenant may make at once after being quiet; null: twice the rate, "
+            "at least 20."
+        ),
+    )
+    max_streams_per_site: int = Field(
+        2,
+        ge=1,
+        description="Concurrent Connect streams per site (a reconnect may briefly overlap).",
+    )
+    stream_retry_after_s: float = Field(
+        5.0, gt=0, description="Retry hint given to an agent refused for too many streams."
+    )
+    handler_timeout_s: float | None = Field(
+        30.0, gt=0, description="Server-side deadline of unary calls in seconds; null: none."
+    )
+
+    def burst(self) -> int:
+        """The submission burst in effect (configured, or derived from the rate)."""
+        if self.submit_burst is not None:
+            return self.submit_burst
+        return max(20, int(self.submit_rate_per_s * 2))
+
+
+class SecurityConfig(BaseModel):
+    """How agents and clients authenticate: mTLS for agents, bearer tokens for clients."""
+
+    model_config = STRICT
+
+    tls_dir: ExistingDir | None = Field(
+        None,
+        description=(
+            "Folder made by `computenet-broker certs init` (ca.pem, broker.pem, "
+            "broker-key.pem), relative to this config file; serves TLS, agents on a separate "
+            "mTLS port."
+        ),
+    )
+    tokens: ExistingFile | None = Field(
+        None,
+        description=(
+            "Client token file (`computenet-broker tokens add`), relative to this config file; "
+            "required with tls_dir."
+        ),
+    )
+    revocations: ExistingFile | None = Field(
+        None,
+        description="YAML of revoked certificate serials and sites, relative to this config file.",
+    )
+    insecure: bool = Field(
+        False,
+        description=(
+            "Plaintext without certificates, on a loopback listen.grpc only: for local demos "
+            "and tests. Either this or tls_dir must be set to serve."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> SecurityConfig:
+        if self.insecure and self.tls_dir is not None:
+            raise ValueError("insecure and tls_dir exclude each other")
+        if self.tls_dir is not None and self.tokens is None:
+            raise ValueError("tls_dir needs tokens (a client token file)")
+        return self

@@ -1,0 +1,74 @@
+"""Turns a validated BrokerConfig into the settings objects the broker process runs with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from broker.app import BrokerSettings
+from broker.config.schema import BrokerConfig
+from broker.config.sections import LimitsConfig, SecurityConfig
+from broker.rebalance.service import RebalanceSettings
+from broker.security.limits import LimitSettings
+from broker.security.setup import SecuritySettings
+from computenet.address import Address, parse_address
+
+
+def broker_settings(config: BrokerConfig) -> BrokerSettings:
+    """The BrokerSettings of `config` (addresses were checked when the config was validated)."""
+    return BrokerSettings(
+        listen=parse_address(config.listen.grpc),
+        db_url=config.store.url,
+        topology_path=_path(config.topology.path),
+        metrics_listen=_address(config.listen.metrics),
+        suspect_after_s=config.liveness.suspect_after_s,
+        lost_after_s=config.liveness.lost_after_s,
+        heartbeat_interval_s=config.liveness.heartbeat_interval_s,
+        lease_s=config.liveness.lease_s,
+        policy=config.placement.policy(),
+        placement_round_budget_s=config.placement.round_budget_s,
+        security=security_settings(config.security, config.limits, config.listen.agents),
+        rebalance=RebalanceSettings(
+            every_s=config.rebalance.every_s,
+            holder=config.rebalance.holder,
+            dry_run=config.rebalance.dry_run,
+            lease_ttl_s=config.rebalance.lease_ttl_s,
+            tou_triggers=config.rebalance.tou_triggers,
+        ),
+    )
+
+
+def security_settings(
+    security: SecurityConfig, limits: LimitsConfig, agent_listen: str | None
+) -> SecuritySettings:
+    """TLS, tokens and call limits as the security setup takes them."""
+    return SecuritySettings(
+        tls_dir=_path(security.tls_dir),
+        agent_listen=_address(agent_listen),
+        tokens_path=_path(security.tokens),
+        revocations_path=_path(security.revocations),
+        insecure=security.insecure,
+        limits=limit_settings(limits),
+    )
+
+
+def limit_settings(limits: LimitsConfig) -> LimitSettings:
+    """Per-call limits; a submission rate of 0 charges no method to the tenants' buckets."""
+    default = LimitSettings()
+    charged = limits.submit_rate_per_s > 0
+    return LimitSettings(
+        # the buckets are built even when nothing is charged, and need a positive rate
+        submit_rate_per_s=limits.submit_rate_per_s if charged else default.submit_rate_per_s,
+        submit_burst=limits.burst() if charged else default.submit_burst,
+        rate_limited_methods=default.rate_limited_methods if charged else frozenset(),
+        max_streams_per_site=limits.max_streams_per_site,
+        stream_retry_after_s=limits.stream_retry_after_s,
+        handler_timeout_s=limits.handler_timeout_s,
+    )
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value is not None else None
+
+
+def _address(value: str | None) -> Address | None:
+    return parse_address(value) if value is not None else None
