@@ -23,7 +23,7 @@ _SCALARS: dict[object, str] = {float: "number", int: "whole number", bool: "bool
 
 
 def reference(model: type[BaseModel] = BrokerConfig) -> str:
-    """Markdown: one section per nested model, one bullet per field, in schema order."""
+    """Markdown: a heading per section, a bullet per field, in schema order."""
     lines = [BEGIN]
     scalars = [(name, info) for name, info in model.model_fields.items() if not _section(info)]
     for name, info in model.model_fields.items():
@@ -39,18 +39,7 @@ def reference(model: type[BaseModel] = BrokerConfig) -> str:
 
 
 def _section_lines(model: type[BaseModel], prefix: str) -> list[str]:
-    lines = [""]
-    nested = []
-    for name, info in model.model_fields.items():
-        section = _section(info)
-        if section is None:
-            lines.append(_field_line(prefix + name, info))
-        else:
-            nested.append((name, info, section))
-    for name, info, section in nested:
-        lines += ["", f"#### `{prefix}{name}`", "", info.description or ""]
-        lines += _section_lines(section, prefix=f"{prefix}{name}.")
-    return lines
+    return ["", *(_field_line(prefix + name, info) for name, info in model.model_fields.items())]
 
 
 def _section(info: FieldInfo) -> type[BaseModel] | None:
@@ -65,8 +54,7 @@ def _field_line(path: str, info: FieldInfo) -> str:
 
 
 def _default(info: FieldInfo) -> str:
-    value = info.get_default(call_default_factory=True)
-    return json.dumps(value.model_dump(mode="json") if isinstance(value, BaseModel) else value)
+    return json.dumps(info.get_default(call_default_factory=True))
 
 
 def _type_text(kind: Any) -> str:
