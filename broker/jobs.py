@@ -31,6 +31,7 @@ from computenet.types import (
     Job,
     JobEvent,
     JobId,
+    JobKind,
     JobState,
     Placement,
     SiteId,
@@ -41,6 +42,7 @@ from topology import Topology
 MAX_REQUEST_ID_CHARS = 128
 MAX_PAGE_SIZE = 1000
 WATCH_POLL_S = 5.0
+WATCH_BATCH = 1000
 
 
 def new_job_id() -> JobId:
@@ -178,22 +180,34 @@ class JobManager:
         *,
         job_id: JobId | None = None,
         tenant: TenantId | None = None,
+        kind: JobKind | None = None,
         stop_at_final: bool = False,
     ) -> AsyncIterator[JobEvent]:
-        """Events after a sequence number, as they are committed, with nothing missed."""
+        """Events after a sequence number matching every filter given, as they are committed.
+
+        The filters are applied by the store's query. Sequence numbers are committed in order,
+        so once a query returns less than a full batch, every event up to the hub's sequence
+        read before it has been seen, and the cursor skips past the ones the filters left out.
+        """
         cursor = after_sequence
+        query = functools.partial(
+            self._store.events_after,
+            job_id=job_id,
+            tenant=tenant,
+            kind=kind,
+            limit=WATCH_BATCH,
+        )
         while True:
             seen = self._hub.last_sequence  # read before querying, so no commit slips between
-            events = await self._writer.read(
-                functools.partial(self._store.events_after, cursor, job_id=job_id, tenant=tenant)
-            )
+            events = await self._writer.read(functools.partial(query, cursor))
             for event in events:
                 cursor = event.sequence
                 yield event
                 if stop_at_final and event.state.is_final:
                     return
-            if not events:
-                await self._hub.wait_beyond(max(cursor, seen), WATCH_POLL_S)
+            if len(events) < WATCH_BATCH:
+                cursor = max(cursor, seen)
+                await self._hub.wait_beyond(cursor, WATCH_POLL_S)
 
 
 def placement_from_json(text: str) -> Placement:

@@ -11,8 +11,9 @@ from broker.rpc.errors import translate_errors
 from broker.security.principal import require_principal
 from broker.store.protocol import JobFilter
 from computenet import convert
+from computenet.errors import FieldViolation, InvalidArgumentError
 from computenet.spec import JobSpec
-from computenet.types import JobId, Placement, SiteId, TenantId
+from computenet.types import JobId, JobKind, JobState, Placement, SiteId, TenantId
 from computenet.v1 import job_service_pb2 as pb
 from computenet.v1 import job_service_pb2_grpc as pb_grpc
 
@@ -32,6 +33,30 @@ def _scope() -> TenantId | None:
     """
     principal = require_principal()
     return None if principal.is_operator else TenantId(principal.tenant)
+
+
+def _kind_filter(value: int) -> JobKind | None:
+    """A kind filter: None for UNSPECIFIED (any kind).
+
+    A value this broker does not know is refused rather than read as "any", which would
+    widen the caller's filter.
+    """
+    kind = convert.kind_from_proto(value)
+    if kind is None and value != 0:
+        raise InvalidArgumentError(
+            "invalid request", [FieldViolation("kind", f"unknown job kind {value}")]
+        )
+    return kind
+
+
+def _state_filter(value: int) -> JobState | None:
+    """A state filter: None for UNSPECIFIED (any state); unknown values are refused."""
+    state = convert.state_from_proto(value)
+    if state is None and value != 0:
+        raise InvalidArgumentError(
+            "invalid request", [FieldViolation("state", f"unknown job state {value}")]
+        )
+    return state
 
 
 class JobServicer(pb_grpc.JobServiceServicer):
@@ -60,12 +85,12 @@ class JobServicer(pb_grpc.JobServiceServicer):
     async def ListJobs(
         self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListJobsResponse:
-        state = convert.state_from_proto(request.state)
+        state = _state_filter(request.state)
         scope = _scope()
         asked = TenantId(request.tenant) if request.tenant else None
         flt = JobFilter(
             states=frozenset({state}) if state else None,
-            kind=convert.kind_from_proto(request.kind),
+            kind=_kind_filter(request.kind),
             site=SiteId(request.site) if request.site else None,
             tenant=scope if scope is not None else asked,
         )
@@ -90,12 +115,14 @@ class JobServicer(pb_grpc.JobServiceServicer):
     async def WatchJobs(
         self, request: pb.WatchJobsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchJobsResponse]:
+        kind = _kind_filter(request.kind)
         scope = _scope()
         asked = TenantId(request.tenant) if request.tenant else None
         if scope is not None and asked not in (None, scope):
             return
         tenant = scope if scope is not None else asked
-        async for event in self._jobs.watch(request.after_sequence, tenant=tenant):
+        events = self._jobs.watch(request.after_sequence, tenant=tenant, kind=kind)
+        async for event in events:
             yield pb.WatchJobsResponse(event=convert.event_to_proto(event))
 
     @translate_errors

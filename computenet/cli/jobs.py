@@ -143,9 +143,10 @@ def get_job(
         _print_job(job)
 
 
-def _event_line(event: JobEvent) -> str:
+def _event_line(event: JobEvent, *, with_job: bool = False) -> str:
     parts = [
         f"#{event.sequence}",
+        *([event.job_id] if with_job else []),
         _timestamp(event.time_unix_ms),
         event.state.value,
         event.site or "-",
@@ -160,8 +161,17 @@ def _event_line(event: JobEvent) -> str:
 
 
 @app.command("watch")
-def watch_job(
-    job_id: JobIdArg,
+def watch_jobs(
+    job_id: Annotated[
+        str | None,
+        typer.Argument(help="Job id; without one, every matching job.", show_default=False),
+    ] = None,
+    kind: Annotated[
+        JobKind | None, typer.Option("--kind", help="Only jobs of this kind (no job id).")
+    ] = None,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="Only this tenant's jobs (no job id).")
+    ] = None,
     after: Annotated[
         int, typer.Option("--after", min=0, help="Only events after this sequence number.")
     ] = 0,
@@ -169,14 +179,20 @@ def watch_job(
     as_json: JsonOption = False,
     timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
-    """Print a job's events as they happen, until it reaches a final state."""
+    """Print events as they happen: one job's until it ends, or every matching job's."""
+    if job_id is not None and (kind is not None or tenant is not None):
+        raise typer.BadParameter("--kind and --tenant select jobs; give them without a job id")
     with connect(broker, timeout_s) as client:
+        if job_id is not None:
+            events = client.watch(job_id, after_sequence=after)
+        else:
+            events = client.watch_all(after_sequence=after, kind=kind, tenant=tenant)
         # click.echo flushes each line, so a pipe sees events as they happen.
-        for event in client.watch(job_id, after_sequence=after):
+        for event in events:
             if as_json:
                 emit_json(event_dict(event))
             else:
-                typer.echo(_event_line(event))
+                typer.echo(_event_line(event, with_job=job_id is None))
 
 
 @app.command("cancel")

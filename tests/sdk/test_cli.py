@@ -92,6 +92,12 @@ def test_jobs_watch_prints_json_lines_until_final(
     ]  # fmt: skip
 
 
+def test_jobs_watch_filters_need_no_job_id(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(capsys, "jobs", "watch", "j-1", "--kind", "batch", "--broker", "x:1")
+    assert (code, out) == (2, "")
+    assert "--kind and --tenant select jobs" in err and len(err.splitlines()) == 1
+
+
 def test_cancel_and_unknown_job(
     fake: RunningFake, smoke: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
