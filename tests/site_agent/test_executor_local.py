@@ -11,6 +11,7 @@ from site_agent.executors.base import Launch, attempt_dir
 from site_agent.executors.local import LocalExecutor
 from site_agent.records import AttemptRecord, ExecutorUpdate, Phase
 from tests.site_agent.helpers import make_spec
+from tests.support.waiting import wait_for
 
 
 def launch(job_id: str, *command: str) -> Launch:
@@ -53,22 +54,29 @@ def test_missing_binary_fails_with_127(tmp_path: Path) -> None:
     assert "cannot start" in (attempt_dir(tmp_path, "j3", 1) / "stderr.log").read_text()
 
 
+def wait_output(state_dir: Path, job_id: str, text: str) -> None:
+    """Wait until the attempt's stdout holds `text`: the job itself says it got that far."""
+    stdout = attempt_dir(state_dir, job_id, 1) / "stdout.log"
+    wait_for(
+        lambda: stdout.exists() and text in stdout.read_text(), what=f"{job_id} to print {text}"
+    )
+
+
 def test_cancel_ends_sleep_within_the_grace(tmp_path: Path) -> None:
-    ex = LocalExecutor(tmp_path, cancel_grace_s=2)
-    ex.start(launch("j4", "sleep", "60"))
-    time.sleep(0.3)
-    started = time.monotonic()
+    ex = LocalExecutor(tmp_path, cancel_grace_s=30)
+    ex.start(launch("j4", "sh", "-c", "echo started; exec sleep 60"))
+    wait_output(tmp_path, "j4", "started")
     ex.cancel(("j4", 1))
-    updates = wait_final(ex, timeout_s=10)
-    assert time.monotonic() - started < 2 + 1
+    updates = wait_final(ex, timeout_s=60)
+    # Ended by the SIGTERM (128 + 15), so within the grace: after it, SIGKILL would give 128 + 9.
     assert updates[-1].state is JobState.FAILED
     assert updates[-1].exit_code == 128 + 15
 
 
 def test_cancel_kills_a_job_that_ignores_sigterm(tmp_path: Path) -> None:
     ex = LocalExecutor(tmp_path, cancel_grace_s=0.5)
-    ex.start(launch("j5", "sh", "-c", "trap '' TERM; sleep 60"))
-    time.sleep(0.5)
+    ex.start(launch("j5", "sh", "-c", "trap '' TERM; echo ignoring; sleep 60"))
+    wait_output(tmp_path, "j5", "ignoring")
     ex.cancel(("j5", 1))
     updates = wait_final(ex, timeout_s=10)
     assert updates[-1].state is JobState.FAILED
@@ -95,10 +103,8 @@ def test_restarted_executor_recovers_without_rerunning(tmp_path: Path) -> None:
 def test_recover_after_job_finished_while_agent_was_down(tmp_path: Path) -> None:
     first = LocalExecutor(tmp_path)
     handle = first.start(launch("j7", "true"))
-    deadline = time.monotonic() + 10
-    while not (attempt_dir(tmp_path, "j7", 1) / "exit_code").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    exit_code = attempt_dir(tmp_path, "j7", 1) / "exit_code"
+    wait_for(exit_code.exists, what="j7's recorded exit code")
     second = LocalExecutor(tmp_path)
     record = AttemptRecord("j7", 1, 7, phase=Phase.LAUNCHED, handle=handle)
     second.recover([record])

@@ -10,13 +10,16 @@ from pathlib import Path
 import grpc
 import pytest
 
+from computenet.types import JobState
 from computenet.v1 import site_service_pb2 as sp
 from computenet.v1 import types_pb2 as pb
 from site_agent.app import run_agent
 from site_agent.config import AgentConfig, CapacityConfig, ExecutorConfig, PoolConfig
+from site_agent.journal import Journal
 from site_agent.link import SiteRejectedError
 from tests.site_agent.fake_broker import FakeBroker, start_fake_broker
 from tests.site_agent.helpers import make_spec
+from tests.support.waiting import wait_for_async
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -51,6 +54,16 @@ def run_with_broker(
     asyncio.run(main())
 
 
+def attempt_state(state_dir: Path, job_id: str) -> JobState | None:
+    """The state the agent last recorded for a job's attempt, read from its own journal."""
+    journal = Journal(state_dir)
+    try:
+        states = [r.reported for r in journal.load().attempts if r.job_id == job_id]
+    finally:
+        journal.close()
+    return states[-1] if states else None
+
+
 def counting_job(runs: Path, seconds: float = 0.3, code: int = 0) -> list[str]:
     return ["sh", "-c", f"echo run >> {runs}; sleep {seconds}; exit {code}"]
 
@@ -70,7 +83,8 @@ def test_dispatch_ack_reports_and_resume_after_a_dropped_stream(tmp_path: Path) 
             ("a800", 8, 8, 0)
         ]
 
-        s1.dispatch(11, "j1", 1, 5, make_spec(*counting_job(runs), count=2, accelerator="a800"))
+        job = make_spec(*counting_job(runs), count=2, accelerator="a800")
+        s1.dispatch(11, "j1", 1, 5, job)
         assert (await s1.next("ack")).ack.id == 11
         running = (await s1.next("job_event")).job_event
         assert (running.report_id, running.job_id, running.attempt) == (1, "j1", 1)
@@ -91,14 +105,15 @@ def test_dispatch_ack_reports_and_resume_after_a_dropped_stream(tmp_path: Path) 
         s2.welcome()
         resent = (await s2.next("job_event")).job_event
         assert (resent.report_id, resent.state) == (2, pb.JOB_STATE_SUCCEEDED)
-        s2.dispatch(11, "j1", 1, 5, make_spec(*counting_job(runs)))
+        s2.dispatch(11, "j1", 1, 5, job)  # the same dispatch again
         assert (await s2.next("ack")).ack.id == 11
         s2.ack(2)
         s2.send(drain=sp.Drain(delivery_id=12, drain=True))
         assert (await s2.next("ack")).ack.id == 12
         drained = (await s2.next("capacity", skip=())).capacity
-        assert drained.pools[0].allocatable == 0
-        await asyncio.sleep(0.5)
+        # The agent handles one delivery at a time, launch included, so this report comes after
+        # the resent dispatch was handled: had it started the job again, the cards would be held.
+        assert (drained.pools[0].allocatable, drained.pools[0].in_use) == (0, 0)
         stop.set()
         await asyncio.wait_for(agent, 20)
         assert runs.read_text() == "run\n"
@@ -190,7 +205,10 @@ def test_lease_expiry_stops_requeue_attempts_and_reports_after_reconnect(tmp_pat
         assert (await s1.next("ack", skip=("capacity", "job_event"))).ack.id == 2
         fake.reject = grpc.StatusCode.UNAVAILABLE
         s1.drop()
-        await asyncio.sleep(2.0)
+        await wait_for_async(
+            lambda: attempt_state(cfg.state_dir, "j1") is JobState.CANCELLED,
+            what="the agent to stop j1 once its lease ran out",
+        )
         fake.reject = None
         s2 = await fake.next_session()
         hello = (await s2.next("hello", skip=("capacity", "job_event", "ack"))).hello

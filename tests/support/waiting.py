@@ -9,8 +9,8 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-DEFAULT_TIMEOUT_S = 30.0
-POLL_INTERVAL_S = 0.05
+DEFAULT_TIMEOUT_S = 60.0
+POLL_INTERVAL_S = 0.1
 
 
 def wait_for(
