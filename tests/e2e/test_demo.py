@@ -19,6 +19,7 @@ import pytest
 
 from computenet import Client, Job
 from computenet.tls import tls_channel_credentials
+from tests.support.waiting import wait_for
 from topology import Topology, default_topology
 
 MARK = "COMPUTENET_DEMO_TEST_MARK"
@@ -119,14 +120,11 @@ def recompute(jobs: list[Job], topology: Topology) -> tuple[float, float, float]
 @pytest.mark.timeout(240)
 def test_demo_numbers_match_the_broker_and_nothing_is_left(demo: Any) -> None:
     mark, tmp_path, start = demo
-    began = time.monotonic()
     proc = start(
         *FAST, "--max-job-seconds", "3", "--json", "--keep", "--keep-running",
         "--map", str(tmp_path / "m.png"),
     )  # fmt: skip
     summary = json.loads(read_line(proc.stdout, timeout_s=150))
-    elapsed_s = time.monotonic() - began
-    assert elapsed_s < 110, f"demo took {elapsed_s:.0f} s"
     assert summary["jobs"] == {"succeeded": 40}
     assert Path(summary["map_png"]).stat().st_size > 50_000
     topology = default_topology()
@@ -178,9 +176,8 @@ def test_sigterm_mid_run_stops_every_process_and_removes_the_folder(demo: Any) -
     deadline = time.monotonic() + 90
     while "sites active" not in proc.stdout.readline():
         assert time.monotonic() < deadline and proc.poll() is None
-    time.sleep(8)  # jobs are running now, each in a session of its own
-    running = marked_pids(mark)
-    assert len(running) > 12, "jobs should be running next to the broker and agents"
+    # Jobs start running, each in a session of its own, next to the broker and its agents.
+    wait_for(lambda: len(marked_pids(mark)) > 12, what="jobs running next to broker and agents")
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
     assert wait_gone(mark) == []

@@ -10,6 +10,7 @@ from computenet.client import RetryPolicy
 from computenet.errors import ComputeNetError
 from tests.e2e.conftest import BrokerFactory
 from tests.support.processes import BrokerProcess
+from tests.support.waiting import wait_for
 
 CLIENTS = 20
 JOBS_PER_CLIENT = 50
@@ -59,9 +60,7 @@ def test_sigkill_mid_run_loses_no_acknowledged_job_and_duplicates_none(
     ]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 30
-    while len(acked) < 100 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: len(acked) >= 100, timeout_s=60, interval_s=0.01, what="100 acked jobs")
     proc.kill()
     proc.wait(timeout=10)
     acked_before_kill = len(acked)

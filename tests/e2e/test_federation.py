@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +13,9 @@ import pytest
 from computenet.types import JobState, SiteStatus
 from tests.e2e.conftest import BrokerFactory
 from tests.support.processes import start_agent
+from tests.support.waiting import wait_for
 
 A800 = [{"model": "a800", "count": 8}]
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float = 60.0, what: str = "it") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def job_spec(name: str, marker: Path, seconds: float, **extra: Any) -> dict[str, Any]:
@@ -120,8 +110,8 @@ def test_jobs_run_on_local_and_slurm_sites_and_survive_a_killed_agent(
 
         agents["horinger"].kill()  # SIGKILL: the site goes silent
         agents["horinger"].wait(timeout=10)
-        wait_for(lambda: client.site("horinger").status == SiteStatus.SUSPECT, 10, "suspect")
-        wait_for(lambda: client.site("horinger").status == SiteStatus.LOST, 10, "lost")
+        wait_for(lambda: client.site("horinger").status == SiteStatus.SUSPECT, what="suspect")
+        wait_for(lambda: client.site("horinger").status == SiteStatus.LOST, what="lost")
         events = list(client.watch(training.job_id, after_sequence=0))
         assert any(e.state == JobState.PENDING and e.cause == "site_lost" for e in events)
         assert events[-1].state == JobState.SUCCEEDED
@@ -129,8 +119,16 @@ def test_jobs_run_on_local_and_slurm_sites_and_survive_a_killed_agent(
         assert done.site == "zhangjiakou" and done.attempt == 2
 
         agents["horinger"] = start_agent(tmp_path, "horinger", address, pools=A800, pki=pki)
-        wait_for(lambda: client.site("horinger").status == SiteStatus.ACTIVE, 20, "rejoin")
-        time.sleep(3)
+        wait_for(lambda: client.site("horinger").status == SiteStatus.ACTIVE, what="rejoin")
+        rejoined_ms = client.site("horinger").last_report_unix_ms
+        # Settled: reconciled with the broker (attempt 1 is over) and reporting nothing in use.
+        wait_for(
+            lambda: (
+                (site := client.site("horinger")).last_report_unix_ms > rejoined_ms
+                and all(p.in_use == 0 for p in site.pools)
+            ),
+            what="the rejoined agent to hold no cards",
+        )
     runs = [(job, attempt) for job, attempt, _ in starts(marker) if job == training.job_id]
     assert runs == [(training.job_id, 1), (training.job_id, 2)], runs
 

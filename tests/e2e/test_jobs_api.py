@@ -25,6 +25,7 @@ from computenet.v1 import types_pb2
 from tests.e2e.conftest import BrokerFactory
 from tests.support.processes import wait_for_line
 from tests.support.scripted_agent import ScriptedAgent
+from tests.support.waiting import wait_for
 
 BATCH = {
     "name": "b",
@@ -33,16 +34,6 @@ BATCH = {
     "duration_hours": 0.01,
     "command": ["true"],
 }
-
-
-def _wait_for(predicate, timeout_s: float = 20.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _raw_spec(**overrides: object) -> job_pb.SubmitJobRequest:
@@ -161,26 +152,27 @@ def test_silent_site_goes_suspect_then_lost_and_its_job_is_requeued(
         assert dispatch.job_id == job.job_id and dispatch.attempt == 1
         agent.ack(dispatch.delivery_id)
         agent.job_event(job.job_id, 1, types_pb2.JOB_STATE_RUNNING)
-        _wait_for(lambda: client.get(job.job_id).state == JobState.RUNNING, what="running")
+        wait_for(lambda: client.get(job.job_id).state == JobState.RUNNING, what="running")
         assert client.site("horinger").status == SiteStatus.ACTIVE
         before = client.site("horinger").last_report_unix_ms
         agent.report_capacity("910b", 8)  # a last heartbeat, then silence
-        last_ms = _wait_for(
+        last_ms = wait_for(
             lambda: (ms := client.site("horinger").last_report_unix_ms) > before and ms,
             what="the last report",
         )
         agent.close()
-        _wait_for(lambda: client.site("horinger").status == SiteStatus.SUSPECT, what="suspect")
+        wait_for(lambda: client.site("horinger").status == SiteStatus.SUSPECT, what="suspect")
         suspect_s = time.time() - last_ms / 1000
-        _wait_for(lambda: client.site("horinger").status == SiteStatus.LOST, what="lost")
-        lost_s = time.time() - last_ms / 1000
-        requeued = _wait_for(
+        wait_for(lambda: client.site("horinger").status == SiteStatus.LOST, what="lost")
+        requeued = wait_for(
             lambda: (j := client.get(job.job_id)).state == JobState.PENDING and j,
             what="requeue",
         )
-    # Silent for more than the configured timeouts (1 s, 2.5 s), noticed within a few ticks.
-    assert 1.0 <= suspect_s < 2.5
-    assert 2.5 <= lost_s < 5.0
+        requeue = next(e for e in client.watch(job.job_id) if e.cause == "site_lost")
+    # Judged only once silent for the configured timeouts (1 s, 2.5 s) since the last report;
+    # the requeue is timed by the broker's own record of it.
+    assert suspect_s >= 1.0
+    assert requeue.time_unix_ms - last_ms >= 2500
     assert requeued.site is None and requeued.attempt == 1
 
 
@@ -211,7 +203,7 @@ def test_prometheus_endpoint_reports_jobs_sites_and_rpcs(
         with urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=5) as reply:
             return reply.read().decode()
 
-    text = _wait_for(
+    text = wait_for(
         lambda: (t := scrape()) and 'computenet_jobs{state="pending"} 1.0' in t and t,
         timeout_s=15,
         what="jobs gauge",
@@ -239,14 +231,14 @@ def test_cancel_of_a_running_job_completes_when_its_site_confirms(
         dispatch = agent.next("dispatch").dispatch
         agent.ack(dispatch.delivery_id)
         agent.job_event(job.job_id, dispatch.attempt, types_pb2.JOB_STATE_RUNNING)
-        _wait_for(lambda: client.get(job.job_id).state == JobState.RUNNING, what="running")
+        wait_for(lambda: client.get(job.job_id).state == JobState.RUNNING, what="running")
         asked = client.cancel(job.job_id, reason="no longer needed")
         assert asked.state == JobState.RUNNING and asked.reason == "cancel requested"
         cancel = agent.next("cancel").cancel
         assert (cancel.job_id, cancel.attempt) == (job.job_id, dispatch.attempt)
         agent.ack(cancel.delivery_id)
         agent.job_event(job.job_id, dispatch.attempt, types_pb2.JOB_STATE_CANCELLED)
-        done = _wait_for(
+        done = wait_for(
             lambda: (j := client.get(job.job_id)).state.is_final and j, what="cancelled"
         )
     assert done.state == JobState.CANCELLED

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import grpc
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,6 +24,7 @@ from computenet.v1 import rebalance_service_pb2_grpc as reb_grpc
 from tests.e2e.conftest import BrokerFactory
 from tests.support.processes import BrokerProcess
 from tests.support.scripted_agent import ScriptedAgent
+from tests.support.waiting import wait_for
 
 BATCH = {
     "name": "s",
@@ -133,8 +132,12 @@ def test_a_flooding_tenant_is_throttled_while_others_and_heartbeats_carry_on(
         assert throttled is not None, "the flood was never throttled"
         assert throttled.retry_after_s > 0
         assert bob.submit(BATCH, request_id="b1").job.tenant == "tenant-b"
+        before = bob.site("horinger").last_report_unix_ms
         agent.report_capacity("a800", 8)
-        time.sleep(0.2)
+        wait_for(
+            lambda: bob.site("horinger").last_report_unix_ms > before,
+            what="the heartbeat sent during the flood",
+        )
         assert bob.site("horinger").status == SiteStatus.ACTIVE
     agent.close()
 
