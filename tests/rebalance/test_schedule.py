@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from broker.rebalance.schedule import (
     price_change_hours,
     run_registered,
 )
+from tests.support.waiting import wait_for
 from topology import default_topology
 
 
@@ -26,15 +28,6 @@ def schedulers() -> Iterator[list[RebalanceScheduler]]:
     yield started
     for scheduler in started:
         scheduler.shutdown(wait=False)
-
-
-def _wait_until(condition: object, timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_interval_job_fires(schedulers: list[RebalanceScheduler]) -> None:
@@ -62,26 +55,35 @@ def test_interval_job_fires(schedulers: list[RebalanceScheduler]) -> None:
     assert not scheduler.running
 
 
-def test_a_slow_run_does_not_overlap_the_next(schedulers: list[RebalanceScheduler]) -> None:
+def test_a_slow_run_does_not_overlap_the_next(
+    schedulers: list[RebalanceScheduler], caplog: pytest.LogCaptureFixture
+) -> None:
     lock = threading.Lock()
     active, peak, finished = [0], [0], [0]
+    release = threading.Event()
 
     def slow(trigger: str) -> None:
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
-        time.sleep(0.7)
+        release.wait(timeout=60)  # the run lasts until a later fire has come due
         with lock:
             active[0] -= 1
             finished[0] += 1
 
+    def fire_skipped() -> bool:
+        return any("maximum number of running instances" in r.getMessage() for r in caplog.records)
+
+    caplog.set_level(logging.WARNING, logger="apscheduler")
     config = RebalanceScheduleConfig(
         name="slow", interval_s=0.1, tou_triggers=False, crontabs=("* * * * *",)
     )
     scheduler = RebalanceScheduler(config, slow)
     schedulers.append(scheduler)
     scheduler.start()
-    assert _wait_until(lambda: finished[0] >= 2)
+    wait_for(fire_skipped, what="a fire coming due while a run is in progress")
+    release.set()
+    wait_for(lambda: finished[0] >= 2, what="the next run")
     scheduler.shutdown(wait=True)
     assert peak[0] == 1
 

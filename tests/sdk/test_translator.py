@@ -50,14 +50,14 @@ class Plain(job_grpc.JobServiceServicer):  # type: ignore[misc]
 
     async def WatchJob(self, request: job_pb.WatchJobRequest, context: Any) -> AsyncIterator[Any]:
         # The client may cancel while the second event is still being sent, or while the
-        # handler sleeps: either way the handler sees the cancellation.
+        # handler stalls: either way the handler sees the cancellation.
         try:
             for sequence in (1, 2):
                 yield job_pb.WatchJobResponse(
                     event=pb.JobEvent(sequence=sequence, job_id="j-1", state=pb.JOB_STATE_PENDING)
                 )
             if request.job_id == "slow":
-                await asyncio.sleep(30)
+                await asyncio.Event().wait()  # stalls until the client cancels
         except (asyncio.CancelledError, GeneratorExit):  # cancelled while waiting or sending
             self.cancelled.set()
             raise

@@ -60,7 +60,7 @@ class JobService(job_grpc.JobServiceServicer):  # type: ignore[misc]
     @translate_errors
     async def PlanJob(self, request: job_pb.PlanJobRequest, context: Ctx) -> job_pb.PlanJobResponse:
         self.calls["PlanJob"] += 1
-        await asyncio.sleep(30)
+        await asyncio.Event().wait()  # a handler that never finishes: only a deadline ends it
         return job_pb.PlanJobResponse()
 
     @translate_errors

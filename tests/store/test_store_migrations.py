@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -86,11 +85,12 @@ def test_unsupported_url_is_rejected() -> None:
 
 _RACER = textwrap.dedent(
     """
-    import sys, time
+    import sys
     from broker.store import open_store
     from tests.store.factories import new_job
-    url, start_at, name = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-    time.sleep(max(0.0, start_at - time.time()))
+    url, name = sys.argv[1], sys.argv[2]
+    print("ready", flush=True)
+    sys.stdin.readline()  # every racer is loaded; open the new database at once
     with open_store(url) as store:
         [outcome] = store.submit_jobs([new_job(name)])
         assert outcome.job is not None
@@ -101,16 +101,24 @@ _RACER = textwrap.dedent(
 @pytest.mark.timeout(120)
 def test_processes_opening_a_new_database_at_once_migrate_it_once(store_url: str) -> None:
     racers = 4
-    start_at = time.time() + 3.0
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _RACER, store_url, str(start_at), f"racer-{i}"],
+            [sys.executable, "-c", _RACER, store_url, f"racer-{i}"],
             cwd=REPO_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for i in range(racers)
     ]
+    for proc in procs:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n", proc.communicate(timeout=30)[1]
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
     errors = [proc.communicate(timeout=90)[1] for proc in procs]
     assert [proc.returncode for proc in procs] == [0] * racers, errors
     engine = create_store_engine(store_url)
