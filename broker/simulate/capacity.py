@@ -3,51 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
 from broker.placement.snapshot import FederationSnapshot, SiteCapacity
 from computenet.types import SiteStatus
 from topology import Topology
-
-Allocation = tuple[tuple[int, int], ...]  # (pool index within the site, cards)
+from topology.pool_fit import Allocation, CardPool, allocation_watts, fit, pools_by_watts
 
 
 class CapacityError(RuntimeError):
     """An allocation would take more cards than a pool has free (a simulator bug)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Pool:
-    """One accelerator pool as the simulator sees it: model, cards offered, watts per card."""
-
-    model: str
-    cards: int
-    watts: float
-
-
-def scaled_cards(count: int, scale: float) -> int:
-    """Cards of a pool at a capacity scale: rounded to the nearest whole card (halves up)."""
-    return int(count * scale + 0.5)
-
-
 class Capacity:
     """Total and free cards of every pool, by site id, at a capacity scale.
 
-    Pools of a site are kept in ascending watts order (ties by topology order): a job takes the
-    least power-hungry pool that fits it, so every policy draws the same power for the same site.
+    Pools of a site are kept in the order of topology.pool_fit (least power-hungry first) and
+    jobs take cards by its rule, so every policy, and the demo's accounting, draws the same
+    power for the same job at the same site.
     """
 
     def __init__(self, topology: Topology, scale: float = 1.0) -> None:
         if scale < 0:
             raise ValueError(f"capacity scale must be >= 0 (got {scale})")
         self.topology = topology
-        self.pools: dict[str, tuple[Pool, ...]] = {}
-        for site in topology.sites:
-            ordered = sorted(enumerate(site.pools), key=lambda item: (item[1].watts, item[0]))
-            self.pools[site.id] = tuple(
-                Pool(p.model, scaled_cards(p.count, scale), p.watts) for _, p in ordered
-            )
+        self.pools: dict[str, tuple[CardPool, ...]] = {
+            site.id: pools_by_watts(site, scale) for site in topology.sites
+        }
         self.free: dict[str, list[int]] = {s: [p.cards for p in ps] for s, ps in self.pools.items()}
 
     def total_cards(self, side: str | None = None) -> int:
@@ -61,21 +43,7 @@ class Capacity:
 
     def fit(self, site: str, accelerator: str, cards: int, gang: bool) -> Allocation | None:
         """Where at `site` the cards would go (None if they do not fit now)."""
-        pools, free = self.pools[site], self.free[site]
-        usable = [k for k, p in enumerate(pools) if not accelerator or p.model == accelerator]
-        if gang:
-            chosen = next((k for k in usable if free[k] >= cards), None)
-            return None if chosen is None else ((chosen, cards),)
-        taken: list[tuple[int, int]] = []
-        left = cards
-        for k in usable:
-            if left == 0:
-                break
-            n = min(free[k], left)
-            if n > 0:
-                taken.append((k, n))
-                left -= n
-        return tuple(taken) if left == 0 else None
+        return fit(self.pools[site], self.free[site], accelerator, cards, gang)
 
     def free_cards(self) -> int:
         """Free cards over every pool of the federation."""
@@ -95,8 +63,7 @@ class Capacity:
 
     def watts(self, site: str, allocation: Allocation) -> float:
         """Board power of the allocated cards."""
-        pools = self.pools[site]
-        return sum(pools[k].watts * n for k, n in allocation)
+        return allocation_watts(self.pools[site], allocation)
 
     def take(self, site: str, allocation: Allocation) -> None:
         """Hold the cards; raises CapacityError rather than overcommit a pool."""

@@ -12,6 +12,8 @@ from broker.simulate.capacity import Capacity
 from broker.simulate.clock import SECONDS_PER_HOUR, hours_since_day0
 from broker.simulate.policy_base import BatchStats
 from broker.simulate.replay import ReplayResult, Run
+from topology.energy import RunEnergy
+from topology.energy import run_energy as energy_of
 
 KG_PER_TONNE = 1000.0
 GB_PER_TB = 1000.0
@@ -62,13 +64,11 @@ class PolicyMetrics:
         }
 
 
-def run_energy(run: Run, capacity: Capacity) -> tuple[float, float]:
-    """(kWh, CNY) of a run: watts x hours x PUE / 1000, priced over its actual CST window."""
-    topology = capacity.topology
-    kw = capacity.watts(run.site, run.allocation) * topology.site(run.site).pue / 1000.0
-    hours = run.job.duration_h
-    cny = topology.energy_cost_cny(run.site, kw, hours_since_day0(run.start_s), hours)
-    return kw * hours, cny
+def run_energy(run: Run, capacity: Capacity) -> RunEnergy:
+    """Energy of a run's cards over its actual CST window (the model of topology.energy)."""
+    watts = capacity.watts(run.site, run.allocation)
+    start_h = hours_since_day0(run.start_s)
+    return energy_of(capacity.topology, run.site, watts, start_h, run.job.duration_h)
 
 
 def _slo_met(run: Run, capacity: Capacity) -> bool:
@@ -89,14 +89,13 @@ def summarise(
     """
     topology = capacity.topology
     runs = result.runs
-    kwh = np.zeros(len(runs))
     energy = carbon_kg = data_gb = 0.0
     used_h = {"east": 0.0, "west": 0.0}
     slo_ok_h = slo_all_h = 0.0
-    for k, run in enumerate(runs):
-        kwh[k], cny = run_energy(run, capacity)
-        energy += cny
-        carbon_kg += topology.carbon_kg(run.site, float(kwh[k]))
+    for run in runs:
+        used = run_energy(run, capacity)
+        energy += used.cny
+        carbon_kg += used.carbon_kg
         card_h = run.job.count * run.job.duration_h
         used_h[topology.site(run.site).side] += card_h
         if run.job.dataset_gb > 0 and run.job.origin != run.site:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from topology import Topology
+from topology.energy import run_energy
+from topology.pool_fit import Allocation, CardPool, allocation_watts, fit, pools_by_watts
 
 DECISION_WINDOW_S = 60.0
 KG_PER_TONNE = 1000.0
@@ -55,25 +57,19 @@ def start_hour(submit_s: float) -> float:
     return math.ceil(submit_s / DECISION_WINDOW_S) * DECISION_WINDOW_S / 3600.0
 
 
-def _pool_order(topology: Topology, site: str) -> list[tuple[str, int, float]]:
-    pools = topology.site(site).pools
-    ordered = sorted(enumerate(pools), key=lambda item: (item[1].watts, item[0]))
-    return [(p.model, p.count, p.watts) for _, p in ordered]
-
-
 class PoolLedger:
-    """Cards in use per site pool over trace time, allocated by the simulator's rule: a gang
-    takes the least power-hungry pool of an acceptable model that fits; inference replicas
-    fill pools in that order."""
+    """Cards in use per site pool over trace time, taken by the simulator's rule
+    (topology.pool_fit): a gang takes the least power-hungry pool of an acceptable model that
+    fits; inference replicas fill pools in that order."""
 
     def __init__(self, topology: Topology) -> None:
-        self.pools: dict[str, list[tuple[str, int, float]]] = {
-            s.id: _pool_order(topology, s.id) for s in topology.sites
+        self.pools: dict[str, tuple[CardPool, ...]] = {
+            s.id: pools_by_watts(s) for s in topology.sites
         }
         self.free: dict[str, list[int]] = {
-            site: [count for _, count, _ in pools] for site, pools in self.pools.items()
+            site: [p.cards for p in pools] for site, pools in self.pools.items()
         }
-        self.running: list[tuple[float, str, list[tuple[int, int]]]] = []
+        self.running: list[tuple[float, str, Allocation]] = []
 
     def release_until(self, hour: float) -> None:
         """Give back the cards of jobs that ended at or before `hour`."""
@@ -90,54 +86,35 @@ class PoolLedger:
         """Hold the job's cards from its start to its end and return their board power."""
         self.release_until(job.start_hour)
         pools, free = self.pools[job.site], self.free[job.site]
-        usable = [k for k, p in enumerate(pools) if not job.accelerator or p[0] == job.accelerator]
-        taken = _fit(usable, free, job.count, gang=job.kind != "inference")
+        taken = fit(pools, free, job.accelerator, job.count, gang=job.kind != "inference")
         if taken is None:  # busier than the trace model allows: price the cheapest usable pool
-            taken = [(usable[0], job.count)] if usable else []
+            usable = [k for k, p in enumerate(pools) if p.model == (job.accelerator or p.model)]
+            taken = ((usable[0], job.count),) if usable else ()
         else:
             for k, n in taken:
                 free[k] -= n
             self.running.append((job.start_hour + job.duration_hours, job.site, taken))
-        return sum(pools[k][2] * n for k, n in taken)
-
-
-def _fit(
-    usable: list[int], free: list[int], cards: int, gang: bool
-) -> list[tuple[int, int]] | None:
-    if gang:
-        chosen = next((k for k in usable if free[k] >= cards), None)
-        return None if chosen is None else [(chosen, cards)]
-    taken, left = [], cards
-    for k in usable:
-        n = min(free[k], left)
-        if n > 0:
-            taken.append((k, n))
-            left -= n
-    return taken if left == 0 else None
+        return allocation_watts(pools, taken)
 
 
 def account(jobs: Sequence[PlacedJob], topology: Topology) -> list[PlacedJob]:
-    """Each job with its watts, kWh (watts x cards x hours x PUE / 1000), CNY (the site's
-    hourly CST prices over the run window), carbon and, for inference, RTT to its users."""
+    """Each job with its watts and energy by the simulator's model (topology.energy: kWh =
+    watts x cards x hours x PUE / 1000, CNY over the site's hourly CST prices, carbon) and,
+    for inference, the RTT to its users."""
     ledger = PoolLedger(topology)
     out = []
     for job in sorted(jobs, key=lambda j: (j.start_hour, j.submit_s, j.job_id)):
         watts = ledger.watts(job)
-        kw = watts * topology.site(job.site).pue / 1000.0
-        kwh = kw * job.duration_hours
+        used = run_energy(topology, job.site, watts, job.start_hour, job.duration_hours)
         rtt = topology.rtt_ms(job.user_region, job.site) if job.kind == "inference" else None
         out.append(
-            PlacedJob(
-                **{
-                    **asdict(job),
-                    "watts": watts,
-                    "kwh": kwh,
-                    "energy_cny": topology.energy_cost_cny(
-                        job.site, kw, job.start_hour, job.duration_hours
-                    ),
-                    "carbon_kg": topology.carbon_kg(job.site, kwh),
-                    "rtt_ms": rtt,
-                }
+            replace(
+                job,
+                watts=watts,
+                kwh=used.kwh,
+                energy_cny=used.cny,
+                carbon_kg=used.carbon_kg,
+                rtt_ms=rtt,
             )
         )
     return out
