@@ -9,9 +9,9 @@ from broker.placement import Policy, place, place_batch
 from broker.simulate.capacity import Allocation, Capacity
 from broker.simulate.clock import unix_s
 from broker.simulate.policy_base import BatchStats, Blocked, Start
-from broker.simulate.specs import job_spec
 from computenet.spec import JobSpec
 from computenet.workload import WorkloadJob
+from computenet.workload_spec import workload_spec
 
 DEFAULT_BATCH_LIMIT = 400
 DEFAULT_TIME_BUDGET_S = 1.0
@@ -26,7 +26,7 @@ class SpecCache:
     def __call__(self, job: WorkloadJob) -> JobSpec:
         spec = self._specs.get(job.job_id)
         if spec is None:
-            spec = self._specs[job.job_id] = job_spec(job)
+            spec = self._specs[job.job_id] = workload_spec(job)
         return spec
 
 

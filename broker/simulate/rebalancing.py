@@ -18,8 +18,8 @@ from broker.rebalance import (
 from broker.simulate.capacity import Capacity
 from broker.simulate.clock import SECONDS_PER_HOUR, unix_s
 from broker.simulate.replay import Migration, Run
-from broker.simulate.specs import job_spec
 from computenet.spec import Checkpoint
+from computenet.workload_spec import workload_spec
 
 CHECKPOINT_GB_PER_CARD = 20.0
 """Assumed checkpoint size of a training job per card it holds (weights and optimizer state)."""
@@ -78,7 +78,7 @@ def _checkpoint_gb(run: Run) -> float:
 
 
 def _active(run: Run, now_s: float, capacity: Capacity) -> ActiveJob:
-    spec = job_spec(run.job)
+    spec = workload_spec(run.job)
     if run.job.kind == "training":
         checkpoint = Checkpoint(interval_hours=1.0, size_gb=_checkpoint_gb(run))
         spec = spec.model_copy(update={"checkpoint": checkpoint})

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from computenet.spec import JobSpec
 from computenet.workload import WorkloadError, WorkloadJob, export_jobs, load_jobs
+from computenet.workload_spec import workload_spec
 
 SECONDS_PER_DAY = 86_400.0
-MAX_DURATION_HOURS = 24 * 365
 MIN_SLEEP_S = 0.05
 LABEL_TRACE_JOB = "trace-job"
 LABEL_SUBMIT_S = "trace-submit-s"
@@ -70,29 +70,14 @@ def sleep_s(job: WorkloadJob, compression: float, max_job_s: float) -> float:
     return max(MIN_SLEEP_S, min(job.duration_s / compression, max_job_s))
 
 
-def job_spec(job: WorkloadJob, compression: float, max_job_s: float) -> dict[str, Any]:
-    """The JobSpec mapping submitted for a trace job.
+def job_spec(job: WorkloadJob, compression: float, max_job_s: float) -> JobSpec:
+    """The JobSpec submitted for a trace job: the simulator's (computenet.workload_spec).
 
-    The duration stays the real one, so the broker prices the job as the trace ran it; only the
-    stand-in command (`sleep`) is compressed. Inference holds `count` one-card replicas.
+    Only the stand-in command (`sleep`, compressed) and the trace labels are the demo's own;
+    the duration stays the real one, so the broker prices the job as the trace ran it.
     """
-    spec: dict[str, Any] = {
-        "name": job.job_id[:128],
-        "kind": job.kind,
-        "duration_hours": min(job.duration_h, MAX_DURATION_HOURS),
-        "command": ["sh", "-c", f"sleep {sleep_s(job, compression, max_job_s):.2f}"],
-        "labels": {LABEL_TRACE_JOB: job.job_id[:128], LABEL_SUBMIT_S: f"{job.submit_s:g}"},
-        "priority": job.priority,
-    }
-    if job.kind == "inference":
-        spec["resources"] = {"accelerator": job.accelerator, "count": 1 if job.count else 0}
-        spec["inference"] = {
-            "user_regions": [{"region": job.user_region}],
-            "latency_slo_ms": job.latency_slo_ms or 15.0,
-            "replicas": max(job.count, 1),
-        }
-    else:
-        spec["resources"] = {"accelerator": job.accelerator, "count": job.count}
-        if job.origin and job.dataset_gb > 0:
-            spec["dataset"] = {"origin": job.origin, "size_gb": job.dataset_gb}
-    return spec
+    return workload_spec(
+        job,
+        command=("sh", "-c", f"sleep {sleep_s(job, compression, max_job_s):.2f}"),
+        labels={LABEL_TRACE_JOB: job.job_id[:128], LABEL_SUBMIT_S: f"{job.submit_s:g}"},
+    )
