@@ -14,6 +14,11 @@ from importlib import resources
 from pathlib import Path
 
 from broker.events import EventHub
+from broker.jobflow.capacity_view import CapacityView
+from broker.jobflow.driver import JobDriver
+from broker.jobflow.liveness import LivenessLoop
+from broker.jobflow.placement_loop import LoopTiming, PlacementLoop
+from broker.jobflow.tracker import JobTracker
 from broker.jobs import JobManager
 from broker.metrics import BrokerMetrics, RpcMetricsInterceptor
 from broker.placement import Policy, PolicyConfig, place
@@ -24,17 +29,15 @@ from broker.rpc.federation_servicer import FederationServicer
 from broker.rpc.job_servicer import JobServicer
 from broker.rpc.rebalance_servicer import RebalanceServicer
 from broker.rpc.site_servicer import SiteServicer
-from broker.scheduler import LoopTiming, Scheduler
 from broker.security.limits import server_options
 from broker.security.setup import SecuritySettings, build_security
 from broker.server import BoundServer, Servicers, start_server
 from broker.sessions import SessionTable
 from broker.store import open_store
-from broker.tracker import JobTracker
 from broker.writer import StoreWriter
 from computenet.address import Address
 from computenet.spec import JobSpec
-from computenet.types import ACTIVE_STATES, Placement, SiteId
+from computenet.types import Placement, SiteId
 from topology import Topology, default_topology, load_topology
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,8 @@ class BrokerSettings:
     """TLS, tokens and limits; insecure (loopback only) unless configured."""
     rebalance: RebalanceSettings = field(default_factory=RebalanceSettings)
     """Scheduled rebalancing runs, this replica's lease holder name."""
+    placement_round_budget_s: float = 0.5
+    """Time budget of one joint placement round of the pending queue."""
 
 
 def _load_topology(path: Path | None) -> tuple[Topology, str]:
@@ -101,32 +106,43 @@ class Broker:
                 report=SiteReport.from_json(record.report_json),
             )
         self.sessions = SessionTable()
-        self.tracker = JobTracker(self.writer, self.sessions)
+        self.driver = JobDriver(self.writer, self.sessions)
+        self.tracker = JobTracker(self.writer, self.driver)
+        self.capacity = CapacityView(
+            writer=self.writer, registry=self.registry, topology=self.topology
+        )
         policy = Policy.default(settings.policy)
         self._placer = lambda spec, snap: place(spec, snap, policy)
-        self.scheduler = Scheduler(
+        timing = LoopTiming(round_budget_s=settings.placement_round_budget_s)
+        self.placement = PlacementLoop(
             writer=self.writer,
             registry=self.registry,
-            tracker=self.tracker,
-            topology=self.topology,
-            placer=self._placer,
-            timing=LoopTiming(),
+            capacity=self.capacity,
+            driver=self.driver,
+            policy=policy,
+            timing=timing,
             on_decision=self.metrics.observe_decision,
         )
-        self.writer.on_created(self.scheduler.adopt)
-        self.writer.on_events(self.scheduler.observe)
+        self.liveness = LivenessLoop(
+            registry=self.registry,
+            tracker=self.tracker,
+            placement=self.placement,
+            every_s=timing.liveness_every_s,
+        )
+        self.writer.on_created(self.placement.adopt)
+        self.writer.on_events(self.placement.observe)
         self.jobs = JobManager(
             writer=self.writer,
             hub=self.hub,
             topology=self.topology,
-            tracker=self.tracker,
-            pending_reasons=self.scheduler.pending_reasons,
+            driver=self.driver,
+            pending_reasons=self.placement.pending_reasons,
         )
         self.rebalance = build_rebalance(
             db_url=settings.db_url,
             writer=self.writer,
-            scheduler=self.scheduler,
-            tracker=self.tracker,
+            capacity=self.capacity,
+            driver=self.driver,
             policy=policy,
             topology=self.topology,
             settings=settings.rebalance,
@@ -139,10 +155,7 @@ class Broker:
 
     async def plan(self, spec: JobSpec) -> Placement:
         """Where a spec would go now (dry run)."""
-        active = await self.writer.read(
-            lambda: self.writer.store.jobs_in_states(frozenset(ACTIVE_STATES))
-        )
-        return self._placer(spec, self.scheduler.snapshot(active))
+        return self._placer(spec, await self.capacity.snapshot())
 
     def servicers(self) -> Servicers:
         """The servicers of this broker."""
@@ -151,8 +164,8 @@ class Broker:
                 registry=self.registry,
                 sessions=self.sessions,
                 tracker=self.tracker,
-                on_status=self.scheduler.on_status_changes,
-                capacity_changed=self.scheduler.capacity_changed,
+                on_status=self.liveness.on_status_changes,
+                capacity_changed=self.placement.capacity_changed,
                 broker_epoch=uuid.uuid4().hex[:12],
                 heartbeat_interval_s=min(
                     self.settings.heartbeat_interval_s, self.settings.suspect_after_s / 3
@@ -167,7 +180,7 @@ class Broker:
                 writer=self.writer,
                 topology=self.topology,
                 topology_yaml=self._topology_yaml,
-                on_status=self.scheduler.on_status_changes,
+                on_status=self.liveness.on_status_changes,
             ),
             rebalance=RebalanceServicer(self.rebalance),
         )
@@ -201,7 +214,8 @@ class Broker:
             port = self.metrics.serve(self.settings.metrics_listen)
             self.metrics_address = Address(self.settings.metrics_listen.host, port)
         self._tasks = [
-            asyncio.create_task(self.scheduler.run(self._stop)),
+            asyncio.create_task(self.placement.run(self._stop)),
+            asyncio.create_task(self.liveness.run(self._stop)),
             asyncio.create_task(self._gauge_loop()),
         ]
         return self.server.address

@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
+from broker.control import CancelRequested
 from broker.events import EventHub
-from broker.store.protocol import JobFilter, NewJob, Page, Transition
-from broker.tracker import CANCEL_REQUESTED, JobTracker
+from broker.jobflow.driver import JobDriver
+from broker.store.protocol import JobFilter, NewJob, Page
 from broker.validation import violations_against
 from broker.writer import StoreWriter
 from computenet.errors import (
@@ -26,7 +27,6 @@ from computenet.errors import (
 )
 from computenet.spec import JobSpec, parse_spec
 from computenet.types import (
-    ACTIVE_STATES,
     CandidateSite,
     Job,
     JobEvent,
@@ -63,14 +63,14 @@ class JobManager:
         writer: StoreWriter,
         hub: EventHub,
         topology: Topology,
-        tracker: JobTracker,
+        driver: JobDriver,
         pending_reasons: dict[str, str],
     ) -> None:
         self._writer = writer
         self._store = writer.store
         self._hub = hub
         self._topology = topology
-        self._tracker = tracker
+        self._driver = driver
         self._pending_reasons = pending_reasons
 
     def validate(self, spec_data: dict[str, Any]) -> JobSpec:
@@ -136,34 +136,13 @@ class JobManager:
         """Cancel: pending jobs at once, placed or running ones when their site confirms."""
         for _ in range(5):  # the job may move between our read and our write
             job = await self.get(job_id, tenant)
-            if job.state == JobState.CANCELLED or job.reason == CANCEL_REQUESTED:
+            if job.state == JobState.CANCELLED or job.cancel_requested:
                 return job
             if job.state.is_final:
                 raise JobNotCancellableError(f"job {job_id!r} already {job.state.value}")
-            if job.state == JobState.PENDING:
-                transition = Transition(
-                    job_id=job_id,
-                    new_state=JobState.CANCELLED,
-                    cause="cancelled",
-                    expect_states=frozenset({JobState.PENDING}),
-                    message=reason or "cancelled by request",
-                )
-            else:
-                transition = Transition(
-                    job_id=job_id,
-                    new_state=job.state,
-                    cause="cancel_requested",
-                    expect_states=frozenset({job.state}),
-                    expect_attempt=job.attempt,
-                    reason=CANCEL_REQUESTED,
-                    message=reason or "cancel requested",
-                )
-            (event,) = await self._writer.apply([transition])
-            if event is not None:
-                updated = await self.get(job_id, tenant)
-                if updated.state in ACTIVE_STATES:
-                    self._tracker.cancel(updated, CANCEL_REQUESTED)
-                return updated
+            outcome = await self._driver.feed(job, CancelRequested(reason))
+            if outcome.applied:
+                return await self.get(job_id, tenant)
         return await self.get(job_id, tenant)
 
     async def explain(self, job_id: JobId, tenant: TenantId | None = None) -> Placement:
@@ -211,7 +190,7 @@ class JobManager:
 
 
 def placement_from_json(text: str) -> Placement:
-    """Inverse of broker.scheduler.placement_to_json."""
+    """Inverse of broker.jobflow.placement_loop.placement_to_json."""
     data = json.loads(text)
     return Placement(
         chosen=SiteId(data["chosen"]) if data.get("chosen") else None,

@@ -24,14 +24,19 @@ class SiteReport:
     cpu_cores_free: float = 0.0
     memory_gb: float = 0.0
     memory_gb_free: float = 0.0
+    federation_cpu_cores: float = 0.0
+    federation_memory_gb: float = 0.0
 
     def to_json(self) -> str:
         """Serialise for the store."""
         return json.dumps(
             {
-                "pools": [[p.model, p.total, p.allocatable, p.in_use] for p in self.pools],
-                "cpu": [self.cpu_cores, self.cpu_cores_free],
-                "mem": [self.memory_gb, self.memory_gb_free],
+                "pools": [
+                    [p.model, p.total, p.allocatable, p.in_use, p.federation_in_use]
+                    for p in self.pools
+                ],
+                "cpu": [self.cpu_cores, self.cpu_cores_free, self.federation_cpu_cores],
+                "mem": [self.memory_gb, self.memory_gb_free, self.federation_memory_gb],
             }
         )
 
@@ -41,12 +46,15 @@ class SiteReport:
         data = json.loads(text or "{}")
         if not data:
             return cls()
+        cpu, mem = [*data["cpu"], 0.0][:3], [*data["mem"], 0.0][:3]
         return cls(
-            pools=tuple(PoolCapacity(m, t, a, u) for m, t, a, u in data.get("pools", [])),
-            cpu_cores=data["cpu"][0],
-            cpu_cores_free=data["cpu"][1],
-            memory_gb=data["mem"][0],
-            memory_gb_free=data["mem"][1],
+            pools=tuple(PoolCapacity(*[*p, 0][:5]) for p in data.get("pools", [])),
+            cpu_cores=cpu[0],
+            cpu_cores_free=cpu[1],
+            memory_gb=mem[0],
+            memory_gb_free=mem[1],
+            federation_cpu_cores=cpu[2],
+            federation_memory_gb=mem[2],
         )
 
 

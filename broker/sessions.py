@@ -25,6 +25,7 @@ class OutDispatch:
     fencing_token: int
     spec: JobSpec
     tenant: TenantId
+    pool: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,6 +174,9 @@ def job_to_proto(job: Job) -> pb.Job:
         created_unix_ms=job.created_unix_ms,
         updated_unix_ms=job.updated_unix_ms,
         request_id=job.request_id,
+        cancel_requested=job.cancel_requested,
+        migration_target=job.migration_target or "",
+        pool=job.pool,
     )
 
 
@@ -194,6 +197,9 @@ def job_from_proto(msg: pb.Job) -> Job:
         created_unix_ms=msg.created_unix_ms,
         updated_unix_ms=msg.updated_unix_ms,
         request_id=msg.request_id,
+        cancel_requested=msg.cancel_requested,
+        migration_target=SiteId(msg.migration_target) if msg.migration_target else None,
+        pool=msg.pool,
     )
 
 
@@ -231,14 +237,25 @@ def event_from_proto(msg: pb.JobEvent) -> JobEvent:
 def pool_to_proto(pool: PoolCapacity) -> pb.PoolCapacity:
     """Domain pool to wire pool."""
     return pb.PoolCapacity(
-        model=pool.model, total=pool.total, allocatable=pool.allocatable, in_use=pool.in_use
+        model=pool.model,
+        total=pool.total,
+        allocatable=pool.allocatable,
+        in_use=pool.in_use,
+        federation_in_use=pool.federation_in_use,
+        held=pool.held,
+        free=pool.free,
     )
 
 
 def pool_from_proto(msg: pb.PoolCapacity) -> PoolCapacity:
     """Wire pool to domain pool."""
     return PoolCapacity(
-        model=msg.model, total=msg.total, allocatable=msg.allocatable, in_use=msg.in_use
+        model=msg.model,
+        total=msg.total,
+        allocatable=msg.allocatable,
+        in_use=msg.in_use,
+        federation_in_use=msg.federation_in_use,
+        held=msg.held,
     )
 
 

@@ -99,10 +99,31 @@ class JobSpec(BaseModel):
         return self
 
     @property
+    def replicas(self) -> int:
+        """Copies the job runs: an inference job's replicas, else 1."""
+        return self.inference.replicas if self.inference else 1
+
+    @property
     def accelerators_total(self) -> int:
-        """Accelerators the whole job holds (all replicas)."""
-        replicas = self.inference.replicas if self.inference else 1
-        return self.resources.count * replicas
+        """Accelerators the whole job holds (all replicas), as the broker and agents count it."""
+        return self.resources.count * self.replicas
+
+    @property
+    def cpu_cores_total(self) -> float:
+        """CPU cores the whole job holds (all replicas)."""
+        return self.resources.cpu_cores * self.replicas
+
+    @property
+    def memory_gb_total(self) -> float:
+        """Memory the whole job holds (all replicas), GB."""
+        return self.resources.memory_gb * self.replicas
+
+    def in_pool(self, pool: str) -> JobSpec:
+        """This spec pinned to the pool placement chose (unchanged if it names a model)."""
+        if not pool or self.resources.accelerator:
+            return self
+        resources = self.resources.model_copy(update={"accelerator": pool})
+        return self.model_copy(update={"resources": resources})
 
     def canonical_json(self) -> str:
         """A stable serialisation used to compare specs for idempotent submission."""

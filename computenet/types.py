@@ -83,6 +83,12 @@ class Job:
     created_unix_ms: int = 0
     updated_unix_ms: int = 0
     request_id: str = ""
+    cancel_requested: bool = False
+    """A cancel was asked for while the job held capacity; it ends when its site confirms."""
+    migration_target: SiteId | None = None
+    """While migrating: the site the job moves to once its current attempt has stopped."""
+    pool: str = ""
+    """The accelerator pool (model) placement chose for the current attempt ("" if none)."""
 
     @property
     def kind(self) -> JobKind:
@@ -113,11 +119,21 @@ class PoolCapacity:
     total: int
     allocatable: int
     in_use: int = 0
+    """Cards busy at the site, whoever runs on them (as the site reports)."""
+    federation_in_use: int = 0
+    """Of `in_use`, the cards the site's agent runs federation attempts on."""
+    held: int = 0
+    """Cards the broker's ledger holds in this pool (broker views only; 0 in site reports)."""
+
+    @property
+    def in_use_by_others(self) -> int:
+        """Cards busy with work the federation did not place (local users of the site)."""
+        return max(0, self.in_use - self.federation_in_use)
 
     @property
     def free(self) -> int:
-        """Accelerators that can be given to new work now."""
-        return max(0, self.allocatable - self.in_use)
+        """Cards that can be given to new work now: allocatable - held - in use by others."""
+        return max(0, self.allocatable - self.held - self.in_use_by_others)
 
 
 @dataclass(frozen=True, slots=True)

@@ -289,7 +289,7 @@ async def probe_broker(
 def dispatch_from_proto(d: sp.Dispatch, stimulus_id: str, now_ms: int) -> DispatchReceived:
     """Wire dispatch to event; an invalid spec becomes spec=None with the reason."""
     try:
-        spec, reason = spec_from_proto(d.spec), ""
+        spec, reason = spec_from_proto(d.spec).in_pool(d.pool), ""
     except SpecError as exc:
         spec, reason = None, str(exc)
     return DispatchReceived(
@@ -327,6 +327,8 @@ def capacity_to_proto(snap: CapacitySnapshot) -> sp.CapacityReport:
         cpu_cores_free=snap.cpu_cores_free,
         memory_gb=snap.memory_gb,
         memory_gb_free=snap.memory_gb_free,
+        federation_cpu_cores=snap.federation_cpu_cores,
+        federation_memory_gb=snap.federation_memory_gb,
     )
 
 

@@ -17,6 +17,7 @@ from site_agent.capacity.base import (
     Usage,
     apply_drain,
     apply_usage,
+    mark_federation,
 )
 from site_agent.events import (
     PERSIST_INSTRUCTIONS,
@@ -175,9 +176,9 @@ class AgentRuntime:
         return [
             Usage(
                 r.spec.resources.accelerator,
-                r.spec.resources.count,
-                r.spec.resources.cpu_cores,
-                r.spec.resources.memory_gb,
+                r.spec.accelerators_total,
+                r.spec.cpu_cores_total,
+                r.spec.memory_gb_total,
             )
             for r in self.state.active()
             if r.spec is not None
@@ -186,8 +187,10 @@ class AgentRuntime:
     async def capacity(self, source: CapacitySource) -> CapacitySnapshot:
         """What to advertise now: the probe, plus own usage, with nothing allocatable if drained."""
         snap = await asyncio.to_thread(source.probe)
+        usage = self.usage()
         if not source.tracks_usage:
-            snap = apply_usage(snap, self.usage())
+            snap = apply_usage(snap, usage)
+        snap = mark_federation(snap, usage)
         return apply_drain(snap) if self.state.drained else snap
 
 

@@ -19,7 +19,8 @@ class SiteCapacity:
     """What one site can take right now, as its agent last reported it.
 
     `free` maps accelerator model to cards that can be given to new work now; a model the site
-    does not report has no free cards. `queue_wait_h` is the expected wait before a job starts.
+    does not report has no free cards. `queue_wait_h` is the expected wait before a job starts;
+    `queue_wait_h_by_pool`, where it names a pool, overrides it for that pool.
     """
 
     site_id: str
@@ -28,6 +29,7 @@ class SiteCapacity:
     cpu_free: float = 0.0
     memory_gb_free: float = 0.0
     queue_wait_h: float = 0.0
+    queue_wait_h_by_pool: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from broker.placement.snapshot import FederationSnapshot
+from broker.placement.snapshot import FederationSnapshot, SiteCapacity
 from computenet.types import SiteStatus
 from topology import Topology
 
@@ -160,8 +160,21 @@ class Availability:
             site_memory_gb_free=np.asarray(
                 [r.memory_gb_free if r else 0.0 for r in reports], dtype=np.float64
             ),
-            opt_wait_h=np.asarray([r.queue_wait_h if r else 0.0 for r in reports])[table.opt_site],
+            opt_wait_h=np.asarray(
+                [
+                    _wait_h(reports[s], m)
+                    for s, m in zip(table.opt_site.tolist(), table.opt_model, strict=True)
+                ],
+                dtype=np.float64,
+            ),
         )
+
+
+def _wait_h(report: SiteCapacity | None, model: str) -> float:
+    """The expected queue wait of one option: its pool's estimate, else the site's."""
+    if report is None:
+        return 0.0
+    return report.queue_wait_h_by_pool.get(model, report.queue_wait_h)
 
 
 @dataclass(frozen=True, slots=True)

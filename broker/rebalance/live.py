@@ -1,26 +1,41 @@
-"""The broker side of a rebalancing run: read its input from the live broker, apply its steps."""
+"""The broker side of a rebalancing run: read its input from the live broker, apply its steps.
+
+Steps become lifecycle stimuli (broker.control) fed through the job driver, so a move changes
+job state only the way every other shell does.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
-from broker.placement import FederationSnapshot, Policy, place
+from broker.control import (
+    MigrationAbandoned,
+    MigrationBegun,
+    MigrationSourceGone,
+    MigrationStop,
+    MigrationTargetUnavailable,
+    PlaceAtTarget,
+    Placed,
+)
+from broker.control.machine import MOVABLE
+from broker.jobflow.capacity_view import CapacityView
+from broker.jobflow.driver import JobDriver
+from broker.jobflow.placement_loop import allocation_for, placement_to_json
+from broker.placement import FederationSnapshot, Policy, place, place_batch
 from broker.rebalance.apply import Action, Step
 from broker.rebalance.lease import DatabaseLease
 from broker.rebalance.model import ActiveJob, LastMove, PendingJob, RebalanceInput
-from broker.scheduler import Scheduler, placement_to_json
-from broker.store.protocol import Fence, FenceLostError, Hold, Transition
-from broker.tracker import MIGRATING_TO, AttemptReport, JobTracker
+from broker.store.protocol import Fence, FenceLostError
 from broker.writer import StoreWriter
 from computenet.types import ACTIVE_STATES, Job, JobId, JobState, SiteId, SiteStatus
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-MOVABLE = frozenset({JobState.PLACED, JobState.DISPATCHED, JobState.RUNNING})
 STEP_TIMEOUT_S = 30.0
 MS_PER_HOUR = 3_600_000
 
@@ -30,25 +45,25 @@ class MoveError(RuntimeError):
 
 
 class LiveRebalance:
-    """Reads run inputs from the store and registry and applies steps through the dispatch path.
+    """Reads run inputs from the ledger and registry and applies steps through the job driver.
 
     `load_input` and `apply_step` are called from the runner's thread and hop onto the broker's
-    event loop (`bind` it first); `migration_stopped` is the tracker's hook, on the loop.
+    event loop (`bind` it first); `place_at_target` is the driver's hook, on the loop.
     """
 
     def __init__(
         self,
         *,
         writer: StoreWriter,
-        scheduler: Scheduler,
-        tracker: JobTracker,
+        capacity: CapacityView,
+        driver: JobDriver,
         policy: Policy,
         lease: DatabaseLease,
         demand: Callable[[], Mapping[str, Mapping[str, float]]] = dict,
     ) -> None:
         self._writer = writer
-        self._scheduler = scheduler
-        self._tracker = tracker
+        self._capacity = capacity
+        self._driver = driver
         self._policy = policy
         self._lease = lease
         self._demand = demand
@@ -73,7 +88,7 @@ class LiveRebalance:
         pending = await self._writer.read(
             lambda: store.jobs_in_states(frozenset({JobState.PENDING}))
         )
-        snapshot = self._scheduler.snapshot(active)
+        snapshot = await self._capacity.snapshot([j.spec for j in pending])
         now_ms = int(snapshot.now_unix_s * 1000)
         return RebalanceInput(
             snapshot=snapshot,
@@ -95,63 +110,48 @@ class LiveRebalance:
 
     async def perform(self, step: Step, fence: Fence | None = None) -> None:
         """One step on the event loop; with `fence`, its writes happen only under that token."""
-        job = await self._writer.read(lambda: self._writer.store.get_job(JobId(step.job_id)))
+        job = await self._driver.job(JobId(step.job_id))
         if job is None:
             raise MoveError("job not found")
         if step.action == Action.MARK_MIGRATING:
-            await self._mark_migrating(job, step, fence)
+            if job.state not in MOVABLE or job.site != step.site:
+                raise MoveError(
+                    f"job is {job.state.value} at {job.site}, not movable from {step.site}"
+                )
+            begun = MigrationBegun(SiteId(step.site), SiteId(step.target), step.cause)
+            if not (await self._driver.feed(job, begun, fence=fence)).applied:
+                raise MoveError("job changed while the move began")
         elif step.action in (Action.CHECKPOINT_AND_STOP, Action.STOP):
             if job.state != JobState.MIGRATING:
                 raise MoveError(f"job is {job.state.value}, not migrating")
             checkpoint = step.action == Action.CHECKPOINT_AND_STOP
-            self._tracker.cancel(job, job.reason, checkpoint=checkpoint)
+            await self._driver.feed(job, MigrationStop(checkpoint), fence=fence)
         elif job.state == JobState.PENDING:
             await self._place(
                 job, SiteId(step.site), cause="rebalance_placed", note=step.cause, fence=fence
             )
         elif job.state == JobState.MIGRATING and not self._source_alive(job):
-            await self._place(
-                job, SiteId(step.site), cause="evacuated", note=step.cause, fence=fence
-            )
+            await self._driver.feed(job, MigrationSourceGone(step.cause), fence=fence)
         elif job.state != JobState.MIGRATING:
             raise MoveError(f"job is {job.state.value}; cannot dispatch it to {step.site}")
         # A migrating job whose old site is alive moves on when that site confirms the stop.
 
-    async def _mark_migrating(self, job: Job, step: Step, fence: Fence | None) -> None:
-        if job.state not in MOVABLE or job.site != step.site:
-            raise MoveError(f"job is {job.state.value} at {job.site}, not movable from {step.site}")
-        event = (
-            await self._writer.apply(
-                [
-                    Transition(
-                        job_id=job.job_id,
-                        new_state=JobState.MIGRATING,
-                        cause="rebalance_migrating",
-                        expect_states=MOVABLE,
-                        expect_attempt=job.attempt,
-                        reason=MIGRATING_TO + step.target,
-                        message=step.cause,
-                    )
-                ],
-                fence=fence,
-            )
-        )[0]
-        if event is None:
-            raise MoveError("job changed while the move began")
-
     def _source_alive(self, job: Job) -> bool:
-        snapshot = self._scheduler.snapshot([])
-        site = snapshot.sites.get(job.site or "")
-        return site is not None and site.status not in (SiteStatus.LOST, SiteStatus.OFFLINE)
+        if job.site is None:
+            return False
+        entry = self._capacity.site_entry(job.site)
+        return entry is not None and entry.status not in (SiteStatus.LOST, SiteStatus.OFFLINE)
 
-    async def migration_stopped(self, job: Job, report: AttemptReport) -> None:
-        """The old attempt stopped: place the next attempt at the target, or back to pending."""
-        target = SiteId(job.reason.removeprefix(MIGRATING_TO))
-        note = f"stopped at {report.site_id}: {report.message}"
-        if not await self._place(job, target, cause="migrated", note=note, strict=False):
-            log.info("migration target full job_id=%s target=%s: requeued", job.job_id, target)
-            requeue = self._tracker.requeue(job, cause="migration_target_unavailable", message=note)
-            await self._writer.apply([requeue])
+    async def place_at_target(self, job: Job, effect: PlaceAtTarget) -> None:
+        """The old attempt stopped (or its site is gone): place at the target, else requeue."""
+        placed = await self._place(
+            job, effect.target, cause="migrated", note=effect.note, strict=False
+        )
+        if not placed:
+            log.info(
+                "migration target full job_id=%s target=%s: requeued", job.job_id, effect.target
+            )
+            await self._driver.feed(job, MigrationTargetUnavailable(effect.note))
 
     async def _place(
         self,
@@ -164,47 +164,20 @@ class LiveRebalance:
         fence: Fence | None = None,
     ) -> bool:
         """Place the job's next attempt at `target` if it fits there now; dispatch it."""
-        store = self._writer.store
-        active = await self._writer.read(lambda: store.jobs_in_states(ACTIVE_STATES))
-        others = [j for j in active if j.job_id != job.job_id]
-        snapshot = self._scheduler.snapshot(others)
-        placement = place(job.spec, _only(snapshot, target), self._policy)
-        if placement.chosen != target:
+        snapshot = _only(await self._capacity.snapshot(without=job.job_id), target)
+        result = place_batch([(job.job_id, job.spec)], snapshot, self._policy)
+        if result.assignment.get(job.job_id) != target:
             if strict:
                 raise MoveError(f"{target} cannot take the job now")
             return False
-        attempt = job.attempt + 1
-        resources = job.spec.resources
-        transition = Transition(
-            job_id=job.job_id,
-            new_state=JobState.PLACED,
-            cause=cause,
-            expect_states=frozenset({job.state}),
-            expect_attempt=job.attempt,
-            site=target,
-            attempt=attempt,
-            reason="",
-            message=f"placed on {target} ({note})",
-            release_hold=True,
-            hold=Hold(
-                job.job_id,
-                attempt,
-                target,
-                resources.accelerator,
-                job.spec.accelerators_total,
-                resources.cpu_cores,
-                resources.memory_gb,
-            ),
-            placement_json=placement_to_json(placement),
+        why = place(job.spec, snapshot, self._policy)
+        allocation = allocation_for(
+            job.spec, target, result.models.get(job.job_id, ""), int(time.time() * 1000)
         )
-        if (await self._writer.apply([transition], fence=fence))[0] is None:
-            if strict:
-                raise MoveError("job changed before it could be placed")
-            return True  # someone else moved it on (cancelled, finished, lost): nothing to do
-        placed = await self._writer.read(lambda: store.get_job(job.job_id))
-        if placed is not None and placed.state == JobState.PLACED:
-            self._tracker.dispatch(placed)
-        return True
+        stimulus = Placed(allocation, cause=cause, note=note, placement_json=placement_to_json(why))
+        if not (await self._driver.feed(job, stimulus, fence=fence)).applied and strict:
+            raise MoveError("job changed before it could be placed")
+        return True  # if someone else moved it on (cancelled, finished, lost), nothing to do
 
     async def abandon_migrations(self) -> int:
         """At startup: migrations left by a stopped broker go back to running at their old site.
@@ -216,20 +189,9 @@ class LiveRebalance:
         stuck = await self._writer.read(
             lambda: store.jobs_in_states(frozenset({JobState.MIGRATING}))
         )
-        transitions = [
-            Transition(
-                job_id=j.job_id,
-                new_state=JobState.RUNNING,
-                cause="migration_abandoned",
-                expect_states=frozenset({JobState.MIGRATING}),
-                expect_attempt=j.attempt,
-                reason="",
-                message="the broker restarted during the move; the job stays where it was",
-            )
-            for j in stuck
-        ]
-        results = await self._writer.apply(transitions)
-        count = sum(1 for r in results if r is not None)
+        note = "the broker restarted during the move; the job stays where it was"
+        outcomes = await self._driver.feed_many([(j, MigrationAbandoned(note)) for j in stuck])
+        count = sum(1 for o in outcomes if o.event is not None)
         if count:
             log.warning("abandoned unfinished migrations count=%d", count)
         return count
@@ -242,7 +204,7 @@ def _active(job: Job, now_ms: int) -> ActiveJob:
         spec=job.spec,
         site=job.site or "",
         elapsed_h=max(0.0, running_ms / MS_PER_HOUR),
-        accelerator=job.spec.resources.accelerator,
+        accelerator=job.pool or job.spec.resources.accelerator,
     )
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
+from broker.jobflow.capacity_view import CapacityView
+from broker.jobflow.driver import JobDriver
 from broker.placement import Policy
 from broker.rebalance.config import RebalanceConfig
 from broker.rebalance.lease import DatabaseLease
@@ -19,10 +21,8 @@ from broker.rebalance.live import LiveRebalance
 from broker.rebalance.runner import RebalanceRunner, RunnerSettings
 from broker.rebalance.runs import RebalanceRun, RunStore
 from broker.rebalance.schedule import RebalanceScheduleConfig, RebalanceScheduler
-from broker.scheduler import Scheduler
 from broker.store.engine import create_store_engine
 from broker.store.engine import writer as write_engine
-from broker.tracker import JobTracker
 from broker.writer import StoreWriter
 from topology import Topology
 
@@ -154,8 +154,8 @@ def build_rebalance(
     *,
     db_url: str,
     writer: StoreWriter,
-    scheduler: Scheduler,
-    tracker: JobTracker,
+    capacity: CapacityView,
+    driver: JobDriver,
     policy: Policy,
     topology: Topology,
     settings: RebalanceSettings,
@@ -164,9 +164,9 @@ def build_rebalance(
     engine = write_engine(create_store_engine(db_url))
     lease = DatabaseLease(engine)
     live = LiveRebalance(
-        writer=writer, scheduler=scheduler, tracker=tracker, policy=policy, lease=lease
+        writer=writer, capacity=capacity, driver=driver, policy=policy, lease=lease
     )
-    tracker.on_migration_stopped = live.migration_stopped
+    driver.on_place_at_target = live.place_at_target
     return RebalanceService(
         engine=engine, live=live, lease=lease, topology=topology, settings=settings
     )

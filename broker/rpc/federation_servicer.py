@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import grpc
 
+from broker.control.capacity import SiteHolds, holds_by_site, pool_views
 from broker.registry import SiteRegistry, StatusChange
 from broker.rpc.errors import translate_errors
 from broker.sessions import OutDrain, SessionTable
@@ -14,7 +16,7 @@ from broker.store.protocol import SiteRecord
 from broker.writer import StoreWriter
 from computenet import convert
 from computenet.errors import SiteNotFoundError
-from computenet.types import ACTIVE_STATES, SiteId
+from computenet.types import ACTIVE_STATES, SiteId, SiteInfo
 from computenet.v1 import federation_service_pb2 as pb
 from computenet.v1 import federation_service_pb2_grpc as pb_grpc
 from topology import Topology
@@ -40,11 +42,16 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         self._topology_yaml = topology_yaml
         self._on_status = on_status
 
-    async def _running(self) -> Counter[str]:
-        active = await self._writer.read(
-            lambda: self._writer.store.jobs_in_states(frozenset(ACTIVE_STATES))
-        )
-        return Counter(j.site for j in active if j.site)
+    async def _views(self) -> _Views:
+        store = self._writer.store
+        active = await self._writer.read(lambda: store.jobs_in_states(frozenset(ACTIVE_STATES)))
+        holds = await self._writer.read(store.holds)
+        return _Views(Counter(j.site for j in active if j.site), holds_by_site(holds), self)
+
+    def info(self, site_id: SiteId, running: int, held: SiteHolds | None) -> SiteInfo:
+        """The public view of a site, its pools showing what the ledger holds and what is free."""
+        info = self._registry.info(site_id, running)
+        return replace(info, pools=pool_views(info.pools, held))
 
     def _require(self, site_id: str) -> SiteId:
         if site_id not in self._registry:
@@ -56,9 +63,9 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         self, request: pb.ListSitesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListSitesResponse:
         wanted = convert.site_status_from_proto(request.status)
-        running = await self._running()
+        views = await self._views()
         sites = [
-            convert.site_to_proto(self._registry.info(e.site_id, running[e.site_id]))
+            convert.site_to_proto(views[e.site_id])
             for e in self._registry.entries()
             if wanted is None or e.status == wanted
         ]
@@ -69,21 +76,16 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         self, request: pb.GetSiteRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetSiteResponse:
         site_id = self._require(request.site_id)
-        running = await self._running()
-        return pb.GetSiteResponse(
-            site=convert.site_to_proto(self._registry.info(site_id, running[site_id]))
-        )
+        views = await self._views()
+        return pb.GetSiteResponse(site=convert.site_to_proto(views[site_id]))
 
     @translate_errors
     async def GetTopology(
         self, request: pb.GetTopologyRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetTopologyResponse:
-        running = await self._running()
+        views = await self._views()
         return pb.GetTopologyResponse(
-            sites=[
-                convert.site_to_proto(self._registry.info(e.site_id, running[e.site_id]))
-                for e in self._registry.entries()
-            ],
+            sites=[convert.site_to_proto(views[e.site_id]) for e in self._registry.entries()],
             user_regions=[
                 pb.UserRegion(
                     region_id=r.id, lat_deg=r.lat, lon_deg=r.lon, demand_weight=r.demand_weight
@@ -129,7 +131,20 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
             session.send(OutDrain(session.next_id(), request.drain))
         if change is not None:
             await self._on_status([change])
-        running = await self._running()
-        return pb.DrainSiteResponse(
-            site=convert.site_to_proto(self._registry.info(site_id, running[site_id]))
-        )
+        views = await self._views()
+        return pb.DrainSiteResponse(site=convert.site_to_proto(views[site_id]))
+
+
+class _Views:
+    """Per-request site views: active job counts and ledger holds, read once."""
+
+    def __init__(
+        self, running: Counter[str], held: dict[str, SiteHolds], servicer: FederationServicer
+    ) -> None:
+        self._running = running
+        self._held = held
+        self._servicer = servicer
+
+    def __getitem__(self, site_id: str) -> SiteInfo:
+        sid = SiteId(site_id)
+        return self._servicer.info(sid, self._running[site_id], self._held.get(site_id))

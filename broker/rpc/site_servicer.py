@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
+from broker.jobflow.tracker import AttemptReport, JobTracker
 from broker.registry import SiteRegistry, SiteReport, StatusChange
 from broker.rpc.errors import translate_errors
 from broker.security.identity import check_hello_site
@@ -21,7 +22,6 @@ from broker.sessions import (
     OutDrain,
     SessionTable,
 )
-from broker.tracker import AttemptReport, JobTracker
 from computenet import convert
 from computenet.types import JobId, JobState, SiteId
 from computenet.v1 import site_service_pb2 as pb
@@ -43,6 +43,7 @@ def outbound_to_proto(message: Outbound) -> pb.ConnectResponse:
                 fencing_token=message.fencing_token,
                 spec=convert.spec_to_proto(message.spec),
                 tenant=message.tenant,
+                pool=message.pool,
             )
         )
     if isinstance(message, OutCancel):
@@ -70,6 +71,8 @@ def report_from_proto(msg: pb.CapacityReport) -> SiteReport:
         cpu_cores_free=msg.cpu_cores_free,
         memory_gb=msg.memory_gb,
         memory_gb_free=msg.memory_gb_free,
+        federation_cpu_cores=msg.federation_cpu_cores,
+        federation_memory_gb=msg.federation_memory_gb,
     )
 
 

@@ -34,6 +34,9 @@ def job_to_row(new: NewJob, spec_json: str, sequence: int) -> dict[str, Any]:
         "reason": "",
         "exit_code": None,
         "placement_json": None,
+        "cancel_requested": False,
+        "migration_target": None,
+        "pool": "",
         "last_sequence": sequence,
         "created_unix_ms": new.time_unix_ms,
         "updated_unix_ms": new.time_unix_ms,
@@ -55,6 +58,9 @@ def job_from_row(row: Row, spec: JobSpec | None = None) -> Job:
         created_unix_ms=row["created_unix_ms"],
         updated_unix_ms=row["updated_unix_ms"],
         request_id=row["request_id"],
+        cancel_requested=bool(row["cancel_requested"]),
+        migration_target=SiteId(row["migration_target"]) if row["migration_target"] else None,
+        pool=row["pool"],
     )
 
 
@@ -96,10 +102,11 @@ def hold_to_row(hold: Hold) -> dict[str, Any]:
         "job_id": hold.job_id,
         "attempt": hold.attempt,
         "site": hold.site,
-        "accelerator": hold.accelerator,
+        "accelerator": hold.pool,
         "count": hold.count,
         "cpu_cores": hold.cpu_cores,
         "memory_gb": hold.memory_gb,
+        "expected_end_unix_ms": hold.expected_end_unix_ms,
     }
 
 
@@ -109,10 +116,11 @@ def hold_from_row(row: Row) -> Hold:
         job_id=JobId(row["job_id"]),
         attempt=row["attempt"],
         site=SiteId(row["site"]),
-        accelerator=row["accelerator"],
+        pool=row["accelerator"],
         count=row["count"],
         cpu_cores=row["cpu_cores"],
         memory_gb=row["memory_gb"],
+        expected_end_unix_ms=row["expected_end_unix_ms"],
     )
 
 

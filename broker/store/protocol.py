@@ -43,15 +43,22 @@ class SubmitOutcome:
 
 @dataclass(frozen=True, slots=True)
 class Hold:
-    """Capacity held for a placed attempt until its site confirms or the attempt ends."""
+    """One line of the capacity ledger: cards of one pool held for one attempt of a job.
+
+    Written in the same transaction as the placement that takes it and deleted when the
+    attempt ends (final state, loss, requeue or a completed move). `pool` is the accelerator
+    model of the pool the cards come from ("" for host-only work); `expected_end_unix_ms`
+    (0 if unknown) feeds queue-wait estimates.
+    """
 
     job_id: JobId
     attempt: int
     site: SiteId
-    accelerator: str
+    pool: str
     count: int
     cpu_cores: float
     memory_gb: float
+    expected_end_unix_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +68,14 @@ class Transition:
     Applied only if the job's current state is in `expect_states` (empty: any non-final state)
     and, when `expect_attempt` is not None, its attempt equals it. `attempt` None keeps the
     job's attempt; `site` None keeps its site, "" clears it; `reason` None keeps the job's
-    reason (a pending cancel request survives progress reports), a string replaces it;
-    `exit_code` always replaces the job's exit code. `hold` records a new capacity
-    hold; `release_hold` deletes the job's hold(s). `placement_json`, when set, replaces the
-    stored explanation of the job's placement.
+    reason, a string replaces it; `exit_code` always replaces the job's exit code.
+    `cancel_requested` and `migration_target` (None keeps, "" clears) are typed parts of the
+    job's state; `pool` (None keeps) names the pool of the job's attempt. `release_hold`
+    deletes the job's holds, then `holds` records new ones (one per
+    pool the attempt takes cards from). `placement_json`, when set, replaces the stored
+    explanation of the job's placement.
+
+    Only broker.control builds transitions (a test enforces it); the store only applies them.
     """
 
     job_id: JobId
@@ -77,9 +88,12 @@ class Transition:
     message: str = ""
     reason: str | None = None
     exit_code: int | None = None
-    hold: Hold | None = None
+    holds: tuple[Hold, ...] = ()
     release_hold: bool = False
     placement_json: str | None = None
+    cancel_requested: bool | None = None
+    migration_target: SiteId | str | None = None
+    pool: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,9 @@ class JobRow(SQLModel, table=True):
     reason: str = Field(default="", sa_type=Text)
     exit_code: int | None = None
     placement_json: str | None = Field(default=None, sa_type=Text)
+    cancel_requested: bool = False
+    migration_target: str | None = Field(default=None)
+    pool: str = Field(default="")
     last_sequence: int = Field(sa_type=BigInteger)
     created_unix_ms: int = Field(sa_type=BigInteger)
     updated_unix_ms: int = Field(sa_type=BigInteger)
@@ -77,18 +80,22 @@ class JobEventRow(SQLModel, table=True):
 
 
 class HoldRow(SQLModel, table=True):
-    """Capacity held at a site for one attempt of a job."""
+    """A line of the capacity ledger: cards of one pool held at a site for one attempt.
+
+    `accelerator` is the pool's model (the domain calls it `pool`).
+    """
 
     __tablename__ = "holds"
 
     id: int | None = Field(default=None, primary_key=True)
     job_id: str = Field(foreign_key="jobs.job_id", index=True)
     attempt: int
-    site: str
+    site: str = Field(index=True)
     accelerator: str
     count: int
     cpu_cores: float
     memory_gb: float
+    expected_end_unix_ms: int = Field(default=0, sa_type=BigInteger)
 
 
 class SiteRow(SQLModel, table=True):

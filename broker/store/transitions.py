@@ -15,7 +15,17 @@ from broker.store.protocol import Transition
 from broker.store.sequence import EventSequence
 from computenet.types import JobEvent, JobState, SiteId
 
-_MUTABLE = ("state", "site", "attempt", "reason", "exit_code", "placement_json")
+_MUTABLE = (
+    "state",
+    "site",
+    "attempt",
+    "reason",
+    "exit_code",
+    "placement_json",
+    "cancel_requested",
+    "migration_target",
+    "pool",
+)
 _COLUMNS = ("job_id", "tenant", "kind", *_MUTABLE, "last_sequence", "updated_unix_ms")
 
 
@@ -34,8 +44,9 @@ def apply_batch(
 ) -> list[JobEvent | None]:
     """Apply `transitions` on `connection`, inside the caller's write transaction."""
     for t in transitions:
-        if t.hold is not None and t.hold.job_id != t.job_id:
-            raise ValueError(f"hold of job {t.hold.job_id} in a transition of job {t.job_id}")
+        for hold in t.holds:
+            if hold.job_id != t.job_id:
+                raise ValueError(f"hold of job {hold.job_id} in a transition of job {t.job_id}")
     if not transitions:
         return []
     sequence = EventSequence(connection)
@@ -81,6 +92,12 @@ def _record(
     job["exit_code"] = t.exit_code
     if t.placement_json is not None:
         job["placement_json"] = t.placement_json
+    if t.cancel_requested is not None:
+        job["cancel_requested"] = t.cancel_requested
+    if t.migration_target is not None:
+        job["migration_target"] = t.migration_target or None
+    if t.pool is not None:
+        job["pool"] = t.pool
     job["last_sequence"] = number
     job["updated_unix_ms"] = now_unix_ms
     event = JobEvent(
@@ -99,8 +116,8 @@ def _record(
     if t.release_hold:
         writes.released.add(t.job_id)
         writes.new_holds.pop(t.job_id, None)
-    if t.hold is not None:
-        writes.new_holds.setdefault(t.job_id, []).append(hold_to_row(t.hold))
+    if t.holds:
+        writes.new_holds.setdefault(t.job_id, []).extend(hold_to_row(h) for h in t.holds)
     return event
 
 

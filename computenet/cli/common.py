@@ -101,6 +101,9 @@ def job_dict(job: Job) -> dict[str, Any]:
         "site": job.site,
         "tenant": job.tenant,
         "attempt": job.attempt,
+        "pool": job.pool,
+        "cancel_requested": job.cancel_requested,
+        "migration_target": job.migration_target,
         "reason": job.reason,
         "exit_code": job.exit_code,
         "last_sequence": job.last_sequence,
@@ -139,6 +142,8 @@ def site_dict(site: SiteInfo) -> dict[str, Any]:
                 "total": p.total,
                 "allocatable": p.allocatable,
                 "in_use": p.in_use,
+                "federation_in_use": p.federation_in_use,
+                "held": p.held,
                 "free": p.free,
             }
             for p in site.pools

@@ -69,6 +69,39 @@ def list_sites(
         console().print(sites_table(sites, int(time.time() * 1000)))
 
 
+def pools_table(site: SiteInfo) -> Table:
+    """One site's pools: what is allocatable, what the broker holds, what is busy, what is free."""
+    table = Table("pool", "total", "allocatable", "held", "in use", "of which federation", "free")
+    for p in site.pools:
+        table.add_row(
+            p.model, str(p.total), str(p.allocatable), str(p.held), str(p.in_use),
+            str(p.federation_in_use), str(p.free),
+        )  # fmt: skip
+    return table
+
+
+@app.command("get")
+def get_site(
+    site_id: Annotated[str, typer.Argument(help="Site id.", show_default=False)],
+    broker: BrokerOption = DEFAULT_BROKER,
+    as_json: JsonOption = False,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
+) -> None:
+    """One site with its pools as the capacity ledger sees them (free = allocatable - held -
+    in use by others)."""
+    with connect(broker, timeout_s) as client:
+        site = client.site(site_id)
+    if as_json:
+        emit_json(site_dict(site))
+        return
+    out = console()
+    out.print(f"{site.site_id} ({site.name}, {site.province}, {site.side}) {site.status.value}")
+    out.print(pools_table(site))
+    out.print(
+        f"cpu cores {site.cpu_cores:g}, memory {site.memory_gb:g} GB, jobs {site.running_jobs}"
+    )
+
+
 @app.command("drain")
 def drain_site(
     site_id: Annotated[str, typer.Argument(help="Site id.", show_default=False)],

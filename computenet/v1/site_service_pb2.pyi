@@ -102,6 +102,8 @@ class CapacityReport(_message.Message):
     MEMORY_GB_FREE_FIELD_NUMBER: _builtins.int
     PRICE_CNY_PER_KWH_FIELD_NUMBER: _builtins.int
     CARBON_KG_PER_KWH_FIELD_NUMBER: _builtins.int
+    FEDERATION_CPU_CORES_FIELD_NUMBER: _builtins.int
+    FEDERATION_MEMORY_GB_FIELD_NUMBER: _builtins.int
     cpu_cores: _builtins.float
     """Total CPU cores offered."""
     cpu_cores_free: _builtins.float
@@ -114,6 +116,10 @@ class CapacityReport(_message.Message):
     """Live power price in CNY/kWh if the site publishes one; 0 means use the topology schedule."""
     carbon_kg_per_kwh: _builtins.float
     """Live grid carbon factor in kgCO2/kWh; 0 means use the topology value."""
+    federation_cpu_cores: _builtins.float
+    """Of the busy CPU cores, those the agent's federation attempts hold."""
+    federation_memory_gb: _builtins.float
+    """Of the busy memory, GB the agent's federation attempts hold."""
     @_builtins.property
     def pools(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.PoolCapacity]:
         """Accelerator pools."""
@@ -128,10 +134,12 @@ class CapacityReport(_message.Message):
         memory_gb_free: _builtins.float = ...,
         price_cny_per_kwh: _builtins.float = ...,
         carbon_kg_per_kwh: _builtins.float = ...,
+        federation_cpu_cores: _builtins.float = ...,
+        federation_memory_gb: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["carbon_kg_per_kwh", b"carbon_kg_per_kwh", "cpu_cores", b"cpu_cores", "cpu_cores_free", b"cpu_cores_free", "memory_gb", b"memory_gb", "memory_gb_free", b"memory_gb_free", "pools", b"pools", "price_cny_per_kwh", b"price_cny_per_kwh"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["carbon_kg_per_kwh", b"carbon_kg_per_kwh", "cpu_cores", b"cpu_cores", "cpu_cores_free", b"cpu_cores_free", "federation_cpu_cores", b"federation_cpu_cores", "federation_memory_gb", b"federation_memory_gb", "memory_gb", b"memory_gb", "memory_gb_free", b"memory_gb_free", "pools", b"pools", "price_cny_per_kwh", b"price_cny_per_kwh"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -295,6 +303,7 @@ class Dispatch(_message.Message):
     FENCING_TOKEN_FIELD_NUMBER: _builtins.int
     SPEC_FIELD_NUMBER: _builtins.int
     TENANT_FIELD_NUMBER: _builtins.int
+    POOL_FIELD_NUMBER: _builtins.int
     delivery_id: _builtins.int
     """Delivery number; the agent acknowledges it once the dispatch is durable at the agent."""
     job_id: _builtins.str
@@ -305,6 +314,10 @@ class Dispatch(_message.Message):
     """Fencing token: higher tokens supersede lower ones for the same job."""
     tenant: _builtins.str
     """Owning tenant."""
+    pool: _builtins.str
+    """Accelerator pool (model) the broker's ledger holds the attempt's cards in; the agent runs
+    the attempt there. Empty for host-only work.
+    """
     @_builtins.property
     def spec(self) -> _types_pb2.JobSpec:
         """What to run."""
@@ -318,10 +331,11 @@ class Dispatch(_message.Message):
         fencing_token: _builtins.int = ...,
         spec: _types_pb2.JobSpec | None = ...,
         tenant: _builtins.str = ...,
+        pool: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "delivery_id", b"delivery_id", "fencing_token", b"fencing_token", "job_id", b"job_id", "spec", b"spec", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "delivery_id", b"delivery_id", "fencing_token", b"fencing_token", "job_id", b"job_id", "pool", b"pool", "spec", b"spec", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

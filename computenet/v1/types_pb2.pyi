@@ -459,6 +459,9 @@ class Job(_message.Message):
     CREATED_UNIX_MS_FIELD_NUMBER: _builtins.int
     UPDATED_UNIX_MS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
+    MIGRATION_TARGET_FIELD_NUMBER: _builtins.int
+    POOL_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """Broker-assigned id."""
     tenant: _builtins.str
@@ -481,6 +484,12 @@ class Job(_message.Message):
     """Time of the last state change, Unix milliseconds."""
     request_id: _builtins.str
     """Client request id used for idempotent submission."""
+    cancel_requested: _builtins.bool
+    """A cancel was asked for; the job ends when its site confirms the stop."""
+    migration_target: _builtins.str
+    """While migrating: the site the job moves to once its current attempt has stopped."""
+    pool: _builtins.str
+    """Accelerator pool (model) the current attempt holds its cards in; empty if none."""
     @_builtins.property
     def spec(self) -> Global___JobSpec:
         """The submitted spec."""
@@ -500,10 +509,13 @@ class Job(_message.Message):
         created_unix_ms: _builtins.int = ...,
         updated_unix_ms: _builtins.int = ...,
         request_id: _builtins.str = ...,
+        cancel_requested: _builtins.bool = ...,
+        migration_target: _builtins.str = ...,
+        pool: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "created_unix_ms", b"created_unix_ms", "exit_code", b"exit_code", "job_id", b"job_id", "last_sequence", b"last_sequence", "reason", b"reason", "request_id", b"request_id", "site", b"site", "spec", b"spec", "state", b"state", "tenant", b"tenant", "updated_unix_ms", b"updated_unix_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "cancel_requested", b"cancel_requested", "created_unix_ms", b"created_unix_ms", "exit_code", b"exit_code", "job_id", b"job_id", "last_sequence", b"last_sequence", "migration_target", b"migration_target", "pool", b"pool", "reason", b"reason", "request_id", b"request_id", "site", b"site", "spec", b"spec", "state", b"state", "tenant", b"tenant", "updated_unix_ms", b"updated_unix_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -573,6 +585,9 @@ class PoolCapacity(_message.Message):
     TOTAL_FIELD_NUMBER: _builtins.int
     ALLOCATABLE_FIELD_NUMBER: _builtins.int
     IN_USE_FIELD_NUMBER: _builtins.int
+    FEDERATION_IN_USE_FIELD_NUMBER: _builtins.int
+    HELD_FIELD_NUMBER: _builtins.int
+    FREE_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Accelerator model id."""
     total: _builtins.int
@@ -580,7 +595,15 @@ class PoolCapacity(_message.Message):
     allocatable: _builtins.int
     """Usable now (total minus down or drained)."""
     in_use: _builtins.int
-    """In use by running work."""
+    """In use by running work, whoever placed it."""
+    federation_in_use: _builtins.int
+    """Of in_use, the accelerators the site's agent runs federation attempts on."""
+    held: _builtins.int
+    """Held by the broker's capacity ledger (placed, dispatched, running or migrating attempts);
+    set in the broker's site views, 0 in site reports.
+    """
+    free: _builtins.int
+    """Free for new work: allocatable - held - in use by others; set in the broker's site views."""
     def __init__(
         self,
         *,
@@ -588,10 +611,13 @@ class PoolCapacity(_message.Message):
         total: _builtins.int = ...,
         allocatable: _builtins.int = ...,
         in_use: _builtins.int = ...,
+        federation_in_use: _builtins.int = ...,
+        held: _builtins.int = ...,
+        free: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocatable", b"allocatable", "in_use", b"in_use", "model", b"model", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocatable", b"allocatable", "federation_in_use", b"federation_in_use", "free", b"free", "held", b"held", "in_use", b"in_use", "model", b"model", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -22,6 +22,10 @@ class CapacitySnapshot:
     cpu_cores_free: float = 0.0
     memory_gb: float = 0.0
     memory_gb_free: float = 0.0
+    federation_cpu_cores: float = 0.0
+    """Of the busy cores, those the agent's federation attempts hold."""
+    federation_memory_gb: float = 0.0
+    """Of the busy memory, GB the agent's federation attempts hold."""
 
     def to_dict(self) -> dict[str, object]:
         """The JSON shape `computenet-agent check --json` prints (without site and broker)."""
@@ -32,6 +36,7 @@ class CapacitySnapshot:
                     "total": p.total,
                     "allocatable": p.allocatable,
                     "in_use": p.in_use,
+                    "federation_in_use": p.federation_in_use,
                 }
                 for p in self.pools
             ],
@@ -62,23 +67,50 @@ class CapacitySource(Protocol):
         ...
 
 
-def apply_usage(snap: CapacitySnapshot, usage: Iterable[Usage]) -> CapacitySnapshot:
-    """Count the agent's own running attempts as in use (for sources that cannot see them)."""
-    in_use: dict[str, int] = {}
+def _by_model(
+    snap: CapacitySnapshot, usage: Iterable[Usage]
+) -> tuple[dict[str, int], float, float]:
+    """Cards per pool model, cores and memory that the agent's own attempts hold."""
+    cards: dict[str, int] = {}
     cpu = mem = 0.0
     models = [p.model for p in snap.pools]
     for item in usage:
         model = item.accelerator or next(iter(models), "")
         if item.count and model:
-            in_use[model] = in_use.get(model, 0) + item.count
+            cards[model] = cards.get(model, 0) + item.count
         cpu += item.cpu_cores
         mem += item.memory_gb
-    pools = tuple(replace(p, in_use=min(p.total, in_use.get(p.model, 0))) for p in snap.pools)
+    return cards, cpu, mem
+
+
+def apply_usage(snap: CapacitySnapshot, usage: Iterable[Usage]) -> CapacitySnapshot:
+    """Count the agent's own running attempts as in use (for sources that cannot see them)."""
+    cards, cpu, mem = _by_model(snap, usage)
+    pools = tuple(replace(p, in_use=min(p.total, cards.get(p.model, 0))) for p in snap.pools)
     return replace(
         snap,
         pools=pools,
         cpu_cores_free=max(0.0, snap.cpu_cores_free - cpu),
         memory_gb_free=max(0.0, snap.memory_gb_free - mem),
+    )
+
+
+def mark_federation(snap: CapacitySnapshot, usage: Iterable[Usage]) -> CapacitySnapshot:
+    """Say how much of what is busy the agent's federation attempts hold.
+
+    The broker subtracts this from `in_use` to learn what local users hold, so its ledger and
+    the site's report never count the same card twice. It is capped at what the source sees
+    busy (a Slurm job still queued holds nothing yet).
+    """
+    cards, cpu, mem = _by_model(snap, usage)
+    pools = tuple(
+        replace(p, federation_in_use=min(p.in_use, cards.get(p.model, 0))) for p in snap.pools
+    )
+    return replace(
+        snap,
+        pools=pools,
+        federation_cpu_cores=min(max(0.0, snap.cpu_cores - snap.cpu_cores_free), cpu),
+        federation_memory_gb=min(max(0.0, snap.memory_gb - snap.memory_gb_free), mem),
     )
 
 

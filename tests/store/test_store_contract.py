@@ -30,7 +30,7 @@ def _place(job_id: str, site: str = "gansu-1", attempt: int = 1) -> Transition:
         expect_states=frozenset({P}),
         site=SiteId(site),
         attempt=attempt,
-        hold=_hold(job_id, attempt, site),
+        holds=(_hold(job_id, attempt, site),),
         placement_json=f'{{"chosen": "{site}"}}',
     )
 
@@ -310,7 +310,7 @@ def test_holds_are_created_and_released(mixed: SqlStore) -> None:
     assert mixed.holds() == [_hold("j5", site="guizhou-1")]
     moved = _hold("j5", attempt=2, site="gansu-1", count=4)
     mixed.apply(
-        [Transition(JobId("j5"), JobState.MIGRATING, "move", release_hold=True, hold=moved)]
+        [Transition(JobId("j5"), JobState.MIGRATING, "move", release_hold=True, holds=(moved,))]
     )
     assert mixed.holds() == [moved]
 
@@ -318,10 +318,10 @@ def test_holds_are_created_and_released(mixed: SqlStore) -> None:
 def test_holds_follow_the_order_of_one_batch(mixed: SqlStore) -> None:
     mixed.apply(
         [
-            Transition(JobId("j0"), PL, "p", hold=_hold("j0")),
+            Transition(JobId("j0"), PL, "p", holds=(_hold("j0"),)),
             Transition(JobId("j0"), P, "undo", release_hold=True),
             Transition(JobId("j1"), PL, "p", release_hold=True),
-            Transition(JobId("j1"), D, "d", hold=_hold("j1", 2)),
+            Transition(JobId("j1"), D, "d", holds=(_hold("j1", 2),)),
         ]
     )
     assert [(h.job_id, h.attempt) for h in mixed.holds()] == [("j1", 2), ("j2", 1), ("j5", 1)]
@@ -330,7 +330,7 @@ def test_holds_follow_the_order_of_one_batch(mixed: SqlStore) -> None:
 def test_hold_of_another_job_is_rejected(mixed: SqlStore) -> None:
     last = mixed.last_sequence()
     with pytest.raises(ValueError):
-        mixed.apply([_place("j0"), Transition(JobId("j1"), PL, "p", hold=_hold("j0"))])
+        mixed.apply([_place("j0"), Transition(JobId("j1"), PL, "p", holds=(_hold("j0"),))])
     assert mixed.last_sequence() == last and mixed.get_job(JobId("j0")).state is P  # type: ignore[union-attr]
 
 
@@ -455,3 +455,28 @@ def test_a_fenced_apply_writes_only_under_the_live_token(store: SqlStore) -> Non
         store.apply([cancel], fence=Fence("other-lease", 7))  # no such lease
     [event] = store.apply([cancel], fence=Fence("rebalance", 7))
     assert event is not None and event.state == JobState.CANCELLED
+
+
+def test_typed_job_fields_keep_set_or_clear(mixed: SqlStore) -> None:
+    mixed.apply([Transition(JobId("j2"), D, "cancel asked", cancel_requested=True)])
+    job = mixed.get_job(JobId("j2"))
+    assert job is not None and job.cancel_requested and job.reason == ""
+    mixed.apply([Transition(JobId("j2"), R, "progress")])
+    job = mixed.get_job(JobId("j2"))
+    assert job is not None and job.cancel_requested, "None keeps the flag"
+    mixed.apply([Transition(JobId("j5"), JobState.MIGRATING, "move", migration_target="ningxia-1")])
+    job = mixed.get_job(JobId("j5"))
+    assert job is not None and job.migration_target == "ningxia-1"
+    mixed.apply([Transition(JobId("j5"), PL, "moved", migration_target="", pool="910b")])
+    job = mixed.get_job(JobId("j5"))
+    assert job is not None and job.migration_target is None and job.pool == "910b"
+
+
+def test_one_placement_may_hold_several_pools(mixed: SqlStore) -> None:
+    a800 = Hold(JobId("j0"), 1, SiteId("gansu-1"), "a800", 8, 16.0, 128.0, 5_000)
+    ascend = Hold(JobId("j0"), 1, SiteId("gansu-1"), "910b", 8, 0.0, 0.0, 5_000)
+    mixed.apply([Transition(JobId("j0"), PL, "p", attempt=1, holds=(a800, ascend))])
+    mine = [h for h in mixed.holds() if h.job_id == "j0"]
+    assert sorted(mine, key=lambda h: h.pool) == [ascend, a800]
+    mixed.apply([Transition(JobId("j0"), JobState.CANCELLED, "c", release_hold=True)])
+    assert [h for h in mixed.holds() if h.job_id == "j0"] == []

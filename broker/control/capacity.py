@@ -1,0 +1,150 @@
+"""Capacity rules over the ledger: what each pool can take now and how long new work waits.
+
+The ledger's holds are the broker's commitments; a site's report says what is allocatable
+and what is busy, and how much of the busy part the agent runs for the federation. Free is
+a sum, never a max: allocatable - held by the broker - in use by others. Held cards of a
+running attempt also show in the site's `federation_in_use`, so nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from broker.placement.snapshot import SiteCapacity
+from broker.store.protocol import Hold
+from computenet.types import PoolCapacity, SiteStatus
+
+MS_PER_HOUR = 3_600_000
+MAX_WAIT_H = 72.0
+"""Queue-wait estimates are capped here: beyond it the figure says only "very long"."""
+
+
+@dataclass(frozen=True, slots=True)
+class HostReport:
+    """A site's host resources as reported: totals, free, and the federation's part of busy."""
+
+    cpu_cores: float = 0.0
+    cpu_cores_free: float = 0.0
+    memory_gb: float = 0.0
+    memory_gb_free: float = 0.0
+    federation_cpu_cores: float = 0.0
+    federation_memory_gb: float = 0.0
+
+
+@dataclass(slots=True)
+class SiteHolds:
+    """The ledger lines of one site, summed: cards per pool, cores and memory."""
+
+    cards: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    cpu_cores: float = 0.0
+    memory_gb: float = 0.0
+    lines: list[Hold] = field(default_factory=list)
+
+
+def holds_by_site(holds: Iterable[Hold]) -> dict[str, SiteHolds]:
+    """Sum ledger lines per site and pool."""
+    out: dict[str, SiteHolds] = defaultdict(SiteHolds)
+    for hold in holds:
+        site = out[hold.site]
+        site.cards[hold.pool] += hold.count
+        site.cpu_cores += hold.cpu_cores
+        site.memory_gb += hold.memory_gb
+        site.lines.append(hold)
+    return out
+
+
+def pool_views(pools: Iterable[PoolCapacity], held: SiteHolds | None) -> tuple[PoolCapacity, ...]:
+    """The site's pools with the ledger's holds filled in (their `free` is then the rule)."""
+    cards = held.cards if held is not None else {}
+    return tuple(replace(p, held=cards.get(p.model, 0)) for p in pools)
+
+
+def host_free(host: HostReport, held: SiteHolds | None) -> tuple[float, float]:
+    """Free cores and memory: total - held - busy with work of others."""
+    held_cpu = held.cpu_cores if held is not None else 0.0
+    held_mem = held.memory_gb if held is not None else 0.0
+    others_cpu = max(0.0, host.cpu_cores - host.cpu_cores_free - host.federation_cpu_cores)
+    others_mem = max(0.0, host.memory_gb - host.memory_gb_free - host.federation_memory_gb)
+    return (
+        max(0.0, host.cpu_cores - held_cpu - others_cpu),
+        max(0.0, host.memory_gb - held_mem - others_mem),
+    )
+
+
+def site_capacity(
+    site_id: str,
+    status: SiteStatus,
+    pools: Iterable[PoolCapacity],
+    host: HostReport,
+    held: SiteHolds | None,
+    wait_h_by_pool: Mapping[str, float] | None = None,
+) -> SiteCapacity:
+    """What placement sees of one site: free cards per pool, cores and memory, queue waits."""
+    views = pool_views(pools, held)
+    cpu_free, memory_free = host_free(host, held)
+    waits = dict(wait_h_by_pool or {})
+    return SiteCapacity(
+        site_id=site_id,
+        status=status,
+        free={p.model: p.free for p in views},
+        cpu_free=cpu_free,
+        memory_gb_free=memory_free,
+        queue_wait_h=min(waits.values(), default=0.0),
+        queue_wait_h_by_pool=waits,
+    )
+
+
+def pending_cards_by_pool(
+    pending: Iterable[tuple[str, int]], allocatable: Mapping[tuple[str, str], int]
+) -> dict[tuple[str, str], float]:
+    """Spread the pending queue's cards over the pools that could run them.
+
+    `pending` is (model asked for, "" for any; cards) per pending job; `allocatable` is cards
+    per (site, model). A job asking for a model counts toward that model's pools, an any-model
+    job toward every pool, each in proportion to the pool's allocatable share.
+    """
+    by_model: dict[str, int] = defaultdict(int)
+    for (_, model), cards in allocatable.items():
+        by_model[model] += cards
+    everything = sum(by_model.values())
+    asked: dict[str, float] = defaultdict(float)
+    anything = 0.0
+    for model, cards in pending:
+        if model:
+            asked[model] += cards
+        else:
+            anything += cards
+    out: dict[tuple[str, str], float] = {}
+    for key, cards in allocatable.items():
+        model = key[1]
+        if cards <= 0:
+            continue
+        share = asked.get(model, 0.0) * cards / by_model[model]
+        if everything:
+            share += anything * cards / everything
+        out[key] = share
+    return out
+
+
+def queue_wait_h(free: int, backlog_cards: float, lines: Iterable[Hold], now_unix_ms: int) -> float:
+    """Hours before a pool's share of the pending queue could start, from its holds' ends.
+
+    Zero when the pool's free cards cover its share of the queue; otherwise the time until
+    enough held cards end (in expected-end order) to cover the rest, capped at MAX_WAIT_H.
+    Holds without an expected end count as ending at the cap.
+    """
+    short = backlog_cards - free
+    if short <= 0:
+        return 0.0
+    cap_ms = now_unix_ms + int(MAX_WAIT_H * MS_PER_HOUR)
+    ends = sorted(
+        (min(h.expected_end_unix_ms, cap_ms) if h.expected_end_unix_ms else cap_ms, h.count)
+        for h in lines
+    )
+    for end_ms, cards in ends:
+        short -= cards
+        if short <= 0:
+            return max(0.0, (end_ms - now_unix_ms) / MS_PER_HOUR)
+    return MAX_WAIT_H

@@ -1,0 +1,300 @@
+"""The job lifecycle core: given a job as recorded and a stimulus, the effects that follow.
+
+Every state change of every job is decided here and nowhere else. `handle` is a pure
+function of (job, stimulus): the shells read the job, call it, and carry out the effects;
+the store applies each `Write` as a compare-and-set against the state it was decided on, so
+two shells deciding on the same job at once cannot both win.
+
+States (docs/job-lifecycle.md lists them with every flag combination): pending -> placed
+(capacity held) -> dispatched -> running -> succeeded | failed | cancelled; migrating while a
+move stops the old attempt; back to pending when a site is lost or stops an attempt on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import assert_never
+
+from broker.control.effects import Dispatch, Effect, PlaceAtTarget, Stop, Write
+from broker.control.stimuli import (
+    AttemptReported,
+    CancelRequested,
+    DispatchAcknowledged,
+    MigrationAbandoned,
+    MigrationBegun,
+    MigrationSourceGone,
+    MigrationStop,
+    MigrationTargetUnavailable,
+    Placed,
+    Preempt,
+    SiteLost,
+    SiteSuspect,
+    Stimulus,
+)
+from broker.store.protocol import Hold, Transition
+from computenet.types import ACTIVE_STATES, Job, JobId, JobState, SiteId
+
+SUPERSEDED = "superseded: the job runs elsewhere now"
+CANCEL_REASON = "cancel requested"
+MOVABLE = frozenset({JobState.PLACED, JobState.DISPATCHED, JobState.RUNNING})
+_ACTIVE = frozenset(ACTIVE_STATES)
+_STARTABLE = frozenset({JobState.PLACED, JobState.DISPATCHED})
+
+
+class JobMachine:
+    """Decides what follows each stimulus; holds no state of its own."""
+
+    def handle(self, job: Job, stimulus: Stimulus) -> list[Effect]:
+        """The effects of `stimulus` on `job` (empty: nothing changes)."""
+        match stimulus:
+            case Placed():
+                return self._placed(job, stimulus)
+            case DispatchAcknowledged():
+                return self._acknowledged(job, stimulus)
+            case AttemptReported():
+                return self._reported(job, stimulus)
+            case SiteSuspect():
+                return []
+            case SiteLost():
+                if job.site != stimulus.site or job.state not in _ACTIVE:
+                    return []
+                return [Write(requeue(job, cause="site_lost"))]
+            case CancelRequested():
+                return self._cancel(job, stimulus)
+            case MigrationBegun():
+                return self._migration_begun(job, stimulus)
+            case MigrationStop():
+                if job.state != JobState.MIGRATING or job.site is None:
+                    return []
+                reason = f"migrating to {job.migration_target}"
+                return [Stop(job.site, job.job_id, job.attempt, reason, stimulus.checkpoint)]
+            case MigrationSourceGone():
+                if job.state != JobState.MIGRATING or job.migration_target is None:
+                    return []
+                return [PlaceAtTarget(job.job_id, job.migration_target, stimulus.note)]
+            case MigrationTargetUnavailable():
+                if job.state != JobState.MIGRATING:
+                    return []
+                return [
+                    Write(requeue(job, cause="migration_target_unavailable", message=stimulus.note))
+                ]
+            case MigrationAbandoned():
+                return self._migration_abandoned(job, stimulus)
+            case Preempt():
+                if job.state not in MOVABLE or job.site is None:
+                    return []
+                return [Stop(job.site, job.job_id, job.attempt, stimulus.reason, checkpoint=True)]
+            case _:
+                assert_never(stimulus)
+
+    def resume(self, site: SiteId, jobs: list[Job], held: list[tuple[JobId, int]]) -> list[Effect]:
+        """After a site (re)connects: what it is owed, given the attempts it says it holds.
+
+        `jobs` are the active jobs the broker has at the site. Placed attempts are delivered
+        again, pending stops are repeated, and attempts the broker no longer backs are stopped.
+        """
+        effects: list[Effect] = []
+        mine = {j.job_id: j for j in jobs if j.site == site and j.state in _ACTIVE}
+        for job in mine.values():
+            if job.cancel_requested:
+                effects.append(Stop(site, job.job_id, job.attempt, CANCEL_REASON))
+            elif job.state == JobState.MIGRATING:
+                reason = f"migrating to {job.migration_target}"
+                effects.append(Stop(site, job.job_id, job.attempt, reason, checkpoint=True))
+            elif job.state == JobState.PLACED:
+                effects.append(Dispatch(job.job_id, job.attempt, site, pool_of(job)))
+        for job_id, attempt in held:
+            current = mine.get(job_id)
+            if current is None or current.attempt != attempt:
+                effects.append(Stop(site, job_id, attempt, SUPERSEDED))
+        return effects
+
+    def _placed(self, job: Job, stimulus: Placed) -> list[Effect]:
+        movable = job.state == JobState.MIGRATING and not job.cancel_requested
+        if job.state != JobState.PENDING and not movable:
+            return []
+        allocation = stimulus.allocation
+        attempt = job.attempt + 1
+        holds = tuple(
+            Hold(
+                job_id=job.job_id,
+                attempt=attempt,
+                site=allocation.site,
+                pool=share.pool,
+                count=share.cards,
+                cpu_cores=allocation.cpu_cores if i == 0 else 0.0,
+                memory_gb=allocation.memory_gb if i == 0 else 0.0,
+                expected_end_unix_ms=allocation.expected_end_unix_ms,
+            )
+            for i, share in enumerate(allocation.shares)
+        )
+        note = f" ({stimulus.note})" if stimulus.note else ""
+        transition = Transition(
+            job_id=job.job_id,
+            new_state=JobState.PLACED,
+            cause=stimulus.cause,
+            expect_states=frozenset({job.state}),
+            expect_attempt=job.attempt,
+            site=allocation.site,
+            attempt=attempt,
+            reason="",
+            message=f"placed on {allocation.site}{note}",
+            holds=holds,
+            release_hold=True,
+            placement_json=stimulus.placement_json,
+            migration_target="",
+            pool=allocation.pool,
+        )
+        dispatch = Dispatch(job.job_id, attempt, allocation.site, allocation.pool)
+        return [Write(transition), dispatch]
+
+    def _acknowledged(self, job: Job, stimulus: DispatchAcknowledged) -> list[Effect]:
+        if (
+            job.state != JobState.PLACED
+            or job.site != stimulus.site
+            or job.attempt != stimulus.attempt
+        ):
+            return []
+        return [
+            Write(
+                Transition(
+                    job_id=job.job_id,
+                    new_state=JobState.DISPATCHED,
+                    cause="dispatch_acknowledged",
+                    expect_states=frozenset({JobState.PLACED}),
+                    expect_attempt=job.attempt,
+                    message=f"accepted by {stimulus.site}",
+                )
+            )
+        ]
+
+    def _reported(self, job: Job, report: AttemptReported) -> list[Effect]:
+        current = job.state in _ACTIVE and job.site == report.site and job.attempt == report.attempt
+        if not current:
+            # The site runs an attempt the broker no longer backs: stop it.
+            if report.state == JobState.RUNNING:
+                return [Stop(report.site, job.job_id, report.attempt, SUPERSEDED)]
+            return []
+        reported = Transition(
+            job_id=job.job_id,
+            new_state=report.state,
+            cause="site_reported",
+            expect_states=_ACTIVE,
+            expect_attempt=report.attempt,
+            message=report.message,
+        )
+        if report.state == JobState.RUNNING:
+            if job.state not in _STARTABLE:
+                return []
+            return [Write(replace(reported, expect_states=_STARTABLE))]
+        if report.state in (JobState.SUCCEEDED, JobState.FAILED):
+            return [Write(_final(reported, exit_code=report.exit_code))]
+        if report.state != JobState.CANCELLED:
+            return []
+        if job.cancel_requested:
+            return [Write(_final(replace(reported, cause="site_confirmed_cancel")))]
+        if job.state == JobState.MIGRATING and job.migration_target is not None:
+            note = f"stopped at {report.site}: {report.message}"
+            return [PlaceAtTarget(job.job_id, job.migration_target, note)]
+        return [Write(requeue(job, cause="stopped_at_site", message=report.message))]
+
+    def _cancel(self, job: Job, stimulus: CancelRequested) -> list[Effect]:
+        message = stimulus.reason or "cancelled by request"
+        if job.state == JobState.PENDING:
+            return [
+                Write(
+                    Transition(
+                        job_id=job.job_id,
+                        new_state=JobState.CANCELLED,
+                        cause="cancelled",
+                        expect_states=frozenset({JobState.PENDING}),
+                        expect_attempt=job.attempt,
+                        message=message,
+                        release_hold=True,
+                    )
+                )
+            ]
+        if job.state not in _ACTIVE or job.cancel_requested or job.site is None:
+            return []
+        mark = Transition(
+            job_id=job.job_id,
+            new_state=job.state,
+            cause="cancel_requested",
+            expect_states=frozenset({job.state}),
+            expect_attempt=job.attempt,
+            message=stimulus.reason or CANCEL_REASON,
+            cancel_requested=True,
+        )
+        return [Write(mark), Stop(job.site, job.job_id, job.attempt, CANCEL_REASON)]
+
+    def _migration_begun(self, job: Job, stimulus: MigrationBegun) -> list[Effect]:
+        if job.state not in MOVABLE or job.site != stimulus.site or job.cancel_requested:
+            return []
+        return [
+            Write(
+                Transition(
+                    job_id=job.job_id,
+                    new_state=JobState.MIGRATING,
+                    cause="rebalance_migrating",
+                    expect_states=frozenset({job.state}),
+                    expect_attempt=job.attempt,
+                    message=stimulus.note,
+                    migration_target=stimulus.target,
+                )
+            )
+        ]
+
+    def _migration_abandoned(self, job: Job, stimulus: MigrationAbandoned) -> list[Effect]:
+        if job.state != JobState.MIGRATING:
+            return []
+        return [
+            Write(
+                Transition(
+                    job_id=job.job_id,
+                    new_state=JobState.RUNNING,
+                    cause="migration_abandoned",
+                    expect_states=frozenset({JobState.MIGRATING}),
+                    expect_attempt=job.attempt,
+                    message=stimulus.note,
+                    migration_target="",
+                )
+            )
+        ]
+
+
+def requeue(job: Job, *, cause: str, message: str = "") -> Transition:
+    """The job's attempt is gone: back to pending, or cancelled/failed as asked and its policy."""
+    back = Transition(
+        job_id=job.job_id,
+        new_state=JobState.PENDING,
+        cause=cause,
+        expect_states=_ACTIVE,
+        expect_attempt=job.attempt,
+        site="",
+        reason=cause,
+        message=message,
+        release_hold=True,
+        migration_target="",
+    )
+    if job.cancel_requested:
+        return _final(replace(back, new_state=JobState.CANCELLED, site=None))
+    if job.spec.on_site_loss == "fail":
+        return _final(replace(back, new_state=JobState.FAILED, site=None))
+    return back
+
+
+def _final(t: Transition, exit_code: int | None = None) -> Transition:
+    """`t` ending the job: every hold released, no pending request left behind."""
+    return replace(
+        t,
+        exit_code=exit_code,
+        reason="" if t.reason is None else t.reason,
+        release_hold=True,
+        cancel_requested=False,
+        migration_target="",
+    )
+
+
+def pool_of(job: Job) -> str:
+    """The pool the job's current attempt runs in (what placement chose, else what it asks)."""
+    return job.pool or job.spec.resources.accelerator

@@ -1,0 +1,147 @@
+"""What can happen to a job: the stimuli the lifecycle core decides on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from computenet.types import JobState, SiteId
+
+
+@dataclass(frozen=True, slots=True)
+class PoolShare:
+    """Cards taken from one accelerator pool of a site ("" for host-only work, 0 cards)."""
+
+    pool: str
+    cards: int
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """Where an attempt runs and what it holds there: the lines it adds to the ledger."""
+
+    site: SiteId
+    shares: tuple[PoolShare, ...]
+    cpu_cores: float
+    memory_gb: float
+    expected_end_unix_ms: int = 0
+
+    @property
+    def pool(self) -> str:
+        """The pool the attempt runs in (its largest share), "" for host-only work."""
+        if not self.shares:
+            return ""
+        return max(self.shares, key=lambda s: s.cards).pool
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """Placement chose an allocation for the job's next attempt.
+
+    Applies to a pending job, or to a migrating one whose old attempt has stopped (or whose
+    old site is gone): the old holds are released and the new ones taken in one write.
+    """
+
+    allocation: Allocation
+    cause: str = "placed"
+    note: str = ""
+    placement_json: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchAcknowledged:
+    """The site holds the attempt durably."""
+
+    site: SiteId
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptReported:
+    """A site reported the state of one attempt of the job."""
+
+    site: SiteId
+    attempt: int
+    state: JobState
+    exit_code: int | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSuspect:
+    """The job's site went quiet; nothing changes for the job until it is lost."""
+
+    site: SiteId
+
+
+@dataclass(frozen=True, slots=True)
+class SiteLost:
+    """The site was silent past its lost window: its attempts no longer count."""
+
+    site: SiteId
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequested:
+    """A client asked for the job to be cancelled."""
+
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationBegun:
+    """Rebalancing starts moving the job from `site` to `target`."""
+
+    site: SiteId
+    target: SiteId
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationStop:
+    """Rebalancing asks the migrating job's current attempt to stop (checkpointing first)."""
+
+    checkpoint: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationSourceGone:
+    """The migrating job's old site is lost or offline: the move goes on without its stop."""
+
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationTargetUnavailable:
+    """The move's target cannot take the job now: it goes back to the queue."""
+
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationAbandoned:
+    """A broker restart found the move unfinished: the job stays where it runs."""
+
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Preempt:
+    """Stop the job's attempt with a checkpoint; the job requeues once the site confirms."""
+
+    reason: str = ""
+
+
+Stimulus = (
+    Placed
+    | DispatchAcknowledged
+    | AttemptReported
+    | SiteSuspect
+    | SiteLost
+    | CancelRequested
+    | MigrationBegun
+    | MigrationStop
+    | MigrationSourceGone
+    | MigrationTargetUnavailable
+    | MigrationAbandoned
+    | Preempt
+)

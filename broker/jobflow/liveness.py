@@ -1,0 +1,49 @@
+"""The liveness loop: applies heartbeat TTLs and hands status changes to those who react."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from broker.jobflow.placement_loop import PlacementLoop
+from broker.jobflow.tracker import JobTracker
+from broker.registry import SiteRegistry, StatusChange
+from computenet.types import SiteStatus
+
+log = logging.getLogger(__name__)
+
+
+class LivenessLoop:
+    """Marks silent sites suspect, then lost (their jobs go back); returning sites add capacity."""
+
+    def __init__(
+        self,
+        *,
+        registry: SiteRegistry,
+        tracker: JobTracker,
+        placement: PlacementLoop,
+        every_s: float = 0.25,
+    ) -> None:
+        self._registry = registry
+        self._tracker = tracker
+        self._placement = placement
+        self._every_s = every_s
+
+    async def on_status_changes(self, changes: list[StatusChange]) -> None:
+        """React to liveness changes: lost sites give their jobs back."""
+        for change in changes:
+            log.info("site status site=%s %s->%s", change.site_id, change.old, change.new)
+            if change.new == SiteStatus.LOST:
+                await self._tracker.site_lost(change.site_id)
+            elif change.new == SiteStatus.ACTIVE:
+                self._placement.capacity_changed()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick until `stop` is set."""
+        while not stop.is_set():
+            await asyncio.sleep(self._every_s)
+            try:
+                await self.on_status_changes(self._registry.tick(time.monotonic()))
+            except Exception:
+                log.exception("liveness cycle failed")

@@ -1,0 +1,239 @@
+"""The placement loop: each round places the pending queue jointly, then feeds the placements.
+
+The pending queue is kept in memory from committed events, so a round costs nothing when
+nothing changed: new jobs are tried as they arrive, and the whole queue is tried again when
+capacity may have grown (a job ended, a site reported different capacity or came back).
+A round solves the queue with the batch optimiser (`place_batch`, the code the simulator's
+`optimal` policy runs) within a time budget; it falls back to greedy for what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from broker.control import Allocation, Placed, PoolShare
+from broker.jobflow.capacity_view import CapacityView
+from broker.jobflow.driver import JobDriver
+from broker.placement import FederationSnapshot, Policy, place, place_batch
+from broker.registry import SiteRegistry
+from broker.writer import StoreWriter
+from computenet.spec import JobSpec
+from computenet.types import Job, JobEvent, JobId, JobState, Placement, SiteId, SiteStatus
+
+log = logging.getLogger(__name__)
+
+_PENDING = frozenset({JobState.PENDING})
+SUBMITTED = "submitted"
+NO_SITE_ACCEPTING = "waiting: no site is active"
+MS_PER_HOUR = 3_600_000
+
+
+@dataclass
+class LoopTiming:
+    """How often the loops run when nothing wakes them, and how long a round may solve."""
+
+    place_every_s: float = 1.0
+    liveness_every_s: float = 0.25
+    min_cycle_gap_s: float = 0.02
+    round_budget_s: float = 0.5
+
+
+def placement_to_json(placement: Placement) -> str:
+    """The stored form of a placement explanation."""
+    return json.dumps({**placement.to_dict(), "decision_ms": placement.decision_ms})
+
+
+def allocation_for(spec: JobSpec, site: SiteId, pool: str, now_ms: int) -> Allocation:
+    """What an attempt of `spec` holds when placed in `pool` at `site` (all replicas)."""
+    hours = spec.duration_hours or 0.0
+    return Allocation(
+        site=site,
+        shares=(PoolShare(pool if spec.accelerators_total else "", spec.accelerators_total),),
+        cpu_cores=spec.cpu_cores_total,
+        memory_gb=spec.memory_gb_total,
+        expected_end_unix_ms=now_ms + int(hours * MS_PER_HOUR) if hours else 0,
+    )
+
+
+class PlacementLoop:
+    """Places pending jobs on ledger snapshots and feeds `Placed` stimuli to the driver."""
+
+    def __init__(
+        self,
+        *,
+        writer: StoreWriter,
+        registry: SiteRegistry,
+        capacity: CapacityView,
+        driver: JobDriver,
+        policy: Policy,
+        timing: LoopTiming | None = None,
+        on_decision: Callable[[float], None] | None = None,
+    ) -> None:
+        self._writer = writer
+        self._registry = registry
+        self._capacity = capacity
+        self._driver = driver
+        self._policy = policy
+        self._timing = timing or LoopTiming()
+        self._on_decision = on_decision
+        self._wake = asyncio.Event()
+        self._pending: dict[JobId, Job | None] = {}
+        self._fresh: set[JobId] = set()
+        self._capacity_changed = True
+        self.pending_reasons: dict[str, str] = {}
+
+    def kick(self) -> None:
+        """Run a placement round soon."""
+        self._wake.set()
+
+    def capacity_changed(self) -> None:
+        """Capacity may have grown: retry the whole pending queue at the next round."""
+        self._capacity_changed = True
+        self._wake.set()
+
+    def adopt(self, jobs: Sequence[Job]) -> None:
+        """Newly submitted jobs, as committed: queue them without reading them back."""
+        for job in jobs:
+            self._pending[job.job_id] = job
+            self._fresh.add(job.job_id)
+
+    def observe(self, events: Sequence[JobEvent]) -> None:
+        """Follow committed events: keep the pending queue, notice freed capacity."""
+        for event in events:
+            if event.state == JobState.PENDING:
+                if event.cause != SUBMITTED or event.job_id not in self._pending:
+                    self._pending[event.job_id] = None  # (re)load: its attempt changed
+                self._fresh.add(event.job_id)
+            else:
+                self._pending.pop(event.job_id, None)
+                self._fresh.discard(event.job_id)
+                self.pending_reasons.pop(event.job_id, None)
+            if event.state.is_final and event.site is not None:
+                self._capacity_changed = True
+        self._wake.set()
+
+    async def load_pending(self) -> None:
+        """Read the pending queue from the store (at start)."""
+        store = self._writer.store
+        for job in await self._writer.read(lambda: store.jobs_in_states(_PENDING)):
+            self._pending[job.job_id] = job
+            self._fresh.add(job.job_id)
+
+    async def _candidates(self) -> list[Job]:
+        """The pending jobs worth trying now, highest priority first, oldest first."""
+        ids = list(self._pending) if self._capacity_changed else list(self._fresh)
+        self._capacity_changed = False
+        self._fresh.clear()
+        missing = [i for i in ids if self._pending.get(i) is None and i in self._pending]
+        if missing:
+            store = self._writer.store
+            for job in await self._writer.read(functools.partial(store.get_jobs, missing)):
+                if job.job_id in self._pending and job.state == JobState.PENDING:
+                    self._pending[job.job_id] = job
+        jobs = [j for i in ids if (j := self._pending.get(i)) is not None]
+        jobs.sort(key=lambda j: (-j.spec.priority, j.created_unix_ms))
+        return jobs
+
+    def _anyone_accepting(self) -> bool:
+        return any(e.status == SiteStatus.ACTIVE for e in self._registry.entries())
+
+    async def place_pending(self) -> int:
+        """One placement round; returns how many jobs were placed."""
+        if not self._anyone_accepting():
+            # Nothing can be placed; keep the queue as it is until a site becomes active.
+            for job_id in self._fresh:
+                self.pending_reasons[job_id] = NO_SITE_ACCEPTING
+            self._fresh.clear()
+            self._capacity_changed = True
+            return 0
+        candidates = await self._candidates()
+        if not candidates:
+            return 0
+        queue = [j.spec for j in self._pending.values() if j is not None]
+        snapshot = await self._capacity.snapshot(queue)
+        result = await asyncio.to_thread(
+            place_batch,
+            [(j.job_id, j.spec) for j in candidates],
+            snapshot,
+            self._policy,
+            time_budget_s=self._timing.round_budget_s,
+            pool_totals=self._capacity.pool_totals(),
+        )
+        if self._on_decision is not None:
+            self._on_decision(1000.0 * result.solve_s / len(candidates))
+        now_ms = int(time.time() * 1000)
+        explained: dict[tuple[object, ...], Placement] = {}
+        pairs = []
+        for job in candidates:
+            site = result.assignment.get(job.job_id)
+            if site is None:
+                self.pending_reasons[job.job_id] = result.reasons.get(job.job_id, "")
+                continue
+            self.pending_reasons.pop(job.job_id, None)
+            why = _explanation(job.spec, snapshot, self._policy, SiteId(site), explained)
+            allocation = allocation_for(
+                job.spec, SiteId(site), result.models.get(job.job_id, ""), now_ms
+            )
+            stimulus = Placed(allocation, placement_json=placement_to_json(why))
+            pairs.append((job, stimulus))
+        outcomes = await self._driver.feed_many(pairs)
+        log.info(
+            "placement round candidates=%d placed=%d method=%s solve_s=%.3f gap=%.4f",
+            len(candidates),
+            sum(o.applied for o in outcomes),
+            result.method,
+            result.solve_s,
+            result.gap,
+        )
+        return sum(1 for o in outcomes if o.applied)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run placement rounds until `stop` is set."""
+        await self.load_pending()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._timing.place_every_s)
+            self._wake.clear()
+            try:
+                await self.place_pending()
+            except Exception:  # the loop must survive a bad round; the next one retries all
+                log.exception("placement round failed")
+                self._capacity_changed = True
+                await asyncio.sleep(self._timing.place_every_s)
+            # Let arrivals gather into the next round instead of one round per submission.
+            await asyncio.sleep(self._timing.min_cycle_gap_s)
+
+
+def _shape(spec: JobSpec) -> tuple[object, ...]:
+    """What decides where a job fits and what it costs: equal shapes share an explanation."""
+    return (
+        spec.resources,
+        spec.inference,
+        spec.constraints,
+        spec.dataset,
+        spec.gang,
+        spec.duration_hours,
+        spec.checkpoint,
+    )
+
+
+def _explanation(
+    spec: JobSpec,
+    snapshot: FederationSnapshot,
+    policy: Policy,
+    chosen: SiteId,
+    seen: dict[tuple[object, ...], Placement],
+) -> Placement:
+    """Every candidate's verdict and costs against the round's snapshot, with the joint choice."""
+    key = _shape(spec)
+    base = seen.get(key)
+    if base is None:
+        base = seen[key] = place(spec, snapshot, policy)
+    return Placement(chosen=chosen, candidates=base.candidates, decision_ms=base.decision_ms)

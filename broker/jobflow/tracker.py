@@ -1,0 +1,80 @@
+"""Follows placed jobs through their sites: turns what sites say into lifecycle stimuli."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from broker.control import (
+    SUPERSEDED,
+    AttemptReported,
+    DispatchAcknowledged,
+    SiteLost,
+    Stop,
+)
+from broker.jobflow.driver import JobDriver
+from broker.sessions import AgentSession, OutDispatch
+from broker.writer import StoreWriter
+from computenet.types import ACTIVE_STATES, Job, JobId, JobState, SiteId
+
+log = logging.getLogger(__name__)
+
+_ACTIVE = frozenset(ACTIVE_STATES)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptReport:
+    """A job attempt's state change as reported by its site."""
+
+    site_id: SiteId
+    job_id: JobId
+    attempt: int
+    state: JobState
+    exit_code: int | None
+    message: str
+
+
+class JobTracker:
+    """Feeds site reports, acknowledgements, reconnects and losses to the lifecycle core."""
+
+    def __init__(self, writer: StoreWriter, driver: JobDriver) -> None:
+        self._writer = writer
+        self._driver = driver
+
+    async def _active_at(self, site_id: SiteId) -> list[Job]:
+        store = self._writer.store
+        active = await self._writer.read(lambda: store.jobs_in_states(_ACTIVE))
+        return [j for j in active if j.site == site_id]
+
+    async def resume_site(self, session: AgentSession, held: list[tuple[JobId, int]]) -> None:
+        """After a hello: re-deliver what the site owes, and stop attempts that moved away."""
+        jobs = await self._active_at(session.site_id)
+        effects = self._driver.machine.resume(session.site_id, jobs, held)
+        await self._driver.carry_out_all({j.job_id: j for j in jobs}, effects)
+
+    async def dispatch_acknowledged(self, site_id: SiteId, delivery: OutDispatch) -> None:
+        """The agent holds the attempt durably: placed -> dispatched."""
+        job = await self._driver.job(delivery.job_id)
+        if job is not None:
+            await self._driver.feed(job, DispatchAcknowledged(site_id, delivery.attempt))
+
+    async def report(self, report: AttemptReport) -> None:
+        """Apply an attempt report; stale or repeated reports change nothing."""
+        stimulus = AttemptReported(
+            report.site_id, report.attempt, report.state, report.exit_code, report.message
+        )
+        job = await self._driver.job(report.job_id)
+        if job is None:
+            if report.state == JobState.RUNNING:  # a job this broker never had
+                stop = Stop(report.site_id, report.job_id, report.attempt, SUPERSEDED)
+                await self._driver.carry_out(None, stop)
+            return
+        await self._driver.feed(job, stimulus)
+
+    async def site_lost(self, site_id: SiteId) -> int:
+        """Requeue (or fail) every job at a lost site; returns how many moved."""
+        jobs = await self._active_at(site_id)
+        outcomes = await self._driver.feed_many([(j, SiteLost(site_id)) for j in jobs])
+        moved = sum(1 for o in outcomes if o.event is not None)
+        log.warning("site lost site=%s jobs_moved=%d", site_id, moved)
+        return moved

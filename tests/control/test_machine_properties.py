@@ -1,0 +1,257 @@
+"""Random stimulus sequences through the lifecycle core, against a model of store and sites.
+
+The model applies the core's writes the way the store does (compare-and-set, holds released
+before new ones are taken) and plays the sites: a dispatch starts an attempt, a stop ends it,
+and a lost site's attempts are gone (its agent stopped them when its lease ran out).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from broker.control import (
+    Allocation,
+    AttemptReported,
+    CancelRequested,
+    Dispatch,
+    DispatchAcknowledged,
+    JobMachine,
+    MigrationAbandoned,
+    MigrationBegun,
+    MigrationSourceGone,
+    MigrationStop,
+    MigrationTargetUnavailable,
+    PlaceAtTarget,
+    Placed,
+    PoolShare,
+    Preempt,
+    SiteLost,
+    SiteSuspect,
+    Stop,
+    Write,
+)
+from broker.store.protocol import Hold, Transition
+from broker.store.transitions import expectation_holds
+from computenet.spec import parse_spec
+from computenet.types import ACTIVE_STATES, Job, JobId, JobState, SiteId, TenantId
+
+SITES = [SiteId("west"), SiteId("east")]
+POOLS = ["a800", "910b"]
+JOB = JobId("j")
+DOC = Path(__file__).resolve().parents[2] / "docs" / "job-lifecycle.md"
+
+
+def _job() -> Job:
+    spec = parse_spec(
+        {
+            "name": "t",
+            "kind": "batch",
+            "resources": {"count": 8},
+            "duration_hours": 1.0,
+            "command": ["true"],
+        }
+    )
+    return Job(job_id=JOB, tenant=TenantId("t"), spec=spec, state=JobState.PENDING)
+
+
+class World:
+    """The store's view of one job, its ledger lines, and what runs at each site."""
+
+    def __init__(self) -> None:
+        self.job = _job()
+        self.holds: list[Hold] = []
+        self.running: dict[SiteId, set[int]] = {s: set() for s in SITES}
+        self.delivered: dict[SiteId, set[int]] = {s: set() for s in SITES}
+        self.seen: set[tuple[str, bool, bool]] = set()
+        self.machine = JobMachine()
+        self.acknowledged_submission = True
+
+    def write(self, t: Transition) -> bool:
+        job = self.job
+        if not expectation_holds(t, job.state, job.attempt):
+            return False
+        new = replace(job, state=t.new_state, exit_code=t.exit_code)
+        if t.site is not None:
+            new = replace(new, site=SiteId(t.site) if t.site else None)
+        if t.attempt is not None:
+            new = replace(new, attempt=t.attempt)
+        if t.cancel_requested is not None:
+            new = replace(new, cancel_requested=t.cancel_requested)
+        if t.migration_target is not None:
+            new = replace(new, migration_target=SiteId(t.migration_target) or None)
+        if t.pool is not None:
+            new = replace(new, pool=t.pool)
+        if t.release_hold:
+            self.holds = []
+        self.holds.extend(t.holds)
+        self.job = new
+        return True
+
+    def feed(self, stimulus: object) -> None:
+        effects = self.machine.handle(self.job, stimulus)  # type: ignore[arg-type]
+        self.carry_out(effects)
+
+    def carry_out(self, effects: list[object]) -> None:
+        for effect in effects:
+            if isinstance(effect, Write):
+                if not self.write(effect.transition):
+                    return
+            elif isinstance(effect, Dispatch):
+                self.delivered[effect.site].add(effect.attempt)
+            elif isinstance(effect, Stop):
+                self.delivered[effect.site].discard(effect.attempt)
+                if effect.attempt in self.running[effect.site]:
+                    self.running[effect.site].discard(effect.attempt)
+                    self.carry_out(
+                        self.machine.handle(
+                            self.job,
+                            AttemptReported(effect.site, effect.attempt, JobState.CANCELLED),
+                        )
+                    )
+            elif isinstance(effect, PlaceAtTarget):
+                self.feed(Placed(_allocation(effect.target, 0), cause="migrated"))
+        self.record()
+
+    def record(self) -> None:
+        job = self.job
+        self.seen.add((job.state.value, job.cancel_requested, job.migration_target is not None))
+
+
+def _allocation(site: SiteId, pool_index: int) -> Allocation:
+    return Allocation(site, (PoolShare(POOLS[pool_index], 8),), 4.0, 16.0, 1_000)
+
+
+site_st = st.sampled_from(SITES)
+place_st = st.builds(lambda s, p: ("place", s, p), site_st, st.integers(0, 1))
+stimulus_st = st.one_of(
+    place_st,
+    place_st,
+    place_st,
+    st.builds(lambda s: ("ack", s), site_st),
+    st.just(("start",)),
+    st.just(("start",)),
+    st.builds(lambda s, ok: ("finish", s, ok), site_st, st.booleans()),
+    st.builds(lambda s: ("stop_at_site", s), site_st),
+    st.builds(lambda s: ("lose", s), site_st),
+    st.builds(lambda s: ("suspect", s), site_st),
+    st.just(("cancel",)),
+    st.builds(lambda s: ("migrate", s), site_st),
+    st.booleans().map(lambda c: ("migration_stop", c)),
+    st.just(("source_gone",)),
+    st.just(("target_full",)),
+    st.just(("abandon",)),
+    st.just(("preempt",)),
+    st.builds(lambda s, a: ("stale_report", s, a), site_st, st.integers(0, 6)),
+)
+
+
+def _step(world: World, op: tuple[object, ...]) -> None:
+    job = world.job
+    kind = op[0]
+    if kind == "place":
+        world.feed(Placed(_allocation(op[1], op[2])))  # type: ignore[arg-type]
+    elif kind == "ack":
+        site: SiteId = op[1]  # type: ignore[assignment]
+        if job.attempt in world.delivered[site]:
+            world.feed(DispatchAcknowledged(site, job.attempt))
+    elif kind == "start":
+        for site in SITES:
+            for attempt in sorted(world.delivered[site] - world.running[site]):
+                world.running[site].add(attempt)
+                world.feed(AttemptReported(site, attempt, JobState.RUNNING))
+    elif kind == "finish":
+        site = op[1]  # type: ignore[assignment]
+        for attempt in sorted(world.running[site]):
+            world.running[site].discard(attempt)
+            world.delivered[site].discard(attempt)
+            state = JobState.SUCCEEDED if op[2] else JobState.FAILED
+            world.feed(AttemptReported(site, attempt, state, 0 if op[2] else 1))
+    elif kind == "stop_at_site":
+        site = op[1]  # type: ignore[assignment]
+        for attempt in sorted(world.running[site]):
+            world.running[site].discard(attempt)
+            world.delivered[site].discard(attempt)
+            world.feed(AttemptReported(site, attempt, JobState.CANCELLED, message="node down"))
+    elif kind == "lose":
+        site = op[1]  # type: ignore[assignment]
+        world.running[site].clear()  # the agent stopped its attempts when its lease ran out
+        world.delivered[site].clear()
+        world.feed(SiteLost(site))
+    elif kind == "suspect":
+        world.feed(SiteSuspect(op[1]))  # type: ignore[arg-type]
+    elif kind == "cancel":
+        world.feed(CancelRequested("test"))
+    elif kind == "migrate":
+        if job.site is not None:
+            world.feed(MigrationBegun(job.site, op[1]))  # type: ignore[arg-type]
+    elif kind == "migration_stop":
+        world.feed(MigrationStop(bool(op[1])))
+    elif kind == "source_gone":
+        if job.site is not None:
+            world.running[job.site].clear()
+            world.delivered[job.site].clear()
+        world.feed(MigrationSourceGone())
+    elif kind == "target_full":
+        world.feed(MigrationTargetUnavailable())
+    elif kind == "abandon":
+        world.feed(MigrationAbandoned())
+    elif kind == "preempt":
+        world.feed(Preempt("reclaim"))
+    elif kind == "stale_report":
+        world.feed(AttemptReported(op[1], op[2], JobState.RUNNING))  # type: ignore[arg-type]
+        # a superseded attempt the site claims to run is told to stop, never adopted
+
+
+def _check(world: World) -> None:
+    job = world.job
+    running = [(s, a) for s, attempts in world.running.items() for a in attempts]
+    assert len(running) <= 1, f"two running attempts: {running}"
+    if job.state.is_final:
+        assert world.holds == [], "a final job holds capacity"
+        assert not job.cancel_requested and job.migration_target is None
+    if job.state in ACTIVE_STATES:
+        assert job.site is not None and world.holds, "an active job holds capacity at its site"
+        assert all(h.site == job.site and h.attempt == job.attempt for h in world.holds)
+    if job.state == JobState.PENDING:
+        assert job.site is None and world.holds == [], "a pending job holds nothing"
+    for site, attempts in world.running.items():
+        for attempt in attempts:
+            assert job.state in ACTIVE_STATES and (job.site, job.attempt) == (site, attempt), (
+                "a running attempt is the job's current one"
+            )
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(stimulus_st, min_size=4, max_size=40))
+def test_random_stimuli_keep_the_lifecycle_invariants(ops: list[tuple[object, ...]]) -> None:
+    world = World()
+    world.record()
+    for op in ops:
+        _step(world, op)
+        _check(world)
+
+
+def documented_states() -> set[tuple[str, bool, bool]]:
+    """The (state, cancel requested, migration target set) rows of docs/job-lifecycle.md."""
+    rows = set()
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"^\|\s*`(\w+)`\s*\|\s*(yes|no)\s*\|\s*(yes|no)\s*\|", line)
+        if m:
+            rows.add((m.group(1), m.group(2) == "yes", m.group(3) == "yes"))
+    return rows
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(stimulus_st, max_size=30))
+def test_every_reachable_state_is_documented(ops: list[tuple[object, ...]]) -> None:
+    documented = documented_states()
+    world = World()
+    world.record()
+    for op in ops:
+        _step(world, op)
+    assert world.seen <= documented, f"undocumented states: {world.seen - documented}"
