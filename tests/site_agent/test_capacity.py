@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from computenet.types import PoolCapacity
-from site_agent.capacity.base import CapacitySnapshot, Usage, apply_drain, apply_usage
+from site_agent.capacity.base import (
+    CapacitySnapshot,
+    Usage,
+    apply_drain,
+    apply_usage,
+    mark_federation,
+)
 from site_agent.capacity.host import (
     HostSource,
     gpu_model_from_name,
@@ -173,6 +179,25 @@ def test_static_source_and_usage_and_drain() -> None:
     drained = apply_drain(used)
     assert drained.pools == (PoolCapacity("a800", 8, 0, 4),)
     assert drained == CapacitySnapshot(drained.pools, 64, 0.0, 512, 0.0)
+
+
+def test_federation_share_of_busy_is_reported_per_pool() -> None:
+    # a source that sees all usage (Slurm): 6 a800 busy, 4 of them federation attempts
+    snap = CapacitySnapshot(
+        (PoolCapacity("a800", 8, 8, 6), PoolCapacity("910b", 8, 8, 0)), 64, 40.0, 512, 400.0
+    )
+    marked = mark_federation(snap, [Usage("a800", 4, 8, 64), Usage("910b", 2, 2, 8)])
+    assert [p.federation_in_use for p in marked.pools] == [4, 0], "a queued job holds nothing"
+    assert (marked.federation_cpu_cores, marked.federation_memory_gb) == (10.0, 72.0)
+    assert [p.in_use_by_others for p in marked.pools] == [2, 0]
+
+
+def test_own_usage_is_all_federation_on_a_static_site() -> None:
+    snap = StaticSource([("a800", 8)], cpu_cores=64, memory_gb=512).probe()
+    usage = [Usage("a800", 3, 8, 64)]
+    marked = mark_federation(apply_usage(snap, usage), usage)
+    assert marked.pools == (PoolCapacity("a800", 8, 8, 3, federation_in_use=3),)
+    assert marked.pools[0].in_use_by_others == 0
 
 
 @pytest.mark.slurm
