@@ -45,6 +45,25 @@ class LoopTiming:
     round_budget_s: float = 0.5
 
 
+@dataclass(frozen=True, slots=True)
+class RoundStats:
+    """What the last placement round did and how long its parts took."""
+
+    candidates: int
+    placed: int
+    method: str
+    gap: float
+    snapshot_s: float
+    solve_s: float
+    explain_s: float
+    write_s: float
+
+    @property
+    def total_s(self) -> float:
+        """The whole round."""
+        return self.snapshot_s + self.solve_s + self.explain_s + self.write_s
+
+
 def placement_to_json(placement: Placement) -> str:
     """The stored form of a placement explanation."""
     return json.dumps({**placement.to_dict(), "decision_ms": placement.decision_ms})
@@ -88,6 +107,7 @@ class PlacementLoop:
         self._fresh: set[JobId] = set()
         self._capacity_changed = True
         self.pending_reasons: dict[str, str] = {}
+        self.last_round: RoundStats | None = None
 
     def kick(self) -> None:
         """Run a placement round soon."""
@@ -156,8 +176,10 @@ class PlacementLoop:
         candidates = await self._candidates()
         if not candidates:
             return 0
+        started = time.perf_counter()
         queue = [j.spec for j in self._pending.values() if j is not None]
         snapshot = await self._capacity.snapshot(queue)
+        snapped = time.perf_counter()
         result = await asyncio.to_thread(
             place_batch,
             [(j.job_id, j.spec) for j in candidates],
@@ -166,6 +188,7 @@ class PlacementLoop:
             time_budget_s=self._timing.round_budget_s,
             pool_totals=self._capacity.pool_totals(),
         )
+        solved = time.perf_counter()
         if self._on_decision is not None:
             self._on_decision(1000.0 * result.solve_s / len(candidates))
         now_ms = int(time.time() * 1000)
@@ -183,16 +206,28 @@ class PlacementLoop:
             )
             stimulus = Placed(allocation, placement_json=placement_to_json(why))
             pairs.append((job, stimulus))
+        explained_at = time.perf_counter()
         outcomes = await self._driver.feed_many(pairs)
+        placed = sum(1 for o in outcomes if o.applied)
+        self.last_round = RoundStats(
+            candidates=len(candidates),
+            placed=placed,
+            method=result.method,
+            gap=result.gap,
+            snapshot_s=snapped - started,
+            solve_s=solved - snapped,
+            explain_s=explained_at - solved,
+            write_s=time.perf_counter() - explained_at,
+        )
         log.info(
             "placement round candidates=%d placed=%d method=%s solve_s=%.3f gap=%.4f",
             len(candidates),
-            sum(o.applied for o in outcomes),
+            placed,
             result.method,
             result.solve_s,
             result.gap,
         )
-        return sum(1 for o in outcomes if o.applied)
+        return placed
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run placement rounds until `stop` is set."""

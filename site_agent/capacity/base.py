@@ -36,7 +36,6 @@ class CapacitySnapshot:
                     "total": p.total,
                     "allocatable": p.allocatable,
                     "in_use": p.in_use,
-                    "federation_in_use": p.federation_in_use,
                 }
                 for p in self.pools
             ],
