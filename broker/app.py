@@ -72,8 +72,6 @@ class BrokerSettings:
     """TLS, tokens and limits; insecure (loopback only) unless configured."""
     rebalance: RebalanceSettings = field(default_factory=RebalanceSettings)
     """Scheduled rebalancing runs, this replica's lease holder name."""
-    placement_round_budget_s: float = 0.5
-    """Time budget of one joint placement round of the pending queue."""
 
 
 def _load_topology(path: Path | None) -> tuple[Topology, str]:
