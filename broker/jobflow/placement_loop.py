@@ -33,6 +33,9 @@ _PENDING = frozenset({JobState.PENDING})
 SUBMITTED = "submitted"
 NO_SITE_ACCEPTING = "waiting: no site is active"
 MS_PER_HOUR = 3_600_000
+EXPLAIN_SITES = 10
+"""Feasible and rejected sites an explanation lists (each), so it stays small at any scale."""
+EXPLAIN_CHUNK = 500
 
 
 @dataclass
@@ -43,6 +46,8 @@ class LoopTiming:
     liveness_every_s: float = 0.25
     min_cycle_gap_s: float = 0.02
     round_budget_s: float = 0.5
+    explain_budget_s: float = 0.25
+    """Explanations written with the placements; the rest follow from a background task."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +113,7 @@ class PlacementLoop:
         self._capacity_changed = True
         self.pending_reasons: dict[str, str] = {}
         self.last_round: RoundStats | None = None
+        self._explaining: set[asyncio.Task[None]] = set()
 
     def kick(self) -> None:
         """Run a placement round soon."""
@@ -192,7 +198,7 @@ class PlacementLoop:
         if self._on_decision is not None:
             self._on_decision(1000.0 * result.solve_s / len(candidates))
         now_ms = int(time.time() * 1000)
-        explained: dict[tuple[object, ...], Placement] = {}
+        explainer = _Explainer(snapshot, self._policy, solved + self._timing.explain_budget_s)
         pairs = []
         for job in candidates:
             site = result.assignment.get(job.job_id)
@@ -200,15 +206,18 @@ class PlacementLoop:
                 self.pending_reasons[job.job_id] = result.reasons.get(job.job_id, "")
                 continue
             self.pending_reasons.pop(job.job_id, None)
-            why = _explanation(job.spec, snapshot, self._policy, SiteId(site), explained)
             allocation = allocation_for(
                 job.spec, SiteId(site), result.models.get(job.job_id, ""), now_ms
             )
-            stimulus = Placed(allocation, placement_json=placement_to_json(why))
-            pairs.append((job, stimulus))
+            why = explainer.now_or_later(job, SiteId(site), allocation.pool, result.method)
+            pairs.append((job, Placed(allocation, placement_json=why)))
         explained_at = time.perf_counter()
         outcomes = await self._driver.feed_many(pairs)
         placed = sum(1 for o in outcomes if o.applied)
+        if explainer.later:
+            task = asyncio.create_task(self._explain_later(explainer))
+            self._explaining.add(task)
+            task.add_done_callback(self._explaining.discard)
         self.last_round = RoundStats(
             candidates=len(candidates),
             placed=placed,
@@ -245,6 +254,18 @@ class PlacementLoop:
             # Let arrivals gather into the next round instead of one round per submission.
             await asyncio.sleep(self._timing.min_cycle_gap_s)
 
+    async def _explain_later(self, explainer: _Explainer) -> None:
+        """Write the explanations a large round deferred, a chunk at a time."""
+        store = self._writer.store
+        try:
+            while explainer.later:
+                chunk = explainer.later[:EXPLAIN_CHUNK]
+                del explainer.later[:EXPLAIN_CHUNK]
+                items = await asyncio.to_thread(explainer.explain_all, chunk)
+                await self._writer.write(functools.partial(store.save_explanations, items))
+        except Exception:  # explanations are advisory; the placements stand
+            log.exception("deferred explanations failed")
+
 
 def _shape(spec: JobSpec) -> tuple[object, ...]:
     """What decides where a job fits and what it costs: equal shapes share an explanation."""
@@ -259,16 +280,43 @@ def _shape(spec: JobSpec) -> tuple[object, ...]:
     )
 
 
-def _explanation(
-    spec: JobSpec,
-    snapshot: FederationSnapshot,
-    policy: Policy,
-    chosen: SiteId,
-    seen: dict[tuple[object, ...], Placement],
-) -> Placement:
-    """Every candidate's verdict and costs against the round's snapshot, with the joint choice."""
-    key = _shape(spec)
-    base = seen.get(key)
-    if base is None:
-        base = seen[key] = place(spec, snapshot, policy)
-    return Placement(chosen=chosen, candidates=base.candidates, decision_ms=base.decision_ms)
+class _Explainer:
+    """Explanations of one round: computed inline until a deadline, then left for later.
+
+    Each explanation lists the best EXPLAIN_SITES feasible sites and EXPLAIN_SITES rejected
+    ones against the round's snapshot, with the site the joint solve chose. Jobs of one shape
+    share one evaluation.
+    """
+
+    def __init__(self, snapshot: FederationSnapshot, policy: Policy, deadline: float) -> None:
+        self._snapshot = snapshot
+        self._policy = policy
+        self._deadline = deadline
+        self._seen: dict[tuple[object, ...], Placement] = {}
+        self.later: list[tuple[Job, SiteId]] = []
+
+    def now_or_later(self, job: Job, site: SiteId, pool: str, method: str) -> str:
+        """The explanation to store with the placement (a short one if it is deferred)."""
+        if time.perf_counter() < self._deadline or _shape(job.spec) in self._seen:
+            return placement_to_json(self.explain(job.spec, site))
+        self.later.append((job, site))
+        return json.dumps(
+            {"chosen": site, "pool": pool, "method": method, "candidates": [], "deferred": True}
+        )
+
+    def explain(self, spec: JobSpec, chosen: SiteId) -> Placement:
+        """Every listed candidate's verdict and costs, with the joint choice."""
+        key = _shape(spec)
+        base = self._seen.get(key)
+        if base is None:
+            base = self._seen[key] = place(
+                spec, self._snapshot, self._policy, explain_limit=EXPLAIN_SITES
+            )
+        return Placement(chosen=chosen, candidates=base.candidates, decision_ms=base.decision_ms)
+
+    def explain_all(self, jobs: list[tuple[Job, SiteId]]) -> list[tuple[JobId, int, str]]:
+        """Explanations of deferred jobs, keyed by the attempt they were placed as."""
+        return [
+            (job.job_id, job.attempt + 1, placement_to_json(self.explain(job.spec, site)))
+            for job, site in jobs
+        ]

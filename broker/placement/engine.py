@@ -14,57 +14,78 @@ from computenet.spec import JobSpec
 from computenet.types import CandidateSite, Placement, SiteId
 
 
-def place(spec: JobSpec, snapshot: FederationSnapshot, policy: Policy) -> Placement:
+def place(
+    spec: JobSpec,
+    snapshot: FederationSnapshot,
+    policy: Policy,
+    *,
+    explain_limit: int | None = None,
+) -> Placement:
     """Choose the feasible site of least total cost for `spec`, or None if no site passes.
 
     Candidates list feasible sites cheapest first, then rejected sites in topology order with
-    the first filter they failed. Ties go to the site defined first in the topology.
+    the first filter they failed. Ties go to the site defined first in the topology. With
+    `explain_limit`, at most that many feasible and that many rejected sites are listed (the
+    choice is the same), which keeps explanations small on federations of many sites.
     """
     started = time.perf_counter()
     job = JobDemand.from_spec(spec)
     ctx = context_for(snapshot)
     evaluation = evaluate(policy, job, ctx)
-    candidates = explain(policy, job, ctx, evaluation)
+    candidates = explain(policy, job, ctx, evaluation, explain_limit)
     chosen = candidates[0].site if candidates and candidates[0].feasible else None
     elapsed_ms = (time.perf_counter() - started) * 1000.0
     return Placement(chosen=chosen, candidates=candidates, decision_ms=elapsed_ms)
 
 
 def explain(
-    policy: Policy, job: JobDemand, ctx: EvalContext, evaluation: Evaluation
+    policy: Policy,
+    job: JobDemand,
+    ctx: EvalContext,
+    evaluation: Evaluation,
+    limit: int | None = None,
 ) -> tuple[CandidateSite, ...]:
-    """One candidate per site: its best feasible option's costs, or why its options failed."""
+    """One candidate per site: its best feasible option's costs, or why its options failed.
+
+    With `limit`, the cheapest `limit` feasible sites and the first `limit` rejected ones.
+    """
     table = ctx.table
     feasible_sites = table.opt_site[evaluation.feasible]
     best = _cheapest_per_site(feasible_sites, evaluation.total_cny, len(table.site_ids))
     names = policy.term_names
-    accepted: list[tuple[float, int, CandidateSite]] = []
+    ranked = sorted(
+        (float(evaluation.total_cny[column]), site)
+        for site, column in enumerate(best)
+        if column >= 0
+    )
+    accepted: list[CandidateSite] = []
+    for total, site in ranked[:limit]:
+        column = best[site]
+        terms = {
+            name: _cny(float(v))
+            for name, v in zip(names, evaluation.term_cny[:, column], strict=True)
+        }
+        accepted.append(CandidateSite(SiteId(table.site_ids[site]), True, "", terms, _cny(total)))
     rejected: list[CandidateSite] = []
     for site, site_id in enumerate(table.site_ids):
-        column = best[site]
-        if column >= 0:
-            terms = {
-                name: _cny(float(v))
-                for name, v in zip(names, evaluation.term_cny[:, column], strict=True)
-            }
-            total = float(evaluation.total_cny[column])
-            candidate = CandidateSite(SiteId(site_id), True, "", terms, _cny(total))
-            accepted.append((total, site, candidate))
-        else:
-            rejected.append(
-                CandidateSite(SiteId(site_id), False, _why_not(policy, job, ctx, evaluation, site))
-            )
-    accepted.sort(key=lambda item: (item[0], item[1]))
-    return tuple(c for _, _, c in accepted) + tuple(rejected)
+        if limit is not None and len(rejected) >= limit:
+            break
+        if best[site] < 0:
+            reason = _why_not(policy, job, ctx, evaluation, site)
+            rejected.append(CandidateSite(SiteId(site_id), False, reason))
+    return tuple(accepted) + tuple(rejected)
 
 
 def _cheapest_per_site(sites: np.ndarray, totals: np.ndarray, n_sites: int) -> list[int]:
     """Column of the cheapest feasible option of each site (-1 if none); first wins ties."""
-    best = [-1] * n_sites
-    for column, (site, total) in enumerate(zip(sites.tolist(), totals.tolist(), strict=True)):
-        if best[site] < 0 or total < totals[best[site]]:
-            best[site] = column
-    return best
+    best = np.full(n_sites, -1, dtype=np.int64)
+    if sites.size:
+        # stable sort by (site, total): the first column of each site is its cheapest
+        order = np.lexsort((np.arange(sites.size), totals, sites))
+        first = np.ones(order.size, dtype=bool)
+        first[1:] = sites[order][1:] != sites[order][:-1]
+        best[sites[order][first]] = order[first]
+    return best.tolist()
 
 
 def rejection_reasons(

@@ -192,6 +192,13 @@ class Store(Protocol):
         """The stored explanation of the job's latest placement, or None."""
         ...
 
+    def save_explanations(self, items: Sequence[tuple[JobId, int, str]]) -> None:
+        """Replace the stored explanation of (job, attempt, json) items; not a state change.
+
+        An item whose job has moved on to another attempt is left alone.
+        """
+        ...
+
     def events_after(
         self,
         after_sequence: int,

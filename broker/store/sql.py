@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
@@ -130,6 +130,20 @@ class SqlStore:
             if fence is not None and not fence_holds(connection, fence, now):
                 raise FenceLostError(f"lease {fence.lease!r} no longer has token {fence.token}")
             return apply_batch(connection, transitions, now)
+
+    def save_explanations(self, items: Sequence[tuple[JobId, int, str]]) -> None:
+        """See Store.save_explanations."""
+        if not items:
+            return
+        j = tables.jobs
+        statement = (
+            update(j)
+            .where(j.c.job_id == bindparam("b_job_id"), j.c.attempt == bindparam("b_attempt"))
+            .values(placement_json=bindparam("b_json"))
+        )
+        params = [{"b_job_id": i, "b_attempt": a, "b_json": text} for i, a, text in items]
+        with self._writer.begin() as connection:
+            connection.execute(statement, params)
 
     def placement_json(self, job_id: JobId) -> str | None:
         """See Store.placement_json."""

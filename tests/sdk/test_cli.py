@@ -125,9 +125,12 @@ def test_sites_table_json_and_drain(fake: RunningFake, capsys: pytest.CaptureFix
     sites = json.loads(out)
     assert code == 0 and [s["site_id"] for s in sites] == ["gansu-qingyang", "beijing-yizhuang"]
     assert sites[0]["pools"][0] == {"model": "a800", "total": 16, "allocatable": 16,
-                                    "in_use": 4, "free": 12}  # fmt: skip
+                                    "in_use": 4, "federation_in_use": 0, "held": 0,
+                                    "free": 12}  # fmt: skip
     code, out, _ = cli(capsys, "sites", "--broker", fake.address)
     assert code == 0 and "a800 12/16" in out and "never" in out
+    code, out, _ = cli(capsys, "sites", "get", "gansu-qingyang", "--broker", fake.address)
+    assert code == 0 and "a800" in out and "allocatable" in out and "held" in out
     code, out, _ = cli(capsys, "sites", "drain", "gansu-qingyang", "--broker", fake.address)
     assert (code, out) == (0, "gansu-qingyang draining\n")
     out = cli(capsys, "sites", "drain", "gansu-qingyang", "--undo", "--broker", fake.address)[1]
