@@ -293,12 +293,13 @@ class _Explainer:
         self._policy = policy
         self._deadline = deadline
         self._seen: dict[tuple[object, ...], Placement] = {}
+        self._texts: dict[tuple[tuple[object, ...], SiteId], str] = {}
         self.later: list[tuple[Job, SiteId]] = []
 
     def now_or_later(self, job: Job, site: SiteId, pool: str, method: str) -> str:
         """The explanation to store with the placement (a short one if it is deferred)."""
         if time.perf_counter() < self._deadline or _shape(job.spec) in self._seen:
-            return placement_to_json(self.explain(job.spec, site))
+            return self.text(job.spec, site)
         self.later.append((job, site))
         return json.dumps(
             {"chosen": site, "pool": pool, "method": method, "candidates": [], "deferred": True}
@@ -314,9 +315,14 @@ class _Explainer:
             )
         return Placement(chosen=chosen, candidates=base.candidates, decision_ms=base.decision_ms)
 
+    def text(self, spec: JobSpec, chosen: SiteId) -> str:
+        """The stored form of `explain`, shared by jobs of one shape placed at one site."""
+        key = (_shape(spec), chosen)
+        text = self._texts.get(key)
+        if text is None:
+            text = self._texts[key] = placement_to_json(self.explain(spec, chosen))
+        return text
+
     def explain_all(self, jobs: list[tuple[Job, SiteId]]) -> list[tuple[JobId, int, str]]:
         """Explanations of deferred jobs, keyed by the attempt they were placed as."""
-        return [
-            (job.job_id, job.attempt + 1, placement_to_json(self.explain(job.spec, site)))
-            for job, site in jobs
-        ]
+        return [(job.job_id, job.attempt + 1, self.text(job.spec, site)) for job, site in jobs]
