@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from computenet.rebalance_types import MoveKind, RebalanceMove, RebalanceRunInfo
+from computenet.rebalance_types import MoveKind, RebalanceMove, RebalanceRunInfo, RebalanceRunPage
 from computenet.spec import JobSpec, parse_spec
 from computenet.types import (
     CandidateSite,
@@ -382,4 +382,18 @@ def rebalance_run_from_proto(msg: rebalance_pb.RebalanceRun) -> RebalanceRunInfo
         expected_savings_cny=msg.expected_savings_cny,
         realised_savings_cny=msg.realised_savings_cny,
         errors=tuple(msg.errors),
+    )
+
+
+def rebalance_run_page_to_proto(page: RebalanceRunPage) -> rebalance_pb.ListRebalanceRunsResponse:
+    """Domain page of run records to the ListRebalanceRuns response."""
+    return rebalance_pb.ListRebalanceRunsResponse(
+        runs=[rebalance_run_to_proto(r) for r in page.runs], next_page_token=page.next_page_token
+    )
+
+
+def rebalance_run_page_from_proto(msg: rebalance_pb.ListRebalanceRunsResponse) -> RebalanceRunPage:
+    """ListRebalanceRuns response to a domain page of run records."""
+    return RebalanceRunPage(
+        runs=[rebalance_run_from_proto(r) for r in msg.runs], next_page_token=msg.next_page_token
     )

@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 
 from broker.placement import FederationSnapshot, Policy, place
 from broker.rebalance.apply import Action, Step
-from broker.rebalance.lease import DatabaseLease
 from broker.rebalance.model import ActiveJob, LastMove, PendingJob, RebalanceInput
 from broker.scheduler import Scheduler, placement_to_json
+from broker.store import Lease
 from broker.store.protocol import Fence, FenceLostError, Hold, Transition
 from broker.tracker import MIGRATING_TO, AttemptReport, JobTracker
 from broker.writer import StoreWriter
@@ -43,7 +43,7 @@ class LiveRebalance:
         scheduler: Scheduler,
         tracker: JobTracker,
         policy: Policy,
-        lease: DatabaseLease,
+        lease: Lease,
         demand: Callable[[], Mapping[str, Mapping[str, float]]] = dict,
     ) -> None:
         self._writer = writer
