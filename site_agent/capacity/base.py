@@ -1,4 +1,4 @@
-"""What a capacity source reports, the protocol every source follows, and usage accounting."""
+"""The protocol every capacity source follows, and how the agent adjusts what a source reports."""
 
 from __future__ import annotations
 
@@ -6,38 +6,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from computenet.types import PoolCapacity
+from computenet.types import CapacityReport
 
 
 class CapacityError(RuntimeError):
     """A capacity source could not be probed (missing command, unparsable output)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CapacitySnapshot:
-    """What the site can offer: accelerator pools plus host CPU and memory."""
-
-    pools: tuple[PoolCapacity, ...] = ()
-    cpu_cores: float = 0.0
-    cpu_cores_free: float = 0.0
-    memory_gb: float = 0.0
-    memory_gb_free: float = 0.0
-
-    def to_dict(self) -> dict[str, object]:
-        """The JSON shape `computenet-agent check --json` prints (without site and broker)."""
-        return {
-            "pools": [
-                {
-                    "model": p.model,
-                    "total": p.total,
-                    "allocatable": p.allocatable,
-                    "in_use": p.in_use,
-                }
-                for p in self.pools
-            ],
-            "cpu_cores": self.cpu_cores,
-            "memory_gb": self.memory_gb,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +30,12 @@ class CapacitySource(Protocol):
     tracks_usage: bool
     """True if the probe itself sees what running work holds (Slurm); else the agent adds it."""
 
-    def probe(self) -> CapacitySnapshot:
+    def probe(self) -> CapacityReport:
         """Return the current capacity; raises CapacityError if it cannot be determined."""
         ...
 
 
-def apply_usage(snap: CapacitySnapshot, usage: Iterable[Usage]) -> CapacitySnapshot:
+def apply_usage(snap: CapacityReport, usage: Iterable[Usage]) -> CapacityReport:
     """Count the agent's own running attempts as in use (for sources that cannot see them)."""
     in_use: dict[str, int] = {}
     cpu = mem = 0.0
@@ -82,7 +55,7 @@ def apply_usage(snap: CapacitySnapshot, usage: Iterable[Usage]) -> CapacitySnaps
     )
 
 
-def apply_drain(snap: CapacitySnapshot) -> CapacitySnapshot:
+def apply_drain(snap: CapacityReport) -> CapacityReport:
     """A drained site offers nothing new: allocatable 0 everywhere, no free CPU or memory."""
     pools = tuple(replace(p, allocatable=0) for p in snap.pools)
     return replace(snap, pools=pools, cpu_cores_free=0.0, memory_gb_free=0.0)

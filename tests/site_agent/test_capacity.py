@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from computenet.types import PoolCapacity
-from site_agent.capacity.base import CapacitySnapshot, Usage, apply_drain, apply_usage
+from computenet.types import CapacityReport, PoolCapacity
+from site_agent.capacity.base import Usage, apply_drain, apply_usage
 from site_agent.capacity.host import (
     HostSource,
     gpu_model_from_name,
@@ -172,7 +172,7 @@ def test_static_source_and_usage_and_drain() -> None:
     assert (used.cpu_cores_free, used.memory_gb_free) == (55.0, 447.0)
     drained = apply_drain(used)
     assert drained.pools == (PoolCapacity("a800", 8, 0, 4),)
-    assert drained == CapacitySnapshot(drained.pools, 64, 0.0, 512, 0.0)
+    assert drained == CapacityReport(drained.pools, 64, 0.0, 512, 0.0)
 
 
 @pytest.mark.slurm
