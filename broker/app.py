@@ -23,7 +23,7 @@ from broker.jobs import JobManager
 from broker.metrics import BrokerMetrics, RpcMetricsInterceptor
 from broker.placement import Policy, PolicyConfig, place
 from broker.rebalance.service import RebalanceSettings, build_rebalance
-from broker.registry import SiteRegistry, SiteReport
+from broker.registry import SiteRegistry, report_from_json
 from broker.rpc.decoding import MalformedRequestInterceptor
 from broker.rpc.federation_servicer import FederationServicer
 from broker.rpc.job_servicer import JobServicer
@@ -101,7 +101,7 @@ class Broker:
             self.registry.restore(
                 record.site_id,
                 drained=record.drained,
-                report=SiteReport.from_json(record.report_json),
+                report=report_from_json(record.report_json),
             )
         self.sessions = SessionTable()
         self.driver = JobDriver(self.writer, self.sessions)

@@ -8,7 +8,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import Any
 
 from broker.control import CancelRequested
 from broker.events import EventHub
@@ -25,7 +24,7 @@ from computenet.errors import (
     NotPlacedError,
     SpecError,
 )
-from computenet.spec import JobSpec, parse_spec
+from computenet.spec import JobSpec
 from computenet.types import (
     CandidateSite,
     Job,
@@ -73,24 +72,21 @@ class JobManager:
         self._driver = driver
         self._pending_reasons = pending_reasons
 
-    def validate(self, spec_data: dict[str, Any]) -> JobSpec:
-        """Validate a spec mapping fully (schema and topology); SpecError lists every field."""
-        spec = parse_spec(spec_data)
+    def validate(self, spec: JobSpec) -> JobSpec:
+        """Check a spec against the topology; SpecError lists every field that refers to nothing."""
         violations = violations_against(spec, self._topology)
         if violations:
             raise SpecError("invalid job spec", violations)
         return spec
 
-    async def submit(
-        self, spec_data: dict[str, Any], request_id: str, tenant: TenantId
-    ) -> tuple[Job, bool]:
+    async def submit(self, spec: JobSpec, request_id: str, tenant: TenantId) -> tuple[Job, bool]:
         """Make a job durable and return it with whether it was a duplicate submission."""
         if len(request_id) > MAX_REQUEST_ID_CHARS:
             raise InvalidArgumentError(
                 "invalid request",
                 [FieldViolation("request_id", f"at most {MAX_REQUEST_ID_CHARS} characters")],
             )
-        spec = self.validate(spec_data)
+        self.validate(spec)
         outcome = await self._writer.submit(
             NewJob(
                 job_id=new_job_id(),

@@ -12,50 +12,41 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from computenet.types import PoolCapacity, SiteId, SiteInfo, SiteStatus
+from computenet.types import CapacityReport, PoolCapacity, SiteId, SiteInfo, SiteStatus
 
 
-@dataclass(frozen=True, slots=True)
-class SiteReport:
-    """The latest capacity report of a site."""
+def report_to_json(report: CapacityReport) -> str:
+    """A site's latest capacity report as the store keeps it between restarts."""
+    document: dict[str, object] = {
+        "pools": [
+            [p.model, p.total, p.allocatable, p.in_use, p.federation_in_use] for p in report.pools
+        ],
+        "cpu": [report.cpu_cores, report.cpu_cores_free, report.federation_cpu_cores],
+        "mem": [report.memory_gb, report.memory_gb_free, report.federation_memory_gb],
+    }
+    if report.price_cny_per_kwh or report.carbon_kg_per_kwh:
+        document["live"] = [report.price_cny_per_kwh, report.carbon_kg_per_kwh]
+    return json.dumps(document)
 
-    pools: tuple[PoolCapacity, ...] = ()
-    cpu_cores: float = 0.0
-    cpu_cores_free: float = 0.0
-    memory_gb: float = 0.0
-    memory_gb_free: float = 0.0
-    federation_cpu_cores: float = 0.0
-    federation_memory_gb: float = 0.0
 
-    def to_json(self) -> str:
-        """Serialise for the store."""
-        return json.dumps(
-            {
-                "pools": [
-                    [p.model, p.total, p.allocatable, p.in_use, p.federation_in_use]
-                    for p in self.pools
-                ],
-                "cpu": [self.cpu_cores, self.cpu_cores_free, self.federation_cpu_cores],
-                "mem": [self.memory_gb, self.memory_gb_free, self.federation_memory_gb],
-            }
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> SiteReport:
-        """Inverse of to_json; an empty or unknown document gives an empty report."""
-        data = json.loads(text or "{}")
-        if not data:
-            return cls()
-        cpu, mem = [*data["cpu"], 0.0][:3], [*data["mem"], 0.0][:3]
-        return cls(
-            pools=tuple(PoolCapacity(*[*p, 0][:5]) for p in data.get("pools", [])),
-            cpu_cores=cpu[0],
-            cpu_cores_free=cpu[1],
-            memory_gb=mem[0],
-            memory_gb_free=mem[1],
-            federation_cpu_cores=cpu[2],
-            federation_memory_gb=mem[2],
-        )
+def report_from_json(text: str) -> CapacityReport:
+    """Inverse of report_to_json; an empty or unknown document gives an empty report."""
+    data = json.loads(text or "{}")
+    if not data:
+        return CapacityReport()
+    price, carbon = data.get("live", (0.0, 0.0))
+    cpu, mem = [*data["cpu"], 0.0][:3], [*data["mem"], 0.0][:3]  # older records lack the last
+    return CapacityReport(
+        pools=tuple(PoolCapacity(*[*p, 0][:5]) for p in data.get("pools", [])),
+        cpu_cores=cpu[0],
+        cpu_cores_free=cpu[1],
+        memory_gb=mem[0],
+        memory_gb_free=mem[1],
+        federation_cpu_cores=cpu[2],
+        federation_memory_gb=mem[2],
+        price_cny_per_kwh=price,
+        carbon_kg_per_kwh=carbon,
+    )
 
 
 @dataclass(slots=True)
@@ -69,7 +60,7 @@ class SiteEntry:
     status: SiteStatus = SiteStatus.OFFLINE
     last_seen_s: float = 0.0
     last_report_unix_ms: int = 0
-    report: SiteReport = field(default_factory=SiteReport)
+    report: CapacityReport = field(default_factory=CapacityReport)
     drained: bool = False
     executor: str = ""
     agent_version: str = ""
@@ -134,7 +125,7 @@ class SiteRegistry:
         self._sites[site_id].connected = False
 
     def reported(
-        self, site_id: SiteId, report: SiteReport, *, now_s: float, now_unix_ms: int
+        self, site_id: SiteId, report: CapacityReport, *, now_s: float, now_unix_ms: int
     ) -> StatusChange | None:
         """A capacity report (the heartbeat) arrived."""
         entry = self._sites[site_id]
@@ -198,7 +189,7 @@ class SiteRegistry:
             agent_version=e.agent_version,
         )
 
-    def restore(self, site_id: SiteId, *, drained: bool, report: SiteReport) -> None:
+    def restore(self, site_id: SiteId, *, drained: bool, report: CapacityReport) -> None:
         """Load what the store remembers (drain flag, last report) after a restart."""
         if site_id in self._sites:
             entry = self._sites[site_id]

@@ -9,52 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from dataclasses import dataclass
 
-from computenet.spec import JobSpec
-from computenet.types import JobId, SiteId, TenantId
+from computenet.site_messages import Ack, CancelAttempt, Dispatch, Drain
+from computenet.types import SiteId
 
+# What the broker sends an agent are the Connect stream's own messages; the names say which
+# way they go.
+OutDispatch = Dispatch
+"""Run this attempt."""
+OutCancel = CancelAttempt
+"""Stop this attempt."""
+OutDrain = Drain
+"""Stop (or resume) taking new work."""
+OutAck = Ack
+"""A job event report is durable at the broker."""
 
-@dataclass(frozen=True, slots=True)
-class OutDispatch:
-    """Run this attempt."""
-
-    delivery_id: int
-    job_id: JobId
-    attempt: int
-    fencing_token: int
-    spec: JobSpec
-    tenant: TenantId
-    pool: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class OutCancel:
-    """Stop this attempt."""
-
-    delivery_id: int
-    job_id: JobId
-    attempt: int
-    reason: str
-    checkpoint: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class OutDrain:
-    """Stop (or resume) taking new work."""
-
-    delivery_id: int
-    drain: bool
-
-
-@dataclass(frozen=True, slots=True)
-class OutAck:
-    """A job event report is durable at the broker."""
-
-    report_id: int
-
-
-Outbound = OutDispatch | OutCancel | OutDrain | OutAck
+Outbound = Dispatch | CancelAttempt | Drain | Ack
 
 _CLOSE = object()
 

@@ -137,6 +137,28 @@ class PoolCapacity:
 
 
 @dataclass(frozen=True, slots=True)
+class CapacityReport:
+    """What a site can offer now, as its agent reports it: accelerator pools, host CPU, memory.
+
+    The broker keeps each site's latest report; the report doubles as the agent's heartbeat.
+    """
+
+    pools: tuple[PoolCapacity, ...] = ()
+    cpu_cores: float = 0.0
+    cpu_cores_free: float = 0.0
+    memory_gb: float = 0.0
+    memory_gb_free: float = 0.0
+    price_cny_per_kwh: float = 0.0
+    """Live power price, if the site reports one (0: use the topology's schedule)."""
+    carbon_kg_per_kwh: float = 0.0
+    """Live grid carbon factor, if the site reports one (0: use the topology's)."""
+    federation_cpu_cores: float = 0.0
+    """Of the busy cores, those the agent's federation attempts hold."""
+    federation_memory_gb: float = 0.0
+    """Of the busy memory, GB the agent's federation attempts hold."""
+
+
+@dataclass(frozen=True, slots=True)
 class SiteInfo:
     """A site as the broker sees it: topology facts plus live status and capacity."""
 

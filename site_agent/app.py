@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from computenet.errors import ComputeNetError
-from site_agent.capacity.base import CapacitySnapshot, CapacitySource
+from computenet.types import CapacityReport
+from site_agent.capacity.base import CapacitySource
 from site_agent.capacity.host import HostSource
 from site_agent.capacity.slurm import SlurmSource
 from site_agent.capacity.static import StaticSource
@@ -74,9 +75,19 @@ def make_executor(cfg: AgentConfig, env: Mapping[str, str] | None = None) -> Exe
     )
 
 
-def advertised(cfg: AgentConfig, snap: CapacitySnapshot) -> dict[str, Any]:
+def advertised(cfg: AgentConfig, report: CapacityReport) -> dict[str, Any]:
     """The JSON shape `computenet-agent check --json` prints."""
-    return {"site": cfg.site, "broker": cfg.broker, "executor": cfg.executor.kind, **snap.to_dict()}
+    return {
+        "site": cfg.site,
+        "broker": cfg.broker,
+        "executor": cfg.executor.kind,
+        "pools": [
+            {"model": p.model, "total": p.total, "allocatable": p.allocatable, "in_use": p.in_use}
+            for p in report.pools
+        ],
+        "cpu_cores": report.cpu_cores,
+        "memory_gb": report.memory_gb,
+    }
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""All broker I/O: the channel, the Connect stream, heartbeats, reconnects and wire conversion."""
+"""All broker I/O: the channel, the Connect stream, heartbeats and reconnects, in agent events."""
 
 from __future__ import annotations
 
@@ -12,12 +12,24 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from computenet.convert import pool_to_proto, spec_from_proto, state_to_proto
-from computenet.errors import ComputeNetError, SpecError
+from computenet import convert
+from computenet.errors import ComputeNetError
+from computenet.site_messages import (
+    Ack,
+    AgentMessage,
+    AttemptStatus,
+    CancelAttempt,
+    Dispatch,
+    Drain,
+    Hello,
+    JobEventReport,
+    UnreadableDispatch,
+    Welcome,
+)
 from computenet.tls import channel_options, site_channel_credentials
+from computenet.types import CapacityReport, JobId, SiteId
 from computenet.v1 import site_service_pb2 as sp
 from computenet.v1 import site_service_pb2_grpc as sg
-from site_agent.capacity.base import CapacitySnapshot
 from site_agent.events import (
     BrokerAcked,
     CancelReceived,
@@ -89,7 +101,7 @@ class BrokerLink:
         self,
         settings: LinkSettings,
         runtime: AgentRuntime,
-        capacity: Callable[[], Awaitable[CapacitySnapshot]],
+        capacity: Callable[[], Awaitable[CapacityReport]],
         *,
         rng: random.Random | None = None,
     ) -> None:
@@ -106,31 +118,33 @@ class BrokerLink:
     def send_hello(self, hello: SendHello) -> None:
         """Queue the hello for the stream being opened."""
         s = self._settings
-        msg = sp.Hello(
-            site_id=s.site_id,
-            agent_version=s.agent_version,
-            epoch=s.epoch,
-            executor=s.executor_kind,
-            attempts=[
-                sp.AttemptStatus(job_id=j, attempt=a, state=state_to_proto(st))
-                for j, a, st in hello.attempts
-            ],
-        )
-        self._put(sp.ConnectRequest(hello=msg))
+        attempts = tuple(AttemptStatus(JobId(j), a, st) for j, a, st in hello.attempts)
+        self._put(Hello(SiteId(s.site_id), s.agent_version, s.epoch, s.executor_kind, attempts))
 
     def send_ack(self, delivery_id: int) -> None:
         """Queue an acknowledgement of a delivery."""
-        self._put(sp.ConnectRequest(ack=sp.Ack(id=delivery_id)))
+        self._put(Ack(delivery_id))
 
     def send_report(self, report: Report) -> None:
         """Queue a job event report."""
-        self._put(sp.ConnectRequest(job_event=report_to_proto(report)))
+        self._put(
+            JobEventReport(
+                report_id=report.report_id,
+                job_id=JobId(report.job_id),
+                attempt=report.attempt,
+                fencing_token=report.fencing_token,
+                state=report.state,
+                exit_code=report.exit_code,
+                message=report.message,
+                time_unix_ms=report.time_unix_ms,
+            )
+        )
 
-    def _put(self, msg: sp.ConnectRequest) -> None:
+    def _put(self, message: AgentMessage) -> None:
         if self._queue is None:
-            log.debug("no stream; dropped %s", msg.WhichOneof("msg"))
+            log.debug("no stream; dropped %s", type(message).__name__)
             return
-        self._queue.put_nowait(msg)
+        self._queue.put_nowait(convert.connect_request_to_proto(message))
 
     # --- connection loop ------------------------------------------------------------------
 
@@ -182,14 +196,15 @@ class BrokerLink:
             first = await call.read()
             if first is grpc.aio.EOF or stop.is_set():
                 return False
-            if first.WhichOneof("msg") != "welcome":
-                log.error("broker answered hello with %s, not welcome", first.WhichOneof("msg"))
+            welcome = convert.connect_response_from_proto(first)
+            if not isinstance(welcome, Welcome):
+                log.error("broker answered hello with %s, not welcome", type(welcome).__name__)
                 return False
             welcomed = True
             self.sessions += 1
             await self._send_capacity()
-            await self._welcomed(first.welcome)
-            tasks.append(asyncio.create_task(self._heartbeat(first.welcome, stop)))
+            await self._welcomed(welcome)
+            tasks.append(asyncio.create_task(self._heartbeat(welcome, stop)))
             while not stop.is_set():
                 msg = await call.read()
                 if msg is grpc.aio.EOF:
@@ -206,7 +221,7 @@ class BrokerLink:
             call.cancel()
         return welcomed
 
-    async def _welcomed(self, welcome: sp.Welcome) -> None:
+    async def _welcomed(self, welcome: Welcome) -> None:
         log.info(
             "connected target=%s broker_epoch=%s heartbeat_s=%.1f lease_s=%.1f",
             self._settings.target,
@@ -225,7 +240,7 @@ class BrokerLink:
         except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError) as exc:
             log.debug("stream write ended error=%s", exc)
 
-    async def _heartbeat(self, welcome: sp.Welcome, stop: asyncio.Event) -> None:
+    async def _heartbeat(self, welcome: Welcome, stop: asyncio.Event) -> None:
         interval = welcome.heartbeat_interval_s or self._settings.heartbeat_interval_s
         while not stop.is_set():
             await wait_or_stop(stop, jittered(interval, self._rng))
@@ -234,11 +249,11 @@ class BrokerLink:
 
     async def _send_capacity(self) -> None:
         try:
-            snap = await self._capacity()
+            report = await self._capacity()
         except Exception as exc:
             log.warning("capacity probe failed error=%s", exc)
             return
-        self._put(sp.ConnectRequest(capacity=capacity_to_proto(snap)))
+        self._put(report)
 
     async def _on_message(self, msg: sp.ConnectResponse) -> None:
         event = self._event_from(msg)
@@ -247,19 +262,20 @@ class BrokerLink:
 
     def _event_from(self, msg: sp.ConnectResponse) -> Event | None:
         kind = msg.WhichOneof("msg")
+        message = convert.connect_response_from_proto(msg)
         now = self._runtime.clock_ms()
         sid = self._runtime.stimulus_id(kind or "unknown")
-        if kind == "dispatch":
-            return dispatch_from_proto(msg.dispatch, sid, now)
-        if kind == "cancel":
-            c = msg.cancel
+        if isinstance(message, Dispatch | UnreadableDispatch):
+            return dispatch_received(message, sid, now)
+        if isinstance(message, CancelAttempt):
+            m = message
             return CancelReceived(
-                sid, c.delivery_id, c.job_id, c.attempt, c.reason, c.checkpoint, now
+                sid, m.delivery_id, m.job_id, m.attempt, m.reason, m.checkpoint, now
             )
-        if kind == "drain":
-            return DrainReceived(sid, msg.drain.delivery_id, msg.drain.drain)
-        if kind == "ack":
-            return BrokerAcked(sid, msg.ack.id, now)
+        if isinstance(message, Drain):
+            return DrainReceived(sid, message.delivery_id, message.drain)
+        if isinstance(message, Ack):
+            return BrokerAcked(sid, message.id, now)
         log.warning("ignoring broker message kind=%s", kind)
         return None
 
@@ -286,49 +302,25 @@ async def probe_broker(
             raise ConnectionError(f"broker {target} unreachable after {timeout_s:g}s") from None
 
 
-def dispatch_from_proto(d: sp.Dispatch, stimulus_id: str, now_ms: int) -> DispatchReceived:
-    """Wire dispatch to event; an invalid spec becomes spec=None with the reason."""
-    try:
-        spec, reason = spec_from_proto(d.spec).in_pool(d.pool), ""
-    except SpecError as exc:
-        spec, reason = None, str(exc)
+def dispatch_received(
+    message: Dispatch | UnreadableDispatch, stimulus_id: str, now_ms: int
+) -> DispatchReceived:
+    """The event of a dispatch; one whose spec did not decode carries why, with no spec."""
+    if isinstance(message, UnreadableDispatch):
+        spec, reason = None, message.reason
+    else:
+        # run it in the pool the broker's ledger holds its cards in
+        spec, reason = message.spec.in_pool(message.pool), ""
     return DispatchReceived(
         stimulus_id=stimulus_id,
-        delivery_id=d.delivery_id,
-        job_id=d.job_id,
-        attempt=d.attempt,
-        fencing_token=d.fencing_token,
+        delivery_id=message.delivery_id,
+        job_id=message.job_id,
+        attempt=message.attempt,
+        fencing_token=message.fencing_token,
         spec=spec,
-        tenant=d.tenant,
+        tenant=message.tenant,
         now_ms=now_ms,
         invalid_reason=reason,
-    )
-
-
-def report_to_proto(r: Report) -> sp.JobEventReport:
-    """Report record to wire report."""
-    return sp.JobEventReport(
-        report_id=r.report_id,
-        job_id=r.job_id,
-        attempt=r.attempt,
-        fencing_token=r.fencing_token,
-        state=state_to_proto(r.state),
-        exit_code=r.exit_code,
-        message=r.message,
-        time_unix_ms=r.time_unix_ms,
-    )
-
-
-def capacity_to_proto(snap: CapacitySnapshot) -> sp.CapacityReport:
-    """Capacity snapshot to the wire report (which doubles as the heartbeat)."""
-    return sp.CapacityReport(
-        pools=[pool_to_proto(p) for p in snap.pools],
-        cpu_cores=snap.cpu_cores,
-        cpu_cores_free=snap.cpu_cores_free,
-        memory_gb=snap.memory_gb,
-        memory_gb_free=snap.memory_gb_free,
-        federation_cpu_cores=snap.federation_cpu_cores,
-        federation_memory_gb=snap.federation_memory_gb,
     )
 
 

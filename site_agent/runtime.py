@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from computenet.types import CapacityReport
 from site_agent.capacity.base import (
-    CapacitySnapshot,
     CapacitySource,
     Usage,
     apply_drain,
@@ -184,7 +184,7 @@ class AgentRuntime:
             if r.spec is not None
         ]
 
-    async def capacity(self, source: CapacitySource) -> CapacitySnapshot:
+    async def capacity(self, source: CapacitySource) -> CapacityReport:
         """What to advertise now: the probe, plus own usage, with nothing allocatable if drained."""
         snap = await asyncio.to_thread(source.probe)
         usage = self.usage()

@@ -27,8 +27,8 @@ from broker.jobflow.driver import JobDriver
 from broker.jobflow.placement_loop import allocation_for, placement_to_json
 from broker.placement import FederationSnapshot, Policy, place, place_batch
 from broker.rebalance.apply import Action, Step
-from broker.rebalance.lease import DatabaseLease
 from broker.rebalance.model import ActiveJob, LastMove, PendingJob, RebalanceInput
+from broker.store import Lease
 from broker.store.protocol import Fence, FenceLostError
 from broker.writer import StoreWriter
 from computenet.types import ACTIVE_STATES, Job, JobId, JobState, SiteId, SiteStatus
@@ -58,7 +58,7 @@ class LiveRebalance:
         capacity: CapacityView,
         driver: JobDriver,
         policy: Policy,
-        lease: DatabaseLease,
+        lease: Lease,
         demand: Callable[[], Mapping[str, Mapping[str, float]]] = dict,
     ) -> None:
         self._writer = writer

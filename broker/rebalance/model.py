@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from broker.placement import FederationSnapshot, Policy
+from computenet.rebalance_types import MoveKind
 from computenet.spec import JobSpec
 
-
-class MoveKind(StrEnum):
-    """Why a job moves: the rule of the planner that proposed it."""
-
-    PLACE = "place"
-    MIGRATE = "migrate"
-    EVACUATE = "evacuate"
-    FOLLOW_DEMAND = "follow_demand"
+__all__ = ["ActiveJob", "LastMove", "Move", "MoveKind", "PendingJob", "RebalanceInput"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 from broker.rebalance.apply import Step, plan_steps
 from broker.rebalance.config import RebalanceConfig
-from broker.rebalance.lease import DatabaseLease
 from broker.rebalance.model import LastMove, Move, RebalanceInput
 from broker.rebalance.planner import plan_moves
-from broker.rebalance.runs import MoveOutcome, RebalanceRun, RunStore, new_run_id
+from broker.rebalance.runs import move_record, new_run_id, recent_moves
+from broker.store import Lease, RunRecords
+from computenet.rebalance_types import RebalanceMove, RebalanceRunInfo
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class RebalanceRunner:
 
     `load_input(history)` builds the run's input (snapshot, jobs, demand) with the given move
     history; `apply_step(step, token)` performs one step through the dispatch path and must
-    verify `token` with the lease in the transaction that writes (`DatabaseLease.check`).
+    make its writes fenced by `token` (`Fence(lease.name, token)` in `Store.apply`).
     """
 
     def __init__(
@@ -44,8 +45,8 @@ class RebalanceRunner:
         *,
         config: RebalanceConfig,
         settings: RunnerSettings,
-        lease: DatabaseLease,
-        runs: RunStore,
+        lease: Lease,
+        runs: RunRecords,
         load_input: LoadInput,
         apply_step: ApplyStep,
         clock: Callable[[], float] = time.time,
@@ -61,7 +62,7 @@ class RebalanceRunner:
 
     def run(
         self, trigger: str, *, dry_run: bool = False, move_budget: int = 0
-    ) -> RebalanceRun | None:
+    ) -> RebalanceRunInfo | None:
         """Plan (and unless `dry_run`, apply) one run; None if another replica holds the lease."""
         with self._lock:
             token = None
@@ -72,25 +73,25 @@ class RebalanceRunner:
                     return None
             started = int(self._clock() * 1000)
             run_id = new_run_id(started)
-            state = self._load_input(self.runs.recent_moves(self.settings.history_runs))
+            state = self._load_input(recent_moves(self.runs, self.settings.history_runs))
             config = self.config
             if move_budget > 0:
                 config = config.model_copy(update={"max_moves_per_run": move_budget})
             moves = plan_moves(state, config)
             if token is None:
-                outcomes = tuple(MoveOutcome(m) for m in moves)
+                records = tuple(move_record(m) for m in moves)
                 errors: tuple[str, ...] = ()
             else:
-                outcomes, errors = self._apply(moves, plan_steps(moves, state, run_id), token)
-            run = RebalanceRun(
+                records, errors = self._apply(moves, plan_steps(moves, state, run_id), token)
+            run = RebalanceRunInfo(
                 run_id=run_id,
                 trigger=trigger,
                 dry_run=dry_run,
                 started_unix_ms=started,
                 ended_unix_ms=int(self._clock() * 1000),
-                moves=outcomes,
+                moves=records,
                 expected_savings_cny=round(sum(m.net_cny for m in moves), 2),
-                realised_savings_cny=round(sum(o.move.net_cny for o in outcomes if o.applied), 2),
+                realised_savings_cny=round(sum(r.net_cny for r in records if r.applied), 2),
                 errors=errors,
             )
             self.runs.save_run(run)
@@ -99,12 +100,12 @@ class RebalanceRunner:
 
     def _apply(
         self, moves: list[Move], steps: list[Step], token: int
-    ) -> tuple[tuple[MoveOutcome, ...], tuple[str, ...]]:
+    ) -> tuple[tuple[RebalanceMove, ...], tuple[str, ...]]:
         """Apply each move in order; a failed move keeps its error, a lost lease stops the rest."""
         by_job: dict[str, list[Step]] = {}
         for step in steps:
             by_job.setdefault(step.job_id, []).append(step)
-        outcomes: list[MoveOutcome] = []
+        records: list[RebalanceMove] = []
         errors: list[str] = []
         lost = False
         for move in moves:
@@ -112,7 +113,7 @@ class RebalanceRunner:
                 lost = True
                 errors.append(LEASE_LOST)
             if lost:
-                outcomes.append(MoveOutcome(move, False, LEASE_LOST))
+                records.append(move_record(move, error=LEASE_LOST))
                 continue
             try:
                 for step in by_job.get(move.job_id, []):
@@ -120,7 +121,7 @@ class RebalanceRunner:
             except Exception as exc:  # one move failing must not stop the others
                 log.warning("rebalance move failed job_id=%s error=%s", move.job_id, exc)
                 errors.append(f"{move.job_id}: {exc}")
-                outcomes.append(MoveOutcome(move, False, str(exc)))
+                records.append(move_record(move, error=str(exc)))
                 continue
-            outcomes.append(MoveOutcome(move, True))
-        return tuple(outcomes), tuple(errors)
+            records.append(move_record(move, applied=True))
+        return tuple(records), tuple(errors)

@@ -1,4 +1,10 @@
-"""When rebalancing runs: an APScheduler 3 adapter with interval and time-of-use cron triggers."""
+"""When rebalancing runs: an APScheduler 3 adapter with interval and time-of-use cron triggers.
+
+Jobs live in APScheduler's memory job store and are derived from the config at every start, so
+the broker's database holds no scheduler table: interval fires are aligned to a fixed epoch and
+cron fires to the clock, so every replica and every restart computes the same fire times, and
+each fire is claimed once in the store (`RunRecords.claim_fire`) before it runs.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.jobstores.base import BaseJobStore
 from apscheduler.jobstores.memory import MemoryJobStore
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -29,23 +33,6 @@ INTERVAL_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 HOURS_PER_DAY = 24
 MINUTES_PER_DAY = 24 * 60
 
-_registry: dict[str, RunFn] = {}
-_registry_lock = threading.Lock()
-
-
-def run_registered(name: str, trigger: str) -> None:
-    """The scheduled callable: runs the run function registered under `name` by this process.
-
-    Job stores pickle jobs by reference to this function, so stored jobs stay valid across
-    restarts; a job that fires while no broker in this process registered `name` does nothing.
-    """
-    with _registry_lock:
-        run_fn = _registry.get(name)
-    if run_fn is None:
-        log.warning("no rebalance run function registered name=%s trigger=%s", name, trigger)
-        return
-    run_fn(trigger)
-
 
 class RebalanceScheduleConfig(BaseModel):
     """When rebalancing runs start; the broker config embeds it as `rebalance.schedule`."""
@@ -57,7 +44,7 @@ class RebalanceScheduleConfig(BaseModel):
         "rebalance",
         min_length=1,
         max_length=64,
-        description="Registry key and job id prefix; one per scheduler sharing a job store.",
+        description="Prefix of the scheduler's job ids (and of its log lines).",
     )
     interval_s: float = Field(900.0, gt=0, description="Seconds between interval-triggered runs.")
     tou_triggers: bool = Field(
@@ -76,18 +63,11 @@ class RebalanceScheduleConfig(BaseModel):
     jitter_s: float = Field(
         0.0, ge=0, description="Random delay of up to this many seconds added to each run."
     )
-    jobstore_url: str | None = Field(
-        None,
-        description=(
-            "SQLAlchemy URL of the job store (the broker's database) so schedules survive a "
-            "restart; None keeps them in memory."
-        ),
-    )
 
 
 @dataclass(frozen=True, slots=True)
 class ScheduledRun:
-    """A scheduled trigger as the job store holds it."""
+    """A scheduled trigger and when it fires next."""
 
     job_id: str
     trigger: str
@@ -136,8 +116,8 @@ class _StampedJob:
 
     def __init__(self, job: Any, fire: datetime) -> None:
         self._job = job
-        name, label = job.args
-        self.args = (name, fire_label(str(label), fire))
+        (label,) = job.args
+        self.args = (fire_label(str(label), fire),)
 
     def __getattr__(self, attr: str) -> Any:
         return getattr(self._job, attr)
@@ -154,8 +134,8 @@ class RebalanceScheduler:
     """Runs `run_fn(trigger_label)` on the configured triggers, one run at a time.
 
     Every job has max_instances=1 and coalesce=True, and all jobs share one worker thread, so
-    runs never overlap and a backlog collapses into one run. Jobs live in the configured job
-    store; on start, stored jobs whose trigger is unchanged keep their next run time.
+    runs never overlap and a backlog collapses into one run. A run missed by up to the misfire
+    grace time (a busy worker, a paused process) still happens.
     """
 
     def __init__(
@@ -173,14 +153,12 @@ class RebalanceScheduler:
         return self._scheduler is not None
 
     def start(self) -> None:
-        """Register the run function, open the job store and schedule the triggers (idempotent)."""
+        """Schedule the configured triggers and start firing them (idempotent)."""
         with self._lock:
             if self._scheduler is not None or not self.config.enabled:
                 return
-            with _registry_lock:
-                _registry[self.config.name] = self._run_fn
             scheduler = BackgroundScheduler(
-                jobstores={"default": self._jobstore()},
+                jobstores={"default": MemoryJobStore()},
                 executors={"default": _FireTimeExecutor(max_workers=1)},
                 job_defaults={
                     "coalesce": True,
@@ -190,7 +168,7 @@ class RebalanceScheduler:
                 timezone=CST,
             )
             scheduler.start(paused=True)
-            self._reconcile(scheduler)
+            self._add_jobs(scheduler)
             scheduler.resume()
             self._scheduler = scheduler
             log.info("rebalance scheduler started name=%s", self.config.name)
@@ -202,9 +180,6 @@ class RebalanceScheduler:
             if scheduler is None:
                 return
             scheduler.shutdown(wait=wait)
-            with _registry_lock:
-                if _registry.get(self.config.name) is self._run_fn:
-                    del _registry[self.config.name]
             log.info("rebalance scheduler stopped name=%s", self.config.name)
 
     def jobs(self) -> list[ScheduledRun]:
@@ -215,39 +190,14 @@ class RebalanceScheduler:
         return sorted(
             (
                 ScheduledRun(
-                    j.id, str(j.args[1]), j.next_run_time.timestamp() if j.next_run_time else None
+                    j.id, str(j.args[0]), j.next_run_time.timestamp() if j.next_run_time else None
                 )
                 for j in scheduler.get_jobs()
             ),
             key=lambda r: r.job_id,
         )
 
-    def _jobstore(self) -> BaseJobStore:
-        url = self.config.jobstore_url
-        return (
-            MemoryJobStore()
-            if url is None
-            else SQLAlchemyJobStore(url=url, tablename="rebalance_schedule_jobs")
-        )
-
-    def _reconcile(self, scheduler: BackgroundScheduler) -> None:
-        """Make the stored jobs match the config: drop stale ones, keep unchanged ones."""
-        prefix = f"{self.config.name}:"
-        desired = desired_triggers(self.config, self._topology)
-        stored = {j.id: j for j in scheduler.get_jobs() if j.id.startswith(prefix)}
-        for job_id in stored.keys() - desired.keys():
-            scheduler.remove_job(job_id)
-        for job_id, (label, trigger) in desired.items():
-            grace, jitter = self.config.misfire_grace_time_s, self.config.jitter_s
-            fingerprint = f"{label} {trigger} grace={grace}s jitter={jitter}s"
-            old = stored.get(job_id)
-            if old is not None and old.name == fingerprint:
-                continue
-            scheduler.add_job(
-                run_registered,
-                trigger,
-                args=[self.config.name, label],
-                id=job_id,
-                name=fingerprint,
-                replace_existing=True,
-            )
+    def _add_jobs(self, scheduler: BackgroundScheduler) -> None:
+        """One job per configured trigger, calling the run function with the trigger's label."""
+        for job_id, (label, trigger) in desired_triggers(self.config, self._topology).items():
+            scheduler.add_job(self._run_fn, trigger, args=[label], id=job_id, name=label)

@@ -10,20 +10,16 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy.engine import Engine
-
 from broker.jobflow.capacity_view import CapacityView
 from broker.jobflow.driver import JobDriver
 from broker.placement import Policy
 from broker.rebalance.config import RebalanceConfig
-from broker.rebalance.lease import DatabaseLease
 from broker.rebalance.live import LiveRebalance
 from broker.rebalance.runner import RebalanceRunner, RunnerSettings
-from broker.rebalance.runs import RebalanceRun, RunStore
 from broker.rebalance.schedule import RebalanceScheduleConfig, RebalanceScheduler
-from broker.store.engine import create_store_engine
-from broker.store.engine import writer as write_engine
+from broker.store import RebalanceStore, open_rebalance_store
 from broker.writer import StoreWriter
+from computenet.rebalance_types import RebalanceRunInfo, RebalanceRunPage
 from topology import Topology
 
 log = logging.getLogger(__name__)
@@ -52,14 +48,6 @@ class RebalanceSettings:
     """Also run shortly before each time-of-use price change (when scheduled runs are on)."""
 
 
-@dataclass(frozen=True, slots=True)
-class RunPage:
-    """A page of run records and the token of the next ("" on the last)."""
-
-    runs: list[RebalanceRun]
-    next_page_token: str
-
-
 class RebalanceService:
     """Plans, applies and records runs on demand and on schedule; one per broker process.
 
@@ -70,9 +58,8 @@ class RebalanceService:
     def __init__(
         self,
         *,
-        engine: Engine,
+        store: RebalanceStore,
         live: LiveRebalance,
-        lease: DatabaseLease,
         topology: Topology,
         settings: RebalanceSettings,
         config: RebalanceConfig | None = None,
@@ -80,12 +67,13 @@ class RebalanceService:
         self.settings = settings
         self.holder = settings.holder or default_holder()
         self.live = live
-        self.lease = lease
-        self.runs = RunStore(engine)
+        self.store = store
+        self.lease = store.lease
+        self.runs = store.runs
         self.runner = RebalanceRunner(
             config=config or RebalanceConfig(),
             settings=RunnerSettings(holder=self.holder, lease_ttl_s=settings.lease_ttl_s),
-            lease=lease,
+            lease=self.lease,
             runs=self.runs,
             load_input=live.load_input,
             apply_step=live.apply_step,
@@ -113,7 +101,7 @@ class RebalanceService:
     def shutdown(self) -> None:
         """Stop scheduling (waiting for a run in progress) and close connections; idempotent."""
         self.scheduler.shutdown(wait=True)
-        self.runs.engine.dispose()
+        self.store.close()
 
     def _scheduled(self, trigger: str) -> None:
         """A scheduled fire: run it if this replica holds the lease and nobody ran it yet."""
@@ -129,7 +117,7 @@ class RebalanceService:
         except Exception:  # the schedule must survive a failed run; the next fire retries
             log.exception("scheduled rebalance failed trigger=%s", trigger)
 
-    async def plan(self, move_budget: int = 0) -> RebalanceRun:
+    async def plan(self, move_budget: int = 0) -> RebalanceRunInfo:
         """A dry run now: the moves a run would make, recorded as a dry run."""
         run = await asyncio.to_thread(
             self.runner.run, MANUAL, dry_run=True, move_budget=move_budget
@@ -137,17 +125,17 @@ class RebalanceService:
         assert run is not None  # dry runs never need the lease
         return run
 
-    async def apply(self, move_budget: int = 0) -> RebalanceRun | None:
+    async def apply(self, move_budget: int = 0) -> RebalanceRunInfo | None:
         """Plan and apply a run now; None if another replica holds the lease."""
         return await asyncio.to_thread(self.runner.run, MANUAL, move_budget=move_budget)
 
-    async def history(self, page_size: int, page_token: str = "") -> RunPage:
+    async def history(self, page_size: int, page_token: str = "") -> RebalanceRunPage:
         """Runs newest first; the page token is the last run id of the previous page."""
         size = max(1, page_size)
         runs = await asyncio.to_thread(self.runs.list_runs, size + 1, page_token or None)
         more = len(runs) > size
         runs = runs[:size]
-        return RunPage(runs, runs[-1].run_id if more and runs else "")
+        return RebalanceRunPage(runs, runs[-1].run_id if more and runs else "")
 
 
 def build_rebalance(
@@ -160,13 +148,10 @@ def build_rebalance(
     topology: Topology,
     settings: RebalanceSettings,
 ) -> RebalanceService:
-    """The broker's rebalancing on its own database (tables created if missing), hooked in."""
-    engine = write_engine(create_store_engine(db_url))
-    lease = DatabaseLease(engine)
+    """The broker's rebalancing on the store at `db_url` (its lease and run records), hooked in."""
+    store = open_rebalance_store(db_url)
     live = LiveRebalance(
-        writer=writer, capacity=capacity, driver=driver, policy=policy, lease=lease
+        writer=writer, capacity=capacity, driver=driver, policy=policy, lease=store.lease
     )
     driver.on_place_at_target = live.place_at_target
-    return RebalanceService(
-        engine=engine, live=live, lease=lease, topology=topology, settings=settings
-    )
+    return RebalanceService(store=store, live=live, topology=topology, settings=settings)

@@ -9,7 +9,7 @@ from dataclasses import replace
 import grpc
 
 from broker.control.capacity import SiteHolds, holds_by_site, pool_views
-from broker.registry import SiteRegistry, StatusChange
+from broker.registry import SiteRegistry, StatusChange, report_to_json
 from broker.rpc.errors import translate_errors
 from broker.sessions import OutDrain, SessionTable
 from broker.store.protocol import SiteRecord
@@ -86,22 +86,8 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         views = await self._views()
         return pb.GetTopologyResponse(
             sites=[convert.site_to_proto(views[e.site_id]) for e in self._registry.entries()],
-            user_regions=[
-                pb.UserRegion(
-                    region_id=r.id, lat_deg=r.lat, lon_deg=r.lon, demand_weight=r.demand_weight
-                )
-                for r in self._topology.regions
-            ],
-            links=[
-                pb.Link(
-                    a=link.a,
-                    b=link.b,
-                    rtt_ms=link.rtt_ms,
-                    bandwidth_gbps=link.bandwidth_gbps,
-                    cny_per_gb=link.cny_per_gb,
-                )
-                for link in self._topology.links
-            ],
+            user_regions=[convert.user_region_to_proto(r) for r in self._topology.regions],
+            links=[convert.link_to_proto(link) for link in self._topology.links],
             document_yaml=self._topology_yaml,
         )
 
@@ -118,7 +104,7 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
                     site_id=site_id,
                     status=entry.status,
                     last_report_unix_ms=entry.last_report_unix_ms,
-                    report_json=entry.report.to_json(),
+                    report_json=report_to_json(entry.report),
                     executor=entry.executor,
                     agent_version=entry.agent_version,
                     agent_epoch=entry.agent_epoch,

@@ -70,8 +70,8 @@ class JobServicer(pb_grpc.JobServiceServicer):
     async def SubmitJob(
         self, request: pb.SubmitJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubmitJobResponse:
-        spec_data = convert.spec_dict_from_proto(request.spec)
-        job, duplicate = await self._jobs.submit(spec_data, request.request_id, _tenant())
+        spec = convert.spec_from_proto(request.spec)
+        job, duplicate = await self._jobs.submit(spec, request.request_id, _tenant())
         return pb.SubmitJobResponse(job=convert.job_to_proto(job), duplicate=duplicate)
 
     @translate_errors
@@ -143,6 +143,6 @@ class JobServicer(pb_grpc.JobServiceServicer):
     async def PlanJob(
         self, request: pb.PlanJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.PlanJobResponse:
-        spec = self._jobs.validate(convert.spec_dict_from_proto(request.spec))
+        spec = self._jobs.validate(convert.spec_from_proto(request.spec))
         placement = await self._plan(spec)
         return pb.PlanJobResponse(placement=convert.placement_to_proto(placement))

@@ -10,19 +10,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 
 from broker.jobflow.tracker import AttemptReport, JobTracker
-from broker.registry import SiteRegistry, SiteReport, StatusChange
+from broker.registry import SiteRegistry, StatusChange
 from broker.rpc.errors import translate_errors
 from broker.security.identity import check_hello_site
-from broker.sessions import (
-    AgentSession,
-    OutAck,
-    Outbound,
-    OutCancel,
-    OutDispatch,
-    OutDrain,
-    SessionTable,
-)
+from broker.sessions import AgentSession, OutAck, OutDispatch, SessionTable
 from computenet import convert
+from computenet.site_messages import Hello, Welcome
 from computenet.types import JobId, JobState, SiteId
 from computenet.v1 import site_service_pb2 as pb
 from computenet.v1 import site_service_pb2_grpc as pb_grpc
@@ -30,50 +23,6 @@ from computenet.v1 import site_service_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT_S = 10.0
-
-
-def outbound_to_proto(message: Outbound) -> pb.ConnectResponse:
-    """Domain outbound message to the wire."""
-    if isinstance(message, OutDispatch):
-        return pb.ConnectResponse(
-            dispatch=pb.Dispatch(
-                delivery_id=message.delivery_id,
-                job_id=message.job_id,
-                attempt=message.attempt,
-                fencing_token=message.fencing_token,
-                spec=convert.spec_to_proto(message.spec),
-                tenant=message.tenant,
-                pool=message.pool,
-            )
-        )
-    if isinstance(message, OutCancel):
-        return pb.ConnectResponse(
-            cancel=pb.CancelAttempt(
-                delivery_id=message.delivery_id,
-                job_id=message.job_id,
-                attempt=message.attempt,
-                reason=message.reason,
-                checkpoint=message.checkpoint,
-            )
-        )
-    if isinstance(message, OutDrain):
-        return pb.ConnectResponse(
-            drain=pb.Drain(delivery_id=message.delivery_id, drain=message.drain)
-        )
-    return pb.ConnectResponse(ack=pb.Ack(id=message.report_id))
-
-
-def report_from_proto(msg: pb.CapacityReport) -> SiteReport:
-    """Wire capacity report to the registry's record."""
-    return SiteReport(
-        pools=tuple(convert.pool_from_proto(p) for p in msg.pools),
-        cpu_cores=msg.cpu_cores,
-        cpu_cores_free=msg.cpu_cores_free,
-        memory_gb=msg.memory_gb,
-        memory_gb_free=msg.memory_gb_free,
-        federation_cpu_cores=msg.federation_cpu_cores,
-        federation_memory_gb=msg.federation_memory_gb,
-    )
 
 
 class SiteServicer(pb_grpc.SiteServiceServicer):
@@ -98,7 +47,7 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
         self._on_status = on_status
         self._capacity_changed = capacity_changed
         self._require_certificate = require_site_certificate
-        self._welcome = pb.Welcome(
+        self._welcome = Welcome(
             broker_epoch=broker_epoch,
             heartbeat_interval_s=heartbeat_interval_s,
             lease_s=lease_s,
@@ -123,7 +72,7 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
         log.info("agent connected site=%s epoch=%s", site_id, hello.epoch)
         if change is not None:
             await self._on_status([change])
-        yield pb.ConnectResponse(welcome=self._welcome)
+        yield convert.connect_response_to_proto(self._welcome)
         held = [(JobId(a.job_id), a.attempt) for a in hello.attempts]
         await self._tracker.resume_site(session, held)
         reader = asyncio.create_task(self._read_loop(session, request_iterator))
@@ -132,7 +81,7 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
                 message = await session.next_message()
                 if message is None:
                     break
-                yield outbound_to_proto(message)
+                yield convert.connect_response_to_proto(message)
         finally:
             reader.cancel()
             if self._sessions.end(session):
@@ -143,14 +92,14 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
         self,
         request_iterator: AsyncIterator[pb.ConnectRequest],
         context: grpc.aio.ServicerContext,
-    ) -> pb.Hello:
+    ) -> Hello:
         try:
             first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT_S)
         except (TimeoutError, StopAsyncIteration):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "expected hello first")
         if first.WhichOneof("msg") != "hello":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be hello")
-        hello = first.hello
+        hello = convert.hello_from_proto(first.hello)
         # The site is who its certificate says, never what the message body claims.
         check_hello_site(hello.site_id, context, require_certificate=self._require_certificate)
         if hello.site_id not in self._registry:
@@ -178,7 +127,7 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
     async def _handle(self, session: AgentSession, message: pb.ConnectRequest) -> None:
         kind = message.WhichOneof("msg")
         if kind == "capacity":
-            report = report_from_proto(message.capacity)
+            report = convert.capacity_report_from_proto(message.capacity)
             previous = self._registry.get(session.site_id).report
             change = self._registry.reported(
                 session.site_id,
@@ -191,13 +140,13 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
             if report != previous:
                 self._capacity_changed()
         elif kind == "job_event":
-            event = message.job_event
-            state = convert.state_from_proto(event.state)
+            event = convert.job_event_report_from_proto(message.job_event)
+            state = event.state
             if state is not None:
                 await self._tracker.report(
                     AttemptReport(
                         site_id=session.site_id,
-                        job_id=JobId(event.job_id),
+                        job_id=event.job_id,
                         attempt=event.attempt,
                         state=state,
                         exit_code=event.exit_code

@@ -1,4 +1,7 @@
-"""The broker's durable store: the Store contract and its SQL implementation, opened by URL."""
+"""The broker's durable store: the Store contract and its SQL implementation, opened by URL.
+
+Rebalancing keeps its lease and run records in the same database, through `open_rebalance_store`.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ from broker.store.protocol import (
     SubmitOutcome,
     Transition,
 )
+from broker.store.rebalancing import Lease, LeaseState, RebalanceStore, RunRecords
+from broker.store.runs import SqlRebalanceStore
 from broker.store.sql import SqlStore, wall_clock_ms
 
 __all__ = [
@@ -25,13 +30,19 @@ __all__ = [
     "FenceLostError",
     "Hold",
     "JobFilter",
+    "Lease",
+    "LeaseState",
     "NewJob",
     "Page",
+    "RebalanceStore",
+    "RunRecords",
     "SiteRecord",
+    "SqlRebalanceStore",
     "SqlStore",
     "Store",
     "SubmitOutcome",
     "Transition",
+    "open_rebalance_store",
     "open_store",
 ]
 
@@ -49,3 +60,20 @@ def open_store(url: str, *, clock: Callable[[], int] = wall_clock_ms) -> SqlStor
         engine.dispose()
         raise
     return SqlStore(engine, clock=clock)
+
+
+def open_rebalance_store(
+    url: str, *, lease_name: str = "rebalance", clock: Callable[[], int] = wall_clock_ms
+) -> SqlRebalanceStore:
+    """Open the rebalancing's lease (named `lease_name`) and run records in the store at `url`.
+
+    The schema is created or upgraded as by `open_store`; the connections are their own, so
+    lease renewals never queue behind the broker's job writes.
+    """
+    engine = create_store_engine(url)
+    try:
+        upgrade_to_head(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return SqlRebalanceStore(engine, lease_name=lease_name, clock=clock)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from broker.store.protocol import Hold, NewJob, SiteRecord
+from computenet.rebalance_types import MoveKind, RebalanceMove, RebalanceRunInfo
 from computenet.spec import JobSpec
 from computenet.types import Job, JobEvent, JobId, JobState, SiteId, SiteStatus, TenantId
 
@@ -149,4 +151,65 @@ def site_from_row(row: Row) -> SiteRecord:
         agent_version=row["agent_version"],
         agent_epoch=row["agent_epoch"],
         drained=bool(row["drained"]),
+    )
+
+
+def run_to_row(run: RebalanceRunInfo) -> dict[str, Any]:
+    """The rebalance_runs row of a run record; moves and errors are kept as JSON."""
+    return {
+        "run_id": run.run_id,
+        "trigger": run.trigger,
+        "dry_run": run.dry_run,
+        "started_unix_ms": run.started_unix_ms,
+        "ended_unix_ms": run.ended_unix_ms,
+        "expected_savings_cny": run.expected_savings_cny,
+        "realised_savings_cny": run.realised_savings_cny,
+        "moves_json": json.dumps([_move_to_json(m) for m in run.moves]),
+        "errors_json": json.dumps(list(run.errors)),
+    }
+
+
+def run_from_row(row: Row) -> RebalanceRunInfo:
+    """The run record of a rebalance_runs row."""
+    return RebalanceRunInfo(
+        run_id=str(row["run_id"]),
+        trigger=str(row["trigger"]),
+        dry_run=bool(row["dry_run"]),
+        started_unix_ms=int(row["started_unix_ms"]),
+        ended_unix_ms=int(row["ended_unix_ms"]),
+        moves=tuple(_move_from_json(d) for d in json.loads(str(row["moves_json"]))),
+        expected_savings_cny=float(row["expected_savings_cny"]),
+        realised_savings_cny=float(row["realised_savings_cny"]),
+        errors=tuple(str(e) for e in json.loads(str(row["errors_json"]))),
+    )
+
+
+def _move_to_json(move: RebalanceMove) -> dict[str, object]:
+    # A pending job's move has no source: stored as null, as brokers before 0002 stored it.
+    return {
+        "job_id": move.job_id,
+        "kind": move.kind.value,
+        "from_site": move.from_site or None,
+        "to_site": move.to_site,
+        "savings_cny": move.savings_cny,
+        "savings_carbon_kg": move.savings_carbon_kg,
+        "cost_cny": move.cost_cny,
+        "reason": move.reason,
+        "applied": move.applied,
+        "error": move.error,
+    }
+
+
+def _move_from_json(d: Mapping[str, Any]) -> RebalanceMove:
+    return RebalanceMove(
+        job_id=str(d["job_id"]),
+        kind=MoveKind(str(d["kind"])),
+        from_site=str(d["from_site"] or ""),
+        to_site=str(d["to_site"]),
+        savings_cny=float(d["savings_cny"]),
+        savings_carbon_kg=float(d["savings_carbon_kg"]),
+        cost_cny=float(d["cost_cny"]),
+        reason=str(d["reason"]),
+        applied=bool(d["applied"]),
+        error=str(d["error"]),
     )

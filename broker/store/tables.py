@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, Table, Text
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, String, Table, Text
 from sqlmodel import Field, SQLModel
 
 # SQLite only treats "INTEGER PRIMARY KEY" as the rowid; PostgreSQL needs 64 bits.
@@ -122,6 +122,44 @@ class MetaRow(SQLModel, table=True):
     value: int = Field(default=0, sa_type=BigInteger)
 
 
+class RebalanceRunRow(SQLModel, table=True):
+    """One rebalancing run: trigger, timing and savings, with its moves and errors as JSON."""
+
+    __tablename__ = "rebalance_runs"
+    __table_args__ = (Index("ix_rebalance_runs_started", "started_unix_ms", "run_id"),)
+
+    run_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    trigger: str = Field(sa_type=String(64))
+    dry_run: bool
+    started_unix_ms: int = Field(sa_type=BigInteger)
+    ended_unix_ms: int = Field(sa_type=BigInteger)
+    expected_savings_cny: float = Field(sa_type=Float)
+    realised_savings_cny: float = Field(sa_type=Float)
+    moves_json: str = Field(sa_type=Text)
+    errors_json: str = Field(sa_type=Text)
+
+
+class RebalanceFireRow(SQLModel, table=True):
+    """A scheduled fire (`label@time`) claimed by one replica, so it runs at most once."""
+
+    __tablename__ = "rebalance_fires"
+
+    fire: str = Field(sa_column=Column(String(96), primary_key=True))
+    holder: str = Field(sa_type=String(255))
+    claimed_unix_ms: int = Field(sa_type=BigInteger)
+
+
+class LeaseRow(SQLModel, table=True):
+    """A named lease: its holder, its fencing token and when it expires."""
+
+    __tablename__ = "rebalance_leases"
+
+    name: str = Field(sa_column=Column(String(64), primary_key=True))
+    holder: str = Field(sa_type=String(255))
+    fencing_token: int = Field(sa_type=BigInteger)
+    expires_unix_ms: int = Field(sa_type=BigInteger)
+
+
 def _table(model: type[SQLModel]) -> Table:
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
@@ -132,5 +170,8 @@ job_events = _table(JobEventRow)
 holds = _table(HoldRow)
 sites = _table(SiteRow)
 meta = _table(MetaRow)
+rebalance_runs = _table(RebalanceRunRow)
+rebalance_fires = _table(RebalanceFireRow)
+leases = _table(LeaseRow)
 
 metadata: MetaData = SQLModel.metadata

@@ -13,7 +13,6 @@ import grpc
 from computenet.address import AddressError, parse_address
 from computenet.convert import (
     kind_to_proto,
-    rebalance_run_from_proto,
     site_status_to_proto,
     spec_to_proto,
     state_to_proto,
@@ -25,13 +24,11 @@ from computenet.errors import (
     InvalidArgumentError,
     UnavailableError,
 )
-from computenet.rebalance_types import RebalanceRunPage
 from computenet.spec import JobSpec, parse_spec
 from computenet.status import error_from_rpc_error
 from computenet.types import Job, JobKind, JobState, SiteStatus
 from computenet.v1 import federation_service_pb2 as fed_pb
 from computenet.v1 import job_service_pb2 as job_pb
-from computenet.v1 import rebalance_service_pb2 as rebalance_pb
 
 DEFAULT_BROKER = "127.0.0.1:50051"
 DEFAULT_TIMEOUT_S = 10.0
@@ -194,11 +191,3 @@ def checked_move_budget(value: int) -> int:
             "move budget must be >= 0", [FieldViolation("move_budget", "must be >= 0")]
         )
     return value
-
-
-def rebalance_page_from_proto(msg: rebalance_pb.ListRebalanceRunsResponse) -> RebalanceRunPage:
-    """A ListRebalanceRuns response as a page of domain run records."""
-    return RebalanceRunPage(
-        runs=[rebalance_run_from_proto(r) for r in msg.runs],
-        next_page_token=msg.next_page_token,
-    )

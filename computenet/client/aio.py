@@ -27,7 +27,6 @@ from computenet.client._common import (
     list_request,
     list_sites_request,
     new_request_id,
-    rebalance_page_from_proto,
     submit_request,
     translate,
     watch_jobs_request,
@@ -37,6 +36,7 @@ from computenet.convert import (
     job_from_proto,
     placement_from_proto,
     rebalance_run_from_proto,
+    rebalance_run_page_from_proto,
     site_from_proto,
     spec_to_proto,
 )
@@ -292,6 +292,6 @@ class AsyncClient:
     ) -> RebalanceRunPage:
         """One page of past rebalancing runs, newest first (operators)."""
         request = rebalance_pb.ListRebalanceRunsRequest(page_size=page_size, page_token=page_token)
-        return rebalance_page_from_proto(
+        return rebalance_run_page_from_proto(
             await self._unary(self._rebalance.ListRebalanceRuns, request)
         )

@@ -1,4 +1,4 @@
-"""What a capacity source reports, the protocol every source follows, and usage accounting."""
+"""The protocol every capacity source follows, and how the agent adjusts what a source reports."""
 
 from __future__ import annotations
 
@@ -6,42 +6,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from computenet.types import PoolCapacity
+from computenet.types import CapacityReport
 
 
 class CapacityError(RuntimeError):
     """A capacity source could not be probed (missing command, unparsable output)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CapacitySnapshot:
-    """What the site can offer: accelerator pools plus host CPU and memory."""
-
-    pools: tuple[PoolCapacity, ...] = ()
-    cpu_cores: float = 0.0
-    cpu_cores_free: float = 0.0
-    memory_gb: float = 0.0
-    memory_gb_free: float = 0.0
-    federation_cpu_cores: float = 0.0
-    """Of the busy cores, those the agent's federation attempts hold."""
-    federation_memory_gb: float = 0.0
-    """Of the busy memory, GB the agent's federation attempts hold."""
-
-    def to_dict(self) -> dict[str, object]:
-        """The JSON shape `computenet-agent check --json` prints (without site and broker)."""
-        return {
-            "pools": [
-                {
-                    "model": p.model,
-                    "total": p.total,
-                    "allocatable": p.allocatable,
-                    "in_use": p.in_use,
-                }
-                for p in self.pools
-            ],
-            "cpu_cores": self.cpu_cores,
-            "memory_gb": self.memory_gb,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,14 +30,12 @@ class CapacitySource(Protocol):
     tracks_usage: bool
     """True if the probe itself sees what running work holds (Slurm); else the agent adds it."""
 
-    def probe(self) -> CapacitySnapshot:
+    def probe(self) -> CapacityReport:
         """Return the current capacity; raises CapacityError if it cannot be determined."""
         ...
 
 
-def _by_model(
-    snap: CapacitySnapshot, usage: Iterable[Usage]
-) -> tuple[dict[str, int], float, float]:
+def _own(snap: CapacityReport, usage: Iterable[Usage]) -> tuple[dict[str, int], float, float]:
     """Cards per pool model, cores and memory that the agent's own attempts hold."""
     cards: dict[str, int] = {}
     cpu = mem = 0.0
@@ -82,9 +49,9 @@ def _by_model(
     return cards, cpu, mem
 
 
-def apply_usage(snap: CapacitySnapshot, usage: Iterable[Usage]) -> CapacitySnapshot:
+def apply_usage(snap: CapacityReport, usage: Iterable[Usage]) -> CapacityReport:
     """Count the agent's own running attempts as in use (for sources that cannot see them)."""
-    cards, cpu, mem = _by_model(snap, usage)
+    cards, cpu, mem = _own(snap, usage)
     pools = tuple(replace(p, in_use=min(p.total, cards.get(p.model, 0))) for p in snap.pools)
     return replace(
         snap,
@@ -94,14 +61,14 @@ def apply_usage(snap: CapacitySnapshot, usage: Iterable[Usage]) -> CapacitySnaps
     )
 
 
-def mark_federation(snap: CapacitySnapshot, usage: Iterable[Usage]) -> CapacitySnapshot:
+def mark_federation(snap: CapacityReport, usage: Iterable[Usage]) -> CapacityReport:
     """Say how much of what is busy the agent's federation attempts hold.
 
     The broker subtracts this from `in_use` to learn what local users hold, so its ledger and
     the site's report never count the same card twice. It is capped at what the source sees
     busy (a Slurm job still queued holds nothing yet).
     """
-    cards, cpu, mem = _by_model(snap, usage)
+    cards, cpu, mem = _own(snap, usage)
     pools = tuple(
         replace(p, federation_in_use=min(p.in_use, cards.get(p.model, 0))) for p in snap.pools
     )
@@ -113,7 +80,7 @@ def mark_federation(snap: CapacitySnapshot, usage: Iterable[Usage]) -> CapacityS
     )
 
 
-def apply_drain(snap: CapacitySnapshot) -> CapacitySnapshot:
+def apply_drain(snap: CapacityReport) -> CapacityReport:
     """A drained site offers nothing new: allocatable 0 everywhere, no free CPU or memory."""
     pools = tuple(replace(p, allocatable=0) for p in snap.pools)
     return replace(snap, pools=pools, cpu_cores_free=0.0, memory_gb_free=0.0)

@@ -10,8 +10,8 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from computenet.types import PoolCapacity
-from site_agent.capacity.base import CapacityError, CapacitySnapshot
+from computenet.types import CapacityReport, PoolCapacity
+from site_agent.capacity.base import CapacityError
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +84,14 @@ class HostSource:
         self._env = dict(env) if env is not None else None
         self._timeout_s = timeout_s
 
-    def probe(self) -> CapacitySnapshot:
+    def probe(self) -> CapacityReport:
         """Read CPUs, memory and GPUs now."""
         try:
             total_gb, available_gb = parse_meminfo(self._meminfo_path.read_text())
         except OSError as exc:
             raise CapacityError(f"cannot read {self._meminfo_path}: {exc.strerror}") from None
         cpus = float(usable_cpu_count())
-        return CapacitySnapshot(
+        return CapacityReport(
             pools=self._gpus(),
             cpu_cores=cpus,
             cpu_cores_free=cpus,

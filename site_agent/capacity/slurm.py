@@ -7,8 +7,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from computenet.types import PoolCapacity
-from site_agent.capacity.base import CapacityError, CapacitySnapshot
+from computenet.types import CapacityReport, PoolCapacity
+from site_agent.capacity.base import CapacityError
 
 SCONTROL_NODES = ("scontrol", "-d", "show", "node", "-o")
 UNAVAILABLE_STATES = frozenset(
@@ -99,7 +99,7 @@ def parse_scontrol_nodes(text: str) -> list[SlurmNode]:
     return nodes
 
 
-def summarize(nodes: Sequence[SlurmNode], partition: str | None = None) -> CapacitySnapshot:
+def summarize(nodes: Sequence[SlurmNode], partition: str | None = None) -> CapacityReport:
     """Site capacity from nodes: totals over all, allocatable and free over available nodes."""
     chosen = [n for n in nodes if partition is None or partition in n.partitions]
     total: dict[str, int] = {}
@@ -121,7 +121,7 @@ def summarize(nodes: Sequence[SlurmNode], partition: str | None = None) -> Capac
         PoolCapacity(model=m, total=n, allocatable=allocatable.get(m, 0), in_use=in_use[m])
         for m, n in sorted(total.items())
     )
-    return CapacitySnapshot(
+    return CapacityReport(
         pools=pools,
         cpu_cores=float(cpus),
         cpu_cores_free=float(cpus_free),
@@ -147,7 +147,7 @@ class SlurmSource:
         self._env = dict(env) if env is not None else None
         self._timeout_s = timeout_s
 
-    def probe(self) -> CapacitySnapshot:
+    def probe(self) -> CapacityReport:
         """Run `scontrol -d show node -o` and summarize it."""
         try:
             proc = subprocess.run(

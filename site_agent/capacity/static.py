@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from computenet.types import PoolCapacity
-from site_agent.capacity.base import CapacitySnapshot
+from computenet.types import CapacityReport, PoolCapacity
 
 
 class StaticSource:
@@ -17,7 +16,7 @@ class StaticSource:
     def __init__(
         self, pools: Sequence[tuple[str, int]], *, cpu_cores: float, memory_gb: float
     ) -> None:
-        self._snapshot = CapacitySnapshot(
+        self._snapshot = CapacityReport(
             pools=tuple(PoolCapacity(model=m, total=n, allocatable=n) for m, n in pools),
             cpu_cores=cpu_cores,
             cpu_cores_free=cpu_cores,
@@ -25,6 +24,6 @@ class StaticSource:
             memory_gb_free=memory_gb,
         )
 
-    def probe(self) -> CapacitySnapshot:
+    def probe(self) -> CapacityReport:
         """Return the declared capacity."""
         return self._snapshot

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.registry import SiteRegistry, SiteReport, StatusChange
-from computenet.types import PoolCapacity, SiteId, SiteStatus
+from broker.registry import SiteRegistry, StatusChange, report_from_json, report_to_json
+from computenet.types import CapacityReport, PoolCapacity, SiteId, SiteStatus
 
 A = SiteId("a")
 B = SiteId("b")
@@ -43,7 +45,7 @@ def test_report_revives_a_suspect_site() -> None:
     reg = registry()
     reg.connected(A, now_s=0, executor="local", version="1", epoch="e")
     reg.tick(11)
-    change = reg.reported(A, SiteReport(), now_s=12, now_unix_ms=12_000)
+    change = reg.reported(A, CapacityReport(), now_s=12, now_unix_ms=12_000)
     assert change == StatusChange(A, SiteStatus.SUSPECT, SiteStatus.ACTIVE)
     assert reg.get(A).last_report_unix_ms == 12_000
 
@@ -60,21 +62,23 @@ def test_drain_and_undrain_of_an_active_site() -> None:
     reg = registry()
     reg.connected(A, now_s=0, executor="local", version="1", epoch="e")
     assert reg.set_drained(A, True) == StatusChange(A, SiteStatus.ACTIVE, SiteStatus.DRAINING)
-    reg.reported(A, SiteReport(), now_s=1, now_unix_ms=1)
+    reg.reported(A, CapacityReport(), now_s=1, now_unix_ms=1)
     assert reg.get(A).status == SiteStatus.DRAINING
     assert reg.set_drained(A, False) == StatusChange(A, SiteStatus.DRAINING, SiteStatus.ACTIVE)
 
 
 def test_report_json_round_trip() -> None:
-    report = SiteReport(
+    report = CapacityReport(
         pools=(PoolCapacity("a800", 8, 7, 2),),
         cpu_cores=64,
         cpu_cores_free=60,
         memory_gb=512,
         memory_gb_free=500,
     )
-    assert SiteReport.from_json(report.to_json()) == report
-    assert SiteReport.from_json("") == SiteReport()
+    assert report_from_json(report_to_json(report)) == report
+    assert report_from_json("") == CapacityReport()
+    live = replace(report, price_cny_per_kwh=0.31, carbon_kg_per_kwh=0.5)
+    assert report_from_json(report_to_json(live)) == live
 
 
 @given(st.lists(st.tuples(st.booleans(), st.floats(0, 50)), max_size=40))
@@ -87,7 +91,7 @@ def test_status_always_follows_the_ttl(steps: list[tuple[bool, float]]) -> None:
     for report, gap in steps:
         now += gap
         if report:
-            reg.reported(A, SiteReport(), now_s=now, now_unix_ms=int(now * 1000))
+            reg.reported(A, CapacityReport(), now_s=now, now_unix_ms=int(now * 1000))
             last_seen = now
         else:
             reg.tick(now)

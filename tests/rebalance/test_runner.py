@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from broker.placement import Policy
 from broker.rebalance import Action, ActiveJob, LastMove, RebalanceConfig, RebalanceInput, Step
-from broker.rebalance.lease import DatabaseLease
 from broker.rebalance.runner import LEASE_LOST, RebalanceRunner, RunnerSettings
-from broker.rebalance.runs import RunStore
+from broker.store import open_rebalance_store
 from computenet.types import SiteStatus
 from tests.rebalance.factories import POLICY, at_cst, snapshot, training
 
@@ -26,7 +23,7 @@ def _state(history: Mapping[str, LastMove]) -> RebalanceInput:
 
 
 def _runner(tmp_path: Path, steps: list[tuple[Step, int]], holder: str = "a") -> RebalanceRunner:
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'broker.db'}")
+    store = open_rebalance_store(f"sqlite:///{tmp_path / 'broker.db'}")
 
     def apply_step(step: Step, token: int) -> None:
         if step.job_id == "j1" and step.action == Action.DISPATCH:
@@ -36,8 +33,8 @@ def _runner(tmp_path: Path, steps: list[tuple[Step, int]], holder: str = "a") ->
     return RebalanceRunner(
         config=RebalanceConfig(),
         settings=RunnerSettings(holder=holder),
-        lease=DatabaseLease(engine),
-        runs=RunStore(engine),
+        lease=store.lease,
+        runs=store.runs,
         load_input=_state,
         apply_step=apply_step,
     )
@@ -55,8 +52,8 @@ def test_a_run_applies_steps_in_order_and_records_outcomes(tmp_path: Path) -> No
         Action.DISPATCH,
     ]
     assert {token for _, token in steps} == {1}
-    stored = RunStore(sa.create_engine(f"sqlite:///{tmp_path / 'broker.db'}")).list_runs()
-    assert stored == [run]
+    with open_rebalance_store(f"sqlite:///{tmp_path / 'broker.db'}") as again:
+        assert again.runs.list_runs() == [run]
 
 
 def test_a_replica_without_the_lease_does_not_run_but_may_dry_run(tmp_path: Path) -> None:

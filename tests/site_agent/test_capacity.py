@@ -6,14 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from computenet.types import PoolCapacity
-from site_agent.capacity.base import (
-    CapacitySnapshot,
-    Usage,
-    apply_drain,
-    apply_usage,
-    mark_federation,
-)
+from computenet.types import CapacityReport, PoolCapacity
+from site_agent.capacity.base import Usage, apply_drain, apply_usage, mark_federation
 from site_agent.capacity.host import (
     HostSource,
     gpu_model_from_name,
@@ -178,12 +172,12 @@ def test_static_source_and_usage_and_drain() -> None:
     assert (used.cpu_cores_free, used.memory_gb_free) == (55.0, 447.0)
     drained = apply_drain(used)
     assert drained.pools == (PoolCapacity("a800", 8, 0, 4),)
-    assert drained == CapacitySnapshot(drained.pools, 64, 0.0, 512, 0.0)
+    assert drained == CapacityReport(drained.pools, 64, 0.0, 512, 0.0)
 
 
 def test_federation_share_of_busy_is_reported_per_pool() -> None:
     # a source that sees all usage (Slurm): 6 a800 busy, 4 of them federation attempts
-    snap = CapacitySnapshot(
+    snap = CapacityReport(
         (PoolCapacity("a800", 8, 8, 6), PoolCapacity("910b", 8, 8, 0)), 64, 40.0, 512, 400.0
     )
     marked = mark_federation(snap, [Usage("a800", 4, 8, 64), Usage("910b", 2, 2, 8)])

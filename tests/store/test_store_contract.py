@@ -430,33 +430,6 @@ def test_get_jobs_and_counts_by_state(store: SqlStore) -> None:
     assert store.get_jobs([]) == []
 
 
-def test_a_fenced_apply_writes_only_under_the_live_token(store: SqlStore) -> None:
-    from broker.store import Fence, FenceLostError
-    from broker.store.fencing import lease_metadata, leases
-
-    [outcome] = store.submit_jobs([new_job("f1")])
-    assert outcome.job is not None
-    job_id = outcome.job.job_id
-    engine = store._engine
-    lease_metadata.create_all(engine, checkfirst=True)
-    far = START_UNIX_MS * 10
-    with engine.begin() as conn:
-        conn.execute(
-            leases.insert().values(
-                name="rebalance", holder="a", fencing_token=7, expires_unix_ms=far
-            )
-        )
-    cancel = Transition(job_id, JobState.CANCELLED, "fenced")
-    with pytest.raises(FenceLostError):
-        store.apply([cancel], fence=Fence("rebalance", 6))  # a stale token
-    job = store.get_job(job_id)
-    assert job is not None and job.state == JobState.PENDING, "nothing written"
-    with pytest.raises(FenceLostError):
-        store.apply([cancel], fence=Fence("other-lease", 7))  # no such lease
-    [event] = store.apply([cancel], fence=Fence("rebalance", 7))
-    assert event is not None and event.state == JobState.CANCELLED
-
-
 def test_typed_job_fields_keep_set_or_clear(mixed: SqlStore) -> None:
     mixed.apply([Transition(JobId("j2"), D, "cancel asked", cancel_requested=True)])
     job = mixed.get_job(JobId("j2"))

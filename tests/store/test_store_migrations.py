@@ -8,14 +8,16 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import Engine
 
-from broker.store import open_store, tables
+from broker.store import open_rebalance_store, open_store, tables
 from broker.store.engine import create_store_engine
-from broker.store.migrate import current_revision, head_revision, upgrade_to_head
+from broker.store.migrate import alembic_config, current_revision, head_revision, upgrade_to_head
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,9 +37,7 @@ def test_migrated_schema_matches_the_table_classes(store_url: str) -> None:
     engine = create_store_engine(store_url)
     try:
         upgrade_to_head(engine)
-        with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
-            assert compare_metadata(context, tables.metadata) == []
+        _assert_schema_matches(engine)
     finally:
         engine.dispose()
 
@@ -56,6 +56,148 @@ def test_upgrading_a_migrated_database_is_a_no_op(store_url: str) -> None:
             assert current_revision(connection) == head_revision()
     finally:
         engine.dispose()
+
+
+def _migrate_to(engine: Engine, revision: str) -> None:
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), revision)
+
+
+def _assert_schema_matches(engine: Engine) -> None:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, tables.metadata) == []
+
+
+_JOB_0001 = text(
+    "INSERT INTO jobs (job_id, created_seq, tenant, request_id, kind, state, site, spec_json,"
+    " attempt, reason, exit_code, placement_json, last_sequence, created_unix_ms,"
+    " updated_unix_ms) VALUES ('j1', 1, 't', 'r1', 'batch', 'pending', NULL, '{}', 0, '',"
+    " NULL, NULL, 1, 5, 5)"
+)
+_EVENT_0001 = text(
+    "INSERT INTO job_events (sequence, job_id, tenant, kind, state, cause, time_unix_ms, site,"
+    " attempt, message, exit_code) VALUES (1, 'j1', 't', 'batch', 'pending', 'submitted', 5,"
+    " NULL, 0, '', NULL)"
+)
+
+
+def _seed_0001(engine: Engine) -> None:
+    """A database at revision 0001 holding one job, its event and a site."""
+    _migrate_to(engine, "0001")
+    with engine.begin() as connection:
+        connection.execute(_JOB_0001)
+        connection.execute(_EVENT_0001)
+        connection.execute(text("UPDATE meta SET value = 1 WHERE key = 'event_sequence'"))
+        connection.execute(
+            text(
+                "INSERT INTO sites (site_id, status, last_report_unix_ms, report_json, executor,"
+                " agent_version, agent_epoch, drained) VALUES ('s1', 'active', 9, '{}', 'local',"
+                " '0.1', 'e1', FALSE)"
+            )
+        )
+
+
+def _counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        return {
+            name: int(connection.execute(text(f"SELECT count(*) FROM {name}")).scalar_one())
+            for name in ("jobs", "job_events", "sites")
+        }
+
+
+def test_upgrading_a_0001_database_keeps_its_data(store_url: str) -> None:
+    engine = create_store_engine(store_url)
+    try:
+        _seed_0001(engine)
+        with engine.connect() as connection:
+            assert current_revision(connection) == "0001"
+        upgrade_to_head(engine)
+        assert _counts(engine) == {"jobs": 1, "job_events": 1, "sites": 1}
+        _assert_schema_matches(engine)
+    finally:
+        engine.dispose()
+    with open_store(store_url) as store:
+        assert store.last_sequence() == 1 and [s.site_id for s in store.sites()] == ["s1"]
+    with open_rebalance_store(store_url) as rebalance:
+        assert rebalance.runs.list_runs() == [] and rebalance.lease.try_acquire("a", 60.0) == 1
+
+
+# The tables as brokers before revision 0002 created them with create_all at start.
+_legacy = sa.MetaData()
+_legacy_runs = sa.Table(
+    "rebalance_runs",
+    _legacy,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("trigger", sa.String(64), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("started_unix_ms", sa.BigInteger, nullable=False),
+    sa.Column("ended_unix_ms", sa.BigInteger, nullable=False),
+    sa.Column("expected_savings_cny", sa.Float, nullable=False),
+    sa.Column("realised_savings_cny", sa.Float, nullable=False),
+    sa.Column("moves_json", sa.Text, nullable=False),
+    sa.Column("errors_json", sa.Text, nullable=False),
+    sa.Index("ix_rebalance_runs_started", "started_unix_ms", "run_id"),
+)
+_legacy_fires = sa.Table(
+    "rebalance_fires",
+    _legacy,
+    sa.Column("fire", sa.String(96), primary_key=True),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("claimed_unix_ms", sa.BigInteger, nullable=False),
+)
+_legacy_leases = sa.Table(
+    "rebalance_leases",
+    _legacy,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("fencing_token", sa.BigInteger, nullable=False),
+    sa.Column("expires_unix_ms", sa.BigInteger, nullable=False),
+)
+_LEGACY_MOVE = (
+    '[{"job_id": "j1", "kind": "migrate", "from_site": "a", "to_site": "b", "savings_cny": 9.0,'
+    ' "savings_carbon_kg": 1.0, "cost_cny": 2.0, "reason": "cheaper", "accelerator": "a800",'
+    ' "applied": true, "error": ""}]'
+)
+
+
+def test_upgrading_adopts_the_rebalance_tables_a_0001_broker_created(store_url: str) -> None:
+    engine = create_store_engine(store_url)
+    try:
+        _seed_0001(engine)
+        _legacy.create_all(engine)
+        with engine.begin() as connection:
+            connection.execute(
+                _legacy_runs.insert().values(
+                    run_id="r1",
+                    trigger="manual",
+                    dry_run=False,
+                    started_unix_ms=10,
+                    ended_unix_ms=20,
+                    expected_savings_cny=7.0,
+                    realised_savings_cny=7.0,
+                    moves_json=_LEGACY_MOVE,
+                    errors_json="[]",
+                )
+            )
+            connection.execute(
+                _legacy_fires.insert().values(fire="interval@x", holder="a", claimed_unix_ms=1)
+            )
+            connection.execute(
+                _legacy_leases.insert().values(
+                    name="rebalance", holder="a", fencing_token=41, expires_unix_ms=0
+                )
+            )
+        upgrade_to_head(engine)
+        _assert_schema_matches(engine)
+        assert _counts(engine) == {"jobs": 1, "job_events": 1, "sites": 1}
+    finally:
+        engine.dispose()
+    with open_rebalance_store(store_url) as rebalance:
+        [run] = rebalance.runs.list_runs()
+        assert (run.run_id, run.moves[0].job_id, run.moves[0].applied) == ("r1", "j1", True)
+        assert not rebalance.runs.claim_fire("interval@x", "b", 2)
+        assert rebalance.lease.try_acquire("b", 60.0) == 42, "the token keeps growing"
 
 
 def test_in_memory_sqlite_works() -> None:

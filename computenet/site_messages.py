@@ -1,0 +1,134 @@
+"""The messages of the agent-broker Connect stream as domain objects, shared by both ends.
+
+An agent sends a `Hello` first, then capacity reports (its heartbeat), job event reports and
+acknowledgements of deliveries; the broker answers with a `Welcome`, then dispatches, cancels,
+drains and acknowledgements of reports. Deliveries and reports carry ids so that nothing is
+applied twice across reconnects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from computenet.spec import JobSpec
+from computenet.types import CapacityReport, JobId, JobState, SiteId, TenantId
+
+__all__ = [
+    "Ack",
+    "AgentMessage",
+    "AttemptStatus",
+    "BrokerMessage",
+    "CancelAttempt",
+    "CapacityReport",
+    "Dispatch",
+    "Drain",
+    "Hello",
+    "JobEventReport",
+    "UnreadableDispatch",
+    "Welcome",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptStatus:
+    """An attempt the agent holds, as it announces it in its hello."""
+
+    job_id: JobId
+    attempt: int
+    state: JobState | None
+    """None when the wire carried no state, or one this build does not know."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """The agent's first message: who it claims to be and the attempts it holds."""
+
+    site_id: SiteId
+    agent_version: str = ""
+    epoch: str = ""
+    """Changes at every agent process start."""
+    executor: str = ""
+    attempts: tuple[AttemptStatus, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JobEventReport:
+    """An attempt changed state at the site; the broker acknowledges `report_id`."""
+
+    report_id: int
+    job_id: JobId
+    attempt: int
+    fencing_token: int
+    state: JobState | None
+    """None when the wire carried no state, or one this build does not know."""
+    exit_code: int = 0
+    message: str = ""
+    time_unix_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Acknowledges a delivery (agent to broker) or a job event report (broker to agent)."""
+
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """The broker's answer to a hello: its epoch, the heartbeat interval and the agent lease."""
+
+    broker_epoch: str
+    heartbeat_interval_s: float
+    lease_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """Run this attempt of a job under this fencing token."""
+
+    delivery_id: int
+    job_id: JobId
+    attempt: int
+    fencing_token: int
+    spec: JobSpec
+    tenant: TenantId
+    pool: str = ""
+    """The accelerator pool (model) the broker's ledger holds the cards in ("" if none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableDispatch:
+    """A dispatch whose spec the receiver cannot read; it reports the attempt failed."""
+
+    delivery_id: int
+    job_id: JobId
+    attempt: int
+    fencing_token: int
+    tenant: TenantId
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAttempt:
+    """Stop this attempt, checkpointing first if asked."""
+
+    delivery_id: int
+    job_id: JobId
+    attempt: int
+    reason: str = ""
+    checkpoint: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """Stop (or resume) taking new work at the site."""
+
+    delivery_id: int
+    drain: bool
+
+
+AgentMessage = Hello | CapacityReport | JobEventReport | Ack
+"""What an agent sends on the stream."""
+
+BrokerMessage = Welcome | Dispatch | CancelAttempt | Drain | Ack
+"""What a broker sends on the stream (a receiver may also decode an `UnreadableDispatch`)."""
