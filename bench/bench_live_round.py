@@ -21,13 +21,13 @@ from broker.jobflow.capacity_view import CapacityView
 from broker.jobflow.driver import JobDriver
 from broker.jobflow.placement_loop import LoopTiming, PlacementLoop
 from broker.placement import Policy
-from broker.registry import SiteRegistry, SiteReport
+from broker.registry import SiteRegistry
 from broker.sessions import SessionTable
 from broker.store import open_store
 from broker.store.protocol import NewJob
 from broker.writer import StoreWriter
 from computenet.spec import parse_spec
-from computenet.types import JobId, PoolCapacity, SiteId, TenantId
+from computenet.types import CapacityReport, JobId, PoolCapacity, SiteId, TenantId
 from topology import Topology, synthetic_topology
 
 SUBMIT_BATCH = 500
@@ -49,7 +49,7 @@ def _registry(topology: Topology, seed: int) -> SiteRegistry:
             PoolCapacity(p.model, p.count, p.count, in_use=p.count - int(p.count * share))
             for p in site.pools
         )
-        report = SiteReport(
+        report = CapacityReport(
             pools=pools,
             cpu_cores=float(site.cpu_cores),
             cpu_cores_free=site.cpu_cores * share,

@@ -11,13 +11,13 @@ from broker.jobflow.capacity_view import CapacityView
 from broker.jobflow.driver import JobDriver
 from broker.jobflow.placement_loop import LoopTiming, PlacementLoop
 from broker.placement import Policy
-from broker.registry import SiteRegistry, SiteReport
+from broker.registry import SiteRegistry
 from broker.sessions import SessionTable
 from broker.store import open_store
 from broker.store.protocol import NewJob
 from broker.writer import StoreWriter
 from computenet.spec import parse_spec
-from computenet.types import JobId, JobState, PoolCapacity, SiteId, TenantId
+from computenet.types import CapacityReport, JobId, JobState, PoolCapacity, SiteId, TenantId
 from topology import default_topology
 
 SITE = SiteId("chongqing")
@@ -43,7 +43,7 @@ async def _round(tmp_path: Path, explain_budget_s: float) -> tuple[StoreWriter, 
         lost_after_s=120,
         now_s=now,
     )
-    report = SiteReport(
+    report = CapacityReport(
         pools=(PoolCapacity("a800", 8, 8), PoolCapacity("910b", 8, 8)),
         cpu_cores=64,
         cpu_cores_free=64,
