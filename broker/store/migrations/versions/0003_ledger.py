@@ -18,17 +18,19 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("jobs") as batch:
-        batch.add_column(
-            sa.Column("cancel_requested", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch.add_column(sa.Column("migration_target", sa.String(), nullable=True))
-        batch.add_column(sa.Column("pool", sa.String(), nullable=False, server_default=""))
-    with op.batch_alter_table("holds") as batch:
-        batch.add_column(
-            sa.Column("expected_end_unix_ms", sa.BigInteger(), nullable=False, server_default="0")
-        )
-        batch.create_index("ix_holds_site", ["site"])
+    # Plain ADD COLUMN (no table copy): SQLite would refuse to drop `jobs` while other tables
+    # reference it with foreign keys on.
+    op.add_column(
+        "jobs",
+        sa.Column("cancel_requested", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.add_column("jobs", sa.Column("migration_target", sa.String(), nullable=True))
+    op.add_column("jobs", sa.Column("pool", sa.String(), nullable=False, server_default=""))
+    op.add_column(
+        "holds",
+        sa.Column("expected_end_unix_ms", sa.BigInteger(), nullable=False, server_default="0"),
+    )
+    op.create_index("ix_holds_site", "holds", ["site"])
     # Typed fields replace the reason prefixes older brokers wrote.
     op.execute(
         "UPDATE jobs SET cancel_requested = true, reason = '' WHERE reason = 'cancel requested'"
