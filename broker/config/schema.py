@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from broker.config.fields import STRICT
+from broker.config.rebalance import RebalanceSection
 from broker.config.sections import (
     LimitsConfig,
     ListenConfig,
@@ -45,38 +46,6 @@ class PlacementConfig(PolicyConfig):
         return PolicyConfig(**self.model_dump(exclude={"round_budget_s"}))
 
 
-class RebalanceSection(BaseModel):
-    """Scheduled rebalancing runs: when they run and under which lease holder."""
-
-    model_config = STRICT
-
-    every_s: float = Field(
-        900.0,
-        ge=0,
-        description="Seconds between scheduled runs; 0 turns scheduled and time-of-use runs off.",
-    )
-    tou_triggers: bool = Field(
-        True,
-        description="Also run shortly before each hour at which a site's power price changes.",
-    )
-    dry_run: bool = Field(
-        False, description="Scheduled runs only plan and record; operators apply by hand."
-    )
-    holder: str = Field(
-        "",
-        max_length=64,
-        description=(
-            "This replica's name on the rebalancing lease; empty: a fresh name per process. "
-            "A stable name keeps the lease across restarts."
-        ),
-    )
-    lease_ttl_s: float = Field(
-        120.0,
-        gt=0,
-        description="How long the rebalancing lease lasts after each run; must exceed clock skew.",
-    )
-
-
 class BrokerConfig(BaseModel):
     """Everything `computenet-broker serve` is configured with, section by section."""
 
@@ -102,7 +71,9 @@ class BrokerConfig(BaseModel):
     )
     rebalance: RebalanceSection = Field(
         default_factory=RebalanceSection,
-        description="Scheduled rebalancing runs: interval, triggers, lease.",
+        description=(
+            "Rebalancing runs: interval, time-of-use and crontab triggers, lease, planner rules."
+        ),
     )
     limits: LimitsConfig = Field(
         default_factory=LimitsConfig,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from broker.app import BrokerSettings
+from broker.config.rebalance import RebalanceSection
 from broker.config.schema import BrokerConfig
 from broker.config.sections import LimitsConfig, SecurityConfig
 from broker.rebalance.service import RebalanceSettings
@@ -27,13 +28,23 @@ def broker_settings(config: BrokerConfig) -> BrokerSettings:
         policy=config.placement.policy(),
         placement_round_budget_s=config.placement.round_budget_s,
         security=security_settings(config.security, config.limits, config.listen.agents),
-        rebalance=RebalanceSettings(
-            every_s=config.rebalance.every_s,
-            holder=config.rebalance.holder,
-            dry_run=config.rebalance.dry_run,
-            lease_ttl_s=config.rebalance.lease_ttl_s,
-            tou_triggers=config.rebalance.tou_triggers,
-        ),
+        rebalance=rebalance_settings(config.rebalance),
+    )
+
+
+def rebalance_settings(rebalance: RebalanceSection) -> RebalanceSettings:
+    """Schedule, lease and planner rules as the rebalancing service takes them."""
+    return RebalanceSettings(
+        every_s=rebalance.every_s,
+        holder=rebalance.holder,
+        dry_run=rebalance.dry_run,
+        lease_ttl_s=rebalance.lease_ttl_s,
+        tou_triggers=rebalance.tou_triggers,
+        tou_lead_minutes=rebalance.tou_lead_minutes,
+        crontabs=tuple(rebalance.crontabs),
+        jitter_s=rebalance.jitter_s,
+        misfire_grace_time_s=rebalance.misfire_grace_time_s,
+        planner=rebalance.planner.rebalance_config(rebalance.every_s),
     )
 
 
