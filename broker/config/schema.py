@@ -19,6 +19,7 @@ from broker.config.sections import (
     SecurityConfig,
     StoreConfig,
     TopologyConfig,
+    TransportConfig,
 )
 from broker.placement.config import PolicyConfig
 from computenet.address import AddressError, parse_address
@@ -78,6 +79,10 @@ class BrokerConfig(BaseModel):
     limits: LimitsConfig = Field(
         default_factory=LimitsConfig,
         description="Abuse limits: submissions per tenant, streams per site, call deadline.",
+    )
+    transport: TransportConfig = Field(
+        default_factory=TransportConfig,
+        description="gRPC transport limits: message size, keepalive, connections and calls.",
     )
     security: SecurityConfig = Field(
         default_factory=SecurityConfig,

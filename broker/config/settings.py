@@ -7,9 +7,9 @@ from pathlib import Path
 from broker.app import BrokerSettings
 from broker.config.rebalance import RebalanceSection
 from broker.config.schema import BrokerConfig
-from broker.config.sections import LimitsConfig, SecurityConfig
+from broker.config.sections import LimitsConfig, SecurityConfig, TransportConfig
 from broker.rebalance.service import RebalanceSettings
-from broker.security.limits import LimitSettings
+from broker.security.limits import LimitSettings, ServerLimits
 from broker.security.setup import SecuritySettings
 from computenet.address import Address, parse_address
 
@@ -29,6 +29,7 @@ def broker_settings(config: BrokerConfig) -> BrokerSettings:
         placement_round_budget_s=config.placement.round_budget_s,
         security=security_settings(config.security, config.limits, config.listen.agents),
         rebalance=rebalance_settings(config.rebalance),
+        transport=server_limits(config.transport),
     )
 
 
@@ -75,6 +76,11 @@ def limit_settings(limits: LimitsConfig) -> LimitSettings:
         stream_retry_after_s=limits.stream_retry_after_s,
         handler_timeout_s=limits.handler_timeout_s,
     )
+
+
+def server_limits(transport: TransportConfig) -> ServerLimits:
+    """Message size, keepalive and connection limits as the gRPC server options take them."""
+    return ServerLimits(**transport.model_dump())
 
 
 def _path(value: str | None) -> Path | None:

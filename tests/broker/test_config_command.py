@@ -36,6 +36,10 @@ rebalance:
 limits:
   submit_burst: 7
   handler_timeout_s: null
+transport:
+  max_message_bytes: 1048576
+  keepalive_time_s: 30
+  max_connection_age_s: 3600
 security:
   insecure: true
   revocations: revoked.yaml
@@ -54,6 +58,8 @@ rebalance:
   crontabs: ["0 9 * * 1-5"]
   planner:
     max_moves_per_run: -1
+transport:
+  max_message_bytes: 1024
 """
 BAD_ISSUES = [
     "3: listen.grcp: unknown field",
@@ -62,6 +68,7 @@ BAD_ISSUES = [
     "9: rebalance.crontabs[0]: name the weekdays (mon-fri, sun) instead of '1-5': crontab and "
     "the scheduler number them differently",
     "11: rebalance.planner.max_moves_per_run: must be >= 0 (got -1)",
+    "13: transport.max_message_bytes: must be >= 65536 (got 1024)",
 ]
 
 
@@ -127,6 +134,8 @@ def test_show_json_written_back_as_yaml_loads_to_the_same_config(tmp_path: Path)
     assert rebalance["misfire_grace_time_s"] == 600
     assert rebalance["planner"]["max_moves_per_run"] == 5
     assert rebalance["planner"]["run_interval_h"] is None
+    assert shown["transport"]["max_message_bytes"] == 1048576
+    assert shown["transport"]["max_connection_age_s"] == 3600
     elsewhere = tmp_path / "copy"
     elsewhere.mkdir()
     again = elsewhere / "again.yaml"

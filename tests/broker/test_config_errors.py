@@ -134,6 +134,26 @@ CASES: list[tuple[str, str, list[tuple[int | None, str, str]]]] = [
         [(3, "rebalance.planner.run_interval_h", "must be > 0 (got 0)")],
     ),
     (
+        "message size below the floor",
+        "transport:\n  max_message_bytes: 1000\n",
+        [(2, "transport.max_message_bytes", "must be >= 65536 (got 1000)")],
+    ),
+    (
+        "message size past gRPC's 32 bits",
+        "transport:\n  max_message_bytes: 4294967296\n",
+        [(2, "transport.max_message_bytes", "must be <= 2147483647")],
+    ),
+    (
+        "keepalive of text",
+        "transport:\n  keepalive_time_s: 20s\n",
+        [(2, "transport.keepalive_time_s", "must be a number (got '20s')")],
+    ),
+    (
+        "unknown transport key",
+        "transport:\n  max_streams: 10\n",
+        [(2, "transport.max_streams", "unknown field")],
+    ),
+    (
         "missing referenced file",
         "topology:\n  path: nowhere.yaml\n",
         [(2, "topology.path", "no such file: ")],

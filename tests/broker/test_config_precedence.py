@@ -16,6 +16,7 @@ from broker.placement import PolicyConfig
 from broker.rebalance import RebalanceConfig
 from broker.rebalance.service import RebalanceSettings
 from broker.security import methods
+from broker.security.limits import ServerLimits, server_options
 from computenet.address import Address
 
 FILE = """\
@@ -199,3 +200,18 @@ def test_the_planners_run_interval_follows_every_s_unless_set(
     path.write_text(yaml.safe_dump({"rebalance": rebalance}))
     planner = broker_settings(load_broker_config(path, flags)).rebalance.planner
     assert planner.run_interval_h == run_interval_h
+
+
+def test_the_transport_section_becomes_the_server_limits(tmp_path: Path) -> None:
+    path = tmp_path / "broker.yaml"
+    path.write_text(
+        "transport:\n  max_message_bytes: 1048576\n  max_concurrent_streams: 50\n"
+        "  max_connection_age_s: 3600\n"
+    )
+    limits = broker_settings(load_broker_config(path)).transport
+    assert limits == ServerLimits(
+        max_message_bytes=1_048_576, max_concurrent_streams=50, max_connection_age_s=3600.0
+    )
+    options = dict(server_options(limits))
+    assert options["grpc.max_receive_message_length"] == 1_048_576
+    assert options["grpc.max_connection_age_ms"] == 3_600_000
