@@ -29,7 +29,7 @@ from broker.rpc.federation_servicer import FederationServicer
 from broker.rpc.job_servicer import JobServicer
 from broker.rpc.rebalance_servicer import RebalanceServicer
 from broker.rpc.site_servicer import SiteServicer
-from broker.security.limits import server_options
+from broker.security.limits import ServerLimits, server_options
 from broker.security.setup import SecuritySettings, build_security
 from broker.server import BoundServer, Servicers, start_server
 from broker.sessions import SessionTable
@@ -72,6 +72,8 @@ class BrokerSettings:
     """TLS, tokens and limits; insecure (loopback only) unless configured."""
     rebalance: RebalanceSettings = field(default_factory=RebalanceSettings)
     """Scheduled rebalancing runs, this replica's lease holder name."""
+    transport: ServerLimits = field(default_factory=ServerLimits)
+    """Message size, keepalive and connection limits of the gRPC server."""
 
 
 def _load_topology(path: Path | None) -> tuple[Topology, str]:
@@ -204,7 +206,7 @@ class Broker:
                 ],
                 credentials=sec.credentials,
                 extra=[sec.agent_port] if sec.agent_port is not None else [],
-                options=server_options(),
+                options=server_options(self.settings.transport),
             )
         except RuntimeError as exc:
             raise OSError(f"cannot listen on {self.settings.listen}: {exc}") from None

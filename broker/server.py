@@ -73,15 +73,14 @@ async def start_server(
 
     `options` are gRPC server options (limits, keepalive); message sizes default to 4 MiB.
     """
-    server = grpc.aio.server(
-        interceptors=list(interceptors),
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
-            *options,
-        ],
-    )
+    defaults = {
+        "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+        "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+        "grpc.so_reuseport": 0,
+    }
+    # gRPC takes the first of repeated keys, so a default listed before an option would win
+    merged = {**defaults, **dict(options)}
+    server = grpc.aio.server(interceptors=list(interceptors), options=list(merged.items()))
     site_service_pb2_grpc.add_SiteServiceServicer_to_server(servicers.site, server)
     job_service_pb2_grpc.add_JobServiceServicer_to_server(servicers.job, server)
     federation_service_pb2_grpc.add_FederationServiceServicer_to_server(

@@ -70,7 +70,9 @@ def serve_command(
     ] = None,
     rebalance_every: Annotated[
         float | None,
-        typer.Option(help="Seconds between runs, 0: off (config: rebalance.every_s).", min=0),
+        typer.Option(
+            help="Seconds between runs; 0: crontab runs only (config: rebalance.every_s).", min=0
+        ),
     ] = None,
     rebalance_dry_run: Annotated[
         bool | None,

@@ -23,14 +23,16 @@ _SCALARS: dict[object, str] = {float: "number", int: "whole number", bool: "bool
 
 
 def reference(model: type[BaseModel] = BrokerConfig) -> str:
-    """Markdown: a heading per section, a bullet per field, in schema order."""
+    """Markdown: a heading per section, a bullet per field, in schema order.
+
+    A section's own fields come first, then its subsections under a heading one level down.
+    """
     lines = [BEGIN]
     scalars = [(name, info) for name, info in model.model_fields.items() if not _section(info)]
     for name, info in model.model_fields.items():
         section = _section(info)
         if section is not None:
-            lines += ["", f"### `{name}`", "", info.description or ""]
-            lines += _section_lines(section, prefix=f"{name}.")
+            lines += _section_lines(name, info, section, level=3)
     if scalars:
         lines += ["", "### Top level", ""]
         lines += [_field_line(name, info) for name, info in scalars]
@@ -38,8 +40,18 @@ def reference(model: type[BaseModel] = BrokerConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _section_lines(model: type[BaseModel], prefix: str) -> list[str]:
-    return ["", *(_field_line(prefix + name, info) for name, info in model.model_fields.items())]
+def _section_lines(path: str, info: FieldInfo, model: type[BaseModel], level: int) -> list[str]:
+    lines = ["", f"{'#' * level} `{path}`", "", info.description or "", ""]
+    nested = []
+    for name, field in model.model_fields.items():
+        section = _section(field)
+        if section is None:
+            lines.append(_field_line(f"{path}.{name}", field))
+        else:
+            nested.append((name, field, section))
+    for name, field, section in nested:
+        lines += _section_lines(f"{path}.{name}", field, section, level + 1)
+    return lines
 
 
 def _section(info: FieldInfo) -> type[BaseModel] | None:
@@ -67,6 +79,8 @@ def _type_text(kind: Any) -> str:
         return "one of " + ", ".join(f"`{arg}`" for arg in args)
     if origin is dict:
         return f"mapping of {_type_text(args[0])} to {_type_text(args[1])}"
+    if origin in (list, tuple):
+        return f"list of {_type_text(args[0])}"
     if origin is Annotated:
         named = next((m.text for m in args[1:] if isinstance(m, Kind)), None)
         return named or _type_text(args[0])

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from broker.config.fields import STRICT
+from broker.config.rebalance import RebalanceSection
 from broker.config.sections import (
     LimitsConfig,
     ListenConfig,
@@ -18,6 +19,7 @@ from broker.config.sections import (
     SecurityConfig,
     StoreConfig,
     TopologyConfig,
+    TransportConfig,
 )
 from broker.placement.config import PolicyConfig
 from computenet.address import AddressError, parse_address
@@ -45,38 +47,6 @@ class PlacementConfig(PolicyConfig):
         return PolicyConfig(**self.model_dump(exclude={"round_budget_s"}))
 
 
-class RebalanceSection(BaseModel):
-    """Scheduled rebalancing runs: when they run and under which lease holder."""
-
-    model_config = STRICT
-
-    every_s: float = Field(
-        900.0,
-        ge=0,
-        description="Seconds between scheduled runs; 0 turns scheduled and time-of-use runs off.",
-    )
-    tou_triggers: bool = Field(
-        True,
-        description="Also run shortly before each hour at which a site's power price changes.",
-    )
-    dry_run: bool = Field(
-        False, description="Scheduled runs only plan and record; operators apply by hand."
-    )
-    holder: str = Field(
-        "",
-        max_length=64,
-        description=(
-            "This replica's name on the rebalancing lease; empty: a fresh name per process. "
-            "A stable name keeps the lease across restarts."
-        ),
-    )
-    lease_ttl_s: float = Field(
-        120.0,
-        gt=0,
-        description="How long the rebalancing lease lasts after each run; must exceed clock skew.",
-    )
-
-
 class BrokerConfig(BaseModel):
     """Everything `computenet-broker serve` is configured with, section by section."""
 
@@ -102,11 +72,17 @@ class BrokerConfig(BaseModel):
     )
     rebalance: RebalanceSection = Field(
         default_factory=RebalanceSection,
-        description="Scheduled rebalancing runs: interval, triggers, lease.",
+        description=(
+            "Rebalancing runs: interval, time-of-use and crontab triggers, lease, planner rules."
+        ),
     )
     limits: LimitsConfig = Field(
         default_factory=LimitsConfig,
         description="Abuse limits: submissions per tenant, streams per site, call deadline.",
+    )
+    transport: TransportConfig = Field(
+        default_factory=TransportConfig,
+        description="gRPC transport limits: message size, keepalive, connections and calls.",
     )
     security: SecurityConfig = Field(
         default_factory=SecurityConfig,

@@ -1,11 +1,16 @@
 """Sections of the broker config file for the process around the policies: addresses, store,
-topology, liveness, limits and security."""
+topology, liveness, limits, transport and security."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from broker.config.fields import STRICT, AddressText, ExistingDir, ExistingFile
+
+WEEK_S = 7 * 24 * 3600
+"""Longest transport duration; gRPC takes them in milliseconds as 32-bit integers."""
+MAX_GRPC_BYTES = 2**31 - 1
+"""gRPC message sizes are 32-bit integers."""
 
 
 class ListenConfig(BaseModel):
@@ -131,6 +136,65 @@ class LimitsConfig(BaseModel):
         if self.submit_burst is not None:
             return self.submit_burst
         return max(20, int(self.submit_rate_per_s * 2))
+
+
+class TransportConfig(BaseModel):
+    """Transport limits of the broker's gRPC server: message size, keepalive, connections."""
+
+    model_config = STRICT
+
+    max_message_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        le=MAX_GRPC_BYTES,
+        description=(
+            "Largest message the broker receives or sends, in bytes; a larger request fails "
+            "with RESOURCE_EXHAUSTED. Must hold the topology file. SDK clients accept replies of "
+            "at most 4 MiB whatever this says."
+        ),
+    )
+    keepalive_time_s: float = Field(
+        20.0, ge=1, le=WEEK_S, description="The broker pings a connection idle this long."
+    )
+    keepalive_timeout_s: float = Field(
+        10.0, ge=1, le=WEEK_S, description="A ping unanswered this long closes the connection."
+    )
+    min_client_ping_interval_s: float = Field(
+        10.0,
+        ge=0,
+        le=WEEK_S,
+        description=(
+            "Peers pinging more often than this with no call in flight get a strike; keep it "
+            "below the agents' keepalive (30 s), or they are cut off."
+        ),
+    )
+    max_ping_strikes: int = Field(
+        2, ge=0, le=1000, description="Strikes before the connection is closed; 0: no limit."
+    )
+    max_concurrent_streams: int = Field(
+        100, ge=1, le=100_000, description="Concurrent calls per connection."
+    )
+    max_connection_idle_s: float = Field(
+        300.0,
+        ge=1,
+        le=WEEK_S,
+        description="A connection without calls this long is closed; clients reconnect.",
+    )
+    max_connection_age_s: float | None = Field(
+        None,
+        ge=1,
+        le=WEEK_S,
+        description=(
+            "Connections are closed after this long (clients and agents reconnect); "
+            "null: never, since agents hold one long stream."
+        ),
+    )
+    max_connection_age_grace_s: float = Field(
+        30.0,
+        ge=0,
+        le=WEEK_S,
+        description="Time calls get to finish when their connection reaches its age.",
+    )
 
 
 class SecurityConfig(BaseModel):

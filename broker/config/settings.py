@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from broker.app import BrokerSettings
+from broker.config.rebalance import RebalanceSection
 from broker.config.schema import BrokerConfig
-from broker.config.sections import LimitsConfig, SecurityConfig
+from broker.config.sections import LimitsConfig, SecurityConfig, TransportConfig
 from broker.rebalance.service import RebalanceSettings
-from broker.security.limits import LimitSettings
+from broker.security.limits import LimitSettings, ServerLimits
 from broker.security.setup import SecuritySettings
 from computenet.address import Address, parse_address
 
@@ -27,13 +28,24 @@ def broker_settings(config: BrokerConfig) -> BrokerSettings:
         policy=config.placement.policy(),
         placement_round_budget_s=config.placement.round_budget_s,
         security=security_settings(config.security, config.limits, config.listen.agents),
-        rebalance=RebalanceSettings(
-            every_s=config.rebalance.every_s,
-            holder=config.rebalance.holder,
-            dry_run=config.rebalance.dry_run,
-            lease_ttl_s=config.rebalance.lease_ttl_s,
-            tou_triggers=config.rebalance.tou_triggers,
-        ),
+        rebalance=rebalance_settings(config.rebalance),
+        transport=server_limits(config.transport),
+    )
+
+
+def rebalance_settings(rebalance: RebalanceSection) -> RebalanceSettings:
+    """Schedule, lease and planner rules as the rebalancing service takes them."""
+    return RebalanceSettings(
+        every_s=rebalance.every_s,
+        holder=rebalance.holder,
+        dry_run=rebalance.dry_run,
+        lease_ttl_s=rebalance.lease_ttl_s,
+        tou_triggers=rebalance.tou_triggers,
+        tou_lead_minutes=rebalance.tou_lead_minutes,
+        crontabs=tuple(rebalance.crontabs),
+        jitter_s=rebalance.jitter_s,
+        misfire_grace_time_s=rebalance.misfire_grace_time_s,
+        planner=rebalance.planner.rebalance_config(rebalance.every_s),
     )
 
 
@@ -64,6 +76,11 @@ def limit_settings(limits: LimitsConfig) -> LimitSettings:
         stream_retry_after_s=limits.stream_retry_after_s,
         handler_timeout_s=limits.handler_timeout_s,
     )
+
+
+def server_limits(transport: TransportConfig) -> ServerLimits:
+    """Message size, keepalive and connection limits as the gRPC server options take them."""
+    return ServerLimits(**transport.model_dump())
 
 
 def _path(value: str | None) -> Path | None:

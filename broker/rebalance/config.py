@@ -1,12 +1,16 @@
-"""Settings of the rebalancing planner: move budget, migration margins, anti-flapping."""
+"""Settings of the rebalancing planner: move budget, migration margins, anti-flapping, interval."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class RebalanceConfig(BaseModel):
-    """Knobs of `plan_moves`; prices (carbon, accelerator-hour value) come from the policy."""
+class PlannerRules(BaseModel):
+    """The knobs of `plan_moves` an operator sets: move budget, margins, anti-flapping rules.
+
+    Prices (carbon, accelerator-hour value) come from the placement policy; `RebalanceConfig`
+    adds the interval between runs, which the schedule decides.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -76,6 +80,11 @@ class RebalanceConfig(BaseModel):
             "(they restart from scratch); by default they finish where they are."
         ),
     )
+
+
+class RebalanceConfig(PlannerRules):
+    """Knobs of `plan_moves`: the operator's rules and the interval between runs."""
+
     run_interval_h: float = Field(
         0.25,
         gt=0,

@@ -1,14 +1,16 @@
-"""When rebalancing runs: an APScheduler 3 adapter with interval and time-of-use cron triggers.
+"""When rebalancing runs: an APScheduler 3 adapter with interval, time-of-use and crontab triggers.
 
 Jobs live in APScheduler's memory job store and are derived from the config at every start, so
 the broker's database holds no scheduler table: interval fires are aligned to a fixed epoch and
 cron fires to the clock, so every replica and every restart computes the same fire times, and
-each fire is claimed once in the store (`RunRecords.claim_fire`) before it runs.
+each fire is claimed once in the store (`RunRecords.claim_fire`) before it runs. Jitter delays
+a run after its fire, never the fire itself, so it leaves the fire times alike on every replica.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from topology import CST, Topology
 
@@ -32,10 +34,42 @@ INTERVAL_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 """Interval runs fire at whole multiples of the interval since this moment, on every replica."""
 HOURS_PER_DAY = 24
 MINUTES_PER_DAY = 24 * 60
+CRONTAB_FIELDS = 5
+
+
+def crontab_trigger(expr: str) -> CronTrigger:
+    """The trigger of a five-field crontab (minute hour day month weekday) in CST.
+
+    Raises ValueError saying what is wrong. Weekdays must be named (`mon-fri`): crontab counts
+    Sunday as 0 and APScheduler 3 counts Monday as 0, so a number would silently shift the day.
+    """
+    fields = expr.split()
+    if len(fields) != CRONTAB_FIELDS:
+        raise ValueError(
+            f"expected {CRONTAB_FIELDS} fields (minute hour day month weekday), got {len(fields)}"
+        )
+    weekday = fields[-1]
+    if any(char.isdigit() for char in weekday):
+        raise ValueError(
+            f"name the weekdays (mon-fri, sun) instead of {weekday!r}: crontab and the "
+            "scheduler number them differently"
+        )
+    try:
+        trigger = CronTrigger.from_crontab(expr, timezone=CST)
+    except ValueError as exc:
+        raise ValueError(f"invalid crontab {expr!r}: {exc}") from None
+    if trigger.get_next_fire_time(None, INTERVAL_EPOCH) is None:
+        raise ValueError(f"crontab {expr!r} never fires")
+    return trigger
+
+
+def jitter_delay_s(jitter_s: float) -> float:
+    """A random delay of up to `jitter_s` seconds before a run (spreads runs, not security)."""
+    return random.uniform(0.0, jitter_s)
 
 
 class RebalanceScheduleConfig(BaseModel):
-    """When rebalancing runs start; the broker config embeds it as `rebalance.schedule`."""
+    """When rebalancing runs start; the broker builds it from its rebalancing settings."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -46,7 +80,9 @@ class RebalanceScheduleConfig(BaseModel):
         max_length=64,
         description="Prefix of the scheduler's job ids (and of its log lines).",
     )
-    interval_s: float = Field(900.0, gt=0, description="Seconds between interval-triggered runs.")
+    interval_s: float | None = Field(
+        900.0, gt=0, description="Seconds between interval-triggered runs; None: no interval runs."
+    )
     tou_triggers: bool = Field(
         True,
         description="Also run shortly before every hour at which some site's power price changes.",
@@ -55,14 +91,40 @@ class RebalanceScheduleConfig(BaseModel):
         5, ge=0, le=59, description="Minutes before a price change that its run starts."
     )
     crontabs: tuple[str, ...] = Field(
-        (), description="Extra runs as crontab expressions in China Standard Time (UTC+8)."
+        (),
+        description=(
+            "Extra runs as crontab expressions in China Standard Time (UTC+8), weekdays named "
+            "(see `crontab_trigger`)."
+        ),
     )
     misfire_grace_time_s: int = Field(
         300, ge=1, description="A run missed by up to this many seconds (e.g. downtime) still runs."
     )
     jitter_s: float = Field(
-        0.0, ge=0, description="Random delay of up to this many seconds added to each run."
+        0.0,
+        ge=0,
+        description=(
+            "Each run starts after a random delay of up to this many seconds; its fire time, "
+            "and so the trigger it records, stays the scheduled one."
+        ),
     )
+
+    @field_validator("crontabs")
+    @classmethod
+    def _valid_crontabs(cls, crontabs: tuple[str, ...]) -> tuple[str, ...]:
+        for crontab in crontabs:
+            crontab_trigger(crontab)
+        return crontabs
+
+    @model_validator(mode="after")
+    def _jitter_within_grace(self) -> RebalanceScheduleConfig:
+        # a jitter delay holds the one worker; a fire queued behind it must not outwait its grace
+        if self.jitter_s >= self.misfire_grace_time_s:
+            raise ValueError(
+                f"jitter_s ({self.jitter_s:g}) must be less than misfire_grace_time_s "
+                f"({self.misfire_grace_time_s})"
+            )
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,22 +148,22 @@ def price_change_hours(topology: Topology) -> list[int]:
 def desired_triggers(
     config: RebalanceScheduleConfig, topology: Topology | None
 ) -> dict[str, tuple[str, BaseTrigger]]:
-    """Job id -> (trigger label, trigger) for everything `config` asks for."""
-    jitter = config.jitter_s or None
-    out: dict[str, tuple[str, BaseTrigger]] = {
-        f"{config.name}:interval": (
-            "interval",
-            IntervalTrigger(seconds=config.interval_s, start_date=INTERVAL_EPOCH, jitter=jitter),
-        )
-    }
+    """Job id -> (trigger label, trigger) for everything `config` asks for.
+
+    No trigger carries APScheduler's own jitter: it moves the fire time itself, differently on
+    each replica (and, for intervals, cumulatively), which would break the shared fire labels.
+    """
+    out: dict[str, tuple[str, BaseTrigger]] = {}
+    if config.interval_s is not None:
+        interval = IntervalTrigger(seconds=config.interval_s, start_date=INTERVAL_EPOCH)
+        out[f"{config.name}:interval"] = ("interval", interval)
     if config.tou_triggers and topology is not None:
         for hour in price_change_hours(topology):
             at = (hour * 60 - config.tou_lead_minutes) % MINUTES_PER_DAY
-            trigger = CronTrigger(hour=at // 60, minute=at % 60, timezone=CST, jitter=jitter)
+            trigger = CronTrigger(hour=at // 60, minute=at % 60, timezone=CST)
             out[f"{config.name}:tou-{hour:02d}00"] = (f"tou-{hour:02d}00", trigger)
     for k, crontab in enumerate(config.crontabs):
-        trigger = CronTrigger.from_crontab(crontab, timezone=CST)
-        out[f"{config.name}:cron-{k}"] = (f"cron-{k}", trigger)
+        out[f"{config.name}:cron-{k}"] = (f"cron-{k}", crontab_trigger(crontab))
     return out
 
 
@@ -135,17 +197,25 @@ class RebalanceScheduler:
 
     Every job has max_instances=1 and coalesce=True, and all jobs share one worker thread, so
     runs never overlap and a backlog collapses into one run. A run missed by up to the misfire
-    grace time (a busy worker, a paused process) still happens.
+    grace time (a busy worker, a paused process) still happens. With jitter, each run first
+    waits `delay_s(jitter_s)` seconds on the worker; shutdown() cuts that wait short.
     """
 
     def __init__(
-        self, config: RebalanceScheduleConfig, run_fn: RunFn, *, topology: Topology | None = None
+        self,
+        config: RebalanceScheduleConfig,
+        run_fn: RunFn,
+        *,
+        topology: Topology | None = None,
+        delay_s: Callable[[float], float] = jitter_delay_s,
     ) -> None:
         self.config = config
         self._run_fn = run_fn
         self._topology = topology
+        self._delay_s = delay_s
         self._scheduler: BackgroundScheduler | None = None
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
 
     @property
     def running(self) -> bool:
@@ -167,6 +237,7 @@ class RebalanceScheduler:
                 },
                 timezone=CST,
             )
+            self._stopping.clear()
             scheduler.start(paused=True)
             self._add_jobs(scheduler)
             scheduler.resume()
@@ -179,6 +250,7 @@ class RebalanceScheduler:
             scheduler, self._scheduler = self._scheduler, None
             if scheduler is None:
                 return
+            self._stopping.set()
             scheduler.shutdown(wait=wait)
             log.info("rebalance scheduler stopped name=%s", self.config.name)
 
@@ -200,4 +272,11 @@ class RebalanceScheduler:
     def _add_jobs(self, scheduler: BackgroundScheduler) -> None:
         """One job per configured trigger, calling the run function with the trigger's label."""
         for job_id, (label, trigger) in desired_triggers(self.config, self._topology).items():
-            scheduler.add_job(self._run_fn, trigger, args=[label], id=job_id, name=label)
+            scheduler.add_job(self._run, trigger, args=[label], id=job_id, name=label)
+
+    def _run(self, trigger: str) -> None:
+        """One fire on the worker thread: the jitter delay, then the run unless shut down."""
+        if self.config.jitter_s > 0 and self._stopping.wait(self._delay_s(self.config.jitter_s)):
+            log.info("scheduled rebalance dropped trigger=%s: shutting down", trigger)
+            return
+        self._run_fn(trigger)

@@ -8,7 +8,7 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from broker.jobflow.capacity_view import CapacityView
 from broker.jobflow.driver import JobDriver
@@ -34,10 +34,10 @@ def default_holder() -> str:
 
 @dataclass(frozen=True, slots=True)
 class RebalanceSettings:
-    """How the broker rebalances: schedule, replica identity and lease."""
+    """How the broker rebalances: schedule, planner, replica identity and lease."""
 
     every_s: float = 900.0
-    """Seconds between scheduled runs; 0 turns scheduled runs (and time-of-use runs) off."""
+    """Seconds between interval runs; 0 turns interval and time-of-use runs off (crontabs stay)."""
     holder: str = ""
     """This replica's lease holder name; empty for a fresh one per process."""
     dry_run: bool = False
@@ -45,7 +45,36 @@ class RebalanceSettings:
     lease_ttl_s: float = 120.0
     """How long the lease lasts after each run; must exceed the replicas' clock skew."""
     tou_triggers: bool = True
-    """Also run shortly before each time-of-use price change (when scheduled runs are on)."""
+    """Also run shortly before each time-of-use price change (when interval runs are on)."""
+    tou_lead_minutes: int = 5
+    """Minutes before a price change that its run starts."""
+    crontabs: tuple[str, ...] = ()
+    """Extra runs as five-field crontabs in CST, weekdays named (`crontab_trigger` checks them)."""
+    jitter_s: float = 0.0
+    """Each scheduled run starts up to this many seconds after its fire, at random."""
+    misfire_grace_time_s: int = 300
+    """A fire missed by up to this many seconds (a busy worker, a paused process) still runs."""
+    planner: RebalanceConfig = field(default_factory=RebalanceConfig)
+    """The planner's move budget, margins and anti-flapping rules, for every run."""
+
+
+def schedule_config(settings: RebalanceSettings, name: str) -> RebalanceScheduleConfig:
+    """The schedule `settings` ask for, its job ids prefixed with `name` (cut to 64 characters).
+
+    Interval and time-of-use runs need `every_s > 0`; crontab runs do not, so a broker may run
+    on crontabs alone. With neither, nothing is scheduled.
+    """
+    interval = settings.every_s > 0
+    return RebalanceScheduleConfig(
+        enabled=interval or bool(settings.crontabs),
+        name=name[:64],
+        interval_s=settings.every_s if interval else None,
+        tou_triggers=interval and settings.tou_triggers,
+        tou_lead_minutes=settings.tou_lead_minutes,
+        crontabs=settings.crontabs,
+        misfire_grace_time_s=settings.misfire_grace_time_s,
+        jitter_s=settings.jitter_s,
+    )
 
 
 class RebalanceService:
@@ -71,19 +100,14 @@ class RebalanceService:
         self.lease = store.lease
         self.runs = store.runs
         self.runner = RebalanceRunner(
-            config=config or RebalanceConfig(),
+            config=config if config is not None else settings.planner,
             settings=RunnerSettings(holder=self.holder, lease_ttl_s=settings.lease_ttl_s),
             lease=self.lease,
             runs=self.runs,
             load_input=live.load_input,
             apply_step=live.apply_step,
         )
-        schedule = RebalanceScheduleConfig(
-            enabled=settings.every_s > 0,
-            name=f"rebalance-{self.holder}"[:64],
-            interval_s=settings.every_s if settings.every_s > 0 else 900.0,
-            tou_triggers=settings.tou_triggers,
-        )
+        schedule = schedule_config(settings, f"rebalance-{self.holder}")
         self.scheduler = RebalanceScheduler(schedule, self._scheduled, topology=topology)
 
     async def start(self) -> None:
@@ -154,4 +178,6 @@ def build_rebalance(
         writer=writer, capacity=capacity, driver=driver, policy=policy, lease=store.lease
     )
     driver.on_place_at_target = live.place_at_target
-    return RebalanceService(store=store, live=live, topology=topology, settings=settings)
+    return RebalanceService(
+        store=store, live=live, topology=topology, settings=settings, config=settings.planner
+    )

@@ -221,7 +221,7 @@ class ServerLimits:
     keepalive_timeout_s: float = 10.0
     """A ping unanswered this long closes the connection."""
     min_client_ping_interval_s: float = 10.0
-    """Clients pinging more often than this get strikes (agents ping every 20 s)."""
+    """Clients pinging more often than this get strikes (agents ping every 30 s)."""
     max_ping_strikes: int = 2
     """Strikes before GOAWAY `too_many_pings`."""
     max_concurrent_streams: int = 100

@@ -25,9 +25,21 @@ placement:
 rebalance:
   every_s: 0
   holder: replica-a
+  crontabs: ["0 3 * * *", "30  12 * * mon-fri"]
+  tou_lead_minutes: 10
+  misfire_grace_time_s: 600
+  jitter_s: 45
+  planner:
+    max_moves_per_run: 5
+    cooldown_s: 0
+    forbid_return: false
 limits:
   submit_burst: 7
   handler_timeout_s: null
+transport:
+  max_message_bytes: 1048576
+  keepalive_time_s: 30
+  max_connection_age_s: 3600
 security:
   insecure: true
   revocations: revoked.yaml
@@ -42,11 +54,21 @@ placement:
   round_budget_s: "0.5"
 limits:
   max_streams_per_site: 0
+rebalance:
+  crontabs: ["0 9 * * 1-5"]
+  planner:
+    max_moves_per_run: -1
+transport:
+  max_message_bytes: 1024
 """
 BAD_ISSUES = [
     "3: listen.grcp: unknown field",
     "5: placement.round_budget_s: must be a number (got '0.5')",
     "7: limits.max_streams_per_site: must be >= 1 (got 0)",
+    "9: rebalance.crontabs[0]: name the weekdays (mon-fri, sun) instead of '1-5': crontab and "
+    "the scheduler number them differently",
+    "11: rebalance.planner.max_moves_per_run: must be >= 0 (got -1)",
+    "13: transport.max_message_bytes: must be >= 65536 (got 1024)",
 ]
 
 
@@ -106,6 +128,14 @@ def test_show_json_written_back_as_yaml_loads_to_the_same_config(tmp_path: Path)
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
     assert shown == load_broker_config(path).model_dump(mode="json")
+    rebalance = shown["rebalance"]
+    assert rebalance["crontabs"] == ["0 3 * * *", "30 12 * * mon-fri"]
+    assert (rebalance["tou_lead_minutes"], rebalance["jitter_s"]) == (10, 45)
+    assert rebalance["misfire_grace_time_s"] == 600
+    assert rebalance["planner"]["max_moves_per_run"] == 5
+    assert rebalance["planner"]["run_interval_h"] is None
+    assert shown["transport"]["max_message_bytes"] == 1048576
+    assert shown["transport"]["max_connection_age_s"] == 3600
     elsewhere = tmp_path / "copy"
     elsewhere.mkdir()
     again = elsewhere / "again.yaml"

@@ -47,3 +47,4 @@ def test_the_example_file_loads(tmp_path: Path) -> None:
     config = load_broker_config(path)
     assert config.security.tls_dir == str(tmp_path / "pki")
     assert config.placement.policy().weight("latency") == 1.5
+    assert config.rebalance.crontabs == ["0 3 * * sat,sun"]

@@ -84,6 +84,76 @@ CASES: list[tuple[str, str, list[tuple[int | None, str, str]]]] = [
         [(1, "security", "insecure and tls_dir exclude each other")],
     ),
     (
+        "crontab with too few fields, at its item's line",
+        "rebalance:\n  crontabs:\n    - 0 3 * * *\n    - 0 3 * *\n",
+        [(4, "rebalance.crontabs[1]", "expected 5 fields (minute hour day month weekday), got 4")],
+    ),
+    (
+        "crontab with a weekday number",
+        "rebalance:\n  crontabs: ['0 9 * * 1-5']\n",
+        [(2, "rebalance.crontabs[0]", "name the weekdays (mon-fri, sun) instead of '1-5'")],
+    ),
+    (
+        "crontab out of range",
+        "rebalance:\n  crontabs: ['0 24 * * *']\n",
+        [(2, "rebalance.crontabs[0]", "invalid crontab '0 24 * * *'")],
+    ),
+    (
+        "crontab that never fires",
+        "rebalance:\n  crontabs: ['0 0 30 2 *']\n",
+        [(2, "rebalance.crontabs[0]", "never fires")],
+    ),
+    (
+        "crontabs not a list",
+        "rebalance:\n  crontabs: '0 3 * * *'\n",
+        [(2, "rebalance.crontabs", "must be a list")],
+    ),
+    (
+        "lead past the hour",
+        "rebalance:\n  tou_lead_minutes: 60\n",
+        [(2, "rebalance.tou_lead_minutes", "must be <= 59 (got 60)")],
+    ),
+    (
+        "jitter outwaiting the misfire grace",
+        "rebalance:\n  misfire_grace_time_s: 60\n  jitter_s: 60\n",
+        [(3, "rebalance.jitter_s", "must be less than misfire_grace_time_s (60), got 60")],
+    ),
+    (
+        "unknown planner key",
+        "rebalance:\n  planner:\n    max_moves: 5\n",
+        [(3, "rebalance.planner.max_moves", "unknown field")],
+    ),
+    (
+        "planner value of the wrong type",
+        "rebalance:\n  planner:\n    forbid_return: 'no'\n",
+        [(3, "rebalance.planner.forbid_return", "must be true or false (got 'no')")],
+    ),
+    (
+        "planner value out of range",
+        "rebalance:\n  planner:\n    run_interval_h: 0\n",
+        [(3, "rebalance.planner.run_interval_h", "must be > 0 (got 0)")],
+    ),
+    (
+        "message size below the floor",
+        "transport:\n  max_message_bytes: 1000\n",
+        [(2, "transport.max_message_bytes", "must be >= 65536 (got 1000)")],
+    ),
+    (
+        "message size past gRPC's 32 bits",
+        "transport:\n  max_message_bytes: 4294967296\n",
+        [(2, "transport.max_message_bytes", "must be <= 2147483647")],
+    ),
+    (
+        "keepalive of text",
+        "transport:\n  keepalive_time_s: 20s\n",
+        [(2, "transport.keepalive_time_s", "must be a number (got '20s')")],
+    ),
+    (
+        "unknown transport key",
+        "transport:\n  max_streams: 10\n",
+        [(2, "transport.max_streams", "unknown field")],
+    ),
+    (
         "missing referenced file",
         "topology:\n  path: nowhere.yaml\n",
         [(2, "topology.path", "no such file: ")],

@@ -7,12 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from broker.app import BrokerSettings
 from broker.config import BrokerConfig, BrokerConfigError, Override, load_broker_config
 from broker.config.settings import broker_settings
 from broker.placement import PolicyConfig
+from broker.rebalance import RebalanceConfig
+from broker.rebalance.service import RebalanceSettings
 from broker.security import methods
+from broker.security.limits import ServerLimits, server_options
 from computenet.address import Address
 
 FILE = """\
@@ -150,3 +154,64 @@ def test_defaults_match_the_settings_classes() -> None:
 def test_a_zero_submission_rate_charges_no_method() -> None:
     config = BrokerConfig.model_validate({"limits": {"submit_rate_per_s": 0}})
     assert broker_settings(config).security.limits.rate_limited_methods == frozenset()
+
+
+REBALANCE = """\
+rebalance:
+  every_s: 3600
+  crontabs: ["0 3 * * sat,sun"]
+  tou_lead_minutes: 15
+  misfire_grace_time_s: 120
+  jitter_s: 30
+  planner:
+    max_moves_per_run: 7
+    min_gain_cny: 80
+"""
+
+
+def test_the_rebalance_section_becomes_the_rebalancing_settings(tmp_path: Path) -> None:
+    path = tmp_path / "broker.yaml"
+    path.write_text(REBALANCE)
+    assert broker_settings(load_broker_config(path)).rebalance == RebalanceSettings(
+        every_s=3600.0,
+        crontabs=("0 3 * * sat,sun",),
+        tou_lead_minutes=15,
+        misfire_grace_time_s=120,
+        jitter_s=30.0,
+        planner=RebalanceConfig(max_moves_per_run=7, min_gain_cny=80.0, run_interval_h=1.0),
+    )
+
+
+@pytest.mark.parametrize(
+    ("rebalance", "flags", "run_interval_h"),
+    [
+        ({}, [], 0.25),
+        ({"every_s": 3600}, [], 1.0),
+        ({"every_s": 0}, [], 0.25),
+        ({"every_s": 3600, "planner": {"run_interval_h": 0.5}}, [], 0.5),
+        ({"every_s": 3600}, [Override(("rebalance", "every_s"), 1800.0, "--rebalance-every")], 0.5),
+    ],
+    ids=["default", "from every_s", "no interval runs", "set in the file", "from the flag"],
+)
+def test_the_planners_run_interval_follows_every_s_unless_set(
+    tmp_path: Path, rebalance: dict[str, Any], flags: list[Override], run_interval_h: float
+) -> None:
+    path = tmp_path / "broker.yaml"
+    path.write_text(yaml.safe_dump({"rebalance": rebalance}))
+    planner = broker_settings(load_broker_config(path, flags)).rebalance.planner
+    assert planner.run_interval_h == run_interval_h
+
+
+def test_the_transport_section_becomes_the_server_limits(tmp_path: Path) -> None:
+    path = tmp_path / "broker.yaml"
+    path.write_text(
+        "transport:\n  max_message_bytes: 1048576\n  max_concurrent_streams: 50\n"
+        "  max_connection_age_s: 3600\n"
+    )
+    limits = broker_settings(load_broker_config(path)).transport
+    assert limits == ServerLimits(
+        max_message_bytes=1_048_576, max_concurrent_streams=50, max_connection_age_s=3600.0
+    )
+    options = dict(server_options(limits))
+    assert options["grpc.max_receive_message_length"] == 1_048_576
+    assert options["grpc.max_connection_age_ms"] == 3_600_000

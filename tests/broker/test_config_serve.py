@@ -42,10 +42,11 @@ BATCH = {
 
 
 @contextmanager
-def _serving(tmp_path: Path, *flags: str) -> Iterator[tuple[str, str]]:
-    """A broker started from the config file; yields its client and metrics addresses."""
+def _serving(tmp_path: Path, *flags: str, extra: str = "") -> Iterator[tuple[str, str]]:
+    """A broker started from the config file (plus `extra` sections); yields its client and
+    metrics addresses."""
     config = tmp_path / "broker.yaml"
-    config.write_text(CONFIG.format(db=tmp_path / "broker.db"))
+    config.write_text(CONFIG.format(db=tmp_path / "broker.db") + extra)
     with open(tmp_path / "broker.log", "a") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "broker", "serve", "--config", str(config), *flags],
@@ -80,3 +81,14 @@ def test_a_flag_beats_the_file(tmp_path: Path) -> None:
     with _serving(tmp_path, "--submit-rate", "0") as (address, _), Client(address=address) as c:
         for name in ("first", "second", "third"):
             assert c.submit({**BATCH, "name": name}, request_id=name).job.spec.name == name
+
+
+def test_the_transport_section_limits_the_message_size(tmp_path: Path) -> None:
+    transport = "transport:\n  max_message_bytes: 65536\n"
+    # 40 arguments of 4000 characters: a valid spec, but a request of some 160 kB
+    large = {**BATCH, "name": "large", "command": ["echo"] + ["x" * 4000] * 40}
+    with _serving(tmp_path, extra=transport) as (address, _), Client(address=address) as client:
+        with pytest.raises(ResourceExhaustedError, match="larger than max"):
+            client.submit(large, request_id="large")
+        # refused by the transport before the rate limiter: the one token is still there
+        assert client.submit(BATCH, request_id="small").job.spec.name == "cfg"

@@ -1,8 +1,9 @@
-"""The APScheduler adapter: interval runs fire, never overlap, and restart at the same times."""
+"""The APScheduler adapter: runs fire, never overlap, restart alike; crontabs and jitter."""
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -13,11 +14,12 @@ import pytest
 from broker.rebalance.schedule import (
     RebalanceScheduleConfig,
     RebalanceScheduler,
+    crontab_trigger,
     desired_triggers,
     price_change_hours,
 )
 from tests.support.waiting import wait_for
-from topology import default_topology
+from topology import CST, default_topology
 
 
 @pytest.fixture
@@ -120,3 +122,106 @@ def test_price_change_triggers_start_before_each_change() -> None:
     triggers = desired_triggers(config, default_topology())
     assert str(triggers["tou:tou-0800"][1]) == "cron[hour='7', minute='55']"
     assert str(triggers["tou:tou-0000"][1]) == "cron[hour='23', minute='55']"
+
+
+@pytest.mark.parametrize(
+    ("crontab", "fragment"),
+    [
+        ("* * * *", "expected 5 fields"),
+        ("61 * * * *", "higher than the maximum value (59)"),
+        ("0 9 * * 1-5", "name the weekdays"),
+        ("0 9 * * */2", "name the weekdays"),
+        ("0 0 L * *", "invalid crontab"),
+        ("0 0 30 2 *", "never fires"),
+    ],
+)
+def test_a_bad_crontab_is_refused_with_the_reason(crontab: str, fragment: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        crontab_trigger(crontab)
+    with pytest.raises(ValueError, match="crontab"):
+        RebalanceScheduleConfig(crontabs=(crontab,))
+
+
+@pytest.mark.parametrize(
+    ("crontab", "text"),
+    [
+        (
+            "0 9 * * mon-fri",
+            "cron[month='*', day='*', day_of_week='mon-fri', hour='9', minute='0']",
+        ),
+        (
+            "*/15 8-20 * * *",
+            "cron[month='*', day='*', day_of_week='*', hour='8-20', minute='*/15']",
+        ),
+        ("30 2 29 2 SUN", "cron[month='2', day='29', day_of_week='sun', hour='2', minute='30']"),
+    ],
+)
+def test_a_crontab_becomes_a_cst_cron_trigger(crontab: str, text: str) -> None:
+    trigger = crontab_trigger(crontab)
+    assert str(trigger) == text
+    assert trigger.timezone == CST
+
+
+def test_without_an_interval_only_the_crontabs_are_scheduled() -> None:
+    config = RebalanceScheduleConfig(
+        name="cron", interval_s=None, tou_triggers=False, crontabs=("0 9 * * mon-fri", "0 0 * * *")
+    )
+    triggers = desired_triggers(config, default_topology())
+    assert {job_id: label for job_id, (label, _) in triggers.items()} == {
+        "cron:cron-0": "cron-0",
+        "cron:cron-1": "cron-1",
+    }
+
+
+def test_a_jittered_run_records_its_scheduled_fire(schedulers: list[RebalanceScheduler]) -> None:
+    fired = threading.Event()
+    triggers: list[str] = []
+    delays: list[float] = []
+
+    def run(trigger: str) -> None:
+        triggers.append(trigger)
+        fired.set()
+
+    def delay_s(jitter_s: float) -> float:
+        delays.append(jitter_s)
+        return jitter_s / 2
+
+    config = RebalanceScheduleConfig(name="jit", interval_s=0.2, tou_triggers=False, jitter_s=0.1)
+    scheduler = RebalanceScheduler(config, run, delay_s=delay_s)
+    schedulers.append(scheduler)
+    scheduler.start()
+    assert fired.wait(timeout=5.0)
+    scheduler.shutdown()
+    assert delays and set(delays) == {0.1}
+    fire = triggers[0].partition("@")[2]
+    fire_ms = round(
+        datetime.strptime(fire, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp() * 1000
+    )
+    assert fire_ms % 200 == 0  # the delay does not move the fire every replica agrees on
+
+
+def test_shutdown_cuts_a_jitter_delay_short(schedulers: list[RebalanceScheduler]) -> None:
+    waiting = threading.Event()
+    runs: list[str] = []
+
+    def delay_s(jitter_s: float) -> float:
+        waiting.set()
+        return jitter_s  # an hour: only shutdown can end the wait
+
+    config = RebalanceScheduleConfig(
+        name="cut", interval_s=0.1, tou_triggers=False, jitter_s=3600, misfire_grace_time_s=7200
+    )
+    scheduler = RebalanceScheduler(config, runs.append, delay_s=delay_s)
+    schedulers.append(scheduler)
+    scheduler.start()
+    assert waiting.wait(timeout=5.0)
+    stopper = threading.Thread(target=scheduler.shutdown)
+    stopper.start()
+    stopper.join(timeout=30.0)
+    assert not stopper.is_alive(), "shutdown waited out the jitter delay"
+    assert runs == []
+
+
+def test_jitter_must_stay_within_the_misfire_grace() -> None:
+    with pytest.raises(ValueError, match="must be less than misfire_grace_time_s"):
+        RebalanceScheduleConfig(jitter_s=300, misfire_grace_time_s=300)
