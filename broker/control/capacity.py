@@ -14,23 +14,11 @@ from dataclasses import dataclass, field, replace
 
 from broker.placement.snapshot import SiteCapacity
 from broker.store.protocol import Hold
-from computenet.types import PoolCapacity, SiteStatus
+from computenet.types import CapacityReport, PoolCapacity, SiteStatus
 
 MS_PER_HOUR = 3_600_000
 MAX_WAIT_H = 72.0
 """Queue-wait estimates are capped here: beyond it the figure says only "very long"."""
-
-
-@dataclass(frozen=True, slots=True)
-class HostReport:
-    """A site's host resources as reported: totals, free, and the federation's part of busy."""
-
-    cpu_cores: float = 0.0
-    cpu_cores_free: float = 0.0
-    memory_gb: float = 0.0
-    memory_gb_free: float = 0.0
-    federation_cpu_cores: float = 0.0
-    federation_memory_gb: float = 0.0
 
 
 @dataclass(slots=True)
@@ -61,8 +49,8 @@ def pool_views(pools: Iterable[PoolCapacity], held: SiteHolds | None) -> tuple[P
     return tuple(replace(p, held=cards.get(p.model, 0)) for p in pools)
 
 
-def host_free(host: HostReport, held: SiteHolds | None) -> tuple[float, float]:
-    """Free cores and memory: total - held - busy with work of others."""
+def host_free(host: CapacityReport, held: SiteHolds | None) -> tuple[float, float]:
+    """Free cores and memory: total - held - busy with work of others (as `host` reports)."""
     held_cpu = held.cpu_cores if held is not None else 0.0
     held_mem = held.memory_gb if held is not None else 0.0
     others_cpu = max(0.0, host.cpu_cores - host.cpu_cores_free - host.federation_cpu_cores)
@@ -76,14 +64,13 @@ def host_free(host: HostReport, held: SiteHolds | None) -> tuple[float, float]:
 def site_capacity(
     site_id: str,
     status: SiteStatus,
-    pools: Iterable[PoolCapacity],
-    host: HostReport,
+    report: CapacityReport,
     held: SiteHolds | None,
     wait_h_by_pool: Mapping[str, float] | None = None,
 ) -> SiteCapacity:
     """What placement sees of one site: free cards per pool, cores and memory, queue waits."""
-    views = pool_views(pools, held)
-    cpu_free, memory_free = host_free(host, held)
+    views = pool_views(report.pools, held)
+    cpu_free, memory_free = host_free(report, held)
     waits = dict(wait_h_by_pool or {})
     return SiteCapacity(
         site_id=site_id,

@@ -6,7 +6,6 @@ import time
 from collections.abc import Iterable
 
 from broker.control.capacity import (
-    HostReport,
     SiteHolds,
     holds_by_site,
     pending_cards_by_pool,
@@ -21,18 +20,6 @@ from broker.writer import StoreWriter
 from computenet.spec import JobSpec
 from computenet.types import JobId, PoolCapacity, SiteId
 from topology import Topology
-
-
-def _host(entry: SiteEntry) -> HostReport:
-    r = entry.report
-    return HostReport(
-        cpu_cores=r.cpu_cores,
-        cpu_cores_free=r.cpu_cores_free,
-        memory_gb=r.memory_gb,
-        memory_gb_free=r.memory_gb_free,
-        federation_cpu_cores=r.federation_cpu_cores,
-        federation_memory_gb=r.federation_memory_gb,
-    )
 
 
 class CapacityView:
@@ -73,7 +60,7 @@ class CapacityView:
             held = by_site.get(entry.site_id)
             waits = _waits(entry, held, backlog, now_ms)
             sites[entry.site_id] = site_capacity(
-                entry.site_id, entry.status, entry.report.pools, _host(entry), held, waits
+                entry.site_id, entry.status, entry.report, held, waits
             )
         return FederationSnapshot(topology=self._topology, sites=sites, now_unix_s=now_ms / 1000)
 

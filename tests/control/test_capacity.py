@@ -7,14 +7,13 @@ from hypothesis import strategies as st
 
 from broker.control.capacity import (
     MAX_WAIT_H,
-    HostReport,
     holds_by_site,
     pending_cards_by_pool,
     queue_wait_h,
     site_capacity,
 )
 from broker.store.protocol import Hold
-from computenet.types import JobId, PoolCapacity, SiteId, SiteStatus
+from computenet.types import CapacityReport, JobId, PoolCapacity, SiteId, SiteStatus
 
 HOUR_MS = 3_600_000
 
@@ -27,7 +26,7 @@ def _hold(job: str, pool: str, cards: int, end_h: float = 0.0, site: str = "s") 
 def test_free_is_allocatable_minus_held_minus_others() -> None:
     pools = [PoolCapacity("a800", 16, 16, in_use=10, federation_in_use=6)]
     held = holds_by_site([_hold("j1", "a800", 6), _hold("j2", "a800", 2)])["s"]
-    cap = site_capacity("s", SiteStatus.ACTIVE, pools, HostReport(), held)
+    cap = site_capacity("s", SiteStatus.ACTIVE, CapacityReport(tuple(pools)), held)
     # 8 held by the broker (6 of them running, so reported busy too), 4 busy with local users
     assert cap.free == {"a800": 16 - 8 - 4}
 
@@ -35,14 +34,14 @@ def test_free_is_allocatable_minus_held_minus_others() -> None:
 def test_an_any_model_hold_takes_only_its_own_pool() -> None:
     pools = [PoolCapacity("910b", 512, 512), PoolCapacity("h20", 512, 512)]
     held = holds_by_site([_hold("big", "910b", 512)])["s"]
-    cap = site_capacity("s", SiteStatus.ACTIVE, pools, HostReport(), held)
+    cap = site_capacity("s", SiteStatus.ACTIVE, CapacityReport(tuple(pools)), held)
     assert cap.free == {"910b": 0, "h20": 512}
 
 
 def test_host_resources_follow_the_same_rule() -> None:
-    host = HostReport(64, 40, 512, 400, federation_cpu_cores=4, federation_memory_gb=16)
+    host = CapacityReport((), 64, 40, 512, 400, federation_cpu_cores=4, federation_memory_gb=16)
     held = holds_by_site([_hold("j", "", 0)])["s"]  # 2 cores, 8 GB held
-    cap = site_capacity("s", SiteStatus.ACTIVE, [], host, held)
+    cap = site_capacity("s", SiteStatus.ACTIVE, host, held)
     assert cap.cpu_free == 64 - 2 - (24 - 4)
     assert cap.memory_gb_free == 512 - 8 - (112 - 16)
 
@@ -62,7 +61,7 @@ def test_held_and_running_cards_are_never_counted_twice(
         "a800", allocatable, allocatable, in_use=running + local, federation_in_use=running
     )
     holds = holds_by_site([_hold("j", "a800", held)]) if held else {}
-    cap = site_capacity("s", SiteStatus.ACTIVE, [pool], HostReport(), holds.get("s"))
+    cap = site_capacity("s", SiteStatus.ACTIVE, CapacityReport((pool,)), holds.get("s"))
     assert cap.free["a800"] == max(0, allocatable - held - local)
 
 
