@@ -21,8 +21,8 @@ from broker.jobflow.capacity_view import CapacityView
 from broker.jobflow.driver import JobDriver
 from broker.jobflow.placement_loop import LoopTiming, PlacementLoop
 from broker.placement import Policy
-from broker.registry import SiteRegistry
-from broker.sessions import SessionTable
+from broker.sites.registry import SiteRegistry
+from broker.sites.sessions import SessionTable
 from broker.store import open_store
 from broker.store.protocol import NewJob
 from broker.writer import StoreWriter

@@ -13,26 +13,26 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from broker.events import EventHub
 from broker.jobflow.capacity_view import CapacityView
 from broker.jobflow.driver import JobDriver
 from broker.jobflow.liveness import LivenessLoop
 from broker.jobflow.placement_loop import LoopTiming, PlacementLoop
 from broker.jobflow.tracker import JobTracker
-from broker.jobs import JobManager
-from broker.metrics import BrokerMetrics, RpcMetricsInterceptor
+from broker.jobs_api.hub import EventHub
+from broker.jobs_api.manager import JobManager
 from broker.placement import Policy, PolicyConfig, place
 from broker.rebalance.service import RebalanceSettings, build_rebalance
-from broker.registry import SiteRegistry, report_from_json
 from broker.rpc.decoding import MalformedRequestInterceptor
 from broker.rpc.federation_servicer import FederationServicer
 from broker.rpc.job_servicer import JobServicer
+from broker.rpc.metrics import BrokerMetrics, RpcMetricsInterceptor
 from broker.rpc.rebalance_servicer import RebalanceServicer
+from broker.rpc.server import BoundServer, Servicers, start_server
 from broker.rpc.site_servicer import SiteServicer
 from broker.security.limits import ServerLimits, server_options
 from broker.security.setup import SecuritySettings, build_security
-from broker.server import BoundServer, Servicers, start_server
-from broker.sessions import SessionTable
+from broker.sites.registry import SiteRegistry, report_from_json
+from broker.sites.sessions import SessionTable
 from broker.store import open_store
 from broker.writer import StoreWriter
 from computenet.address import Address

@@ -47,6 +47,8 @@ class PlaceAtTarget:
     job_id: JobId
     target: SiteId
     note: str = ""
+    replacing: int = 0
+    """The attempt known to be over (stopped, or its site gone); `Placed` must name it."""
 
 
 Effect = Write | Dispatch | Stop | PlaceAtTarget

@@ -71,9 +71,9 @@ class JobMachine:
             case MigrationSourceGone():
                 if job.state != JobState.MIGRATING or job.migration_target is None:
                     return []
-                return [PlaceAtTarget(job.job_id, job.migration_target, stimulus.note)]
+                return [PlaceAtTarget(job.job_id, job.migration_target, stimulus.note, job.attempt)]
             case MigrationTargetUnavailable():
-                if job.state != JobState.MIGRATING:
+                if job.state != JobState.MIGRATING or stimulus.replacing != job.attempt:
                     return []
                 return [
                     Write(requeue(job, cause="migration_target_unavailable", message=stimulus.note))
@@ -110,7 +110,11 @@ class JobMachine:
         return effects
 
     def _placed(self, job: Job, stimulus: Placed) -> list[Effect]:
-        movable = job.state == JobState.MIGRATING and not job.cancel_requested
+        movable = (
+            job.state == JobState.MIGRATING
+            and not job.cancel_requested
+            and stimulus.replacing == job.attempt
+        )
         if job.state != JobState.PENDING and not movable:
             return []
         allocation = stimulus.allocation
@@ -195,7 +199,7 @@ class JobMachine:
             return [Write(_final(replace(reported, cause="site_confirmed_cancel")))]
         if job.state == JobState.MIGRATING and job.migration_target is not None:
             note = f"stopped at {report.site}: {report.message}"
-            return [PlaceAtTarget(job.job_id, job.migration_target, note)]
+            return [PlaceAtTarget(job.job_id, job.migration_target, note, report.attempt)]
         return [Write(requeue(job, cause="stopped_at_site", message=report.message))]
 
     def _cancel(self, job: Job, stimulus: CancelRequested) -> list[Effect]:

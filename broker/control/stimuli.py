@@ -45,6 +45,9 @@ class Placed:
     cause: str = "placed"
     note: str = ""
     placement_json: str | None = None
+    replacing: int | None = None
+    """For a migrating job: the attempt that is over (from `PlaceAtTarget`); a migrating job
+    whose current attempt may still run is never placed again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +115,13 @@ class MigrationSourceGone:
 
 @dataclass(frozen=True, slots=True)
 class MigrationTargetUnavailable:
-    """The move's target cannot take the job now: it goes back to the queue."""
+    """The move's target cannot take the job now: it goes back to the queue.
+
+    Only once its old attempt is over: `replacing` names it (from `PlaceAtTarget`).
+    """
 
     note: str = ""
+    replacing: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from broker.control.capacity import (
     site_capacity,
 )
 from broker.placement.snapshot import FederationSnapshot, SiteCapacity
-from broker.registry import SiteEntry, SiteRegistry
+from broker.sites.registry import SiteEntry, SiteRegistry
 from broker.store.protocol import Hold
 from broker.writer import StoreWriter
 from computenet.spec import JobSpec

@@ -21,7 +21,7 @@ from broker.control import (
     Stop,
     Write,
 )
-from broker.sessions import OutCancel, OutDispatch, SessionTable
+from broker.sites.sessions import OutCancel, OutDispatch, SessionTable
 from broker.store.protocol import Fence
 from broker.writer import StoreWriter
 from computenet.types import Job, JobEvent, JobId

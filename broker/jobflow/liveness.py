@@ -8,7 +8,7 @@ import time
 
 from broker.jobflow.placement_loop import PlacementLoop
 from broker.jobflow.tracker import JobTracker
-from broker.registry import SiteRegistry, StatusChange
+from broker.sites.registry import SiteRegistry, StatusChange
 from computenet.types import SiteStatus
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from broker.control import Allocation, Placed, PoolShare
 from broker.jobflow.capacity_view import CapacityView
 from broker.jobflow.driver import JobDriver
 from broker.placement import FederationSnapshot, Policy, place, place_batch
-from broker.registry import SiteRegistry
+from broker.sites.registry import SiteRegistry
 from broker.writer import StoreWriter
 from computenet.spec import JobSpec
 from computenet.types import Job, JobEvent, JobId, JobState, Placement, SiteId, SiteStatus

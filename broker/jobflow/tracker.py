@@ -13,7 +13,7 @@ from broker.control import (
     Stop,
 )
 from broker.jobflow.driver import JobDriver
-from broker.sessions import AgentSession, OutDispatch
+from broker.sites.sessions import AgentSession, OutDispatch
 from broker.writer import StoreWriter
 from computenet.types import ACTIVE_STATES, Job, JobId, JobState, SiteId
 

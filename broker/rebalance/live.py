@@ -145,13 +145,19 @@ class LiveRebalance:
     async def place_at_target(self, job: Job, effect: PlaceAtTarget) -> None:
         """The old attempt stopped (or its site is gone): place at the target, else requeue."""
         placed = await self._place(
-            job, effect.target, cause="migrated", note=effect.note, strict=False
+            job,
+            effect.target,
+            cause="migrated",
+            note=effect.note,
+            strict=False,
+            replacing=effect.replacing,
         )
         if not placed:
             log.info(
                 "migration target full job_id=%s target=%s: requeued", job.job_id, effect.target
             )
-            await self._driver.feed(job, MigrationTargetUnavailable(effect.note))
+            unavailable = MigrationTargetUnavailable(effect.note, replacing=effect.replacing)
+            await self._driver.feed(job, unavailable)
 
     async def _place(
         self,
@@ -162,6 +168,7 @@ class LiveRebalance:
         note: str,
         strict: bool = True,
         fence: Fence | None = None,
+        replacing: int | None = None,
     ) -> bool:
         """Place the job's next attempt at `target` if it fits there now; dispatch it."""
         snapshot = _only(await self._capacity.snapshot(without=job.job_id), target)
@@ -174,7 +181,13 @@ class LiveRebalance:
         allocation = allocation_for(
             job.spec, target, result.models.get(job.job_id, ""), int(time.time() * 1000)
         )
-        stimulus = Placed(allocation, cause=cause, note=note, placement_json=placement_to_json(why))
+        stimulus = Placed(
+            allocation,
+            cause=cause,
+            note=note,
+            placement_json=placement_to_json(why),
+            replacing=replacing,
+        )
         if not (await self._driver.feed(job, stimulus, fence=fence)).applied and strict:
             raise MoveError("job changed before it could be placed")
         return True  # if someone else moved it on (cancelled, finished, lost), nothing to do

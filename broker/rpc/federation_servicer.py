@@ -9,9 +9,9 @@ from dataclasses import replace
 import grpc
 
 from broker.control.capacity import SiteHolds, holds_by_site, pool_views
-from broker.registry import SiteRegistry, StatusChange, report_to_json
 from broker.rpc.errors import translate_errors
-from broker.sessions import OutDrain, SessionTable
+from broker.sites.registry import SiteRegistry, StatusChange, report_to_json
+from broker.sites.sessions import OutDrain, SessionTable
 from broker.store.protocol import SiteRecord
 from broker.writer import StoreWriter
 from computenet import convert

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
-from broker.jobs import JobManager
+from broker.jobs_api.manager import JobManager
 from broker.rpc.errors import translate_errors
 from broker.security.principal import require_principal
 from broker.store.protocol import JobFilter

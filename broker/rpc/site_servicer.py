@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 
 from broker.jobflow.tracker import AttemptReport, JobTracker
-from broker.registry import SiteRegistry, StatusChange
 from broker.rpc.errors import translate_errors
 from broker.security.identity import check_hello_site
-from broker.sessions import AgentSession, OutAck, OutDispatch, SessionTable
+from broker.sites.registry import SiteRegistry, StatusChange
+from broker.sites.sessions import AgentSession, OutAck, OutDispatch, SessionTable
 from computenet import convert
 from computenet.site_messages import Hello, Welcome
 from computenet.types import JobId, JobState, SiteId

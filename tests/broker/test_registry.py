@@ -7,7 +7,7 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.registry import SiteRegistry, StatusChange, report_from_json, report_to_json
+from broker.sites.registry import SiteRegistry, StatusChange, report_from_json, report_to_json
 from computenet.types import CapacityReport, PoolCapacity, SiteId, SiteStatus
 
 A = SiteId("a")

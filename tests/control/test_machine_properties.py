@@ -69,7 +69,7 @@ class World:
         self.delivered: dict[SiteId, set[int]] = {s: set() for s in SITES}
         self.seen: set[tuple[str, bool, bool]] = set()
         self.machine = JobMachine()
-        self.acknowledged_submission = True
+        self.target_full = False
 
     def write(self, t: Transition) -> bool:
         job = self.job
@@ -114,7 +114,11 @@ class World:
                         )
                     )
             elif isinstance(effect, PlaceAtTarget):
-                self.feed(Placed(_allocation(effect.target, 0), cause="migrated"))
+                if self.target_full:
+                    self.feed(MigrationTargetUnavailable(replacing=effect.replacing))
+                else:
+                    allocation = _allocation(effect.target, 0)
+                    self.feed(Placed(allocation, cause="migrated", replacing=effect.replacing))
         self.record()
 
     def record(self) -> None:
@@ -143,7 +147,7 @@ stimulus_st = st.one_of(
     st.builds(lambda s: ("migrate", s), site_st),
     st.booleans().map(lambda c: ("migration_stop", c)),
     st.just(("source_gone",)),
-    st.just(("target_full",)),
+    st.booleans().map(lambda full: ("target_full", full)),
     st.just(("abandon",)),
     st.just(("preempt",)),
     st.builds(lambda s, a: ("stale_report", s, a), site_st, st.integers(0, 6)),
@@ -197,7 +201,7 @@ def _step(world: World, op: tuple[object, ...]) -> None:
             world.delivered[job.site].clear()
         world.feed(MigrationSourceGone())
     elif kind == "target_full":
-        world.feed(MigrationTargetUnavailable())
+        world.target_full = bool(op[1])
     elif kind == "abandon":
         world.feed(MigrationAbandoned())
     elif kind == "preempt":
@@ -226,7 +230,7 @@ def _check(world: World) -> None:
             )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(st.lists(stimulus_st, min_size=4, max_size=40))
 def test_random_stimuli_keep_the_lifecycle_invariants(ops: list[tuple[object, ...]]) -> None:
     world = World()

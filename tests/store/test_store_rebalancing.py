@@ -162,7 +162,9 @@ def test_racing_replicas_get_one_token_per_term(store_url: str) -> None:
         assert [token for token in second if token is not None] == [2]
         assert not lease.check(1), "the stale token is fenced off"
         assert lease.check(2)
-        assert lease.try_acquire(f"replica-{winners[0]}", ttl_s=30.0) is None
+        holder_now = next(k for k, token in enumerate(second) if token is not None)
+        other = next(k for k in range(6) if k != holder_now)
+        assert lease.try_acquire(f"replica-{other}", ttl_s=30.0) is None, "held for the term"
 
 
 def test_release_hands_the_lease_over_with_a_new_token(store_url: str) -> None:

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from broker.control import CancelRequested
-from broker.events import EventHub
 from broker.jobflow.driver import JobDriver
+from broker.jobs_api.hub import EventHub
 from broker.store.protocol import JobFilter, NewJob, Page
 from broker.validation import violations_against
 from broker.writer import StoreWriter

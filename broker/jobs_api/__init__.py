@@ -1,0 +1,1 @@
+"""The jobs API in domain terms (behind JobService): submit, read, watch, cancel, explain."""
