@@ -18,13 +18,16 @@ from broker.placement.capacity import (
     objective_cny,
     pending_penalty,
 )
+from broker.placement.config import PolicyConfig
 from broker.placement.delay import add_delay_costs, contention, pool_cards
 from broker.placement.demand import JobDemand
 from broker.placement.engine import rejection_reasons
-from broker.placement.lp import Problem, column_generation, solve_milp
+from broker.placement.lp import Problem, build_model, solve_milp
+from broker.placement.master import MasterLp, OptionIndex
 from broker.placement.policy import Policy, evaluate
+from broker.placement.pricing import column_generation
 from broker.placement.repair import improve
-from broker.placement.rounding import dive
+from broker.placement.rounding import assign_whole, dive
 from broker.placement.snapshot import FederationSnapshot
 from broker.placement.tables import EvalContext, FloatArray, IntArray, context_for
 from computenet.spec import JobSpec
@@ -83,29 +86,12 @@ def place_batch(
     bound = _trivial_bound(classes)
     placeable = [c for c in classes if c.placeable]
     if placeable:
-        config = policy.config
-        problem = Problem(
-            placeable,
-            np.asarray([len(c.jobs) for c in placeable], dtype=np.float64),
-            Ledger(ctx),
-            len(ctx.table.site_ids),
-        )
-        seeds = _seed_columns(placeable, greedy, config.batch_candidates_per_class)
-        lp = column_generation(problem, seeds, deadline, config.batch_candidates_per_class)
-        bound = max(bound, lp.bound_cny)
-        if lp.solved and lp.model is not None:
-            candidates: list[tuple[dict[str, int], Method]] = []
-            if lp.model.cost.size <= config.batch_milp_max_variables and not _integral(lp.x):
-                exact = solve_milp(lp.model, deadline)
-                if exact is not None:
-                    candidates.append(
-                        (dive(problem, lp.columns, lp.model, exact, deadline), "milp")
-                    )
-            candidates.append((dive(problem, lp.columns, lp.model, lp.x, deadline), "lp"))
-            for chosen, how in candidates:
-                value = objective_cny(classes, chosen)
-                if value < best_value - 1e-9 * max(1.0, abs(best_value)):
-                    best, method, best_value = chosen, how, value
+        lp_bound, candidates = _optimise(placeable, greedy, ctx, policy.config, deadline)
+        bound = max(bound, lp_bound)
+        for chosen, how in candidates:
+            value = objective_cny(classes, chosen)
+            if value < best_value - 1e-9 * max(1.0, abs(best_value)):
+                best, method, best_value = chosen, how, value
         if best_value > bound + 1e-9 * max(1.0, abs(bound)):
             improved = improve(placeable, dict(best), _ledger_after(ctx, classes, best), repair_by)
             value = objective_cny(classes, improved)
@@ -120,6 +106,48 @@ def place_batch(
         solve_s,
     )
     return _result(classes, members, ctx, best, best_value, bound, method, solve_s)
+
+
+def _optimise(
+    placeable: list[JobClass],
+    greedy: dict[str, int],
+    ctx: EvalContext,
+    config: PolicyConfig,
+    deadline: float,
+) -> tuple[float, list[tuple[dict[str, int], Method]]]:
+    """The LP bound and the assignments found from the LP: a dive, and small problems' MILP."""
+    counts = np.asarray([len(c.jobs) for c in placeable], dtype=np.float64)
+    ledger = Ledger(ctx)
+    index = OptionIndex(placeable, ledger, counts)
+    master = MasterLp(index, ledger)
+    per_class = config.batch_candidates_per_class
+    master.add_columns(_seed_columns(index, placeable, greedy, per_class))
+    lp = column_generation(master, deadline, per_class)
+    if not lp.solved or lp.solution is None:
+        return lp.bound_cny, []
+    candidates: list[tuple[dict[str, int], Method]] = []
+    columns = _columns_by_class(master, len(placeable))
+    if master.col_flat.size + counts.size <= config.batch_milp_max_variables and not _integral(
+        lp.solution.x
+    ):
+        model = build_model(Problem(placeable, counts, ledger, len(ctx.table.site_ids)), columns)
+        exact = solve_milp(model, deadline)
+        if exact is not None:
+            candidates.append(
+                (assign_whole(placeable, model.var_class, model.var_opt, exact, ledger), "milp")
+            )
+    candidates.append((dive(placeable, master, lp.solution, ledger, deadline), "lp"))
+    return lp.bound_cny, candidates
+
+
+def _columns_by_class(master: MasterLp, n_classes: int) -> list[IntArray]:
+    """Positions into each class's options of the master's columns."""
+    index = master.index
+    flat = np.sort(master.col_flat)
+    ks = index.cls[flat]
+    cuts = np.searchsorted(ks, np.arange(n_classes + 1))
+    positions = flat - index.start[ks]
+    return [positions[cuts[k] : cuts[k + 1]] for k in range(n_classes)]
 
 
 def place_greedy(
@@ -232,17 +260,18 @@ def _greedy(
 
 
 def _seed_columns(
-    placeable: list[JobClass], greedy: dict[str, int], per_class: int
-) -> list[IntArray]:
+    index: OptionIndex, placeable: list[JobClass], greedy: dict[str, int], per_class: int
+) -> IntArray:
     """Each class's cheapest options plus those greedy used, so the LP can reproduce greedy."""
     seeds = []
-    for cls in placeable:
+    for k, cls in enumerate(placeable):
         used = {greedy[j] for j in cls.jobs if j in greedy}
         positions = np.flatnonzero(
             np.isin(cls.opts, np.fromiter(used, dtype=np.int64, count=len(used)))
         )
-        seeds.append(np.union1d(np.arange(min(per_class, cls.opts.size)), positions))
-    return seeds
+        chosen = np.union1d(np.arange(min(per_class, cls.opts.size)), positions)
+        seeds.append(index.start[k] + chosen)
+    return np.concatenate(seeds).astype(np.int64)
 
 
 def _ledger_after(ctx: EvalContext, classes: list[JobClass], chosen: dict[str, int]) -> Ledger:

@@ -1,10 +1,10 @@
 """Turning a fractional batch LP solution into whole jobs on whole pools, by fix-and-resolve diving.
 
-Each round places the whole jobs the LP already agrees on (floors), rounds up the fractional
-parts of at least one half, then re-solves the LP for the jobs left over in the capacity left
-over. Bigger and higher-priority jobs are fixed first, since small jobs fit around them more
-easily than the other way round. Whatever is left when the LP stops placing jobs, or time runs
-out, is filled greedily.
+Each round places the whole jobs the LP already agrees on (floors), or if there are none rounds
+up the fractional parts of at least one half, then re-solves the LP, warm, for the jobs left
+over in the capacity left over. Bigger and higher-priority jobs are fixed first, since small
+jobs fit around them more easily than the other way round. Whatever is left when the LP stops
+placing jobs, or time runs out, is filled greedily.
 """
 
 from __future__ import annotations
@@ -15,85 +15,81 @@ from collections import deque
 import numpy as np
 
 from broker.placement.capacity import JobClass, Ledger, greedy_fill
-from broker.placement.lp import LpModel, Problem, build_model, solve_lp
+from broker.placement.master import MasterLp, MasterSolution
 from broker.placement.tables import FloatArray, IntArray
 
-_MAX_ROUNDS = 25
+_MAX_ROUNDS = 40
 _ROUND_UP_FROM = 0.5
 _TIERS_MIN_CARDS = (64, 8, 0)  # fix big jobs before small ones fill in around them
 
 
 def dive(
-    problem: Problem,
-    columns: list[IntArray],
-    model: LpModel,
-    x: FloatArray,
+    classes: list[JobClass],
+    master: MasterLp,
+    solution: MasterSolution,
+    ledger: Ledger,
     deadline: float,
 ) -> dict[str, int]:
-    """An integral assignment of the problem's jobs following the LP solution `x` of `model`."""
-    classes = problem.classes
-    ledger = problem.ledger.copy()
+    """An integral assignment of `classes`' jobs following the LP `solution` of `master`.
+
+    `ledger` holds the capacity the jobs may use; neither it nor the master's bounds are
+    restored afterwards (the master is left bounded to the capacity that was left).
+    """
+    ledger = ledger.copy()
     waiting = [deque(cls.jobs) for cls in classes]
     chosen: dict[str, int] = {}
-    active = list(range(len(classes)))  # problem class index of each class in the current model
-    tiers = _TIERS_MIN_CARDS
+    col_class, col_opt = master.col_class, master.col_opt
+    # columns added after the solution was found hold no jobs in it
+    x = np.concatenate([solution.x, np.zeros(col_class.size - solution.x.size)])
     tier = 0
     for _ in range(_MAX_ROUNDS):
-        placed = _fix(classes, active, model, x, ledger, waiting, chosen, tiers[tier])
-        left = [k for k in range(len(classes)) if waiting[k]]
-        if not left or time.perf_counter() >= deadline:
+        placed = _fix(classes, col_class, col_opt, x, ledger, waiting, chosen, tier)
+        if not any(waiting) or time.perf_counter() >= deadline:
             break
         if not placed:
-            if tier + 1 == len(tiers):
+            if tier + 1 == len(_TIERS_MIN_CARDS):
                 break
             tier += 1
             continue
-        counts = np.asarray([len(waiting[k]) for k in left], dtype=np.float64)
-        residual = Problem([classes[k] for k in left], counts, ledger, problem.n_sites)
-        model = build_model(residual, [columns[k] for k in left])
-        res = solve_lp(model, deadline)
-        if res is None:
+        master.set_capacity(np.asarray([len(w) for w in waiting], dtype=np.float64), ledger)
+        resolved = master.solve(deadline)
+        if resolved is None:
             break
-        x, active = np.asarray(res.x), left  # type: ignore[attr-defined]
+        x = resolved.x
     _fill_rest(classes, waiting, ledger, chosen)
     return chosen
 
 
 def _fix(
     classes: list[JobClass],
-    active: list[int],
-    model: LpModel,
+    col_class: IntArray,
+    col_opt: IntArray,
     x: FloatArray,
     ledger: Ledger,
     waiting: list[deque[str]],
     chosen: dict[str, int],
-    min_cards: int,
+    tier: int,
 ) -> int:
-    """Place the LP's whole jobs of at least `min_cards`; if none, round up the largest fraction."""
-    active_arr = np.asarray(active, dtype=np.int64)
-    ks = active_arr[model.var_class]
-    priority = np.asarray([c.priority for c in classes], dtype=np.float64)[ks]
-    cards = np.asarray([c.demand.cards for c in classes], dtype=np.float64)[ks]
-    penalty = np.asarray([c.penalty for c in classes], dtype=np.float64)[ks]
-    values = x[: model.var_opt.size].copy()
-    values[cards < min_cards] = 0.0
+    """Place the LP's whole jobs of the tier's size; if none, round up the largest fractions."""
+    priority = np.asarray([c.priority for c in classes], dtype=np.float64)[col_class]
+    cards = np.asarray([c.demand.cards for c in classes], dtype=np.float64)[col_class]
+    penalty = np.asarray([c.penalty for c in classes], dtype=np.float64)[col_class]
+    values = np.where(cards >= _TIERS_MIN_CARDS[tier], x, 0.0)
     whole = np.floor(values + 1e-6)
     live = np.flatnonzero(whole >= 1)
     order = live[np.lexsort((live, -values[live], -cards[live], -priority[live]))]
     placed = 0
     for v in order.tolist():
-        k = int(ks[v])
-        placed += _take(
-            classes[k], waiting[k], int(model.var_opt[v]), int(whole[v]), ledger, chosen
-        )
+        k = int(col_class[v])
+        placed += _take(classes[k], waiting[k], int(col_opt[v]), int(whole[v]), ledger, chosen)
     if placed:
         return placed
     weight = values * cards * penalty
     live = np.flatnonzero(values > 1e-6)
     for v in live[np.lexsort((live, -weight[live]))].tolist():
         if values[v] >= _ROUND_UP_FROM or not placed:
-            k = int(ks[v])
-            placed += _take(classes[k], waiting[k], int(model.var_opt[v]), 1, ledger, chosen)
+            k = int(col_class[v])
+            placed += _take(classes[k], waiting[k], int(col_opt[v]), 1, ledger, chosen)
     return placed
 
 
@@ -114,3 +110,17 @@ def _fill_rest(
     order = [(k, job) for k in range(len(classes)) for job in waiting[k]]
     order.sort(key=lambda item: (-classes[item[0]].priority, -classes[item[0]].demand.cards))
     greedy_fill(classes, order, ledger, chosen)
+
+
+def assign_whole(
+    classes: list[JobClass], col_class: IntArray, col_opt: IntArray, x: FloatArray, ledger: Ledger
+) -> dict[str, int]:
+    """The jobs of an integral solution `x`, big ones first; any that do not fit, greedily."""
+    ledger = ledger.copy()
+    waiting = [deque(cls.jobs) for cls in classes]
+    chosen: dict[str, int] = {}
+    every_size = len(_TIERS_MIN_CARDS) - 1
+    whole = np.round(x[: col_class.size])  # x may go on with the pending counts
+    _fix(classes, col_class, col_opt, whole, ledger, waiting, chosen, every_size)
+    _fill_rest(classes, waiting, ledger, chosen)
+    return chosen
