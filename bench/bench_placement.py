@@ -17,8 +17,8 @@ from broker.placement import (
     place_batch,
     place_greedy,
 )
-from broker.placement.batch import job_classes
 from broker.placement.capacity import Ledger
+from broker.placement.classes import job_classes
 from broker.placement.lp import Problem, build_model, solve_milp
 from broker.placement.tables import context_for
 from computenet.spec import JobSpec, parse_spec

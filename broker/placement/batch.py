@@ -10,21 +10,12 @@ from typing import Literal, cast
 
 import numpy as np
 
-from broker.placement.capacity import (
-    JobClass,
-    Ledger,
-    greedy_fill,
-    greedy_order,
-    objective_cny,
-    pending_penalty,
-)
+from broker.placement.capacity import JobClass, Ledger, objective_cny
+from broker.placement.classes import greedy_assignment, job_classes
 from broker.placement.config import PolicyConfig
-from broker.placement.delay import add_delay_costs, contention, pool_cards
-from broker.placement.demand import JobDemand
-from broker.placement.engine import rejection_reasons
 from broker.placement.lp import Problem, build_model, solve_milp
 from broker.placement.master import MasterLp, OptionIndex
-from broker.placement.policy import Policy, evaluate
+from broker.placement.policy import Policy
 from broker.placement.pricing import column_generation
 from broker.placement.repair import improve
 from broker.placement.rounding import assign_whole, dive
@@ -35,7 +26,6 @@ from computenet.spec import JobSpec
 log = logging.getLogger(__name__)
 
 Method = Literal["lp", "milp", "greedy"]
-_SHOWN_REASONS = 3
 _FINISH_SHARE = 0.2  # of the time budget kept for local search and building the result
 
 
@@ -80,7 +70,7 @@ def place_batch(
     repair_by = started + time_budget_s * (1.0 - _FINISH_SHARE / 4)
     ctx = context_for(snapshot, single_pool=True)
     classes, members = job_classes(specs, ctx, policy, pool_totals)
-    greedy = _greedy(classes, members, ctx)
+    greedy = greedy_assignment(classes, members, ctx)
     best, method = greedy, cast(Method, "greedy")
     best_value = objective_cny(classes, greedy)
     bound = _trivial_bound(classes)
@@ -161,102 +151,10 @@ def place_greedy(
     started = time.perf_counter()
     ctx = context_for(snapshot, single_pool=True)
     classes, members = job_classes(specs, ctx, policy, pool_totals)
-    chosen = _greedy(classes, members, ctx)
+    chosen = greedy_assignment(classes, members, ctx)
     value = objective_cny(classes, chosen)
     solve_s = time.perf_counter() - started
     return _result(classes, members, ctx, chosen, value, _trivial_bound(classes), "greedy", solve_s)
-
-
-def job_classes(
-    specs: Sequence[tuple[str, JobSpec]],
-    ctx: EvalContext,
-    policy: Policy,
-    pool_totals: Mapping[str, Mapping[str, int]] | None = None,
-) -> tuple[list[JobClass], list[tuple[int, str]]]:
-    """Group jobs by (demand, priority), evaluate each class once; members in input order.
-
-    Under the "delay" wait model the options' costs include the wait they impose on the jobs
-    greedy cannot start (see broker/placement/delay.py).
-    """
-    index: dict[tuple[JobDemand, int], int] = {}
-    classes: list[JobClass] = []
-    members: list[tuple[int, str]] = []
-    config = policy.config
-    seen: set[str] = set()
-    for job_id, spec in specs:
-        if job_id in seen:
-            raise ValueError(f"duplicate job id {job_id!r} in batch")
-        seen.add(job_id)
-        demand = JobDemand.from_spec(spec)
-        key = (demand, spec.priority)
-        k = index.get(key)
-        if k is None:
-            k = index[key] = len(classes)
-            classes.append(_evaluate_class(demand, spec.priority, ctx, policy))
-            cls = classes[-1]
-            cls.penalty = pending_penalty(
-                demand,
-                spec.priority,
-                cls.cost,
-                config.pending_penalty_hours,
-                config.accelerator_hour_value_cny,
-                config.pending_penalty_base,
-            )
-        classes[k].jobs.append(job_id)
-        members.append((k, job_id))
-    if config.batch_wait_model == "delay":
-        greedy = _greedy(classes, members, ctx)
-        _price_delay(classes, greedy, ctx, policy, pool_totals)
-    return classes, members
-
-
-def _price_delay(
-    classes: list[JobClass],
-    greedy: dict[str, int],
-    ctx: EvalContext,
-    policy: Policy,
-    pool_totals: Mapping[str, Mapping[str, int]] | None,
-) -> None:
-    """Add delay costs where greedy leaves jobs waiting.
-
-    The jobs greedy cannot start estimate the queue the batch leaves behind. Every pending
-    penalty rises by the largest delay cost per card, so the difference between starting
-    and leaving a job is still at least `pending_penalty_hours` of its cards' value.
-    """
-    queued = [
-        float(sum(1 for j in cls.jobs if j not in greedy) * cls.demand.cards)
-        if cls.placeable
-        else 0.0
-        for cls in classes
-    ]
-    if not any(queued):
-        return
-    value = policy.config.accelerator_hour_value_cny
-    cards = pool_cards(ctx, pool_totals)
-    rho = contention(classes, queued, cards)
-    most = add_delay_costs(classes, rho, value)
-    for cls in classes:
-        cls.penalty += most * value * max(cls.demand.cards, 1)
-
-
-def _evaluate_class(demand: JobDemand, priority: int, ctx: EvalContext, policy: Policy) -> JobClass:
-    evaluation = evaluate(policy, demand, ctx)
-    order = np.argsort(evaluation.total_cny, kind="stable")
-    cls = JobClass(demand, priority, [], evaluation.feasible[order], evaluation.total_cny[order])
-    if not cls.placeable:
-        shown = "; ".join(rejection_reasons(policy, demand, ctx, evaluation, _SHOWN_REASONS))
-        more = len(ctx.table.site_ids) - _SHOWN_REASONS
-        cls.reason = f"no feasible site ({shown}{f'; {more} more' if more > 0 else ''})"
-    return cls
-
-
-def _greedy(
-    classes: list[JobClass], members: list[tuple[int, str]], ctx: EvalContext
-) -> dict[str, int]:
-    chosen: dict[str, int] = {}
-    placeable = [m for m in members if classes[m[0]].placeable]
-    greedy_fill(classes, greedy_order(classes, placeable), Ledger(ctx), chosen)
-    return chosen
 
 
 def _seed_columns(

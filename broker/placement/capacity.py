@@ -124,11 +124,14 @@ class Ledger:
 
 def greedy_order(classes: list[JobClass], jobs: Iterable[tuple[int, str]]) -> list[tuple[int, str]]:
     """Highest priority first, then the largest jobs (they are hardest to fit), then input order."""
-    ranked = list(enumerate(jobs))
-    ranked.sort(
-        key=lambda item: (-classes[item[1][0]].priority, -classes[item[1][0]].demand.cards, item[0])
-    )
-    return [job for _, job in ranked]
+    listed = list(jobs)
+    if not listed:
+        return listed
+    ks = np.fromiter((k for k, _ in listed), dtype=np.int64, count=len(listed))
+    priority = np.asarray([c.priority for c in classes], dtype=np.int64)[ks]
+    cards = np.asarray([c.demand.cards for c in classes], dtype=np.int64)[ks]
+    order = np.lexsort((np.arange(ks.size), -cards, -priority))
+    return [listed[i] for i in order.tolist()]
 
 
 def greedy_fill(

@@ -1,10 +1,17 @@
-"""What a job asks of a site, flattened from its spec into plain, hashable values."""
+"""What a job asks of a site, flattened from its spec into plain, hashable values, one or many."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
+import numpy as np
+
+from broker.placement.tables import BoolArray, FloatArray, IntArray
 from computenet.spec import JobSpec
+
+_K = TypeVar("_K", bound=Hashable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +78,56 @@ def _merged_regions(spec: JobSpec) -> tuple[tuple[str, float], ...]:
     for item in spec.inference.user_regions:
         weights[item.region] = weights.get(item.region, 0.0) + item.weight
     return tuple(sorted(weights.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class DemandArrays:
+    """Many demands as one array per field (one entry per job), to evaluate them in one pass.
+
+    Filters and cost terms that offer a batch form take these and return one row per job (or
+    a single row when the verdict does not depend on the job) over the options asked about.
+    """
+
+    demands: tuple[JobDemand, ...]
+    cards: FloatArray
+    cpu_cores: FloatArray
+    memory_gb: FloatArray
+    gang: BoolArray
+    duration_h: FloatArray
+    dataset_gb: FloatArray
+    checkpoint_h: FloatArray  # inf where the job does not checkpoint
+    serving: BoolArray
+    replicas: FloatArray
+    slo_ms: FloatArray  # NaN where the job has no latency SLO
+
+    @classmethod
+    def of(cls, demands: Sequence[JobDemand]) -> DemandArrays:
+        """The arrays of `demands`, in their order."""
+
+        def floats(values: Iterable[float | None], missing: float = np.nan) -> FloatArray:
+            return np.asarray([missing if v is None else v for v in values], dtype=np.float64)
+
+        jobs = tuple(demands)
+        return cls(
+            demands=jobs,
+            cards=floats(d.cards for d in jobs),
+            cpu_cores=floats(d.cpu_cores for d in jobs),
+            memory_gb=floats(d.memory_gb for d in jobs),
+            gang=np.asarray([d.gang for d in jobs], dtype=np.bool_),
+            duration_h=floats(d.duration_h for d in jobs),
+            dataset_gb=floats(d.dataset_gb for d in jobs),
+            checkpoint_h=floats((d.checkpoint_h for d in jobs), np.inf),
+            serving=np.asarray([d.serving for d in jobs], dtype=np.bool_),
+            replicas=floats(d.replicas for d in jobs),
+            slo_ms=floats(d.slo_ms for d in jobs),
+        )
+
+    def __len__(self) -> int:
+        return len(self.demands)
+
+    def groups(self, key: Callable[[JobDemand], _K]) -> list[tuple[_K, IntArray]]:
+        """Positions of the jobs sharing each value of `key`, in order of first appearance."""
+        rows: dict[_K, list[int]] = {}
+        for i, demand in enumerate(self.demands):
+            rows.setdefault(key(demand), []).append(i)
+        return [(k, np.asarray(v, dtype=np.int64)) for k, v in rows.items()]

@@ -1,4 +1,8 @@
-"""Hard placement constraints: small filters that keep or reject options and say why they reject."""
+"""Hard placement constraints: small filters that keep or reject options and say why they reject.
+
+Each standard filter judges many jobs at once (`passes_many`: one row per job, or one row for
+all when the verdict does not depend on the job); `passes` is that verdict for a single job.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-from broker.placement.demand import JobDemand
+from broker.placement.demand import DemandArrays, JobDemand
 from broker.placement.tables import HOST_ONLY, BoolArray, EvalContext, FederationTable, IntArray
 
 _EPS = 1e-9
@@ -31,35 +35,65 @@ class Filter(Protocol):
         ...
 
 
-class RequireSiteAccepting:
+class BatchFilter(Protocol):
+    """A filter that also judges many jobs at once."""
+
+    def passes_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> BoolArray:
+        """Jobs x `opts` verdicts, or 1 x `opts` if they hold for every job."""
+        ...
+
+
+class _Batched:
+    """`passes` for one job through the filter's batch form."""
+
+    def passes_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> BoolArray:
+        raise NotImplementedError
+
+    def passes(self, job: JobDemand, ctx: EvalContext, opts: IntArray) -> BoolArray:
+        verdict = self.passes_many(DemandArrays.of((job,)), ctx, opts)
+        return np.broadcast_to(verdict, (1, len(opts)))[0]
+
+
+class RequireSiteAccepting(_Batched):
     """The site is active: not lost, suspect, draining, offline or silent."""
 
     name = "site_accepting"
 
-    def passes(self, job: JobDemand, ctx: EvalContext, opts: IntArray) -> BoolArray:
-        return ctx.avail.opt_accepting[opts]
+    def passes_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> BoolArray:
+        return ctx.avail.opt_accepting[opts][None, :]
 
     def reason(self, job: JobDemand, ctx: EvalContext, opt: int) -> str:
         return f"site is {ctx.avail.site_status[int(ctx.table.opt_site[opt])]}"
 
 
-class RequireResidency:
+class RequireResidency(_Batched):
     """The site is allowed by the job's constraints (allowed provinces or sites, exclusions)."""
 
     name = "residency"
 
-    def passes(self, job: JobDemand, ctx: EvalContext, opts: IntArray) -> BoolArray:
-        if not job.has_residency_rules:
-            return np.ones(len(opts), dtype=np.bool_)
+    def passes_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> BoolArray:
         table = ctx.table
-        site_ok = np.asarray(
-            [_residency_problem(job, table, s) is None for s in range(len(table.site_ids))]
-        )
-        return site_ok[table.opt_site[opts]]
+        out = np.ones((1, len(opts)), dtype=np.bool_)
+        sites = table.opt_site[opts]
+        for rules, rows in jobs.groups(_residency_rules):
+            if not any(rules):
+                continue
+            if out.shape[0] == 1:
+                out = np.ones((len(jobs), len(opts)), dtype=np.bool_)
+            demand = jobs.demands[int(rows[0])]
+            site_ok = np.asarray(
+                [_residency_problem(demand, table, s) is None for s in range(len(table.site_ids))]
+            )
+            out[rows] = site_ok[sites][None, :]
+        return out
 
     def reason(self, job: JobDemand, ctx: EvalContext, opt: int) -> str:
         problem = _residency_problem(job, ctx.table, int(ctx.table.opt_site[opt]))
         return problem or "allowed by residency constraints"
+
+
+def _residency_rules(job: JobDemand) -> tuple[frozenset[str], ...]:
+    return (job.allowed_provinces, job.allowed_sites, job.excluded_sites)
 
 
 def _residency_problem(job: JobDemand, table: FederationTable, site: int) -> str | None:
@@ -73,13 +107,19 @@ def _residency_problem(job: JobDemand, table: FederationTable, site: int) -> str
     return None
 
 
-class RequireAccelerator:
+class RequireAccelerator(_Batched):
     """The option offers the requested model (any pool if unnamed; host only for CPU-only jobs)."""
 
     name = "accelerator"
 
-    def passes(self, job: JobDemand, ctx: EvalContext, opts: IntArray) -> BoolArray:
-        return _acceptable(job, ctx.table, opts)
+    def passes_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> BoolArray:
+        groups = jobs.groups(_model_key)
+        if len(groups) == 1:
+            return _acceptable(groups[0][0], ctx.table, opts)[None, :]
+        out = np.empty((len(jobs), len(opts)), dtype=np.bool_)
+        for key, rows in groups:
+            out[rows] = _acceptable(key, ctx.table, opts)[None, :]
+        return out
 
     def reason(self, job: JobDemand, ctx: EvalContext, opt: int) -> str:
         if job.cards == 0:
@@ -87,28 +127,47 @@ class RequireAccelerator:
         return f"no {job.accelerator} accelerators" if job.accelerator else "no accelerators"
 
 
-def _acceptable(job: JobDemand, table: FederationTable, opts: IntArray) -> BoolArray:
-    if job.cards == 0:
+def _model_key(job: JobDemand) -> tuple[str, bool]:
+    """What decides which options offer the job's accelerator: the model, and CPU-only."""
+    return job.accelerator, job.cards == 0
+
+
+def _acceptable(key: tuple[str, bool], table: FederationTable, opts: IntArray) -> BoolArray:
+    accelerator, cpu_only = key
+    if cpu_only:
         return table.model_mask[HOST_ONLY][opts]
-    if job.accelerator:
-        mask = table.model_mask.get(job.accelerator)
+    if accelerator:
+        mask = table.model_mask.get(accelerator)
         return np.zeros(len(opts), dtype=np.bool_) if mask is None else mask[opts]
     return ~table.model_mask[HOST_ONLY][opts]
 
 
-class RequireGangFit:
-    """Enough cards are free now: in one pool for gang jobs, over the site's pools otherwise."""
+class RequireGangFit(_Batched):
+    """Enough cards are free now: in one pool for gang jobs, over the site's pools otherwise.
+
+    "The site's pools" are those offering the job's accelerator.
+    """
 
     name = "gang_fit"
 
-    def passes(self, job: JobDemand, ctx: EvalContext, opts: IntArray) -> BoolArray:
+    def passes_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> BoolArray:
         free = ctx.avail.opt_free
-        if job.gang or ctx.single_pool or job.cards == 0:
-            return free[opts] >= job.cards
+        out = free[opts][None, :] >= jobs.cards[:, None]
+        if ctx.single_pool:
+            return out
         table = ctx.table
+        spread = ~jobs.gang & (jobs.cards > 0)
         sites = table.opt_site[opts]
-        total = np.bincount(sites, weights=free[opts], minlength=len(table.site_ids))
-        return total[sites] >= job.cards
+        every = np.arange(table.n_options)
+        for key, rows in jobs.groups(_model_key):
+            rows = rows[spread[rows]]
+            if rows.size:
+                pools = _acceptable(key, table, every)
+                total = np.bincount(
+                    table.opt_site, weights=free * pools, minlength=len(table.site_ids)
+                )
+                out[rows] = total[sites][None, :] >= jobs.cards[rows, None]
+        return out
 
     def reason(self, job: JobDemand, ctx: EvalContext, opt: int) -> str:
         table, free = ctx.table, ctx.avail.opt_free
@@ -116,19 +175,20 @@ class RequireGangFit:
         if job.gang or ctx.single_pool:
             return f"gang of {job.cards} {model} needs one pool, {int(free[opt])} free"
         site_opts = table.site_options[int(table.opt_site[opt])]
-        total = int(free[site_opts[_acceptable(job, table, site_opts)]].sum())
+        total = int(free[site_opts[_acceptable(_model_key(job), table, site_opts)]].sum())
         return f"needs {job.cards} {job.accelerator or 'accelerators'}, {total} free"
 
 
-class RequireHostResources:
+class RequireHostResources(_Batched):
     """The site has the CPU cores and memory the job asks for free."""
 
     name = "host_resources"
 
-    def passes(self, job: JobDemand, ctx: EvalContext, opts: IntArray) -> BoolArray:
+    def passes_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> BoolArray:
         sites = ctx.table.opt_site[opts]
-        cpu_ok = ctx.avail.site_cpu_free[sites] + _EPS >= job.cpu_cores
-        return cpu_ok & (ctx.avail.site_memory_gb_free[sites] + _EPS >= job.memory_gb)
+        cpu_ok = ctx.avail.site_cpu_free[sites][None, :] + _EPS >= jobs.cpu_cores[:, None]
+        memory_free = ctx.avail.site_memory_gb_free[sites][None, :]
+        return cpu_ok & (memory_free + _EPS >= jobs.memory_gb[:, None])
 
     def reason(self, job: JobDemand, ctx: EvalContext, opt: int) -> str:
         site = int(ctx.table.opt_site[opt])
@@ -139,18 +199,23 @@ class RequireHostResources:
         return f"needs {job.memory_gb:g} GB memory, {free_gb:g} free"
 
 
-class RequireDataReachable:
+class RequireDataReachable(_Batched):
     """The job's dataset origin is a known node with a route to the site."""
 
     name = "data_reachable"
 
-    def passes(self, job: JobDemand, ctx: EvalContext, opts: IntArray) -> BoolArray:
-        if job.dataset_origin is None:
-            return np.ones(len(opts), dtype=np.bool_)
-        route = ctx.table.data_route(job.dataset_origin)
-        if route is None:
-            return np.zeros(len(opts), dtype=np.bool_)
-        return route.bottleneck_gbps[ctx.table.opt_site[opts]] > 0
+    def passes_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> BoolArray:
+        out = np.ones((1, len(opts)), dtype=np.bool_)
+        sites = ctx.table.opt_site[opts]
+        for origin, rows in jobs.groups(lambda d: d.dataset_origin):
+            if origin is None:
+                continue
+            if out.shape[0] == 1:
+                out = np.ones((len(jobs), len(opts)), dtype=np.bool_)
+            route = ctx.table.data_route(origin)
+            reachable = False if route is None else route.bottleneck_gbps[sites] > 0
+            out[rows] = reachable
+        return out
 
     def reason(self, job: JobDemand, ctx: EvalContext, opt: int) -> str:
         origin = job.dataset_origin
@@ -159,7 +224,7 @@ class RequireDataReachable:
         return f"no route for the dataset from {origin}"
 
 
-class RespectLatencySLO:
+class RespectLatencySLO(_Batched):
     """Every user region of an inference job reaches the site within the latency SLO.
 
     The SLO bounds the worst region, not the demand-weighted mean: a user in a light region
@@ -168,14 +233,24 @@ class RespectLatencySLO:
 
     name = "latency_slo"
 
-    def passes(self, job: JobDemand, ctx: EvalContext, opts: IntArray) -> BoolArray:
-        if job.slo_ms is None:
-            return np.ones(len(opts), dtype=np.bool_)
-        rows = _region_rows(job, ctx.table)
-        if rows is None:
-            return np.zeros(len(opts), dtype=np.bool_)
-        worst = ctx.table.opt_rtt_ms[rows][:, opts].max(axis=0)
-        return worst <= job.slo_ms + _EPS
+    def passes_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> BoolArray:
+        out = np.ones((1, len(opts)), dtype=np.bool_)
+        bounded = ~np.isnan(jobs.slo_ms)
+        if not bounded.any():
+            return out
+        out = np.ones((len(jobs), len(opts)), dtype=np.bool_)
+        table = ctx.table
+        for regions, rows in jobs.groups(lambda d: tuple(r for r, _ in d.regions)):
+            rows = rows[bounded[rows]]
+            if rows.size == 0:
+                continue
+            where = [table.region_pos.get(region, -1) for region in regions]
+            if min(where, default=-1) < 0:
+                out[rows] = False
+                continue
+            worst = table.opt_rtt_ms[where][:, opts].max(axis=0)
+            out[rows] = worst[None, :] <= jobs.slo_ms[rows, None] + _EPS
+        return out
 
     def reason(self, job: JobDemand, ctx: EvalContext, opt: int) -> str:
         table = ctx.table
@@ -187,13 +262,6 @@ class RespectLatencySLO:
         if math.isinf(rtt):
             return f"no route from {region}"
         return f"rtt {rtt:.1f} ms > slo {job.slo_ms:g} ms (from {region})"
-
-
-def _region_rows(job: JobDemand, table: FederationTable) -> list[int] | None:
-    try:
-        return [table.region_pos[region] for region, _ in job.regions]
-    except KeyError:
-        return None
 
 
 def default_filters() -> tuple[Filter, ...]:

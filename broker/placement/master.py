@@ -257,7 +257,8 @@ class MasterLp:
         remaining = deadline - time.perf_counter()
         if remaining < _MIN_SOLVE_S:
             return None
-        self.highs.setOptionValue("time_limit", remaining)
+        # HiGHS counts its time limit from the instance's first run, over all runs
+        self.highs.setOptionValue("time_limit", self.highs.getRunTime() + remaining)
         began = time.perf_counter()
         self.highs.run()
         status = self.highs.getModelStatus()

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from broker.placement.config import PolicyConfig
-from broker.placement.demand import JobDemand
+from broker.placement.demand import DemandArrays, JobDemand
 from broker.placement.filters import Filter, default_filters
-from broker.placement.tables import EvalContext, FloatArray, IntArray
+from broker.placement.tables import BoolArray, EvalContext, FloatArray, IntArray
 from broker.placement.terms import CostTerm, default_terms
 
 
@@ -53,21 +53,78 @@ class Evaluation:
 
 def evaluate(policy: Policy, job: JobDemand, ctx: EvalContext) -> Evaluation:
     """Run the filters in order over all options, then price the options that passed."""
-    n_filters = len(policy.filters)
-    alive = np.arange(ctx.table.n_options, dtype=np.int64)
-    failed_at = np.full(alive.size, n_filters, dtype=np.int64)
+    jobs = DemandArrays.of((job,))
+    every = np.arange(ctx.table.n_options, dtype=np.int64)
+    failed_at = first_failures(policy, job, ctx, every, jobs)
+    alive = np.flatnonzero(failed_at == len(policy.filters))
+    if alive.size == 0:
+        empty = np.zeros((len(policy.terms), 0))
+        return Evaluation(failed_at, alive, empty, np.zeros(0))
+    term_cny = np.vstack(
+        [
+            _cost_many(term, jobs, ctx, alive)[0] * weight if weight else np.zeros(alive.size)
+            for term, weight in zip(policy.terms, policy.weights, strict=True)
+        ]
+    )
+    return Evaluation(failed_at, alive, term_cny, term_cny.sum(axis=0))
+
+
+def first_failures(
+    policy: Policy,
+    job: JobDemand,
+    ctx: EvalContext,
+    opts: IntArray,
+    jobs: DemandArrays | None = None,
+) -> IntArray:
+    """For each of `opts`, the index of the first filter it fails (len(filters) if none)."""
+    jobs = jobs or DemandArrays.of((job,))
+    failed_at = np.full(opts.size, len(policy.filters), dtype=np.int64)
+    alive = np.arange(opts.size)
     for k, rule in enumerate(policy.filters):
-        keep = rule.passes(job, ctx, alive)
+        keep = _passes_many(rule, jobs, ctx, opts[alive])[0]  # one job: one row either way
         failed_at[alive[~keep]] = k
         alive = alive[keep]
         if alive.size == 0:
             break
-    if alive.size == 0:
-        empty = np.zeros((len(policy.terms), 0))
-        return Evaluation(failed_at, alive, empty, np.zeros(0))
-    rows = [
-        term.cost_cny(job, ctx, alive) * weight if weight else np.zeros(alive.size)
-        for term, weight in zip(policy.terms, policy.weights, strict=True)
-    ]
-    term_cny = np.vstack(rows)
-    return Evaluation(failed_at, alive, term_cny, term_cny.sum(axis=0))
+    return failed_at
+
+
+def evaluate_many(
+    policy: Policy, jobs: DemandArrays, ctx: EvalContext, opts: IntArray
+) -> tuple[IntArray, BoolArray, FloatArray]:
+    """Which of `opts` pass every filter for each job, and the weighted total cost there.
+
+    Returns the options some job may use (columns, a subset of `opts` in its order), a jobs x
+    columns feasibility mask and the jobs x columns total costs (meaningless where infeasible).
+    Options no job can use are dropped after each filter, so grouping jobs that ask for the
+    same accelerator keeps the arrays narrow.
+    """
+    mask = np.ones((len(jobs), opts.size), dtype=np.bool_)
+    for rule in policy.filters:
+        mask &= _passes_many(rule, jobs, ctx, opts)
+        used = mask.any(axis=0)
+        if not used.all():
+            opts, mask = opts[used], mask[:, used]
+        if opts.size == 0:
+            break
+    total = np.zeros(mask.shape)
+    for term, weight in zip(policy.terms, policy.weights, strict=True):
+        if weight and opts.size:
+            total += _cost_many(term, jobs, ctx, opts) * weight
+    return opts, mask, total
+
+
+def _passes_many(rule: Filter, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> BoolArray:
+    """Jobs x opts verdicts (one row if they hold for every job), batched if the filter can."""
+    many = getattr(rule, "passes_many", None)  # see filters.BatchFilter
+    if many is not None:
+        return np.asarray(many(jobs, ctx, opts), dtype=np.bool_)
+    return np.vstack([rule.passes(job, ctx, opts) for job in jobs.demands])
+
+
+def _cost_many(term: CostTerm, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> FloatArray:
+    """Jobs x opts costs, batched if the term can."""
+    many = getattr(term, "cost_many", None)  # see terms.BatchCostTerm
+    if many is not None:
+        return np.asarray(many(jobs, ctx, opts), dtype=np.float64)
+    return np.vstack([term.cost_cny(job, ctx, opts) for job in jobs.demands])

@@ -46,12 +46,14 @@ class LpOutcome:
 def column_generation(master: MasterLp, deadline: float, per_round: int) -> LpOutcome:
     """Solve, price every pair, add the best `per_round` per class, until none prices out."""
     outcome = LpOutcome(False, np.inf, -np.inf, None)
+    index = master.index
+    caps = index.caps(np.arange(index.n_pairs), master.counts, master.ledger)
     cut = 0
     while True:
         solution = master.solve(deadline, cut_rounds=0)
         if solution is None:
             return outcome
-        bound, additions = price(master, solution, per_round)
+        bound, additions = price(master, solution, caps, per_round)
         cut = master.add_violated_cuts(solution.x)
         best = max(outcome.bound_cny, bound)
         outcome = LpOutcome(True, solution.value_cny, best, solution)
@@ -71,11 +73,15 @@ def column_generation(master: MasterLp, deadline: float, per_round: int) -> LpOu
         master.add_columns(additions)
 
 
-def price(master: MasterLp, solution: MasterSolution, per_round: int) -> tuple[float, IntArray]:
-    """Lagrangian bound at these duals, and up to `per_round` improving pairs per class."""
+def price(
+    master: MasterLp, solution: MasterSolution, caps: FloatArray, per_round: int
+) -> tuple[float, IntArray]:
+    """Lagrangian bound at these duals, and up to `per_round` improving pairs per class.
+
+    `caps` are the jobs each pair could hold on its own (OptionIndex.caps of every pair).
+    """
     index = master.index
     adjusted = adjusted_costs(master, solution.row_dual)
-    caps = index.caps(np.arange(index.n_pairs), master.counts, master.ledger)
     limits = master.capacity_rows()[3]
     bound = float(np.dot(solution.row_dual, limits))
     bound += class_bounds(index, adjusted, master.counts, caps)

@@ -104,7 +104,7 @@ class FederationTable:
         by_model: dict[str, list[int]] = {}
         for k, model in enumerate(models):
             by_model.setdefault(model, []).append(k)
-        return cls(
+        table = cls(
             topology=topology,
             site_ids=tuple(s.id for s in sites),
             provinces=tuple(s.province for s in sites),
@@ -123,6 +123,9 @@ class FederationTable:
             site_options=tuple(np.flatnonzero(at == i) for i in range(len(sites))),
             model_mask={m: np.isin(np.arange(len(models)), ks) for m, ks in by_model.items()},
         )
+        for region in regions:  # datasets usually come from user regions; sites are looked up
+            table.data_route(region)
+        return table
 
 
 @dataclass(eq=False, slots=True)

@@ -1,14 +1,17 @@
-"""Placement cost terms: each prices one consequence of running a job at an option in CNY."""
+"""Placement cost terms: each prices one consequence of running a job at an option in CNY.
+
+Each standard term prices many jobs at once (`cost_many`: jobs x options); `cost_cny` is that
+price for a single job.
+"""
 
 from __future__ import annotations
 
-import math
 from typing import Protocol
 
 import numpy as np
 
 from broker.placement.config import PolicyConfig
-from broker.placement.demand import JobDemand
+from broker.placement.demand import DemandArrays, JobDemand
 from broker.placement.tables import EvalContext, FloatArray, IntArray
 
 HOURS_PER_DAY = 24
@@ -27,31 +30,66 @@ class CostTerm(Protocol):
         ...
 
 
+class BatchCostTerm(Protocol):
+    """A cost term that also prices many jobs at once."""
+
+    def cost_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> FloatArray:
+        """Jobs x `opts` costs in CNY."""
+        ...
+
+
+class _Batched:
+    """`cost_cny` for one job through the term's batch form."""
+
+    def cost_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> FloatArray:
+        raise NotImplementedError
+
+    def cost_cny(self, job: JobDemand, ctx: EvalContext, opts: IntArray) -> FloatArray:
+        return self.cost_many(DemandArrays.of((job,)), ctx, opts)[0]
+
+
 def power_kw(
     job: JobDemand, ctx: EvalContext, opts: IntArray, cpu_watts_per_core: float
 ) -> FloatArray:
     """Facility power of the job at each option: (card watts + host watts) x PUE / 1000."""
+    return power_kw_many(DemandArrays.of((job,)), ctx, opts, cpu_watts_per_core)[0]
+
+
+def power_kw_many(
+    jobs: DemandArrays, ctx: EvalContext, opts: IntArray, cpu_watts_per_core: float
+) -> FloatArray:
+    """`power_kw` of each job (rows) at each option (columns)."""
     table = ctx.table
-    watts = table.opt_watts[opts] * job.cards + job.cpu_cores * cpu_watts_per_core
-    return watts * table.opt_pue[opts] / 1000.0
+    host_w = jobs.cpu_cores[:, None] * cpu_watts_per_core
+    watts = table.opt_watts[opts][None, :] * jobs.cards[:, None] + host_w
+    return watts * table.opt_pue[opts][None, :] / 1000.0
 
 
-def price_integral(ctx: EvalContext, opts: IntArray, start_hour: float, hours: float) -> FloatArray:
-    """Integral of each option's hourly price over [start, start + hours) in CNY/kWh x h."""
-    return _cumulative(ctx, opts, start_hour + hours) - _cumulative(ctx, opts, start_hour)
+def price_integral(
+    ctx: EvalContext, opts: IntArray, start_hour: float, hours: FloatArray
+) -> FloatArray:
+    """Integral of each option's hourly price over [start, start + hours) in CNY/kWh x h.
+
+    One row per entry of `hours`, one column per option.
+    """
+    ends = np.append(start_hour + np.asarray(hours, dtype=np.float64), start_hour)
+    cumulative = _cumulative(ctx, opts, ends)
+    return cumulative[:-1] - cumulative[-1:]
 
 
-def _cumulative(ctx: EvalContext, opts: IntArray, hour: float) -> FloatArray:
+def _cumulative(ctx: EvalContext, opts: IntArray, hour: FloatArray) -> FloatArray:
     prefix, hourly = ctx.table.opt_prefix, ctx.table.opt_hourly
-    days, rest = divmod(hour, HOURS_PER_DAY)
-    whole = int(rest)
-    daily = prefix[opts, HOURS_PER_DAY]
-    if whole >= HOURS_PER_DAY:  # rest can round up to 24.0
-        return (days + 1) * daily
-    return days * daily + prefix[opts, whole] + (rest - whole) * hourly[opts, whole]
+    days, rest = np.divmod(hour, HOURS_PER_DAY)
+    whole = rest.astype(np.int64)
+    full = whole >= HOURS_PER_DAY  # rest can round up to 24.0
+    days, whole = days + full, np.where(full, 0, whole)
+    rest = np.where(full, 0.0, rest)
+    at = (opts[None, :], whole[:, None])
+    daily = prefix[opts, HOURS_PER_DAY][None, :]
+    return days[:, None] * daily + prefix[at] + (rest - whole)[:, None] * hourly[at]
 
 
-class EnergyCost:
+class EnergyCost(_Batched):
     """Electricity over the run window starting now, priced by the site's hourly schedule (CST)."""
 
     name = "energy"
@@ -59,12 +97,12 @@ class EnergyCost:
     def __init__(self, cpu_watts_per_core: float) -> None:
         self.cpu_watts_per_core = cpu_watts_per_core
 
-    def cost_cny(self, job: JobDemand, ctx: EvalContext, opts: IntArray) -> FloatArray:
-        kw = power_kw(job, ctx, opts, self.cpu_watts_per_core)
-        return kw * price_integral(ctx, opts, ctx.start_hour, job.duration_h)
+    def cost_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> FloatArray:
+        kw = power_kw_many(jobs, ctx, opts, self.cpu_watts_per_core)
+        return kw * price_integral(ctx, opts, ctx.start_hour, jobs.duration_h)
 
 
-class CarbonCost:
+class CarbonCost(_Batched):
     """Emissions kWh x grid factor x (1 - green share), priced at the carbon price per tonne."""
 
     name = "carbon"
@@ -73,12 +111,13 @@ class CarbonCost:
         self.cpu_watts_per_core = cpu_watts_per_core
         self.cny_per_kg = carbon_price_cny_per_t / KG_PER_TONNE
 
-    def cost_cny(self, job: JobDemand, ctx: EvalContext, opts: IntArray) -> FloatArray:
-        kwh = power_kw(job, ctx, opts, self.cpu_watts_per_core) * job.duration_h
-        return kwh * ctx.table.opt_carbon_kg_per_kwh[opts] * self.cny_per_kg
+    def cost_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> FloatArray:
+        kw = power_kw_many(jobs, ctx, opts, self.cpu_watts_per_core)
+        kwh = kw * jobs.duration_h[:, None]
+        return kwh * ctx.table.opt_carbon_kg_per_kwh[opts][None, :] * self.cny_per_kg
 
 
-class DataMovementCost:
+class DataMovementCost(_Batched):
     """Moving the dataset to the site: transfer fees plus the job's cards idling while it moves."""
 
     name = "data_movement"
@@ -86,21 +125,26 @@ class DataMovementCost:
     def __init__(self, value_cny_per_card_hour: float) -> None:
         self.value = value_cny_per_card_hour
 
-    def cost_cny(self, job: JobDemand, ctx: EvalContext, opts: IntArray) -> FloatArray:
-        if job.dataset_origin is None or job.dataset_gb <= 0:
-            return np.zeros(len(opts))
-        route = ctx.table.data_route(job.dataset_origin)
-        if route is None:
-            return np.full(len(opts), math.inf)
+    def cost_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> FloatArray:
+        out = np.zeros((len(jobs), len(opts)))
         sites = ctx.table.opt_site[opts]
-        bottleneck = route.bottleneck_gbps[sites]
-        with np.errstate(divide="ignore"):
-            hours = job.dataset_gb * BITS_PER_BYTE / bottleneck / SECONDS_PER_HOUR
-        fees = job.dataset_gb * route.cny_per_gb[sites]
-        return fees + hours * job.cards * self.value
+        for origin, rows in jobs.groups(lambda d: d.dataset_origin):
+            rows = rows[jobs.dataset_gb[rows] > 0]
+            if origin is None or rows.size == 0:
+                continue
+            route = ctx.table.data_route(origin)
+            if route is None:
+                out[rows] = np.inf
+                continue
+            size_gb = jobs.dataset_gb[rows, None]
+            with np.errstate(divide="ignore"):
+                hours = size_gb * BITS_PER_BYTE / route.bottleneck_gbps[sites] / SECONDS_PER_HOUR
+            fees = size_gb * route.cny_per_gb[sites]
+            out[rows] = fees + hours * (jobs.cards[rows, None] * self.value)
+        return out
 
 
-class QueueWaitCost:
+class QueueWaitCost(_Batched):
     """The job's cards idling through the site's expected queue wait."""
 
     name = "queue_wait"
@@ -108,11 +152,11 @@ class QueueWaitCost:
     def __init__(self, value_cny_per_card_hour: float) -> None:
         self.value = value_cny_per_card_hour
 
-    def cost_cny(self, job: JobDemand, ctx: EvalContext, opts: IntArray) -> FloatArray:
-        return ctx.avail.opt_wait_h[opts] * (job.cards * self.value)
+    def cost_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> FloatArray:
+        return ctx.avail.opt_wait_h[opts][None, :] * (jobs.cards[:, None] * self.value)
 
 
-class ReliabilityCost:
+class ReliabilityCost(_Batched):
     """Expected work lost to interruptions of a gang job.
 
     Interruptions arrive at rate max(1, cards / reference_cards) / site MTBF: the site's figure
@@ -130,12 +174,14 @@ class ReliabilityCost:
         self.reference_cards = reference_cards
         self.restart_h = restart_h
 
-    def cost_cny(self, job: JobDemand, ctx: EvalContext, opts: IntArray) -> FloatArray:
-        if not job.gang or job.cards == 0:
-            return np.zeros(len(opts))
-        scale = max(1.0, job.cards / self.reference_cards)
-        failures = job.duration_h * scale / ctx.table.opt_mtbf_h[opts]
-        return failures * (self.lost_hours(job) * job.cards * self.value)
+    def cost_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> FloatArray:
+        cards, duration = jobs.cards, jobs.duration_h
+        scale = np.maximum(1.0, cards / self.reference_cards)
+        failures = (duration * scale)[:, None] / ctx.table.opt_mtbf_h[opts][None, :]
+        checkpointed = np.minimum(jobs.checkpoint_h, duration) / 2.0
+        lost_h = np.where(jobs.serving, self.restart_h, checkpointed)
+        per_failure = np.where(jobs.gang & (cards > 0), lost_h * cards * self.value, 0.0)
+        return failures * per_failure[:, None]
 
     def lost_hours(self, job: JobDemand) -> float:
         """Hours of work one interruption costs each card of the job."""
@@ -146,7 +192,7 @@ class ReliabilityCost:
         return job.duration_h / 2.0
 
 
-class LatencyCost:
+class LatencyCost(_Batched):
     """Demand-weighted RTT from the job's user regions, per replica-hour of serving."""
 
     name = "latency"
@@ -154,16 +200,19 @@ class LatencyCost:
     def __init__(self, cny_per_ms_replica_hour: float) -> None:
         self.price = cny_per_ms_replica_hour
 
-    def cost_cny(self, job: JobDemand, ctx: EvalContext, opts: IntArray) -> FloatArray:
-        if not job.regions:
-            return np.zeros(len(opts))
+    def cost_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> FloatArray:
         table = ctx.table
-        rows = [table.region_pos.get(region, -1) for region, _ in job.regions]
-        if min(rows) < 0:
-            return np.full(len(opts), math.inf)
-        weights = np.asarray([w for _, w in job.regions])
-        weighted_rtt = (weights / weights.sum()) @ table.opt_rtt_ms[rows][:, opts]
-        return weighted_rtt * (self.price * job.replicas * job.duration_h)
+        out = np.zeros((len(jobs), len(opts)))
+        for i, demand in enumerate(jobs.demands):
+            if not demand.regions:
+                continue
+            rows = [table.region_pos.get(region, -1) for region, _ in demand.regions]
+            if min(rows) < 0:
+                out[i] = np.inf
+                continue
+            weights = np.asarray([w for _, w in demand.regions])
+            out[i] = (weights / weights.sum()) @ table.opt_rtt_ms[rows][:, opts]
+        return out * (self.price * jobs.replicas * jobs.duration_h)[:, None]
 
 
 def default_terms(config: PolicyConfig) -> tuple[CostTerm, ...]:

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 
 from bench.bench_placement import busy_snapshot
 from broker.placement import FederationSnapshot, Policy, PolicyConfig, place_batch, place_greedy
-from broker.placement.batch import _greedy, job_classes
 from broker.placement.capacity import Ledger, objective_cny
+from broker.placement.classes import greedy_assignment, job_classes
 from broker.placement.repair import improve
 from broker.placement.tables import context_for
 from computenet.spec import JobSpec, parse_spec
@@ -34,7 +34,7 @@ def test_improve_never_raises_cost_nor_overcommits(instance: Instance) -> None:
     snapshot, jobs = instance
     ctx = context_for(snapshot, single_pool=True)
     classes, members = job_classes(jobs, ctx, Policy.default())
-    start = _greedy(classes, members, ctx)
+    start = greedy_assignment(classes, members, ctx)
     placeable = [c for c in classes if c.placeable]
     ledger = _ledger_after(Ledger(ctx), placeable, start)
     better = improve(placeable, dict(start), ledger, time.perf_counter() + 5.0)
