@@ -95,6 +95,21 @@ def synthetic_queue(
     return jobs
 
 
+def distinct_queue(topology: Topology, n_jobs: int, seed: int) -> list[tuple[str, JobSpec]]:
+    """`n_jobs` pending jobs, each its own class: durations, dataset sizes and priorities vary."""
+    rng = np.random.default_rng(seed + 3)
+    jobs = []
+    for i, template in enumerate(job_templates(topology, n_jobs, seed)):
+        template["duration_hours"] = round(template["duration_hours"] * rng.uniform(0.5, 1.5), 3)
+        if "dataset" in template:
+            template["dataset"]["size_gb"] = round(
+                template["dataset"]["size_gb"] * rng.uniform(0.5, 2.0), 1
+            )
+        template["priority"] = int(rng.integers(0, 101))
+        jobs.append((f"j{i:06d}", parse_spec(template)))
+    return jobs
+
+
 def busy_snapshot(topology: Topology, free_share: float, seed: int) -> FederationSnapshot:
     """Every site active with a random share (up to `free_share`) of each pool free."""
     rng = np.random.default_rng(seed + 2)

@@ -124,7 +124,7 @@ def _optimise(
         exact = solve_milp(model, deadline)
         if exact is not None:
             candidates.append(
-                (assign_whole(placeable, model.var_class, model.var_opt, exact, ledger), "milp")
+                (assign_whole(placeable, model.var_class, model.var_pos, exact, ledger), "milp")
             )
     candidates.append((dive(placeable, master, lp.solution, ledger, deadline), "lp"))
     return lp.bound_cny, candidates
@@ -161,15 +161,18 @@ def _seed_columns(
     index: OptionIndex, placeable: list[JobClass], greedy: dict[str, int], per_class: int
 ) -> IntArray:
     """Each class's cheapest options plus those greedy used, so the LP can reproduce greedy."""
-    seeds = []
-    for k, cls in enumerate(placeable):
-        used = {greedy[j] for j in cls.jobs if j in greedy}
-        positions = np.flatnonzero(
-            np.isin(cls.opts, np.fromiter(used, dtype=np.int64, count=len(used)))
-        )
-        chosen = np.union1d(np.arange(min(per_class, cls.opts.size)), positions)
-        seeds.append(index.start[k] + chosen)
-    return np.concatenate(seeds).astype(np.int64)
+    sizes = np.diff(index.start)
+    first = np.minimum(sizes, per_class)
+    cheapest = np.repeat(index.start[:-1], first) + (
+        np.arange(int(first.sum())) - np.repeat(np.cumsum(first) - first, first)
+    )
+    used = [
+        index.start[k] + greedy[j]
+        for k, cls in enumerate(placeable)
+        for j in cls.jobs
+        if j in greedy
+    ]
+    return np.union1d(cheapest, np.asarray(used, dtype=np.int64)).astype(np.int64)
 
 
 def _ledger_after(ctx: EvalContext, classes: list[JobClass], chosen: dict[str, int]) -> Ledger:
@@ -177,9 +180,9 @@ def _ledger_after(ctx: EvalContext, classes: list[JobClass], chosen: dict[str, i
     ledger = Ledger(ctx)
     for cls in classes:
         for job in cls.jobs:
-            opt = chosen.get(job)
-            if opt is not None:
-                ledger.take(cls.demand, opt)
+            pos = chosen.get(job)
+            if pos is not None:
+                ledger.take(cls.demand, int(cls.opts[pos]))
     return ledger
 
 
@@ -207,11 +210,12 @@ def _result(
     models: dict[str, str] = {}
     reasons: dict[str, str] = {}
     for k, job_id in members:
-        opt = chosen.get(job_id)
-        if opt is None:
+        pos = chosen.get(job_id)
+        if pos is None:
             assignment[job_id] = None
             reasons[job_id] = classes[k].reason or "no capacity left at any feasible site"
         else:
+            opt = int(classes[k].opts[pos])
             assignment[job_id] = table.site_ids[int(table.opt_site[opt])]
             models[job_id] = table.opt_model[opt]
     gap = (value - bound) / max(abs(bound), 1.0) if value > bound else 0.0

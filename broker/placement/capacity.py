@@ -11,6 +11,7 @@ from broker.placement.demand import JobDemand
 from broker.placement.tables import HOST_ONLY, EvalContext, FloatArray, IntArray
 
 _EPS = 1e-9
+_SCAN_FIRST = 4  # options checked one by one before checking the rest at once
 PRIORITY_DOUBLING = 100.0  # priority points that double the cost of leaving a job pending
 
 
@@ -107,6 +108,21 @@ class Ledger:
             and self.memory_gb[site] + _EPS >= demand.memory_gb
         )
 
+    def first_fit(self, demand: JobDemand, opts: IntArray, start: int = 0) -> int:
+        """Position of the first of `opts` from `start` on where one more job fits; len if none."""
+        for at in range(start, min(start + _SCAN_FIRST, opts.size)):
+            if self.fits(demand, int(opts[at])):
+                return at
+        rest = opts[start + _SCAN_FIRST :]
+        if rest.size == 0:
+            return opts.size
+        sites = self.opt_site[rest]
+        ok = self.cards[rest] >= demand.cards
+        ok &= self.cpu[sites] + _EPS >= demand.cpu_cores
+        ok &= self.memory_gb[sites] + _EPS >= demand.memory_gb
+        hit = int(np.argmax(ok))
+        return start + _SCAN_FIRST + hit if ok[hit] else opts.size
+
     def take(self, demand: JobDemand, opt: int) -> None:
         """Hold capacity for one job of `demand` at option `opt`."""
         site = int(self.opt_site[opt])
@@ -146,25 +162,24 @@ def greedy_fill(
         cls._next = 0
     for c, job_id in order:
         cls = classes[c]
-        opts = cls.opts
-        while cls._next < opts.size and not ledger.fits(cls.demand, int(opts[cls._next])):
-            cls._next += 1
-        if cls._next < opts.size:
-            opt = int(opts[cls._next])
-            ledger.take(cls.demand, opt)
-            chosen[job_id] = opt
+        at = ledger.first_fit(cls.demand, cls.opts, cls._next)
+        cls._next = at
+        if at < cls.opts.size:
+            ledger.take(cls.demand, int(cls.opts[at]))
+            chosen[job_id] = at
 
 
 def objective_cny(classes: list[JobClass], chosen: dict[str, int]) -> float:
-    """Cost of an assignment: placed jobs at their option, pending placeable ones at penalty."""
+    """Cost of an assignment: placed jobs at their option, pending placeable ones at penalty.
+
+    `chosen` maps a job to the position of its option in its class's (cost-sorted) options.
+    """
     total = 0.0
     for cls in classes:
         if not cls.placeable:
             continue
-        taken = [chosen[j] for j in cls.jobs if j in chosen]
-        total += cls.penalty * (len(cls.jobs) - len(taken))
-        if taken:
-            by_opt = np.argsort(cls.opts, kind="stable")
-            where = by_opt[np.searchsorted(cls.opts[by_opt], np.asarray(taken))]
-            total += float(cls.cost[where].sum())
+        cost = cls.cost
+        for job in cls.jobs:
+            at = chosen.get(job)
+            total += cls.penalty if at is None else float(cost[at])
     return total

@@ -39,6 +39,7 @@ class LpModel:
     """A restricted problem: its columns, matrices and which resource each capacity row bounds."""
 
     var_class: IntArray  # index into the problem's classes
+    var_pos: IntArray  # position in the class's options
     var_opt: IntArray
     cost: FloatArray  # x costs then one penalty per class
     upper: FloatArray  # most jobs each variable can hold
@@ -57,6 +58,7 @@ def build_model(problem: Problem, columns: list[IntArray]) -> LpModel:
     var_class = np.concatenate(
         [np.full(len(cols), k, dtype=np.int64) for k, cols in enumerate(columns)]
     )
+    var_pos = np.concatenate(columns).astype(np.int64)
     var_opt = np.concatenate([classes[k].opts[cols] for k, cols in enumerate(columns)]).astype(
         np.int64
     )
@@ -98,6 +100,7 @@ def build_model(problem: Problem, columns: list[IntArray]) -> LpModel:
     )
     return LpModel(
         var_class=var_class,
+        var_pos=var_pos,
         var_opt=var_opt,
         cost=np.concatenate([x_cost, [c.penalty for c in classes]]),
         upper=np.concatenate([x_upper, counts]),

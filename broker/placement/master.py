@@ -145,9 +145,9 @@ class MasterLp:
         return self.index.cls[self.col_flat]
 
     @property
-    def col_opt(self) -> IntArray:
-        """Option of each placement column."""
-        return self.index.opt[self.col_flat]
+    def col_pos(self) -> IntArray:
+        """Position of each placement column's option in its class's options."""
+        return self.col_flat - self.index.start[self.col_class]
 
     def add_columns(self, flat: IntArray) -> None:
         """Add the (class, option) pairs `flat` (not yet in the model) as columns."""

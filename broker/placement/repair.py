@@ -27,25 +27,24 @@ _CHECK_EVERY = 16  # deadline checks, in moves tried
 
 
 class _State:
-    """The assignment being improved: what runs where, and the ledger of what is left."""
+    """The assignment being improved: what runs where, and the ledger of what is left.
+
+    `chosen` maps a placed job to the position of its option in its class's options.
+    """
 
     def __init__(self, classes: list[JobClass], chosen: dict[str, int], ledger: Ledger) -> None:
         self.classes = classes
         self.ledger = ledger
         self.chosen = chosen
-        self.job_class: dict[str, int] = {}
         self.at: dict[int, dict[str, int]] = {}  # option -> placed job -> class
-        self.where: list[dict[int, int]] = []  # per class: option -> position in opts
         for k, cls in enumerate(classes):
-            self.where.append({int(o): i for i, o in enumerate(cls.opts.tolist())})
             for job in cls.jobs:
-                self.job_class[job] = k
-                opt = chosen.get(job)
-                if opt is not None:
-                    self.at.setdefault(opt, {})[job] = k
+                pos = chosen.get(job)
+                if pos is not None:
+                    self.at.setdefault(int(cls.opts[pos]), {})[job] = k
 
-    def cost(self, k: int, opt: int) -> float:
-        return float(self.classes[k].cost[self.where[k][opt]])
+    def cost(self, k: int, pos: int) -> float:
+        return float(self.classes[k].cost[pos])
 
     def fitting(self, k: int) -> BoolArray:
         """Which of class k's options (cost order) can take one more job now."""
@@ -59,16 +58,18 @@ class _State:
             ok &= ledger.memory_gb[sites] + _EPS >= d.memory_gb
         return ok
 
-    def place(self, job: str, k: int, opt: int) -> None:
+    def place(self, job: str, k: int, pos: int) -> None:
+        opt = int(self.classes[k].opts[pos])
         self.ledger.take(self.classes[k].demand, opt)
-        self.chosen[job] = opt
+        self.chosen[job] = pos
         self.at.setdefault(opt, {})[job] = k
 
-    def remove(self, job: str) -> int:
-        opt = self.chosen.pop(job)
-        k = self.at[opt].pop(job)
+    def remove(self, job: str, k: int) -> int:
+        pos = self.chosen.pop(job)
+        opt = int(self.classes[k].opts[pos])
+        del self.at[opt][job]
         self.ledger.release(self.classes[k].demand, opt)
-        return opt
+        return pos
 
 
 def improve(
@@ -98,9 +99,9 @@ def _relocate_all(state: _State, deadline: float) -> float:
         placed = [j for j in cls.jobs if j in state.chosen]
         if not placed or cls.opts.size < 2:
             continue
-        placed.sort(key=lambda j: -state.where[k][state.chosen[j]])
+        placed.sort(key=lambda j: -state.chosen[j])
         for job in placed:
-            here = state.where[k][state.chosen[job]]
+            here = state.chosen[job]
             if here == 0:
                 break
             ok = state.fitting(k)[:here]
@@ -108,8 +109,8 @@ def _relocate_all(state: _State, deadline: float) -> float:
                 break
             better = int(np.argmax(ok))
             gained += float(cls.cost[here] - cls.cost[better])
-            state.remove(job)
-            state.place(job, k, int(cls.opts[better]))
+            state.remove(job, k)
+            state.place(job, k, better)
     return gained
 
 
@@ -134,7 +135,7 @@ def _try_insert(state: _State, k: int, job: str) -> float:
     ok = state.fitting(k)
     if ok.any():
         i = int(np.argmax(ok))
-        state.place(job, k, int(cls.opts[i]))
+        state.place(job, k, i)
         return float(cls.penalty - cls.cost[i])
     d = cls.demand
     ledger = state.ledger
@@ -167,47 +168,46 @@ def _eject_and_insert(state: _State, k: int, job: str, i: int) -> float:
     opt = int(cls.opts[i])
     d = cls.demand
     ledger = state.ledger
-    residents = list(state.at.get(opt, {}).items())
+    residents = [(other, c, state.chosen[other]) for other, c in state.at.get(opt, {}).items()]
     # cheapest to displace first: least lost per card if it had to wait
     residents.sort(
-        key=lambda jc: (
-            (state.classes[jc[1]].penalty - state.cost(jc[1], opt))
-            / max(state.classes[jc[1]].demand.cards, 1),
-            jc[0],
+        key=lambda r: (
+            (state.classes[r[1]].penalty - state.cost(r[1], r[2]))
+            / max(state.classes[r[1]].demand.cards, 1),
+            r[0],
         )
     )
     gain = float(cls.penalty - cls.cost[i])
-    ejected: list[tuple[str, int]] = []
-    for other, c in residents:
+    ejected: list[tuple[str, int, int]] = []
+    for other, c, pos in residents:
         if ledger.fits(d, opt):
             break
-        state.remove(other)
-        ejected.append((other, c))
-        gain -= state.classes[c].penalty - state.cost(c, opt)
+        state.remove(other, c)
+        ejected.append((other, c, pos))
+        gain -= state.classes[c].penalty - state.cost(c, pos)
         if gain <= _EPS:
             break
     if gain <= _EPS or not ledger.fits(d, opt):
-        _undo(state, ejected, opt)
+        _undo(state, ejected)
         return 0.0
-    state.place(job, k, opt)
+    state.place(job, k, i)
     moved: list[tuple[str, int]] = []
-    for other, c in sorted(ejected, key=lambda jc: -state.classes[jc[1]].demand.cards):
+    for other, c, _ in sorted(ejected, key=lambda r: -state.classes[r[1]].demand.cards):
         ok = state.fitting(c)
         if ok.any():
             j = int(np.argmax(ok))
-            dest = int(state.classes[c].opts[j])
-            state.place(other, c, dest)
+            state.place(other, c, j)
             moved.append((other, c))
             gain += state.classes[c].penalty - float(state.classes[c].cost[j])
     if gain <= _EPS:
-        for other, _ in moved:
-            state.remove(other)
-        state.remove(job)
-        _undo(state, ejected, opt)
+        for other, c in moved:
+            state.remove(other, c)
+        state.remove(job, k)
+        _undo(state, ejected)
         return 0.0
     return gain
 
 
-def _undo(state: _State, ejected: list[tuple[str, int]], opt: int) -> None:
-    for other, c in ejected:
-        state.place(other, c, opt)
+def _undo(state: _State, ejected: list[tuple[str, int, int]]) -> None:
+    for other, c, pos in ejected:
+        state.place(other, c, pos)

@@ -38,12 +38,12 @@ def dive(
     ledger = ledger.copy()
     waiting = [deque(cls.jobs) for cls in classes]
     chosen: dict[str, int] = {}
-    col_class, col_opt = master.col_class, master.col_opt
+    col_class, col_pos = master.col_class, master.col_pos
     # columns added after the solution was found hold no jobs in it
     x = np.concatenate([solution.x, np.zeros(col_class.size - solution.x.size)])
     tier = 0
     for _ in range(_MAX_ROUNDS):
-        placed = _fix(classes, col_class, col_opt, x, ledger, waiting, chosen, tier)
+        placed = _fix(classes, col_class, col_pos, x, ledger, waiting, chosen, tier)
         if not any(waiting) or time.perf_counter() >= deadline:
             break
         if not placed:
@@ -63,7 +63,7 @@ def dive(
 def _fix(
     classes: list[JobClass],
     col_class: IntArray,
-    col_opt: IntArray,
+    col_pos: IntArray,
     x: FloatArray,
     ledger: Ledger,
     waiting: list[deque[str]],
@@ -81,7 +81,7 @@ def _fix(
     placed = 0
     for v in order.tolist():
         k = int(col_class[v])
-        placed += _take(classes[k], waiting[k], int(col_opt[v]), int(whole[v]), ledger, chosen)
+        placed += _take(classes[k], waiting[k], int(col_pos[v]), int(whole[v]), ledger, chosen)
     if placed:
         return placed
     weight = values * cards * penalty
@@ -89,17 +89,18 @@ def _fix(
     for v in live[np.lexsort((live, -weight[live]))].tolist():
         if values[v] >= _ROUND_UP_FROM or not placed:
             k = int(col_class[v])
-            placed += _take(classes[k], waiting[k], int(col_opt[v]), 1, ledger, chosen)
+            placed += _take(classes[k], waiting[k], int(col_pos[v]), 1, ledger, chosen)
     return placed
 
 
 def _take(
-    cls: JobClass, waiting: deque[str], opt: int, count: int, ledger: Ledger, chosen: dict[str, int]
+    cls: JobClass, waiting: deque[str], pos: int, count: int, ledger: Ledger, chosen: dict[str, int]
 ) -> int:
+    opt = int(cls.opts[pos])
     taken = 0
     while taken < count and waiting and ledger.fits(cls.demand, opt):
         ledger.take(cls.demand, opt)
-        chosen[waiting.popleft()] = opt
+        chosen[waiting.popleft()] = pos
         taken += 1
     return taken
 
@@ -113,7 +114,7 @@ def _fill_rest(
 
 
 def assign_whole(
-    classes: list[JobClass], col_class: IntArray, col_opt: IntArray, x: FloatArray, ledger: Ledger
+    classes: list[JobClass], col_class: IntArray, col_pos: IntArray, x: FloatArray, ledger: Ledger
 ) -> dict[str, int]:
     """The jobs of an integral solution `x`, big ones first; any that do not fit, greedily."""
     ledger = ledger.copy()
@@ -121,6 +122,6 @@ def assign_whole(
     chosen: dict[str, int] = {}
     every_size = len(_TIERS_MIN_CARDS) - 1
     whole = np.round(x[: col_class.size])  # x may go on with the pending counts
-    _fix(classes, col_class, col_opt, whole, ledger, waiting, chosen, every_size)
+    _fix(classes, col_class, col_pos, whole, ledger, waiting, chosen, every_size)
     _fill_rest(classes, waiting, ledger, chosen)
     return chosen
