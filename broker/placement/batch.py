@@ -6,26 +6,19 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, cast
-
-import numpy as np
+from typing import cast
 
 from broker.placement.capacity import JobClass, Ledger, objective_cny
 from broker.placement.classes import greedy_assignment, job_classes
-from broker.placement.config import PolicyConfig
-from broker.placement.lp import Problem, build_model, solve_milp
-from broker.placement.master import MasterLp, OptionIndex
+from broker.placement.optimise import Method, optimise
 from broker.placement.policy import Policy
-from broker.placement.pricing import column_generation
 from broker.placement.repair import improve
-from broker.placement.rounding import assign_whole, dive
 from broker.placement.snapshot import FederationSnapshot
-from broker.placement.tables import EvalContext, FloatArray, IntArray, context_for
+from broker.placement.tables import EvalContext, context_for
 from computenet.spec import JobSpec
 
 log = logging.getLogger(__name__)
 
-Method = Literal["lp", "milp", "greedy"]
 _FINISH_SHARE = 0.2  # of the time budget kept for local search and building the result
 
 
@@ -76,7 +69,7 @@ def place_batch(
     bound = _trivial_bound(classes)
     placeable = [c for c in classes if c.placeable]
     if placeable:
-        lp_bound, candidates = _optimise(placeable, greedy, ctx, policy.config, deadline)
+        lp_bound, candidates = optimise(placeable, greedy, ctx, policy.config, deadline)
         bound = max(bound, lp_bound)
         for chosen, how in candidates:
             value = objective_cny(classes, chosen)
@@ -98,48 +91,6 @@ def place_batch(
     return _result(classes, members, ctx, best, best_value, bound, method, solve_s)
 
 
-def _optimise(
-    placeable: list[JobClass],
-    greedy: dict[str, int],
-    ctx: EvalContext,
-    config: PolicyConfig,
-    deadline: float,
-) -> tuple[float, list[tuple[dict[str, int], Method]]]:
-    """The LP bound and the assignments found from the LP: a dive, and small problems' MILP."""
-    counts = np.asarray([len(c.jobs) for c in placeable], dtype=np.float64)
-    ledger = Ledger(ctx)
-    index = OptionIndex(placeable, ledger, counts)
-    master = MasterLp(index, ledger)
-    per_class = config.batch_candidates_per_class
-    master.add_columns(_seed_columns(index, placeable, greedy, per_class))
-    lp = column_generation(master, deadline, per_class)
-    if not lp.solved or lp.solution is None:
-        return lp.bound_cny, []
-    candidates: list[tuple[dict[str, int], Method]] = []
-    columns = _columns_by_class(master, len(placeable))
-    if master.col_flat.size + counts.size <= config.batch_milp_max_variables and not _integral(
-        lp.solution.x
-    ):
-        model = build_model(Problem(placeable, counts, ledger, len(ctx.table.site_ids)), columns)
-        exact = solve_milp(model, deadline)
-        if exact is not None:
-            candidates.append(
-                (assign_whole(placeable, model.var_class, model.var_pos, exact, ledger), "milp")
-            )
-    candidates.append((dive(placeable, master, lp.solution, ledger, deadline), "lp"))
-    return lp.bound_cny, candidates
-
-
-def _columns_by_class(master: MasterLp, n_classes: int) -> list[IntArray]:
-    """Positions into each class's options of the master's columns."""
-    index = master.index
-    flat = np.sort(master.col_flat)
-    ks = index.cls[flat]
-    cuts = np.searchsorted(ks, np.arange(n_classes + 1))
-    positions = flat - index.start[ks]
-    return [positions[cuts[k] : cuts[k + 1]] for k in range(n_classes)]
-
-
 def place_greedy(
     specs: Sequence[tuple[str, JobSpec]],
     snapshot: FederationSnapshot,
@@ -157,24 +108,6 @@ def place_greedy(
     return _result(classes, members, ctx, chosen, value, _trivial_bound(classes), "greedy", solve_s)
 
 
-def _seed_columns(
-    index: OptionIndex, placeable: list[JobClass], greedy: dict[str, int], per_class: int
-) -> IntArray:
-    """Each class's cheapest options plus those greedy used, so the LP can reproduce greedy."""
-    sizes = np.diff(index.start)
-    first = np.minimum(sizes, per_class)
-    cheapest = np.repeat(index.start[:-1], first) + (
-        np.arange(int(first.sum())) - np.repeat(np.cumsum(first) - first, first)
-    )
-    used = [
-        index.start[k] + greedy[j]
-        for k, cls in enumerate(placeable)
-        for j in cls.jobs
-        if j in greedy
-    ]
-    return np.union1d(cheapest, np.asarray(used, dtype=np.int64)).astype(np.int64)
-
-
 def _ledger_after(ctx: EvalContext, classes: list[JobClass], chosen: dict[str, int]) -> Ledger:
     """The capacity left once every job in `chosen` holds its option."""
     ledger = Ledger(ctx)
@@ -184,10 +117,6 @@ def _ledger_after(ctx: EvalContext, classes: list[JobClass], chosen: dict[str, i
             if pos is not None:
                 ledger.take(cls.demand, int(cls.opts[pos]))
     return ledger
-
-
-def _integral(x: FloatArray) -> bool:
-    return bool(np.all(np.abs(x - np.round(x)) <= 1e-6))
 
 
 def _trivial_bound(classes: list[JobClass]) -> float:

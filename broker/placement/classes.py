@@ -9,6 +9,7 @@ broker/placement/delay.py).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,6 +23,16 @@ from computenet.spec import JobSpec
 
 _SHOWN_REASONS = 3
 _CHUNK_JOBS = 2048  # demands evaluated in one pass, bounding the jobs x options arrays
+
+
+@dataclass(slots=True)
+class _Priced:
+    """Costs of some demands over the options any of them may use (inf where one may not)."""
+
+    demands: list[JobDemand]
+    arrays: DemandArrays
+    opts: IntArray
+    cost: FloatArray  # demands x opts
 
 
 def job_classes(
@@ -51,36 +62,17 @@ def job_classes(
             jobs.append([])
         jobs[k].append(job_id)
         members.append((k, job_id))
-    options = options_of(list(dict.fromkeys(d for d, _ in keys)), ctx, policy)
+    priced = _price(list(dict.fromkeys(d for d, _ in keys)), ctx, policy)
+    options = _sorted_options(priced)
     classes = [
-        _job_class(d, p, ids, options[d], ctx, policy)
-        for (d, p), ids in zip(keys, jobs, strict=True)
+        JobClass(demand, priority, ids, *options[demand])
+        for (demand, priority), ids in zip(keys, jobs, strict=True)
     ]
+    _set_penalties(classes, policy)
     if policy.config.batch_wait_model == "delay":
-        _price_delay(classes, greedy_assignment(classes, members, ctx), ctx, policy, pool_totals)
+        _price_delay(priced, classes, members, ctx, policy, pool_totals)
+    _explain_unplaceable(classes, ctx, policy)
     return classes, members
-
-
-def options_of(
-    demands: list[JobDemand], ctx: EvalContext, policy: Policy
-) -> dict[JobDemand, tuple[IntArray, FloatArray]]:
-    """Each demand's feasible options, cheapest first (ties by option index), and their costs."""
-    by_model: dict[tuple[str, bool], list[JobDemand]] = {}
-    for demand in demands:
-        by_model.setdefault((demand.accelerator, demand.cards == 0), []).append(demand)
-    every = np.arange(ctx.table.n_options, dtype=np.int64)
-    out: dict[JobDemand, tuple[IntArray, FloatArray]] = {}
-    for group in by_model.values():
-        for start in range(0, len(group), _CHUNK_JOBS):
-            chunk = group[start : start + _CHUNK_JOBS]
-            opts, mask, total = evaluate_many(policy, DemandArrays.of(chunk), ctx, every)
-            priced = np.where(mask, total, np.inf)
-            order = np.argsort(priced, axis=1, kind="stable")
-            feasible = mask.sum(axis=1)
-            for row, demand in enumerate(chunk):
-                take = order[row, : feasible[row]]
-                out[demand] = (opts[take], priced[row, take])
-    return out
 
 
 def greedy_assignment(
@@ -93,35 +85,37 @@ def greedy_assignment(
     return chosen
 
 
-def _job_class(
-    demand: JobDemand,
-    priority: int,
-    jobs: list[str],
-    options: tuple[IntArray, FloatArray],
-    ctx: EvalContext,
-    policy: Policy,
-) -> JobClass:
-    config = policy.config
-    opts, cost = options
-    cls = JobClass(demand, priority, jobs, opts, cost)
-    cls.penalty = pending_penalty(
-        demand,
-        priority,
-        cost,
-        config.pending_penalty_hours,
-        config.accelerator_hour_value_cny,
-        config.pending_penalty_base,
-    )
-    if not cls.placeable:
-        shown = "; ".join(rejection_reasons(policy, demand, ctx, _SHOWN_REASONS))
-        more = len(ctx.table.site_ids) - _SHOWN_REASONS
-        cls.reason = f"no feasible site ({shown}{f'; {more} more' if more > 0 else ''})"
-    return cls
+def _price(demands: list[JobDemand], ctx: EvalContext, policy: Policy) -> list[_Priced]:
+    by_model: dict[tuple[str, bool], list[JobDemand]] = {}
+    for demand in demands:
+        by_model.setdefault((demand.accelerator, demand.cards == 0), []).append(demand)
+    every = np.arange(ctx.table.n_options, dtype=np.int64)
+    out = []
+    for group in by_model.values():
+        for start in range(0, len(group), _CHUNK_JOBS):
+            chunk = group[start : start + _CHUNK_JOBS]
+            arrays = DemandArrays.of(chunk)
+            opts, mask, total = evaluate_many(policy, arrays, ctx, every)
+            out.append(_Priced(chunk, arrays, opts, np.where(mask, total, np.inf)))
+    return out
+
+
+def _sorted_options(priced: list[_Priced]) -> dict[JobDemand, tuple[IntArray, FloatArray]]:
+    """Each demand's feasible options, cheapest first (ties by option index), and their costs."""
+    out: dict[JobDemand, tuple[IntArray, FloatArray]] = {}
+    for chunk in priced:
+        order = np.argsort(chunk.cost, axis=1, kind="stable")
+        feasible = np.isfinite(chunk.cost).sum(axis=1)
+        for row, demand in enumerate(chunk.demands):
+            take = order[row, : feasible[row]]
+            out[demand] = (chunk.opts[take], chunk.cost[row, take])
+    return out
 
 
 def _price_delay(
+    priced: list[_Priced],
     classes: list[JobClass],
-    greedy: dict[str, int],
+    members: list[tuple[int, str]],
     ctx: EvalContext,
     policy: Policy,
     pool_totals: Mapping[str, Mapping[str, int]] | None,
@@ -132,6 +126,7 @@ def _price_delay(
     penalty rises by the largest delay cost per card, so the difference between starting
     and leaving a job is still at least `pending_penalty_hours` of its cards' value.
     """
+    greedy = greedy_assignment(classes, members, ctx)
     queued = [
         float(sum(1 for j in cls.jobs if j not in greedy) * cls.demand.cards)
         if cls.placeable
@@ -141,8 +136,39 @@ def _price_delay(
     if not any(queued):
         return
     value = policy.config.accelerator_hour_value_cny
-    cards = pool_cards(ctx, pool_totals)
-    rho = contention(classes, queued, cards)
-    most = add_delay_costs(classes, rho, value)
+    rho = contention(classes, queued, pool_cards(ctx, pool_totals))
+    most = 0.0
+    for chunk in priced:
+        arrays = chunk.arrays
+        rho_here = rho[chunk.opts]
+        delay = add_delay_costs(chunk.cost, arrays.duration_h, arrays.cards, rho_here, value)
+        most = max(most, delay)
+    options = _sorted_options(priced)
     for cls in classes:
+        cls.opts, cls.cost = options[cls.demand]
         cls.penalty += most * value * max(cls.demand.cards, 1)
+
+
+def _set_penalties(classes: list[JobClass], policy: Policy) -> None:
+    """What leaving one job of each class pending costs (see capacity.pending_penalty)."""
+    config = policy.config
+    for cls in classes:
+        cls.penalty = pending_penalty(
+            cls.demand,
+            cls.priority,
+            cls.cost,
+            config.pending_penalty_hours,
+            config.accelerator_hour_value_cny,
+            config.pending_penalty_base,
+        )
+
+
+def _explain_unplaceable(classes: list[JobClass], ctx: EvalContext, policy: Policy) -> None:
+    """Say why each class no site can take was rejected, from the first few sites."""
+    unplaceable = [cls for cls in classes if not cls.placeable]
+    if not unplaceable:
+        return
+    reasons = rejection_reasons(policy, [c.demand for c in unplaceable], ctx, _SHOWN_REASONS)
+    more = len(ctx.table.site_ids) - _SHOWN_REASONS
+    for cls, shown in zip(unplaceable, reasons, strict=True):
+        cls.reason = f"no feasible site ({'; '.join(shown)}{f'; {more} more' if more > 0 else ''})"

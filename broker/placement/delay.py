@@ -68,20 +68,17 @@ def contention(
     return rho
 
 
-def add_delay_costs(classes: Sequence[JobClass], rho: FloatArray, value: float) -> float:
-    """Add each option's delay cost to its class's cost, re-sorting the options cheapest first.
+def add_delay_costs(
+    cost: FloatArray, duration_h: FloatArray, cards: FloatArray, rho: FloatArray, value: float
+) -> float:
+    """Add each option's delay cost to `cost` (jobs x options, inf where infeasible), in place.
 
-    Returns the largest delay cost per card of any option (in hours of a card's value), which
-    the caller adds to every pending penalty so that starting a job still beats leaving cards
-    idle, while the job imposing the least delay per card is started first.
+    `rho` holds the options' contention (columns of `cost`). Returns the largest delay cost per
+    card of any feasible option (in hours of a card's value), which the caller adds to every
+    pending penalty so that starting a job still beats leaving cards idle, while the job
+    imposing the least delay per card is started first.
     """
-    most = 0.0
-    for cls in classes:
-        if cls.opts.size == 0 or cls.demand.cards == 0:
-            continue
-        hours = cls.demand.duration_h * rho[cls.opts]
-        most = max(most, float(hours.max()))
-        cost = cls.cost + hours * (cls.demand.cards * value)
-        order = np.argsort(cost, kind="stable")
-        cls.opts, cls.cost = cls.opts[order], cost[order]
-    return most
+    hours = duration_h[:, None] * rho[None, :]
+    hours = np.where((cards[:, None] > 0) & np.isfinite(cost), hours, 0.0)
+    cost += hours * (cards[:, None] * value)
+    return float(hours.max(initial=0.0))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
-from broker.placement.demand import JobDemand
-from broker.placement.policy import Evaluation, Policy, evaluate, first_failures
+from broker.placement.demand import DemandArrays, JobDemand
+from broker.placement.policy import Evaluation, Policy, evaluate, first_failures_many
 from broker.placement.snapshot import FederationSnapshot
 from broker.placement.tables import EvalContext, context_for
 from computenet.spec import JobSpec
@@ -88,18 +89,26 @@ def _cheapest_per_site(sites: np.ndarray, totals: np.ndarray, n_sites: int) -> l
     return best.tolist()
 
 
-def rejection_reasons(policy: Policy, job: JobDemand, ctx: EvalContext, limit: int) -> list[str]:
-    """`site: reason` for up to `limit` sites, in topology order, for a job no site can take.
+def rejection_reasons(
+    policy: Policy, jobs: Sequence[JobDemand], ctx: EvalContext, limit: int
+) -> list[list[str]]:
+    """`site: reason` for up to `limit` sites, in topology order, per job no site can take.
 
-    Only those sites' options go through the filters.
+    Only those sites' options go through the filters, all jobs at once.
     """
     table = ctx.table
     shown = range(min(limit, len(table.site_ids)))
     opts = np.concatenate([table.site_options[i] for i in shown]).astype(np.int64)
-    failed_at = np.full(table.n_options, len(policy.filters), dtype=np.int64)
-    failed_at[opts] = first_failures(policy, job, ctx, opts)
-    evaluation = Evaluation(failed_at, np.zeros(0, np.int64), np.zeros((0, 0)), np.zeros(0))
-    return [f"{table.site_ids[i]}: {_why_not(policy, job, ctx, evaluation, i)}" for i in shown]
+    failures = first_failures_many(policy, DemandArrays.of(jobs), ctx, opts)
+    out = []
+    for job, row in zip(jobs, failures, strict=True):
+        failed_at = np.full(table.n_options, len(policy.filters), dtype=np.int64)
+        failed_at[opts] = row
+        evaluation = Evaluation(failed_at, np.zeros(0, np.int64), np.zeros((0, 0)), np.zeros(0))
+        out.append(
+            [f"{table.site_ids[i]}: {_why_not(policy, job, ctx, evaluation, i)}" for i in shown]
+        )
+    return out
 
 
 def _why_not(

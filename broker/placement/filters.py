@@ -234,22 +234,23 @@ class RespectLatencySLO(_Batched):
     name = "latency_slo"
 
     def passes_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> BoolArray:
-        out = np.ones((1, len(opts)), dtype=np.bool_)
-        bounded = ~np.isnan(jobs.slo_ms)
-        if not bounded.any():
-            return out
-        out = np.ones((len(jobs), len(opts)), dtype=np.bool_)
+        bounded = np.flatnonzero(~np.isnan(jobs.slo_ms))
+        if bounded.size == 0:
+            return np.ones((1, len(opts)), dtype=np.bool_)
         table = ctx.table
-        for regions, rows in jobs.groups(lambda d: tuple(r for r, _ in d.regions)):
-            rows = rows[bounded[rows]]
-            if rows.size == 0:
-                continue
-            where = [table.region_pos.get(region, -1) for region in regions]
-            if min(where, default=-1) < 0:
-                out[rows] = False
-                continue
-            worst = table.opt_rtt_ms[where][:, opts].max(axis=0)
-            out[rows] = worst[None, :] <= jobs.slo_ms[rows, None] + _EPS
+        where = [
+            [table.region_pos.get(r, -1) for r, _ in jobs.demands[i].regions] or [-1]
+            for i in bounded
+        ]
+        width = max(len(w) for w in where)
+        rows = np.asarray([w + w[-1:] * (width - len(w)) for w in where], dtype=np.int64)
+        known: BoolArray = np.all(rows >= 0, axis=1)
+        rtt = table.opt_rtt_ms[:, opts]
+        worst = rtt[np.maximum(rows[:, 0], 0)]
+        for slot in range(1, width):  # repeating a job's last region leaves its worst unchanged
+            worst = np.maximum(worst, rtt[np.maximum(rows[:, slot], 0)])
+        out = np.ones((len(jobs), len(opts)), dtype=np.bool_)
+        out[bounded] = (worst <= jobs.slo_ms[bounded, None] + _EPS) & known[:, None]
         return out
 
     def reason(self, job: JobDemand, ctx: EvalContext, opt: int) -> str:

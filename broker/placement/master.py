@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
-from broker.placement.capacity import JobClass, Ledger
-from broker.placement.cuts import size_levels
+from broker.placement.capacity import Ledger
+from broker.placement.option_index import OptionIndex
 from broker.placement.tables import FloatArray, IntArray
 
 log = logging.getLogger(__name__)
@@ -26,72 +26,6 @@ _INF = highspy.kHighsInf
 _MIN_SOLVE_S = 0.005
 _MAX_CUT_ROUNDS = 8
 CLASS_ROW, CARDS_ROW, CUT_ROW, CPU_ROW, MEMORY_ROW = range(5)  # kinds of rows
-
-
-class OptionIndex:
-    """Every feasible (class, option) pair of a batch in flat arrays, each class's pairs together.
-
-    Per class k, its pairs are `start[k]:start[k + 1]` in the class's cost order, so a flat
-    index is `start[k] + position in cls.opts`.
-    """
-
-    def __init__(self, classes: list[JobClass], ledger: Ledger, counts: FloatArray) -> None:
-        sizes = np.asarray([c.opts.size for c in classes], dtype=np.int64)
-        self.start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        self.cls = np.repeat(np.arange(len(classes), dtype=np.int64), sizes)
-        self.opt = np.concatenate([c.opts for c in classes]).astype(np.int64)
-        self.cost = np.concatenate([c.cost for c in classes]).astype(np.float64)
-        self.site = ledger.opt_site[self.opt]
-        self.counts = np.asarray(counts, dtype=np.float64)
-        self.cards = np.asarray([c.demand.cards for c in classes], dtype=np.int64)
-        self.cpu = np.asarray([c.demand.cpu_cores for c in classes], dtype=np.float64)
-        self.memory_gb = np.asarray([c.demand.memory_gb for c in classes], dtype=np.float64)
-        self.penalty = np.asarray([c.penalty for c in classes], dtype=np.float64)
-        self.levels = size_levels(self.cards)
-        self.sizes, self.size_of = np.unique(self.cards, return_inverse=True)
-        self._find_binding_rows(ledger)
-
-    def _find_binding_rows(self, ledger: Ledger) -> None:
-        """Which rows could bind: those whose jobs, all placed there, would exceed the limit.
-
-        A row that all the batch's jobs cannot fill stays slack for any subset of them in the
-        capacity they leave, so it is never added.
-        """
-        k, opt, n_opts = self.cls, self.opt, ledger.cards.size
-        cards = self.cards[k] * self.counts[k]
-        self.binding_cards = np.bincount(opt, weights=cards, minlength=n_opts) > ledger.cards
-        self.binding_cards &= ~ledger.host
-        slots = self.cards[k][:, None] // self.levels[None, :]
-        self.binding_cut = np.zeros((n_opts, self.levels.size), dtype=np.bool_)
-        for at, level in enumerate(self.levels.tolist()):
-            most = np.bincount(opt, weights=slots[:, at] * self.counts[k], minlength=n_opts)
-            self.binding_cut[:, at] = (most > ledger.cards // level) & (ledger.cards >= level)
-        self.binding_cut &= self.binding_cards[:, None]
-        n_sites = ledger.cpu.size
-        site_need = [
-            np.bincount(self.site, weights=need[k] * self.counts[k], minlength=n_sites)
-            for need in (self.cpu, self.memory_gb)
-        ]
-        self.binding_cpu = site_need[0] > ledger.cpu + 1e-9
-        self.binding_memory = site_need[1] > ledger.memory_gb + 1e-9
-
-    @property
-    def n_pairs(self) -> int:
-        """Number of (class, option) pairs."""
-        return int(self.opt.size)
-
-    def caps(self, flat: IntArray, counts: FloatArray, ledger: Ledger) -> FloatArray:
-        """How many jobs each pair could still take on its own (at most its class's count)."""
-        k, opt, site = self.cls[flat], self.opt[flat], self.site[flat]
-        caps = counts[k].astype(np.float64)
-        for need, free in (
-            (self.cards[k], ledger.cards[opt]),
-            (self.cpu[k], ledger.cpu[site]),
-            (self.memory_gb[k], ledger.memory_gb[site]),
-        ):
-            used = need > 0
-            caps[used] = np.minimum(caps[used], np.floor(free[used] / need[used] + 1e-9))
-        return np.maximum(caps, 0.0)
 
 
 @dataclass(frozen=True, slots=True)

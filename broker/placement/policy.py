@@ -89,6 +89,18 @@ def first_failures(
     return failed_at
 
 
+def first_failures_many(
+    policy: Policy, jobs: DemandArrays, ctx: EvalContext, opts: IntArray
+) -> IntArray:
+    """`first_failures` of every job (rows) over the same options (columns)."""
+    n_filters = len(policy.filters)
+    failed_at = np.full((len(jobs), opts.size), n_filters, dtype=np.int64)
+    for k, rule in enumerate(reversed(policy.filters)):
+        verdict = np.broadcast_to(_passes_many(rule, jobs, ctx, opts), failed_at.shape)
+        failed_at[~verdict] = n_filters - 1 - k  # earlier filters overwrite later ones
+    return failed_at
+
+
 def evaluate_many(
     policy: Policy, jobs: DemandArrays, ctx: EvalContext, opts: IntArray
 ) -> tuple[IntArray, BoolArray, FloatArray]:

@@ -23,8 +23,8 @@ from broker.placement.master import (
     MEMORY_ROW,
     MasterLp,
     MasterSolution,
-    OptionIndex,
 )
+from broker.placement.option_index import OptionIndex
 from broker.placement.tables import FloatArray, IntArray
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,9 @@ def column_generation(master: MasterLp, deadline: float, per_round: int) -> LpOu
         cut = master.add_violated_cuts(solution.x)
         best = max(outcome.bound_cny, bound)
         outcome = LpOutcome(True, solution.value_cny, best, solution)
+        # options past the windows could still price out: then only the bound is proven
+        mu = solution.class_dual
+        beyond = bool(np.any(index.next_cost < mu - _RC_TOL * np.maximum(1.0, np.abs(mu))))
         log.debug(
             "batch LP round value=%.2f bound=%.2f columns=%d",
             solution.value_cny,
@@ -64,7 +67,8 @@ def column_generation(master: MasterLp, deadline: float, per_round: int) -> LpOu
             master.col_flat.size,
         )
         if additions.size == 0 and not cut:
-            outcome.bound_cny = max(best, solution.value_cny)  # the full LP's optimum
+            if not beyond:
+                outcome.bound_cny = max(best, solution.value_cny)  # the full LP's optimum
             return outcome
         if solution.value_cny - best <= _CG_REL_GAP * max(1.0, abs(solution.value_cny)):
             return outcome
@@ -81,10 +85,7 @@ def price(
     `caps` are the jobs each pair could hold on its own (OptionIndex.caps of every pair).
     """
     index = master.index
-    adjusted = adjusted_costs(master, solution.row_dual)
-    limits = master.capacity_rows()[3]
-    bound = float(np.dot(solution.row_dual, limits))
-    bound += class_bounds(index, adjusted, master.counts, caps)
+    bound, adjusted = lagrangian_bound(index, master, solution, caps)
     mu = solution.class_dual[index.cls]
     reduced = adjusted - mu
     tol = _RC_TOL * np.maximum(1.0, np.abs(mu))
@@ -92,10 +93,30 @@ def price(
     return bound, _best_per_class(index.cls, reduced, candidates, per_round)
 
 
-def adjusted_costs(master: MasterLp, row_dual: FloatArray) -> FloatArray:
-    """Each pair's cost plus the capacity it uses at the duals' prices (duals are <= 0)."""
-    index, ledger = master.index, master.ledger
+def lagrangian_bound(
+    index: OptionIndex, master: MasterLp, solution: MasterSolution, caps: FloatArray
+) -> tuple[float, FloatArray]:
+    """Lower bound on placing `index`'s classes, relaxing the master's rows at its duals.
+
+    `index` may be other classes than the master's own (the jobs behind an aggregated LP):
+    any duals of valid rows give a valid bound. Also returns the pairs' adjusted costs.
+    """
+    adjusted = adjusted_costs(index, master, solution.row_dual)
+    limits = master.capacity_rows()[3][: solution.row_dual.size]
+    bound = float(np.dot(solution.row_dual, limits))
+    bound += class_bounds(index, adjusted, index.counts, caps)
+    return bound, adjusted
+
+
+def adjusted_costs(index: OptionIndex, master: MasterLp, row_dual: FloatArray) -> FloatArray:
+    """Each pair's cost plus the capacity it uses at the duals' prices (duals are <= 0).
+
+    `row_dual` holds the duals of the master's first rows (those it had when solved).
+    """
+    ledger = master.ledger
+    n_rows = row_dual.size
     kind, key, level, _ = master.capacity_rows()
+    kind, key, level = kind[:n_rows], key[:n_rows], level[:n_rows]
     sizes = index.sizes
     per_size = np.zeros((ledger.cards.size, sizes.size))
     at = kind == CARDS_ROW
@@ -118,14 +139,20 @@ def adjusted_costs(master: MasterLp, row_dual: FloatArray) -> FloatArray:
 def class_bounds(
     index: OptionIndex, adjusted: FloatArray, counts: FloatArray, caps: FloatArray
 ) -> float:
-    """Sum over classes of the cheapest way to place or leave their jobs at these prices."""
+    """Sum over classes of the cheapest way to place or leave their jobs at these prices.
+
+    Options past a class's window are priced at its `next_cost`, without a cap: they cost at
+    least that at any prices, so the sum stays a lower bound.
+    """
     room = np.where(caps >= 1, adjusted, np.inf)
-    best = np.minimum.reduceat(room, index.start[:-1])
+    best = np.minimum(np.minimum.reduceat(room, index.start[:-1]), index.next_cost)
     single = counts == 1
     total = float(np.minimum(best[single], index.penalty[single]).sum())
     for k in np.flatnonzero(counts > 1).tolist():
         span = slice(int(index.start[k]), int(index.start[k + 1]))
-        total += _class_bound(float(index.penalty[k]), float(counts[k]), adjusted[span], caps[span])
+        prices = np.append(adjusted[span], index.next_cost[k])
+        room_k = np.append(caps[span], np.inf if np.isfinite(index.next_cost[k]) else 0.0)
+        total += _class_bound(float(index.penalty[k]), float(counts[k]), prices, room_k)
     return total
 
 
@@ -133,9 +160,9 @@ def _class_bound(penalty: float, count: float, adjusted: FloatArray, caps: Float
     """Cheapest way to place or leave pending `count` jobs at these prices, options capped."""
     order = np.argsort(adjusted, kind="stable")
     prices, room = adjusted[order], caps[order]
-    useful = prices < penalty
+    useful = (prices < penalty) & (room > 0)
     prices, room = prices[useful], room[useful]
-    before = np.cumsum(room) - room
+    before = np.concatenate([[0.0], np.cumsum(room)[:-1]])  # room may end in inf
     take = np.clip(count - before, 0.0, room)
     return float(np.dot(take, prices)) + (count - float(take.sum())) * penalty
 
