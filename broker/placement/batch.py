@@ -6,13 +6,12 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import cast
 
 from broker.placement.capacity import JobClass, Ledger, objective_cny
-from broker.placement.classes import greedy_assignment, job_classes
+from broker.placement.classes import greedy_assignment, job_classes, regret_assignment
 from broker.placement.optimise import Method, optimise
 from broker.placement.policy import Policy
-from broker.placement.repair import improve
+from broker.placement.repair import search
 from broker.placement.snapshot import FederationSnapshot
 from broker.placement.tables import EvalContext, context_for
 from computenet.spec import JobSpec
@@ -51,12 +50,15 @@ def place_batch(
 ) -> BatchResult:
     """Place all `specs` jointly, never overcommitting a pool's cards or a site's cores and memory.
 
-    The LP over job classes is rounded down and the remainder filled greedily; small problems
-    are then solved exactly as a MILP. The greedy assignment is always computed too and the
-    cheaper of the two is returned, so the result is never worse than greedy. With the
-    "delay" wait model (PolicyConfig.batch_wait_model) each option also costs the wait it
-    imposes on the jobs the batch cannot start; `pool_totals` (site id -> model -> cards,
-    busy or free) sizes the pools for that, the topology's declared counts if not given.
+    Up to PolicyConfig.batch_lp_max_classes job classes, the LP over classes (with packing
+    cuts) is dived to whole jobs, and small problems are also solved exactly as a MILP; with
+    more classes, jobs are placed in order of what they lose when pushed off their cheapest
+    options. Local search then improves the best assignment until the time budget runs out.
+    The greedy assignment is always computed too and the cheapest is returned, so the result
+    is never worse than greedy. With the "delay" wait model (PolicyConfig.batch_wait_model)
+    each option also costs the wait it imposes on the jobs the batch cannot start;
+    `pool_totals` (site id -> model -> cards, busy or free) sizes the pools for that, the
+    topology's declared counts if not given.
     """
     started = time.perf_counter()
     deadline = started + time_budget_s * (1.0 - _FINISH_SHARE)
@@ -64,31 +66,42 @@ def place_batch(
     ctx = context_for(snapshot, single_pool=True)
     classes, members = job_classes(specs, ctx, policy, pool_totals)
     greedy = greedy_assignment(classes, members, ctx)
-    best, method = greedy, cast(Method, "greedy")
-    best_value = objective_cny(classes, greedy)
+    best = _Best(classes, greedy, "greedy")
     bound = _trivial_bound(classes)
     placeable = [c for c in classes if c.placeable]
-    if placeable:
+    if len(placeable) > policy.config.batch_lp_max_classes:
+        best.offer(regret_assignment(classes, members, ctx), "regret")
+    elif placeable:
         lp_bound, candidates = optimise(placeable, greedy, ctx, policy.config, deadline)
         bound = max(bound, lp_bound)
         for chosen, how in candidates:
-            value = objective_cny(classes, chosen)
-            if value < best_value - 1e-9 * max(1.0, abs(best_value)):
-                best, method, best_value = chosen, how, value
-        if best_value > bound + 1e-9 * max(1.0, abs(bound)):
-            improved = improve(placeable, dict(best), _ledger_after(ctx, classes, best), repair_by)
-            value = objective_cny(classes, improved)
-            if value < best_value - 1e-9 * max(1.0, abs(best_value)):
-                best, best_value = improved, value
+            best.offer(chosen, how)
+    if placeable and best.value > bound + 1e-9 * max(1.0, abs(bound)):
+        ledger = _ledger_after(ctx, classes, best.chosen)
+        best.offer(search(placeable, dict(best.chosen), ledger, repair_by), best.method)
     solve_s = time.perf_counter() - started
     log.info(
         "batch placed jobs=%d classes=%d method=%s solve_s=%.3f",
         len(specs),
         len(classes),
-        method,
+        best.method,
         solve_s,
     )
-    return _result(classes, members, ctx, best, best_value, bound, method, solve_s)
+    return _result(classes, members, ctx, best.chosen, best.value, bound, best.method, solve_s)
+
+
+class _Best:
+    """The cheapest assignment offered so far, and how it was found."""
+
+    def __init__(self, classes: list[JobClass], chosen: dict[str, int], method: Method) -> None:
+        self.classes = classes
+        self.chosen, self.method = chosen, method
+        self.value = objective_cny(classes, chosen)
+
+    def offer(self, chosen: dict[str, int], method: Method) -> None:
+        value = objective_cny(self.classes, chosen)
+        if value < self.value - 1e-9 * max(1.0, abs(self.value)):
+            self.chosen, self.method, self.value = chosen, method, value
 
 
 def place_greedy(

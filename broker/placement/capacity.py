@@ -11,7 +11,6 @@ from broker.placement.demand import JobDemand
 from broker.placement.tables import HOST_ONLY, EvalContext, FloatArray, IntArray
 
 _EPS = 1e-9
-_SCAN_FIRST = 4  # options checked one by one before checking the rest at once
 PRIORITY_DOUBLING = 100.0  # priority points that double the cost of leaving a job pending
 
 
@@ -110,18 +109,19 @@ class Ledger:
 
     def first_fit(self, demand: JobDemand, opts: IntArray, start: int = 0) -> int:
         """Position of the first of `opts` from `start` on where one more job fits; len if none."""
-        for at in range(start, min(start + _SCAN_FIRST, opts.size)):
-            if self.fits(demand, int(opts[at])):
-                return at
-        rest = opts[start + _SCAN_FIRST :]
+        if start < opts.size and self.fits(demand, int(opts[start])):
+            return start
+        rest = opts[start + 1 :]
         if rest.size == 0:
             return opts.size
         sites = self.opt_site[rest]
         ok = self.cards[rest] >= demand.cards
-        ok &= self.cpu[sites] + _EPS >= demand.cpu_cores
-        ok &= self.memory_gb[sites] + _EPS >= demand.memory_gb
+        if demand.cpu_cores > 0:
+            ok &= self.cpu[sites] + _EPS >= demand.cpu_cores
+        if demand.memory_gb > 0:
+            ok &= self.memory_gb[sites] + _EPS >= demand.memory_gb
         hit = int(np.argmax(ok))
-        return start + _SCAN_FIRST + hit if ok[hit] else opts.size
+        return start + 1 + hit if ok[hit] else opts.size
 
     def take(self, demand: JobDemand, opt: int) -> None:
         """Hold capacity for one job of `demand` at option `opt`."""

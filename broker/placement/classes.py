@@ -23,6 +23,7 @@ from computenet.spec import JobSpec
 
 _SHOWN_REASONS = 3
 _CHUNK_JOBS = 2048  # demands evaluated in one pass, bounding the jobs x options arrays
+_REGRET_RANK = 4  # regret: the cost of the fifth cheapest option over the cheapest
 
 
 @dataclass(slots=True)
@@ -85,6 +86,28 @@ def greedy_assignment(
     return chosen
 
 
+def regret_assignment(
+    classes: list[JobClass], members: list[tuple[int, str]], ctx: EvalContext
+) -> dict[str, int]:
+    """Each job at its cheapest option that still fits, the jobs with most to lose first.
+
+    What a job loses per card if it cannot have its cheapest option: the cost of its fifth
+    cheapest instead (or of waiting, if it has one option). Jobs that are cheap anywhere
+    yield the contended pools to those that are not.
+    """
+    regret = np.zeros(len(classes))
+    for k, cls in enumerate(classes):
+        if cls.placeable:
+            other = cls.cost[_REGRET_RANK] if cls.opts.size > _REGRET_RANK else cls.cost[-1]
+            lost = other - cls.cost[0] if cls.opts.size > 1 else cls.penalty - cls.cost[0]
+            regret[k] = lost / max(cls.demand.cards, 1)
+    placeable = [m for m in members if classes[m[0]].placeable]
+    order = sorted(range(len(placeable)), key=lambda i: (-regret[placeable[i][0]], i))
+    chosen: dict[str, int] = {}
+    greedy_fill(classes, [placeable[i] for i in order], Ledger(ctx), chosen)
+    return chosen
+
+
 def _price(demands: list[JobDemand], ctx: EvalContext, policy: Policy) -> list[_Priced]:
     by_model: dict[tuple[str, bool], list[JobDemand]] = {}
     for demand in demands:
@@ -101,14 +124,18 @@ def _price(demands: list[JobDemand], ctx: EvalContext, policy: Policy) -> list[_
 
 
 def _sorted_options(priced: list[_Priced]) -> dict[JobDemand, tuple[IntArray, FloatArray]]:
-    """Each demand's feasible options, cheapest first (ties by option index), and their costs."""
+    """Each demand's feasible options, cheapest first (ties by option index), and their costs.
+
+    The arrays are views into one sorted copy per chunk.
+    """
     out: dict[JobDemand, tuple[IntArray, FloatArray]] = {}
     for chunk in priced:
         order = np.argsort(chunk.cost, axis=1, kind="stable")
-        feasible = np.isfinite(chunk.cost).sum(axis=1)
-        for row, demand in enumerate(chunk.demands):
-            take = order[row, : feasible[row]]
-            out[demand] = (chunk.opts[take], chunk.cost[row, take])
+        opts = chunk.opts[order]
+        cost = np.take_along_axis(chunk.cost, order, axis=1)
+        feasible = np.isfinite(chunk.cost).sum(axis=1).tolist()
+        for row, (demand, n) in enumerate(zip(chunk.demands, feasible, strict=True)):
+            out[demand] = (opts[row, :n], cost[row, :n])
     return out
 
 

@@ -99,6 +99,14 @@ class PolicyConfig(BaseModel):
         ge=1,
         description="Batch placement: cheapest options per job class in the first LP round.",
     )
+    batch_lp_max_classes: int = Field(
+        3000,
+        ge=0,
+        description=(
+            "Batch placement: solve the LP over job classes up to this many classes; with more "
+            "(many distinct jobs) place jobs by regret and improve them by local search."
+        ),
+    )
     batch_milp_max_variables: int = Field(
         20_000,
         ge=0,

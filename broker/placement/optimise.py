@@ -20,7 +20,7 @@ from broker.placement.pricing import column_generation
 from broker.placement.rounding import assign_whole, dive
 from broker.placement.tables import EvalContext, FloatArray, IntArray
 
-Method = Literal["lp", "milp", "greedy"]
+Method = Literal["lp", "milp", "greedy", "regret"]
 Candidate = tuple[dict[str, int], Method]
 
 PAIRS_PER_LP = 400_000  # (class, option) pairs the LP prices; fewer options per class beyond
@@ -48,12 +48,13 @@ def optimise(
     lp = column_generation(master, deadline, per_class)
     if not lp.solved or lp.solution is None:
         return lp.bound_cny, []
-    candidates: list[Candidate] = []
-    if _small(master, counts, config) and not _integral(lp.solution.x):
-        exact = _milp(placeable, counts, ledger, master, ctx, deadline)
+    integral = _integral(lp.solution.x)
+    columns = _columns_by_class(master, len(placeable))  # before diving re-bounds the master
+    candidates: list[Candidate] = [(dive(placeable, master, lp.solution, ledger, deadline), "lp")]
+    if _small(master, counts, config) and not integral:
+        exact = _milp(placeable, counts, ledger, columns, ctx, deadline)
         if exact is not None:
             candidates.append((exact, "milp"))
-    candidates.append((dive(placeable, master, lp.solution, ledger, deadline), "lp"))
     return lp.bound_cny, candidates
 
 
@@ -107,12 +108,11 @@ def _milp(
     classes: list[JobClass],
     counts: FloatArray,
     ledger: Ledger,
-    master: MasterLp,
+    columns: list[IntArray],
     ctx: EvalContext,
     deadline: float,
 ) -> dict[str, int] | None:
-    """The restricted problem over the master's columns solved exactly, if in time."""
-    columns = _columns_by_class(master, len(classes))
+    """The problem restricted to `columns` (per class) solved exactly, if in time."""
     model = build_model(Problem(classes, counts, ledger, len(ctx.table.site_ids)), columns)
     exact = solve_milp(model, deadline)
     if exact is None:

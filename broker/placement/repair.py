@@ -1,4 +1,4 @@
-"""Local search on an integral batch assignment: relocation and ejection moves that lower its cost.
+"""Local search on an integral batch assignment: moves that lower its cost, and re-matching.
 
 Rounding a fractional LP leaves holes: pools with a few free cards that no pending job fits,
 while a large job waits. Two moves repair that, each kept only if the objective falls:
@@ -8,6 +8,8 @@ while a large job waits. Two moves repair that, each kept only if the objective 
   are cheapest to displace make room; each displaced job moves to the cheapest other option
   that has room, or waits (paying its pending penalty).
 
+Between rounds of moves, the jobs of each size are re-matched to that size's places at least
+total cost (broker/placement/rematch.py), which finds the swaps and cycles single moves miss.
 Capacity is checked with the same ledger as greedy and rounding, so no move overcommits.
 """
 
@@ -17,7 +19,8 @@ import time
 
 import numpy as np
 
-from broker.placement.capacity import JobClass, Ledger
+from broker.placement.capacity import JobClass, Ledger, objective_cny
+from broker.placement.rematch import rematch
 from broker.placement.tables import BoolArray
 
 _EPS = 1e-9
@@ -70,6 +73,26 @@ class _State:
         del self.at[opt][job]
         self.ledger.release(self.classes[k].demand, opt)
         return pos
+
+
+def search(
+    classes: list[JobClass], chosen: dict[str, int], ledger: Ledger, deadline: float
+) -> dict[str, int]:
+    """Local moves and re-matching each size's jobs to its places, until neither helps.
+
+    `ledger` must hold the capacity left after `chosen`; both are updated in place.
+    """
+    value = objective_cny(classes, chosen)
+    for _ in range(_MAX_PASSES):
+        chosen = improve(classes, chosen, ledger, deadline)
+        if time.perf_counter() >= deadline:
+            break
+        rematch(classes, chosen, ledger, deadline)
+        now = objective_cny(classes, chosen)
+        if now >= value - _EPS * max(1.0, abs(value)):
+            break
+        value = now
+    return chosen
 
 
 def improve(
