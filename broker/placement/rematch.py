@@ -64,21 +64,18 @@ def _rematch_size(
 
 
 def _room(classes: list[JobClass], ks: list[int], ledger: Ledger) -> IntArray:
-    """Per option, how many more jobs of this size it could take (0 where none)."""
+    """Per option, how many more jobs of this size it could take on its own."""
     demand = classes[ks[0]].demand
-    opts = np.unique(np.concatenate([classes[k].opts for k in ks]))
-    most = np.full(opts.size, np.iinfo(np.int64).max // 4, dtype=np.int64)
-    sites = ledger.opt_site[opts]
+    most = np.full(ledger.cards.size, np.iinfo(np.int64).max // 4, dtype=np.int64)
+    sites = ledger.opt_site
     for need, free in (
-        (demand.cards, ledger.cards[opts]),
+        (demand.cards, ledger.cards),
         (demand.cpu_cores, ledger.cpu[sites]),
         (demand.memory_gb, ledger.memory_gb[sites]),
     ):
         if need > 0:
             most = np.minimum(most, np.floor(free / need + _EPS).astype(np.int64))
-    room = np.zeros(ledger.cards.size, dtype=np.int64)
-    room[opts] = np.maximum(most, 0)
-    return room
+    return np.maximum(most, 0)
 
 
 def _columns(
@@ -110,8 +107,11 @@ def _solve(
     demand = classes[jobs[0][0]].demand
     n_jobs = len(jobs)
     rows = np.asarray([r for r, _ in cols], dtype=np.int64)
-    opt = np.asarray([int(classes[jobs[r][0]].opts[p]) for r, p in cols], dtype=np.int64)
-    cost = np.asarray([float(classes[jobs[r][0]].cost[p]) for r, p in cols])
+    opt = np.empty(rows.size, dtype=np.int64)
+    cost = np.empty(rows.size)
+    for at, (r, p) in enumerate(cols):
+        cls = classes[jobs[r][0]]
+        opt[at], cost[at] = cls.opts[p], cls.cost[p]
     pools, pool_at = np.unique(opt, return_inverse=True)
     sites, site_at = np.unique(ledger.opt_site[pools], return_inverse=True)
     highs = highspy.Highs()

@@ -15,6 +15,7 @@ Capacity is checked with the same ledger as greedy and rounding, so no move over
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -22,6 +23,8 @@ import numpy as np
 from broker.placement.capacity import JobClass, Ledger, objective_cny
 from broker.placement.rematch import rematch
 from broker.placement.tables import BoolArray
+
+log = logging.getLogger(__name__)
 
 _EPS = 1e-9
 _MAX_OPTIONS_TRIED = 24  # per pending job and pass, the most promising options only
@@ -87,8 +90,10 @@ def search(
         chosen = improve(classes, chosen, ledger, deadline)
         if time.perf_counter() >= deadline:
             break
+        moved = objective_cny(classes, chosen)
         rematch(classes, chosen, ledger, deadline)
         now = objective_cny(classes, chosen)
+        log.debug("batch search moves=%.2f rematched=%.2f", moved, now)
         if now >= value - _EPS * max(1.0, abs(value)):
             break
         value = now
