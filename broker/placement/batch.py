@@ -18,7 +18,9 @@ from computenet.spec import JobSpec
 
 log = logging.getLogger(__name__)
 
-_FINISH_SHARE = 0.2  # of the time budget kept for local search and building the result
+_SEARCH_BY = (
+    0.92  # share of the time budget by which local search stops; the rest builds the result
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +63,7 @@ def place_batch(
     topology's declared counts if not given.
     """
     started = time.perf_counter()
-    deadline = started + time_budget_s * (1.0 - _FINISH_SHARE)
-    repair_by = started + time_budget_s * (1.0 - _FINISH_SHARE / 4)
+    search_by = started + time_budget_s * _SEARCH_BY
     ctx = context_for(snapshot, single_pool=True)
     classes, members = job_classes(specs, ctx, policy, pool_totals)
     greedy = greedy_assignment(classes, members, ctx)
@@ -72,13 +73,13 @@ def place_batch(
     if len(placeable) > policy.config.batch_lp_max_classes:
         best.offer(regret_assignment(classes, members, ctx), "regret")
     elif placeable:
-        lp_bound, candidates = optimise(placeable, greedy, ctx, policy.config, deadline)
+        lp_bound, candidates = optimise(placeable, greedy, ctx, policy.config, search_by)
         bound = max(bound, lp_bound)
         for chosen, how in candidates:
             best.offer(chosen, how)
     if placeable and best.value > bound + 1e-9 * max(1.0, abs(bound)):
         ledger = _ledger_after(ctx, classes, best.chosen)
-        best.offer(search(placeable, dict(best.chosen), ledger, repair_by), best.method)
+        best.offer(search(placeable, dict(best.chosen), ledger, search_by), best.method)
     solve_s = time.perf_counter() - started
     log.info(
         "batch placed jobs=%d classes=%d method=%s solve_s=%.3f",

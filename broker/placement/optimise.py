@@ -7,6 +7,7 @@ their least possible price, so it stays valid.
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 import numpy as np
@@ -24,6 +25,8 @@ Method = Literal["lp", "milp", "greedy", "regret"]
 Candidate = tuple[dict[str, int], Method]
 
 PAIRS_PER_LP = 400_000  # (class, option) pairs the LP prices; fewer options per class beyond
+_CG_SHARE = 0.5
+_DIVE_SHARE = 0.85
 SEED_COLUMNS = 40_000  # first-round columns; classes get fewer than configured beyond this
 _MIN_WINDOW = 16
 
@@ -33,19 +36,24 @@ def optimise(
     greedy: dict[str, int],
     ctx: EvalContext,
     config: PolicyConfig,
-    deadline: float,
+    until: float,
 ) -> tuple[float, list[Candidate]]:
-    """A lower bound on the optimum and the assignments found from the LP by `deadline`.
+    """A lower bound on the optimum and the assignments found from the LP well before `until`.
 
-    `greedy` (job -> position in its class's options) seeds the LP's columns.
+    Of the time left, column generation may take the first _CG_SHARE and diving (then a small
+    problem's MILP) runs until _DIVE_SHARE, so a slow LP still leaves time to dive and for the
+    local search after. `greedy` (job -> position in its class's options) seeds the columns.
     """
+    now = time.perf_counter()
+    generate_by = now + (until - now) * _CG_SHARE
+    deadline = now + (until - now) * _DIVE_SHARE
     counts = np.asarray([len(c.jobs) for c in placeable], dtype=np.float64)
     ledger = Ledger(ctx)
     index = OptionIndex(placeable, ledger, counts, window(placeable, greedy))
     master = MasterLp(index, ledger)
     per_class = max(2, min(config.batch_candidates_per_class, SEED_COLUMNS // len(placeable)))
     master.add_columns(seed_columns(index, placeable, greedy, per_class))
-    lp = column_generation(master, deadline, per_class)
+    lp = column_generation(master, generate_by, per_class)
     if not lp.solved or lp.solution is None:
         return lp.bound_cny, []
     integral = _integral(lp.solution.x)
