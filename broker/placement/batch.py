@@ -1,4 +1,4 @@
-"""Joint placement of the pending queue: job classes, a transportation LP, rounding, greedy."""
+"""Joint placement of the pending queue: the entry points, the order of the methods, the result."""
 
 from __future__ import annotations
 
@@ -18,9 +18,8 @@ from computenet.spec import JobSpec
 
 log = logging.getLogger(__name__)
 
-_SEARCH_BY = (
-    0.92  # share of the time budget by which local search stops; the rest builds the result
-)
+# share of the time budget by which local search stops; the rest builds the result
+_SEARCH_BY = 0.92
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +28,11 @@ class BatchResult:
 
     `objective_cny` counts placed jobs at their cost and jobs that could have run somewhere but
     were left pending at their penalty (see PolicyConfig.pending_penalty_hours); jobs no site
-    could take are left out of both numbers. `gap` is (objective - lp_bound) / |lp_bound|.
+    could take are left out of both numbers. `lp_bound_cny` is a proven lower bound on the
+    optimum: the batch LP's (with packing cuts, see broker/placement/cuts.py) if it was solved,
+    else every job at its cheapest option. `gap` is (objective - lp_bound) / |lp_bound|.
+    `method` says where the returned assignment started: "lp" (diving), "milp", "regret" or
+    "greedy"; local search may have improved it since.
     """
 
     assignment: dict[str, str | None]

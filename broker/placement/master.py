@@ -2,8 +2,9 @@
 
 Columns are (job class, option) pairs counting jobs of the class placed there, plus one pending
 column per class. Rows: each class's jobs are placed or pending; per pool, its free cards and
-its packing cuts (broker/placement/cuts.py); per site, free cores and memory. Rows of a pool or
-site are added with the first column that uses it. Changing the capacity or the job counts
+its packing cuts (broker/placement/cuts.py); per site, free cores and memory. A pool's or
+site's rows come with the first column that uses it, and only if the batch's jobs could fill
+them; a packing cut comes when a solution violates it. Changing the capacity or the job counts
 (as diving does) only changes row and column bounds, so HiGHS re-solves from the last basis.
 """
 
@@ -36,7 +37,7 @@ class MasterSolution:
     x: FloatArray  # per placement column, in MasterLp.col_flat order
     pending: FloatArray  # per class
     class_dual: FloatArray
-    row_dual: FloatArray  # of every capacity and cut row, clipped to <= 0
+    row_dual: FloatArray  # of the capacity and cut rows the model had, clipped to <= 0
 
 
 class MasterLp:

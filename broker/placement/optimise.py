@@ -24,11 +24,11 @@ from broker.placement.tables import EvalContext, FloatArray, IntArray
 Method = Literal["lp", "milp", "greedy", "regret"]
 Candidate = tuple[dict[str, int], Method]
 
-PAIRS_PER_LP = 400_000  # (class, option) pairs the LP prices; fewer options per class beyond
-_CG_SHARE = 0.5
+_CG_SHARE = 0.5  # of the time left: column generation, then diving until _DIVE_SHARE
 _DIVE_SHARE = 0.85
-SEED_COLUMNS = 40_000  # first-round columns; classes get fewer than configured beyond this
+_PAIRS_PER_LP = 400_000  # (class, option) pairs the LP prices; fewer options per class beyond
 _MIN_WINDOW = 16
+_SEED_COLUMNS = 40_000  # first-round columns; classes get fewer than configured beyond this
 
 
 def optimise(
@@ -51,13 +51,13 @@ def optimise(
     ledger = Ledger(ctx)
     index = OptionIndex(placeable, ledger, counts, window(placeable, greedy))
     master = MasterLp(index, ledger)
-    per_class = max(2, min(config.batch_candidates_per_class, SEED_COLUMNS // len(placeable)))
+    per_class = max(2, min(config.batch_candidates_per_class, _SEED_COLUMNS // len(placeable)))
     master.add_columns(seed_columns(index, placeable, greedy, per_class))
     lp = column_generation(master, generate_by, per_class)
     if not lp.solved or lp.solution is None:
         return lp.bound_cny, []
     integral = _integral(lp.solution.x)
-    columns = _columns_by_class(master, len(placeable))  # before diving re-bounds the master
+    columns = _columns_by_class(master, len(placeable))
     candidates: list[Candidate] = [(dive(placeable, master, lp.solution, ledger, deadline), "lp")]
     if _small(master, counts, config) and not integral:
         exact = _milp(placeable, counts, ledger, columns, ctx, deadline)
@@ -67,22 +67,22 @@ def optimise(
 
 
 def window(classes: list[JobClass], greedy: dict[str, int]) -> IntArray | None:
-    """Options per class the LP considers: all, unless that makes more than PAIRS_PER_LP pairs.
+    """Options per class the LP considers: all, unless that makes more than _PAIRS_PER_LP pairs.
 
     Then the same number for every class, at least _MIN_WINDOW and at least enough for the
     options greedy chose, so the LP can still do what greedy did.
     """
     sizes = np.asarray([c.opts.size for c in classes], dtype=np.int64)
-    if int(sizes.sum()) <= PAIRS_PER_LP:
+    if int(sizes.sum()) <= _PAIRS_PER_LP:
         return None
     ordered = np.sort(sizes)
     below = np.concatenate([[0], np.cumsum(ordered)])
-    # the largest w with sum(min(size, w)) <= PAIRS_PER_LP, by bisection on w
+    # the largest w with sum(min(size, w)) <= _PAIRS_PER_LP, by bisection on w
     low, high = _MIN_WINDOW, int(ordered[-1])
     while low < high:
         w = (low + high + 1) // 2
         n_small = int(np.searchsorted(ordered, w))
-        if int(below[n_small]) + w * (ordered.size - n_small) <= PAIRS_PER_LP:
+        if int(below[n_small]) + w * (ordered.size - n_small) <= _PAIRS_PER_LP:
             low = w
         else:
             high = w - 1
