@@ -23,6 +23,8 @@ from computenet.spec import JobSpec
 
 _SHOWN_REASONS = 3
 _CHUNK_JOBS = 2048  # demands evaluated in one pass, bounding the jobs x options arrays
+_NO_OPTS = np.zeros(0, dtype=np.int64)
+_NO_COST = np.zeros(0)
 _REGRET_RANK = 4  # regret: the cost of the fifth cheapest option over the cheapest
 
 
@@ -30,7 +32,7 @@ _REGRET_RANK = 4  # regret: the cost of the fifth cheapest option over the cheap
 class _Priced:
     """Costs of some demands over the options any of them may use (inf where one may not)."""
 
-    demands: list[JobDemand]
+    ids: list[int]  # the demands' positions in the batch's list of distinct demands
     arrays: DemandArrays
     opts: IntArray
     cost: FloatArray  # demands x opts
@@ -46,8 +48,10 @@ def job_classes(
 
     `pool_totals` (site id -> model -> cards) sizes the pools for the delay model.
     """
-    index: dict[tuple[JobDemand, int], int] = {}
-    keys: list[tuple[JobDemand, int]] = []
+    demand_ids: dict[JobDemand, int] = {}
+    demands: list[JobDemand] = []
+    index: dict[tuple[int, int], int] = {}  # (demand id, priority) -> class
+    keys: list[tuple[int, int]] = []
     jobs: list[list[str]] = []
     members: list[tuple[int, str]] = []
     seen: set[str] = set()
@@ -55,23 +59,28 @@ def job_classes(
         if job_id in seen:
             raise ValueError(f"duplicate job id {job_id!r} in batch")
         seen.add(job_id)
-        key = (JobDemand.from_spec(spec), spec.priority)
-        k = index.get(key)
-        if k is None:
-            k = index[key] = len(keys)
-            keys.append(key)
+        demand = JobDemand.from_spec(spec)
+        d = demand_ids.setdefault(demand, len(demands))
+        if d == len(demands):
+            demands.append(demand)
+        k = index.setdefault((d, spec.priority), len(keys))
+        if k == len(keys):
+            keys.append((d, spec.priority))
             jobs.append([])
         jobs[k].append(job_id)
         members.append((k, job_id))
-    priced = _price(list(dict.fromkeys(d for d, _ in keys)), ctx, policy)
-    options = _sorted_options(priced)
+    priced = _price(demands, ctx, policy)
+    options = _feasible_options(priced, len(demands))
     classes = [
-        JobClass(demand, priority, ids, *options[demand])
-        for (demand, priority), ids in zip(keys, jobs, strict=True)
+        JobClass(demands[d], priority, ids, *options[d])
+        for (d, priority), ids in zip(keys, jobs, strict=True)
     ]
     _set_penalties(classes, policy)
     if policy.config.batch_wait_model == "delay":
         _price_delay(priced, classes, members, ctx, policy, pool_totals)
+    options = _sorted_options(priced, len(demands))
+    for cls, (d, _) in zip(classes, keys, strict=True):
+        cls.opts, cls.cost = options[d]
     _explain_unplaceable(classes, ctx, policy)
     return classes, members
 
@@ -109,34 +118,84 @@ def regret_assignment(
 
 
 def _price(demands: list[JobDemand], ctx: EvalContext, policy: Policy) -> list[_Priced]:
-    by_model: dict[tuple[str, bool], list[JobDemand]] = {}
-    for demand in demands:
-        by_model.setdefault((demand.accelerator, demand.cards == 0), []).append(demand)
+    by_model: dict[tuple[str, bool], list[int]] = {}
+    for d, demand in enumerate(demands):
+        by_model.setdefault((demand.accelerator, demand.cards == 0), []).append(d)
     every = np.arange(ctx.table.n_options, dtype=np.int64)
     out = []
     for group in by_model.values():
         for start in range(0, len(group), _CHUNK_JOBS):
-            chunk = group[start : start + _CHUNK_JOBS]
-            arrays = DemandArrays.of(chunk)
+            ids = group[start : start + _CHUNK_JOBS]
+            arrays = DemandArrays.of([demands[d] for d in ids])
             opts, mask, total = evaluate_many(policy, arrays, ctx, every)
-            out.append(_Priced(chunk, arrays, opts, np.where(mask, total, np.inf)))
+            out.append(_Priced(ids, arrays, opts, np.where(mask, total, np.inf)))
     return out
 
 
-def _sorted_options(priced: list[_Priced]) -> dict[JobDemand, tuple[IntArray, FloatArray]]:
-    """Each demand's feasible options, cheapest first (ties by option index), and their costs.
-
-    The arrays are views into one sorted copy per chunk.
-    """
-    out: dict[JobDemand, tuple[IntArray, FloatArray]] = {}
+def _sorted_options(priced: list[_Priced], n: int) -> list[tuple[IntArray, FloatArray]]:
+    """Each of the `n` demands' feasible options, cheapest first (ties by option index), and
+    their costs: views into one sorted copy per chunk."""
+    out: list[tuple[IntArray, FloatArray]] = [(_NO_OPTS, _NO_COST)] * n
     for chunk in priced:
         order = np.argsort(chunk.cost, axis=1, kind="stable")
         opts = chunk.opts[order]
         cost = np.take_along_axis(chunk.cost, order, axis=1)
         feasible = np.isfinite(chunk.cost).sum(axis=1).tolist()
-        for row, (demand, n) in enumerate(zip(chunk.demands, feasible, strict=True)):
-            out[demand] = (opts[row, :n], cost[row, :n])
+        for row, (d, m) in enumerate(zip(chunk.ids, feasible, strict=True)):
+            out[d] = (opts[row, :m], cost[row, :m])
     return out
+
+
+def _feasible_options(priced: list[_Priced], n: int) -> list[tuple[IntArray, FloatArray]]:
+    """Each of the `n` demands' feasible options in option order, and their costs."""
+    out: list[tuple[IntArray, FloatArray]] = [(_NO_OPTS, _NO_COST)] * n
+    for chunk in priced:
+        feasible = np.isfinite(chunk.cost)
+        for row, d in enumerate(chunk.ids):
+            out[d] = (chunk.opts[feasible[row]], chunk.cost[row, feasible[row]])
+    return out
+
+
+def _queued_cards(
+    classes: list[JobClass], members: list[tuple[int, str]], ctx: EvalContext
+) -> list[float]:
+    """Cards of each class greedy leaves waiting: jobs in greedy order at their cheapest fit.
+
+    The classes' options need not be sorted: a class of one job takes the cheapest option it
+    fits (ties to the first, as in cost order); a larger class sorts its options once and
+    keeps a cursor, as greedy_fill does.
+    """
+    ledger = Ledger(ctx)
+    queued = [0.0] * len(classes)
+    cursors: dict[int, tuple[IntArray, int]] = {}
+    placeable = [m for m in members if classes[m[0]].placeable]
+    for k, _ in greedy_order(classes, placeable):
+        cls = classes[k]
+        if len(cls.jobs) == 1:
+            opt = _cheapest_fit(cls, ledger)
+        else:
+            ordered, cursor = cursors.get(k) or (cls.opts[np.argsort(cls.cost, kind="stable")], 0)
+            cursor = ledger.first_fit(cls.demand, ordered, cursor)
+            cursors[k] = (ordered, cursor)
+            opt = int(ordered[cursor]) if cursor < ordered.size else -1
+        if opt < 0:
+            queued[k] += cls.demand.cards
+        else:
+            ledger.take(cls.demand, opt)
+    return queued
+
+
+def _cheapest_fit(cls: JobClass, ledger: Ledger) -> int:
+    """The cheapest of the class's options where one more job fits, or -1."""
+    d, opts = cls.demand, cls.opts
+    sites = ledger.opt_site[opts]
+    ok = ledger.cards[opts] >= d.cards
+    if d.cpu_cores > 0:
+        ok &= ledger.cpu[sites] + 1e-9 >= d.cpu_cores
+    if d.memory_gb > 0:
+        ok &= ledger.memory_gb[sites] + 1e-9 >= d.memory_gb
+    at = int(np.argmin(np.where(ok, cls.cost, np.inf)))
+    return int(opts[at]) if ok[at] else -1
 
 
 def _price_delay(
@@ -153,13 +212,7 @@ def _price_delay(
     penalty rises by the largest delay cost per card, so the difference between starting
     and leaving a job is still at least `pending_penalty_hours` of its cards' value.
     """
-    greedy = greedy_assignment(classes, members, ctx)
-    queued = [
-        float(sum(1 for j in cls.jobs if j not in greedy) * cls.demand.cards)
-        if cls.placeable
-        else 0.0
-        for cls in classes
-    ]
+    queued = _queued_cards(classes, members, ctx)
     if not any(queued):
         return
     value = policy.config.accelerator_hour_value_cny
@@ -170,9 +223,7 @@ def _price_delay(
         rho_here = rho[chunk.opts]
         delay = add_delay_costs(chunk.cost, arrays.duration_h, arrays.cards, rho_here, value)
         most = max(most, delay)
-    options = _sorted_options(priced)
     for cls in classes:
-        cls.opts, cls.cost = options[cls.demand]
         cls.penalty += most * value * max(cls.demand.cards, 1)
 
 
