@@ -48,7 +48,6 @@ def column_generation(master: MasterLp, deadline: float, per_round: int) -> LpOu
     outcome = LpOutcome(False, np.inf, -np.inf, None)
     index = master.index
     caps = index.caps(np.arange(index.n_pairs), master.counts, master.ledger)
-    cut = 0
     while True:
         solution = master.solve(deadline, cut_rounds=0)
         if solution is None:
@@ -57,9 +56,6 @@ def column_generation(master: MasterLp, deadline: float, per_round: int) -> LpOu
         cut = master.add_violated_cuts(solution.x)
         best = max(outcome.bound_cny, bound)
         outcome = LpOutcome(True, solution.value_cny, best, solution)
-        # options past the windows could still price out: then only the bound is proven
-        mu = solution.class_dual
-        beyond = bool(np.any(index.next_cost < mu - _RC_TOL * np.maximum(1.0, np.abs(mu))))
         log.debug(
             "batch LP round value=%.2f bound=%.2f columns=%d",
             solution.value_cny,
@@ -67,7 +63,7 @@ def column_generation(master: MasterLp, deadline: float, per_round: int) -> LpOu
             master.col_flat.size,
         )
         if additions.size == 0 and not cut:
-            if not beyond:
+            if _nothing_past_windows(index, solution):
                 outcome.bound_cny = max(best, solution.value_cny)  # the full LP's optimum
             return outcome
         if solution.value_cny - best <= _CG_REL_GAP * max(1.0, abs(solution.value_cny)):
@@ -75,6 +71,12 @@ def column_generation(master: MasterLp, deadline: float, per_round: int) -> LpOu
         if time.perf_counter() >= deadline:
             return outcome
         master.add_columns(additions)
+
+
+def _nothing_past_windows(index: OptionIndex, solution: MasterSolution) -> bool:
+    """True if no option past a class's window could price out at these duals."""
+    mu = solution.class_dual
+    return not np.any(index.next_cost < mu - _RC_TOL * np.maximum(1.0, np.abs(mu)))
 
 
 def price(
