@@ -3,24 +3,39 @@
 Jobs that need the same cards, cores and memory can trade places without changing what any
 pool or site holds. For one size, its jobs, the places they hold and the room left where one
 more such job fits form a min-cost flow (job -> pool -> site, or pending); its LP has whole-
-number optima, which HiGHS finds in a few milliseconds. Every job keeps its current place among
-its columns, so no size gets dearer; the others are each job's cheapest candidates.
+number optima. HiGHS starts from the current places (a feasible basis), so it only makes the
+improving pivots. Every job keeps its current place among its columns, so no size gets
+dearer; the others are each job's cheapest options with room.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 
 import highspy
 import numpy as np
 
 from broker.placement.capacity import JobClass, Ledger
-from broker.placement.tables import FloatArray, IntArray
+from broker.placement.tables import BoolArray, FloatArray, IntArray
 
-_CANDIDATES_PER_JOB = 8
+_CANDIDATES_PER_JOB = 24
 _EPS = 1e-9
 _INF = highspy.kHighsInf
+_BIG = np.iinfo(np.int64).max // 4
+
+
+@dataclass(frozen=True, slots=True)
+class _Flow:
+    """One size's jobs and their columns: (job row, position in its class's options)."""
+
+    jobs: list[tuple[int, str]]  # (class, job)
+    row: IntArray
+    pos: IntArray
+    opt: IntArray
+    cost: FloatArray
+    held: BoolArray  # the column is the job's current place
 
 
 def rematch(
@@ -41,32 +56,25 @@ def rematch(
 def _rematch_size(
     classes: list[JobClass], ks: list[int], chosen: dict[str, int], ledger: Ledger
 ) -> None:
-    jobs = [(k, job) for k in ks for job in classes[k].jobs]
     demand = classes[ks[0]].demand
+    jobs = [(k, job) for k in ks for job in classes[k].jobs]
     held = {job: chosen.pop(job) for _, job in jobs if job in chosen}
     for k, job in jobs:  # free this size's places; the flow hands them out again
         if job in held:
             ledger.release(demand, int(classes[k].opts[held[job]]))
-    room = _room(classes, ks, ledger)
-    cols = _columns(classes, jobs, held, room)
-    x = _solve(classes, jobs, cols, room, ledger)
+    flow = _columns(classes, jobs, held, _room(classes[ks[0]], ledger))
+    x = _solve(classes, flow, ledger)
     if not np.all(np.abs(x - np.round(x)) <= 1e-6):  # not a vertex: keep the old places
-        x = np.asarray([float(held.get(jobs[r][1]) == pos) for r, pos in cols])
-    taken: list[tuple[str, int, int]] = []
-    for (r, pos), value in zip(cols, x, strict=True):
-        k, job = jobs[r]
-        opt = int(classes[k].opts[pos])
-        if value > 0.5:
-            ledger.take(demand, opt)
-            taken.append((job, k, pos))
-    for job, _, pos in taken:
-        chosen[job] = pos
+        x = flow.held.astype(np.float64)
+    for c in np.flatnonzero(x > 0.5).tolist():
+        ledger.take(demand, int(flow.opt[c]))
+        chosen[flow.jobs[int(flow.row[c])][1]] = int(flow.pos[c])
 
 
-def _room(classes: list[JobClass], ks: list[int], ledger: Ledger) -> IntArray:
-    """Per option, how many more jobs of this size it could take on its own."""
-    demand = classes[ks[0]].demand
-    most = np.full(ledger.cards.size, np.iinfo(np.int64).max // 4, dtype=np.int64)
+def _room(cls: JobClass, ledger: Ledger) -> IntArray:
+    """Per option, how many more jobs of this class's size it could take on its own."""
+    demand = cls.demand
+    most = np.full(ledger.cards.size, _BIG, dtype=np.int64)
     sites = ledger.opt_site
     for need, free in (
         (demand.cards, ledger.cards),
@@ -79,62 +87,73 @@ def _room(classes: list[JobClass], ks: list[int], ledger: Ledger) -> IntArray:
 
 
 def _columns(
-    classes: list[JobClass],
-    jobs: list[tuple[int, str]],
-    held: dict[str, int],
-    room: IntArray,
-) -> list[tuple[int, int]]:
-    """(job row, position) pairs: each job's place and its cheapest options with room."""
-    cols: list[tuple[int, int]] = []
-    open_at: dict[int, list[int]] = {}
+    classes: list[JobClass], jobs: list[tuple[int, str]], held: dict[str, int], room: IntArray
+) -> _Flow:
+    """Each job's place and its cheapest options with room."""
+    open_at: dict[int, IntArray] = {}
+    rows, positions = [], []
     for r, (k, job) in enumerate(jobs):
         if k not in open_at:
-            open_at[k] = np.flatnonzero(room[classes[k].opts] > 0)[:_CANDIDATES_PER_JOB].tolist()
+            open_at[k] = np.flatnonzero(room[classes[k].opts] > 0)[:_CANDIDATES_PER_JOB]
+        these = open_at[k]
         here = held.get(job)
-        these = open_at[k] if here is None or here in open_at[k] else [*open_at[k], here]
-        cols.extend((r, p) for p in these)
-    return cols
+        if here is not None and not np.any(these == here):
+            these = np.append(these, here)
+        rows.append(np.full(these.size, r, dtype=np.int64))
+        positions.append(these)
+    row, pos = np.concatenate(rows), np.concatenate(positions).astype(np.int64)
+    pairs = list(zip(jobs, positions, strict=True))
+    opt = np.concatenate([classes[k].opts[p] for (k, _), p in pairs])
+    cost = np.concatenate([classes[k].cost[p] for (k, _), p in pairs])
+    at_place = np.asarray([held.get(job, -1) for _, job in jobs], dtype=np.int64)[row] == pos
+    return _Flow(jobs, row, pos, opt.astype(np.int64), cost, at_place)
 
 
-def _solve(
-    classes: list[JobClass],
-    jobs: list[tuple[int, str]],
-    cols: list[tuple[int, int]],
-    room: IntArray,
-    ledger: Ledger,
-) -> FloatArray:
+def _solve(classes: list[JobClass], flow: _Flow, ledger: Ledger) -> FloatArray:
     """The min-cost flow's LP: each job placed once or pending, options and sites within room."""
-    demand = classes[jobs[0][0]].demand
-    n_jobs = len(jobs)
-    rows = np.asarray([r for r, _ in cols], dtype=np.int64)
-    opt = np.empty(rows.size, dtype=np.int64)
-    cost = np.empty(rows.size)
-    for at, (r, p) in enumerate(cols):
-        cls = classes[jobs[r][0]]
-        opt[at], cost[at] = cls.opts[p], cls.cost[p]
-    pools, pool_at = np.unique(opt, return_inverse=True)
+    demand = classes[flow.jobs[0][0]].demand
+    n_jobs = len(flow.jobs)
+    pools, pool_at = np.unique(flow.opt, return_inverse=True)
     sites, site_at = np.unique(ledger.opt_site[pools], return_inverse=True)
     highs = highspy.Highs()
     highs.silent()
     highs.setOptionValue("solver", "simplex")  # a vertex: whole numbers, as the flow is unimodular
-    pool_room = room[pools].astype(np.float64)
-    site_room = _site_room(demand.cpu_cores, demand.memory_gb, sites, ledger)
     _add_rows(highs, np.ones(n_jobs), np.ones(n_jobs))
-    _add_rows(highs, np.full(pools.size, -_INF), pool_room)
+    room = _room(classes[flow.jobs[0][0]], ledger)
+    _add_rows(highs, np.full(pools.size, -_INF), room[pools].astype(np.float64))
+    site_room = _site_room(demand.cpu_cores, demand.memory_gb, sites, ledger)
     _add_rows(highs, np.full(sites.size, -_INF), site_room)
-    penalty = np.asarray([classes[k].penalty for k, _ in jobs])
+    penalty = np.asarray([classes[k].penalty for k, _ in flow.jobs])
     _add_unit_cols(highs, penalty, [np.arange(n_jobs)])
     pool_rows = n_jobs + pool_at
     site_rows = n_jobs + pools.size + site_at[pool_at]
-    _add_unit_cols(highs, cost, [rows, pool_rows, site_rows])
+    _add_unit_cols(highs, flow.cost, [flow.row, pool_rows, site_rows])
+    _start_from(highs, flow, n_jobs, pools.size + sites.size)
     highs.run()
     if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         raise RuntimeError("rematch flow not solved")  # cannot happen: pending is always open
     return np.asarray(highs.getSolution().col_value)[n_jobs:]
 
 
+def _start_from(highs: highspy.Highs, flow: _Flow, n_jobs: int, n_capacity_rows: int) -> None:
+    """Start from the current places: a feasible basis, so only improving pivots remain.
+
+    Each job's basic column is its place (or its pending column), every capacity row's slack
+    is basic; the basis matrix is then triangular with a unit diagonal.
+    """
+    basic, lower = highspy.HighsBasisStatus.kBasic, highspy.HighsBasisStatus.kLower
+    placed = np.zeros(n_jobs, dtype=np.bool_)
+    placed[flow.row[flow.held]] = True
+    basis = highspy.HighsBasis()
+    basis.col_status = [lower if p else basic for p in placed.tolist()] + [
+        basic if h else lower for h in flow.held.tolist()
+    ]
+    basis.row_status = [lower] * n_jobs + [basic] * n_capacity_rows
+    highs.setBasis(basis)
+
+
 def _site_room(cpu: float, memory_gb: float, sites: IntArray, ledger: Ledger) -> FloatArray:
-    most = np.full(sites.size, float(np.iinfo(np.int64).max // 4))
+    most = np.full(sites.size, float(_BIG))
     for need, free in ((cpu, ledger.cpu[sites]), (memory_gb, ledger.memory_gb[sites])):
         if need > 0:
             most = np.minimum(most, np.floor(free / need + _EPS))
