@@ -18,6 +18,7 @@ HOURS_PER_DAY = 24
 BITS_PER_BYTE = 8.0
 SECONDS_PER_HOUR = 3600.0
 KG_PER_TONNE = 1000.0
+_ROWS_PER_GATHER = 32  # above this many run windows, price tables are gathered per hour
 
 
 class CostTerm(Protocol):
@@ -84,8 +85,13 @@ def _cumulative(ctx: EvalContext, opts: IntArray, hour: FloatArray) -> FloatArra
     full = whole >= HOURS_PER_DAY  # rest can round up to 24.0
     days, whole = days + full, np.where(full, 0, whole)
     rest = np.where(full, 0.0, rest)
-    at = (opts[None, :], whole[:, None])
     daily = prefix[opts, HOURS_PER_DAY][None, :]
+    if hour.size > _ROWS_PER_GATHER:  # many rows: gather whole hour rows of the options' tables
+        by_hour, hourly_by_hour = prefix[opts].T, hourly[opts].T
+        return (
+            days[:, None] * daily + by_hour[whole] + (rest - whole)[:, None] * hourly_by_hour[whole]
+        )
+    at = (opts[None, :], whole[:, None])
     return days[:, None] * daily + prefix[at] + (rest - whole)[:, None] * hourly[at]
 
 
