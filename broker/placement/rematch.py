@@ -89,24 +89,42 @@ def _room(cls: JobClass, ledger: Ledger) -> IntArray:
 def _columns(
     classes: list[JobClass], jobs: list[tuple[int, str]], held: dict[str, int], room: IntArray
 ) -> _Flow:
-    """Each job's place and its cheapest options with room."""
-    open_at: dict[int, IntArray] = {}
-    rows, positions = [], []
-    for r, (k, job) in enumerate(jobs):
-        if k not in open_at:
-            open_at[k] = np.flatnonzero(room[classes[k].opts] > 0)[:_CANDIDATES_PER_JOB]
-        these = open_at[k]
-        here = held.get(job)
-        if here is not None and not np.any(these == here):
-            these = np.append(these, here)
-        rows.append(np.full(these.size, r, dtype=np.int64))
-        positions.append(these)
-    row, pos = np.concatenate(rows), np.concatenate(positions).astype(np.int64)
-    pairs = list(zip(jobs, positions, strict=True))
-    opt = np.concatenate([classes[k].opts[p] for (k, _), p in pairs])
-    cost = np.concatenate([classes[k].cost[p] for (k, _), p in pairs])
-    at_place = np.asarray([held.get(job, -1) for _, job in jobs], dtype=np.int64)[row] == pos
-    return _Flow(jobs, row, pos, opt.astype(np.int64), cost, at_place)
+    """Each job's place and its class's cheapest options with room, as flat arrays.
+
+    `jobs` lists each class's jobs together; the options come from one concatenation of the
+    classes' options (segment i holds the i-th class's).
+    """
+    ks = list(dict.fromkeys(k for k, _ in jobs))
+    seg_of = {k: i for i, k in enumerate(ks)}
+    sizes = np.asarray([classes[k].opts.size for k in ks], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)])[:-1]
+    flat_opt = np.concatenate([classes[k].opts for k in ks]).astype(np.int64)
+    flat_cost = np.concatenate([classes[k].cost for k in ks])
+    kept, per_seg = _cheapest_open(room[flat_opt] > 0, sizes, starts)
+    job_seg = np.asarray([seg_of[k] for k, _ in jobs], dtype=np.int64)
+    n_cols = per_seg[job_seg]
+    row = np.repeat(np.arange(len(jobs)), n_cols)
+    within = np.arange(row.size) - np.repeat(np.cumsum(n_cols) - n_cols, n_cols)
+    first = np.concatenate([[0], np.cumsum(per_seg)])[:-1]
+    flat = kept[first[job_seg][row] + within]
+    here = np.asarray([held.get(job, -1) for _, job in jobs], dtype=np.int64)
+    extra = np.flatnonzero(here >= 0)  # jobs whose place is not among those options
+    extra = extra[~np.isin(starts[job_seg[extra]] + here[extra], kept)]
+    row = np.concatenate([row, extra])
+    flat = np.concatenate([flat, starts[job_seg[extra]] + here[extra]])
+    pos = flat - starts[job_seg[row]]
+    return _Flow(jobs, row, pos, flat_opt[flat], flat_cost[flat], here[row] == pos)
+
+
+def _cheapest_open(
+    open_: BoolArray, sizes: IntArray, starts: IntArray
+) -> tuple[IntArray, IntArray]:
+    """Flat indices of each segment's first _CANDIDATES_PER_JOB open entries, and their counts."""
+    seg = np.repeat(np.arange(sizes.size), sizes)
+    opened = np.cumsum(open_)
+    rank = opened - 1 - np.concatenate([[0], opened])[starts][seg]
+    kept = np.flatnonzero(open_ & (rank < _CANDIDATES_PER_JOB))
+    return kept, np.bincount(seg[kept], minlength=sizes.size)
 
 
 def _solve(classes: list[JobClass], flow: _Flow, ledger: Ledger) -> FloatArray:

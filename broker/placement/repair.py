@@ -81,19 +81,19 @@ class _State:
 def search(
     classes: list[JobClass], chosen: dict[str, int], ledger: Ledger, deadline: float
 ) -> dict[str, int]:
-    """Local moves and re-matching each size's jobs to its places, until neither helps.
+    """Re-matching each size's jobs to its places, and local moves, until neither helps.
 
     `ledger` must hold the capacity left after `chosen`; both are updated in place.
     """
     value = objective_cny(classes, chosen)
     for _ in range(_MAX_PASSES):
-        chosen = improve(classes, chosen, ledger, deadline)
+        rematch(classes, chosen, ledger, deadline)  # first: it finds the most, size by size
+        rematched = objective_cny(classes, chosen)
         if time.perf_counter() >= deadline:
             break
-        moved = objective_cny(classes, chosen)
-        rematch(classes, chosen, ledger, deadline)
+        chosen = improve(classes, chosen, ledger, deadline)
         now = objective_cny(classes, chosen)
-        log.debug("batch search moves=%.2f rematched=%.2f", moved, now)
+        log.debug("batch search rematched=%.2f moves=%.2f", rematched, now)
         if now >= value - _EPS * max(1.0, abs(value)):
             break
         value = now
