@@ -6,11 +6,19 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.bench_placement import busy_snapshot, exact_optimum
-from broker.placement import FederationSnapshot, Policy, place, place_batch, place_greedy
+from bench.bench_placement import busy_snapshot, distinct_queue, exact_optimum
+from broker.placement import (
+    FederationSnapshot,
+    Policy,
+    PolicyConfig,
+    place,
+    place_batch,
+    place_greedy,
+)
 from broker.placement.batch import BatchResult
 from computenet.spec import JobSpec, parse_spec
 from computenet.types import CandidateSite
@@ -157,3 +165,19 @@ def test_unplaceable_jobs_stay_pending_with_a_reason() -> None:
     result = place_batch([("a", spec)], snapshot, Policy.default())
     assert result.assignment == {"a": None}
     assert result.reasons["a"].startswith("no feasible site (s0000: no no-such-card accelerators")
+
+
+@pytest.mark.parametrize("lp_max_classes", [0, 3000])
+def test_distinct_queue_respects_capacity_on_both_paths(lp_max_classes: int) -> None:
+    topology = synthetic_topology(40, 6, 160, 3)
+    snapshot = busy_snapshot(topology, 0.3, 3)
+    jobs = distinct_queue(topology, 400, 3)
+    policy = Policy.default(PolicyConfig(batch_lp_max_classes=lp_max_classes))
+    result = place_batch(jobs, snapshot, policy, time_budget_s=3.0)
+    if lp_max_classes == 0:
+        assert result.method in ("regret", "greedy")  # the LP was not tried
+    _check_capacity(snapshot, jobs, result)
+    greedy = place_greedy(jobs, snapshot, policy)
+    scale = max(1.0, abs(greedy.objective_cny))
+    assert result.lp_bound_cny - TOL * scale <= result.objective_cny
+    assert result.objective_cny <= greedy.objective_cny + TOL * scale
