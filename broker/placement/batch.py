@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from broker.placement.capacity import JobClass, Ledger, objective_cny
-from broker.placement.classes import greedy_assignment, job_classes, regret_assignment
+from broker.placement.classes import job_classes
+from broker.placement.greedy import greedy_assignment, regret_assignment
 from broker.placement.optimise import Method, optimise
 from broker.placement.policy import Policy
 from broker.placement.repair import search

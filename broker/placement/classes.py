@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from broker.placement.capacity import JobClass, Ledger, greedy_fill, greedy_order, pending_penalty
+from broker.placement.capacity import JobClass, Ledger, greedy_order, pending_penalty
 from broker.placement.delay import add_delay_costs, contention, pool_cards
 from broker.placement.demand import DemandArrays, JobDemand
 from broker.placement.engine import rejection_reasons
@@ -25,7 +25,6 @@ _SHOWN_REASONS = 3
 _CHUNK_JOBS = 2048  # demands evaluated in one pass, bounding the jobs x options arrays
 _NO_OPTS = np.zeros(0, dtype=np.int64)
 _NO_COST = np.zeros(0)
-_REGRET_RANK = 4  # regret: the cost of the fifth cheapest option over the cheapest
 
 
 @dataclass(slots=True)
@@ -83,38 +82,6 @@ def job_classes(
         cls.opts, cls.cost = options[d]
     _explain_unplaceable(classes, ctx, policy)
     return classes, members
-
-
-def greedy_assignment(
-    classes: list[JobClass], members: list[tuple[int, str]], ctx: EvalContext
-) -> dict[str, int]:
-    """Each job in priority order (then largest first) at its cheapest option that still fits."""
-    chosen: dict[str, int] = {}
-    placeable = [m for m in members if classes[m[0]].placeable]
-    greedy_fill(classes, greedy_order(classes, placeable), Ledger(ctx), chosen)
-    return chosen
-
-
-def regret_assignment(
-    classes: list[JobClass], members: list[tuple[int, str]], ctx: EvalContext
-) -> dict[str, int]:
-    """Each job at its cheapest option that still fits, the jobs with most to lose first.
-
-    What a job loses per card if it cannot have its cheapest option: the cost of its fifth
-    cheapest instead (or of waiting, if it has one option). Jobs that are cheap anywhere
-    yield the contended pools to those that are not.
-    """
-    regret = np.zeros(len(classes))
-    for k, cls in enumerate(classes):
-        if cls.placeable:
-            other = cls.cost[_REGRET_RANK] if cls.opts.size > _REGRET_RANK else cls.cost[-1]
-            lost = other - cls.cost[0] if cls.opts.size > 1 else cls.penalty - cls.cost[0]
-            regret[k] = lost / max(cls.demand.cards, 1)
-    placeable = [m for m in members if classes[m[0]].placeable]
-    order = sorted(range(len(placeable)), key=lambda i: (-regret[placeable[i][0]], i))
-    chosen: dict[str, int] = {}
-    greedy_fill(classes, [placeable[i] for i in order], Ledger(ctx), chosen)
-    return chosen
 
 
 def _price(demands: list[JobDemand], ctx: EvalContext, policy: Policy) -> list[_Priced]:

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from bench.bench_placement import busy_snapshot
 from broker.placement import FederationSnapshot, Policy, PolicyConfig, place_batch, place_greedy
 from broker.placement.capacity import Ledger, objective_cny
-from broker.placement.classes import greedy_assignment, job_classes, regret_assignment
+from broker.placement.classes import job_classes
+from broker.placement.greedy import greedy_assignment, regret_assignment
 from broker.placement.rematch import rematch
 from broker.placement.repair import improve
 from broker.placement.tables import context_for
