@@ -18,6 +18,7 @@ import highspy
 import numpy as np
 
 from broker.placement.capacity import Ledger
+from broker.placement.highs import new_highs
 from broker.placement.option_index import OptionIndex
 from broker.placement.tables import FloatArray, IntArray
 
@@ -48,8 +49,7 @@ class MasterLp:
         self.ledger = ledger
         self.counts = index.counts.copy()
         n_cls = index.counts.size
-        self.highs = highspy.Highs()
-        self.highs.silent()
+        self.highs = new_highs()
         self.col_flat = np.zeros(0, dtype=np.int64)
         self.in_model = np.zeros(index.n_pairs, dtype=np.bool_)
         n_opts, n_sites = ledger.cards.size, ledger.cpu.size

@@ -18,6 +18,7 @@ import highspy
 import numpy as np
 
 from broker.placement.capacity import JobClass, Ledger
+from broker.placement.highs import new_highs
 from broker.placement.tables import BoolArray, FloatArray, IntArray
 
 _CANDIDATES_PER_JOB = 24
@@ -133,8 +134,7 @@ def _solve(classes: list[JobClass], flow: _Flow, ledger: Ledger) -> FloatArray:
     n_jobs = len(flow.jobs)
     pools, pool_at = np.unique(flow.opt, return_inverse=True)
     sites, site_at = np.unique(ledger.opt_site[pools], return_inverse=True)
-    highs = highspy.Highs()
-    highs.silent()
+    highs = new_highs()
     highs.setOptionValue("solver", "simplex")  # a vertex: whole numbers, as the flow is unimodular
     _add_rows(highs, np.ones(n_jobs), np.ones(n_jobs))
     room = _room(classes[flow.jobs[0][0]], ledger)
