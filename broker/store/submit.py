@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
-from broker.store import tables
+from broker.store import statements, tables
 from broker.store.codecs import Row, event_to_row, job_from_row, job_to_row, spec_sha256
 from broker.store.protocol import NewJob, SubmitOutcome
 from broker.store.sequence import EventSequence
@@ -54,9 +53,12 @@ def submit_batch(connection: Connection, batch: Sequence[NewJob]) -> list[Submit
     inserts = _Inserts([], [], [])
     outcomes = [_submit_one(new, known, inserts, sequence) for new in batch]
     if inserts.jobs:
-        connection.execute(insert(tables.jobs), inserts.jobs)
-        connection.execute(insert(tables.idempotency_keys), inserts.keys)
-        connection.execute(insert(tables.job_events), inserts.events)
+        dialect = connection.dialect
+        statements.insert_row(dialect, tables.jobs).execute_many(connection, inserts.jobs)
+        statements.insert_row(dialect, tables.idempotency_keys).execute_many(
+            connection, inserts.keys
+        )
+        statements.insert_row(dialect, tables.job_events).execute_many(connection, inserts.events)
         sequence.save()
     return outcomes
 
@@ -97,21 +99,21 @@ def _submit_one(
 
 
 def _known_keys(connection: Connection, keys: set[_Key]) -> dict[_Key, _KnownKey]:
-    """Keys of the batch already in the database, with their jobs, in one query.
-
-    Two plain IN lists (not a row-value IN, which PostgreSQL plans as a scan) select a
-    superset through the primary key index; the exact pairs are picked out here.
-    """
-    k, j = tables.idempotency_keys, tables.jobs
-    query = (
-        select(k.c.spec_sha256, j)
-        .join(j, j.c.job_id == k.c.job_id)
-        .where(k.c.tenant.in_(sorted({tenant for tenant, _ in keys})))
-        .where(k.c.request_id.in_(sorted({request_id for _, request_id in keys})))
-    )
+    """Keys of the batch already in the database, with their jobs, in one query."""
+    tenants = sorted({tenant for tenant, _ in keys})
+    request_ids = sorted({request_id for _, request_id in keys})
+    nt, nr = _rounded_up(len(tenants)), _rounded_up(len(request_ids))
+    statement = statements.known_keys(connection.dialect, nt, nr)
+    values = {f"t{i}": tenants[min(i, len(tenants) - 1)] for i in range(nt)}
+    values.update({f"r{i}": request_ids[min(i, len(request_ids) - 1)] for i in range(nr)})
     known: dict[_Key, _KnownKey] = {}
-    for row in connection.execute(query).mappings():
+    for row in statement.query(connection, values):
         key = (row["tenant"], row["request_id"])
         if key in keys:
             known[key] = _KnownKey(row["spec_sha256"], row=row)
     return known
+
+
+def _rounded_up(n: int) -> int:
+    """`n` rounded up to a power of two: few distinct statement shapes, little padding."""
+    return 1 << max(n - 1, 0).bit_length()
