@@ -9,30 +9,21 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from broker.store import statements, tables
-from broker.store.codecs import Row, event_to_row, job_from_row, job_to_row, spec_sha256
+from broker.store.codecs import first_event_row, job_to_row, key_to_row, spec_sha256
 from broker.store.protocol import NewJob, SubmitOutcome
 from broker.store.sequence import EventSequence
-from computenet.types import Job, JobEvent, JobState
-
-SUBMITTED_CAUSE = "submitted"
-"""Cause of every job's first event."""
+from broker.store.submission import Submission, Written, outcomes
 
 _Key = tuple[str, str]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _KnownKey:
-    """An idempotency key seen before: its spec hash and its job (parsed on first need)."""
+    """An idempotency key seen before: its spec hash, and where its job is."""
 
     spec_sha256: str
-    row: Row | None = None
-    job: Job | None = None
-
-    def resolve(self) -> Job:
-        if self.job is None:
-            assert self.row is not None
-            self.job = job_from_row(self.row)
-        return self.job
+    written: Written
+    """What a duplicate of it gets: the stored row, or the index of its batch entry."""
 
 
 @dataclass(slots=True)
@@ -48,10 +39,21 @@ def submit_batch(connection: Connection, batch: Sequence[NewJob]) -> list[Submit
     """Make the batch durable on `connection`, inside the caller's write transaction."""
     if not batch:
         return []
+    return outcomes(batch, write_batch(connection, [Submission.of(new) for new in batch]))
+
+
+def write_batch(connection: Connection, batch: Sequence[Submission]) -> list[Written]:
+    """Write the batch on `connection`, inside the caller's write transaction.
+
+    A key already stored, or used earlier in the batch, creates nothing: with the same spec
+    it is a duplicate of that job, with another spec a conflict.
+    """
+    if not batch:
+        return []
     sequence = EventSequence(connection)
-    known = _known_keys(connection, {(new.tenant, new.request_id) for new in batch})
+    known = _known_keys(connection, {(s.tenant, s.request_id) for s in batch})
     inserts = _Inserts([], [], [])
-    outcomes = [_submit_one(new, known, inserts, sequence) for new in batch]
+    written = [_write_one(i, s, known, inserts, sequence) for i, s in enumerate(batch)]
     if inserts.jobs:
         dialect = connection.dialect
         statements.insert_row(dialect, tables.jobs).execute_many(connection, inserts.jobs)
@@ -60,42 +62,27 @@ def submit_batch(connection: Connection, batch: Sequence[NewJob]) -> list[Submit
         )
         statements.insert_row(dialect, tables.job_events).execute_many(connection, inserts.events)
         sequence.save()
-    return outcomes
+    return written
 
 
-def _submit_one(
-    new: NewJob, known: dict[_Key, _KnownKey], inserts: _Inserts, sequence: EventSequence
-) -> SubmitOutcome:
-    spec_json = new.spec.canonical_json()
-    digest = spec_sha256(spec_json)
-    key = (new.tenant, new.request_id)
+def _write_one(
+    index: int,
+    submission: Submission,
+    known: dict[_Key, _KnownKey],
+    inserts: _Inserts,
+    sequence: EventSequence,
+) -> Written:
+    digest = spec_sha256(submission.spec_json)
+    key = (submission.tenant, submission.request_id)
     earlier = known.get(key)
     if earlier is not None:
-        if earlier.spec_sha256 != digest:
-            return SubmitOutcome(job=None, conflict=True)
-        return SubmitOutcome(job=earlier.resolve(), duplicate=True)
+        return earlier.written if earlier.spec_sha256 == digest else Written(conflict=True)
     number = sequence.take()
-    job_row = job_to_row(new, spec_json, number)
-    job = job_from_row(job_row, spec=new.spec)
-    event = JobEvent(
-        sequence=number,
-        job_id=new.job_id,
-        state=JobState.PENDING,
-        cause=SUBMITTED_CAUSE,
-        time_unix_ms=new.time_unix_ms,
-    )
-    inserts.jobs.append(job_row)
-    inserts.keys.append(
-        {
-            "tenant": new.tenant,
-            "request_id": new.request_id,
-            "job_id": new.job_id,
-            "spec_sha256": digest,
-        }
-    )
-    inserts.events.append(event_to_row(event, tenant=new.tenant, kind=new.spec.kind))
-    known[key] = _KnownKey(spec_sha256=digest, job=job)
-    return SubmitOutcome(job=job)
+    inserts.jobs.append(job_to_row(submission, number))
+    inserts.keys.append(key_to_row(submission, digest))
+    inserts.events.append(first_event_row(submission, number))
+    known[key] = _KnownKey(digest, Written(same_as=index))
+    return Written(sequence=number)
 
 
 def _known_keys(connection: Connection, keys: set[_Key]) -> dict[_Key, _KnownKey]:
@@ -110,7 +97,8 @@ def _known_keys(connection: Connection, keys: set[_Key]) -> dict[_Key, _KnownKey
     for row in statement.query(connection, values):
         key = (row["tenant"], row["request_id"])
         if key in keys:
-            known[key] = _KnownKey(row["spec_sha256"], row=row)
+            job_row = {name: value for name, value in row.items() if name != "spec_sha256"}
+            known[key] = _KnownKey(row["spec_sha256"], Written(earlier=job_row))
     return known
 
 
