@@ -90,7 +90,7 @@ class Broker:
         self.settings = settings
         self.topology, self._topology_yaml = _load_topology(settings.topology_path)
         self.metrics = BrokerMetrics()
-        self.writer = StoreWriter(open_store(settings.db_url))
+        self.writer = StoreWriter(open_store(settings.db_url), submit_url=settings.db_url)
         self.hub = EventHub(self.writer.store.last_sequence())
         self.writer.on_events(self.hub.publish)
         self.registry = SiteRegistry(
