@@ -5,9 +5,9 @@ every statement step, so while the loop is busy serving calls each row of a batc
 the GIL again, and the batch ends up costing the loop several times the CPU it costs alone.
 A child process has a GIL of its own: the loop only pickles the batch out and the answer in.
 
-Exactly-once is kept when the child dies mid-batch: the batch is written again by a new
-child, and a "duplicate" whose job id is this very submission's is recognised as the lost
-attempt's commit, so the caller still sees it as created.
+When the child dies mid-batch, the batch is written again by a new child: what the lost
+attempt committed comes back as duplicates of jobs with this very submission's job ids, which
+the caller (StoreWriter) recognises as created.
 """
 
 from __future__ import annotations
@@ -40,8 +40,12 @@ class WorkerLostError(RuntimeError):
     """The submission process ended before answering."""
 
 
+class WorkerStartError(RuntimeError):
+    """The submission process ended before it was ready: it was sent no batch."""
+
+
 class BatchFailedError(RuntimeError):
-    """The submission process could not write a batch (nothing of it was committed)."""
+    """The submission process could not write a batch; the message is its error."""
 
 
 @dataclass
@@ -50,6 +54,8 @@ class _Child:
     sock: socket.socket
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    """The event loop its streams belong to."""
 
 
 @dataclass
@@ -61,6 +67,8 @@ class SubmitProcess:
     """
 
     url: str
+    module: str = "broker.store.submit_worker"
+    """The module the child runs (`python -m`)."""
     _child: _Child | None = field(default=None, init=False)
     _ended: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False)
 
@@ -82,7 +90,7 @@ class SubmitProcess:
             return await self._exchange(batch)
         except WorkerLostError:
             log.warning("submission process lost; writing the batch again size=%d", len(batch))
-        return _recognised(batch, await self._exchange(batch))
+        return await self._exchange(batch)
 
     def close(self, timeout_s: float = 10.0) -> None:
         """End the child (it finishes the batch it has) and wait for it."""
@@ -97,6 +105,9 @@ class SubmitProcess:
         self._ended.clear()
 
     async def _exchange(self, batch: Sequence[Submission]) -> list[Written]:
+        loop = asyncio.get_running_loop()
+        if self._child is not None and self._child.loop not in (None, loop):
+            self._discard()  # its streams belong to an event loop that has ended
         if self._child is None:
             self._child = self._spawn()
         child = self._child
@@ -116,8 +127,12 @@ class SubmitProcess:
         return list(body)
 
     async def _connect(self, child: _Child) -> None:
+        child.loop = asyncio.get_running_loop()
         child.reader, child.writer = await asyncio.open_connection(sock=child.sock)
-        kind, body = await _read(child.reader)
+        try:
+            kind, body = await _read(child.reader)
+        except WorkerLostError as exc:
+            raise WorkerStartError(f"{self.module} ended before it was ready") from exc
         if kind != "ready":
             raise BatchFailedError(f"the submission process could not start: {body}")
         log.info("submission process ready pid=%d", body)
@@ -131,7 +146,7 @@ class SubmitProcess:
                 [
                     sys.executable,
                     "-m",
-                    "broker.store.submit_worker",
+                    self.module,
                     str(child_end.fileno()),
                     str(os.getpid()),
                 ],
@@ -139,8 +154,10 @@ class SubmitProcess:
                 stdin=subprocess.DEVNULL,
                 env=env,
             )
-        # The URL goes over the socket, not the command line, where `ps` would show it.
-        parent_end.sendall(encode_frame(("open", self.url)))
+        # The URL goes over the socket, not the command line, where `ps` would show it. If the
+        # child is gone already, connecting finds the socket closed.
+        with contextlib.suppress(OSError):
+            parent_end.sendall(encode_frame(("open", self.url)))
         return _Child(proc, parent_end)
 
     def _discard(self) -> None:
@@ -168,14 +185,3 @@ async def _read(reader: asyncio.StreamReader) -> tuple[str, Any]:
     except (asyncio.IncompleteReadError, ConnectionError) as exc:
         raise WorkerLostError("the submission process ended") from exc
     return str(kind), body
-
-
-def _recognised(batch: Sequence[Submission], written: Sequence[Written]) -> list[Written]:
-    """Outcomes of a batch written again: its own job ids found stored were created by it."""
-    out = []
-    for submission, result in zip(batch, written, strict=True):
-        earlier = result.earlier
-        if earlier is not None and earlier["job_id"] == submission.job_id:
-            result = Written(sequence=int(earlier["created_seq"]))
-        out.append(result)
-    return out

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from broker.store.protocol import Fence, NewJob, Store, SubmitOutcome, Transition
 from broker.store.submission import Submission, outcomes
-from broker.submit_process import SubmitProcess
+from broker.submit_process import SubmitProcess, WorkerStartError
 from computenet.types import Job, JobEvent, JobState
 
 log = logging.getLogger(__name__)
@@ -37,11 +37,12 @@ class StoreWriter:
         """Serve `store`; with `submit_url` (the store's own URL), submission batches are
         written by a child process on that database instead of the writer thread."""
         self.store = store
-        self._process = (
-            SubmitProcess(submit_url)
-            if submit_url is not None and SubmitProcess.supports(submit_url)
-            else None
-        )
+        self._process: SubmitProcess | None = None
+        if submit_url is not None and SubmitProcess.supports(submit_url):
+            try:
+                self._process = SubmitProcess(submit_url)
+            except OSError:
+                log.exception("cannot start the submission process: using the writer thread")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="store-reader")
         self._queue: list[tuple[NewJob, asyncio.Future[SubmitOutcome]]] = []
@@ -103,12 +104,18 @@ class StoreWriter:
     async def _write_submissions(
         self, loop: asyncio.AbstractEventLoop, jobs: list[NewJob]
     ) -> list[SubmitOutcome]:
-        if self._process is None:
-            return await loop.run_in_executor(self._writer, self.store.submit_jobs, jobs)
-        submissions = [Submission.of(job) for job in jobs]
-        async with self._write_turn(loop):
-            written = await self._process.write(submissions)
-        return outcomes(jobs, written)
+        if self._process is not None:
+            submissions = [Submission.of(job) for job in jobs]
+            try:
+                async with self._write_turn(loop):
+                    written = await self._process.write(submissions)
+                return _recognised(jobs, outcomes(jobs, written))
+            except WorkerStartError:
+                log.error("submission process cannot start: submissions go to the writer thread")
+                self._process.close()
+                self._process = None
+        results = await loop.run_in_executor(self._writer, self.store.submit_jobs, jobs)
+        return _recognised(jobs, results)
 
     def _publish_created(self, jobs: Sequence[Job]) -> None:
         if not jobs:
@@ -172,3 +179,18 @@ class StoreWriter:
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self.store.close()
+
+
+def _recognised(jobs: Sequence[NewJob], results: list[SubmitOutcome]) -> list[SubmitOutcome]:
+    """Outcomes of a batch, a "duplicate" of a submission's own job id counted as created.
+
+    Job ids are new for every submission, so the only way to find one's own job id stored
+    already is an earlier attempt at this very batch that committed but whose answer was
+    lost (the submission process died): the job was created by this submission.
+    """
+    return [
+        SubmitOutcome(job=outcome.job)
+        if outcome.duplicate and outcome.job is not None and outcome.job.job_id == new.job_id
+        else outcome
+        for new, outcome in zip(jobs, results, strict=True)
+    ]

@@ -70,7 +70,8 @@ def test_outcomes_match_the_store_contract(writer: StoreWriter) -> None:
         assert again.duplicate and again.job == first.job
         clash = await writer.submit(new_job("x", tenant="t", request_id="r1", job_spec=spec("y")))
         assert clash.conflict and clash.job is None
-        same_batch = await asyncio.gather(writer.submit(_new(2)), writer.submit(_new(2)))
+        retry = new_job("job-t-2b", tenant="t", request_id="r2", job_spec=spec("job-t-2"))
+        same_batch = await asyncio.gather(writer.submit(_new(2)), writer.submit(retry))
         assert [o.duplicate for o in same_batch].count(True) == 1
         assert same_batch[0].job is not None and same_batch[0].job.job_id == "job-t-2"
         assert writer.store.last_sequence() == 2
@@ -218,6 +219,25 @@ def test_jobs_of_other_tenants_are_independent(writer: StoreWriter) -> None:
         assert writer.store.get_job(JobId("job-a-1")) is not None
 
     asyncio.run(main())
+
+
+def test_a_child_that_cannot_start_leaves_submissions_to_the_writer_thread(db_url: str) -> None:
+    writer = StoreWriter(open_store(db_url), submit_url=db_url)
+    assert writer._process is not None
+    writer._process.close()
+    writer._process.module = "broker.no_such_module"  # the next child fails at once
+
+    async def main() -> None:
+        outcomes = await asyncio.gather(*(writer.submit(_new(n)) for n in range(3)))
+        assert [o.job.last_sequence for o in outcomes if o.job] == [1, 2, 3]
+        assert writer._process is None
+        again = await writer.submit(_new(3))
+        assert again.job is not None and again.job.last_sequence == 4
+
+    try:
+        asyncio.run(main())
+    finally:
+        writer.close()
 
 
 def test_a_database_the_child_cannot_open_fails_batches_not_the_writer(tmp_path: Path) -> None:
