@@ -1,7 +1,8 @@
 """Runs store calls off the event loop: one writer thread (ordered, group-committed) and readers.
 
 Every write of the broker goes through the single writer thread, except submission batches,
-which a child process writes when the store is a file or a server (see broker.submit_process).
+which a child process writes when the store is a file or a server (see
+broker.store.submit_process).
 Either way each write transaction locks the event sequence counter first, so sequence numbers
 are committed in order. Submissions that arrive while a commit is in flight are gathered into
 the next batch and committed together: one fsync for many acknowledged jobs.
@@ -18,9 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
 
+from broker.store import SubmitProcess, WorkerStartError
 from broker.store.protocol import Fence, NewJob, Store, SubmitOutcome, Transition
-from broker.store.submission import Submission, outcomes
-from broker.submit_process import SubmitProcess, WorkerStartError
 from computenet.types import Job, JobEvent, JobState
 
 log = logging.getLogger(__name__)
@@ -105,11 +105,10 @@ class StoreWriter:
         self, loop: asyncio.AbstractEventLoop, jobs: list[NewJob]
     ) -> list[SubmitOutcome]:
         if self._process is not None:
-            submissions = [Submission.of(job) for job in jobs]
             try:
                 async with self._write_turn(loop):
-                    written = await self._process.write(submissions)
-                return _recognised(jobs, outcomes(jobs, written))
+                    results = await self._process.submit_jobs(jobs)
+                return _recognised(jobs, results)
             except WorkerStartError:
                 log.error("submission process cannot start: submissions go to the writer thread")
                 self._process.close()

@@ -1,8 +1,8 @@
 """The submission writer process: writes each batch it is sent in one transaction, answers.
 
-Run by `broker.submit_process` as `python -m broker.store.submit_worker FD` with one end of
-a socket pair. Frames are a 4-byte big-endian length and a pickle. The parent sends
-`("open", url)` first, then batches (lists of `Submission`); each answer is
+Run by `broker.store.submit_process` as `python -m broker.store.submit_worker FD PID`, FD one
+end of a socket pair and PID the parent's. Frames are a 4-byte big-endian length and a pickle.
+The parent sends `("open", url)` first, then batches (lists of `Submission`); each answer is
 `("ok", [Written, ...])` or `("error", text)`. The worker exits when the socket closes and
 is killed with its parent, so it never outlives the broker holding the database.
 """

@@ -18,7 +18,7 @@ import pytest
 from broker.store import NewJob, Transition, open_store
 from broker.store.submission import Submission
 from broker.store.submit import write_batch
-from broker.submit_process import BatchFailedError, SubmitProcess
+from broker.store.submit_process import BatchFailedError, SubmitProcess
 from broker.writer import StoreWriter
 from computenet.types import Job, JobEvent, JobId, JobState, TenantId
 from tests.store.factories import new_job, spec
@@ -171,7 +171,7 @@ def test_a_killed_child_is_replaced_and_its_commits_count_as_created(
 
 _ORPHAN_SCRIPT = """
 import asyncio, sys
-from broker.submit_process import BatchFailedError, SubmitProcess
+from broker.store.submit_process import SubmitProcess
 from broker.store.submission import Submission
 from tests.store.factories import new_job
 

@@ -7,7 +7,7 @@ A child process has a GIL of its own: the loop only pickles the batch out and th
 
 When the child dies mid-batch, the batch is written again by a new child: what the lost
 attempt committed comes back as duplicates of jobs with this very submission's job ids, which
-the caller (StoreWriter) recognises as created.
+the caller (broker.writer.StoreWriter) recognises as created.
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from broker.store.submission import Submission, Written
+from broker.store.protocol import NewJob, SubmitOutcome
+from broker.store.submission import Submission, Written, outcomes
 from broker.store.submit_worker import FRAME_HEADER, encode_frame
 
 log = logging.getLogger(__name__)
 
-_SOURCE_ROOT = str(Path(__file__).resolve().parent.parent)
+_SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
 """Where the `broker` package lives, so the child imports the same code."""
 
 
@@ -83,6 +84,10 @@ class SubmitProcess:
             return True
         database = parsed.database or ""
         return database not in ("", ":memory:") and "mode=memory" not in str(parsed)
+
+    async def submit_jobs(self, batch: Sequence[NewJob]) -> list[SubmitOutcome]:
+        """Make `batch` durable in one transaction of the child (see Store.submit_jobs)."""
+        return outcomes(batch, await self.write([Submission.of(new) for new in batch]))
 
     async def write(self, batch: Sequence[Submission]) -> list[Written]:
         """Write `batch` in one transaction of the child; what writing each did."""
