@@ -1,8 +1,7 @@
 """Runs store calls off the event loop: one writer thread (ordered, group-committed) and readers.
 
 Every write of the broker goes through the single writer thread, except submission batches,
-which a child process writes when the store is a file or a server (see
-broker.store.submit_process).
+which a child process writes when the store is a file or a server (broker.store.SubmitProcess).
 Either way each write transaction locks the event sequence counter first, so sequence numbers
 are committed in order. Submissions that arrive while a commit is in flight are gathered into
 the next batch and committed together: one fsync for many acknowledged jobs.
