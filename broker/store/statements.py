@@ -3,17 +3,21 @@
 The statements of the write path (the submission batch, the sequence counter) never change
 shape; building, compiling and executing them through SQLAlchemy for every batch cost more
 CPU than the database spent running them. Each is compiled once from the table definitions
-and executed with plain parameter rows, inside the caller's SQLAlchemy transaction.
+and executed with plain parameter rows on a cursor of the connection's driver, inside the
+caller's SQLAlchemy transaction. Driver errors are raised as SQLAlchemy's exceptions; engine
+events (`before_cursor_execute` and the like) do not see these statements.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select
-from sqlalchemy.engine import Connection, Dialect, RowMapping
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
@@ -38,17 +42,27 @@ class Statement:
             return values
         return tuple(values[name] for name in self.names)
 
-    def query(self, connection: Connection, values: Mapping[str, Any]) -> list[RowMapping]:
+    def query(self, connection: Connection, values: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Run once with `values`; the rows it returns as column-name mappings."""
-        return list(connection.exec_driver_sql(self.sql, self.params(values)).mappings())
+        params = self.params(values)
+        with _cursor(connection, self.sql, params) as cursor:
+            cursor.execute(self.sql, params)
+            if cursor.description is None:
+                return []
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def execute(self, connection: Connection, values: Mapping[str, Any]) -> None:
         """Run once with `values`, ignoring any rows."""
-        connection.exec_driver_sql(self.sql, self.params(values))
+        params = self.params(values)
+        with _cursor(connection, self.sql, params) as cursor:
+            cursor.execute(self.sql, params)
 
     def execute_many(self, connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
         """Run once per row of `rows`, in one driver call."""
-        connection.exec_driver_sql(self.sql, [self.params(row) for row in rows])
+        params = [self.params(row) for row in rows]
+        with _cursor(connection, self.sql, params) as cursor:
+            cursor.executemany(self.sql, params)
 
 
 _CACHE: dict[tuple[str, str, str, str, tuple[int, ...]], Statement] = {}
@@ -96,3 +110,19 @@ def known_keys(dialect: Dialect, tenants: int, request_ids: int) -> Statement:
         )
 
     return compiled(dialect, "known_keys", build, tenants, request_ids)
+
+
+@contextlib.contextmanager
+def _cursor(connection: Connection, sql: str, params: Any) -> Iterator[Any]:
+    """A cursor on `connection`'s driver connection, in its transaction; driver errors are
+    raised as SQLAlchemy's (IntegrityError, OperationalError...), as `execute` would."""
+    dialect = connection.dialect
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        yield cursor
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(
+            sql, params, exc, dialect.loaded_dbapi.Error, dialect=dialect
+        ) from exc
+    finally:
+        cursor.close()
