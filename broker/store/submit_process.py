@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import pickle
 import socket
 import subprocess
 import sys
@@ -27,9 +26,9 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from broker.store.frames import FRAME_HEADER, decode_payload, encode_frame
 from broker.store.protocol import NewJob, SubmitOutcome
 from broker.store.submission import Submission, Written, outcomes
-from broker.store.submit_worker import FRAME_HEADER, encode_frame
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +185,7 @@ async def _read(reader: asyncio.StreamReader) -> tuple[str, Any]:
     try:
         header = await reader.readexactly(FRAME_HEADER.size)
         (size,) = FRAME_HEADER.unpack(header)
-        kind, body = pickle.loads(await reader.readexactly(size))
+        kind, body = decode_payload(await reader.readexactly(size))
     except (asyncio.IncompleteReadError, ConnectionError) as exc:
         raise WorkerLostError("the submission process ended") from exc
     return str(kind), body

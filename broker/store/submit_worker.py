@@ -1,7 +1,7 @@
 """The submission writer process: writes each batch it is sent in one transaction, answers.
 
 Run by `broker.store.submit_process` as `python -m broker.store.submit_worker FD PID`, FD one
-end of a socket pair and PID the parent's. Frames are a 4-byte big-endian length and a pickle.
+end of a socket pair and PID the parent's. Messages travel in frames (broker.store.frames).
 The parent sends `("open", url)` first, then batches (lists of `Submission`); each answer is
 `("ok", [Written, ...])` or `("error", text)`. The worker exits when the socket closes and
 is killed with its parent, so it never outlives the broker holding the database.
@@ -13,43 +13,18 @@ import contextlib
 import ctypes
 import logging
 import os
-import pickle
 import signal
 import socket
-import struct
 import sys
 from typing import Any
 
 from broker.store.engine import create_store_engine, writer
+from broker.store.frames import encode_frame, read_frame
 from broker.store.submit import write_batch
-
-FRAME_HEADER = struct.Struct("!I")
-"""Length prefix of every frame."""
 
 _PR_SET_PDEATHSIG = 1
 
 log = logging.getLogger(__name__)
-
-
-def encode_frame(message: Any) -> bytes:
-    """One frame carrying `message`."""
-    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return FRAME_HEADER.pack(len(payload)) + payload
-
-
-def _read_exactly(stream: Any, size: int) -> bytes | None:
-    data = stream.read(size)
-    return data if data is not None and len(data) == size else None
-
-
-def read_frame(stream: Any) -> Any | None:
-    """The next message from a blocking binary stream, or None at its end."""
-    header = _read_exactly(stream, FRAME_HEADER.size)
-    if header is None:
-        return None
-    (size,) = FRAME_HEADER.unpack(header)
-    payload = _read_exactly(stream, size)
-    return pickle.loads(payload) if payload is not None else None
 
 
 def _die_with_parent(parent_pid: int) -> None:
