@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -90,7 +91,7 @@ class Broker:
         self.settings = settings
         self.topology, self._topology_yaml = _load_topology(settings.topology_path)
         self.metrics = BrokerMetrics()
-        self.writer = StoreWriter(open_store(settings.db_url))
+        self.writer = StoreWriter(open_store(settings.db_url), submit_url=settings.db_url)
         self.hub = EventHub(self.writer.store.last_sequence())
         self.writer.on_events(self.hub.publish)
         self.registry = SiteRegistry(
@@ -251,6 +252,10 @@ async def serve_forever(settings: BrokerSettings) -> None:
         loop.add_signal_handler(sig, stop.set)
     broker = Broker(settings)
     address = await broker.start()
+    # What the start built lives as long as the process: keep the cyclic GC from walking it
+    # again in every full collection (a pause of ~100 ms per collection under load).
+    gc.collect()
+    gc.freeze()
     print(f"listening on {address}", flush=True)
     if broker.agent_address is not None:
         print(f"agents on {broker.agent_address}", flush=True)

@@ -86,17 +86,28 @@ class AuditInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler | None:
         handler = await continuation(handler_call_details)
-        if handler is None or handler_call_details.method not in self.audited:
+        if handler is None or not self.audits(handler_call_details.method):
             return handler
         method = handler_call_details.method
-        return self._wrapped.get(
-            method, handler, lambda: wrap_handler(handler, method, self._guard)
-        )
+        return self._wrapped.get(method, handler, lambda: wrap_handler(handler, method, self.guard))
+
+    def audits(self, method: str) -> bool:
+        """True if calls of `method` are recorded."""
+        return method in self.audited
+
+    def record(self, call: Call, started_s: float, error: BaseException | None) -> None:
+        """Write the line of a call that began at `started_s` (monotonic) and just ended.
+
+        The record is only built when the audit logger would emit it.
+        """
+        if self.log.isEnabledFor(logging.INFO):
+            record = self._record(call, request_id_of(call), error, started_s)
+            self.log.info("%s", json.dumps(record, sort_keys=True))
 
     @asynccontextmanager
-    async def _guard(self, call: Call) -> AsyncIterator[None]:
+    async def guard(self, call: Call) -> AsyncIterator[None]:
+        """Record the call once it ends, however it ends."""
         started = time.monotonic()
-        request_id = request_id_of(call)
         error: BaseException | None = None
         try:
             yield
@@ -104,9 +115,7 @@ class AuditInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             error = exc
             raise
         finally:
-            self.log.info(
-                "%s", json.dumps(self._record(call, request_id, error, started), sort_keys=True)
-            )
+            self.record(call, started, error)
 
     def _record(
         self, call: Call, request_id: str, error: BaseException | None, started: float

@@ -85,14 +85,23 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     ) -> grpc.RpcMethodHandler | None:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or methods.is_open(method):
+        if handler is None or not self.applies(method):
             return handler
-        return self._wrapped.get(
-            method, handler, lambda: wrap_handler(handler, method, self._guard)
-        )
+        return self._wrapped.get(method, handler, lambda: wrap_handler(handler, method, self.guard))
+
+    @staticmethod
+    def applies(method: str) -> bool:
+        """True if calls of `method` must prove who they are (all but the open services)."""
+        return not methods.is_open(method)
 
     @asynccontextmanager
-    async def _guard(self, call: Call) -> AsyncIterator[None]:
+    async def guard(self, call: Call) -> AsyncIterator[None]:
+        """Admit the call (see `admit`) before its handler runs."""
+        await self.admit(call)
+        yield
+
+    async def admit(self, call: Call) -> None:
+        """Bind the caller's identity, or abort the call if it has none or may not call."""
         try:
             if methods.is_site_method(call.method):
                 self._authenticate_site(call)
@@ -108,7 +117,6 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             )
             await refuse(call.context, exc)
         self.counters.admitted += 1
-        yield
 
     def _authenticate_site(self, call: Call) -> None:
         identity = site_certificate_from_context(call.context)

@@ -6,17 +6,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import NoReturn, TypeVar
 
 import grpc
 import grpc.aio
 
 from broker.security import methods
+from broker.security.deadlines import Deadlines
 from broker.security.handlers import (
     Call,
     Continuation,
+    Guard,
     WrappedHandlers,
     has_unary_response,
     refuse,
@@ -28,6 +31,8 @@ from computenet.errors import DeadlineExceededError, ResourceExhaustedError
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -133,6 +138,8 @@ class LimitsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             settings.submit_rate_per_s, settings.submit_burst, clock=clock
         )
         self.streams = StreamLimiter(settings.max_streams_per_site)
+        timeout_s = settings.handler_timeout_s
+        self.deadlines = Deadlines(timeout_s) if timeout_s is not None else None
         self._wrapped = WrappedHandlers()
 
     async def intercept_service(
@@ -145,30 +152,41 @@ class LimitsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return self._wrapped.get(method, handler, lambda: self._wrap(handler, method))
 
     def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
-        timeout_s = self.settings.handler_timeout_s if has_unary_response(handler) else None
-        if (
-            timeout_s is None
-            and method not in self.settings.rate_limited_methods
-            and method != methods.CONNECT
-        ):
-            return handler
+        guard = self.guard_for(handler, method)
+        return handler if guard is None else wrap_handler(handler, method, guard)
+
+    def charges(self, method: str) -> bool:
+        """True if calls of `method` are charged to the tenant's rate bucket."""
+        return method in self.settings.rate_limited_methods
+
+    def has_deadline(self, handler: grpc.RpcMethodHandler) -> bool:
+        """True if the server-side deadline applies to the method (unary responses only)."""
+        return self.deadlines is not None and has_unary_response(handler)
+
+    def guard_for(self, handler: grpc.RpcMethodHandler, method: str) -> Guard | None:
+        """The limits `method` needs, as a guard; None if no limit applies to it."""
+        deadline = self.has_deadline(handler)
+        charge = self.charges(method)
+        if not deadline and not charge and method != methods.CONNECT:
+            return None
 
         @asynccontextmanager
         async def guard(call: Call) -> AsyncIterator[None]:
-            if call.method in self.settings.rate_limited_methods:
-                await self._charge_tenant(call)
+            if charge:
+                await self.charge_tenant(call)
             if call.method == methods.CONNECT:
                 async with self._stream_slot(call):
                     yield
-            elif timeout_s is not None:
-                async with _deadline(call, timeout_s):
+            elif deadline:
+                async with self._deadline(call):
                     yield
             else:
                 yield
 
-        return wrap_handler(handler, method, guard)
+        return guard
 
-    async def _charge_tenant(self, call: Call) -> None:
+    async def charge_tenant(self, call: Call) -> None:
+        """Spend a token of the caller's tenant, or abort with RESOURCE_EXHAUSTED."""
         principal = current_principal()
         tenant = principal.tenant if principal else ""
         wait_s = self.rates.check(tenant)
@@ -178,6 +196,37 @@ class LimitsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 call.context,
                 ResourceExhaustedError(f"tenant {tenant!r} submits too fast", retry_after_s=wait_s),
             )
+
+    async def within_deadline(self, call: Call, answer: Awaitable[T]) -> T:
+        """Await a unary call's answer, aborting with DEADLINE_EXCEEDED if it comes too late."""
+        assert self.deadlines is not None
+        deadline = self.deadlines.start()
+        try:
+            return await answer
+        except asyncio.CancelledError:
+            if deadline.timed_out():
+                await self._timed_out(call)
+            raise
+        finally:
+            self.deadlines.finish(deadline)
+
+    @asynccontextmanager
+    async def _deadline(self, call: Call) -> AsyncIterator[None]:
+        assert self.deadlines is not None
+        deadline = self.deadlines.start()
+        try:
+            yield
+        except asyncio.CancelledError:
+            if deadline.timed_out():
+                await self._timed_out(call)
+            raise
+        finally:
+            self.deadlines.finish(deadline)
+
+    async def _timed_out(self, call: Call) -> NoReturn:
+        timeout_s = self.settings.handler_timeout_s
+        log.warning("handler timed out method=%s timeout_s=%s", call.method, timeout_s)
+        await refuse(call.context, DeadlineExceededError(f"no answer within {timeout_s:g} s"))
 
     @asynccontextmanager
     async def _stream_slot(self, call: Call) -> AsyncIterator[None]:
@@ -198,16 +247,6 @@ class LimitsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             yield
         finally:
             self.streams.release(site)
-
-
-@asynccontextmanager
-async def _deadline(call: Call, timeout_s: float) -> AsyncIterator[None]:
-    try:
-        async with asyncio.timeout(timeout_s):
-            yield
-    except TimeoutError:
-        log.warning("handler timed out method=%s timeout_s=%s", call.method, timeout_s)
-        await refuse(call.context, DeadlineExceededError(f"no answer within {timeout_s:g} s"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """The broker's durable store: the Store contract and its SQL implementation, opened by URL.
 
 Rebalancing keeps its lease and run records in the same database, through `open_rebalance_store`.
+Submission batches can be written by a child process on the same database (`SubmitProcess`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from broker.store.protocol import (
 from broker.store.rebalancing import Lease, LeaseState, RebalanceStore, RunRecords
 from broker.store.runs import SqlRebalanceStore
 from broker.store.sql import SqlStore, wall_clock_ms
+from broker.store.submit_process import SubmitProcess, WorkerStartError
 
 __all__ = [
     "Fence",
@@ -41,7 +43,9 @@ __all__ = [
     "SqlStore",
     "Store",
     "SubmitOutcome",
+    "SubmitProcess",
     "Transition",
+    "WorkerStartError",
     "open_rebalance_store",
     "open_store",
 ]

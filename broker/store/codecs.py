@@ -5,15 +5,21 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from broker.store.protocol import Hold, NewJob, SiteRecord
+from broker.store.protocol import Hold, SiteRecord
 from computenet.rebalance_types import MoveKind, RebalanceMove, RebalanceRunInfo
 from computenet.spec import JobSpec
 from computenet.types import Job, JobEvent, JobId, JobState, SiteId, SiteStatus, TenantId
 
+if TYPE_CHECKING:
+    from broker.store.submission import Submission
+
 Row = Mapping[Any, Any]
 """A row as a mapping of column name to value (SQLAlchemy `Row._mapping`)."""
+
+SUBMITTED_CAUSE = "submitted"
+"""Cause of every job's first event."""
 
 
 def spec_sha256(spec_json: str) -> str:
@@ -21,17 +27,17 @@ def spec_sha256(spec_json: str) -> str:
     return hashlib.sha256(spec_json.encode("utf-8")).hexdigest()
 
 
-def job_to_row(new: NewJob, spec_json: str, sequence: int) -> dict[str, Any]:
+def job_to_row(submission: Submission, sequence: int) -> dict[str, Any]:
     """The jobs row of a new submission whose first event has `sequence`."""
     return {
-        "job_id": new.job_id,
+        "job_id": submission.job_id,
         "created_seq": sequence,
-        "tenant": new.tenant,
-        "request_id": new.request_id,
-        "kind": new.spec.kind,
+        "tenant": submission.tenant,
+        "request_id": submission.request_id,
+        "kind": submission.kind,
         "state": JobState.PENDING.value,
         "site": None,
-        "spec_json": spec_json,
+        "spec_json": submission.spec_json,
         "attempt": 0,
         "reason": "",
         "exit_code": None,
@@ -40,8 +46,35 @@ def job_to_row(new: NewJob, spec_json: str, sequence: int) -> dict[str, Any]:
         "migration_target": None,
         "pool": "",
         "last_sequence": sequence,
-        "created_unix_ms": new.time_unix_ms,
-        "updated_unix_ms": new.time_unix_ms,
+        "created_unix_ms": submission.time_unix_ms,
+        "updated_unix_ms": submission.time_unix_ms,
+    }
+
+
+def key_to_row(submission: Submission, spec_digest: str) -> dict[str, Any]:
+    """The idempotency_keys row of a new submission."""
+    return {
+        "tenant": submission.tenant,
+        "request_id": submission.request_id,
+        "job_id": submission.job_id,
+        "spec_sha256": spec_digest,
+    }
+
+
+def first_event_row(submission: Submission, sequence: int) -> dict[str, Any]:
+    """The job_events row of a new submission's first event (PENDING, `submitted`)."""
+    return {
+        "sequence": sequence,
+        "job_id": submission.job_id,
+        "tenant": submission.tenant,
+        "kind": submission.kind,
+        "state": JobState.PENDING.value,
+        "cause": SUBMITTED_CAUSE,
+        "time_unix_ms": submission.time_unix_ms,
+        "site": None,
+        "attempt": 0,
+        "message": "",
+        "exit_code": None,
     }
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
-from broker.store import tables
+from broker.store import statements, tables
 
 _COUNTER = tables.meta.c.key == tables.EVENT_SEQUENCE_KEY
 
@@ -22,8 +22,13 @@ class EventSequence:
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
-        query = select(tables.meta.c.value).where(_COUNTER).with_for_update()
-        self._saved = self._last = int(connection.execute(query).scalar_one())
+        lock = statements.compiled(
+            connection.dialect,
+            "sequence:lock",
+            lambda: select(tables.meta.c.value).where(_COUNTER).with_for_update(),
+        )
+        (row,) = lock.query(connection, {})
+        self._saved = self._last = int(row["value"])
 
     def take(self) -> int:
         """The next sequence number."""
@@ -33,7 +38,12 @@ class EventSequence:
     def save(self) -> None:
         """Record the numbers taken; call once, before the transaction commits."""
         if self._last != self._saved:
-            self._connection.execute(update(tables.meta).where(_COUNTER).values(value=self._last))
+            save = statements.compiled(
+                self._connection.dialect,
+                "sequence:save",
+                lambda: update(tables.meta).where(_COUNTER).values(value=bindparam("last")),
+            )
+            save.execute(self._connection, {"last": self._last})
             self._saved = self._last
 
 

@@ -6,34 +6,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
-from broker.store import tables
-from broker.store.codecs import Row, event_to_row, job_from_row, job_to_row, spec_sha256
+from broker.store import statements, tables
+from broker.store.codecs import first_event_row, job_to_row, key_to_row, spec_sha256
 from broker.store.protocol import NewJob, SubmitOutcome
 from broker.store.sequence import EventSequence
-from computenet.types import Job, JobEvent, JobState
-
-SUBMITTED_CAUSE = "submitted"
-"""Cause of every job's first event."""
+from broker.store.submission import Submission, Written, outcomes
 
 _Key = tuple[str, str]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _KnownKey:
-    """An idempotency key seen before: its spec hash and its job (parsed on first need)."""
+    """An idempotency key seen before: its spec hash, and where its job is."""
 
     spec_sha256: str
-    row: Row | None = None
-    job: Job | None = None
-
-    def resolve(self) -> Job:
-        if self.job is None:
-            assert self.row is not None
-            self.job = job_from_row(self.row)
-        return self.job
+    written: Written
+    """What a duplicate of it gets: the stored row, or the index of its batch entry."""
 
 
 @dataclass(slots=True)
@@ -49,69 +39,69 @@ def submit_batch(connection: Connection, batch: Sequence[NewJob]) -> list[Submit
     """Make the batch durable on `connection`, inside the caller's write transaction."""
     if not batch:
         return []
+    return outcomes(batch, write_batch(connection, [Submission.of(new) for new in batch]))
+
+
+def write_batch(connection: Connection, batch: Sequence[Submission]) -> list[Written]:
+    """Write the batch on `connection`, inside the caller's write transaction.
+
+    A key already stored, or used earlier in the batch, creates nothing: with the same spec
+    it is a duplicate of that job, with another spec a conflict.
+    """
+    if not batch:
+        return []
     sequence = EventSequence(connection)
-    known = _known_keys(connection, {(new.tenant, new.request_id) for new in batch})
+    known = _known_keys(connection, {(s.tenant, s.request_id) for s in batch})
     inserts = _Inserts([], [], [])
-    outcomes = [_submit_one(new, known, inserts, sequence) for new in batch]
+    written = [_write_one(i, s, known, inserts, sequence) for i, s in enumerate(batch)]
     if inserts.jobs:
-        connection.execute(insert(tables.jobs), inserts.jobs)
-        connection.execute(insert(tables.idempotency_keys), inserts.keys)
-        connection.execute(insert(tables.job_events), inserts.events)
+        dialect = connection.dialect
+        statements.insert_row(dialect, tables.jobs).execute_many(connection, inserts.jobs)
+        statements.insert_row(dialect, tables.idempotency_keys).execute_many(
+            connection, inserts.keys
+        )
+        statements.insert_row(dialect, tables.job_events).execute_many(connection, inserts.events)
         sequence.save()
-    return outcomes
+    return written
 
 
-def _submit_one(
-    new: NewJob, known: dict[_Key, _KnownKey], inserts: _Inserts, sequence: EventSequence
-) -> SubmitOutcome:
-    spec_json = new.spec.canonical_json()
-    digest = spec_sha256(spec_json)
-    key = (new.tenant, new.request_id)
+def _write_one(
+    index: int,
+    submission: Submission,
+    known: dict[_Key, _KnownKey],
+    inserts: _Inserts,
+    sequence: EventSequence,
+) -> Written:
+    digest = spec_sha256(submission.spec_json)
+    key = (submission.tenant, submission.request_id)
     earlier = known.get(key)
     if earlier is not None:
-        if earlier.spec_sha256 != digest:
-            return SubmitOutcome(job=None, conflict=True)
-        return SubmitOutcome(job=earlier.resolve(), duplicate=True)
+        return earlier.written if earlier.spec_sha256 == digest else Written(conflict=True)
     number = sequence.take()
-    job_row = job_to_row(new, spec_json, number)
-    job = job_from_row(job_row, spec=new.spec)
-    event = JobEvent(
-        sequence=number,
-        job_id=new.job_id,
-        state=JobState.PENDING,
-        cause=SUBMITTED_CAUSE,
-        time_unix_ms=new.time_unix_ms,
-    )
-    inserts.jobs.append(job_row)
-    inserts.keys.append(
-        {
-            "tenant": new.tenant,
-            "request_id": new.request_id,
-            "job_id": new.job_id,
-            "spec_sha256": digest,
-        }
-    )
-    inserts.events.append(event_to_row(event, tenant=new.tenant, kind=new.spec.kind))
-    known[key] = _KnownKey(spec_sha256=digest, job=job)
-    return SubmitOutcome(job=job)
+    inserts.jobs.append(job_to_row(submission, number))
+    inserts.keys.append(key_to_row(submission, digest))
+    inserts.events.append(first_event_row(submission, number))
+    known[key] = _KnownKey(digest, Written(same_as=index))
+    return Written(sequence=number)
 
 
 def _known_keys(connection: Connection, keys: set[_Key]) -> dict[_Key, _KnownKey]:
-    """Keys of the batch already in the database, with their jobs, in one query.
-
-    Two plain IN lists (not a row-value IN, which PostgreSQL plans as a scan) select a
-    superset through the primary key index; the exact pairs are picked out here.
-    """
-    k, j = tables.idempotency_keys, tables.jobs
-    query = (
-        select(k.c.spec_sha256, j)
-        .join(j, j.c.job_id == k.c.job_id)
-        .where(k.c.tenant.in_(sorted({tenant for tenant, _ in keys})))
-        .where(k.c.request_id.in_(sorted({request_id for _, request_id in keys})))
-    )
+    """Keys of the batch already in the database, with their jobs, in one query."""
+    tenants = sorted({tenant for tenant, _ in keys})
+    request_ids = sorted({request_id for _, request_id in keys})
+    nt, nr = _rounded_up(len(tenants)), _rounded_up(len(request_ids))
+    statement = statements.known_keys(connection.dialect, nt, nr)
+    values = {f"t{i}": tenants[min(i, len(tenants) - 1)] for i in range(nt)}
+    values.update({f"r{i}": request_ids[min(i, len(request_ids) - 1)] for i in range(nr)})
     known: dict[_Key, _KnownKey] = {}
-    for row in connection.execute(query).mappings():
+    for row in statement.query(connection, values):
         key = (row["tenant"], row["request_id"])
         if key in keys:
-            known[key] = _KnownKey(row["spec_sha256"], row=row)
+            job_row = {name: value for name, value in row.items() if name != "spec_sha256"}
+            known[key] = _KnownKey(row["spec_sha256"], Written(earlier=job_row))
     return known
+
+
+def _rounded_up(n: int) -> int:
+    """`n` rounded up to a power of two: few distinct statement shapes, little padding."""
+    return 1 << max(n - 1, 0).bit_length()

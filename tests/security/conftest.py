@@ -132,15 +132,21 @@ async def serve(
     limits: LimitSettings | None = None,
     clock: Callable[[], float] | None = None,
     revocations: Revocations | None = None,
+    separate: bool = False,
 ) -> AsyncIterator[Harness]:
-    """Start the test server with the full security stack and the error translator."""
+    """Start the test server with the full security stack and the error translator.
+
+    `separate` installs audit, auth and limits as three interceptors instead of the stack's
+    single combined one, which must behave the same.
+    """
     settings = AuthSettings(tokens=token_store(), revocations=revocations or pki.revocations())
     stack = (
         SecurityStack.build(settings, limits, clock=clock)
         if clock
         else SecurityStack.build(settings, limits)
     )
-    server = grpc.aio.server(interceptors=[*stack.interceptors, ErrorTranslationInterceptor()])
+    layers = [stack.audit, stack.auth, stack.limits] if separate else stack.interceptors
+    server = grpc.aio.server(interceptors=[*layers, ErrorTranslationInterceptor()])
     calls = servicers.Calls()
     site_service = servicers.SiteService(calls)
     site_grpc.add_SiteServiceServicer_to_server(site_service, server)

@@ -29,13 +29,14 @@ async def attempt(call: Any) -> None:
         await call
 
 
+@pytest.mark.parametrize("separate", [False, True], ids=["combined", "separate"])
 def test_mutating_calls_are_audited_with_who_what_and_outcome(
-    pki: Pki, caplog: pytest.LogCaptureFixture
+    pki: Pki, caplog: pytest.LogCaptureFixture, separate: bool
 ) -> None:
     caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
 
     async def main() -> None:
-        async with serve(pki, limits=LimitSettings(submit_burst=1)) as h:
+        async with serve(pki, limits=LimitSettings(submit_burst=1), separate=separate) as h:
             alice = job_grpc.JobServiceStub(h.client_channel(ALICE))
             await alice.SubmitJob(
                 job_pb.SubmitJobRequest(request_id="req-1"),

@@ -109,9 +109,13 @@ def test_flooding_tenant_is_throttled_while_another_gets_through(pki: Pki) -> No
     asyncio.run(main())
 
 
-def test_unary_handler_past_the_server_deadline_is_deadline_exceeded(pki: Pki) -> None:
+@pytest.mark.parametrize("separate", [False, True], ids=["combined", "separate"])
+def test_unary_handler_past_the_server_deadline_is_deadline_exceeded(
+    pki: Pki, separate: bool
+) -> None:
     async def main() -> None:
-        async with serve(pki, limits=LimitSettings(handler_timeout_s=0.2)) as h:
+        limits = LimitSettings(handler_timeout_s=0.2)
+        async with serve(pki, limits=limits, separate=separate) as h:
             stub = job_grpc.JobServiceStub(h.client_channel(ALICE))
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await stub.PlanJob(job_pb.PlanJobRequest(), timeout=10)

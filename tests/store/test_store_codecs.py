@@ -10,6 +10,7 @@ from broker.store import Hold, SiteRecord
 from broker.store.codecs import (
     event_from_row,
     event_to_row,
+    first_event_row,
     hold_from_row,
     hold_to_row,
     job_from_row,
@@ -19,13 +20,14 @@ from broker.store.codecs import (
     spec_sha256,
 )
 from broker.store.paging import decode_page_token, encode_page_token
+from broker.store.submission import Submission
 from computenet.types import JobEvent, JobId, JobState, SiteId, SiteStatus
 from tests.store.factories import new_job, spec
 
 
 def test_job_row_round_trip() -> None:
     submission = new_job("j1", job_spec=spec("j1", "inference"))
-    row = job_to_row(submission, submission.spec.canonical_json(), 7)
+    row = job_to_row(Submission.of(submission), 7)
     job = job_from_row(row)
     assert job == job_from_row(row, spec=submission.spec)
     assert (job.job_id, job.state, job.last_sequence, job.spec) == (
@@ -33,6 +35,16 @@ def test_job_row_round_trip() -> None:
         JobState.PENDING,
         7,
         submission.spec,
+    )
+
+
+def test_first_event_row_is_the_submitted_event() -> None:
+    submission = Submission.of(new_job("j1", tenant="t", job_spec=spec("j1", "batch")))
+    row = first_event_row(submission, 9)
+    assert row == event_to_row(
+        JobEvent(9, JobId("j1"), JobState.PENDING, "submitted", submission.time_unix_ms),
+        tenant="t",
+        kind="batch",
     )
 
 

@@ -115,6 +115,20 @@ def test_same_key_inside_one_batch_behaves_as_sequential(store: SqlStore) -> Non
     assert [e.sequence for e in store.events_after(0)] == [1, 2]
 
 
+def test_known_keys_are_found_in_batches_of_mixed_tenants_and_request_ids(
+    store: SqlStore,
+) -> None:
+    pairs = [("a", "r1"), ("b", "r2"), ("c", "r3")]
+    store.submit_jobs([new_job(f"{t}-{r}", tenant=t, request_id=r) for t, r in pairs])
+    crossed = [("a", "r2"), ("b", "r3"), ("c", "r1"), ("a", "r4"), ("d", "r1")]
+    outcomes = store.submit_jobs(
+        [new_job(f"{t}-{r}", tenant=t, request_id=r) for t, r in [*pairs, *crossed]]
+    )
+    assert [o.duplicate for o in outcomes] == [True] * 3 + [False] * 5
+    assert [o.job.job_id for o in outcomes if o.job] == [f"{t}-{r}" for t, r in [*pairs, *crossed]]
+    assert store.last_sequence() == 8
+
+
 def test_a_failing_batch_writes_nothing(store: SqlStore) -> None:
     store.submit_jobs([new_job("j1")])
     with pytest.raises(IntegrityError):
