@@ -173,7 +173,7 @@ def stopped(proc: subprocess.Popen[str], tmp_path: Path, bound_s: float = 180.0)
     try:
         return proc.wait(timeout=bound_s)
     except subprocess.TimeoutExpired:
-        logs = sorted(tmp_path.glob("**/*.log")) + [tmp_path / "demo.stderr"]
+        logs = [*sorted(tmp_path.glob("**/*.log")), tmp_path / "demo.stderr"]
         tails = {
             str(p.relative_to(tmp_path)): p.read_text(errors="replace")[-1500:]
             for p in logs
