@@ -50,16 +50,21 @@ class DemoError(RuntimeError):
 
 @contextmanager
 def _signals_raise_interrupt() -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C, so clean-up runs in `finally` either way."""
+    """SIGTERM and SIGINT both raise KeyboardInterrupt, so clean-up runs in `finally` either way.
+
+    SIGINT is installed too: a demo started from a non-interactive background shell inherits
+    SIGINT ignored, and "Ctrl-C stops it" must still hold for whoever signals it.
+    """
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class Cleanup:
