@@ -126,6 +126,7 @@ class Broker:
         )
         self.liveness = LivenessLoop(
             registry=self.registry,
+            sessions=self.sessions,
             tracker=self.tracker,
             placement=self.placement,
             every_s=timing.liveness_every_s,

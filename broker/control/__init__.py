@@ -7,9 +7,11 @@ out the effects it returns.
 
 from broker.control.effects import Dispatch, Effect, PlaceAtTarget, Stop, Write
 from broker.control.machine import SUPERSEDED, JobMachine
+from broker.control.reconcile import Resumption
 from broker.control.stimuli import (
     Allocation,
     AttemptReported,
+    AttemptsListed,
     CancelRequested,
     DispatchAcknowledged,
     MigrationAbandoned,
@@ -29,6 +31,7 @@ __all__ = [
     "SUPERSEDED",
     "Allocation",
     "AttemptReported",
+    "AttemptsListed",
     "CancelRequested",
     "Dispatch",
     "DispatchAcknowledged",
@@ -43,6 +46,7 @@ __all__ = [
     "Placed",
     "PoolShare",
     "Preempt",
+    "Resumption",
     "SiteLost",
     "SiteSuspect",
     "Stimulus",

@@ -12,12 +12,15 @@ move stops the old attempt; back to pending when a site is lost or stops an atte
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import assert_never
 
+from broker.control import reconcile
 from broker.control.effects import Dispatch, Effect, PlaceAtTarget, Stop, Write
 from broker.control.stimuli import (
     AttemptReported,
+    AttemptsListed,
     CancelRequested,
     DispatchAcknowledged,
     MigrationAbandoned,
@@ -32,7 +35,8 @@ from broker.control.stimuli import (
     Stimulus,
 )
 from broker.store.protocol import Hold, Transition
-from computenet.types import ACTIVE_STATES, Job, JobId, JobState, SiteId
+from computenet.site_messages import AttemptStatus
+from computenet.types import ACTIVE_STATES, Job, JobState, SiteId
 
 SUPERSEDED = "superseded: the job runs elsewhere now"
 CANCEL_REASON = "cancel requested"
@@ -59,6 +63,8 @@ class JobMachine:
                 if job.site != stimulus.site or job.state not in _ACTIVE:
                     return []
                 return [Write(requeue(job, cause="site_lost"))]
+            case AttemptsListed():
+                return reconcile.reconcile(job, stimulus)
             case CancelRequested():
                 return self._cancel(job, stimulus)
             case MigrationBegun():
@@ -87,27 +93,16 @@ class JobMachine:
             case _:
                 assert_never(stimulus)
 
-    def resume(self, site: SiteId, jobs: list[Job], held: list[tuple[JobId, int]]) -> list[Effect]:
-        """After a site (re)connects: what it is owed, given the attempts it says it holds.
+    def resume(
+        self, site: SiteId, jobs: Iterable[Job], listed: Sequence[AttemptStatus]
+    ) -> reconcile.Resumption:
+        """After a site (re)connects: reconcile what it lists with what the broker believes.
 
-        `jobs` are the active jobs the broker has at the site. Placed attempts are delivered
-        again, pending stops are repeated, and attempts the broker no longer backs are stopped.
+        `jobs` are the broker's active jobs at the site and the jobs `listed` names. Feed each
+        returned stimulus to `handle` (lost attempts requeue, placed ones are delivered again,
+        pending stops are repeated, stale attempts are stopped) and carry out the stops.
         """
-        effects: list[Effect] = []
-        mine = {j.job_id: j for j in jobs if j.site == site and j.state in _ACTIVE}
-        for job in mine.values():
-            if job.cancel_requested:
-                effects.append(Stop(site, job.job_id, job.attempt, CANCEL_REASON))
-            elif job.state == JobState.MIGRATING:
-                reason = f"migrating to {job.migration_target}"
-                effects.append(Stop(site, job.job_id, job.attempt, reason, checkpoint=True))
-            elif job.state == JobState.PLACED:
-                effects.append(Dispatch(job.job_id, job.attempt, site, pool_of(job)))
-        for job_id, attempt in held:
-            current = mine.get(job_id)
-            if current is None or current.attempt != attempt:
-                effects.append(Stop(site, job_id, attempt, SUPERSEDED))
-        return effects
+        return reconcile.resume(site, jobs, listed)
 
     def _placed(self, job: Job, stimulus: Placed) -> list[Effect]:
         movable = (

@@ -84,6 +84,20 @@ class SiteLost:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptsListed:
+    """A (re)connecting site's hello listed these attempts of the job (maybe none of them).
+
+    Each entry is (attempt, state the site last saw); the state is None when the site sent
+    none this build knows. The core reconciles both ways: the job's current attempt at the
+    site that the site does not list is lost; a listed attempt the broker no longer backs there
+    is stopped.
+    """
+
+    site: SiteId
+    attempts: tuple[tuple[int, JobState | None], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class CancelRequested:
     """A client asked for the job to be cancelled."""
 
@@ -144,6 +158,7 @@ Stimulus = (
     | AttemptReported
     | SiteSuspect
     | SiteLost
+    | AttemptsListed
     | CancelRequested
     | MigrationBegun
     | MigrationStop

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from broker.control import (
@@ -15,6 +16,7 @@ from broker.control import (
 from broker.jobflow.driver import JobDriver
 from broker.sites.sessions import AgentSession, OutDispatch
 from broker.writer import StoreWriter
+from computenet.site_messages import AttemptStatus
 from computenet.types import ACTIVE_STATES, Job, JobId, JobState, SiteId
 
 log = logging.getLogger(__name__)
@@ -46,11 +48,37 @@ class JobTracker:
         active = await self._writer.read(lambda: store.jobs_in_states(_ACTIVE))
         return [j for j in active if j.site == site_id]
 
-    async def resume_site(self, session: AgentSession, held: list[tuple[JobId, int]]) -> None:
-        """After a hello: re-deliver what the site owes, and stop attempts that moved away."""
-        jobs = await self._active_at(session.site_id)
-        effects = self._driver.machine.resume(session.site_id, jobs, held)
-        await self._driver.carry_out_all({j.job_id: j for j in jobs}, effects)
+    async def resume_site(self, session: AgentSession, listed: Sequence[AttemptStatus]) -> None:
+        """After a hello: reconcile the attempts the site lists with what the broker believes.
+
+        Its current attempts it no longer knows are lost (requeued or failed by policy), placed
+        ones are delivered again, pending stops repeated, and attempts moved away are stopped.
+        """
+        site_id = session.site_id
+        jobs = await self._active_at(site_id)
+        named = sorted({s.job_id for s in listed} - {j.job_id for j in jobs})
+        store = self._writer.store
+        others = await self._writer.read(lambda: [store.get_job(i) for i in named])
+        jobs += [j for j in others if j is not None]
+        resumption = self._driver.machine.resume(site_id, jobs, listed)
+        outcomes = await self._driver.feed_many(resumption.stimuli)
+        for stop in resumption.stops:
+            await self._driver.carry_out(None, stop)
+        for event in (o.event for o in outcomes if o.event is not None):
+            log.info(
+                "reconciled site=%s job_id=%s cause=%s state=%s",
+                site_id,
+                event.job_id,
+                event.cause,
+                event.state.value,
+            )
+        log.info(
+            "site resumed site=%s listed=%d jobs=%d unknown_jobs_stopped=%d",
+            site_id,
+            len(listed),
+            len(resumption.stimuli),
+            len(resumption.stops),
+        )
 
     async def dispatch_acknowledged(self, site_id: SiteId, delivery: OutDispatch) -> None:
         """The agent holds the attempt durably: placed -> dispatched."""

@@ -16,7 +16,7 @@ from broker.sites.registry import SiteRegistry, StatusChange
 from broker.sites.sessions import AgentSession, OutAck, OutDispatch, SessionTable
 from computenet import convert
 from computenet.site_messages import Hello, Welcome
-from computenet.types import JobId, JobState, SiteId
+from computenet.types import JobState, SiteId
 from computenet.v1 import site_service_pb2 as pb
 from computenet.v1 import site_service_pb2_grpc as pb_grpc
 
@@ -73,8 +73,7 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
         if change is not None:
             await self._on_status([change])
         yield convert.connect_response_to_proto(self._welcome)
-        held = [(JobId(a.job_id), a.attempt) for a in hello.attempts]
-        await self._tracker.resume_site(session, held)
+        await self._tracker.resume_site(session, hello.attempts)
         reader = asyncio.create_task(self._read_loop(session, request_iterator))
         try:
             while True:
