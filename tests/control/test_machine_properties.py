@@ -12,6 +12,7 @@ and goes through `JobMachine.resume`.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -106,7 +107,7 @@ class World:
         effects = self.machine.handle(self.job, stimulus)  # type: ignore[arg-type]
         self.carry_out(effects)
 
-    def carry_out(self, effects: list[object]) -> None:
+    def carry_out(self, effects: Sequence[object]) -> None:
         for effect in effects:
             if isinstance(effect, Write):
                 if not self.write(effect.transition):
@@ -155,7 +156,7 @@ class World:
         for job, stimulus in resumption.stimuli:
             assert job == self.job and isinstance(stimulus, AttemptsListed)
             self.carry_out(self.machine.handle(self.job, stimulus))
-        self.carry_out(list(resumption.stops))
+        self.carry_out(resumption.stops)
         unsent, self.unsent[site] = self.unsent[site], []
         for report in unsent:
             self.feed(report)
