@@ -39,7 +39,7 @@ class LivenessLoop:
         self._every_s = every_s
 
     async def on_status_changes(self, changes: list[StatusChange]) -> None:
-        """React to liveness changes: lost sites give their jobs back."""
+        """React to liveness changes: a lost site's stream ends and its jobs go back."""
         for change in changes:
             log.info("site status site=%s %s->%s", change.site_id, change.old, change.new)
             if change.new == SiteStatus.LOST:

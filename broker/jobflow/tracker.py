@@ -56,10 +56,11 @@ class JobTracker:
         """
         site_id = session.site_id
         jobs = await self._active_at(site_id)
+        # Jobs the hello names that are no longer active here: moved, finished or cancelled.
         named = sorted({s.job_id for s in listed} - {j.job_id for j in jobs})
-        store = self._writer.store
-        others = await self._writer.read(lambda: [store.get_job(i) for i in named])
-        jobs += [j for j in others if j is not None]
+        if named:
+            store = self._writer.store
+            jobs += await self._writer.read(lambda: store.get_jobs(named))
         resumption = self._driver.machine.resume(site_id, jobs, listed)
         outcomes = await self._driver.feed_many(resumption.stimuli)
         for stop in resumption.stops:
