@@ -113,8 +113,9 @@ def test_an_agent_restarted_with_an_empty_journal_gets_its_lost_job_requeued_at_
     tmp_path: Path,
     marker: Path,
 ) -> None:
-    # A lost window far longer than the restart: only reconciliation can requeue the job.
-    broker = broker_factory("--suspect-after", "20", "--lost-after", "120")
+    # The default lost window (a minute) is far longer than the restart: only reconciliation
+    # can requeue the job.
+    broker = broker_factory()
     address, pki = broker.agent_address, broker.pki
     agents[WEST] = start_agent(tmp_path, WEST, address, pools=A800, pki=pki)
     with broker.client() as client:
