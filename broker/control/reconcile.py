@@ -72,34 +72,35 @@ def reconcile(job: Job, stimulus: AttemptsListed) -> list[Effect]:
     """The effects of the site's listing on one job (see the module docstring)."""
     site = stimulus.site
     current = _current_at(job, site)
+    listed = dict(stimulus.attempts)
     stale = [(a, s) for a, s in stimulus.attempts if a != current and not _final(s)]
     # Stops of stale attempts come first: they hold whatever becomes of the job's own write.
     effects: list[Effect] = [Stop(site, job.job_id, a, core.SUPERSEDED) for a, _ in stale]
-    stale_note = "; ".join(
+    note = "; ".join(
         f"site {site} still held attempt {a} ({_name(s)}); told to stop it" for a, s in stale
     )
-    if current is None:
-        return [*effects, Write(_note(job, stale_note))] if stale else effects
-    states = {a: s for a, s in stimulus.attempts}
-    if job.state == JobState.PLACED:
-        # Not acknowledged yet: deliver it again (the site deduplicates), or repeat its stop.
-        if stale:
-            effects.append(Write(_note(job, stale_note)))
-        if job.cancel_requested:
-            return [*effects, Stop(site, job.job_id, current, core.CANCEL_REASON)]
-        return [*effects, Dispatch(job.job_id, current, site, core.pool_of(job))]
-    if current not in states:
-        return [*effects, Write(_lost(job, site, current, stale_note))]
+    if current is not None and current not in listed and job.state != JobState.PLACED:
+        return [*effects, Write(_lost(job, site, current, note))]
     if stale:
-        effects.append(Write(_note(job, stale_note)))
-    if _final(states[current]):
-        return effects  # its report follows on this stream and ends the attempt
-    if job.cancel_requested:
-        effects.append(Stop(site, job.job_id, current, core.CANCEL_REASON))
-    elif job.state == JobState.MIGRATING:
-        reason = f"migrating to {job.migration_target}"
-        effects.append(Stop(site, job.job_id, current, reason, checkpoint=True))
+        effects.append(Write(_note(job, note)))
+    if current is not None:
+        effects += _owed(job, site, listed.get(current))
     return effects
+
+
+def _owed(job: Job, site: SiteId, listed: JobState | None) -> list[Effect]:
+    """What the site is owed for the job's current attempt, which it holds or was only sent."""
+    if _final(listed):
+        return []  # its unacknowledged report follows on this stream and ends the attempt
+    if job.cancel_requested:
+        return [Stop(site, job.job_id, job.attempt, core.CANCEL_REASON)]
+    if job.state == JobState.PLACED:
+        # Not acknowledged yet: delivered again; the site deduplicates by (job, attempt).
+        return [Dispatch(job.job_id, job.attempt, site, core.pool_of(job))]
+    if job.state == JobState.MIGRATING:
+        reason = f"migrating to {job.migration_target}"
+        return [Stop(site, job.job_id, job.attempt, reason, checkpoint=True)]
+    return []
 
 
 def _current_at(job: Job, site: SiteId) -> int | None:

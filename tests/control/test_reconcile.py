@@ -110,6 +110,7 @@ CASES = [
     ("placed, not listed", job(S.PLACED), L(), [], [REDISPATCH]),
     ("placed, listed", job(S.PLACED), L((3, S.DISPATCHED)), [], [REDISPATCH]),
     ("placed, cancel requested", job(S.PLACED, cancel=True), L(), [], [STOP_3]),
+    ("placed, listed failed", job(S.PLACED), L((3, F)), [], []),
     # Listed and held: nothing to write; pending stops are repeated.
     ("running, listed", job(R), L((3, R)), [], []),
     ("dispatched, listed running", job(S.DISPATCHED), L((3, R)), [], []),
