@@ -162,6 +162,7 @@ def _report_to_json(r: Report) -> str:
         "exit_code": r.exit_code,
         "message": r.message,
         "time_unix_ms": r.time_unix_ms,
+        "launch_failed": r.launch_failed,
     }
     return json.dumps(data, sort_keys=True)
 

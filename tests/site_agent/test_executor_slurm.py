@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -105,9 +106,30 @@ def test_sbatch_args(tmp_path: Path) -> None:
 
 def test_batch_script_quotes_the_command() -> None:
     script = batch_script(["sh", "-c", "echo 'a b'; exit 3"], {"COMPUTENET_JOB_ID": "j1"})
-    assert script == (
-        "#!/bin/sh\nexport COMPUTENET_JOB_ID=j1\nexec sh -c 'echo '\"'\"'a b'\"'\"'; exit 3'\n"
-    )
+    assert script.startswith("#!/bin/sh\nexport COMPUTENET_JOB_ID=j1\n")
+    assert script.endswith("\nexec sh -c 'echo '\"'\"'a b'\"'\"'; exit 3'\n")
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "start_error"),
+    [
+        (["sh", "-c", 'echo "$COMPUTENET_JOB_ID"; exit 3'], 3, False),
+        (["/nonexistent/binary", "x"], 127, True),
+        (["no-such-program-anywhere"], 127, True),
+    ],
+)
+def test_batch_script_records_a_command_it_cannot_start(
+    tmp_path: Path, command: list[str], code: int, start_error: bool
+) -> None:
+    (tmp_path / "job.sh").write_text(batch_script(command, {"COMPUTENET_JOB_ID": "j1"}))
+    # What slurmd does with it: run it with the job's folder as working directory.
+    done = subprocess.run(["sh", "job.sh"], cwd=tmp_path, capture_output=True, timeout=30)
+    assert done.returncode == code
+    assert (tmp_path / "start_error").exists() == start_error
+    if start_error:
+        assert command[0] in (tmp_path / "start_error").read_text()
+    else:
+        assert done.stdout == b"j1\n"
 
 
 def wait_final(ex: SlurmExecutor, timeout_s: float = 90) -> list[ExecutorUpdate]:
