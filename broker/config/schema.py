@@ -48,7 +48,7 @@ class PlacementConfig(PolicyConfig):
 
 
 class JobsConfig(BaseModel):
-    """Retries of jobs whose attempts fail to start (see docs/faults.md, "Jobs that cannot start")."""
+    """Retries of jobs whose attempts fail to start (docs/faults.md: Jobs that cannot start)."""
 
     model_config = STRICT
 
