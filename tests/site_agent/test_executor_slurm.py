@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from computenet.types import JobState
-from site_agent.executors.base import Launch, attempt_dir
+from site_agent.executors.base import ExecutorError, Launch, attempt_dir
 from site_agent.executors.slurm import SlurmExecutor
 from site_agent.executors.slurm_jobs import (
     batch_script,
@@ -167,6 +167,23 @@ def test_slurm_job_failure_keeps_exit_code(slurm_cluster, tmp_path: Path) -> Non
     updates = wait_final(ex)
     assert (updates[-1].state, updates[-1].exit_code) == (JobState.FAILED, 3), updates
     assert "slurm FAILED" in updates[-1].message
+
+
+@pytest.mark.slurm
+def test_slurm_missing_binary_is_a_launch_failure(slurm_cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ex = SlurmExecutor(tmp_path, env=slurm_cluster.env)
+    ex.start(slurm_launch("s5", "/nonexistent/binary", "--flag"))
+    updates = wait_final(ex)
+    assert updates[-1].state is JobState.FAILED and updates[-1].launch_failed, updates
+    assert "cannot start '/nonexistent/binary'" in updates[-1].message
+
+
+@pytest.mark.slurm
+def test_sbatch_refusing_the_job_is_an_executor_error(slurm_cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ex = SlurmExecutor(tmp_path, env=slurm_cluster.env, partition="no-such-partition")
+    with pytest.raises(ExecutorError, match="sbatch failed"):
+        ex.start(slurm_launch("s6", "true"))
+    assert ex.poll() == []
 
 
 @pytest.mark.slurm
