@@ -155,6 +155,8 @@ class PlacementLoop:
             if event.state == JobState.PENDING:
                 if event.cause != SUBMITTED or event.job_id not in self._pending:
                     self._pending[event.job_id] = None  # (re)load: its attempt changed
+                if event.cause != SUBMITTED:
+                    self._capacity_changed = True  # a requeue released the job's holds
                 self._fresh.add(event.job_id)
             else:
                 self._pending.pop(event.job_id, None)
