@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from broker.control import JobMachine, RetryPolicy
 from broker.jobflow.capacity_view import CapacityView
 from broker.jobflow.driver import JobDriver
 from broker.jobflow.liveness import LivenessLoop
@@ -75,6 +76,8 @@ class BrokerSettings:
     """Scheduled rebalancing runs, this replica's lease holder name."""
     transport: ServerLimits = field(default_factory=ServerLimits)
     """Message size, keepalive and connection limits of the gRPC server."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """Caps and backoff for jobs whose attempts fail to start."""
 
 
 def _load_topology(path: Path | None) -> tuple[Topology, str]:
@@ -107,7 +110,7 @@ class Broker:
                 report=report_from_json(record.report_json),
             )
         self.sessions = SessionTable()
-        self.driver = JobDriver(self.writer, self.sessions)
+        self.driver = JobDriver(self.writer, self.sessions, JobMachine(settings.retry))
         self.tracker = JobTracker(self.writer, self.driver)
         self.capacity = CapacityView(
             writer=self.writer, registry=self.registry, topology=self.topology

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from broker.app import BrokerSettings
 from broker.config.rebalance import RebalanceSection
-from broker.config.schema import BrokerConfig
+from broker.config.schema import BrokerConfig, JobsConfig
 from broker.config.sections import LimitsConfig, SecurityConfig, TransportConfig
+from broker.control import RetryPolicy
 from broker.rebalance.service import RebalanceSettings
 from broker.security.limits import LimitSettings, ServerLimits
 from broker.security.setup import SecuritySettings
@@ -30,6 +31,17 @@ def broker_settings(config: BrokerConfig) -> BrokerSettings:
         security=security_settings(config.security, config.limits, config.listen.agents),
         rebalance=rebalance_settings(config.rebalance),
         transport=server_limits(config.transport),
+        retry=retry_policy(config.jobs),
+    )
+
+
+def retry_policy(jobs: JobsConfig) -> RetryPolicy:
+    """Caps and backoff for jobs whose attempts fail to start, as the lifecycle core takes them."""
+    return RetryPolicy(
+        max_attempts=jobs.max_launch_attempts,
+        max_sites=jobs.max_sites,
+        backoff_s=jobs.retry_backoff_s,
+        backoff_max_s=jobs.retry_backoff_max_s,
     )
 
 

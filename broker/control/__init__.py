@@ -6,7 +6,8 @@ out the effects it returns.
 """
 
 from broker.control.effects import Dispatch, Effect, PlaceAtTarget, Stop, Write
-from broker.control.machine import SUPERSEDED, JobMachine
+from broker.control.machine import LAUNCH_FAILED, LOST_BEFORE_START, SUPERSEDED, JobMachine
+from broker.control.retry import RetryPolicy
 from broker.control.stimuli import (
     Allocation,
     AttemptReported,
@@ -26,6 +27,8 @@ from broker.control.stimuli import (
 )
 
 __all__ = [
+    "LAUNCH_FAILED",
+    "LOST_BEFORE_START",
     "SUPERSEDED",
     "Allocation",
     "AttemptReported",
@@ -43,6 +46,7 @@ __all__ = [
     "Placed",
     "PoolShare",
     "Preempt",
+    "RetryPolicy",
     "SiteLost",
     "SiteSuspect",
     "Stimulus",

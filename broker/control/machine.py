@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import assert_never
 
 from broker.control.effects import Dispatch, Effect, PlaceAtTarget, Stop, Write
+from broker.control.retry import RetryPolicy, failed_start
 from broker.control.stimuli import (
     AttemptReported,
     CancelRequested,
@@ -32,17 +33,23 @@ from broker.control.stimuli import (
     Stimulus,
 )
 from broker.store.protocol import Hold, Transition
-from computenet.types import ACTIVE_STATES, Job, JobId, JobState, SiteId
+from computenet.types import ACTIVE_STATES, Job, JobId, JobState, SiteId, StartFailure
 
 SUPERSEDED = "superseded: the job runs elsewhere now"
 CANCEL_REASON = "cancel requested"
 MOVABLE = frozenset({JobState.PLACED, JobState.DISPATCHED, JobState.RUNNING})
 _ACTIVE = frozenset(ACTIVE_STATES)
 _STARTABLE = frozenset({JobState.PLACED, JobState.DISPATCHED})
+LAUNCH_FAILED = "launch_failed"
+LOST_BEFORE_START = "site_lost_before_start"
 
 
 class JobMachine:
-    """Decides what follows each stimulus; holds no state of its own."""
+    """Decides what follows each stimulus; holds no state of its own besides its policy."""
+
+    def __init__(self, retry: RetryPolicy | None = None) -> None:
+        self.retry = retry or RetryPolicy()
+        """Caps and backoff for attempts that fail to start."""
 
     def handle(self, job: Job, stimulus: Stimulus) -> list[Effect]:
         """The effects of `stimulus` on `job` (empty: nothing changes)."""
@@ -58,6 +65,12 @@ class JobMachine:
             case SiteLost():
                 if job.site != stimulus.site or job.state not in _ACTIVE:
                     return []
+                if job.state in _STARTABLE:
+                    # Never seen running: the agent may have died starting it (a poison job).
+                    failure = StartFailure(
+                        job.attempt, stimulus.site, "site lost", launch_failed=False
+                    )
+                    return [Write(self._failed_start(job, failure, stimulus.now_unix_ms))]
                 return [Write(requeue(job, cause="site_lost"))]
             case CancelRequested():
                 return self._cancel(job, stimulus)
@@ -118,6 +131,8 @@ class JobMachine:
         if job.state != JobState.PENDING and not movable:
             return []
         allocation = stimulus.allocation
+        if job.state == JobState.PENDING and allocation.site in job.failed_sites:
+            return []  # it could not launch the job before
         attempt = job.attempt + 1
         holds = tuple(
             Hold(
@@ -191,6 +206,9 @@ class JobMachine:
             if job.state not in _STARTABLE:
                 return []
             return [Write(replace(reported, expect_states=_STARTABLE))]
+        if report.state == JobState.FAILED and report.launch_failed:
+            failure = StartFailure(report.attempt, report.site, report.message or "no reason")
+            return [Write(self._failed_start(job, failure, report.now_unix_ms))]
         if report.state in (JobState.SUCCEEDED, JobState.FAILED):
             return [Write(_final(reported, exit_code=report.exit_code))]
         if report.state != JobState.CANCELLED:
@@ -201,6 +219,10 @@ class JobMachine:
             note = f"stopped at {report.site}: {report.message}"
             return [PlaceAtTarget(job.job_id, job.migration_target, note, report.attempt)]
         return [Write(requeue(job, cause="stopped_at_site", message=report.message))]
+
+    def _failed_start(self, job: Job, failure: StartFailure, now_unix_ms: int) -> Transition:
+        cause = LAUNCH_FAILED if failure.launch_failed else LOST_BEFORE_START
+        return failed_start(job, failure, cause=cause, now_unix_ms=now_unix_ms, policy=self.retry)
 
     def _cancel(self, job: Job, stimulus: CancelRequested) -> list[Effect]:
         message = stimulus.reason or "cancelled by request"

@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from computenet.spec import JobSpec
-from computenet.types import Job, JobEvent, JobId, JobKind, JobState, SiteId, SiteStatus, TenantId
+from computenet.types import (
+    Job,
+    JobEvent,
+    JobId,
+    JobKind,
+    JobState,
+    SiteId,
+    SiteStatus,
+    StartFailure,
+    TenantId,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +104,10 @@ class Transition:
     cancel_requested: bool | None = None
     migration_target: SiteId | str | None = None
     pool: str | None = None
+    start_failures: tuple[StartFailure, ...] | None = None
+    """None keeps the job's failed starts; a tuple replaces them."""
+    not_before_unix_ms: int | None = None
+    """None keeps the job's earliest next placement time."""
 
 
 @dataclass(frozen=True, slots=True)
