@@ -107,9 +107,18 @@ _TYPES = {
 }
 
 
+MAX_GOT_CHARS = 60
+"""A wrong value is quoted up to this length: enough to recognise it, never a whole file."""
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= MAX_GOT_CHARS else f"{text[:MAX_GOT_CHARS]}… ({len(text)} chars)"
+
+
 def _message(err: Any) -> str:
     kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
-    got = f" (got {value!r})" if not isinstance(value, dict | list) else ""
+    got = f" (got {_short_repr(value)})" if not isinstance(value, dict | list) else ""
     if kind in _BOUNDS:
         limit = next(iter(ctx.values()))
         if isinstance(limit, float) and limit.is_integer():
@@ -127,6 +136,6 @@ def _message(err: Any) -> str:
         return f"must be one of {ctx.get('expected')}{got}"
     if kind == "string_pattern_mismatch":
         return f"must match {ctx.get('pattern')}{got}"
-    if kind == "too_short" and ctx.get("field_type") == "List":
+    if kind == "too_short" and ctx.get("field_type") in ("List", "Tuple"):
         return f"must have at least {ctx.get('min_length')} item(s)"
     return f"{err['msg'][0].lower()}{err['msg'][1:]}{got}"
