@@ -13,7 +13,9 @@ _UNSAFE = re.compile(
 
 # What json.dumps(ensure_ascii=False) leaves raw among the above: it escapes C0 itself, and a
 # newline left in its output is indentation between tokens, which must stay.
-_UNSAFE_AFTER_JSON = re.compile("[\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff\ud800-\udfff]")
+_UNSAFE_AFTER_JSON = re.compile(
+    "[\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff\ud800-\udfff]"
+)
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 

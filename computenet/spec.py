@@ -37,6 +37,7 @@ from computenet.spec_limits import (
     spec_size_violation,
 )
 from located_yaml import LocatedError, LocatedIssue, load_mapping, read_source, validate_mapping
+from located_yaml.issues import is_consequence
 from located_yaml.limits import YamlLimits
 
 __all__ = [
@@ -191,6 +192,8 @@ def violations_from(error: ValidationError, prefix: str = "spec") -> list[FieldV
     """Turn a pydantic error into one field violation per problem, with dotted field paths."""
     out = []
     for item in error.errors():
+        if is_consequence(item):
+            continue
         parts = [prefix, *(_path_part(p) for p in item["loc"])]
         path = ".".join(parts).replace(".[", "[")
         out.append(FieldViolation(field=path, description=_description(item)))

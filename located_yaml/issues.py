@@ -73,7 +73,16 @@ def validation_problems(exc: ValidationError) -> list[Problem]:
     return [
         Problem(tuple(part for part in err["loc"] if not _is_union_tag(part)), _message(err))
         for err in exc.errors()
+        if not is_consequence(err)
     ]
+
+
+def is_consequence(err: Any) -> bool:
+    """True for pydantic's "too short after validation": the list had enough items, some of
+    which were invalid and are reported on their own."""
+    if err["type"] != "too_short" or not isinstance(err.get("input"), list | tuple):
+        return False
+    return len(err["input"]) >= (err.get("ctx") or {}).get("min_length", 0)
 
 
 def _is_union_tag(part: str | int) -> bool:
