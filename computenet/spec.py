@@ -175,6 +175,7 @@ class JobSpec(BaseModel):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
 
+UNENCODABLE = "must be valid Unicode (a lone surrogate cannot be encoded)"
 MAX_PATH_KEY_CHARS = 40
 """Longer keys (label keys) are cut in violation paths, which name a place, not repeat a value."""
 
@@ -184,6 +185,8 @@ def _path_part(part: Any) -> str:
 
 
 def _description(item: Any) -> str:
+    if item["type"] == "string_unicode":
+        return UNENCODABLE
     error = (item.get("ctx") or {}).get("error")
     return str(error) if item["type"] == "value_error" and error is not None else item["msg"]
 
@@ -194,7 +197,8 @@ def violations_from(error: ValidationError, prefix: str = "spec") -> list[FieldV
     for item in error.errors():
         if is_consequence(item):
             continue
-        parts = [prefix, *(_path_part(p) for p in item["loc"])]
+        # "[key]" marks a problem with a mapping's key; the description says so already.
+        parts = [prefix, *(_path_part(p) for p in item["loc"] if p != "[key]")]
         path = ".".join(parts).replace(".[", "[")
         out.append(FieldViolation(field=path, description=_description(item)))
     return out
@@ -216,7 +220,7 @@ def parse_spec(data: Any, *, source: str = "spec") -> JobSpec:
 def checked_spec(spec: JobSpec) -> JobSpec:
     """`spec` validated again, for one that may have been built without validation
     (`model_construct`, `model_copy(update=...)`); raises SpecError."""
-    return parse_spec(spec.model_dump(by_alias=False))
+    return parse_spec(spec.model_dump(by_alias=False, warnings=False))
 
 
 SPEC_FILE_LIMITS = YamlLimits(max_depth=MAX_SPEC_FILE_DEPTH, max_values=MAX_SPEC_FILE_VALUES)

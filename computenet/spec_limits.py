@@ -1,9 +1,10 @@
 """The size bounds of a job spec, and the checks that refuse text no site could run or store.
 
 Every bound lives here, so the SDK (before sending), the broker (on arrival) and the reference
-in docs/jobs.md agree. The checks are pydantic validators used by `computenet.spec`; a spec read
-back from the broker's own storage is validated with `STORED` as context and skips them, so a
-job accepted before a bound existed stays readable.
+in docs/jobs.md agree. The checks are pydantic validators used by `computenet.spec`; a spec the
+federation has already accepted (read back from the broker's storage, or a job the broker
+returns to a client) is validated with `ACCEPTED` as context and skips them, so a job accepted
+before a bound existed stays readable and listable.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ MAX_SPEC_FILE_DEPTH = 32
 MAX_SPEC_FILE_VALUES = 100_000
 """Values in a spec file once aliases are expanded (a billion laughs stops here)."""
 
-STORED = {"computenet.spec.stored": True}
-"""Validation context of a spec read back from storage: the bounds below are not applied."""
+ACCEPTED = {"computenet.spec.accepted": True}
+"""Validation context of a spec accepted earlier: the bounds and checks below are not applied."""
 
 # Kubernetes-style label keys: an optional DNS-subdomain prefix and a slash, then a name of
 # letters and digits (any script) with `-`, `_` and `.` inside.
@@ -47,7 +48,7 @@ _NAME = re.compile(r"[^\W_]([\w.-]*[^\W_])?")
 
 
 def _enforced(info: ValidationInfo) -> bool:
-    return not (isinstance(info.context, dict) and info.context.get(next(iter(STORED))))
+    return not (isinstance(info.context, dict) and info.context.get(next(iter(ACCEPTED))))
 
 
 def _storable(value: str) -> None:
@@ -58,8 +59,8 @@ def _storable(value: str) -> None:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValueError(
-            f"must be valid Unicode: lone surrogate U+{ord(value[exc.start]):04X} "
-            f"at character {exc.start}"
+            f"must be valid Unicode (a lone surrogate cannot be encoded): "
+            f"U+{ord(value[exc.start]):04X} at character {exc.start}"
         ) from None
 
 

@@ -135,6 +135,8 @@ def _message(err: Any) -> str:
         return f"must be {_BOUNDS[kind]} {limit}{got}"
     if kind in _TYPES:
         return f"must be {_TYPES[kind]}{got}"
+    if kind == "string_unicode":
+        return "must be valid Unicode (a lone surrogate cannot be encoded)"
     if kind == "missing":
         return "required field missing"
     if kind == "extra_forbidden":
