@@ -67,8 +67,16 @@ assert len(PREFIX) == MAX_LABEL_PREFIX_CHARS
         ({"command": ["x" * 4000] * 20}, "spec", str(MAX_SPEC_BYTES)),
     ],
     ids=[
-        "name", "argument", "arguments", "label-value", "label-name", "label-prefix", "labels",
-        "constraint-entries", "constraint-entry", "whole-spec",
+        "name",
+        "argument",
+        "arguments",
+        "label-value",
+        "label-name",
+        "label-prefix",
+        "labels",
+        "constraint-entries",
+        "constraint-entry",
+        "whole-spec",
     ],  # fmt: skip
 )
 def test_every_bound_is_a_violation_naming_field_and_bound(
