@@ -76,7 +76,7 @@ def hostile(fake: RunningFake, monkeypatch: pytest.MonkeyPatch) -> RunningFake:
                 1,
                 MESSAGE,
                 3 if state is JobState.FAILED else None,
-            )  # fmt: skip
+            )
         )
     placement = Placement(
         chosen=SiteId(MARKUP),

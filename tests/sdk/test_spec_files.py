@@ -125,7 +125,7 @@ def test_a_path_that_is_no_file_is_one_line_and_exit_2(
         path.mkdir()
     elif kind == "fifo":
         os.mkfifo(path)  # nobody writes: reading it must not wait
-    code, err = _check(["submit", str(path), "--broker", broker.address], path)
+    code, _err = _check(["submit", str(path), "--broker", broker.address], path)
     assert code == 2
 
 

@@ -77,7 +77,7 @@ assert len(PREFIX) == MAX_LABEL_PREFIX_CHARS
         "constraint-entries",
         "constraint-entry",
         "whole-spec",
-    ],  # fmt: skip
+    ],
 )
 def test_every_bound_is_a_violation_naming_field_and_bound(
     changes: dict[str, Any], field: str, bound: str
