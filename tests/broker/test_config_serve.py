@@ -15,8 +15,8 @@ import grpc
 import pytest
 
 from computenet import Client
-from computenet.errors import ResourceExhaustedError
 from computenet.convert import spec_to_proto
+from computenet.errors import ResourceExhaustedError
 from computenet.spec import JobSpec
 from computenet.spec_limits import ACCEPTED
 from computenet.v1 import job_service_pb2 as job_pb
