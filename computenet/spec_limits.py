@@ -47,7 +47,8 @@ _PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-
 _NAME = re.compile(r"[^\W_]([\w.-]*[^\W_])?")
 
 
-def _enforced(info: ValidationInfo) -> bool:
+def enforced(info: ValidationInfo) -> bool:
+    """True unless the spec being validated was accepted earlier (context `ACCEPTED`)."""
     return not (isinstance(info.context, dict) and info.context.get(next(iter(ACCEPTED))))
 
 
@@ -66,7 +67,7 @@ def _storable(value: str) -> None:
 
 def _text(value: str, info: ValidationInfo) -> str:
     """A name or id: storable, and with no control or bidirectional-override character."""
-    if _enforced(info):
+    if enforced(info):
         _storable(value)
         if has_unsafe(value):
             raise ValueError("must not contain control, bidirectional or line-separator characters")
@@ -75,13 +76,13 @@ def _text(value: str, info: ValidationInfo) -> str:
 
 def _argument(value: str, info: ValidationInfo) -> str:
     """A command argument: storable; tabs and newlines are legitimate (`sh -c` scripts)."""
-    if _enforced(info):
+    if enforced(info):
         _storable(value)
     return value
 
 
 def _label_key(value: str, info: ValidationInfo) -> str:
-    if not _enforced(info):
+    if not enforced(info):
         return value
     _storable(value)
     prefix, slash, name = value.rpartition("/")
@@ -101,7 +102,7 @@ def _label_key(value: str, info: ValidationInfo) -> str:
 
 
 def _label_value(value: str, info: ValidationInfo) -> str:
-    if _enforced(info):
+    if enforced(info):
         if len(value) > MAX_LABEL_VALUE_CHARS:
             raise ValueError(f"label value must be at most {MAX_LABEL_VALUE_CHARS} characters")
         _text(value, info)
@@ -110,7 +111,7 @@ def _label_value(value: str, info: ValidationInfo) -> str:
 
 def _bounded(limit: int, what: str) -> Any:
     def check(value: Any, info: ValidationInfo) -> Any:
-        if _enforced(info) and len(value) > limit:
+        if enforced(info) and len(value) > limit:
             raise ValueError(f"at most {limit} {what}")
         return value
 
@@ -129,8 +130,8 @@ ConstraintEntries = Annotated[
 ]
 
 
-def spec_size_violation(encoded_bytes: int, info: ValidationInfo) -> str | None:
-    """Why a spec of `encoded_bytes` is too big, or None."""
-    if _enforced(info) and encoded_bytes > MAX_SPEC_BYTES:
+def spec_size_violation(encoded_bytes: int) -> str | None:
+    """Why a spec of `encoded_bytes` (compact JSON, UTF-8) is too big, or None."""
+    if encoded_bytes > MAX_SPEC_BYTES:
         return f"the spec is {encoded_bytes} bytes as JSON; at most {MAX_SPEC_BYTES} are accepted"
     return None
