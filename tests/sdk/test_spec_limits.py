@@ -23,6 +23,8 @@ from computenet.spec_limits import (
     MAX_NAME_CHARS,
     MAX_SPEC_BYTES,
 )
+from computenet.workload import WorkloadJob
+from computenet.workload_spec import workload_spec
 
 BATCH: dict[str, Any] = {
     "name": "b",
@@ -177,3 +179,10 @@ def test_an_argument_is_accepted_exactly_when_a_site_could_run_it(arg: str) -> N
         return
     assert runnable
     assert convert.spec_from_proto(convert.spec_to_proto(spec)) == spec
+
+
+def test_a_trace_job_id_with_control_characters_still_makes_a_valid_spec() -> None:
+    job = WorkloadJob("\x1b[2Jtrace\x00id", 0.0, "batch", "a800", 1, 60.0, "", 0.0, "", None, "t")
+    spec = workload_spec(job)
+    assert spec.name == "\\x1b[2Jtrace\\x00id"
+    assert checked_spec(spec) == spec
