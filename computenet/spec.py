@@ -1,4 +1,5 @@
-"""The job spec: its schema, its context-free validation, and loading it from YAML or JSON."""
+"""The job spec: its schema, its context-free validation (bounds in `computenet.spec_limits`),
+and loading it from YAML or JSON."""
 
 from __future__ import annotations
 
@@ -44,7 +45,13 @@ from located_yaml.limits import YamlLimits
 __all__ = [
     "MAX_COMMAND_ARGS",
     "MAX_NAME_CHARS",
+    "Checkpoint",
+    "Constraints",
+    "Dataset",
+    "InferenceSpec",
     "JobSpec",
+    "RegionDemand",
+    "Resources",
     "checked_spec",
     "load_spec",
     "parse_spec",
