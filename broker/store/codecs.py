@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from broker.store.protocol import Hold, SiteRecord
 from computenet.rebalance_types import MoveKind, RebalanceMove, RebalanceRunInfo
 from computenet.spec import JobSpec
+from computenet.spec_limits import ACCEPTED
 from computenet.types import (
     Job,
     JobEvent,
@@ -94,7 +95,9 @@ def job_from_row(row: Row, spec: JobSpec | None = None) -> Job:
     return Job(
         job_id=JobId(row["job_id"]),
         tenant=TenantId(row["tenant"]),
-        spec=spec if spec is not None else JobSpec.model_validate_json(row["spec_json"]),
+        spec=spec
+        if spec is not None
+        else JobSpec.model_validate_json(row["spec_json"], context=ACCEPTED),
         state=JobState(row["state"]),
         site=SiteId(row["site"]) if row["site"] is not None else None,
         attempt=row["attempt"],
