@@ -201,8 +201,9 @@ class Broker:
                 self.settings.listen,
                 self.servicers(),
                 interceptors=[
-                    MalformedRequestInterceptor(),
+                    # the security pipeline decodes after auth, through the checks inside it
                     *sec.interceptors,
+                    MalformedRequestInterceptor(),
                     RpcMetricsInterceptor(self.metrics),
                 ],
                 credentials=sec.credentials,

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import grpc
 import grpc.aio
@@ -15,7 +16,7 @@ import grpc.aio
 from broker.security import methods
 from broker.security.handlers import Call, Continuation, WrappedHandlers, refuse, wrap_handler
 from broker.security.identity import Revocations, site_certificate_from_context
-from broker.security.principal import Principal, bind_principal, bind_site
+from broker.security.principal import Principal, bind_principal, bind_site, current_principal
 from broker.security.tokens import TokenAuthenticator, TokenStore
 from computenet.errors import ComputeNetError, PermissionDeniedError, UnauthenticatedError
 
@@ -102,21 +103,41 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     async def admit(self, call: Call) -> None:
         """Bind the caller's identity, or abort the call if it has none or may not call."""
+        await self.authenticate(call)
+        await self.authorize(call)
+
+    async def authenticate(self, call: Call) -> None:
+        """Bind the caller's identity, or abort the call (UNAUTHENTICATED) if it has none."""
         try:
             if methods.is_site_method(call.method):
                 self._authenticate_site(call)
             else:
                 self._authenticate_client(call)
         except ComputeNetError as exc:
-            self.counters.refused[exc.reason] += 1
-            log.info(
-                "call refused method=%s reason=%s peer=%s",
-                methods.short_name(call.method),
-                exc.reason,
-                call.context.peer(),
-            )
-            await refuse(call.context, exc)
+            await self._refuse(call, exc)
         self.counters.admitted += 1
+
+    async def authorize(self, call: Call) -> None:
+        """Abort an authenticated call to an operator method by a non-operator."""
+        principal = current_principal()
+        if (
+            call.method in methods.OPERATOR_METHODS
+            and principal is not None
+            and not principal.is_operator
+        ):
+            self.counters.admitted -= 1
+            error = PermissionDeniedError(f"{methods.short_name(call.method)} is for operators")
+            await self._refuse(call, error)
+
+    async def _refuse(self, call: Call, exc: ComputeNetError) -> NoReturn:
+        self.counters.refused[exc.reason] += 1
+        log.info(
+            "call refused method=%s reason=%s peer=%s",
+            methods.short_name(call.method),
+            exc.reason,
+            call.context.peer(),
+        )
+        await refuse(call.context, exc)
 
     def _authenticate_site(self, call: Call) -> None:
         identity = site_certificate_from_context(call.context)
@@ -144,5 +165,3 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             if principal is None:
                 raise UnauthenticatedError("invalid token")
         bind_principal(principal)
-        if call.method in methods.OPERATOR_METHODS and not principal.is_operator:
-            raise PermissionDeniedError(f"{methods.short_name(call.method)} is for operators")
