@@ -24,6 +24,7 @@ from broker.jobs_api.manager import JobManager
 from broker.placement import Policy, PolicyConfig, place
 from broker.rebalance.service import RebalanceSettings, build_rebalance
 from broker.rpc.decoding import MalformedRequestInterceptor
+from broker.rpc.paging import page_bytes_for
 from broker.rpc.federation_servicer import FederationServicer
 from broker.rpc.job_servicer import JobServicer
 from broker.rpc.metrics import BrokerMetrics, RpcMetricsInterceptor
@@ -174,7 +175,11 @@ class Broker:
                 lease_s=self.settings.lease_s,
                 require_site_certificate=self.security.require_site_certificate,
             ),
-            job=JobServicer(self.jobs, self.plan),
+            job=JobServicer(
+                self.jobs,
+                self.plan,
+                max_page_bytes=page_bytes_for(self.settings.transport.max_message_bytes),
+            ),
             federation=FederationServicer(
                 registry=self.registry,
                 sessions=self.sessions,

@@ -31,10 +31,19 @@ _UNSIGNED_64 = frozenset({_F.TYPE_UINT64, _F.TYPE_FIXED64})
 _FLOATING = frozenset({_F.TYPE_DOUBLE, _F.TYPE_FLOAT})
 
 
+def map_value_field(field: FieldDescriptor) -> FieldDescriptor | None:
+    """The value field of a map field's entries, or None if `field` is not a map."""
+    entry = field.message_type
+    if entry is None or not entry.GetOptions().map_entry:
+        return None
+    return entry.fields_by_name["value"]
+
+
 def _scalar_violation(field: FieldDescriptor, value: Any) -> str | None:
     if field.type == _F.TYPE_ENUM:
-        if field.enum_type.values_by_number.get(value) is None:
-            return f"unknown {field.enum_type.name} value {value}"
+        enum = field.enum_type
+        if enum is not None and enum.values_by_number.get(value) is None:
+            return f"unknown {enum.name} value {value}"
     elif field.type in _UNSIGNED_64:
         if value > MAX_INT64:
             return f"must be at most {MAX_INT64}, got {value}"
@@ -45,7 +54,7 @@ def _scalar_violation(field: FieldDescriptor, value: Any) -> str | None:
 
 def _values(field: FieldDescriptor, value: Any, path: str) -> Iterator[tuple[str, Any]]:
     """(path, item) for a singular field, each item of a repeated one, each value of a map."""
-    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+    if map_value_field(field) is not None:
         for key in value:
             yield f"{path}[{key!r}]", value[key]
     elif field.is_repeated:
@@ -72,8 +81,7 @@ def _walk(message: Message, prefix: str, found: list[FieldViolation]) -> None:
         if len(found) >= MAX_VIOLATIONS:
             return
         path = f"{prefix}{field.name}"
-        is_map = field.message_type is not None and field.message_type.GetOptions().map_entry
-        element = field.message_type.fields_by_name["value"] if is_map else field
+        element = map_value_field(field) or field
         for item_path, item in _values(field, value, path):
             if element.type == _F.TYPE_MESSAGE:
                 _walk(item, f"{item_path}.", found)
