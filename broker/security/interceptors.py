@@ -18,7 +18,13 @@ from broker.security.handlers import Call, Continuation, WrappedHandlers, refuse
 from broker.security.identity import Revocations, site_certificate_from_context
 from broker.security.principal import Principal, bind_principal, bind_site, current_principal
 from broker.security.tokens import TokenAuthenticator, TokenStore
-from computenet.errors import ComputeNetError, PermissionDeniedError, UnauthenticatedError
+from broker.security.throttle import AuthThrottle, peer_address
+from computenet.errors import (
+    ComputeNetError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +82,16 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     `current_site()`.
     """
 
-    def __init__(self, settings: AuthSettings, counters: SecurityCounters | None = None) -> None:
+    def __init__(
+        self,
+        settings: AuthSettings,
+        counters: SecurityCounters | None = None,
+        *,
+        throttle: AuthThrottle | None = None,
+    ) -> None:
         self.settings = settings
         self.counters = counters if counters is not None else SecurityCounters()
+        self.throttle = throttle if throttle is not None else AuthThrottle()
         self._wrapped = WrappedHandlers()
 
     async def intercept_service(
@@ -107,12 +120,28 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         await self.authorize(call)
 
     async def authenticate(self, call: Call) -> None:
-        """Bind the caller's identity, or abort the call (UNAUTHENTICATED) if it has none."""
+        """Bind the caller's identity, or abort the call (UNAUTHENTICATED) if it has none.
+
+        A peer address that failed too often is refused (RESOURCE_EXHAUSTED with a retry hint)
+        before its credentials are even looked at.
+        """
+        peer = peer_address(call.context.peer())
+        wait_s = self.throttle.wait_s(peer)
+        if wait_s > 0:
+            await self._refuse(
+                call,
+                ResourceExhaustedError(
+                    "too many failed authentications from this address", retry_after_s=wait_s
+                ),
+            )
         try:
             if methods.is_site_method(call.method):
                 self._authenticate_site(call)
             else:
                 self._authenticate_client(call)
+        except UnauthenticatedError as exc:
+            self.throttle.failed(peer)
+            await self._refuse(call, exc)
         except ComputeNetError as exc:
             await self._refuse(call, exc)
         self.counters.admitted += 1
