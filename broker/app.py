@@ -24,10 +24,10 @@ from broker.jobs_api.manager import JobManager
 from broker.placement import Policy, PolicyConfig, place
 from broker.rebalance.service import RebalanceSettings, build_rebalance
 from broker.rpc.decoding import MalformedRequestInterceptor
-from broker.rpc.paging import page_bytes_for
 from broker.rpc.federation_servicer import FederationServicer
 from broker.rpc.job_servicer import JobServicer
 from broker.rpc.metrics import BrokerMetrics, RpcMetricsInterceptor
+from broker.rpc.paging import page_bytes_for
 from broker.rpc.rebalance_servicer import RebalanceServicer
 from broker.rpc.server import BoundServer, Servicers, start_server
 from broker.rpc.site_servicer import SiteServicer

@@ -17,8 +17,8 @@ from broker.security import methods
 from broker.security.handlers import Call, Continuation, WrappedHandlers, refuse, wrap_handler
 from broker.security.identity import Revocations, site_certificate_from_context
 from broker.security.principal import Principal, bind_principal, bind_site, current_principal
-from broker.security.tokens import TokenAuthenticator, TokenStore
 from broker.security.throttle import AuthThrottle, peer_address
+from broker.security.tokens import TokenAuthenticator, TokenStore
 from computenet.errors import (
     ComputeNetError,
     PermissionDeniedError,
