@@ -79,9 +79,7 @@ async def _iterate(result: Any) -> AsyncIterator[Any]:
             yield item
 
 
-def _admitted(
-    call: Call, request: Any, streaming_request: bool, decode: Decode | None
-) -> Any:
+def _admitted(call: Call, request: Any, streaming_request: bool, decode: Decode | None) -> Any:
     """The request as the handler takes it, decoded now (inside the guard) if asked to."""
     if decode is None:
         return request

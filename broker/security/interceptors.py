@@ -3,6 +3,7 @@ handler runs; agents by site certificate, clients by bearer token, operators by 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
@@ -17,6 +18,7 @@ from broker.security import methods
 from broker.security.handlers import Call, Continuation, WrappedHandlers, refuse, wrap_handler
 from broker.security.identity import Revocations, site_certificate_from_context
 from broker.security.principal import Principal, bind_principal, bind_site, current_principal
+from broker.security.revocation import Recheck, RevocationChecker, StreamWatch
 from broker.security.throttle import AuthThrottle, peer_address
 from broker.security.tokens import TokenAuthenticator, TokenStore
 from computenet.errors import (
@@ -54,8 +56,9 @@ class AuthSettings:
     """Client tokens: a `TokenStore`, or a `TokenFile` that follows edits of the file."""
     require_site_certificate: bool = True
     """Agent calls need a verified site certificate; False only in insecure loopback mode."""
-    revocations: Revocations = field(default_factory=Revocations)
-    """Certificates (serials, whole sites) refused although they verify."""
+    revocations: RevocationChecker = field(default_factory=Revocations)
+    """Certificates (serials, whole sites) refused although they verify: `Revocations`, or a
+    `RevocationFile` that follows edits of the file."""
     anonymous: Principal | None = None
     """Principal for client calls without a token; None (the default) refuses them. Only for
     the insecure loopback demo."""
@@ -92,6 +95,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self.settings = settings
         self.counters = counters if counters is not None else SecurityCounters()
         self.throttle = throttle if throttle is not None else AuthThrottle()
+        self.watch = StreamWatch()
+        """Open calls whose credentials are checked again while they run."""
         self._wrapped = WrappedHandlers()
 
     async def intercept_service(
@@ -110,9 +115,50 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     @asynccontextmanager
     async def guard(self, call: Call) -> AsyncIterator[None]:
-        """Admit the call (see `admit`) before its handler runs."""
+        """Admit the call (see `admit`) before its handler runs; while it runs, end it
+        (UNAUTHENTICATED) within seconds if its certificate or token is revoked."""
         await self.admit(call)
-        yield
+        recheck = self._recheck_of(call)
+        if recheck is None:
+            yield
+            return
+        stream = self.watch.open(recheck)
+        try:
+            yield
+        except asyncio.CancelledError:
+            error = stream.ended_by_revocation()
+            if error is not None:
+                log.warning("open call ended: credentials revoked method=%s", call.method)
+                await refuse(call.context, error)
+            raise
+        finally:
+            self.watch.close(stream)
+
+    def _recheck_of(self, call: Call) -> Recheck | None:
+        """How to check the call's credentials again later; None if it has none to revoke."""
+        if methods.is_site_method(call.method):
+            identity = site_certificate_from_context(call.context)
+            if identity is None:
+                return None
+            revocations = self.settings.revocations
+
+            def site_revoked() -> ComputeNetError | None:
+                if revocations.is_revoked(identity):
+                    return UnauthenticatedError("this certificate has been revoked")
+                return None
+
+            return site_revoked
+        token = bearer_token(call.context.invocation_metadata())
+        if not token:
+            return None
+        tokens = self.settings.tokens
+
+        def token_revoked() -> ComputeNetError | None:
+            if tokens.authenticate(token) is None:
+                return UnauthenticatedError("this token has been revoked")
+            return None
+
+        return token_revoked
 
     async def admit(self, call: Call) -> None:
         """Bind the caller's identity, or abort the call if it has none or may not call."""

@@ -42,7 +42,10 @@ class AuthThrottle:
     """A token bucket of failures per peer address; a peer with none left is refused."""
 
     def __init__(
-        self, settings: ThrottleSettings | None = None, *, clock: Callable[[], float] = time.monotonic
+        self,
+        settings: ThrottleSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings or ThrottleSettings()
         TokenBucket(self.settings.failures_per_s, self.settings.failures_burst)  # validates
