@@ -86,6 +86,8 @@ def running_broker(
         yield RunningBroker(broker, address, db_path, operator, user, other, tokens_path)
     finally:
         try:
+            if broker.server is not None:  # no call of a test outlives it: no grace needed
+                run(broker.server.server.stop(0.2))
             run(broker.stop())
         finally:
             loop.call_soon_threadsafe(loop.stop)

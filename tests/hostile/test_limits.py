@@ -14,8 +14,8 @@ import pytest
 from broker.security import LimitSettings
 from broker.store import open_store
 from computenet import convert
-from computenet.status import error_from_rpc_error
 from computenet.errors import InvalidArgumentError, ResourceExhaustedError, UnavailableError
+from computenet.status import error_from_rpc_error
 from computenet.v1 import job_service_pb2 as pb
 from computenet.v1 import job_service_pb2_grpc as pb_grpc
 from computenet.v1 import types_pb2
@@ -50,10 +50,12 @@ def test_sequence_numbers_beyond_the_database_are_invalid_argument(
     with broker.channel() as channel:
         stub = pb_grpc.JobServiceStub(channel)
         md = broker.auth(broker.user)
+        one = pb.WatchJobRequest(job_id="j", after_sequence=after)
+        every = pb.WatchJobsRequest(after_sequence=after)
         for call in (
-            lambda: list(stub.WatchJob(pb.WatchJobRequest(job_id="j", after_sequence=after), metadata=md, timeout=5)),
-            lambda: list(stub.WatchJobs(pb.WatchJobsRequest(after_sequence=after), metadata=md, timeout=5)),
-        ):  # fmt: skip
+            lambda: list(stub.WatchJob(one, metadata=md, timeout=5)),
+            lambda: list(stub.WatchJobs(every, metadata=md, timeout=5)),
+        ):
             err = _error(call)
             assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
             error = error_from_rpc_error(err)
@@ -102,7 +104,9 @@ def test_pages_end_on_a_byte_budget_and_an_oversized_old_job_still_lists(tmp_pat
                 break
         assert seen == [f"job-{i}" for i in range(5)]
         stub = pb_grpc.JobServiceStub(channel)
-        job = stub.GetJob(pb.GetJobRequest(job_id="job-2"), metadata=broker.auth(broker.user), timeout=10).job
+        job = stub.GetJob(
+            pb.GetJobRequest(job_id="job-2"), metadata=broker.auth(broker.user), timeout=10
+        ).job
         assert job.job_id == "job-2" and job.ByteSize() < MAX_MESSAGE_BYTES
 
 
@@ -113,11 +117,14 @@ def test_a_read_only_database_answers_unavailable_with_a_retry_hint(broker: Runn
     with broker.channel() as channel:
         stub = pb_grpc.JobServiceStub(channel)
         md = broker.auth(broker.user)
-        stub.SubmitJob(pb.SubmitJobRequest(spec=_valid_spec(), request_id="before"), metadata=md, timeout=10)
+        stub.SubmitJob(
+            pb.SubmitJobRequest(spec=_valid_spec(), request_id="before"), metadata=md, timeout=10
+        )
         if subprocess.run(["chattr", "+i", *files], capture_output=True).returncode != 0:
             pytest.skip("this file system cannot make files immutable")
         try:
-            err = _error(lambda: stub.SubmitJob(pb.SubmitJobRequest(spec=_valid_spec(), request_id="during"), metadata=md, timeout=10))  # fmt: skip
+            during = pb.SubmitJobRequest(spec=_valid_spec(), request_id="during")
+            err = _error(lambda: stub.SubmitJob(during, metadata=md, timeout=10))
             assert err.code() == grpc.StatusCode.UNAVAILABLE, err.details()
             error = error_from_rpc_error(err)
             assert isinstance(error, UnavailableError) and error.retry_after_s > 0
@@ -127,11 +134,15 @@ def test_a_read_only_database_answers_unavailable_with_a_retry_hint(broker: Runn
             assert len(listed) == 1
         finally:
             subprocess.run(["chattr", "-i", *files], check=True)
-        stub.SubmitJob(pb.SubmitJobRequest(spec=_valid_spec(), request_id="after"), metadata=md, timeout=10)
+        stub.SubmitJob(
+            pb.SubmitJobRequest(spec=_valid_spec(), request_id="after"), metadata=md, timeout=10
+        )
         assert len(stub.ListJobs(pb.ListJobsRequest(), metadata=md, timeout=10).jobs) == 2
 
 
-def test_a_tenant_flooding_reads_is_limited_and_another_tenant_still_submits(tmp_path: Path) -> None:
+def test_a_tenant_flooding_reads_is_limited_and_another_tenant_still_submits(
+    tmp_path: Path,
+) -> None:
     limits = LimitSettings(
         submit_rate_per_s=1000.0, submit_burst=1000, read_rate_per_s=1.0, read_burst=5,
         auth_failures_burst=1000,
@@ -169,12 +180,18 @@ def test_guessing_tokens_is_throttled_per_peer_without_checking_them(tmp_path: P
         codes = []
         for i in range(40):
             try:
-                stub.GetJob(pb.GetJobRequest(job_id="j"), metadata=broker.auth(f"cnt_guess{i}"), timeout=5)
+                stub.GetJob(
+                    pb.GetJobRequest(job_id="j"), metadata=broker.auth(f"cnt_guess{i}"), timeout=5
+                )
             except grpc.RpcError as err:
                 codes.append(err.code())  # type: ignore[attr-defined]
         assert codes[:10] == [grpc.StatusCode.UNAUTHENTICATED] * 10
         assert codes[10:] == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 30
         # even the right token is refused from this address until the cooldown ends
-        err = _error(lambda: stub.GetJob(pb.GetJobRequest(job_id="j"), metadata=broker.auth(broker.user), timeout=5))
+        err = _error(
+            lambda: stub.GetJob(
+                pb.GetJobRequest(job_id="j"), metadata=broker.auth(broker.user), timeout=5
+            )
+        )
         assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert error_from_rpc_error(err).retry_after_s > 0  # type: ignore[attr-defined]

@@ -111,4 +111,3 @@ def test_garbage_sent_authenticated_is_invalid_argument(
             b"\xff\xff\xff", timeout=5, metadata=broker.auth(broker.user)
         )
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
-

@@ -48,12 +48,14 @@ def _known_strings() -> list[str]:
 
 KNOWN_STRINGS = _known_strings()
 
+_I32 = st.integers(-(2**31), 2**31 - 1)
+_I64 = st.integers(-(2**63), 2**63 - 1)
 _INTS: dict[int, st.SearchStrategy[int]] = {
-    **dict.fromkeys((_F.TYPE_INT32, _F.TYPE_SINT32, _F.TYPE_SFIXED32), st.integers(-(2**31), 2**31 - 1)),
+    **dict.fromkeys((_F.TYPE_INT32, _F.TYPE_SINT32, _F.TYPE_SFIXED32), _I32),
     **dict.fromkeys((_F.TYPE_UINT32, _F.TYPE_FIXED32), st.integers(0, 2**32 - 1)),
-    **dict.fromkeys((_F.TYPE_INT64, _F.TYPE_SINT64, _F.TYPE_SFIXED64), st.integers(-(2**63), 2**63 - 1)),
+    **dict.fromkeys((_F.TYPE_INT64, _F.TYPE_SINT64, _F.TYPE_SFIXED64), _I64),
     **dict.fromkeys((_F.TYPE_UINT64, _F.TYPE_FIXED64), st.integers(0, 2**64 - 1)),
-}  # fmt: skip
+}
 
 _TEXT = st.one_of(
     st.sampled_from(KNOWN_STRINGS),
