@@ -55,9 +55,17 @@ class RunningBroker:
 
 @contextmanager
 def running_broker(
-    tmp_path: Path, *, limits: LimitSettings = GENEROUS, db_path: Path | None = None
+    tmp_path: Path,
+    *,
+    limits: LimitSettings = GENEROUS,
+    db_path: Path | None = None,
+    tls_dir: Path | None = None,
+    revocations_path: Path | None = None,
 ) -> Iterator[RunningBroker]:
-    """Start a broker on a fresh (or the given) SQLite file; stop it on exit."""
+    """Start a broker on a fresh (or the given) SQLite file; stop it on exit.
+
+    Insecure on loopback, or with `tls_dir` TLS for clients and mTLS for agents.
+    """
     db_path = db_path or tmp_path / "broker.db"
     tokens_path = tmp_path / "tokens.yaml"
     if not tokens_path.exists():
@@ -68,7 +76,13 @@ def running_broker(
     settings = BrokerSettings(
         listen=Address("127.0.0.1", 0),
         db_url=f"sqlite:///{db_path}",
-        security=SecuritySettings(insecure=True, tokens_path=tokens_path, limits=limits),
+        security=SecuritySettings(
+            insecure=tls_dir is None,
+            tls_dir=tls_dir,
+            tokens_path=tokens_path,
+            revocations_path=revocations_path,
+            limits=limits,
+        ),
     )
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="broker-loop", daemon=True)
