@@ -10,8 +10,9 @@ from typing import Any, NoReturn
 
 import grpc
 import grpc.aio
+from google.protobuf.message import DecodeError
 
-from computenet.errors import ComputeNetError
+from computenet.errors import ComputeNetError, InvalidArgumentError
 from computenet.status import error_to_status
 
 
@@ -48,9 +49,21 @@ def decoder_of(handler: grpc.RpcMethodHandler) -> Decode:
     return deserializer if deserializer is not None else _identity
 
 
-async def _decoded(requests: AsyncIterator[Any], decode: Decode) -> AsyncIterator[Any]:
+async def decode_or_refuse(context: grpc.aio.ServicerContext, decode: Decode, raw: Any) -> Any:
+    """`decode(raw)`, aborting the call with INVALID_ARGUMENT if the bytes do not parse."""
+    try:
+        return decode(raw)
+    except (DecodeError, RecursionError, ValueError):
+        await refuse(
+            context, InvalidArgumentError("the request message is not a valid protobuf encoding")
+        )
+
+
+async def _decoded(
+    requests: AsyncIterator[Any], decode: Decode, context: grpc.aio.ServicerContext
+) -> AsyncIterator[Any]:
     async for request in requests:
-        yield decode(request)
+        yield await decode_or_refuse(context, decode, request)
 
 
 async def refuse(context: grpc.aio.ServicerContext, error: ComputeNetError) -> NoReturn:
@@ -79,13 +92,15 @@ async def _iterate(result: Any) -> AsyncIterator[Any]:
             yield item
 
 
-def _admitted(call: Call, request: Any, streaming_request: bool, decode: Decode | None) -> Any:
+async def _admitted(
+    call: Call, request: Any, streaming_request: bool, decode: Decode | None
+) -> Any:
     """The request as the handler takes it, decoded now (inside the guard) if asked to."""
     if decode is None:
         return request
     if streaming_request:
-        return _decoded(request, decode)
-    call.request = decode(request)
+        return _decoded(request, decode, call.context)
+    call.request = await decode_or_refuse(call.context, decode, request)
     return call.request
 
 
@@ -99,7 +114,7 @@ def _unary_response(
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
         call = Call(method, context, None if streaming_request or decode else request)
         async with guard(call):
-            request = _admitted(call, request, streaming_request, decode)
+            request = await _admitted(call, request, streaming_request, decode)
             call.response = await _call_unary(behavior, request, context)
         return call.response
 
@@ -121,14 +136,14 @@ def _stream_response(
         async def writer(request: Any, context: grpc.aio.ServicerContext) -> None:
             call = call_of(request, context)
             async with guard(call):
-                await behavior(_admitted(call, request, streaming_request, decode), context)
+                await behavior(await _admitted(call, request, streaming_request, decode), context)
 
         return writer
 
     async def generator(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         call = call_of(request, context)
         async with guard(call):
-            request = _admitted(call, request, streaming_request, decode)
+            request = await _admitted(call, request, streaming_request, decode)
             async for item in _iterate(behavior(request, context)):
                 yield item
 

@@ -22,6 +22,7 @@ from broker.security.handlers import (
     Continuation,
     Guard,
     WrappedHandlers,
+    decode_or_refuse,
     decoder_of,
     wrap_handler,
 )
@@ -81,7 +82,7 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             error: BaseException | None = None
             try:
                 await auth.authenticate(call)
-                request = call.request = decode(raw)
+                request = call.request = await decode_or_refuse(context, decode, raw)
                 await auth.authorize(call)
                 if charge:
                     await limits.charge_tenant(call)

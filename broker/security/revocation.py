@@ -153,8 +153,9 @@ class StreamWatch:
             raise RuntimeError("StreamWatch.open needs a running task")
         stream = OpenStream(task, recheck, task.cancelling())
         self._open.add(stream)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._task = loop.create_task(self._run())
         return stream
 
     def close(self, stream: OpenStream) -> None:
