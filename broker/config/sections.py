@@ -253,7 +253,10 @@ class SecurityConfig(BaseModel):
     )
     revocations: ExistingFile | None = Field(
         None,
-        description="YAML of revoked certificate serials and sites, relative to this config file.",
+        description=(
+            "YAML of revoked certificate serials and sites, relative to this config file; "
+            "re-read within a second of a change (`computenet-broker certs revoke`)."
+        ),
     )
     insecure: bool = Field(
         False,

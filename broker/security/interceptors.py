@@ -190,19 +190,19 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             await self._refuse(call, exc)
         except ComputeNetError as exc:
             await self._refuse(call, exc)
-        self.counters.admitted += 1
 
     async def authorize(self, call: Call) -> None:
-        """Abort an authenticated call to an operator method by a non-operator."""
+        """Abort an authenticated call to an operator method by a non-operator; else count the
+        call as admitted."""
         principal = current_principal()
         if (
             call.method in methods.OPERATOR_METHODS
             and principal is not None
             and not principal.is_operator
         ):
-            self.counters.admitted -= 1
             error = PermissionDeniedError(f"{methods.short_name(call.method)} is for operators")
             await self._refuse(call, error)
+        self.counters.admitted += 1
 
     async def _refuse(self, call: Call, exc: ComputeNetError) -> NoReturn:
         self.counters.refused[exc.reason] += 1
