@@ -69,7 +69,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
         self._jobs = jobs
         self._plan = planner
         self._max_page_bytes = max_page_bytes
-        """Byte budget of a ListJobs page and of one job answer (under the message limit)."""
+        """Byte budget of a ListJobs page and of any one answer (under the message limit)."""
 
     @translate_errors
     async def SubmitJob(
@@ -77,7 +77,8 @@ class JobServicer(pb_grpc.JobServiceServicer):
     ) -> pb.SubmitJobResponse:
         spec = convert.spec_from_proto(request.spec)
         job, duplicate = await self._jobs.submit(spec, request.request_id, _tenant())
-        return pb.SubmitJobResponse(job=convert.job_to_proto(job), duplicate=duplicate)
+        answer = fit(convert.job_to_proto(job), self._max_page_bytes)
+        return pb.SubmitJobResponse(job=answer, duplicate=duplicate)
 
     @translate_errors
     async def GetJob(
@@ -117,7 +118,9 @@ class JobServicer(pb_grpc.JobServiceServicer):
         job = await self._jobs.get(JobId(request.job_id), _scope())
         events = self._jobs.watch(request.after_sequence, job_id=job.job_id, stop_at_final=True)
         async for event in events:
-            yield pb.WatchJobResponse(event=convert.event_to_proto(event))
+            yield fit(
+                pb.WatchJobResponse(event=convert.event_to_proto(event)), self._max_page_bytes
+            )
 
     @translate_errors
     async def WatchJobs(
@@ -131,14 +134,16 @@ class JobServicer(pb_grpc.JobServiceServicer):
         tenant = scope if scope is not None else asked
         events = self._jobs.watch(request.after_sequence, tenant=tenant, kind=kind)
         async for event in events:
-            yield pb.WatchJobsResponse(event=convert.event_to_proto(event))
+            yield fit(
+                pb.WatchJobsResponse(event=convert.event_to_proto(event)), self._max_page_bytes
+            )
 
     @translate_errors
     async def CancelJob(
         self, request: pb.CancelJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelJobResponse:
         job = await self._jobs.cancel(JobId(request.job_id), request.reason, _scope())
-        return pb.CancelJobResponse(job=convert.job_to_proto(job))
+        return pb.CancelJobResponse(job=fit(convert.job_to_proto(job), self._max_page_bytes))
 
     @translate_errors
     async def ExplainPlacement(
