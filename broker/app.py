@@ -28,6 +28,7 @@ from broker.rpc.decoding import MalformedRequestInterceptor
 from broker.rpc.federation_servicer import FederationServicer
 from broker.rpc.job_servicer import JobServicer
 from broker.rpc.metrics import BrokerMetrics, RpcMetricsInterceptor
+from broker.rpc.paging import page_bytes_for
 from broker.rpc.rebalance_servicer import RebalanceServicer
 from broker.rpc.server import BoundServer, Servicers, start_server
 from broker.rpc.site_servicer import SiteServicer
@@ -177,7 +178,11 @@ class Broker:
                 lease_s=self.settings.lease_s,
                 require_site_certificate=self.security.require_site_certificate,
             ),
-            job=JobServicer(self.jobs, self.plan),
+            job=JobServicer(
+                self.jobs,
+                self.plan,
+                max_page_bytes=page_bytes_for(self.settings.transport.max_message_bytes),
+            ),
             federation=FederationServicer(
                 registry=self.registry,
                 sessions=self.sessions,
@@ -204,8 +209,9 @@ class Broker:
                 self.settings.listen,
                 self.servicers(),
                 interceptors=[
-                    MalformedRequestInterceptor(),
+                    # the security pipeline decodes after auth, through the checks inside it
                     *sec.interceptors,
+                    MalformedRequestInterceptor(),
                     RpcMetricsInterceptor(self.metrics),
                 ],
                 credentials=sec.credentials,

@@ -76,10 +76,16 @@ def security_settings(
 
 
 def limit_settings(limits: LimitsConfig) -> LimitSettings:
-    """Per-call limits; a submission rate of 0 charges no method to the tenants' buckets."""
+    """Per-call limits; a rate of 0 charges no method to the tenants' buckets of that kind."""
     default = LimitSettings()
     charged = limits.submit_rate_per_s > 0
+    reads = limits.read_rate_per_s > 0
     return LimitSettings(
+        read_rate_per_s=limits.read_rate_per_s if reads else default.read_rate_per_s,
+        read_burst=limits.reads_burst() if reads else default.read_burst,
+        read_limited_methods=default.read_limited_methods if reads else frozenset(),
+        auth_failures_burst=limits.auth_failures_burst,
+        auth_failures_per_s=limits.auth_failures_per_s,
         # the buckets are built even when nothing is charged, and need a positive rate
         submit_rate_per_s=limits.submit_rate_per_s if charged else default.submit_rate_per_s,
         submit_burst=limits.burst() if charged else default.submit_burst,

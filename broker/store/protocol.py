@@ -153,6 +153,9 @@ class Page:
 
     jobs: list[Job] = field(default_factory=list)
     next_page_token: str = ""
+    resume_tokens: list[str] = field(default_factory=list)
+    """The token resuming right after each job, in order, so a caller that must end the page
+    early (its answer would be too large) can; empty if the store gives none."""
 
 
 class Store(Protocol):
