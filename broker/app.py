@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from broker.control import JobMachine, RetryPolicy
 from broker.jobflow.capacity_view import CapacityView
 from broker.jobflow.driver import JobDriver
 from broker.jobflow.liveness import LivenessLoop
@@ -27,6 +28,7 @@ from broker.rpc.decoding import MalformedRequestInterceptor
 from broker.rpc.federation_servicer import FederationServicer
 from broker.rpc.job_servicer import JobServicer
 from broker.rpc.metrics import BrokerMetrics, RpcMetricsInterceptor
+from broker.rpc.paging import page_bytes_for
 from broker.rpc.rebalance_servicer import RebalanceServicer
 from broker.rpc.server import BoundServer, Servicers, start_server
 from broker.rpc.site_servicer import SiteServicer
@@ -75,6 +77,8 @@ class BrokerSettings:
     """Scheduled rebalancing runs, this replica's lease holder name."""
     transport: ServerLimits = field(default_factory=ServerLimits)
     """Message size, keepalive and connection limits of the gRPC server."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """Caps and backoff for jobs whose attempts fail to start."""
 
 
 def _load_topology(path: Path | None) -> tuple[Topology, str]:
@@ -107,7 +111,7 @@ class Broker:
                 report=report_from_json(record.report_json),
             )
         self.sessions = SessionTable()
-        self.driver = JobDriver(self.writer, self.sessions)
+        self.driver = JobDriver(self.writer, self.sessions, JobMachine(settings.retry))
         self.tracker = JobTracker(self.writer, self.driver)
         self.capacity = CapacityView(
             writer=self.writer, registry=self.registry, topology=self.topology
@@ -175,7 +179,11 @@ class Broker:
                 lease_s=self.settings.lease_s,
                 require_site_certificate=self.security.require_site_certificate,
             ),
-            job=JobServicer(self.jobs, self.plan),
+            job=JobServicer(
+                self.jobs,
+                self.plan,
+                max_page_bytes=page_bytes_for(self.settings.transport.max_message_bytes),
+            ),
             federation=FederationServicer(
                 registry=self.registry,
                 sessions=self.sessions,
@@ -202,8 +210,9 @@ class Broker:
                 self.settings.listen,
                 self.servicers(),
                 interceptors=[
-                    MalformedRequestInterceptor(),
+                    # the security pipeline decodes after auth, through the checks inside it
                     *sec.interceptors,
+                    MalformedRequestInterceptor(),
                     RpcMetricsInterceptor(self.metrics),
                 ],
                 credentials=sec.credentials,

@@ -64,6 +64,8 @@ class JobEventReport:
     exit_code: int = 0
     message: str = ""
     time_unix_ms: int = 0
+    launch_failed: bool = False
+    """A failed attempt that never started, as opposed to a job that ran and failed."""
 
 
 @dataclass(frozen=True, slots=True)

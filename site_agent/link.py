@@ -137,6 +137,7 @@ class BrokerLink:
                 exit_code=report.exit_code,
                 message=report.message,
                 time_unix_ms=report.time_unix_ms,
+                launch_failed=report.launch_failed,
             )
         )
 

@@ -131,21 +131,33 @@ class AgentRuntime:
             await self._start(item)
         elif isinstance(item, StopAttempt):
             log.info("stopping job_id=%s attempt=%d reason=%s", *item.key, item.reason)
-            await asyncio.to_thread(self.executor.cancel, item.key)
+            try:
+                await asyncio.to_thread(self.executor.cancel, item.key)
+            except Exception:
+                # The attempt keeps its stop reason; the broker's cancel or the lease retries.
+                log.exception("cancel failed job_id=%s attempt=%d", *item.key)
         elif isinstance(item, RecoverAttempts):
             log.info("recovering attempts=%d", len(item.records))
-            await asyncio.to_thread(self.executor.recover, item.records)
+            try:
+                await asyncio.to_thread(self.executor.recover, item.records)
+            except Exception:
+                log.exception("recovering attempts failed; the executor reports what it lost")
 
     async def _start(self, item: StartAttempt) -> None:
         record = item.record
-        assert record.spec is not None
-        launch = Launch(record.job_id, record.attempt, record.fencing_token, record.spec, self.site)
         sid = self.stimulus_id("launch")
         try:
+            if record.spec is None:
+                raise ExecutorError("the attempt has no spec to run")
+            launch = Launch(
+                record.job_id, record.attempt, record.fencing_token, record.spec, self.site
+            )
             handle = await asyncio.to_thread(self.executor.start, launch)
-        except (ExecutorError, OSError) as exc:
-            log.warning("launch failed job_id=%s attempt=%d error=%s", *record.key, exc)
-            failed = LaunchFailed(sid, record.job_id, record.attempt, str(exc), self.clock_ms())
+        except Exception as exc:
+            # Whatever the executor raises fails this attempt, never the agent.
+            message = launch_failure_message(exc)
+            log.warning("launch failed job_id=%s attempt=%d error=%s", *record.key, message)
+            failed = LaunchFailed(sid, record.job_id, record.attempt, message, self.clock_ms())
             await self._handle(failed)
             return
         await self._handle(AttemptLaunched(sid, record.job_id, record.attempt, handle))
@@ -155,10 +167,15 @@ class AgentRuntime:
         async with self._lock:
             updates = await asyncio.to_thread(self.executor.poll)
             for u in updates:
-                sid = self.stimulus_id("poll")
-                event = ExecutorReported(
-                    sid, u.job_id, u.attempt, u.state, u.exit_code, u.message, self.clock_ms()
-                )
+                event: Event
+                if u.launch_failed:
+                    sid = self.stimulus_id("launch")
+                    event = LaunchFailed(sid, u.job_id, u.attempt, u.message, self.clock_ms())
+                else:
+                    sid = self.stimulus_id("poll")
+                    event = ExecutorReported(
+                        sid, u.job_id, u.attempt, u.state, u.exit_code, u.message, self.clock_ms()
+                    )
                 await self._handle(event)
 
     async def run_loops(self, stop: asyncio.Event, *, poll_interval_s: float) -> None:
@@ -192,6 +209,23 @@ class AgentRuntime:
             snap = apply_usage(snap, usage)
         snap = mark_federation(snap, usage)
         return apply_drain(snap) if self.state.drained else snap
+
+
+MAX_REASON_CHARS = 1000
+
+
+def launch_failure_message(exc: BaseException) -> str:
+    """One line saying why a launch failed: the executor's own message, or the exception's."""
+    if isinstance(exc, ExecutorError):
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.strerror:
+        text = f"cannot start the attempt: {exc.strerror}"
+    else:
+        text = f"cannot start the attempt: {type(exc).__name__}: {exc}"
+    line = " ".join(text.split()) or type(exc).__name__
+    # Keep reasons printable and short whatever the exception held (NUL bytes, huge strings).
+    line = line.encode("utf-8", "backslashreplace").decode("utf-8").replace("\0", "\\x00")
+    return line if len(line) <= MAX_REASON_CHARS else line[: MAX_REASON_CHARS - 3] + "..."
 
 
 async def wait_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -137,7 +137,12 @@ class AgentState:
         if ev.spec is None:
             message = f"invalid spec: {ev.invalid_reason}"
             final = self._finish(
-                record, JobState.FAILED, LAUNCH_FAILED_EXIT_CODE, message, ev.now_ms
+                record,
+                JobState.FAILED,
+                LAUNCH_FAILED_EXIT_CODE,
+                message,
+                ev.now_ms,
+                launch_failed=True,
             )
             return _persist_first(final, ack)
         self.attempts[record.key] = record
@@ -199,7 +204,14 @@ class AgentState:
         record = self.attempts.get((ev.job_id, ev.attempt))
         if record is None or record.is_final:
             return []
-        return self._finish(record, JobState.FAILED, LAUNCH_FAILED_EXIT_CODE, ev.message, ev.now_ms)
+        return self._finish(
+            record,
+            JobState.FAILED,
+            LAUNCH_FAILED_EXIT_CODE,
+            ev.message,
+            ev.now_ms,
+            launch_failed=True,
+        )
 
     def _on_ExecutorReported(self, ev: ExecutorReported) -> list[Instruction]:
         record = self.attempts.get((ev.job_id, ev.attempt))
@@ -251,15 +263,29 @@ class AgentState:
         return [PersistAttempt(stopping), StopAttempt(record.key, reason)]
 
     def _finish(
-        self, record: AttemptRecord, state: JobState, exit_code: int, message: str, now_ms: int
+        self,
+        record: AttemptRecord,
+        state: JobState,
+        exit_code: int,
+        message: str,
+        now_ms: int,
+        *,
+        launch_failed: bool = False,
     ) -> list[Instruction]:
         final = self._put(
             replace(record, phase=Phase.FINAL, reported=state, finished_unix_ms=now_ms)
         )
-        return [PersistAttempt(final), *self._report(final, now_ms, message, exit_code)]
+        report = self._report(final, now_ms, message, exit_code, launch_failed=launch_failed)
+        return [PersistAttempt(final), *report]
 
     def _report(
-        self, record: AttemptRecord, now_ms: int, message: str, exit_code: int = 0
+        self,
+        record: AttemptRecord,
+        now_ms: int,
+        message: str,
+        exit_code: int = 0,
+        *,
+        launch_failed: bool = False,
     ) -> list[Instruction]:
         assert record.reported is not None
         report = Report(
@@ -271,6 +297,7 @@ class AgentState:
             exit_code=exit_code,
             message=message,
             time_unix_ms=now_ms,
+            launch_failed=launch_failed,
         )
         self.next_report_id += 1
         self.unacked[report.report_id] = report

@@ -104,7 +104,8 @@ class LivenessConfig(BaseModel):
 
 
 class LimitsConfig(BaseModel):
-    """Abuse limits: submission rate per tenant, streams per site, deadline of unary calls."""
+    """Abuse limits: submission and read rates per tenant, failed authentications per peer,
+    streams per site, deadline of unary calls."""
 
     model_config = STRICT
 
@@ -118,6 +119,33 @@ class LimitsConfig(BaseModel):
             "Submissions a tenant may make at once after being quiet; null: twice the rate, "
             "at least 20."
         ),
+    )
+    read_rate_per_s: float = Field(
+        50.0,
+        ge=0,
+        description=(
+            "Sustained reads (get, list, explain, plan, watch started) per second per tenant, "
+            "counted apart from submissions; 0: unlimited."
+        ),
+    )
+    read_burst: int | None = Field(
+        None,
+        ge=1,
+        description="Reads a tenant may make at once after being quiet; null: twice the rate, "
+        "at least 50.",
+    )
+    auth_failures_burst: int = Field(
+        20,
+        ge=1,
+        description=(
+            "Failed authentications a peer address may make in a row; past them its calls are "
+            "refused (RESOURCE_EXHAUSTED) without checking credentials until it slows down."
+        ),
+    )
+    auth_failures_per_s: float = Field(
+        0.5,
+        gt=0,
+        description="Failed authentications per second a throttled peer address may go on making.",
     )
     max_streams_per_site: int = Field(
         2,
@@ -136,6 +164,12 @@ class LimitsConfig(BaseModel):
         if self.submit_burst is not None:
             return self.submit_burst
         return max(20, int(self.submit_rate_per_s * 2))
+
+    def reads_burst(self) -> int:
+        """The read burst in effect (configured, or derived from the rate)."""
+        if self.read_burst is not None:
+            return self.read_burst
+        return max(50, int(self.read_rate_per_s * 2))
 
 
 class TransportConfig(BaseModel):
@@ -219,7 +253,10 @@ class SecurityConfig(BaseModel):
     )
     revocations: ExistingFile | None = Field(
         None,
-        description="YAML of revoked certificate serials and sites, relative to this config file.",
+        description=(
+            "YAML of revoked certificate serials and sites, relative to this config file; "
+            "re-read within a second of a change (`computenet-broker certs revoke`)."
+        ),
     )
     insecure: bool = Field(
         False,

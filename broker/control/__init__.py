@@ -6,8 +6,9 @@ out the effects it returns.
 """
 
 from broker.control.effects import Dispatch, Effect, PlaceAtTarget, Stop, Write
-from broker.control.machine import SUPERSEDED, JobMachine
+from broker.control.machine import LAUNCH_FAILED, LOST_BEFORE_START, SUPERSEDED, JobMachine
 from broker.control.reconcile import Resumption
+from broker.control.retry import RetryPolicy
 from broker.control.stimuli import (
     Allocation,
     AttemptReported,
@@ -28,6 +29,8 @@ from broker.control.stimuli import (
 )
 
 __all__ = [
+    "LAUNCH_FAILED",
+    "LOST_BEFORE_START",
     "SUPERSEDED",
     "Allocation",
     "AttemptReported",
@@ -47,6 +50,7 @@ __all__ = [
     "PoolShare",
     "Preempt",
     "Resumption",
+    "RetryPolicy",
     "SiteLost",
     "SiteSuspect",
     "Stimulus",

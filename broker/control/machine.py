@@ -18,6 +18,7 @@ from typing import assert_never
 
 from broker.control import reconcile
 from broker.control.effects import Dispatch, Effect, PlaceAtTarget, Stop, Write
+from broker.control.retry import RetryPolicy, failed_start
 from broker.control.stimuli import (
     AttemptReported,
     AttemptsListed,
@@ -36,17 +37,23 @@ from broker.control.stimuli import (
 )
 from broker.store.protocol import Hold, Transition
 from computenet.site_messages import AttemptStatus
-from computenet.types import ACTIVE_STATES, Job, JobState, SiteId
+from computenet.types import ACTIVE_STATES, Job, JobState, SiteId, StartFailure
 
 SUPERSEDED = "superseded: the job runs elsewhere now"
 CANCEL_REASON = "cancel requested"
 MOVABLE = frozenset({JobState.PLACED, JobState.DISPATCHED, JobState.RUNNING})
 _ACTIVE = frozenset(ACTIVE_STATES)
 _STARTABLE = frozenset({JobState.PLACED, JobState.DISPATCHED})
+LAUNCH_FAILED = "launch_failed"
+LOST_BEFORE_START = "site_lost_before_start"
 
 
 class JobMachine:
-    """Decides what follows each stimulus; holds no state of its own."""
+    """Decides what follows each stimulus; holds no state of its own besides its policy."""
+
+    def __init__(self, retry: RetryPolicy | None = None) -> None:
+        self.retry = retry or RetryPolicy()
+        """Caps and backoff for attempts that fail to start."""
 
     def handle(self, job: Job, stimulus: Stimulus) -> list[Effect]:
         """The effects of `stimulus` on `job` (empty: nothing changes)."""
@@ -62,9 +69,15 @@ class JobMachine:
             case SiteLost():
                 if job.site != stimulus.site or job.state not in _ACTIVE:
                     return []
+                if job.state in _STARTABLE:
+                    # Never seen running: the agent may have died starting it (a poison job).
+                    failure = StartFailure(
+                        job.attempt, stimulus.site, "site lost", launch_failed=False
+                    )
+                    return [Write(self._failed_start(job, failure, stimulus.now_unix_ms))]
                 return [Write(requeue(job, cause="site_lost"))]
             case AttemptsListed():
-                return reconcile.reconcile(job, stimulus)
+                return reconcile.reconcile(job, stimulus, self.retry)
             case CancelRequested():
                 return self._cancel(job, stimulus)
             case MigrationBegun():
@@ -94,7 +107,11 @@ class JobMachine:
                 assert_never(stimulus)
 
     def resume(
-        self, site: SiteId, jobs: Iterable[Job], listed: Sequence[AttemptStatus]
+        self,
+        site: SiteId,
+        jobs: Iterable[Job],
+        listed: Sequence[AttemptStatus],
+        now_unix_ms: int = 0,
     ) -> reconcile.Resumption:
         """After a site (re)connects: reconcile what it lists with what the broker believes.
 
@@ -102,7 +119,7 @@ class JobMachine:
         returned stimulus to `handle` (lost attempts requeue, placed ones are delivered again,
         pending stops are repeated, stale attempts are stopped) and carry out the stops.
         """
-        return reconcile.resume(site, jobs, listed)
+        return reconcile.resume(site, jobs, listed, now_unix_ms)
 
     def _placed(self, job: Job, stimulus: Placed) -> list[Effect]:
         movable = (
@@ -113,6 +130,8 @@ class JobMachine:
         if job.state != JobState.PENDING and not movable:
             return []
         allocation = stimulus.allocation
+        if job.state == JobState.PENDING and allocation.site in job.failed_sites:
+            return []  # it could not launch the job before
         attempt = job.attempt + 1
         holds = tuple(
             Hold(
@@ -186,6 +205,9 @@ class JobMachine:
             if job.state not in _STARTABLE:
                 return []
             return [Write(replace(reported, expect_states=_STARTABLE))]
+        if report.state == JobState.FAILED and report.launch_failed:
+            failure = StartFailure(report.attempt, report.site, report.message or "no reason")
+            return [Write(self._failed_start(job, failure, report.now_unix_ms))]
         if report.state in (JobState.SUCCEEDED, JobState.FAILED):
             return [Write(_final(reported, exit_code=report.exit_code))]
         if report.state != JobState.CANCELLED:
@@ -196,6 +218,10 @@ class JobMachine:
             note = f"stopped at {report.site}: {report.message}"
             return [PlaceAtTarget(job.job_id, job.migration_target, note, report.attempt)]
         return [Write(requeue(job, cause="stopped_at_site", message=report.message))]
+
+    def _failed_start(self, job: Job, failure: StartFailure, now_unix_ms: int) -> Transition:
+        cause = LAUNCH_FAILED if failure.launch_failed else LOST_BEFORE_START
+        return failed_start(job, failure, cause=cause, now_unix_ms=now_unix_ms, policy=self.retry)
 
     def _cancel(self, job: Job, stimulus: CancelRequested) -> list[Effect]:
         message = stimulus.reason or "cancelled by request"

@@ -22,12 +22,14 @@ from dataclasses import dataclass, replace
 
 from broker.control import machine as core
 from broker.control.effects import Dispatch, Effect, Stop, Write
+from broker.control.retry import START_FAILED, RetryPolicy, failed_start
 from broker.control.stimuli import AttemptsListed
 from broker.store.protocol import Transition
 from computenet.site_messages import AttemptStatus
-from computenet.types import ACTIVE_STATES, Job, JobId, JobState, SiteId
+from computenet.types import ACTIVE_STATES, Job, JobId, JobState, SiteId, StartFailure
 
 UNKNOWN_CAUSE = "attempt_unknown_at_site"
+UNKNOWN_REASON = "never seen running"
 STALE_CAUSE = "stale_attempt_at_site"
 _ACTIVE = frozenset(ACTIVE_STATES)
 
@@ -44,7 +46,9 @@ class Resumption:
     stops: tuple[Stop, ...] = ()
 
 
-def resume(site: SiteId, jobs: Iterable[Job], listed: Sequence[AttemptStatus]) -> Resumption:
+def resume(
+    site: SiteId, jobs: Iterable[Job], listed: Sequence[AttemptStatus], now_unix_ms: int = 0
+) -> Resumption:
     """Pair each job at `site` or named in the hello with the attempts the site listed for it.
 
     `jobs` are the broker's active jobs at the site plus whatever it has of the jobs `listed`
@@ -57,7 +61,7 @@ def resume(site: SiteId, jobs: Iterable[Job], listed: Sequence[AttemptStatus]) -
     for job in jobs:
         entries = tuple(by_job.get(job.job_id, ()))
         if (_current_at(job, site) is not None or entries) and job.job_id not in stimuli:
-            stimuli[job.job_id] = (job, AttemptsListed(site, entries))
+            stimuli[job.job_id] = (job, AttemptsListed(site, entries, now_unix_ms))
     stops = tuple(
         Stop(site, job_id, attempt, core.SUPERSEDED)
         for job_id, entries in by_job.items()
@@ -68,8 +72,12 @@ def resume(site: SiteId, jobs: Iterable[Job], listed: Sequence[AttemptStatus]) -
     return Resumption(tuple(stimuli.values()), stops)
 
 
-def reconcile(job: Job, stimulus: AttemptsListed) -> list[Effect]:
-    """The effects of the site's listing on one job (see the module docstring)."""
+def reconcile(job: Job, stimulus: AttemptsListed, retry: RetryPolicy) -> list[Effect]:
+    """The effects of the site's listing on one job (see the module docstring).
+
+    A lost attempt that was never seen running counts as a failed start under `retry`, as a
+    lost site's would: an agent that dies starting a job may come back without it.
+    """
     site = stimulus.site
     current = _current_at(job, site)
     listed = dict(stimulus.attempts)
@@ -80,7 +88,7 @@ def reconcile(job: Job, stimulus: AttemptsListed) -> list[Effect]:
         f"site {site} still held attempt {a} ({_name(s)}); told to stop it" for a, s in stale
     )
     if current is not None and current not in listed and job.state != JobState.PLACED:
-        return [*effects, Write(_lost(job, site, current, note))]
+        return [*effects, Write(_lost(job, stimulus, retry, note))]
     if stale:
         effects.append(Write(_note(job, note)))
     if current is not None:
@@ -116,13 +124,22 @@ def _name(state: JobState | None) -> str:
     return state.value if state is not None else "state unknown"
 
 
-def _lost(job: Job, site: SiteId, attempt: int, also: str) -> Transition:
+def _lost(job: Job, stimulus: AttemptsListed, retry: RetryPolicy, also: str) -> Transition:
     """The current attempt is gone at its site: what a lost site does to the job."""
-    back = core.requeue(job, cause=UNKNOWN_CAUSE)
+    site, attempt = stimulus.site, job.attempt
+    if job.state == JobState.DISPATCHED:
+        failure = StartFailure(attempt, site, UNKNOWN_REASON, launch_failed=False)
+        back = failed_start(
+            job, failure, cause=UNKNOWN_CAUSE, now_unix_ms=stimulus.now_unix_ms, policy=retry
+        )
+    else:
+        back = core.requeue(job, cause=UNKNOWN_CAUSE)
     if back.new_state == JobState.PENDING:
-        outcome = "requeued"
+        outcome = back.message or "requeued"
     elif back.new_state == JobState.CANCELLED:
         outcome = "cancelled (cancel requested)"
+    elif back.reason == START_FAILED:
+        outcome = f"failed: {back.message}"
     else:
         outcome = "failed (on_site_loss: fail)"
     message = f"reconciled: site {site} no longer knows attempt {attempt}; {outcome}"

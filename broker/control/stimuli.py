@@ -67,6 +67,10 @@ class AttemptReported:
     state: JobState
     exit_code: int | None = None
     message: str = ""
+    launch_failed: bool = False
+    """A FAILED attempt that never started (the site could not launch it)."""
+    now_unix_ms: int = 0
+    """When the broker took the report (the retry backoff counts from it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,8 @@ class SiteLost:
     """The site was silent past its lost window: its attempts no longer count."""
 
     site: SiteId
+    now_unix_ms: int = 0
+    """When the broker judged it lost (the retry backoff counts from it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +101,8 @@ class AttemptsListed:
 
     site: SiteId
     attempts: tuple[tuple[int, JobState | None], ...] = ()
+    now_unix_ms: int = 0
+    """When the hello arrived: a lost attempt that never ran is retried after a backoff."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,8 @@ class AttemptReport:
     state: JobState
     exit_code: int | None
     message: str
+    launch_failed: bool = False
+    """A FAILED attempt that never started (the site could not launch it)."""
 
 
 class JobTracker:
@@ -61,7 +64,7 @@ class JobTracker:
         if named:
             store = self._writer.store
             jobs += await self._writer.read(lambda: store.get_jobs(named))
-        resumption = self._driver.machine.resume(site_id, jobs, listed)
+        resumption = self._driver.machine.resume(site_id, jobs, listed, _now_ms())
         outcomes = await self._driver.feed_many(resumption.stimuli)
         for stop in resumption.stops:
             await self._driver.carry_out(None, stop)
@@ -90,7 +93,13 @@ class JobTracker:
     async def report(self, report: AttemptReport) -> None:
         """Apply an attempt report; stale or repeated reports change nothing."""
         stimulus = AttemptReported(
-            report.site_id, report.attempt, report.state, report.exit_code, report.message
+            report.site_id,
+            report.attempt,
+            report.state,
+            report.exit_code,
+            report.message,
+            launch_failed=report.launch_failed and report.state == JobState.FAILED,
+            now_unix_ms=_now_ms(),
         )
         job = await self._driver.job(report.job_id)
         if job is None:
@@ -103,7 +112,12 @@ class JobTracker:
     async def site_lost(self, site_id: SiteId) -> int:
         """Requeue (or fail) every job at a lost site; returns how many moved."""
         jobs = await self._active_at(site_id)
-        outcomes = await self._driver.feed_many([(j, SiteLost(site_id)) for j in jobs])
+        lost = SiteLost(site_id, now_unix_ms=_now_ms())
+        outcomes = await self._driver.feed_many([(j, lost) for j in jobs])
         moved = sum(1 for o in outcomes if o.event is not None)
         log.warning("site lost site=%s jobs_moved=%d", site_id, moved)
         return moved
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -152,6 +152,7 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
                         if state in (JobState.SUCCEEDED, JobState.FAILED)
                         else None,
                         message=event.message,
+                        launch_failed=event.launch_failed,
                     )
                 )
             session.send(OutAck(event.report_id))

@@ -73,6 +73,7 @@ def job_event_report_to_proto(report: JobEventReport) -> pb.JobEventReport:
         exit_code=report.exit_code,
         message=report.message,
         time_unix_ms=report.time_unix_ms,
+        launch_failed=report.launch_failed,
     )
 
 
@@ -87,6 +88,7 @@ def job_event_report_from_proto(msg: pb.JobEventReport) -> JobEventReport:
         exit_code=msg.exit_code,
         message=msg.message,
         time_unix_ms=msg.time_unix_ms,
+        launch_failed=msg.launch_failed,
     )
 
 

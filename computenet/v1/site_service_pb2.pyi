@@ -159,6 +159,7 @@ class JobEventReport(_message.Message):
     EXIT_CODE_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     TIME_UNIX_MS_FIELD_NUMBER: _builtins.int
+    LAUNCH_FAILED_FIELD_NUMBER: _builtins.int
     report_id: _builtins.int
     """Agent-local report number, strictly increasing within an epoch; acknowledged by the broker."""
     job_id: _builtins.str
@@ -175,6 +176,11 @@ class JobEventReport(_message.Message):
     """Detail, e.g. the local scheduler's reason."""
     time_unix_ms: _builtins.int
     """When the agent observed it, Unix milliseconds."""
+    launch_failed: _builtins.bool
+    """True for a failed state when the attempt never started (bad command, missing binary,
+    executor error): the broker may retry the job at another site. False for a job that ran
+    and failed on its own.
+    """
     def __init__(
         self,
         *,
@@ -186,10 +192,11 @@ class JobEventReport(_message.Message):
         exit_code: _builtins.int = ...,
         message: _builtins.str = ...,
         time_unix_ms: _builtins.int = ...,
+        launch_failed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "exit_code", b"exit_code", "fencing_token", b"fencing_token", "job_id", b"job_id", "message", b"message", "report_id", b"report_id", "state", b"state", "time_unix_ms", b"time_unix_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "exit_code", b"exit_code", "fencing_token", b"fencing_token", "job_id", b"job_id", "launch_failed", b"launch_failed", "message", b"message", "report_id", b"report_id", "state", b"state", "time_unix_ms", b"time_unix_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -9,18 +9,25 @@ import sys
 from pathlib import Path
 
 EXIT_CODE_FILE = "exit_code"
+STARTED_FILE = "started"
+# Run as a script (python -I), so it cannot import executors.base, whose name this must match.
+START_ERROR_FILE = "start_error"
 STDOUT_FILE = "stdout.log"
 STDERR_FILE = "stderr.log"
 EXEC_FAILED = 127
 
 
 def _record(folder: Path, code: int) -> None:
-    tmp = folder / (EXIT_CODE_FILE + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
-        out.write(f"{code}\n")
+    _write_durably(folder, EXIT_CODE_FILE, f"{code}\n")
+
+
+def _write_durably(folder: Path, name: str, text: str) -> None:
+    tmp = folder / (name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as out:
+        out.write(text)
         out.flush()
         os.fsync(out.fileno())
-    os.replace(tmp, folder / EXIT_CODE_FILE)
+    os.replace(tmp, folder / name)
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -47,10 +54,15 @@ def run(folder: Path, command: list[str]) -> int:
                 restore_signals=True,
                 preexec_fn=_default_signals,
             )
-        except OSError as exc:
-            err.write(f"computenet: cannot start {command[0]!r}: {exc.strerror}\n".encode())
+        except (OSError, ValueError) as exc:
+            # The command never ran: say so apart from its exit code, so the agent reports a
+            # launch failure rather than a job that failed on its own.
+            why = f"cannot start {command[0][:200]!r}: {getattr(exc, 'strerror', None) or exc}"
+            err.write(f"computenet: {why}\n".encode(errors="backslashreplace"))
+            _write_durably(folder, START_ERROR_FILE, why + "\n")
             code = EXEC_FAILED
         else:
+            _write_durably(folder, STARTED_FILE, f"{child.pid}\n")
             returncode = child.wait()
             code = 128 - returncode if returncode < 0 else returncode
     _record(folder, code)

@@ -36,6 +36,7 @@ from broker.control import (
     Placed,
     PoolShare,
     Preempt,
+    RetryPolicy,
     SiteLost,
     SiteSuspect,
     Stop,
@@ -52,6 +53,7 @@ POOLS = ["a800", "910b"]
 JOB = JobId("j")
 HELD_STATES = frozenset({JobState.DISPATCHED, JobState.RUNNING, JobState.MIGRATING})
 DOC = Path(__file__).resolve().parents[2] / "docs" / "job-lifecycle.md"
+RETRY = RetryPolicy(max_attempts=4, max_sites=2, backoff_s=1.0)
 
 
 def _job() -> Job:
@@ -79,7 +81,7 @@ class World:
         self.stalled: dict[SiteId, bool] = dict.fromkeys(SITES, False)
         self.unsent: dict[SiteId, list[AttemptReported]] = {s: [] for s in SITES}
         self.seen: set[tuple[str, bool, bool]] = set()
-        self.machine = JobMachine()
+        self.machine = JobMachine(RETRY)
         self.target_full = False
 
     def write(self, t: Transition) -> bool:
@@ -97,6 +99,15 @@ class World:
             new = replace(new, migration_target=SiteId(t.migration_target) or None)
         if t.pool is not None:
             new = replace(new, pool=t.pool)
+        if t.start_failures is not None:
+            assert t.start_failures[: len(job.start_failures)] == job.start_failures, (
+                "failed starts are only ever added"
+            )
+            new = replace(new, start_failures=t.start_failures)
+        if t.not_before_unix_ms is not None:
+            new = replace(new, not_before_unix_ms=t.not_before_unix_ms)
+        if t.new_state == JobState.PLACED and job.state == JobState.PENDING:
+            assert t.site not in job.failed_sites, "placed where it could not launch"
         if t.release_hold:
             self.holds = []
         self.holds.extend(t.holds)
@@ -182,6 +193,8 @@ stimulus_st = st.one_of(
     st.builds(lambda s, ok: ("finish", s, ok), site_st, st.booleans()),
     st.builds(lambda s: ("stop_at_site", s), site_st),
     st.builds(lambda s: ("lose", s), site_st),
+    st.builds(lambda s: ("launch_fail", s), site_st),
+    st.builds(lambda s: ("launch_fail", s), site_st),
     st.builds(lambda s: ("suspect", s), site_st),
     st.just(("cancel",)),
     st.builds(lambda s: ("migrate", s), site_st),
@@ -239,6 +252,15 @@ def _step(world: World, op: tuple[object, ...]) -> None:
             world.running[site].clear()
             world.delivered[site].clear()
         world.feed(SiteLost(site))
+    elif kind == "launch_fail":
+        if world.stalled[site]:
+            return
+        for attempt in sorted(world.delivered[site] - world.running[site]):
+            world.delivered[site].discard(attempt)
+            report = AttemptReported(
+                site, attempt, JobState.FAILED, -1, "no such file", launch_failed=True
+            )
+            world.report(report)
     elif kind == "suspect":
         world.feed(SiteSuspect(site))
     elif kind == "cancel":
@@ -299,6 +321,9 @@ def _check(world: World) -> None:
         assert all(h.site == job.site and h.attempt == job.attempt for h in world.holds)
     if job.state == JobState.PENDING:
         assert job.site is None and world.holds == [], "a pending job holds nothing"
+    assert len(job.start_failures) <= RETRY.max_attempts, "more failed starts than the cap"
+    if RETRY.exhausted(job.start_failures):
+        assert job.state.is_final, "a job past its retry caps is still tried"
     for site, attempt in live:
         assert job.state in ACTIVE_STATES and (job.site, job.attempt) == (site, attempt), (
             "a running attempt is the job's current one"

@@ -13,6 +13,7 @@ from broker.control import (
     Effect,
     JobMachine,
     Resumption,
+    RetryPolicy,
     Stop,
     Write,
 )
@@ -20,7 +21,7 @@ from broker.control.machine import CANCEL_REASON
 from broker.control.reconcile import STALE_CAUSE, UNKNOWN_CAUSE
 from computenet.site_messages import AttemptStatus
 from computenet.spec import parse_spec
-from computenet.types import Job, JobId, JobState, SiteId, TenantId
+from computenet.types import Job, JobId, JobState, SiteId, StartFailure, TenantId
 
 WEST, EAST = SiteId("west"), SiteId("east")
 J = JobId("j")
@@ -85,6 +86,10 @@ ALSO_STALE = "site west still held attempt 2 (running); told to stop it"
 REQUEUED = [("pending", UNKNOWN_CAUSE, f"{LOST}; requeued")]
 FAILED = [("failed", UNKNOWN_CAUSE, f"{LOST}; failed (on_site_loss: fail)")]
 CANCELLED = [("cancelled", UNKNOWN_CAUSE, f"{LOST}; cancelled (cancel requested)")]
+RETRIED = "attempt 3 at west was lost before it started: never seen running"
+FAILED_START = [
+    ("pending", UNKNOWN_CAUSE, f"{LOST}; {RETRIED}; retrying in 5 s (failed start 1 of at most 5)")
+]
 REQUEUED_AND_STALE = [("pending", UNKNOWN_CAUSE, f"{LOST}; requeued; {ALSO_STALE}")]
 
 
@@ -101,7 +106,10 @@ L, R, F = listed, S.RUNNING, S.FAILED
 # (case, job, listing, expected writes, expected other effects)
 CASES = [
     # The site no longer knows an attempt it had acknowledged: lost, like a lost site's.
-    ("dispatched, not listed", job(S.DISPATCHED), L(), REQUEUED, []),
+    # Never seen running: a failed start, as a lost site's would be (retried after a backoff).
+    ("dispatched, not listed", job(S.DISPATCHED), L(), FAILED_START, []),
+    ("dispatched, policy fail", job(S.DISPATCHED, policy="fail"), L(), FAILED, []),
+    ("dispatched, stopping", job(S.DISPATCHED, cancel=True), L(), CANCELLED, []),
     ("running, not listed", job(R), L(), REQUEUED, []),
     ("migrating, not listed", job(S.MIGRATING, target=EAST), L(), REQUEUED, []),
     ("running, policy fail", job(R, policy="fail"), L(), FAILED, []),
@@ -157,6 +165,27 @@ def test_a_lost_attempt_releases_its_capacity_and_clears_the_move() -> None:
     t = write.transition
     assert t.release_hold and t.site == "" and t.migration_target == ""
     assert t.expect_attempt == 3, "a newer attempt of the job is never touched"
+
+
+def test_a_lost_attempt_never_seen_running_is_a_failed_start_with_a_backoff() -> None:
+    hello = AttemptsListed(WEST, (), now_unix_ms=1_000_000)
+    (write,) = machine.handle(job(S.DISPATCHED), hello)
+    assert isinstance(write, Write)
+    t = write.transition
+    assert t.not_before_unix_ms == 1_000_000 + 5_000 and t.release_hold
+    assert t.start_failures == (StartFailure(3, WEST, "never seen running", launch_failed=False),)
+    assert WEST not in replace(job(S.PENDING), start_failures=t.start_failures).failed_sites
+
+
+def test_a_lost_attempt_past_the_retry_caps_fails_the_job_with_every_reason() -> None:
+    earlier = tuple(StartFailure(n, EAST, f"boom {n}") for n in (1, 2))
+    capped = JobMachine(RetryPolicy(max_attempts=3, max_sites=5))
+    (write,) = capped.handle(replace(job(S.DISPATCHED), start_failures=earlier), listed())
+    assert isinstance(write, Write)
+    t = write.transition
+    assert (t.new_state, t.reason) == (S.FAILED, "start_failed")
+    assert t.message.startswith(f"{LOST}; failed: could not start after 3 attempts at 2 sites")
+    assert "attempt 3 at west: never seen running" in t.message
 
 
 def test_a_note_keeps_the_job_as_it_is() -> None:

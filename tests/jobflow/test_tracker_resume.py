@@ -116,11 +116,17 @@ def test_an_attempt_the_site_no_longer_knows_is_requeued_and_its_capacity_releas
             await b.run_at(job_id, WEST)
         await b.run_at(accepted, WEST, running=False)  # acknowledged, not started
         session = await b.hello(WEST, ("kept", 1, JobState.RUNNING))
-        message = f"reconciled: site {WEST} no longer knows attempt 1; requeued"
+        lost_1 = f"reconciled: site {WEST} no longer knows attempt 1"
         for job_id in (lost, accepted):
             assert (await b.driver.job(job_id)).state == JobState.PENDING  # type: ignore[union-attr]
             assert b.holds_of(job_id) == []
-            assert b.events(job_id)[-1] == ("pending", UNKNOWN_CAUSE, message)
+        assert b.events(lost)[-1] == ("pending", UNKNOWN_CAUSE, f"{lost_1}; requeued")
+        # never seen running: a failed start, placed again only after a backoff
+        (state, cause, message) = b.events(accepted)[-1]
+        assert (state, cause) == ("pending", UNKNOWN_CAUSE) and message.startswith(lost_1)
+        retried = await b.driver.job(accepted)
+        assert retried is not None and len(retried.start_failures) == 1
+        assert retried.not_before_unix_ms > 0
         assert b.holds_of(kept) == [(WEST, 1)]
         failed = await b.driver.job(failing)
         assert failed is not None and failed.state == JobState.FAILED

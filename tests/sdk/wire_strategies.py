@@ -53,6 +53,21 @@ def texts(min_size: int = 0, max_size: int = 16) -> st.SearchStrategy[str]:
     return st.text(st.characters(codec="utf-8"), min_size=min_size, max_size=max_size)
 
 
+def names(min_size: int = 0, max_size: int = 16) -> st.SearchStrategy[str]:
+    """Names and ids a spec accepts: no control, format (bidi) or line-separator characters."""
+    alphabet = st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Cf", "Zl", "Zp"))
+    return st.text(alphabet, min_size=min_size, max_size=max_size)
+
+
+def arguments(min_size: int = 1, max_size: int = 32) -> st.SearchStrategy[str]:
+    """Command arguments a spec accepts: anything but NUL (tabs and newlines included)."""
+    alphabet = st.characters(codec="utf-8", exclude_characters="\x00")
+    return st.text(alphabet, min_size=min_size, max_size=max_size)
+
+
+LABEL_KEYS = st.from_regex(r"\A([a-z0-9]{1,8}(\.[a-z0-9]{1,8})?/)?[^\W_]([\w.-]{0,20}[^\W_])?\Z")
+
+
 def positive(max_value: float) -> st.SearchStrategy[float]:
     """Floats in (0, max_value]."""
     return st.floats(min_value=0.0, max_value=max_value, exclude_min=True)
@@ -71,7 +86,7 @@ def inference_specs(draw: st.DrawFn) -> InferenceSpec:
     """A valid inference section."""
     regions = draw(
         st.lists(
-            st.builds(RegionDemand, region=texts(1, 64), weight=positive(1e9)),
+            st.builds(RegionDemand, region=names(1, 64), weight=positive(1e9)),
             min_size=1,
             max_size=3,
         )
@@ -89,10 +104,10 @@ def specs(draw: st.DrawFn) -> JobSpec:
     kind = draw(st.sampled_from(["training", "inference", "batch"]))
     inference = draw(inference_specs() if kind == "inference" else st.none() | inference_specs())
     return JobSpec(
-        name=draw(texts(1, 128)),
+        name=draw(names(1, 128)),
         kind=kind,
         resources=Resources(
-            accelerator=draw(texts(0, 64)),
+            accelerator=draw(names(0, 64)),
             count=draw(st.integers(0, 100_000)),
             cpu_cores=draw(positive(1_000_000)),
             memory_gb=draw(positive(100_000_000)),
@@ -101,7 +116,7 @@ def specs(draw: st.DrawFn) -> JobSpec:
         duration_hours=draw(positive(24 * 365)),
         dataset=draw(
             st.none()
-            | st.builds(Dataset, origin=texts(1, 64), size_gb=st.floats(min_value=0, max_value=1e9))
+            | st.builds(Dataset, origin=names(1, 64), size_gb=st.floats(min_value=0, max_value=1e9))
         ),
         checkpoint=draw(
             st.none()
@@ -114,12 +129,12 @@ def specs(draw: st.DrawFn) -> JobSpec:
         inference=inference,
         priority=draw(st.integers(-1000, 1000)),
         constraints=Constraints(
-            allowed_provinces=tuple(draw(st.lists(texts(), max_size=3))),
-            allowed_sites=tuple(draw(st.lists(texts(), max_size=3))),
-            excluded_sites=tuple(draw(st.lists(texts(), max_size=3))),
+            allowed_provinces=tuple(draw(st.lists(names(), max_size=3))),
+            allowed_sites=tuple(draw(st.lists(names(), max_size=3))),
+            excluded_sites=tuple(draw(st.lists(names(), max_size=3))),
         ),
-        command=tuple(draw(st.lists(texts(1, 32), min_size=1, max_size=4))),
-        labels=draw(st.dictionaries(texts(), texts(), max_size=3)),
+        command=tuple(draw(st.lists(arguments(), min_size=1, max_size=4))),
+        labels=draw(st.dictionaries(LABEL_KEYS, names(), max_size=3)),
         on_site_loss=draw(st.sampled_from(["requeue", "fail"])),
     )
 

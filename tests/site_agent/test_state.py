@@ -104,7 +104,9 @@ def test_invalid_spec_is_acked_and_reported_failed() -> None:
     state = connected_state()
     bad = replace(dispatch(), spec=None, invalid_reason="command: required")
     final = record(spec=None, phase=Phase.FINAL, reported=JobState.FAILED, finished_unix_ms=1000)
-    report = Report(1, "j1", 1, 10, JobState.FAILED, -1, "invalid spec: command: required", 1000)
+    report = Report(
+        1, "j1", 1, 10, JobState.FAILED, -1, "invalid spec: command: required", 1000, True
+    )
     assert state.handle(bad) == [
         PersistAttempt(final),
         PersistReport(report),
@@ -143,13 +145,13 @@ def test_final_state_is_reported_and_kept_until_acked() -> None:
     assert state.unacked == {}
 
 
-def test_launch_failure_reports_failed() -> None:
+def test_launch_failure_reports_failed_and_says_it_never_started() -> None:
     state = connected_state()
     state.handle(dispatch())
     [persist, persist_report, send] = state.handle(LaunchFailed("l", "j1", 1, "sbatch: no", 9))
     assert isinstance(persist, PersistAttempt) and persist.record.reported is JobState.FAILED
     assert persist_report == PersistReport(
-        Report(1, "j1", 1, 10, JobState.FAILED, -1, "sbatch: no", 9)
+        Report(1, "j1", 1, 10, JobState.FAILED, -1, "sbatch: no", 9, launch_failed=True)
     )
     assert send == SendReport(persist_report.report)
 
