@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import bisect
 import contextlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -106,7 +107,7 @@ class Timeline:
     window: tuple[float, float]
 
 
-def _spec(n: int) -> jpb.JobSpec:
+def _spec(n: int) -> Any:
     return spec_to_proto(
         parse_spec(
             {
@@ -152,7 +153,7 @@ def _broker_config(work: Path, load: Load) -> Path:
 @contextlib.contextmanager
 def _workers(
     address: str, shapes: list[SiteShape], load: Load
-) -> Iterator[tuple[list[multiprocessing.process.BaseProcess], Any, list[WorkerResult]]]:
+) -> Iterator[tuple[list[Any], Any, list[WorkerResult]]]:
     """Worker processes holding the agents; yields (processes, stop event, results list).
 
     The results list is filled when the block ends (the workers are stopped then).
@@ -319,14 +320,14 @@ def _dist_ms(values_s: list[float]) -> dict[str, float | int | None]:
 def _dispatch_latency(timeline: Timeline, results: list[WorkerResult]) -> dict[str, Any]:
     first: dict[str, float] = {}
     for result in results:
-        for job_id, attempt, at in result.dispatches:
-            if attempt == 1 and (job_id not in first or at < first[job_id]):
-                first[job_id] = at
+        for job_id, attempt, received in result.dispatches:
+            if attempt == 1 and (job_id not in first or received < first[job_id]):
+                first[job_id] = received
     from_ack, from_send, early = [], [], 0
     for job_id, (sent, answered) in timeline.submitted.items():
-        at = first.get(job_id)
-        if at is None:
+        if job_id not in first:
             continue
+        at = first[job_id]
         if at < answered:
             early += 1  # the dispatch beat the answer to the client
         from_ack.append(max(0.0, at - answered))
@@ -373,7 +374,7 @@ def _resources(timeline: Timeline) -> dict[str, Any]:
     span = s[-1]["t"] - s[0]["t"]
     steps = [
         (b["cpu_s"] - a["cpu_s"]) / (b["t"] - a["t"])
-        for a, b in zip(s, s[1:], strict=False)
+        for a, b in itertools.pairwise(s)
         if b["t"] > a["t"]
     ]
     return {
