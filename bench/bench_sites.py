@@ -46,6 +46,7 @@ import grpc.aio
 import yaml
 
 from bench import procstat
+from bench.profile_summary import summarise
 from bench.sim_agents import SiteShape, WorkerArgs, WorkerResult, worker_main
 from computenet.convert import spec_to_proto
 from computenet.spec import parse_spec
@@ -446,6 +447,10 @@ def measure(load: Load, profile_to: Path | None = None) -> dict[str, Any]:
                 broker.proc.wait(timeout=10)
             if broker.proc.stdout is not None:
                 broker.proc.stdout.close()
+    if profile_to is not None and profile_to.exists():
+        profile: dict[str, object] | None = summarise(profile_to)
+    else:
+        profile = None
     resources = _resources(timeline)
     dispatch = _dispatch_latency(timeline, results)
     lag = _heartbeat_lag(timeline, results)
@@ -479,6 +484,7 @@ def measure(load: Load, profile_to: Path | None = None) -> dict[str, Any]:
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "seconds": round(time.monotonic() - started, 1),
         "summary": _summary(load, resources, dispatch, lag),
+        **({"profile": profile} if profile is not None else {}),
     }
 
 

@@ -45,6 +45,7 @@ SHORT_SECONDS = 40.0
 AGENTS_BACK_S = 60.0
 BROKER_RESTARTS = ((0.25, signal.SIGTERM), (0.45, signal.SIGKILL))
 """(fraction of the load time, signal): the broker is stopped so and started again then."""
+SHORT_BROKER_RESTARTS = ((0.2, signal.SIGTERM), (0.55, signal.SIGKILL))
 BOUNDS = Bounds()
 
 
@@ -659,7 +660,9 @@ def run(smoke: bool) -> dict[str, object]:
 
     Too short for the growth bounds (each broker process is reported as not judged).
     """
-    return soak_run(SHORT_SECONDS, bucket_s=10.0, drain_timeout_s=60.0)
+    return soak_run(
+        SHORT_SECONDS, bucket_s=10.0, drain_timeout_s=60.0, broker_restarts=SHORT_BROKER_RESTARTS
+    )
 
 
 def soak(minutes: float) -> dict[str, object]:

@@ -5,8 +5,8 @@ samples. The first `warmup_s` of its life are left out (caches, pools and connec
 then); the baseline is the median of the first `window_samples` samples after that and the end
 level the median of the last `window_samples`, so one noisy sample moves neither. The process
 fails when its RSS grew by more than `rss_growth_mib` or by more than `rss_growth_fraction` of
-its baseline (whichever is less), or its descriptors by more than `fd_growth`. A process that lived too short to have both windows
-after its warm-up is reported as not judged.
+its baseline (whichever is less), or its descriptors by more than `fd_growth`. A process that
+lived too short to have both windows after its warm-up is reported as not judged.
 """
 
 from __future__ import annotations
