@@ -334,6 +334,11 @@ def _dispatch_latency(timeline: Timeline, results: list[WorkerResult]) -> dict[s
         from_ack.append(max(0.0, at - answered))
         from_send.append(at - sent)
     return {
+        "definition": (
+            "wall-clock time from SubmitJob answering (the job is durable) to the first "
+            "attempt's dispatch reaching its simulated agent; after_submit_sent counts from "
+            "the request being sent"
+        ),
         "after_submit_answered": _dist_ms(from_ack),
         "after_submit_sent": _dist_ms(from_send),
         "jobs_submitted_in_window": len(timeline.submitted),
@@ -364,6 +369,11 @@ def _heartbeat_lag(timeline: Timeline, results: list[WorkerResult]) -> dict[str,
     window_s = timeline.window[1] - timeline.window[0]
     sent = sum(1 for times in sends.values() for t in times if start_ms <= t <= end_ms)
     return {
+        "definition": (
+            "wall-clock time from an agent writing a capacity report to the broker stamping "
+            "it as the site's last report (last_report_unix_ms, whole ms, taken when the "
+            "report's handler runs), for the stamps seen by listing the sites every 5 s"
+        ),
         **_dist_ms(lags),
         "unmatched_stamps": unmatched,
         "reports_per_s": round(sent / window_s, 1) if window_s > 0 else None,
