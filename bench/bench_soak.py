@@ -511,7 +511,9 @@ def soak_run(
                     next_sample = time.monotonic()
                 due = schedule.agent_due(time.monotonic())
                 if due is not None and deadline - time.monotonic() > 5.0:
-                    entry = _restart_agent(agents, broker.current, due, now - rec.started)
+                    entry = _restart_agent(
+                        agents, broker.current, due, time.monotonic() - rec.started
+                    )
                     agent_restarts.append(entry)
                     if entry["active_again_s"] is None:
                         reasons.append(f"agent {due} not active again 30 s after its restart")
