@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
-import os
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -22,18 +18,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import yaml
-
+from bench.soak_agents import CARDS_PER_SITE, Agents, job_starts
 from bench.soak_bounds import Bounds
 from bench.soak_broker import SoakBroker
 from computenet import Client
 from computenet.errors import ComputeNetError
 from computenet.types import FINAL_STATES, JobState, SiteStatus
-from tests.support.pki import Pki, make_pki
+from tests.support.pki import make_pki
 from tests.support.processes import BrokerProcess
 
 SITES = ("horinger", "zhangjiakou", "yangtze-demo")
-CARDS_PER_SITE = 8
 SUBMIT_RATE = 20.0  # jobs per second, over all submitter threads
 SUBMITTERS = 4
 CANCEL_EVERY_S = 2.0
@@ -146,102 +140,6 @@ def _job_spec(marker: Path) -> dict[str, Any]:
         "duration_hours": 0.01,
         "command": ["sh", "-c", script],
     }
-
-
-class Agents:
-    """Real `computenet-agent run` processes, one per site, that stop their jobs on exit."""
-
-    def __init__(self, workdir: Path, broker: str, pki: Pki) -> None:
-        self.workdir = workdir
-        self.broker = broker
-        self.pki = pki
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def folder(self, site: str) -> Path:
-        return self.workdir / f"agent-{site}"
-
-    def start(self, site: str) -> None:
-        folder = self.folder(site)
-        folder.mkdir(parents=True, exist_ok=True)
-        config = {
-            "site": site,
-            "broker": self.broker,
-            "capacity": {
-                "source": "static",
-                "pools": [{"model": "a800", "count": CARDS_PER_SITE}],
-                "cpu_cores": 64,
-                "memory_gb": 512,
-            },
-            "executor": {
-                "kind": "local",
-                "stop_jobs_on_exit": True,
-                "cancel_grace_s": 2,
-                "poll_interval_s": 0.2,
-            },
-            "state_dir": str(folder / "state"),
-            "log_level": "WARNING",
-            "tls": self.pki.site_tls(site),
-        }
-        path = folder / "agent.yaml"
-        path.write_text(yaml.safe_dump(config))
-        with open(folder / "agent.log", "ab") as log:
-            self.procs[site] = subprocess.Popen(
-                [sys.executable, "-m", "site_agent", "run", "--config", str(path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=folder,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-
-    def kill(self, site: str) -> None:
-        proc = self.procs[site]
-        proc.kill()
-        proc.wait(timeout=10)
-
-    def stop_all(self) -> None:
-        _stop(list(self.procs.values()), grace_s=15.0)
-        for site in self.procs:
-            _kill_job_processes(self.folder(site) / "state")
-
-
-def _stop(procs: list[subprocess.Popen[Any]], grace_s: float) -> None:
-    """SIGTERM every live process, then SIGKILL those still running after grace_s."""
-    for proc in procs:
-        if proc.poll() is None:
-            with contextlib.suppress(OSError):
-                proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def _kill_job_processes(state_dir: Path) -> int:
-    """SIGKILL the process group of every attempt the local executor launched that still runs."""
-    from site_agent.executors.local import LAUNCH_FILE, process_start_ticks
-
-    killed = 0
-    for launch in state_dir.rglob(LAUNCH_FILE):
-        try:
-            info = json.loads(launch.read_text())
-            pid, ticks = int(info["pid"]), int(info["start_ticks"])
-        except (OSError, ValueError, KeyError):
-            continue
-        if pid > 0 and process_start_ticks(pid) == ticks:
-            with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
-                killed += 1
-    return killed
-
-
-def _starts(marker: Path) -> list[tuple[str, int, str]]:
-    if not marker.exists():
-        return []
-    rows = [line.split() for line in marker.read_text().splitlines() if line.strip()]
-    return [(r[0], int(r[1]), r[2]) for r in rows if len(r) == 3]
 
 
 def _wait(predicate: Any, timeout_s: float, every_s: float = 0.2) -> bool:
@@ -528,7 +426,7 @@ def soak_run(
                 unacked = list(rec.unacked)
             drain_s, jobs = _drain(broker.current, acked, rec, drain_timeout_s, reasons)
             sample(rec.drain)
-            report = _check(acked, unacked, jobs, _starts(marker), rec, reasons)
+            report = _check(acked, unacked, jobs, job_starts(marker), rec, reasons)
             broker.stop()
             processes = broker.verdicts(bounds)
             for verdict in processes:

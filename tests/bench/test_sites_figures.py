@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.bench_sites import Timeline, _dispatch_latency, _heartbeat_lag
 from bench.profile_summary import summarise
 from bench.sim_agents import WorkerResult
+from bench.sites_figures import Timeline, dispatch_latency, heartbeat_lag
 
 T0 = 1_700_000_000.0
 
@@ -33,7 +33,7 @@ def test_a_stamp_is_matched_to_the_latest_report_sent_before_it() -> None:
         ("c", int((T0 + 30.0) * 1000)),  # no report of c was sent: unmatched
         ("a", int((T0 + 200.0) * 1000)),  # outside the window: ignored
     }
-    lag = _heartbeat_lag(_timeline(stamps=stamps), [sends])
+    lag = heartbeat_lag(_timeline(stamps=stamps), [sends])
     assert lag["count"] == 3 and lag["unmatched_stamps"] == 1
     assert 9.0 <= lag["p50_ms"] <= 11.0
     assert 49.0 <= lag["max_ms"] <= 51.0
@@ -53,7 +53,7 @@ def test_dispatch_latency_counts_first_attempts_and_jobs_never_dispatched() -> N
             ("j2", 1, T0 + 2.005),  # before the client had its answer
         ]
     )
-    out = _dispatch_latency(_timeline(submitted=submitted), [seen])
+    out = dispatch_latency(_timeline(submitted=submitted), [seen])
     assert out["jobs_submitted_in_window"] == 3 and out["jobs_not_dispatched"] == 1
     assert out["dispatched_before_submit_answered"] == 1
     after = out["after_submit_answered"]
