@@ -1,4 +1,4 @@
-"""`computenet topology`: show, route and validate federation topologies, offline."""
+"""`computenet topology`: show, route, validate and generate federation topologies, offline."""
 
 from __future__ import annotations
 
@@ -142,6 +142,31 @@ def validate(file: Annotated[Path, typer.Argument(help="topology YAML file")]) -
         f"{file}: ok: {len(topo.sites)} sites ({len(topo.east_sites)} east, "
         f"{len(topo.west_sites)} west), {len(topo.regions)} user regions, {len(topo.links)} links"
     )
+
+
+@app.command()
+def generate(
+    sites: Annotated[int, typer.Option("--sites", min=1, help="sites in the federation")],
+    seed: Annotated[int, typer.Option("--seed", help="same seed, same file")] = 1,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="file to write (default: stdout)")
+    ] = None,
+) -> None:
+    """Generate a federation of N sites around the built-in hubs (topology YAML)."""
+    from topology.generate import generate_yaml
+
+    try:
+        text = generate_yaml(sites, seed)
+    except ValueError as exc:
+        _fail(str(exc))
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror or exc}")
+    typer.echo(f"wrote {output}: {sites} sites (seed {seed})", err=True)
 
 
 def _print_tables(topo: Topology) -> None:
