@@ -67,6 +67,8 @@ def site_capacity(
     report: CapacityReport,
     held: SiteHolds | None,
     wait_h_by_pool: Mapping[str, float] | None = None,
+    *,
+    capacity_stale: bool = False,
 ) -> SiteCapacity:
     """What placement sees of one site: free cards per pool, cores and memory, queue waits."""
     views = pool_views(report.pools, held)
@@ -80,6 +82,7 @@ def site_capacity(
         memory_gb_free=memory_free,
         queue_wait_h=min(waits.values(), default=0.0),
         queue_wait_h_by_pool=waits,
+        capacity_stale=capacity_stale,
     )
 
 

@@ -56,11 +56,13 @@ class CapacityView:
             ((s.resources.accelerator, s.accelerators_total) for s in pending), allocatable
         )
         sites: dict[str, SiteCapacity] = {}
+        now_s = time.monotonic()
         for entry in entries:
             held = by_site.get(entry.site_id)
             waits = _waits(entry, held, backlog, now_ms)
+            stale = self._registry.capacity_withheld(entry, now_s)
             sites[entry.site_id] = site_capacity(
-                entry.site_id, entry.status, entry.report, held, waits
+                entry.site_id, entry.status, entry.report, held, waits, capacity_stale=stale
             )
         return FederationSnapshot(topology=self._topology, sites=sites, now_unix_s=now_ms / 1000)
 
