@@ -6,6 +6,7 @@ import time
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from computenet.cli.common import (
@@ -41,6 +42,8 @@ def sites_table(sites: list[SiteInfo], now_unix_ms: int) -> Table:
     table = Table("id", "status", "side", "pools free/total", "jobs", "last report")
     for s in sites:
         status = f"[{_STATUS_STYLE.get(s.status, '')}]{s.status.value}[/]"
+        if s.capacity_stale:
+            status += " [yellow](stale capacity)[/]"
         table.add_row(
             s.site_id, status, s.side, _pools(s), str(s.running_jobs),
             age(s.last_report_unix_ms, now_unix_ms),
@@ -100,6 +103,13 @@ def get_site(
     out.print(
         f"cpu cores {site.cpu_cores:g}, memory {site.memory_gb:g} GB, jobs {site.running_jobs}"
     )
+    if site.capacity_stale:
+        # heartbeats arrive, the probe fails: the figures above are the last good report
+        seen = age(site.capacity_unix_ms)
+        out.print(
+            f"[yellow]capacity stale[/] (last good report {seen} ago): "
+            f"{escape(site.capacity_error)}"
+        )
 
 
 @app.command("drain")
