@@ -43,7 +43,7 @@ def sites_table(sites: list[SiteInfo], now_unix_ms: int) -> Table:
     for s in sites:
         status = f"[{_STATUS_STYLE.get(s.status, '')}]{s.status.value}[/]"
         if s.capacity_stale:
-            status += " [yellow](stale capacity)[/]"
+            status += " [yellow]stale[/]"
         table.add_row(
             s.site_id, status, s.side, _pools(s), str(s.running_jobs),
             age(s.last_report_unix_ms, now_unix_ms),
