@@ -56,6 +56,8 @@ KEEPALIVE_OPTIONS = (
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
 )
+PROBE_SHARE = 0.75
+"""Share of a heartbeat interval a capacity probe may take before the beat goes without it."""
 SENT_TIMES_KEPT = 1024
 """Heartbeat send times remembered for renewals; older ones can no longer extend the lease."""
 REJECTING_CODES = frozenset(
@@ -267,10 +269,13 @@ class BrokerLink:
     async def _heartbeat(self, welcome: Welcome, stop: asyncio.Event) -> None:
         """A heartbeat now and every interval, whatever the capacity probe does."""
         interval = welcome.heartbeat_interval_s or self._settings.heartbeat_interval_s
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
-            capacity, error = await self._probe_capacity(timeout_s=interval / 2)
+            began = loop.time()
+            capacity, error = await self._probe_capacity(timeout_s=interval * PROBE_SHARE)
             self._put(Heartbeat(self._next_sequence(), capacity, error))
-            await wait_or_stop(stop, jittered(interval, self._rng))
+            # the probe's time counts against the interval, so beats keep their pace
+            await wait_or_stop(stop, jittered(interval, self._rng) - (loop.time() - began))
 
     async def _probe_capacity(self, *, timeout_s: float) -> tuple[CapacityReport | None, str]:
         """The capacity now, or None and why not; a hung probe is waited on, never doubled."""
