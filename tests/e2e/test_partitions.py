@@ -130,8 +130,8 @@ def test_a_stalled_agent_stops_its_attempt_before_the_job_starts_elsewhere(
         job = client.submit(spec, request_id="stall").job
         wait_for(lambda: stamp(stamps, job.job_id, 1, "start"), what="attempt 1 to start")
         assert client.get(job.job_id).site == "horinger"
-        agents["qingyang"] = start_agent(tmp_path, "qingyang", address, pools=A800, pki=pki)
-        wait_for(lambda: client.site("qingyang").status == SiteStatus.ACTIVE, what="qingyang")
+        agents["chongqing"] = start_agent(tmp_path, "chongqing", address, pools=A800, pki=pki)
+        wait_for(lambda: client.site("chongqing").status == SiteStatus.ACTIVE, what="chongqing")
 
         agents["horinger"].send_signal(signal.SIGSTOP)
         wait_for(lambda: client.site("horinger").status == SiteStatus.LOST, what="lost")
@@ -141,24 +141,26 @@ def test_a_stalled_agent_stops_its_attempt_before_the_job_starts_elsewhere(
         ended = stamp(stamps, job.job_id, 1, "end")
         assert ended is not None, "attempt 1 was still running when attempt 2 started"
         assert ended < started, (ended, started)
-        assert client.get(job.job_id).site == "qingyang"
+        assert client.get(job.job_id).site == "chongqing"
 
         agents["horinger"].send_signal(signal.SIGCONT)
         wait_for(lambda: client.site("horinger").status == SiteStatus.ACTIVE, what="rejoin")
         state_dir = tmp_path / "agent-horinger" / "state"
         states = wait_for(
-            lambda: (s := journal_states(state_dir)).get((job.job_id, 1), (None,))[0]
-            == JobState.CANCELLED
-            and s,
+            lambda: (
+                (s := journal_states(state_dir)).get((job.job_id, 1), (None,))[0]
+                == JobState.CANCELLED
+                and s
+            ),
             what="the woken agent to record attempt 1 stopped",
         )
         assert states[(job.job_id, 1)] == (JobState.CANCELLED, "lease expired")
         assert list(states) == [(job.job_id, 1)], "the woken agent started something"
         release.touch()
         done = wait_for(lambda: (j := client.get(job.job_id)).state.is_final and j, what="done")
-    assert (done.state, done.attempt, done.site) == (JobState.SUCCEEDED, 2, "qingyang")
+    assert (done.state, done.attempt, done.site) == (JobState.SUCCEEDED, 2, "chongqing")
     starts = [(a, site) for j, a, site, k, _ in read_stamps(stamps) if k == "start"]
-    assert starts == [(1, "horinger"), (2, "qingyang")]
+    assert starts == [(1, "horinger"), (2, "chongqing")]
 
 
 def test_a_failing_capacity_probe_leaves_the_site_active_and_its_jobs_in_place(
@@ -223,7 +225,6 @@ def test_a_failing_capacity_probe_leaves_the_site_active_and_its_jobs_in_place(
         assert after.capacity_stale
         steady = client.get(job.job_id)
         assert (steady.state, steady.attempt) == (JobState.RUNNING, 1)
-        assert not [e for e in client.watch(job.job_id) if e.cause == "site_lost"]
         assert client.get(waiting.job_id).state == JobState.PENDING
 
         flag.unlink()  # slurmctld is back
@@ -235,5 +236,7 @@ def test_a_failing_capacity_probe_leaves_the_site_active_and_its_jobs_in_place(
             what="both done",
         )
         assert client.get(job.job_id).state == JobState.SUCCEEDED
+        causes = [e.cause for e in client.watch(job.job_id)]  # ends at the final state
+        assert "site_lost" not in causes and causes.count("site_reported") >= 2, causes
     starts = [(j, a) for j, a, _, k, _ in read_stamps(stamps) if k == "start"]
     assert sorted(starts) == sorted([(job.job_id, 1), (waiting.job_id, 1)])
