@@ -7,6 +7,7 @@ lease is about to end and SIGKILL when it ends. Standard library only: it runs u
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -31,6 +32,7 @@ def monotonic_ms() -> int:
     return int(time.clock_gettime(clock) * 1000)
 
 
+@functools.cache
 def _boot_id() -> str:
     try:
         return _BOOT_ID.read_text().strip()

@@ -17,6 +17,7 @@ from computenet.types import JobState, SiteStatus
 from site_agent.journal import Journal
 from tests.e2e.conftest import BrokerFactory
 from tests.support.processes import start_agent
+from tests.support.scripted_agent import ScriptedAgent
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -240,3 +241,34 @@ def test_a_failing_capacity_probe_leaves_the_site_active_and_its_jobs_in_place(
         assert "site_lost" not in causes and causes.count("site_reported") >= 2, causes
     starts = [(j, a) for j, a, _, k, _ in read_stamps(stamps) if k == "start"]
     assert sorted(starts) == sorted([(job.job_id, 1), (waiting.job_id, 1)])
+
+
+def test_the_broker_answers_each_heartbeat_with_a_renewal_and_keeps_stale_capacity(
+    broker_factory: BrokerFactory, tmp_path: Path
+) -> None:
+    broker = start_broker(broker_factory, tmp_path)
+    assert broker.pki is not None
+    agent = ScriptedAgent(
+        broker.agent_address,
+        "horinger",
+        credentials=broker.pki.site_credentials("horinger"),
+        hello_sequence=7,
+    )
+    welcome = agent.next("welcome").welcome
+    assert (welcome.heartbeat_sequence, welcome.lease_s) == (7, 3.5)
+    agent.heartbeat(8, "a800", 8)
+    assert agent.next("lease").lease.heartbeat_sequence == 8
+    with broker.client() as client:
+        fresh = wait_for(lambda: (s := client.site("horinger")).pools and s, what="capacity")
+        agent.heartbeat(9, error="capacity probe failed: scontrol: connection refused")
+        renewal = agent.next("lease").lease
+        assert (renewal.heartbeat_sequence, renewal.lease_s) == (9, 3.5)
+        stale = wait_for(lambda: (s := client.site("horinger")).capacity_stale and s, what="stale")
+        assert stale.status == SiteStatus.ACTIVE
+        assert stale.capacity_error == "capacity probe failed: scontrol: connection refused"
+        assert (stale.pools, stale.capacity_unix_ms) == (fresh.pools, fresh.capacity_unix_ms)
+        agent.heartbeat(10, "a800", 4)
+        assert agent.next("lease").lease.heartbeat_sequence == 10
+        back = wait_for(lambda: not (s := client.site("horinger")).capacity_stale and s, what="ok")
+        assert [p.total for p in back.pools] == [4] and back.capacity_error == ""
+    agent.close()

@@ -25,6 +25,7 @@ class ScriptedAgent:
         *,
         epoch: str = "test",
         credentials: grpc.ChannelCredentials | None = None,
+        hello_sequence: int = 0,
     ) -> None:
         self.site_id = site_id
         self._channel = (
@@ -38,7 +39,13 @@ class ScriptedAgent:
         stub = pb_grpc.SiteServiceStub(self._channel)
         self._outbox.put(
             pb.ConnectRequest(
-                hello=pb.Hello(site_id=site_id, agent_version="test", epoch=epoch, executor="test")
+                hello=pb.Hello(
+                    site_id=site_id,
+                    agent_version="test",
+                    epoch=epoch,
+                    executor="test",
+                    heartbeat_sequence=hello_sequence,
+                )
             )
         )
         self._call = stub.Connect(self._requests())
@@ -68,6 +75,21 @@ class ScriptedAgent:
                 raise item
             if item.WhichOneof("msg") == kind:
                 return item
+
+    def heartbeat(self, sequence: int, model: str = "", total: int = 0, *, error: str = "") -> None:
+        """Send a heartbeat: with a capacity report of `total` cards of `model`, or with `error`."""
+        beat = pb.Heartbeat(sequence=sequence, capacity_error=error)
+        if model:
+            beat.capacity.CopyFrom(
+                pb.CapacityReport(
+                    pools=[types_pb2.PoolCapacity(model=model, total=total, allocatable=total)],
+                    cpu_cores=64,
+                    cpu_cores_free=64,
+                    memory_gb=512,
+                    memory_gb_free=512,
+                )
+            )
+        self._outbox.put(pb.ConnectRequest(heartbeat=beat))
 
     def report_capacity(self, model: str, total: int, *, cpu: float = 64, mem: float = 512) -> None:
         """Send a capacity report (the heartbeat)."""
