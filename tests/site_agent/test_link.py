@@ -296,3 +296,28 @@ def test_cli_run_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
         assert (tmp_path / "agent-state" / "journal.sqlite3").exists()
 
     run_with_broker(tmp_path, body)
+
+
+def test_a_one_way_cut_stops_attempts_while_the_stream_stays_up(tmp_path: Path) -> None:
+    async def body(fake: FakeBroker, cfg: AgentConfig, stop: asyncio.Event) -> None:
+        agent = asyncio.create_task(run_agent(cfg, stop))
+        s1 = await fake.next_session()
+        hello = (await s1.next("hello", skip=())).hello
+        assert hello.heartbeat_sequence > 0
+        s1.welcome(lease_s=1.0)
+        s1.dispatch(1, "j1", 1, 3, make_spec("sleep", "60"))
+        assert (await s1.next("ack")).ack.id == 1
+        running = (await s1.next("job_event")).job_event
+        assert running.state == pb.JOB_STATE_RUNNING
+        s1.renew = False  # heartbeats still reach the broker; its answers no longer come back
+        stopped = (await s1.next("job_event")).job_event
+        assert (stopped.job_id, stopped.state, stopped.message) == (
+            "j1",
+            pb.JOB_STATE_CANCELLED,
+            "lease expired",
+        )
+        assert fake.sessions.empty(), "the stream should have stayed up"
+        stop.set()
+        await asyncio.wait_for(agent, 20)
+
+    run_with_broker(tmp_path, body)
