@@ -4,8 +4,10 @@ attempt before its job starts elsewhere, and a failing capacity probe never make
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from computenet.client import Client
 from computenet.types import JobState, SiteStatus
 from site_agent.journal import Journal
 from tests.e2e.conftest import BrokerFactory
-from tests.support.processes import start_agent
+from tests.support.processes import start_agent, wait_for_line
 from tests.support.scripted_agent import ScriptedAgent
 from tests.support.waiting import wait_for
 
@@ -89,6 +91,11 @@ def journal_states(state_dir: Path) -> dict[tuple[str, int], tuple[JobState | No
         journal.close()
 
 
+def scrape(address: str) -> str:
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as reply:
+        return str(reply.read().decode())
+
+
 @pytest.fixture
 def agents() -> Iterator[dict[str, subprocess.Popen[str]]]:
     running: dict[str, subprocess.Popen[str]] = {}
@@ -104,10 +111,10 @@ def agents() -> Iterator[dict[str, subprocess.Popen[str]]]:
             proc.kill()
 
 
-def start_broker(broker_factory: BrokerFactory, tmp_path: Path) -> Any:
+def start_broker(broker_factory: BrokerFactory, tmp_path: Path, *extra: str) -> Any:
     config = tmp_path / "broker.yaml"
     config.write_text(LIVENESS)
-    return broker_factory("--config", str(config))
+    return broker_factory("--config", str(config), *extra)
 
 
 def test_a_stalled_agent_stops_its_attempt_before_the_job_starts_elsewhere(
@@ -246,7 +253,8 @@ def test_a_failing_capacity_probe_leaves_the_site_active_and_its_jobs_in_place(
 def test_the_broker_answers_each_heartbeat_with_a_renewal_and_keeps_stale_capacity(
     broker_factory: BrokerFactory, tmp_path: Path
 ) -> None:
-    broker = start_broker(broker_factory, tmp_path)
+    broker = start_broker(broker_factory, tmp_path, "--metrics-listen", "127.0.0.1:0")
+    metrics = wait_for_line(broker.proc, re.compile(r"metrics on (\S+)")).group(1)
     assert broker.pki is not None
     agent = ScriptedAgent(
         broker.agent_address,
@@ -267,6 +275,10 @@ def test_the_broker_answers_each_heartbeat_with_a_renewal_and_keeps_stale_capaci
         assert stale.status == SiteStatus.ACTIVE
         assert stale.capacity_error == "capacity probe failed: scontrol: connection refused"
         assert (stale.pools, stale.capacity_unix_ms) == (fresh.pools, fresh.capacity_unix_ms)
+        wait_for(
+            lambda: "computenet_sites_capacity_stale 1.0" in scrape(metrics),
+            what="the stale-capacity gauge",
+        )
         agent.heartbeat(10, "a800", 4)
         assert agent.next("lease").lease.heartbeat_sequence == 10
         back = wait_for(lambda: not (s := client.site("horinger")).capacity_stale and s, what="ok")
