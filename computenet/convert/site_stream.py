@@ -68,10 +68,14 @@ def hello_from_proto(msg: pb.Hello) -> Hello:
 
 def heartbeat_to_proto(beat: Heartbeat) -> pb.Heartbeat:
     """Domain heartbeat to the wire."""
-    msg = pb.Heartbeat(sequence=beat.sequence, capacity_error=beat.capacity_error)
-    if beat.capacity is not None:
-        msg.capacity.CopyFrom(capacity_report_to_proto(beat.capacity))
-    return msg
+    if beat.capacity is None:
+        return pb.Heartbeat(sequence=beat.sequence, capacity_error=beat.capacity_error)
+    # set through the constructor: an all-default report is still present on the wire
+    return pb.Heartbeat(
+        sequence=beat.sequence,
+        capacity=capacity_report_to_proto(beat.capacity),
+        capacity_error=beat.capacity_error,
+    )
 
 
 def heartbeat_from_proto(msg: pb.Heartbeat) -> Heartbeat:
