@@ -11,6 +11,8 @@ WEEK_S = 7 * 24 * 3600
 """Longest transport duration; gRPC takes them in milliseconds as 32-bit integers."""
 MAX_GRPC_BYTES = 2**31 - 1
 """gRPC message sizes are 32-bit integers."""
+LEASE_HEARTBEATS = 3
+"""A lease spans at least this many heartbeat intervals, so one lost renewal does not end it."""
 
 
 class ListenConfig(BaseModel):
@@ -108,9 +110,10 @@ class LivenessConfig(BaseModel):
     heartbeat_interval_s: float = Field(
         2.0,
         gt=0,
+        validate_default=True,  # checked against lease_s even when left at its default
         description=(
             "How often agents are asked to send a heartbeat; at most a third of suspect_after_s "
-            "is used."
+            "is used, and lease_s must span at least three of these intervals."
         ),
     )
     stale_capacity_after_s: float = Field(
@@ -138,6 +141,21 @@ class LivenessConfig(BaseModel):
                 "requeued while its agent still runs them"
             )
         return lost_after_s
+
+    @field_validator("heartbeat_interval_s")
+    @classmethod
+    def _renewals_within_lease(cls, heartbeat_interval_s: float, info: ValidationInfo) -> float:
+        lease_s, suspect_after_s = info.data.get("lease_s"), info.data.get("suspect_after_s")
+        if lease_s is None or suspect_after_s is None:
+            return heartbeat_interval_s
+        used = min(heartbeat_interval_s, suspect_after_s / 3)
+        if lease_s < LEASE_HEARTBEATS * used:
+            raise ValueError(
+                f"agents would beat every {used:g} s, so lease_s ({lease_s:g}) must be at least "
+                f"{LEASE_HEARTBEATS} heartbeat intervals ({LEASE_HEARTBEATS * used:g}): a lease "
+                "shorter than a few beats ends between renewals"
+            )
+        return heartbeat_interval_s
 
 
 class LimitsConfig(BaseModel):

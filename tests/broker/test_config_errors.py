@@ -85,6 +85,17 @@ CASES: list[tuple[str, str, list[tuple[int | None, str, str]]]] = [
         ],
     ),
     (
+        "a lease shorter than three heartbeats",
+        "liveness:\n  lease_s: 5\n  lost_after_s: 16\n",
+        [
+            (
+                1,
+                "liveness.heartbeat_interval_s",
+                "lease_s (5) must be at least 3 heartbeat intervals (6)",
+            )
+        ],
+    ),
+    (
         "a lost window within lease plus skew margin",
         "liveness:\n  lease_s: 40\n  clock_skew_margin_s: 10\n  lost_after_s: 45\n",
         [(4, "liveness.lost_after_s", "must be at least lease_s (40) + clock_skew_margin_s (10)")],
