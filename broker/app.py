@@ -59,13 +59,17 @@ class BrokerSettings:
     metrics_listen: Address | None = None
     """Where to serve Prometheus metrics; None disables them."""
     suspect_after_s: float = 15.0
-    """Seconds without a report before a site is suspect."""
+    """Seconds without a heartbeat before a site is suspect."""
     lost_after_s: float = 60.0
-    """Seconds without a report before a site is lost."""
+    """Seconds without a heartbeat before a site is lost; at least lease + skew margin."""
     heartbeat_interval_s: float = 2.0
-    """How often agents are asked to report."""
-    lease_s: float = 120.0
-    """How long agents may run jobs without the broker."""
+    """How often agents are asked to send a heartbeat."""
+    lease_s: float = 40.0
+    """Agent lease, from the send time of the last heartbeat the broker answered."""
+    clock_skew_margin_s: float = 5.0
+    """Allowance between an agent's lease end and the broker's lost verdict."""
+    stale_capacity_after_s: float = 60.0
+    """Seconds of failing capacity probes before an alive site takes no new work."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """Placement weights and prices."""
     placement_round_budget_s: float = 0.5
@@ -92,6 +96,12 @@ class Broker:
     """A running broker: gRPC server, store, registry and control loops."""
 
     def __init__(self, settings: BrokerSettings) -> None:
+        if settings.lost_after_s < settings.lease_s + settings.clock_skew_margin_s:
+            raise ValueError(
+                f"lost_after_s ({settings.lost_after_s:g}) must be at least lease_s "
+                f"({settings.lease_s:g}) + clock_skew_margin_s "
+                f"({settings.clock_skew_margin_s:g})"
+            )
         self.settings = settings
         self.topology, self._topology_yaml = _load_topology(settings.topology_path)
         self.metrics = BrokerMetrics()
@@ -103,6 +113,7 @@ class Broker:
             suspect_after_s=settings.suspect_after_s,
             lost_after_s=settings.lost_after_s,
             now_s=time.monotonic(),
+            stale_capacity_after_s=settings.stale_capacity_after_s,
         )
         for record in self.writer.store.sites():
             self.registry.restore(
@@ -236,7 +247,9 @@ class Broker:
             try:
                 counts = await self.writer.read(self.writer.store.count_by_state)
                 self.metrics.set_jobs(Counter(counts))
-                self.metrics.set_sites(Counter(e.status for e in self.registry.entries()))
+                entries = self.registry.entries()
+                self.metrics.set_sites(Counter(e.status for e in entries))
+                self.metrics.set_stale_capacity(sum(e.capacity_stale for e in entries))
             except Exception:
                 log.exception("metrics refresh failed")
             with contextlib.suppress(TimeoutError):

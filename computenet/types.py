@@ -195,6 +195,12 @@ class SiteInfo:
     running_jobs: int = 0
     executor: str = ""
     agent_version: str = ""
+    capacity_stale: bool = False
+    """True while the agent's probe fails: the capacity shown is the last good report."""
+    capacity_error: str = ""
+    """Why the probe failed; empty when capacity is fresh."""
+    capacity_unix_ms: int = 0
+    """When the last good capacity report arrived, Unix ms (0 if never)."""
 
 
 @dataclass(frozen=True, slots=True)

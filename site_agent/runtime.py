@@ -27,14 +27,17 @@ from site_agent.events import (
     Instruction,
     LaunchFailed,
     LeaseCheck,
+    PublishLease,
     RecoverAttempts,
     SendAck,
     SendHello,
     SendReport,
     StartAttempt,
+    Started,
     StopAttempt,
 )
 from site_agent.executors.base import Executor, ExecutorError, Launch
+from site_agent.executors.wrapper import monotonic_ms
 from site_agent.journal import Journal
 from site_agent.records import Report
 from site_agent.state import AgentState
@@ -85,12 +88,15 @@ class AgentRuntime:
         executor: Executor,
         site: str,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        mono_ms: Callable[[], int] = monotonic_ms,
     ) -> None:
         self.state = state
         self.journal = journal
         self.executor = executor
         self.site = site
         self.clock_ms = clock_ms
+        self.mono_ms = mono_ms
+        """The lease's clock (boot time): wall-clock steps on the agent do not move it."""
         self.outbox: Outbox = _NoOutbox()
         self._lock = asyncio.Lock()
         self._ids = itertools.count(1)
@@ -99,9 +105,19 @@ class AgentRuntime:
         """A fresh stimulus id naming its cause, e.g. `poll-17`."""
         return f"{kind}-{next(self._ids)}"
 
+    def lease_check(self) -> LeaseCheck:
+        """A lease check at the current time."""
+        return LeaseCheck(self.stimulus_id("lease"), self.clock_ms(), self.mono_ms())
+
     async def handle(self, event: Event) -> None:
-        """Apply one event and carry out its instructions before the next event is taken."""
+        """Apply one event and carry out its instructions before the next event is taken.
+
+        The lease is checked first, at the time the event is taken: an agent waking from a stall
+        stops what its lease no longer covers before it acts on anything it read meanwhile.
+        """
         async with self._lock:
+            if not isinstance(event, Started | LeaseCheck):
+                await self._handle(self.lease_check())
             await self._handle(event)
 
     async def _handle(self, event: Event) -> None:
@@ -130,12 +146,27 @@ class AgentRuntime:
         elif isinstance(item, StartAttempt):
             await self._start(item)
         elif isinstance(item, StopAttempt):
-            log.info("stopping job_id=%s attempt=%d reason=%s", *item.key, item.reason)
+            # the executors stop with SIGTERM first (scancel's default), the job's chance to
+            # checkpoint; there is no separate checkpoint call to make
+            log.info(
+                "stopping job_id=%s attempt=%d reason=%s checkpoint=%s",
+                *item.key,
+                item.reason,
+                item.checkpoint,
+            )
             try:
                 await asyncio.to_thread(self.executor.cancel, item.key)
             except Exception:
                 # The attempt keeps its stop reason; the broker's cancel or the lease retries.
                 log.exception("cancel failed job_id=%s attempt=%d", *item.key)
+        elif isinstance(item, PublishLease):
+            try:
+                await asyncio.to_thread(
+                    self.executor.set_lease, item.expiry_mono_ms, item.stop_lead_ms
+                )
+            except Exception:
+                # the agent's own lease check still stops attempts; only the watchdog is late
+                log.exception("publishing the lease to the executor failed")
         elif isinstance(item, RecoverAttempts):
             log.info("recovering attempts=%d", len(item.records))
             try:
@@ -165,6 +196,7 @@ class AgentRuntime:
     async def poll_executor(self) -> None:
         """Ask the executor for state changes and feed them to the core."""
         async with self._lock:
+            await self._handle(self.lease_check())
             updates = await asyncio.to_thread(self.executor.poll)
             for u in updates:
                 event: Event
@@ -183,7 +215,7 @@ class AgentRuntime:
         while not stop.is_set():
             try:
                 await self.poll_executor()
-                await self.handle(LeaseCheck(self.stimulus_id("lease"), self.clock_ms()))
+                await self.handle(self.lease_check())
             except Exception:
                 log.exception("executor poll failed; retrying")
             await wait_or_stop(stop, poll_interval_s)

@@ -11,6 +11,8 @@ WEEK_S = 7 * 24 * 3600
 """Longest transport duration; gRPC takes them in milliseconds as 32-bit integers."""
 MAX_GRPC_BYTES = 2**31 - 1
 """gRPC message sizes are 32-bit integers."""
+LEASE_HEARTBEATS = 3
+"""A lease spans at least this many heartbeat intervals, so one lost renewal does not end it."""
 
 
 class ListenConfig(BaseModel):
@@ -65,42 +67,95 @@ class TopologyConfig(BaseModel):
 
 
 class LivenessConfig(BaseModel):
-    """How the broker judges sites by their reports, and what it asks of agents."""
+    """How the broker judges sites by their heartbeats, and the lease it gives agents.
+
+    The lease runs at the agent from its own send time of the last heartbeat the broker
+    answered, so it ends before `last heard + lease_s` at the broker; the broker declares a site
+    lost only after `lost_after_s >= lease_s + clock_skew_margin_s` of silence, by which time the
+    agent has stopped the site's attempts.
+    """
 
     model_config = STRICT
 
     suspect_after_s: float = Field(
-        15.0, gt=0, description="Seconds without a report before a site is suspect (no new work)."
+        15.0,
+        gt=0,
+        description="Seconds without a heartbeat before a site is suspect (no new work).",
+    )
+    lease_s: float = Field(
+        40.0,
+        gt=0,
+        description=(
+            "Agent lease: an agent stops its requeueable attempts this long after sending the "
+            "last heartbeat the broker answered."
+        ),
+    )
+    clock_skew_margin_s: float = Field(
+        5.0,
+        ge=0,
+        description=(
+            "Allowance for clock-rate drift and scheduling delay between an agent's lease end "
+            "and the broker's lost verdict."
+        ),
     )
     lost_after_s: float = Field(
         60.0,
         gt=0,
         validate_default=True,  # a file raising only suspect_after_s must still be checked
         description=(
-            "Seconds without a report before a site is lost and its jobs are requeued or "
-            "failed; must exceed suspect_after_s."
+            "Seconds without a heartbeat before a site is lost and its jobs are requeued or "
+            "failed; must exceed suspect_after_s and be at least lease_s + clock_skew_margin_s."
         ),
     )
     heartbeat_interval_s: float = Field(
         2.0,
         gt=0,
+        validate_default=True,  # checked against lease_s even when left at its default
         description=(
-            "How often agents are asked to report; at most a third of suspect_after_s is used."
+            "How often agents are asked to send a heartbeat; at most a third of suspect_after_s "
+            "is used, and lease_s must span at least three of these intervals."
         ),
     )
-    lease_s: float = Field(
-        120.0, gt=0, description="How long agents may run jobs without hearing from the broker."
+    stale_capacity_after_s: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "Seconds an alive site's capacity probe may fail (its last good capacity kept, "
+            "marked stale) before the site takes no new work; it is never lost for this."
+        ),
     )
 
     @field_validator("lost_after_s")
     @classmethod
-    def _lost_after_suspect(cls, lost_after_s: float, info: ValidationInfo) -> float:
+    def _lost_after_suspect_and_lease(cls, lost_after_s: float, info: ValidationInfo) -> float:
         suspect_after_s = info.data.get("suspect_after_s")
         if suspect_after_s is not None and lost_after_s <= suspect_after_s:
             raise ValueError(
                 f"must be greater than suspect_after_s ({suspect_after_s:g}), got {lost_after_s:g}"
             )
+        lease_s, skew_s = info.data.get("lease_s"), info.data.get("clock_skew_margin_s")
+        if lease_s is not None and skew_s is not None and lost_after_s < lease_s + skew_s:
+            raise ValueError(
+                f"must be at least lease_s ({lease_s:g}) + clock_skew_margin_s ({skew_s:g}) = "
+                f"{lease_s + skew_s:g}, got {lost_after_s:g}: a lost site's jobs could be "
+                "requeued while its agent still runs them"
+            )
         return lost_after_s
+
+    @field_validator("heartbeat_interval_s")
+    @classmethod
+    def _renewals_within_lease(cls, heartbeat_interval_s: float, info: ValidationInfo) -> float:
+        lease_s, suspect_after_s = info.data.get("lease_s"), info.data.get("suspect_after_s")
+        if lease_s is None or suspect_after_s is None:
+            return heartbeat_interval_s
+        used = min(heartbeat_interval_s, suspect_after_s / 3)
+        if lease_s < LEASE_HEARTBEATS * used:
+            raise ValueError(
+                f"agents would beat every {used:g} s, so lease_s ({lease_s:g}) must be at least "
+                f"{LEASE_HEARTBEATS} heartbeat intervals ({LEASE_HEARTBEATS * used:g}): a lease "
+                "shorter than a few beats ends between renewals"
+            )
+        return heartbeat_interval_s
 
 
 class LimitsConfig(BaseModel):

@@ -26,6 +26,8 @@ def broker_settings(config: BrokerConfig) -> BrokerSettings:
         lost_after_s=config.liveness.lost_after_s,
         heartbeat_interval_s=config.liveness.heartbeat_interval_s,
         lease_s=config.liveness.lease_s,
+        clock_skew_margin_s=config.liveness.clock_skew_margin_s,
+        stale_capacity_after_s=config.liveness.stale_capacity_after_s,
         policy=config.placement.policy(),
         placement_round_budget_s=config.placement.round_budget_s,
         security=security_settings(config.security, config.limits, config.listen.agents),

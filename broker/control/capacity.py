@@ -72,6 +72,8 @@ def site_capacity(
     report: CapacityReport,
     held: SiteHolds | None,
     wait_h_by_pool: Mapping[str, float] | None = None,
+    *,
+    capacity_stale: bool = False,
 ) -> SiteCapacity:
     """What placement sees of one site: free cards per pool, cores and memory, queue waits."""
     views = pool_views(report.pools, held)
@@ -85,6 +87,7 @@ def site_capacity(
         memory_gb_free=memory_free,
         queue_wait_h=min(waits.values(), default=0.0),
         queue_wait_h_by_pool=waits,
+        capacity_stale=capacity_stale,
     )
 
 

@@ -31,6 +31,8 @@ class _SiteFacts:
     site_id: SiteId
     status: SiteStatus
     report: CapacityReport
+    capacity_withheld: bool
+    """Stale too long to place new work on."""
 
 
 class CapacityView:
@@ -64,7 +66,12 @@ class CapacityView:
         return self._build(self._facts(), holds, pending)
 
     def _facts(self) -> list[_SiteFacts]:
-        return [_SiteFacts(e.site_id, e.status, e.report) for e in self._registry.entries()]
+        now_s = time.monotonic()
+        withheld = self._registry.capacity_withheld
+        return [
+            _SiteFacts(e.site_id, e.status, e.report, withheld(e, now_s))
+            for e in self._registry.entries()
+        ]
 
     def _build(
         self, entries: Sequence[_SiteFacts], holds: Iterable[Hold], pending: Iterable[JobSpec]
@@ -82,7 +89,12 @@ class CapacityView:
             held = by_site.get(entry.site_id)
             waits = _waits(entry, held, backlog, now_ms)
             sites[entry.site_id] = site_capacity(
-                entry.site_id, entry.status, entry.report, held, waits
+                entry.site_id,
+                entry.status,
+                entry.report,
+                held,
+                waits,
+                capacity_stale=entry.capacity_withheld,
             )
         return FederationSnapshot(topology=self._topology, sites=sites, now_unix_s=now_ms / 1000)
 

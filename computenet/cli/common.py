@@ -153,6 +153,9 @@ def site_dict(site: SiteInfo) -> dict[str, Any]:
         "running_jobs": site.running_jobs,
         "executor": site.executor,
         "agent_version": site.agent_version,
+        "capacity_stale": site.capacity_stale,
+        "capacity_error": site.capacity_error,
+        "capacity_unix_ms": site.capacity_unix_ms,
     }
 
 

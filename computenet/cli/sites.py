@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from computenet.cli.common import (
     BrokerOption,
@@ -40,7 +41,9 @@ def sites_table(sites: list[SiteInfo], now_unix_ms: int) -> Table:
     """Sites with status, side, free/total accelerators per pool and the last report's age."""
     table = Table("id", "status", "side", "pools free/total", "jobs", "last report")
     for s in sites:
-        status = cell(s.status.value, _STATUS_STYLE.get(s.status, ""))
+        status = Text.assemble(cell(s.status.value, _STATUS_STYLE.get(s.status, "")))
+        if s.capacity_stale:
+            status.append(" stale", style="yellow")
         table.add_row(
             cell(s.site_id), status, cell(s.side), cell(_pools(s)), cell(s.running_jobs),
             cell(age(s.last_report_unix_ms, now_unix_ms)),
@@ -102,6 +105,15 @@ def get_site(
             f"cpu cores {site.cpu_cores:g}, memory {site.memory_gb:g} GB, jobs {site.running_jobs}"
         )
     )
+    if site.capacity_stale:
+        # heartbeats arrive, the probe fails: the figures above are the last good report
+        seen = age(site.capacity_unix_ms)
+        out.print(
+            Text.assemble(
+                ("capacity stale", "yellow"),
+                cell(f" (last good report {seen} ago): {site.capacity_error}"),
+            )
+        )
 
 
 @app.command("drain")

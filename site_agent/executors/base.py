@@ -76,6 +76,15 @@ class Executor(Protocol):
         """Watch attempts launched by an earlier agent process (from their handles and folders)."""
         ...
 
+    def set_lease(self, expiry_mono_ms: int, stop_lead_ms: int) -> None:
+        """The agent's lease now ends at `expiry_mono_ms` (boot-time clock); an executor that can
+        stops requeue attempts by then on its own, even while the agent is stalled."""
+        ...
+
+    def lease(self) -> int | None:
+        """The lease expiry an earlier agent process of this boot published; None if none."""
+        ...
+
 
 def attempt_dir(state_dir: Path, job_id: str, attempt: int) -> Path:
     """`state_dir/jobs/<job_id>/<attempt>/`; rejects ids that are not safe path components."""

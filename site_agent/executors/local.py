@@ -30,6 +30,7 @@ from site_agent.records import AttemptKey, AttemptRecord, ExecutorUpdate
 log = logging.getLogger(__name__)
 
 LAUNCH_FILE = "launch.json"
+LEASE_FILE = "lease"
 WRAPPER_LOG = "wrapper.log"
 LOST_EXIT_CODE = -1
 
@@ -70,6 +71,17 @@ class LocalExecutor:
         self._env = env
         self._tracked: dict[AttemptKey, _Tracked] = {}
         self._pending: list[ExecutorUpdate] = []
+        self._lease_path = state_dir / LEASE_FILE
+
+    def set_lease(self, expiry_mono_ms: int, stop_lead_ms: int) -> None:
+        """Publish the lease to the wrappers' watchdogs."""
+        self._state_dir.mkdir(parents=True, exist_ok=True)
+        wrapper.write_lease(self._lease_path, expiry_mono_ms, stop_lead_ms)
+
+    def lease(self) -> int | None:
+        """The lease an earlier agent process of this boot published, if any."""
+        held = wrapper.read_lease(self._lease_path)
+        return held[0] if held is not None else None
 
     def start(self, launch: Launch) -> str:
         """Spawn the wrapper in a new session; adopt instead if the folder was claimed before.
@@ -83,7 +95,17 @@ class LocalExecutor:
         if not claim(folder):
             log.warning("attempt already claimed, adopting job_id=%s attempt=%d", *launch.key)
             return self._adopt(launch.key, folder)
-        command = [sys.executable, "-I", wrapper.__file__, str(folder), "--", *launch.spec.command]
+        # requeue attempts get the wrapper's lease watchdog: the broker re-places them elsewhere
+        watch = ["--lease", str(self._lease_path)] if launch.spec.on_site_loss == "requeue" else []
+        command = [
+            sys.executable,
+            "-I",
+            wrapper.__file__,
+            str(folder),
+            *watch,
+            "--",
+            *launch.spec.command,
+        ]
         try:
             with open(folder / WRAPPER_LOG, "ab") as wlog:
                 proc = subprocess.Popen(

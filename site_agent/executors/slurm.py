@@ -70,6 +70,13 @@ class SlurmExecutor:
         self._tracked: dict[AttemptKey, _Tracked] = {}
         self._pending: list[ExecutorUpdate] = []
 
+    def set_lease(self, expiry_mono_ms: int, stop_lead_ms: int) -> None:
+        """Slurm jobs have no watchdog here: the agent's own lease check scancels them."""
+
+    def lease(self) -> int | None:
+        """None: a restarted agent gives recovered Slurm jobs one lease from its start."""
+        return None
+
     def start(self, launch: Launch) -> str:
         """Submit with sbatch; adopt the earlier submission if the folder was claimed before."""
         check_launchable(launch.spec.command, launch.job_env())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -136,6 +137,21 @@ def test_sites_table_json_and_drain(fake: RunningFake, capsys: pytest.CaptureFix
     assert (code, out) == (0, "gansu-qingyang draining\n")
     out = cli(capsys, "sites", "drain", "gansu-qingyang", "--undo", "--broker", fake.address)[1]
     assert out == "gansu-qingyang active\n"
+
+
+def test_sites_show_stale_capacity_and_why(fake: RunningFake, capsys: pytest.CaptureFixture[str]):
+    site = fake.broker.sites["gansu-qingyang"]
+    error = "scontrol: [red]down"
+    fake.broker.sites["gansu-qingyang"] = replace(
+        site, capacity_stale=True, capacity_error=error, capacity_unix_ms=1
+    )
+    code, out, _ = cli(capsys, "sites", "get", "gansu-qingyang", "--broker", fake.address)
+    assert code == 0 and "capacity stale" in out and error in out
+    code, out, _ = cli(capsys, "sites", "--broker", fake.address)
+    assert code == 0 and "stale" in out
+    code, out, _ = cli(capsys, "sites", "get", "gansu-qingyang", "--broker", fake.address, "--json")
+    shown = json.loads(out)
+    assert (shown["capacity_stale"], shown["capacity_error"]) == (True, error)
 
 
 def test_unreachable_broker_is_one_line_exit_1(

@@ -12,8 +12,10 @@ from computenet.site_messages import (
     CancelAttempt,
     Dispatch,
     Drain,
+    Heartbeat,
     Hello,
     JobEventReport,
+    LeaseRenewal,
     Welcome,
 )
 from computenet.spec import (
@@ -205,6 +207,9 @@ SITES = st.builds(
     running_jobs=UINT32,
     executor=texts(),
     agent_version=texts(),
+    capacity_stale=st.booleans(),
+    capacity_error=texts(),
+    capacity_unix_ms=INT64,
 )
 CAPACITY_REPORTS = st.builds(
     CapacityReport,
@@ -242,6 +247,7 @@ HELLOS = st.builds(
     epoch=texts(),
     executor=texts(),
     attempts=st.lists(ATTEMPT_STATUSES, max_size=3).map(tuple),
+    heartbeat_sequence=UINT64,
 )
 JOB_EVENT_REPORTS = st.builds(
     JobEventReport,
@@ -255,7 +261,20 @@ JOB_EVENT_REPORTS = st.builds(
     time_unix_ms=INT64,
 )
 ACKS = st.builds(Ack, id=UINT64)
-WELCOMES = st.builds(Welcome, broker_epoch=texts(), heartbeat_interval_s=FLOATS, lease_s=FLOATS)
+WELCOMES = st.builds(
+    Welcome,
+    broker_epoch=texts(),
+    heartbeat_interval_s=FLOATS,
+    lease_s=FLOATS,
+    heartbeat_sequence=UINT64,
+)
+HEARTBEATS = st.builds(
+    Heartbeat,
+    sequence=UINT64,
+    capacity=st.none() | CAPACITY_REPORTS,
+    capacity_error=texts(),
+)
+LEASE_RENEWALS = st.builds(LeaseRenewal, heartbeat_sequence=UINT64, lease_s=FLOATS)
 DISPATCHES = st.builds(
     Dispatch,
     delivery_id=UINT64,

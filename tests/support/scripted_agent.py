@@ -26,6 +26,7 @@ class ScriptedAgent:
         epoch: str = "test",
         credentials: grpc.ChannelCredentials | None = None,
         attempts: Sequence[tuple[str, int, int]] = (),
+        hello_sequence: int = 0,
     ) -> None:
         """`attempts` are what the hello lists: (job id, attempt, wire job state)."""
         self.site_id = site_id
@@ -51,6 +52,7 @@ class ScriptedAgent:
                         pb.AttemptStatus(job_id=j, attempt=a, state=st)  # type: ignore[arg-type]
                         for j, a, st in attempts
                     ],
+                    heartbeat_sequence=hello_sequence,
                 )
             )
         )
@@ -83,6 +85,21 @@ class ScriptedAgent:
                 raise item
             if item.WhichOneof("msg") == kind:
                 return item
+
+    def heartbeat(self, sequence: int, model: str = "", total: int = 0, *, error: str = "") -> None:
+        """Send a heartbeat: with a capacity report of `total` cards of `model`, or with `error`."""
+        beat = pb.Heartbeat(sequence=sequence, capacity_error=error)
+        if model:
+            beat.capacity.CopyFrom(
+                pb.CapacityReport(
+                    pools=[types_pb2.PoolCapacity(model=model, total=total, allocatable=total)],
+                    cpu_cores=64,
+                    cpu_cores_free=64,
+                    memory_gb=512,
+                    memory_gb_free=512,
+                )
+            )
+        self._outbox.put(pb.ConnectRequest(heartbeat=beat))
 
     def report_capacity(self, model: str, total: int, *, cpu: float = 64, mem: float = 512) -> None:
         """Send a capacity report (the heartbeat)."""
