@@ -53,7 +53,18 @@ def test_a_job_no_site_can_start_fails_with_its_reasons_and_harms_no_agent(
     config = tmp_path / "broker.yaml"
     retries = {"max_launch_attempts": MAX_ATTEMPTS, "max_sites": 3, "retry_backoff_s": 0.2}
     config.write_text(yaml.safe_dump({"jobs": retries}))
-    broker = broker_factory("--config", str(config), "--suspect-after", "3", "--lost-after", "8")
+    broker = broker_factory(
+        "--config",
+        str(config),
+        "--suspect-after",
+        "3",
+        "--lost-after",
+        "8",
+        "--lease",
+        "5",
+        "--clock-skew-margin",
+        "1",
+    )
     for site in SITES:
         agents[site] = start_agent(tmp_path, site, broker.agent_address, pools=A800, pki=broker.pki)
     done_flag = tmp_path / "alongside-may-end"
