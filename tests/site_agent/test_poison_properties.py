@@ -24,6 +24,7 @@ from site_agent.events import (
     Connected,
     Connecting,
     DispatchReceived,
+    LeaseRenewed,
     SendHello,
     Started,
 )
@@ -36,6 +37,7 @@ from tests.site_agent.helpers import make_spec
 from tests.support.waiting import wait_for_async
 
 SITE = "zhangjiakou"
+HOUR_MS = 3_600_000
 HUGE = "x" * 200_000  # past the kernel's limit on one argument (128 KiB)
 PATH = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 
@@ -91,9 +93,12 @@ class Agent:
     async def connect(self) -> None:
         """Start as the agent process does, and run its executor loop in the background."""
         rt = self.runtime
-        await rt.handle(Started(rt.stimulus_id("start"), rt.clock_ms()))
+        await rt.handle(Started(rt.stimulus_id("start"), rt.clock_ms(), rt.mono_ms()))
         await rt.handle(Connecting(rt.stimulus_id("connect")))
         await rt.handle(Connected(rt.stimulus_id("welcome"), rt.clock_ms(), 0))
+        # the broker's welcome renews the lease from the hello; an hour outlasts the test
+        now = rt.mono_ms()
+        await rt.handle(LeaseRenewed(rt.stimulus_id("renew"), rt.clock_ms(), now, now, HOUR_MS))
         self.stop = asyncio.Event()
         self.loops = asyncio.create_task(rt.run_loops(self.stop, poll_interval_s=0.02))
 
