@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from computenet.types import JobState
+from site_agent.executors import slurm_watchdog, wrapper
 from site_agent.executors.base import (
     ExecutorError,
     Launch,
@@ -40,6 +43,7 @@ LOST_EXIT_CODE = -1
 @dataclass(slots=True)
 class _Tracked:
     slurm_id: str
+    requeue: bool = True
     reported: JobState | None = None
     lost: str = ""
 
@@ -69,21 +73,69 @@ class SlurmExecutor:
         self._timeout_s = timeout_s
         self._tracked: dict[AttemptKey, _Tracked] = {}
         self._pending: list[ExecutorUpdate] = []
+        self._lease_path = state_dir / slurm_watchdog.LEASE_FILE
+        self._jobs_path = state_dir / slurm_watchdog.JOBS_FILE
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     def set_lease(self, expiry_mono_ms: int, stop_lead_ms: int) -> None:
-        """Slurm jobs have no watchdog here: the agent's own lease check scancels them."""
+        """Publish the lease, and start the watchdog that enforces it while the agent stalls."""
+        self._state_dir.mkdir(parents=True, exist_ok=True)
+        wrapper.write_lease(self._lease_path, expiry_mono_ms, stop_lead_ms)
+        if self._watchdog is None or self._watchdog.poll() is not None:
+            self._publish_jobs()
+            self._watchdog = self._start_watchdog()
 
     def lease(self) -> int | None:
-        """None: a restarted agent gives recovered Slurm jobs one lease from its start."""
-        return None
+        """The lease an earlier agent process of this boot published (its watchdog enforces it)."""
+        held = wrapper.read_lease(self._lease_path)
+        return held[0] if held is not None else None
+
+    @property
+    def watchdog_pid(self) -> int | None:
+        """The pid of the lease watchdog this executor started, if any."""
+        return self._watchdog.pid if self._watchdog is not None else None
+
+    def _start_watchdog(self) -> subprocess.Popen[bytes]:
+        # its own session: a signal to the agent's process group does not reach it; a watchdog
+        # an earlier agent process left sees the new one take the pid file and exits
+        me = os.getpid()
+        command = [
+            sys.executable,
+            "-I",
+            slurm_watchdog.__file__,
+            str(self._state_dir),
+            str(me),
+            str(slurm_watchdog.start_ticks(me)),
+        ]
+        with open(self._state_dir / slurm_watchdog.LOG_FILE, "ab") as out:
+            proc = subprocess.Popen(
+                command,
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+            )
+        log.info("started the slurm lease watchdog pid=%d", proc.pid)
+        return proc
+
+    def _publish_jobs(self) -> None:
+        """Tell the watchdog which Slurm jobs to stop at the lease end: the requeue attempts."""
+        ids = [t.slurm_id for t in self._tracked.values() if t.requeue and t.slurm_id]
+        try:
+            slurm_watchdog.write_jobs(self._jobs_path, ids)
+        except OSError as exc:
+            # the agent's own lease check still scancels them; only the stalled case is uncovered
+            log.warning("cannot publish the lease jobs path=%s error=%s", self._jobs_path, exc)
 
     def start(self, launch: Launch) -> str:
         """Submit with sbatch; adopt the earlier submission if the folder was claimed before."""
         check_launchable(launch.spec.command, launch.job_env())
         folder = attempt_dir(self._state_dir, launch.job_id, launch.attempt)
         name = job_name(launch.job_id, launch.attempt)
+        requeue = launch.spec.on_site_loss == "requeue"
         if not claim(folder):
-            return self._adopt(launch.key, folder)
+            return self._adopt(launch.key, folder, requeue)
         script = folder / SCRIPT_FILE
         write_atomic(script, batch_script(launch.spec.command, launch.job_env()))
         args = sbatch_args(
@@ -108,30 +160,34 @@ class SlurmExecutor:
         if not slurm_id.isdigit():
             raise ExecutorError(f"sbatch printed no job id: {proc.stdout.strip()!r}")
         write_atomic(folder / SLURM_ID_FILE, slurm_id + "\n")
-        self._tracked[launch.key] = _Tracked(slurm_id)
+        self._tracked[launch.key] = _Tracked(slurm_id, requeue)
+        self._publish_jobs()
         log.info("submitted job_id=%s attempt=%d slurm_id=%s", *launch.key, slurm_id)
         return slurm_id
 
     def recover(self, records: Sequence[AttemptRecord]) -> None:
         """Watch Slurm jobs submitted by an earlier agent process."""
         for record in records:
+            requeue = record.requeues_on_site_loss
             if record.handle.isdigit():
-                self._tracked[record.key] = _Tracked(record.handle)
+                self._tracked[record.key] = _Tracked(record.handle, requeue)
                 continue
             try:
                 folder = attempt_dir(self._state_dir, record.job_id, record.attempt)
-                self._adopt(record.key, folder)
+                self._adopt(record.key, folder, requeue)
             except Exception as exc:
                 log.warning("cannot recover job_id=%s attempt=%d error=%s", *record.key, exc)
                 self._tracked[record.key] = _Tracked("", lost=f"not recovered: {exc}")
+        self._publish_jobs()
 
-    def _adopt(self, key: AttemptKey, folder: Path) -> str:
+    def _adopt(self, key: AttemptKey, folder: Path, requeue: bool) -> str:
         try:
             slurm_id = (folder / SLURM_ID_FILE).read_text().strip()
         except OSError:
             slurm_id = self._find_by_name(job_name(*key))
-        tracked = _Tracked(slurm_id) if slurm_id else _Tracked("", lost=_LOST_LAUNCH)
+        tracked = _Tracked(slurm_id, requeue) if slurm_id else _Tracked("", lost=_LOST_LAUNCH)
         self._tracked[key] = tracked
+        self._publish_jobs()
         return slurm_id
 
     def _find_by_name(self, name: str) -> str:
@@ -152,12 +208,15 @@ class SlurmExecutor:
     def poll(self) -> list[ExecutorUpdate]:
         """Query each tracked job and report its transitions."""
         updates, self._pending = self._pending, []
+        before = len(self._tracked)
         for key, tracked in list(self._tracked.items()):
             try:
                 updates += self._poll_one(key, tracked)
             except Exception:
                 # One attempt we cannot query must not hide the others; it is tried again.
                 log.exception("cannot poll job_id=%s attempt=%d", *key)
+        if len(self._tracked) != before:
+            self._publish_jobs()
         return updates
 
     def _poll_one(self, key: AttemptKey, tracked: _Tracked) -> list[ExecutorUpdate]:
