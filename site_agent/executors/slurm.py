@@ -110,6 +110,7 @@ class SlurmExecutor:
         with open(self._state_dir / slurm_watchdog.LOG_FILE, "ab") as out:
             proc = subprocess.Popen(
                 command,
+                cwd=self._state_dir,
                 env=self._env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,

@@ -5,7 +5,7 @@ jobs once the lease has certainly ended. The Slurm executor therefore starts thi
 own session, under `python -I`, standard library only) on its first lease. Each poll it re-reads
 the lease the executor publishes (`wrapper.write_lease`: boot-id tagged, CLOCK_BOOTTIME) and the
 list of Slurm job ids of the requeue attempts the executor runs; at the stop point it sends them
-SIGTERM (the checkpoint chance), at the lease end it scancels them. It exits when another watchdog
+scancel (SIGTERM: the checkpoint chance), at the lease end SIGKILL. It exits when another watchdog
 took over the state dir, or when the agent is gone and nothing is left to stop.
 """
 
@@ -30,7 +30,11 @@ LEASE_FILE = "lease"
 JOBS_FILE = "slurm_lease_jobs"
 PID_FILE = "slurm_watchdog.pid"
 LOG_FILE = "slurm_watchdog.log"
-SCANCEL_TIMEOUT_S = 30.0
+SCANCEL_TIMEOUT_S = 10.0
+"""Bounds a hung scancel (slurmctld down); the step is tried again after RETRY_INTERVAL_S."""
+RETRY_INTERVAL_S = 1.0
+GIVE_UP_AFTER_MS = 3_600_000
+"""With the agent gone, stop retrying a scancel Slurm never answers this long after the lease."""
 
 
 class Step(enum.IntEnum):
@@ -97,7 +101,8 @@ def start_ticks(pid: int) -> int:
         return 0
 
 
-def _scancel(args: list[str], job_ids: list[str]) -> None:
+def _scancel(args: list[str], job_ids: list[str]) -> bool:
+    """Run scancel; True once the controller answered (an already ended job is no error)."""
     try:
         done = subprocess.run(
             ["scancel", *args, *job_ids],
@@ -108,18 +113,20 @@ def _scancel(args: list[str], job_ids: list[str]) -> None:
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         _log(f"scancel failed args={args} ids={job_ids} error={exc}")
-        return
-    # a job that already ended is no error worth acting on
+        return False
     _log(f"scancel args={args} ids={job_ids} rc={done.returncode} {done.stderr.strip()[:300]}")
+    return True
 
 
-def _send(step: Step, job_ids: list[str]) -> None:
-    if step is Step.TERM:
-        # --full: the batch step is the job's own command (job.sh execs it)
-        _scancel(["--full", "--signal=TERM"], job_ids)
-    elif step is Step.KILL:
-        _scancel([], job_ids)  # the controller marks them cancelled, pending ones included
-        _scancel(["--full", "--signal=KILL"], job_ids)
+def _send(step: Step, job_ids: list[str]) -> bool:
+    """Carry out `step`; False if Slurm did not answer (it is tried again)."""
+    # A plain scancel, as the agent's own cancel: the controller marks the job CANCELLED (a
+    # pending one never starts) and every process of it gets SIGTERM, the checkpoint chance.
+    answered = _scancel([], job_ids)
+    if step is Step.KILL:
+        # the lease is over: do not wait out the cluster's KillWait
+        answered = _scancel(["--full", "--signal=KILL"], job_ids) and answered
+    return answered
 
 
 def _log(line: str) -> None:
@@ -131,6 +138,13 @@ def _owns(pid_file: Path) -> bool:
         return pid_file.read_text().split()[0] == str(os.getpid())
     except (OSError, IndexError):
         return False
+
+
+def _finished(lease: tuple[int, int] | None, job_ids: list[str], sent: Mapping[str, Step]) -> bool:
+    """Nothing left to enforce: no lease of this boot, every job killed, or Slurm long silent."""
+    if lease is None or all(sent.get(j) is Step.KILL for j in job_ids):
+        return True
+    return wrapper.monotonic_ms() >= lease[0] + GIVE_UP_AFTER_MS
 
 
 def watch(state_dir: Path, agent_pid: int, agent_ticks: int) -> int:
@@ -150,16 +164,16 @@ def watch(state_dir: Path, agent_pid: int, agent_ticks: int) -> int:
         if step is Step.HOLD:
             sent.clear()  # renewed: a later expiry signals again
         due = to_send(step, job_ids, sent)
+        answered = True
         if due:
             _log(f"lease step={step.name} lease={lease} ids={due}")
-            _send(step, due)
-            sent.update(dict.fromkeys(due, step))
-        if not process_alive(agent_pid, agent_ticks) and (
-            not job_ids or lease is None or step is Step.KILL
-        ):
+            answered = _send(step, due)
+            if answered:
+                sent.update(dict.fromkeys(due, step))
+        if not process_alive(agent_pid, agent_ticks) and _finished(lease, job_ids, sent):
             _log("agent gone and nothing left to stop; exiting")
             return 0
-        time.sleep(wrapper.WATCH_INTERVAL_S)
+        time.sleep(wrapper.WATCH_INTERVAL_S if answered else RETRY_INTERVAL_S)
     _log("replaced by another watchdog; exiting")
     return 0
 

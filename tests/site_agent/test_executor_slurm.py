@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from computenet.types import JobState
+from site_agent.executors import slurm_watchdog, wrapper
 from site_agent.executors.base import ExecutorError, Launch, attempt_dir
 from site_agent.executors.slurm import SlurmExecutor
 from site_agent.executors.slurm_jobs import (
@@ -23,6 +30,7 @@ from site_agent.executors.slurm_jobs import (
 )
 from site_agent.records import ExecutorUpdate
 from tests.site_agent.helpers import make_spec
+from tests.support.waiting import wait_for
 
 
 @pytest.mark.parametrize(
@@ -143,8 +151,16 @@ def wait_final(ex: SlurmExecutor, timeout_s: float = 90) -> list[ExecutorUpdate]
     raise AssertionError(f"no final update within {timeout_s}s: {seen}")
 
 
-def slurm_launch(job_id: str, *command: str, gpus: int = 0) -> Launch:
-    spec = make_spec(*command, accelerator="a800" if gpus else "", count=gpus, memory_gb=0.1)
+def slurm_launch(
+    job_id: str, *command: str, gpus: int = 0, on_site_loss: str = "requeue"
+) -> Launch:
+    spec = make_spec(
+        *command,
+        accelerator="a800" if gpus else "",
+        count=gpus,
+        memory_gb=0.1,
+        on_site_loss=on_site_loss,
+    )
     return Launch(job_id, 1, 9, spec, "zhangjiakou")
 
 
@@ -205,3 +221,141 @@ def test_restarted_slurm_executor_adopts_instead_of_resubmitting(
     second = SlurmExecutor(tmp_path, env=slurm_cluster.env)
     assert second.start(slurm_launch("s4", "true")) == handle
     assert wait_final(second)[-1].state is JobState.SUCCEEDED
+
+
+# A job that checkpoints on SIGTERM (the watchdog's stop point) and then ends.
+CHECKPOINTING = ("sh", "-c", 'trap "echo saved > checkpoint; exit 0" TERM; sleep 600 & wait')
+TERMINAL = {"COMPLETED", "CANCELLED", "FAILED"}
+
+
+def watchdog_log(state_dir: Path) -> str:
+    try:
+        return (state_dir / slurm_watchdog.LOG_FILE).read_text()
+    except OSError:
+        return ""
+
+
+def watchdog_owner(state_dir: Path) -> int | None:
+    try:
+        return int((state_dir / slurm_watchdog.PID_FILE).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def gone(pid: int) -> bool:
+    """The process exited (a zombie of a reparented child counts: it runs nothing)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def kill_watchdog(pid: int | None) -> None:
+    if pid is not None and not gone(pid):
+        os.killpg(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def renewing() -> Iterator[list[threading.Event]]:
+    stops: list[threading.Event] = []
+    yield stops
+    for stop in stops:
+        stop.set()
+
+
+@pytest.mark.slurm
+def test_watchdog_stops_unrenewed_jobs_and_spares_renewed_ones(  # type: ignore[no-untyped-def]
+    slurm_cluster, tmp_path: Path, renewing: list[threading.Event]
+) -> None:
+    lapsed = SlurmExecutor(tmp_path / "lapsed", env=slurm_cluster.env)
+    renewed = SlurmExecutor(tmp_path / "renewed", env=slurm_cluster.env)
+    try:
+        lapsed_id = int(lapsed.start(slurm_launch("w1", *CHECKPOINTING)))
+        renewed_id = int(renewed.start(slurm_launch("w2", "sleep", "600")))
+        for job in (lapsed_id, renewed_id):
+            assert slurm_cluster.wait_job_state(job, {"RUNNING"}, timeout_s=60)
+        lease_ms, lead_ms = 4000, 2000
+        expiry = wrapper.monotonic_ms() + lease_ms
+        lapsed.set_lease(expiry, lead_ms)  # and never again: the watchdog acts alone
+        renewed.set_lease(expiry, lead_ms)
+        stop = threading.Event()
+        renewing.append(stop)
+
+        def renew() -> None:
+            while not stop.wait(0.2):
+                renewed.set_lease(wrapper.monotonic_ms() + lease_ms, lead_ms)
+
+        threading.Thread(target=renew, daemon=True).start()
+        fields = slurm_cluster.wait_job_done(lapsed_id, timeout_s=60)
+        assert fields["JobState"] in TERMINAL, fields
+        checkpoint = attempt_dir(tmp_path / "lapsed", "w1", 1) / "checkpoint"
+        assert checkpoint.read_text() == "saved\n"  # SIGTERM came first, at the stop point
+        # once the lapsed watchdog reached the lease end, the renewed one was past it too
+        wait_for(lambda: "step=KILL" in watchdog_log(tmp_path / "lapsed"), what="the lease end")
+        assert wrapper.monotonic_ms() >= expiry
+        assert slurm_cluster.job_fields(renewed_id)["JobState"] == "RUNNING"
+        assert "step=" not in watchdog_log(tmp_path / "renewed")
+        stop.set()  # the renewals stop: now this one runs out too
+        fields = slurm_cluster.wait_job_done(renewed_id, timeout_s=60)
+        assert fields["JobState"] == "CANCELLED", fields
+        updates = wait_final(renewed)
+        assert updates[-1].state is JobState.CANCELLED, updates
+    finally:
+        kill_watchdog(lapsed.watchdog_pid)
+        kill_watchdog(renewed.watchdog_pid)
+
+
+AGENT = """
+import json, sys
+from pathlib import Path
+from site_agent.executors import wrapper
+from site_agent.executors.slurm import SlurmExecutor
+from tests.site_agent.test_executor_slurm import slurm_launch
+ex = SlurmExecutor(Path(sys.argv[1]), env=json.loads(sys.argv[2]))
+ids = [ex.start(slurm_launch("k1", "sleep", "600")),
+       ex.start(slurm_launch("k2", "sleep", "600", on_site_loss="fail"))]
+print(" ".join(ids), flush=True)
+sys.stdin.readline()
+ex.set_lease(wrapper.monotonic_ms() + 3000, 1000)
+print("leased", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.mark.slurm
+def test_watchdog_outlives_a_killed_agent_and_spares_fail_jobs(  # type: ignore[no-untyped-def]
+    slurm_cluster, tmp_path: Path
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    agent = subprocess.Popen(
+        [sys.executable, "-c", AGENT, str(tmp_path), json.dumps(slurm_cluster.env)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert agent.stdin is not None and agent.stdout is not None
+    dog = None
+    fail_id = 0
+    try:
+        requeue_id, fail_id = map(int, agent.stdout.readline().split())
+        for job in (requeue_id, fail_id):
+            assert slurm_cluster.wait_job_state(job, {"RUNNING"}, timeout_s=60)
+        agent.stdin.write("lease\n")
+        agent.stdin.flush()
+        assert agent.stdout.readline() == "leased\n"
+        dog = wait_for(lambda: watchdog_owner(tmp_path), what="the watchdog to start")
+        agent.kill()  # nothing of the agent is left to scancel anything
+        agent.wait()
+        fields = slurm_cluster.wait_job_done(requeue_id, timeout_s=60)
+        assert fields["JobState"] == "CANCELLED", fields
+        wait_for(lambda: gone(dog), what="the watchdog to exit once its work is done")
+        assert slurm_cluster.job_fields(fail_id)["JobState"] == "RUNNING"
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+        kill_watchdog(dog)
+        if fail_id:
+            slurm_cluster.run("scancel", str(fail_id), check=False)
