@@ -81,9 +81,7 @@ class SlurmExecutor:
         """Publish the lease, and start the watchdog that enforces it while the agent stalls."""
         self._state_dir.mkdir(parents=True, exist_ok=True)
         wrapper.write_lease(self._lease_path, expiry_mono_ms, stop_lead_ms)
-        if self._watchdog is None or self._watchdog.poll() is not None:
-            self._publish_jobs()
-            self._watchdog = self._start_watchdog()
+        self._ensure_watchdog()
 
     def lease(self) -> int | None:
         """The lease an earlier agent process of this boot published (its watchdog enforces it)."""
@@ -94,6 +92,11 @@ class SlurmExecutor:
     def watchdog_pid(self) -> int | None:
         """The pid of the lease watchdog this executor started, if any."""
         return self._watchdog.pid if self._watchdog is not None else None
+
+    def _ensure_watchdog(self) -> None:
+        if self._watchdog is None or self._watchdog.poll() is not None:
+            self._publish_jobs()
+            self._watchdog = self._start_watchdog()
 
     def _start_watchdog(self) -> subprocess.Popen[bytes]:
         # its own session: a signal to the agent's process group does not reach it; a watchdog
@@ -180,6 +183,9 @@ class SlurmExecutor:
                 log.warning("cannot recover job_id=%s attempt=%d error=%s", *record.key, exc)
                 self._tracked[record.key] = _Tracked("", lost=f"not recovered: {exc}")
         self._publish_jobs()
+        if wrapper.read_lease(self._lease_path) is not None:
+            # the earlier process's lease goes on: enforce it before the first renewal comes
+            self._ensure_watchdog()
 
     def _adopt(self, key: AttemptKey, folder: Path, requeue: bool) -> str:
         try:

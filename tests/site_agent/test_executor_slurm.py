@@ -324,8 +324,9 @@ sys.stdin.readline()
 
 
 @pytest.mark.slurm
-def test_watchdog_outlives_a_killed_agent_and_spares_fail_jobs(  # type: ignore[no-untyped-def]
-    slurm_cluster, tmp_path: Path
+@pytest.mark.parametrize("fault", ["stalled", "killed"])
+def test_watchdog_stops_jobs_of_a_stalled_or_killed_agent_but_not_fail_jobs(  # type: ignore[no-untyped-def]
+    slurm_cluster, tmp_path: Path, fault: str
 ) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     agent = subprocess.Popen(
@@ -346,11 +347,19 @@ def test_watchdog_outlives_a_killed_agent_and_spares_fail_jobs(  # type: ignore[
         agent.stdin.flush()
         assert agent.stdout.readline() == "leased\n"
         dog = wait_for(lambda: watchdog_owner(tmp_path), what="the watchdog to start")
-        agent.kill()  # nothing of the agent is left to scancel anything
-        agent.wait()
+        if fault == "stalled":
+            agent.send_signal(signal.SIGSTOP)  # it cannot scancel anything until SIGCONT
+        else:
+            agent.kill()  # nothing of the agent is left to scancel anything
+            agent.wait()
         fields = slurm_cluster.wait_job_done(requeue_id, timeout_s=60)
         assert fields["JobState"] == "CANCELLED", fields
-        wait_for(lambda: gone(dog), what="the watchdog to exit once its work is done")
+        if fault == "stalled":
+            wait_for(lambda: "step=KILL" in watchdog_log(tmp_path), what="the lease end")
+            assert not gone(dog)  # a stalled agent may wake: its watchdog stays
+            agent.send_signal(signal.SIGCONT)
+        else:
+            wait_for(lambda: gone(dog), what="the watchdog to exit once its work is done")
         assert slurm_cluster.job_fields(fail_id)["JobState"] == "RUNNING"
     finally:
         if agent.poll() is None:

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from site_agent.executors import slurm_watchdog, wrapper
+from site_agent.executors.slurm import SlurmExecutor
 from site_agent.executors.slurm_watchdog import Step, decide, to_send
 from tests.support.waiting import wait_for
 
@@ -121,3 +122,23 @@ def test_a_new_watchdog_replaces_the_old_one(
             if dog is not None and dog.poll() is None:
                 os.killpg(dog.pid, signal.SIGKILL)
                 dog.wait()
+
+
+def test_a_restarted_executor_takes_the_watchdog_over(tmp_path: Path) -> None:
+    first = SlurmExecutor(tmp_path)
+    second = SlurmExecutor(tmp_path)
+    try:
+        first.set_lease(wrapper.monotonic_ms() + 600_000, 1000)
+        old = first.watchdog_pid
+        assert old is not None
+        wait_for(lambda: owner(tmp_path) == old, what="the first watchdog to start")
+        second.recover([])  # a published lease of this boot: enforce it at once
+        new = second.watchdog_pid
+        assert new is not None and new != old
+        wait_for(lambda: owner(tmp_path) == new, what="the new watchdog to take over")
+        wait_for(lambda: first._watchdog is not None and first._watchdog.poll() == 0, what="exit")
+    finally:
+        for ex in (first, second):
+            if ex._watchdog is not None and ex._watchdog.poll() is None:
+                os.killpg(ex._watchdog.pid, signal.SIGKILL)
+                ex._watchdog.wait()
