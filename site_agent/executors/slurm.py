@@ -110,16 +110,19 @@ class SlurmExecutor:
             str(me),
             str(slurm_watchdog.start_ticks(me)),
         ]
-        with open(self._state_dir / slurm_watchdog.LOG_FILE, "ab") as out:
-            proc = subprocess.Popen(
-                command,
-                cwd=self._state_dir,
-                env=self._env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                start_new_session=True,
-            )
+        try:
+            with open(self._state_dir / slurm_watchdog.LOG_FILE, "ab") as out:
+                proc = subprocess.Popen(
+                    command,
+                    cwd=self._state_dir,
+                    env=self._env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=out,
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            raise ExecutorError(f"cannot start the lease watchdog: {exc.strerror or exc}") from None
         log.info("started the slurm lease watchdog pid=%d", proc.pid)
         return proc
 
@@ -185,7 +188,10 @@ class SlurmExecutor:
         self._publish_jobs()
         if wrapper.read_lease(self._lease_path) is not None:
             # the earlier process's lease goes on: enforce it before the first renewal comes
-            self._ensure_watchdog()
+            try:
+                self._ensure_watchdog()
+            except ExecutorError as exc:
+                log.warning("%s; the next lease renewal tries again", exc)
 
     def _adopt(self, key: AttemptKey, folder: Path, requeue: bool) -> str:
         try:
