@@ -127,7 +127,9 @@ class Federation:
 
     # --- agents -----------------------------------------------------------------------------
 
-    def add_agent(self, site: str, *, via_proxy: bool = False, skew_s: float | None = None) -> Agent:
+    def add_agent(
+        self, site: str, *, via_proxy: bool = False, skew_s: float | None = None
+    ) -> Agent:
         """Configure an agent for `site` in a new namespace and start it."""
         assert self.broker is not None
         node = self.bridge.add_node(site)
@@ -233,16 +235,16 @@ class Federation:
         return job.job_id
 
     def wait_running(self, job_id: str, *, attempt: int = 1) -> Job:
-        """Until the job runs its `attempt` (as the broker sees it)."""
+        """Until the job runs its `attempt` or a later one (as the broker sees it)."""
+
+        def running() -> Job | None:
+            job = client.get(job_id)
+            return job if job.state == JobState.RUNNING and job.attempt >= attempt else None
+
         with self.client() as client:
-            return wait_for(
-                lambda: (
-                    (j := client.get(job_id)).state == JobState.RUNNING and j.attempt >= attempt
-                )
-                and j,
-                timeout_s=WAIT_S,
-                what=f"{job_id} running attempt {attempt}",
-            )
+            found = wait_for(running, timeout_s=WAIT_S, what=f"{job_id} running")
+        assert found is not None  # wait_for returns only a truthy value
+        return found
 
     def started(self, job_id: str, attempt: int) -> bool:
         """Whether a stamp file shows the attempt started."""
@@ -260,7 +262,7 @@ class Federation:
         assert self.broker is not None
         with self.client() as client:
             try:
-                jobs = wait_for(
+                jobs: list[Job] = wait_for(
                     lambda: _all_final(client, self.acknowledged),
                     timeout_s=WAIT_S * 2,
                     what="every acknowledged job final",
@@ -309,10 +311,10 @@ def _jobs(client: Client, federation: Federation) -> list[Job]:
     return [client.get(job_id) for job_id in federation.acknowledged]
 
 
-def _all_final(client: Client, job_ids: list[str]) -> list[Job] | None:
+def _all_final(client: Client, job_ids: list[str]) -> list[Job]:
     # a lost job raises NotFound here, failing the scenario
     jobs = [client.get(job_id) for job_id in job_ids]
-    return jobs if all(j.state.is_final for j in jobs) else None
+    return jobs if all(j.state.is_final for j in jobs) else []
 
 
 def kill_jobs_under(workdir: Path) -> None:

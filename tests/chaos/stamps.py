@@ -110,7 +110,9 @@ def find_overlaps(runs: Iterable[AttemptRun]) -> list[Overlap]:
     for job_runs in by_job.values():
         ordered = sorted(job_runs, key=lambda r: (r.start_ns, r.attempt))
         for i, first in enumerate(ordered):
-            found += [Overlap(first, second) for second in ordered[i + 1 :] if first.overlaps(second)]
+            found += [
+                Overlap(first, second) for second in ordered[i + 1 :] if first.overlaps(second)
+            ]
     return found
 
 

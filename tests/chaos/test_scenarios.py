@@ -58,7 +58,6 @@ def test_partition_longer_than_the_lost_window(federation: Federation, chaos_rou
     assert jobs[0].state == JobState.SUCCEEDED and jobs[0].attempt >= 2
 
 
-@pytest.mark.chaos_full
 def test_latency_and_loss(federation: Federation, chaos_round: int) -> None:
     """Slow, lossy links between every agent and the broker.
 
@@ -96,7 +95,9 @@ def test_dropped_acknowledgements(federation: Federation, chaos_round: int) -> N
     proxy = fed.proxied()
 
     lost_up: list[int] = []
-    cut = threading.Thread(target=lambda: lost_up.append(proxy.blackhole_then_cut(Direction.UP, 1.5)))
+    cut = threading.Thread(
+        target=lambda: lost_up.append(proxy.blackhole_then_cut(Direction.UP, 1.5))
+    )
     cut.start()
     dispatched = fed.submit(f"acks-up-{chaos_round}", 3.0)
     cut.join(timeout=60)

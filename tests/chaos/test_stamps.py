@@ -25,7 +25,9 @@ STAMP_JOB = Path(__file__).with_name("stamp_job.py")
 S = 1_000_000_000
 
 
-def write_stamps(folder: Path, job: str, attempt: int, site: str, *stamps: tuple[str, float]) -> None:
+def write_stamps(
+    folder: Path, job: str, attempt: int, site: str, *stamps: tuple[str, float]
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     lines = [f"{kind} {int(t * S)} {int(t * S)} {job} {attempt} {site}\n" for kind, t in stamps]
     with open(folder / f"{job}.{attempt}.{site}", "a") as out:

@@ -94,6 +94,8 @@ class FaultProxy:
         self._call(self._shutdown())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     def cut(self) -> int:
         """Reset every open connection now; returns how many were cut."""
@@ -115,6 +117,10 @@ class FaultProxy:
         if self._server is not None:
             self._server.close()
         await self._cut()
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     async def _cut(self) -> int:
         links = list(self._links)

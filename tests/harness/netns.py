@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "cnx"
 """Every namespace and link this harness makes starts with this."""
-SUBNET_POOL = ipaddress.ip_network("10.232.0.0/16")
+SUBNET_POOL = ipaddress.IPv4Network("10.232.0.0/16")
 """Private /24s for test bridges are taken from here; nothing outside the namespaces uses them."""
 _OWNED = re.compile(rf"^{PREFIX}([0-9a-f]+)[hnpr]")
 """Owner token (pid in hex plus one sequence digit) then a kind letter that is not a hex digit."""
@@ -146,13 +146,13 @@ def _stale(name: str) -> bool:
 def _free_subnet(token: str) -> ipaddress.IPv4Network:
     """A /24 from SUBNET_POOL with no route on the host yet (chosen from the token, then probed)."""
     routes = run([which("ip"), "-4", "route", "show"], check=False).stdout
-    used = {
+    used: set[ipaddress.IPv4Network | ipaddress.IPv6Network] = {
         ipaddress.ip_network(word, strict=False)
         for line in routes.splitlines()
         for word in line.split()[:1]
         if word[0].isdigit()
     }
-    subnets = list(SUBNET_POOL.subnets(new_prefix=24))
+    subnets: list[ipaddress.IPv4Network] = list(SUBNET_POOL.subnets(new_prefix=24))
     start = int(token, 16) % len(subnets)
     for k in range(len(subnets)):
         candidate = subnets[(start + k) % len(subnets)]
@@ -216,9 +216,10 @@ def netem_available() -> bool:
 
 
 def add_netem(node: Node, *args: str) -> None:
-    """Shape a node's egress with netem inside its namespace (e.g. `delay 80ms loss 5%`)."""
-    run([which("ip"), "netns", "exec", node.name, which("tc"), "qdisc", "add", "dev", "eth0"]
-        + ["root", "netem", *args])
+    """Shape both directions of a node's link with netem (e.g. `delay 80ms loss 5%`)."""
+    tc = which("tc")
+    run([*node.command([tc]), "qdisc", "add", "dev", "eth0", "root", "netem", *args])
+    run([tc, "qdisc", "add", "dev", node.host_link, "root", "netem", *args])
 
 
 def popen_in(node: Node, argv: Sequence[str], **kwargs: object) -> subprocess.Popen[str]:
