@@ -101,6 +101,14 @@ class FaultProxy:
         """Reset every open connection now; returns how many were cut."""
         return self._call(self._cut())
 
+    def blackhole(self, direction: Direction) -> None:
+        """From now on discard `direction` (until `lift_and_cut`)."""
+        self._call(self._set_blackhole(direction))
+
+    def lift_and_cut(self, direction: Direction) -> None:
+        """End the blackhole on `direction` and reset every connection, in one step."""
+        self._call(self._lift_and_cut(direction))
+
     def blackhole_then_cut(self, direction: Direction, seconds: float) -> int:
         """Discard `direction` for `seconds`, then reset every connection (new ones are clean).
 
@@ -131,15 +139,21 @@ class FaultProxy:
         self.stats.cuts += len(links)
         return len(links)
 
+    async def _set_blackhole(self, direction: Direction) -> None:
+        self.faults.blackhole.add(direction)
+
+    async def _lift_and_cut(self, direction: Direction) -> None:
+        # in one step of the loop: no byte crosses between the lift and the cut
+        self.faults.blackhole.discard(direction)
+        await self._cut()
+
     async def _blackhole_then_cut(self, direction: Direction, seconds: float) -> int:
         before = self.stats.discarded[direction]
         self.faults.blackhole.add(direction)
         try:
             await asyncio.sleep(seconds)
         finally:
-            # in one step of the loop: no connection sees the cut without the blackhole lifted
-            self.faults.blackhole.discard(direction)
-            await self._cut()
+            await self._lift_and_cut(direction)
         return self.stats.discarded[direction] - before
 
     async def _accept(self, agent_r: asyncio.StreamReader, agent_w: asyncio.StreamWriter) -> None:
