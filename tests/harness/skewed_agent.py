@@ -26,13 +26,17 @@ def _offset_s(path: str) -> float:
         return 0.0
 
 
-def main(argv: list[str]) -> None:
-    """Patch the wall clock, then run the agent's command line with the remaining arguments."""
-    path = argv[0]
-    here = sys.path[0]
-    sys.path[:] = [p for p in sys.path if p != here]  # this folder's modules must not shadow any
+def shift_wall_clock(path: str) -> None:
+    """From now on this process's `time.time` and `time.time_ns` add the offset in `path`."""
     time.time = lambda: _real_time() + _offset_s(path)
     time.time_ns = lambda: _real_time_ns() + int(_offset_s(path) * 1e9)
+
+
+def main(argv: list[str]) -> None:
+    """Shift the wall clock, then run the agent's command line with the remaining arguments."""
+    here = sys.path[0]
+    sys.path[:] = [p for p in sys.path if p != here]  # this folder's modules must not shadow any
+    shift_wall_clock(argv[0])
     sys.argv = ["computenet-agent", *argv[1:]]
     runpy.run_module("site_agent", run_name="__main__", alter_sys=True)
 
