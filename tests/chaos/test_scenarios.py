@@ -8,6 +8,7 @@ holds back to zero. Liveness windows are short (suspect 2 s, lost 6 s, lease 4 s
 
 from __future__ import annotations
 
+import logging
 import signal
 
 import pytest
@@ -17,6 +18,8 @@ from tests.chaos.federation import SITES, Federation
 from tests.harness.fault_proxy import Direction, Faults
 from tests.harness.netns import add_netem, netem_available
 from tests.support.waiting import wait_for
+
+log = logging.getLogger(__name__)
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -57,7 +60,9 @@ def test_partition_longer_than_the_lost_window(federation: Federation, chaos_rou
     assert jobs[0].state == JobState.SUCCEEDED and jobs[0].attempt >= 2
 
 
-def test_latency_and_loss(federation: Federation, chaos_round: int) -> None:
+def test_latency_and_loss(
+    federation: Federation, chaos_round: int, request: pytest.FixtureRequest
+) -> None:
     """Slow, lossy links between every agent and the broker.
 
     With netem in the kernel: `delay 100ms 30ms loss 5%` on both ends of each veth. Without it
@@ -66,6 +71,8 @@ def test_latency_and_loss(federation: Federation, chaos_round: int) -> None:
     """
     fed = federation
     use_netem = netem_available()
+    request.node.user_properties.append(("link_faults", "netem" if use_netem else "fault proxy"))
+    log.info("latency and loss by %s", "netem" if use_netem else "the fault proxy")
     start_agents(fed, via_proxy=not use_netem)
     if use_netem:
         for agent in fed.agents.values():
