@@ -59,6 +59,8 @@ class Bridge:
     network: ipaddress.IPv4Network
     token: str
     nodes: dict[str, Node] = field(default_factory=dict)
+    made: int = 0
+    """Nodes made so far (names and addresses are never reused within a bridge)."""
 
     @property
     def address(self) -> str:
@@ -67,7 +69,8 @@ class Bridge:
 
     def add_node(self, label: str) -> Node:
         """A new namespace with a veth into the bridge and the next free address."""
-        index = len(self.nodes) + 1
+        self.made += 1
+        index = self.made
         name = f"{PREFIX}{self.token}n{index}-{label}"
         host_link = f"{PREFIX}{self.token}h{index}"
         peer = f"{PREFIX}{self.token}p{index}"
@@ -94,6 +97,13 @@ class Bridge:
     def heal(self, label: str) -> None:
         """Undo `partition`."""
         run([which("ip"), "link", "set", self.nodes[label].host_link, "up"])
+
+    def destroy_node(self, label: str) -> None:
+        """Remove one node's namespace and veth pair."""
+        node = self.nodes.pop(label)
+        ip = which("ip")
+        run([ip, "netns", "delete", node.name], check=False)
+        run([ip, "link", "delete", node.host_link], check=False)
 
     def destroy(self) -> None:
         """Remove the namespaces (their veth peers go with them) and the bridge."""
@@ -193,6 +203,12 @@ def bridge_or_skip() -> Iterator[Bridge]:
         bridge = make_bridge()
     except ServiceUnavailable as exc:
         require_from("network namespaces", exc)
+    try:
+        bridge.add_node("probe")  # `ip netns add` and veth pairs work here
+    except ServiceUnavailable as exc:
+        bridge.destroy()
+        require_from("network namespaces", exc)
+    bridge.destroy_node("probe")
     try:
         yield bridge
     finally:
