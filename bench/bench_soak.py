@@ -1,15 +1,13 @@
-"""Bounded soak: a TLS broker, three real agents with churn, steady mixed load, invariants after."""
+"""Bounded soak: a TLS broker restarted mid-run, three real agents with churn, steady mixed load;
+fails on a lost or doubled job, a broken watch, or broker RSS or descriptors growing past bounds.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import json
-import os
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -20,16 +18,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import yaml
-
+from bench.soak_agents import CARDS_PER_SITE, Agents, job_starts
+from bench.soak_bounds import Bounds
+from bench.soak_broker import SoakBroker
 from computenet import Client
 from computenet.errors import ComputeNetError
 from computenet.types import FINAL_STATES, JobState, SiteStatus
-from tests.support.pki import Pki, make_pki
-from tests.support.processes import BrokerProcess, start_broker
+from tests.support.pki import make_pki
+from tests.support.processes import BrokerProcess
 
 SITES = ("horinger", "zhangjiakou", "yangtze-demo")
-CARDS_PER_SITE = 8
 SUBMIT_RATE = 20.0  # jobs per second, over all submitter threads
 SUBMITTERS = 4
 CANCEL_EVERY_S = 2.0
@@ -37,7 +35,12 @@ CANCELS_PER_ROUND = 2
 SAMPLE_EVERY_S = 5.0
 AGENT_DOWN_S = 1.0
 DRAIN_TIMEOUT_S = 120.0
-SHORT_SECONDS = 20.0
+SHORT_SECONDS = 40.0
+AGENTS_BACK_S = 60.0
+BROKER_RESTARTS = ((0.25, signal.SIGTERM), (0.45, signal.SIGKILL))
+"""(fraction of the load time, signal): the broker is stopped so and started again then."""
+SHORT_BROKER_RESTARTS = ((0.2, signal.SIGTERM), (0.55, signal.SIGKILL))
+BOUNDS = Bounds()
 
 
 @dataclass
@@ -85,7 +88,8 @@ class Recorder:
         self.final_events: dict[str, list[str]] = defaultdict(list)
         self.after_final: list[dict[str, object]] = []
         self.events = 0
-        self.watch_error = ""
+        self.last_sequence = 0
+        self.watch_breaks: Counter[str] = Counter()
 
     def bucket(self) -> Bucket:
         if self.draining:
@@ -111,6 +115,7 @@ class Recorder:
     def event(self, job_id: str, state: JobState, sequence: int) -> None:
         with self.lock:
             self.events += 1
+            self.last_sequence = max(self.last_sequence, sequence)
             if self.final_events.get(job_id):
                 self.after_final.append({"job_id": job_id, "state": state, "sequence": sequence})
             if state in FINAL_STATES:
@@ -124,34 +129,6 @@ def _error_code(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _proc_status(pid: int) -> tuple[int | None, int | None, int | None]:
-    """VmRSS (kB), open file descriptors and threads of a process; None where unreadable."""
-    rss = threads = fds = None
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-            elif line.startswith("Threads:"):
-                threads = int(line.split()[1])
-        fds = len(os.listdir(f"/proc/{pid}/fd"))
-    except (OSError, ValueError):
-        pass
-    return rss, fds, threads
-
-
-def _slope_per_minute(samples: list[tuple[float, float]]) -> float | None:
-    """Least-squares slope of (seconds, value) samples, per minute."""
-    if len(samples) < 2:
-        return None
-    xs = [t / 60.0 for t, _ in samples]
-    ys = [v for _, v in samples]
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    den = sum((x - mx) ** 2 for x in xs)
-    if den == 0:
-        return None
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den
-
-
 def _job_spec(marker: Path) -> dict[str, Any]:
     script = (
         f'echo "$COMPUTENET_JOB_ID $COMPUTENET_ATTEMPT $COMPUTENET_SITE" >> {marker}; sleep 0.2'
@@ -163,102 +140,6 @@ def _job_spec(marker: Path) -> dict[str, Any]:
         "duration_hours": 0.01,
         "command": ["sh", "-c", script],
     }
-
-
-class Agents:
-    """Real `computenet-agent run` processes, one per site, that stop their jobs on exit."""
-
-    def __init__(self, workdir: Path, broker: str, pki: Pki) -> None:
-        self.workdir = workdir
-        self.broker = broker
-        self.pki = pki
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def folder(self, site: str) -> Path:
-        return self.workdir / f"agent-{site}"
-
-    def start(self, site: str) -> None:
-        folder = self.folder(site)
-        folder.mkdir(parents=True, exist_ok=True)
-        config = {
-            "site": site,
-            "broker": self.broker,
-            "capacity": {
-                "source": "static",
-                "pools": [{"model": "a800", "count": CARDS_PER_SITE}],
-                "cpu_cores": 64,
-                "memory_gb": 512,
-            },
-            "executor": {
-                "kind": "local",
-                "stop_jobs_on_exit": True,
-                "cancel_grace_s": 2,
-                "poll_interval_s": 0.2,
-            },
-            "state_dir": str(folder / "state"),
-            "log_level": "WARNING",
-            "tls": self.pki.site_tls(site),
-        }
-        path = folder / "agent.yaml"
-        path.write_text(yaml.safe_dump(config))
-        with open(folder / "agent.log", "ab") as log:
-            self.procs[site] = subprocess.Popen(
-                [sys.executable, "-m", "site_agent", "run", "--config", str(path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=folder,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-
-    def kill(self, site: str) -> None:
-        proc = self.procs[site]
-        proc.kill()
-        proc.wait(timeout=10)
-
-    def stop_all(self) -> None:
-        _stop(list(self.procs.values()), grace_s=15.0)
-        for site in self.procs:
-            _kill_job_processes(self.folder(site) / "state")
-
-
-def _stop(procs: list[subprocess.Popen[Any]], grace_s: float) -> None:
-    """SIGTERM every live process, then SIGKILL those still running after grace_s."""
-    for proc in procs:
-        if proc.poll() is None:
-            with contextlib.suppress(OSError):
-                proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def _kill_job_processes(state_dir: Path) -> int:
-    """SIGKILL the process group of every attempt the local executor launched that still runs."""
-    from site_agent.executors.local import LAUNCH_FILE, process_start_ticks
-
-    killed = 0
-    for launch in state_dir.rglob(LAUNCH_FILE):
-        try:
-            info = json.loads(launch.read_text())
-            pid, ticks = int(info["pid"]), int(info["start_ticks"])
-        except (OSError, ValueError, KeyError):
-            continue
-        if pid > 0 and process_start_ticks(pid) == ticks:
-            with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
-                killed += 1
-    return killed
-
-
-def _starts(marker: Path) -> list[tuple[str, int, str]]:
-    if not marker.exists():
-        return []
-    rows = [line.split() for line in marker.read_text().splitlines() if line.strip()]
-    return [(r[0], int(r[1]), r[2]) for r in rows if len(r) == 3]
 
 
 def _wait(predicate: Any, timeout_s: float, every_s: float = 0.2) -> bool:
@@ -344,14 +225,22 @@ def _canceller(
                     rec.cancelled(f"error:{_error_code(exc)}")
 
 
-def _watcher(broker: BrokerProcess, client_box: list[Client], rec: Recorder) -> None:
+def _watcher(
+    broker: BrokerProcess, client_box: list[Client], rec: Recorder, closing: threading.Event
+) -> None:
+    """Follow every job's events until `closing`, resuming after the last one across restarts."""
     client = broker.client("operator", timeout_s=30.0)
     client_box.append(client)
-    try:
-        for event in client.watch_all(after_sequence=0):
-            rec.event(event.job_id, event.state, event.sequence)
-    except Exception as exc:  # the stream ends when the client is closed at the end
-        rec.watch_error = _error_code(exc)
+    while not closing.is_set():
+        try:
+            for event in client.watch_all(after_sequence=rec.last_sequence):
+                rec.event(event.job_id, event.state, event.sequence)
+        except Exception as exc:  # a broker restart outlasting the client's retries, or the end
+            if closing.is_set():
+                return
+            with rec.lock:
+                rec.watch_breaks[_error_code(exc)] += 1
+            closing.wait(0.5)
 
 
 def _rejoined(client: Client, site: str, since_ms: float) -> bool:
@@ -363,16 +252,95 @@ def _all_jobs(client: Client) -> list[Any]:
     return list(client.list(page_size=1000))
 
 
-def soak_run(seconds: float, bucket_s: float, drain_timeout_s: float = DRAIN_TIMEOUT_S) -> dict:
-    """Run the soak for `seconds` of load, drain, check invariants; returns the report."""
-    restart_every = min(60.0, max(5.0, seconds / 2))
+def _all_back(broker: BrokerProcess, since_ms: float, timeout_s: float) -> bool:
+    """Every soak site active again and reporting since `since_ms` (wall clock, ms)."""
+
+    def back(ops: Client) -> bool:
+        try:
+            sites = {str(s.site_id): s for s in ops.sites()}
+        except ComputeNetError:
+            return False
+        return all(
+            x in sites
+            and sites[x].status == SiteStatus.ACTIVE
+            and sites[x].last_report_unix_ms > since_ms
+            for x in SITES
+        )
+
+    with broker.client("operator") as ops:
+        return _wait(lambda: back(ops), timeout_s, every_s=0.5)
+
+
+class _Schedule:
+    """Agent restarts every `agent_every_s` and broker restarts at fractions of the load time."""
+
+    def __init__(
+        self,
+        started: float,
+        seconds: float,
+        broker_restarts: tuple[tuple[float, signal.Signals], ...],
+    ) -> None:
+        self.agent_every_s = min(60.0, max(5.0, seconds / 2))
+        self.next_agent = started + self.agent_every_s
+        self.brokers = sorted((started + f * seconds, sig) for f, sig in broker_restarts)
+        self.sites = itertools.cycle(SITES)
+
+    def broker_due(self, now: float) -> signal.Signals | None:
+        if self.brokers and now >= self.brokers[0][0]:
+            return self.brokers.pop(0)[1]
+        return None
+
+    def agent_due(self, now: float) -> str | None:
+        if now >= self.next_agent:
+            self.next_agent += self.agent_every_s
+            return next(self.sites)
+        return None
+
+
+def _restart_agent(agents: Agents, broker: BrokerProcess, site: str, at_s: float) -> dict:
+    agents.kill(site)
+    killed_at = time.monotonic()
+    restarted_ms = (time.time() + AGENT_DOWN_S) * 1000
+    time.sleep(AGENT_DOWN_S)
+    agents.start(site)
+    with broker.client("operator") as ops:
+        back = _wait(lambda: _rejoined(ops, site, restarted_ms), 30.0)
+    return {
+        "site": site,
+        "at_s": round(at_s, 1),
+        "active_again_s": round(time.monotonic() - killed_at, 2) if back else None,
+    }
+
+
+def _restart_broker(broker: SoakBroker, sig: signal.Signals, at_s: float) -> dict:
+    signalled_ms = time.time() * 1000
+    started = time.monotonic()
+    away_s = broker.restart(sig)
+    back = _all_back(broker.current, signalled_ms, AGENTS_BACK_S)
+    return {
+        "signal": sig.name,
+        "at_s": round(at_s, 1),
+        "listening_again_s": round(away_s, 2),
+        "all_agents_back_s": round(time.monotonic() - started, 2) if back else None,
+        "exit_code": broker.incarnations[-2].exit_code,
+    }
+
+
+def soak_run(
+    seconds: float,
+    bucket_s: float,
+    drain_timeout_s: float = DRAIN_TIMEOUT_S,
+    broker_restarts: tuple[tuple[float, signal.Signals], ...] = BROKER_RESTARTS,
+    bounds: Bounds = BOUNDS,
+) -> dict:
+    """Run the soak for `seconds` of load, drain, check invariants and bounds; the report."""
     reasons: list[str] = []
+    agent_restarts: list[dict[str, object]] = []
     restarts: list[dict[str, object]] = []
-    samples: list[tuple[float, int, int, int]] = []  # (seconds since load start, rss, fds, thr)
-    stop = threading.Event()
+    stop, closing = threading.Event(), threading.Event()
     threads: list[threading.Thread] = []
     watch_box: list[Client] = []
-    broker: BrokerProcess | None = None
+    broker: SoakBroker | None = None
     agents: Agents | None = None
     with tempfile.TemporaryDirectory(prefix="computenet-soak-") as tmp, _terminate_as_exit():
         work = Path(tmp)
@@ -380,7 +348,7 @@ def soak_run(seconds: float, bucket_s: float, drain_timeout_s: float = DRAIN_TIM
         spec = _job_spec(marker)
         try:
             pki = make_pki(work / "pki")
-            broker = start_broker(
+            broker = SoakBroker(
                 work,
                 "--rebalance-every",
                 "0",
@@ -389,46 +357,41 @@ def soak_run(seconds: float, bucket_s: float, drain_timeout_s: float = DRAIN_TIM
                 db_url=f"sqlite:///{work / 'soak.db'}",
                 pki=pki,
             )
-            agents = Agents(work, broker.agent_address, pki)
+            agents = Agents(work, broker.current.agent_address, pki)
             for site in SITES:
                 agents.start(site)
-            with broker.client("operator") as ops:
-                if not _wait(
-                    lambda: {s.site_id for s in ops.sites(status=SiteStatus.ACTIVE)} >= set(SITES),
-                    60.0,
-                ):
-                    raise RuntimeError("the three agents did not become active within 60 s")
-            pid = broker.proc.pid
+            if not _all_back(broker.current, 0, 60.0):
+                raise RuntimeError("the three agents did not become active within 60 s")
             rec = Recorder(bucket_s)
-            baseline = _proc_status(pid)
+            baseline = broker.sample()
             deadline = rec.started + seconds
             tag = f"s{int(time.time()) % 100000}"
-            threads.append(threading.Thread(target=_watcher, args=(broker, watch_box, rec)))
+            first = broker.current
+            threads.append(threading.Thread(target=_watcher, args=(first, watch_box, rec, closing)))
             for n in range(SUBMITTERS):
                 who = "alice" if n % 2 == 0 else "bob"
-                args = (broker, who, n, SUBMIT_RATE / SUBMITTERS, deadline, stop, spec, rec, tag)
+                args = (first, who, n, SUBMIT_RATE / SUBMITTERS, deadline, stop, spec, rec, tag)
                 threads.append(threading.Thread(target=_submitter, args=args))
-            threads.append(threading.Thread(target=_canceller, args=(broker, deadline, stop, rec)))
+            threads.append(threading.Thread(target=_canceller, args=(first, deadline, stop, rec)))
             for t in threads:
                 t.daemon = True
                 t.start()
 
             def sample(into: Bucket | None = None) -> None:
-                rss, fds, thr = _proc_status(pid)
-                if rss is None or fds is None or thr is None:
+                assert broker is not None
+                reading = broker.sample()
+                if reading is None:
                     reasons.append("broker process vanished")
                     return
-                samples.append((time.monotonic() - rec.started, rss, fds, thr))
                 if into is not None:
-                    into.rss_kb, into.fds, into.threads = rss, fds, thr
+                    into.rss_kb, into.fds, into.threads = reading
 
+            schedule = _Schedule(rec.started, seconds, broker_restarts)
             next_sample = rec.started
-            next_restart = rec.started + restart_every
-            site_cycle = itertools.cycle(SITES)
             last_bucket = -1
             while (now := time.monotonic()) < deadline:
-                if broker.proc.poll() is not None:
-                    raise RuntimeError(f"broker exited with {broker.proc.returncode}")
+                if broker.current.proc.poll() is not None:
+                    raise RuntimeError(f"broker exited with {broker.current.proc.returncode}")
                 index = int((now - rec.started) // bucket_s)
                 if index != last_bucket:
                     if last_bucket >= 0:
@@ -437,30 +400,23 @@ def soak_run(seconds: float, bucket_s: float, drain_timeout_s: float = DRAIN_TIM
                 if now >= next_sample:
                     sample()
                     next_sample += SAMPLE_EVERY_S
-                if now >= next_restart and deadline - now > 5.0:
-                    site = next(site_cycle)
-                    agents.kill(site)
-                    killed_at = time.monotonic()
-                    restarted_ms = (time.time() + AGENT_DOWN_S) * 1000
-                    time.sleep(AGENT_DOWN_S)
-                    agents.start(site)
-                    with broker.client("operator") as ops:
-                        back = _wait(lambda s=site, t=restarted_ms: _rejoined(ops, s, t), 30.0)
-                    restarts.append(
-                        {
-                            "site": site,
-                            "at_s": round(killed_at - rec.started, 1),
-                            "active_again_s": round(time.monotonic() - killed_at, 2)
-                            if back
-                            else None,
-                        }
+                sig = schedule.broker_due(now)
+                if sig is not None:
+                    entry = _restart_broker(broker, sig, now - rec.started)
+                    restarts.append(entry)
+                    if entry["all_agents_back_s"] is None:
+                        reasons.append(f"agents not all back {AGENTS_BACK_S:g} s after {sig.name}")
+                    next_sample = time.monotonic()
+                due = schedule.agent_due(time.monotonic())
+                if due is not None and deadline - time.monotonic() > 5.0:
+                    entry = _restart_agent(
+                        agents, broker.current, due, time.monotonic() - rec.started
                     )
-                    if not back:
-                        reasons.append(f"agent {site} not active again 30 s after its restart")
-                    next_restart += restart_every
+                    agent_restarts.append(entry)
+                    if entry["active_again_s"] is None:
+                        reasons.append(f"agent {due} not active again 30 s after its restart")
                 time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
             sample(rec.buckets[last_bucket])
-            load_samples = list(samples)
             stop.set()
             for t in threads[1:]:
                 t.join(timeout=30)
@@ -468,30 +424,17 @@ def soak_run(seconds: float, bucket_s: float, drain_timeout_s: float = DRAIN_TIM
                 rec.draining = True
                 acked = dict(rec.acked)
                 unacked = list(rec.unacked)
-
-            drain_started = time.monotonic()
-            with broker.client("operator", timeout_s=30.0) as ops:
-                jobs: list[Any] = []
-
-                def drained() -> bool:
-                    nonlocal jobs
-                    jobs = _all_jobs(ops)
-                    states = {j.job_id: j.state for j in jobs}
-                    return all(states.get(i) in FINAL_STATES for i in acked)
-
-                finished = _wait(drained, drain_timeout_s, every_s=1.0)
-                drain_s = time.monotonic() - drain_started
-                if not finished:
-                    reasons.append(f"jobs not final {drain_timeout_s:g} s after the load stopped")
-                _wait(lambda: all(i in rec.final_events for i in acked), 15.0)
-                time.sleep(1.0)  # let late duplicate starts, if any, reach the marker file
-                sample(rec.drain)
-                jobs = _all_jobs(ops)
-            report = _check(acked, unacked, jobs, _starts(marker), rec, reasons)
-            series = [rec.buckets[i].as_dict(i) for i in sorted(rec.buckets)]
-            mb = [(t, rss / 1024) for t, rss, _, _ in load_samples]
-            fd = [(t, float(fds)) for t, _, fds, _ in load_samples]
-            rss_slope, fd_slope = _slope_per_minute(mb), _slope_per_minute(fd)
+            drain_s, jobs = _drain(broker.current, acked, rec, drain_timeout_s, reasons)
+            sample(rec.drain)
+            report = _check(acked, unacked, jobs, job_starts(marker), rec, reasons)
+            broker.stop()
+            processes = broker.verdicts(bounds)
+            for verdict in processes:
+                for problem in verdict["problems"]:  # type: ignore[attr-defined]
+                    reasons.append(f"broker process {verdict['process']}: {problem}")
+            for entry in restarts:
+                if entry["signal"] == "SIGTERM" and entry["exit_code"] != 0:
+                    reasons.append(f"the broker exited {entry['exit_code']} on SIGTERM, not 0")
             return {
                 "ok": not reasons,
                 "reasons": reasons,
@@ -501,38 +444,57 @@ def soak_run(seconds: float, bucket_s: float, drain_timeout_s: float = DRAIN_TIM
                 "submitters": SUBMITTERS,
                 "sites": list(SITES),
                 "cards_per_site": CARDS_PER_SITE,
-                "agent_restarts": restarts,
+                "agent_restarts": agent_restarts,
+                "broker_restarts": restarts,
                 "drain_seconds": round(drain_s, 1),
-                "series": series,
+                "series": [rec.buckets[i].as_dict(i) for i in sorted(rec.buckets)],
                 "drain": rec.drain.as_dict("drain"),
+                "bounds": bounds.describe(),
                 "broker": {
-                    "rss_mb_before_load": round((baseline[0] or 0) / 1024, 1),
-                    "fds_before_load": baseline[1],
-                    "rss_mb_after_drain": round(samples[-1][1] / 1024, 1) if samples else None,
-                    "fds_after_drain": samples[-1][2] if samples else None,
-                    "threads_after_drain": samples[-1][3] if samples else None,
-                    "rss_mb_per_min": round(rss_slope, 3) if rss_slope is not None else None,
-                    "fds_per_min": round(fd_slope, 3) if fd_slope is not None else None,
-                    "rss_mb_end_of_load": (
-                        round(load_samples[-1][1] / 1024, 1) if load_samples else None
-                    ),
-                    "fds_end_of_load": load_samples[-1][2] if load_samples else None,
-                    "samples": len(load_samples),
+                    "rss_mb_before_load": round((baseline or (0, 0, 0))[0] / 1024, 1),
+                    "fds_before_load": (baseline or (0, 0, 0))[1],
+                    "processes": processes,
                 },
                 "totals": report,
             }
         finally:
             stop.set()
+            closing.set()
             for client in watch_box:
                 client.close()
             if agents is not None:
                 agents.stop_all()
             if broker is not None:
-                _stop([broker.proc], grace_s=15.0)
-                if broker.proc.stdout is not None:
-                    broker.proc.stdout.close()
+                broker.stop()
             for t in threads:
                 t.join(timeout=5)
+
+
+def _drain(
+    broker: BrokerProcess,
+    acked: dict[str, str],
+    rec: Recorder,
+    timeout_s: float,
+    reasons: list[str],
+) -> tuple[float, list[Any]]:
+    """Wait for every acknowledged job to be final; returns the wait and the final job list."""
+    started = time.monotonic()
+    with broker.client("operator", timeout_s=30.0) as ops:
+        jobs: list[Any] = []
+
+        def drained() -> bool:
+            nonlocal jobs
+            jobs = _all_jobs(ops)
+            states = {j.job_id: j.state for j in jobs}
+            return all(states.get(i) in FINAL_STATES for i in acked)
+
+        finished = _wait(drained, timeout_s, every_s=1.0)
+        drain_s = time.monotonic() - started
+        if not finished:
+            reasons.append(f"jobs not final {timeout_s:g} s after the load stopped")
+        _wait(lambda: all(i in rec.final_events for i in acked), 15.0)
+        time.sleep(1.0)  # let late duplicate starts, if any, reach the marker file
+        return drain_s, _all_jobs(ops)
 
 
 def _check(
@@ -589,13 +551,18 @@ def _check(
         "starts": len(starts),
         "jobs_with_attempt_gt_1": sum(1 for i in acked if i in by_id and by_id[i].attempt > 1),
         "watch_events": rec.events,
-        "watch_error": rec.watch_error,
+        "watch_resumed_after": dict(rec.watch_breaks),
     }
 
 
 def run(smoke: bool) -> dict[str, object]:
-    """A 20-second version of the soak: one agent restart, 10-second buckets."""
-    return soak_run(SHORT_SECONDS, bucket_s=10.0, drain_timeout_s=60.0)
+    """A 40-second version of the soak: both broker restarts, agent restarts, 10-second buckets.
+
+    Too short for the growth bounds (each broker process is reported as not judged).
+    """
+    return soak_run(
+        SHORT_SECONDS, bucket_s=10.0, drain_timeout_s=60.0, broker_restarts=SHORT_BROKER_RESTARTS
+    )
 
 
 def soak(minutes: float) -> dict[str, object]:

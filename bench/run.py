@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 SOAK_MINUTES_ENV = "COMPUTENET_SOAK_MINUTES"
-DEFAULT_SOAK_MINUTES = 5.0
+DEFAULT_SOAK_MINUTES = 10.0
 
 
 def _machine() -> dict[str, object]:

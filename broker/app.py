@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from broker.control import JobMachine, RetryPolicy
 from broker.jobflow.capacity_view import CapacityView
 from broker.jobflow.driver import JobDriver
 from broker.jobflow.liveness import LivenessLoop
@@ -27,6 +28,7 @@ from broker.rpc.decoding import MalformedRequestInterceptor
 from broker.rpc.federation_servicer import FederationServicer
 from broker.rpc.job_servicer import JobServicer
 from broker.rpc.metrics import BrokerMetrics, RpcMetricsInterceptor
+from broker.rpc.paging import page_bytes_for
 from broker.rpc.rebalance_servicer import RebalanceServicer
 from broker.rpc.server import BoundServer, Servicers, start_server
 from broker.rpc.site_servicer import SiteServicer
@@ -57,13 +59,17 @@ class BrokerSettings:
     metrics_listen: Address | None = None
     """Where to serve Prometheus metrics; None disables them."""
     suspect_after_s: float = 15.0
-    """Seconds without a report before a site is suspect."""
+    """Seconds without a heartbeat before a site is suspect."""
     lost_after_s: float = 60.0
-    """Seconds without a report before a site is lost."""
+    """Seconds without a heartbeat before a site is lost; at least lease + skew margin."""
     heartbeat_interval_s: float = 2.0
-    """How often agents are asked to report."""
-    lease_s: float = 120.0
-    """How long agents may run jobs without the broker."""
+    """How often agents are asked to send a heartbeat."""
+    lease_s: float = 40.0
+    """Agent lease, from the send time of the last heartbeat the broker answered."""
+    clock_skew_margin_s: float = 5.0
+    """Allowance between an agent's lease end and the broker's lost verdict."""
+    stale_capacity_after_s: float = 60.0
+    """Seconds of failing capacity probes before an alive site takes no new work."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """Placement weights and prices."""
     placement_round_budget_s: float = 0.5
@@ -75,6 +81,8 @@ class BrokerSettings:
     """Scheduled rebalancing runs, this replica's lease holder name."""
     transport: ServerLimits = field(default_factory=ServerLimits)
     """Message size, keepalive and connection limits of the gRPC server."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """Caps and backoff for jobs whose attempts fail to start."""
 
 
 def _load_topology(path: Path | None) -> tuple[Topology, str]:
@@ -88,6 +96,12 @@ class Broker:
     """A running broker: gRPC server, store, registry and control loops."""
 
     def __init__(self, settings: BrokerSettings) -> None:
+        if settings.lost_after_s < settings.lease_s + settings.clock_skew_margin_s:
+            raise ValueError(
+                f"lost_after_s ({settings.lost_after_s:g}) must be at least lease_s "
+                f"({settings.lease_s:g}) + clock_skew_margin_s "
+                f"({settings.clock_skew_margin_s:g})"
+            )
         self.settings = settings
         self.topology, self._topology_yaml = _load_topology(settings.topology_path)
         self.metrics = BrokerMetrics()
@@ -99,6 +113,7 @@ class Broker:
             suspect_after_s=settings.suspect_after_s,
             lost_after_s=settings.lost_after_s,
             now_s=time.monotonic(),
+            stale_capacity_after_s=settings.stale_capacity_after_s,
         )
         for record in self.writer.store.sites():
             self.registry.restore(
@@ -107,7 +122,7 @@ class Broker:
                 report=report_from_json(record.report_json),
             )
         self.sessions = SessionTable()
-        self.driver = JobDriver(self.writer, self.sessions)
+        self.driver = JobDriver(self.writer, self.sessions, JobMachine(settings.retry))
         self.tracker = JobTracker(self.writer, self.driver)
         self.capacity = CapacityView(
             writer=self.writer, registry=self.registry, topology=self.topology
@@ -126,6 +141,7 @@ class Broker:
         )
         self.liveness = LivenessLoop(
             registry=self.registry,
+            sessions=self.sessions,
             tracker=self.tracker,
             placement=self.placement,
             every_s=timing.liveness_every_s,
@@ -174,7 +190,11 @@ class Broker:
                 lease_s=self.settings.lease_s,
                 require_site_certificate=self.security.require_site_certificate,
             ),
-            job=JobServicer(self.jobs, self.plan),
+            job=JobServicer(
+                self.jobs,
+                self.plan,
+                max_page_bytes=page_bytes_for(self.settings.transport.max_message_bytes),
+            ),
             federation=FederationServicer(
                 registry=self.registry,
                 sessions=self.sessions,
@@ -201,8 +221,9 @@ class Broker:
                 self.settings.listen,
                 self.servicers(),
                 interceptors=[
-                    MalformedRequestInterceptor(),
+                    # the security pipeline decodes after auth, through the checks inside it
                     *sec.interceptors,
+                    MalformedRequestInterceptor(),
                     RpcMetricsInterceptor(self.metrics),
                 ],
                 credentials=sec.credentials,
@@ -226,7 +247,9 @@ class Broker:
             try:
                 counts = await self.writer.read(self.writer.store.count_by_state)
                 self.metrics.set_jobs(Counter(counts))
-                self.metrics.set_sites(Counter(e.status for e in self.registry.entries()))
+                entries = self.registry.entries()
+                self.metrics.set_sites(Counter(e.status for e in entries))
+                self.metrics.set_stale_capacity(sum(e.capacity_stale for e in entries))
             except Exception:
                 log.exception("metrics refresh failed")
             with contextlib.suppress(TimeoutError):

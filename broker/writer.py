@@ -19,6 +19,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
 
 from broker.store import SubmitProcess, WorkerStartError
+from broker.store.errors import translating
 from broker.store.protocol import Fence, NewJob, Store, SubmitOutcome, Transition
 from computenet.types import Job, JobEvent, JobState
 
@@ -112,7 +113,9 @@ class StoreWriter:
                 log.error("submission process cannot start: submissions go to the writer thread")
                 self._process.close()
                 self._process = None
-        results = await loop.run_in_executor(self._writer, self.store.submit_jobs, jobs)
+        results = await loop.run_in_executor(
+            self._writer, translating(functools.partial(self.store.submit_jobs, jobs))
+        )
         return _recognised(jobs, results)
 
     def _publish_created(self, jobs: Sequence[Job]) -> None:
@@ -150,7 +153,7 @@ class StoreWriter:
         """Run any other write on the writer thread, ordered with the rest."""
         loop = asyncio.get_running_loop()
         async with self._write_turn(loop):
-            return await loop.run_in_executor(self._writer, fn)
+            return await loop.run_in_executor(self._writer, translating(fn))
 
     def _write_turn(self, loop: asyncio.AbstractEventLoop) -> AbstractAsyncContextManager[object]:
         """Taken around each write transaction when a child process writes submissions.
@@ -168,7 +171,7 @@ class StoreWriter:
 
     async def read(self, fn: Callable[[], T]) -> T:
         """Run a read on a reader thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._readers, fn)
+        return await asyncio.get_running_loop().run_in_executor(self._readers, translating(fn))
 
     def close(self) -> None:
         """Wait for queued writes, then release the threads, the child process and the store."""

@@ -111,9 +111,16 @@ class ResourceExhaustedError(ComputeNetError):
 
 
 class UnavailableError(ComputeNetError, ConnectionError):
-    """The broker cannot be reached or is shutting down."""
+    """The broker cannot be reached, is shutting down, or cannot reach its database; retry
+    after `retry_after_s` (0.0: no hint)."""
 
     reason = "UNAVAILABLE"
+
+    def __init__(
+        self, message: str, retry_after_s: float = 0.0, *, status_code: str | None = None
+    ) -> None:
+        super().__init__(message, status_code=status_code)
+        self.retry_after_s = retry_after_s
 
 
 class DeadlineExceededError(ComputeNetError, TimeoutError):

@@ -1,9 +1,9 @@
 """The messages of the agent-broker Connect stream as domain objects, shared by both ends.
 
-An agent sends a `Hello` first, then capacity reports (its heartbeat), job event reports and
-acknowledgements of deliveries; the broker answers with a `Welcome`, then dispatches, cancels,
-drains and acknowledgements of reports. Deliveries and reports carry ids so that nothing is
-applied twice across reconnects.
+An agent sends a `Hello` first, then heartbeats (with capacity when its probe worked), job event
+reports and acknowledgements of deliveries; the broker answers with a `Welcome`, a
+`LeaseRenewal` for every heartbeat, dispatches, cancels, drains and acknowledgements of reports.
+Deliveries and reports carry ids so that nothing is applied twice across reconnects.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ __all__ = [
     "CapacityReport",
     "Dispatch",
     "Drain",
+    "Heartbeat",
     "Hello",
     "JobEventReport",
+    "LeaseRenewal",
     "UnreadableDispatch",
     "Welcome",
 ]
@@ -49,6 +51,26 @@ class Hello:
     """Changes at every agent process start."""
     executor: str = ""
     attempts: tuple[AttemptStatus, ...] = ()
+    heartbeat_sequence: int = 0
+    """The welcome renews the lease from this hello's send time; 0: no lease from the welcome."""
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Sent every interval whether or not the capacity probe worked; answered by a renewal."""
+
+    sequence: int
+    capacity: CapacityReport | None = None
+    """None when the probe failed; `capacity_error` says why."""
+    capacity_error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRenewal:
+    """The broker heard heartbeat `heartbeat_sequence`: the lease runs from its send time."""
+
+    heartbeat_sequence: int
+    lease_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +86,8 @@ class JobEventReport:
     exit_code: int = 0
     message: str = ""
     time_unix_ms: int = 0
+    launch_failed: bool = False
+    """A failed attempt that never started, as opposed to a job that ran and failed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +104,8 @@ class Welcome:
     broker_epoch: str
     heartbeat_interval_s: float
     lease_s: float
+    heartbeat_sequence: int = 0
+    """The hello's sequence number: the welcome renews the lease from the hello's send time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +153,8 @@ class Drain:
     drain: bool
 
 
-AgentMessage = Hello | CapacityReport | JobEventReport | Ack
+AgentMessage = Hello | Heartbeat | CapacityReport | JobEventReport | Ack
 """What an agent sends on the stream."""
 
-BrokerMessage = Welcome | Dispatch | CancelAttempt | Drain | Ack
+BrokerMessage = Welcome | LeaseRenewal | Dispatch | CancelAttempt | Drain | Ack
 """What a broker sends on the stream (a receiver may also decode an `UnreadableDispatch`)."""

@@ -1,18 +1,62 @@
-"""The job spec: its schema, its context-free validation, and loading it from YAML or JSON."""
+"""The job spec: its schema, its context-free validation (bounds in `computenet.spec_limits`),
+and loading it from YAML or JSON."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from computenet.errors import FieldViolation, SpecError
+from computenet.printable import escaped, shortened
+from computenet.spec_limits import (
+    MAX_ARG_CHARS,
+    MAX_COMMAND_ARGS,
+    MAX_ID_CHARS,
+    MAX_LABELS,
+    MAX_NAME_CHARS,
+    MAX_SPEC_FILE_BYTES,
+    MAX_SPEC_FILE_DEPTH,
+    MAX_SPEC_FILE_VALUES,
+    MAX_USER_REGIONS,
+    Argument,
+    ConstraintEntries,
+    LabelKey,
+    LabelValue,
+    Text,
+    enforced,
+    spec_size_violation,
+)
+from located_yaml import LocatedError, LocatedIssue, load_mapping, read_source, validate_mapping
+from located_yaml.issues import is_consequence
+from located_yaml.limits import YamlLimits
 
-MAX_COMMAND_ARGS = 256
-MAX_NAME_CHARS = 128
+__all__ = [
+    "MAX_COMMAND_ARGS",
+    "MAX_NAME_CHARS",
+    "Checkpoint",
+    "Constraints",
+    "Dataset",
+    "InferenceSpec",
+    "JobSpec",
+    "RegionDemand",
+    "Resources",
+    "checked_spec",
+    "load_spec",
+    "parse_spec",
+    "violations_from",
+]
 
 _Frozen = ConfigDict(extra="forbid", frozen=True)
 
@@ -21,7 +65,9 @@ class Resources(BaseModel):
     """Accelerators and host resources for the job (per replica for inference)."""
 
     model_config = _Frozen
-    accelerator: str = Field("", max_length=64, description="Accelerator model id; empty = any.")
+    accelerator: Text = Field(
+        "", max_length=MAX_ID_CHARS, description="Accelerator model id; empty = any."
+    )
     count: int = Field(0, ge=0, le=100_000, description="Accelerators.")
     cpu_cores: float = Field(
         1.0, ge=0, le=1_000_000, validation_alias=AliasChoices("cpu_cores", "cpu")
@@ -33,7 +79,7 @@ class Dataset(BaseModel):
     """Input data: where it is (a topology node id) and how big."""
 
     model_config = _Frozen
-    origin: str = Field(min_length=1, max_length=64)
+    origin: Text = Field(min_length=1, max_length=MAX_ID_CHARS)
     size_gb: float = Field(ge=0, le=1e9)
 
 
@@ -49,7 +95,7 @@ class RegionDemand(BaseModel):
     """One user region served, with its relative weight."""
 
     model_config = _Frozen
-    region: str = Field(min_length=1, max_length=64)
+    region: Text = Field(min_length=1, max_length=MAX_ID_CHARS)
     weight: float = Field(1.0, gt=0, le=1e9)
 
 
@@ -57,7 +103,7 @@ class InferenceSpec(BaseModel):
     """Serving requirements: where the users are and the RTT they tolerate."""
 
     model_config = _Frozen
-    user_regions: tuple[RegionDemand, ...] = Field(min_length=1, max_length=256)
+    user_regions: tuple[RegionDemand, ...] = Field(min_length=1, max_length=MAX_USER_REGIONS)
     latency_slo_ms: float = Field(gt=0, le=10_000)
     replicas: int = Field(1, ge=1, le=10_000)
 
@@ -66,19 +112,19 @@ class Constraints(BaseModel):
     """Hard placement constraints (data residency, exclusions)."""
 
     model_config = _Frozen
-    allowed_provinces: tuple[str, ...] = ()
-    allowed_sites: tuple[str, ...] = ()
-    excluded_sites: tuple[str, ...] = ()
+    allowed_provinces: ConstraintEntries = ()
+    allowed_sites: ConstraintEntries = ()
+    excluded_sites: ConstraintEntries = ()
 
 
-NonEmptyArg = Annotated[str, Field(min_length=1, max_length=4096)]
+NonEmptyArg = Annotated[Argument, Field(min_length=1, max_length=MAX_ARG_CHARS)]
 
 
 class JobSpec(BaseModel):
     """What a user asks the federation to run. Immutable once submitted."""
 
     model_config = _Frozen
-    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+    name: Text = Field(min_length=1, max_length=MAX_NAME_CHARS)
     kind: Literal["training", "inference", "batch"]
     resources: Resources = Resources()
     gang: bool = True
@@ -89,13 +135,23 @@ class JobSpec(BaseModel):
     priority: int = Field(0, ge=-1000, le=1000)
     constraints: Constraints = Constraints()
     command: tuple[NonEmptyArg, ...] = Field(min_length=1, max_length=MAX_COMMAND_ARGS)
-    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=MAX_LABELS)
     on_site_loss: Literal["requeue", "fail"] = "requeue"
 
     @model_validator(mode="after")
     def _inference_needs_users(self) -> JobSpec:
         if self.kind == "inference" and self.inference is None:
             raise ValueError("inference jobs need an `inference` section (user_regions, slo)")
+        return self
+
+    @model_validator(mode="after")
+    def _within_size(self, info: ValidationInfo) -> JobSpec:
+        if enforced(info):
+            # Compact JSON as pydantic writes it (UTF-8, in Rust): the size of the canonical form
+            # in a fraction of its time; only the order of keys differs.
+            problem = spec_size_violation(len(self.__pydantic_serializer__.to_json(self)))
+            if problem:
+                raise ValueError(problem)
         return self
 
     @property
@@ -130,13 +186,32 @@ class JobSpec(BaseModel):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
 
+UNENCODABLE = "must be valid Unicode (a lone surrogate cannot be encoded)"
+MAX_PATH_KEY_CHARS = 40
+"""Longer keys (label keys) are cut in violation paths, which name a place, not repeat a value."""
+
+
+def _path_part(part: Any) -> str:
+    return shortened(escaped(str(part)), MAX_PATH_KEY_CHARS)
+
+
+def _description(item: Any) -> str:
+    if item["type"] == "string_unicode":
+        return UNENCODABLE
+    error = (item.get("ctx") or {}).get("error")
+    return str(error) if item["type"] == "value_error" and error is not None else item["msg"]
+
+
 def violations_from(error: ValidationError, prefix: str = "spec") -> list[FieldViolation]:
     """Turn a pydantic error into one field violation per problem, with dotted field paths."""
     out = []
     for item in error.errors():
-        parts = [prefix, *(str(p) for p in item["loc"])]
+        if is_consequence(item):
+            continue
+        # "[key]" marks a problem with a mapping's key; the description says so already.
+        parts = [prefix, *(_path_part(p) for p in item["loc"] if p != "[key]")]
         path = ".".join(parts).replace(".[", "[")
-        out.append(FieldViolation(field=path, description=item["msg"]))
+        out.append(FieldViolation(field=path, description=_description(item)))
     return out
 
 
@@ -153,18 +228,49 @@ def parse_spec(data: Any, *, source: str = "spec") -> JobSpec:
         raise SpecError(f"{source}: invalid job spec", violations_from(exc)) from None
 
 
+def checked_spec(spec: JobSpec) -> JobSpec:
+    """`spec` validated again, for one that may have been built without validation
+    (`model_construct`, `model_copy(update=...)`); raises SpecError."""
+    return parse_spec(spec.model_dump(by_alias=False, warnings=False))
+
+
+SPEC_FILE_LIMITS = YamlLimits(max_depth=MAX_SPEC_FILE_DEPTH, max_values=MAX_SPEC_FILE_VALUES)
+MAX_ISSUES_SHOWN = 5
+
+
 def load_spec(path: str | Path) -> JobSpec:
-    """Read a job spec from a YAML or JSON file (JSON is YAML)."""
-    p = Path(path)
+    """Read a job spec from a YAML or JSON file (JSON is YAML).
+
+    Anything wrong (unreadable, not a regular file, too big, not UTF-8, not YAML, nested too
+    deep, aliases expanding too far, an invalid spec) raises SpecError whose message is one
+    line, `FILE:LINE: FIELD: PROBLEM` (and how many more problems there are); its violations
+    list every problem with its field.
+    """
+    name = os.fspath(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"{p}: cannot read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(f"{p}{where}: not valid YAML: {problem}") from None
-    return parse_spec(data, source=str(p))
+        text = read_source(name, max_bytes=MAX_SPEC_FILE_BYTES)
+        doc = load_mapping(text, file=name, limits=SPEC_FILE_LIMITS)
+        return validate_mapping(JobSpec, doc, file=name)
+    except LocatedError as exc:
+        raise _file_error(name, exc.issues) from None
+
+
+def _again(issue: LocatedIssue) -> str:
+    """A later issue of the same file, without repeating the file's name."""
+    where = f"line {issue.line}: " if issue.line else ""
+    return f"{where}{issue.field}: {issue.message}" if issue.field else where + issue.message
+
+
+def _file_error(name: str, issues: tuple[LocatedIssue, ...]) -> SpecError:
+    first, *rest = issues
+    shown = "; ".join([str(first), *(_again(issue) for issue in rest[: MAX_ISSUES_SHOWN - 1])])
+    more = len(issues) - MAX_ISSUES_SHOWN
+    message = shown + (f" (+{more} more)" if more > 0 else "")
+    violations = [
+        FieldViolation(
+            f"spec.{issue.field}" if issue.field else "spec",
+            f"line {issue.line}: {issue.message}" if issue.line else issue.message,
+        )
+        for issue in issues
+    ]
+    return SpecError(message, violations)

@@ -100,7 +100,7 @@ def error_to_rich_status(exc: ComputeNetError) -> status_pb2.Status:
     rich.details.add().Pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=ERROR_DOMAIN))
     if isinstance(exc, InvalidArgumentError) and exc.violations:
         rich.details.add().Pack(_bad_request(exc.violations))
-    if isinstance(exc, ResourceExhaustedError) and exc.retry_after_s > 0:
+    if isinstance(exc, ResourceExhaustedError | UnavailableError) and exc.retry_after_s > 0:
         retry = error_details_pb2.RetryInfo()
         retry.retry_delay.FromNanoseconds(round(exc.retry_after_s * 1e9))
         rich.details.add().Pack(retry)
@@ -142,7 +142,7 @@ def error_from_status(
     status_code = code.name
     if issubclass(cls, InvalidArgumentError):
         return cls(message, violations, status_code=status_code)
-    if issubclass(cls, ResourceExhaustedError):
+    if issubclass(cls, ResourceExhaustedError | UnavailableError):
         return cls(message, retry_after_s, status_code=status_code)
     return cls(message, status_code=status_code)
 

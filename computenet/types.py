@@ -68,6 +68,18 @@ class SiteLossPolicy(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class StartFailure:
+    """An attempt of a job that never got going: it failed to launch, or its site was lost first."""
+
+    attempt: int
+    site: SiteId
+    reason: str
+    launch_failed: bool = True
+    """True: the site could not start it (the site is avoided from then on); False: the site
+    was lost before the attempt was seen running."""
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """A job as the broker records it."""
 
@@ -89,6 +101,15 @@ class Job:
     """While migrating: the site the job moves to once its current attempt has stopped."""
     pool: str = ""
     """The accelerator pool (model) placement chose for the current attempt ("" if none)."""
+    start_failures: tuple[StartFailure, ...] = ()
+    """Attempts that failed to start, oldest first: what the retry caps count."""
+    not_before_unix_ms: int = 0
+    """A pending job is not placed before this time (backoff after a failed start; 0: now)."""
+
+    @property
+    def failed_sites(self) -> frozenset[SiteId]:
+        """Sites that could not launch an attempt of this job: placement avoids them."""
+        return frozenset(f.site for f in self.start_failures if f.launch_failed)
 
     @property
     def kind(self) -> JobKind:
@@ -174,6 +195,12 @@ class SiteInfo:
     running_jobs: int = 0
     executor: str = ""
     agent_version: str = ""
+    capacity_stale: bool = False
+    """True while the agent's probe fails: the capacity shown is the last good report."""
+    capacity_error: str = ""
+    """Why the probe failed; empty when capacity is fresh."""
+    capacity_unix_ms: int = 0
+    """When the last good capacity report arrived, Unix ms (0 if never)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from computenet.printable import escaped
 from computenet.spec import MAX_NAME_CHARS, Dataset, InferenceSpec, JobSpec, RegionDemand, Resources
 from computenet.workload import DEFAULT_SLO_MS, WorkloadJob
 
@@ -40,7 +41,8 @@ def workload_spec(
     if not serving and job.origin:
         dataset = Dataset(origin=job.origin, size_gb=job.dataset_gb)
     return JobSpec(
-        name=job.job_id[:MAX_NAME_CHARS],
+        # Trace ids come from outside: any control character is written out, not refused.
+        name=escaped(job.job_id)[:MAX_NAME_CHARS] or "job",
         kind=job.kind,
         resources=Resources(
             accelerator=job.accelerator,

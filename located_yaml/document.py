@@ -7,6 +7,8 @@ from typing import Any
 
 import yaml
 
+from located_yaml.limits import LimitExceeded, YamlLimits, check_limits
+
 Loc = tuple[str | int, ...]
 """A path into a document: mapping keys and sequence indexes, outermost first."""
 
@@ -51,12 +53,32 @@ class YamlSyntaxError(ValueError):
         super().__init__(message)
 
 
-def read_yaml(text: str) -> YamlDocument:
-    """Parse one YAML document, keeping key and item lines; raise YamlSyntaxError when malformed."""
+DEFAULT_LIMITS = YamlLimits()
+
+
+def read_yaml(text: str, limits: YamlLimits = DEFAULT_LIMITS) -> YamlDocument:
+    """Parse one YAML document, keeping key and item lines; raise YamlSyntaxError when malformed
+    or past `limits` (checked on the parse events before any value is built)."""
+    _parse(text, lambda loader: check_limits(loader, limits))
+    node, data = _parse(text, _construct)
+    lines: dict[Loc, int] = {}
+    duplicates: list[DuplicateKey] = []
+    if node is not None:
+        lines[()] = node.start_mark.line + 1
+        _record(node, (), lines, duplicates, set())
+    return YamlDocument(data=data, lines=lines, duplicates=tuple(duplicates))
+
+
+def _construct(loader: yaml.SafeLoader) -> tuple[yaml.Node | None, Any]:
+    node = loader.get_single_node()
+    return node, None if node is None else loader.construct_document(node)
+
+
+def _parse(text: str, step: Any) -> Any:
+    """`step(loader)` on a fresh loader over `text`, every failure as a YamlSyntaxError."""
     loader = _Loader(text)
     try:
-        node = loader.get_single_node()
-        data = None if node is None else loader.construct_document(node)
+        return step(loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -64,14 +86,17 @@ def read_yaml(text: str) -> YamlDocument:
         raise YamlSyntaxError(f"invalid YAML: {reason}", line) from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(f"invalid YAML: {exc}", None) from None
+    except LimitExceeded as exc:
+        raise YamlSyntaxError(f"invalid YAML: {exc}", exc.line) from None
+    except (ValueError, OverflowError, TypeError) as exc:
+        # Scalars the safe constructor cannot build: a 5,000-digit integer, 2001-13-45 as a date.
+        raise YamlSyntaxError(f"invalid YAML: a value cannot be read: {exc}", None) from None
     finally:
         loader.dispose()
-    lines: dict[Loc, int] = {}
-    duplicates: list[DuplicateKey] = []
-    if node is not None:
-        lines[()] = node.start_mark.line + 1
-        _record(node, (), lines, duplicates, set())
-    return YamlDocument(data=data, lines=lines, duplicates=tuple(duplicates))
+
+
+MAX_KEY_CHARS = 40
+"""Longer keys are cut in field paths: a path names a place, it need not repeat a huge key."""
 
 
 def field_path(loc: Loc) -> str:
@@ -81,7 +106,8 @@ def field_path(loc: Loc) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += f".{part}" if text else part
+            key = part if len(part) <= MAX_KEY_CHARS else part[:MAX_KEY_CHARS] + "…"
+            text += f".{key}" if text else key
     return text
 
 

@@ -73,7 +73,16 @@ def validation_problems(exc: ValidationError) -> list[Problem]:
     return [
         Problem(tuple(part for part in err["loc"] if not _is_union_tag(part)), _message(err))
         for err in exc.errors()
+        if not is_consequence(err)
     ]
+
+
+def is_consequence(err: Any) -> bool:
+    """True for pydantic's "too short after validation": the list had enough items, some of
+    which were invalid and are reported on their own."""
+    if err["type"] != "too_short" or not isinstance(err.get("input"), list | tuple):
+        return False
+    return len(err["input"]) >= (err.get("ctx") or {}).get("min_length", 0)
 
 
 def _is_union_tag(part: str | int) -> bool:
@@ -107,9 +116,18 @@ _TYPES = {
 }
 
 
+MAX_GOT_CHARS = 60
+"""A wrong value is quoted up to this length: enough to recognise it, never a whole file."""
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= MAX_GOT_CHARS else f"{text[:MAX_GOT_CHARS]}… ({len(text)} chars)"
+
+
 def _message(err: Any) -> str:
     kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
-    got = f" (got {value!r})" if not isinstance(value, dict | list) else ""
+    got = f" (got {_short_repr(value)})" if not isinstance(value, dict | list) else ""
     if kind in _BOUNDS:
         limit = next(iter(ctx.values()))
         if isinstance(limit, float) and limit.is_integer():
@@ -117,6 +135,8 @@ def _message(err: Any) -> str:
         return f"must be {_BOUNDS[kind]} {limit}{got}"
     if kind in _TYPES:
         return f"must be {_TYPES[kind]}{got}"
+    if kind == "string_unicode":
+        return "must be valid Unicode (a lone surrogate cannot be encoded)"
     if kind == "missing":
         return "required field missing"
     if kind == "extra_forbidden":
@@ -127,6 +147,6 @@ def _message(err: Any) -> str:
         return f"must be one of {ctx.get('expected')}{got}"
     if kind == "string_pattern_mismatch":
         return f"must match {ctx.get('pattern')}{got}"
-    if kind == "too_short" and ctx.get("field_type") == "List":
+    if kind == "too_short" and ctx.get("field_type") in ("List", "Tuple"):
         return f"must have at least {ctx.get('min_length')} item(s)"
     return f"{err['msg'][0].lower()}{err['msg'][1:]}{got}"

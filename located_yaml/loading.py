@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import copy
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from located_yaml.document import Loc, YamlDocument, YamlSyntaxError, read_yaml
+from located_yaml.document import DEFAULT_LIMITS, Loc, YamlDocument, YamlSyntaxError, read_yaml
 from located_yaml.issues import (
     LocatedError,
     LocatedIssue,
@@ -22,6 +22,7 @@ from located_yaml.issues import (
     locate,
     validation_problems,
 )
+from located_yaml.limits import YamlLimits
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -38,22 +39,68 @@ class Override:
     source: str
 
 
-def read_source(path: str | os.PathLike[str]) -> str:
-    """The text of a file; LocatedError names the file when it is missing or unreadable."""
+DEFAULT_MAX_SOURCE_BYTES = 64 * 1024 * 1024
+
+
+def read_source(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_SOURCE_BYTES) -> str:
+    """The UTF-8 text of a regular file of at most `max_bytes`.
+
+    LocatedError names the file (and the line of a byte that is not UTF-8) when it is missing,
+    unreadable, not a regular file (a directory, a FIFO that would block), too big or not text.
+    """
     name = os.fspath(path)
     try:
-        return Path(name).read_text(encoding="utf-8")
+        data = read_regular_file(name, max_bytes)
     except FileNotFoundError:
         raise LocatedError([LocatedIssue(name, None, "", "no such file")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
         raise LocatedError([LocatedIssue(name, None, "", f"cannot read file: {reason}")]) from None
+    except (SourceError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise LocatedError([LocatedIssue(name, None, "", str(exc))]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        issue = LocatedIssue(name, line, "", f"not UTF-8 text (byte 0x{data[exc.start]:02x})")
+        raise LocatedError([issue]) from None
 
 
-def load_mapping(text: str, *, file: str, allow_empty: bool = False) -> YamlDocument:
+class SourceError(ValueError):
+    """A path that names no readable text file of an acceptable size."""
+
+
+def read_regular_file(name: str, max_bytes: int) -> bytes:
+    """The bytes of a regular file; SourceError for anything else or anything bigger.
+
+    Opened without blocking, so a FIFO with no writer is refused instead of waiting forever.
+    """
+    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise SourceError("is a directory, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise SourceError("not a regular file (a pipe, socket or device)")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= max_bytes and (chunk := os.read(fd, max_bytes + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > max_bytes:
+        raise SourceError(f"larger than {max_bytes} bytes")
+    return data
+
+
+def load_mapping(
+    text: str, *, file: str, allow_empty: bool = False, limits: YamlLimits = DEFAULT_LIMITS
+) -> YamlDocument:
     """Parse YAML whose top level is a mapping (an empty document reads as {} if allowed)."""
     try:
-        doc = read_yaml(text)
+        doc = read_yaml(text, limits)
     except YamlSyntaxError as exc:
         raise LocatedError([LocatedIssue(file, exc.line, "", str(exc))]) from None
     if doc.data is None and allow_empty:

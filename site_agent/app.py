@@ -124,11 +124,15 @@ async def run_agent(
 async def _run(
     cfg: AgentConfig, stop: asyncio.Event, journal: Journal, env: Mapping[str, str] | None
 ) -> None:
-    state = AgentState(journal.load(), lease_ms=int(cfg.lease_s * 1000))
-    source = make_capacity_source(cfg, env)
-    runtime = AgentRuntime(
-        state=state, journal=journal, executor=make_executor(cfg, env), site=cfg.site
+    state = AgentState(
+        journal.load(),
+        lease_ms=int(cfg.lease_s * 1000),
+        # stopping begins this long before the lease ends, so SIGKILL is not needed before it
+        stop_lead_ms=int(cfg.executor.cancel_grace_s * 1000),
     )
+    source = make_capacity_source(cfg, env)
+    executor = make_executor(cfg, env)
+    runtime = AgentRuntime(state=state, journal=journal, executor=executor, site=cfg.site)
     settings = LinkSettings(
         target=cfg.broker,
         site_id=cfg.site,
@@ -140,7 +144,10 @@ async def _run(
         server_name=cfg.tls.server_name if cfg.tls else None,
     )
     link = BrokerLink(settings, runtime, lambda: runtime.capacity(source))
-    await runtime.handle(Started(runtime.stimulus_id("start"), runtime.clock_ms()))
+    started = Started(
+        runtime.stimulus_id("start"), runtime.clock_ms(), runtime.mono_ms(), executor.lease()
+    )
+    await runtime.handle(started)
     log.info("agent started site=%s broker=%s epoch=%s", cfg.site, cfg.broker, settings.epoch)
     loops = asyncio.create_task(
         runtime.run_loops(stop, poll_interval_s=cfg.executor.poll_interval_s)

@@ -81,8 +81,17 @@ class AgentConfig(BaseSettings):
     capacity: CapacityConfig
     executor: ExecutorConfig
     state_dir: Path = Field(description="Directory for the journal and job folders.")
-    heartbeat_interval_s: float = Field(5.0, gt=0, description="Capacity report interval.")
-    lease_s: float = Field(120.0, gt=0, description="Run without the broker this long at most.")
+    heartbeat_interval_s: float = Field(
+        5.0, gt=0, description="Heartbeat interval until the broker's welcome sets one."
+    )
+    lease_s: float = Field(
+        40.0,
+        gt=0,
+        description=(
+            "Lease length until the broker's welcome sets one: attempts stop this long after "
+            "the send time of the last heartbeat the broker answered."
+        ),
+    )
     tls: TlsConfig | None = Field(
         None,
         description="mTLS to the broker's agent port; None only for an insecure loopback broker.",

@@ -9,6 +9,8 @@ from computenet.types import JobState
 from site_agent.records import AttemptKey, AttemptRecord, Report
 
 # Events. Every event names its cause in `stimulus_id`; times come in, the core reads no clock.
+# `now_ms` is wall time (Unix ms, for reports and tombstones); `mono_ms` is the agent's monotonic
+# clock (boot time ms), the only clock the lease is measured on.
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +19,9 @@ class Started:
 
     stimulus_id: str
     now_ms: int
+    mono_ms: int = 0
+    lease_expiry_mono_ms: int | None = None
+    """The lease an earlier process of this boot left behind; None if none is known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +131,25 @@ class ExecutorReported:
 
 
 @dataclass(frozen=True, slots=True)
-class LeaseCheck:
-    """Periodic tick: stop attempts the broker has re-placed, prune old tombstones."""
+class LeaseRenewed:
+    """The broker answered a heartbeat (or the hello) the agent sent at `sent_mono_ms`."""
 
     stimulus_id: str
     now_ms: int
+    mono_ms: int
+    sent_mono_ms: int
+    lease_ms: int = 0
+    """The renewal's lease length; 0 keeps the current one."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseCheck:
+    """Checked before every other event and on a tick: stop what the lease no longer covers,
+    prune old tombstones."""
+
+    stimulus_id: str
+    now_ms: int
+    mono_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +172,7 @@ Event = (
     | AttemptLaunched
     | LaunchFailed
     | ExecutorReported
+    | LeaseRenewed
     | LeaseCheck
     | ShuttingDown
 )
@@ -196,6 +216,16 @@ class PersistDrain:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishLease:
+    """Tell the executor the lease expiry (monotonic ms), so its watchdogs stop attempts at
+    expiry even while the agent itself is stalled."""
+
+    expiry_mono_ms: int
+    stop_lead_ms: int
+    """How long before expiry stopping begins (SIGTERM, a chance to checkpoint)."""
+
+
+@dataclass(frozen=True, slots=True)
 class SendHello:
     """Send the hello listing the attempts that are not acknowledged-final."""
 
@@ -229,6 +259,8 @@ class StopAttempt:
 
     key: AttemptKey
     reason: str
+    checkpoint: bool = False
+    """Give the job the chance to checkpoint before it stops (where the executor can)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +276,7 @@ Instruction = (
     | PersistReport
     | ForgetReport
     | PersistDrain
+    | PublishLease
     | SendHello
     | SendAck
     | SendReport

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from computenet.spec import JobSpec
 from computenet.types import JobState
@@ -18,6 +21,8 @@ from site_agent.events import (
     PersistReport,
 )
 from site_agent.records import AttemptRecord, Phase, Report, Snapshot
+
+log = logging.getLogger(__name__)
 
 JOURNAL_FILE = "journal.sqlite3"
 _SCHEMA = """
@@ -142,7 +147,7 @@ def _record_from_json(text: str) -> AttemptRecord:
         attempt=d["attempt"],
         fencing_token=d["fencing_token"],
         tenant=d["tenant"],
-        spec=JobSpec.model_validate(d["spec"]) if d["spec"] is not None else None,
+        spec=_spec_from_json(d["job_id"], d["spec"]),
         phase=Phase(d["phase"]),
         handle=d["handle"],
         reported=JobState(d["reported"]) if d["reported"] else None,
@@ -150,6 +155,20 @@ def _record_from_json(text: str) -> AttemptRecord:
         final_acked=d["final_acked"],
         finished_unix_ms=d["finished_unix_ms"],
     )
+
+
+def _spec_from_json(job_id: str, data: Any) -> JobSpec | None:
+    """The stored spec, or None if this version refuses it (the attempt then fails to launch).
+
+    A spec an older agent accepted must never keep the agent from starting.
+    """
+    if data is None:
+        return None
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        log.warning("stored spec no longer valid job_id=%s errors=%d", job_id, exc.error_count())
+        return None
 
 
 def _report_to_json(r: Report) -> str:
@@ -162,6 +181,7 @@ def _report_to_json(r: Report) -> str:
         "exit_code": r.exit_code,
         "message": r.message,
         "time_unix_ms": r.time_unix_ms,
+        "launch_failed": r.launch_failed,
     }
     return json.dumps(data, sort_keys=True)
 

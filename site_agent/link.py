@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,8 +22,10 @@ from computenet.site_messages import (
     CancelAttempt,
     Dispatch,
     Drain,
+    Heartbeat,
     Hello,
     JobEventReport,
+    LeaseRenewal,
     UnreadableDispatch,
     Welcome,
 )
@@ -39,6 +42,7 @@ from site_agent.events import (
     DispatchReceived,
     DrainReceived,
     Event,
+    LeaseRenewed,
     SendHello,
 )
 from site_agent.records import Report
@@ -52,6 +56,10 @@ KEEPALIVE_OPTIONS = (
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
 )
+PROBE_SHARE = 0.75
+"""Share of a heartbeat interval a capacity probe may take before the beat goes without it."""
+SENT_TIMES_KEPT = 1024
+"""Heartbeat send times remembered for renewals; older ones can no longer extend the lease."""
 REJECTING_CODES = frozenset(
     {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED}
 )
@@ -110,7 +118,11 @@ class BrokerLink:
         self._capacity = capacity
         self._rng = rng or random.Random()
         self._queue: asyncio.Queue[sp.ConnectRequest] | None = None
+        self._sequence = itertools.count(1)
+        self._sent_mono_ms: dict[int, int] = {}
+        self._probe: asyncio.Future[CapacityReport] | None = None
         self.sessions = 0
+        self.last_capacity_error = ""
         runtime.outbox = self
 
     # --- outbox (called by the runtime) ---------------------------------------------------
@@ -119,7 +131,19 @@ class BrokerLink:
         """Queue the hello for the stream being opened."""
         s = self._settings
         attempts = tuple(AttemptStatus(JobId(j), a, st) for j, a, st in hello.attempts)
-        self._put(Hello(SiteId(s.site_id), s.agent_version, s.epoch, s.executor_kind, attempts))
+        sequence = self._next_sequence()
+        self._put(
+            Hello(SiteId(s.site_id), s.agent_version, s.epoch, s.executor_kind, attempts, sequence)
+        )
+
+    def _next_sequence(self) -> int:
+        """A fresh heartbeat sequence number, its send time noted (taken before the send, so a
+        lease counted from it ends no later than one counted from the real send)."""
+        sequence = next(self._sequence)
+        self._sent_mono_ms[sequence] = self._runtime.mono_ms()
+        if len(self._sent_mono_ms) > SENT_TIMES_KEPT:
+            del self._sent_mono_ms[min(self._sent_mono_ms)]
+        return sequence
 
     def send_ack(self, delivery_id: int) -> None:
         """Queue an acknowledgement of a delivery."""
@@ -137,6 +161,7 @@ class BrokerLink:
                 exit_code=report.exit_code,
                 message=report.message,
                 time_unix_ms=report.time_unix_ms,
+                launch_failed=report.launch_failed,
             )
         )
 
@@ -202,7 +227,6 @@ class BrokerLink:
                 return False
             welcomed = True
             self.sessions += 1
-            await self._send_capacity()
             await self._welcomed(welcome)
             tasks.append(asyncio.create_task(self._heartbeat(welcome, stop)))
             while not stop.is_set():
@@ -232,6 +256,9 @@ class BrokerLink:
         sid = self._runtime.stimulus_id("welcome")
         lease_ms = int(welcome.lease_s * 1000)
         await self._event(Connected(sid, self._runtime.clock_ms(), lease_ms))
+        renewed = self._renewed(welcome.heartbeat_sequence, welcome.lease_s)
+        if renewed is not None:
+            await self._event(renewed)
 
     async def _write_loop(self, call: grpc.aio.StreamStreamCall, queue: asyncio.Queue) -> None:
         try:
@@ -241,19 +268,52 @@ class BrokerLink:
             log.debug("stream write ended error=%s", exc)
 
     async def _heartbeat(self, welcome: Welcome, stop: asyncio.Event) -> None:
+        """A heartbeat now and every interval, whatever the capacity probe does."""
         interval = welcome.heartbeat_interval_s or self._settings.heartbeat_interval_s
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
-            await wait_or_stop(stop, jittered(interval, self._rng))
-            if not stop.is_set():
-                await self._send_capacity()
+            began = loop.time()
+            capacity, error = await self._probe_capacity(timeout_s=interval * PROBE_SHARE)
+            self._put(Heartbeat(self._next_sequence(), capacity, error))
+            # the probe's time counts against the interval, so beats keep their pace
+            await wait_or_stop(stop, jittered(interval, self._rng) - (loop.time() - began))
 
-    async def _send_capacity(self) -> None:
+    async def _probe_capacity(self, *, timeout_s: float) -> tuple[CapacityReport | None, str]:
+        """The capacity now, or None and why not; a hung probe is waited on, never doubled."""
+        if self._probe is None:
+            self._probe = asyncio.ensure_future(self._capacity())
+        done, _ = await asyncio.wait({self._probe}, timeout=timeout_s)
+        if not done:
+            return None, self._probe_failed(f"capacity probe still running after {timeout_s:g}s")
+        probe, self._probe = self._probe, None
         try:
-            report = await self._capacity()
+            report = probe.result()
         except Exception as exc:
-            log.warning("capacity probe failed error=%s", exc)
-            return
-        self._put(report)
+            return None, self._probe_failed(f"capacity probe failed: {exc}")
+        if self.last_capacity_error:
+            log.info("capacity probe works again")
+            self.last_capacity_error = ""
+        return report, ""
+
+    def _probe_failed(self, error: str) -> str:
+        if error != self.last_capacity_error:
+            log.warning("capacity probe failing error=%s", error)
+        self.last_capacity_error = error
+        return error
+
+    def _renewed(self, sequence: int, lease_s: float) -> LeaseRenewed | None:
+        sent = self._sent_mono_ms.get(sequence)
+        if sent is None:
+            if sequence:
+                log.debug("renewal of an unknown heartbeat sequence=%d", sequence)
+            return None
+        return LeaseRenewed(
+            self._runtime.stimulus_id("renewal"),
+            self._runtime.clock_ms(),
+            self._runtime.mono_ms(),
+            sent,
+            int(lease_s * 1000),
+        )
 
     async def _on_message(self, msg: sp.ConnectResponse) -> None:
         event = self._event_from(msg)
@@ -276,6 +336,8 @@ class BrokerLink:
             return DrainReceived(sid, message.delivery_id, message.drain)
         if isinstance(message, Ack):
             return BrokerAcked(sid, message.id, now)
+        if isinstance(message, LeaseRenewal):
+            return self._renewed(message.heartbeat_sequence, message.lease_s)
         log.warning("ignoring broker message kind=%s", kind)
         return None
 

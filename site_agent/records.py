@@ -72,6 +72,8 @@ class Report:
     exit_code: int = 0
     message: str = ""
     time_unix_ms: int = 0
+    launch_failed: bool = False
+    """A FAILED attempt that never started (bad command, missing binary, executor error)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,8 @@ class ExecutorUpdate:
     """RUNNING, SUCCEEDED, FAILED or CANCELLED."""
     exit_code: int = 0
     message: str = ""
+    launch_failed: bool = False
+    """FAILED because the command could not be started (it never ran)."""
 
     @property
     def key(self) -> AttemptKey:

@@ -27,14 +27,17 @@ from site_agent.events import (
     Instruction,
     LaunchFailed,
     LeaseCheck,
+    PublishLease,
     RecoverAttempts,
     SendAck,
     SendHello,
     SendReport,
     StartAttempt,
+    Started,
     StopAttempt,
 )
 from site_agent.executors.base import Executor, ExecutorError, Launch
+from site_agent.executors.wrapper import monotonic_ms
 from site_agent.journal import Journal
 from site_agent.records import Report
 from site_agent.state import AgentState
@@ -85,12 +88,15 @@ class AgentRuntime:
         executor: Executor,
         site: str,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        mono_ms: Callable[[], int] = monotonic_ms,
     ) -> None:
         self.state = state
         self.journal = journal
         self.executor = executor
         self.site = site
         self.clock_ms = clock_ms
+        self.mono_ms = mono_ms
+        """The lease's clock (boot time): wall-clock steps on the agent do not move it."""
         self.outbox: Outbox = _NoOutbox()
         self._lock = asyncio.Lock()
         self._ids = itertools.count(1)
@@ -99,9 +105,19 @@ class AgentRuntime:
         """A fresh stimulus id naming its cause, e.g. `poll-17`."""
         return f"{kind}-{next(self._ids)}"
 
+    def lease_check(self) -> LeaseCheck:
+        """A lease check at the current time."""
+        return LeaseCheck(self.stimulus_id("lease"), self.clock_ms(), self.mono_ms())
+
     async def handle(self, event: Event) -> None:
-        """Apply one event and carry out its instructions before the next event is taken."""
+        """Apply one event and carry out its instructions before the next event is taken.
+
+        The lease is checked first, at the time the event is taken: an agent waking from a stall
+        stops what its lease no longer covers before it acts on anything it read meanwhile.
+        """
         async with self._lock:
+            if not isinstance(event, Started | LeaseCheck):
+                await self._handle(self.lease_check())
             await self._handle(event)
 
     async def _handle(self, event: Event) -> None:
@@ -130,22 +146,49 @@ class AgentRuntime:
         elif isinstance(item, StartAttempt):
             await self._start(item)
         elif isinstance(item, StopAttempt):
-            log.info("stopping job_id=%s attempt=%d reason=%s", *item.key, item.reason)
-            await asyncio.to_thread(self.executor.cancel, item.key)
+            # the executors stop with SIGTERM first (scancel's default), the job's chance to
+            # checkpoint; there is no separate checkpoint call to make
+            log.info(
+                "stopping job_id=%s attempt=%d reason=%s checkpoint=%s",
+                *item.key,
+                item.reason,
+                item.checkpoint,
+            )
+            try:
+                await asyncio.to_thread(self.executor.cancel, item.key)
+            except Exception:
+                # The attempt keeps its stop reason; the broker's cancel or the lease retries.
+                log.exception("cancel failed job_id=%s attempt=%d", *item.key)
+        elif isinstance(item, PublishLease):
+            try:
+                await asyncio.to_thread(
+                    self.executor.set_lease, item.expiry_mono_ms, item.stop_lead_ms
+                )
+            except Exception:
+                # the agent's own lease check still stops attempts; only the watchdog is late
+                log.exception("publishing the lease to the executor failed")
         elif isinstance(item, RecoverAttempts):
             log.info("recovering attempts=%d", len(item.records))
-            await asyncio.to_thread(self.executor.recover, item.records)
+            try:
+                await asyncio.to_thread(self.executor.recover, item.records)
+            except Exception:
+                log.exception("recovering attempts failed; the executor reports what it lost")
 
     async def _start(self, item: StartAttempt) -> None:
         record = item.record
-        assert record.spec is not None
-        launch = Launch(record.job_id, record.attempt, record.fencing_token, record.spec, self.site)
         sid = self.stimulus_id("launch")
         try:
+            if record.spec is None:
+                raise ExecutorError("the attempt has no spec to run")
+            launch = Launch(
+                record.job_id, record.attempt, record.fencing_token, record.spec, self.site
+            )
             handle = await asyncio.to_thread(self.executor.start, launch)
-        except (ExecutorError, OSError) as exc:
-            log.warning("launch failed job_id=%s attempt=%d error=%s", *record.key, exc)
-            failed = LaunchFailed(sid, record.job_id, record.attempt, str(exc), self.clock_ms())
+        except Exception as exc:
+            # Whatever the executor raises fails this attempt, never the agent.
+            message = launch_failure_message(exc)
+            log.warning("launch failed job_id=%s attempt=%d error=%s", *record.key, message)
+            failed = LaunchFailed(sid, record.job_id, record.attempt, message, self.clock_ms())
             await self._handle(failed)
             return
         await self._handle(AttemptLaunched(sid, record.job_id, record.attempt, handle))
@@ -153,12 +196,18 @@ class AgentRuntime:
     async def poll_executor(self) -> None:
         """Ask the executor for state changes and feed them to the core."""
         async with self._lock:
+            await self._handle(self.lease_check())
             updates = await asyncio.to_thread(self.executor.poll)
             for u in updates:
-                sid = self.stimulus_id("poll")
-                event = ExecutorReported(
-                    sid, u.job_id, u.attempt, u.state, u.exit_code, u.message, self.clock_ms()
-                )
+                event: Event
+                if u.launch_failed:
+                    sid = self.stimulus_id("launch")
+                    event = LaunchFailed(sid, u.job_id, u.attempt, u.message, self.clock_ms())
+                else:
+                    sid = self.stimulus_id("poll")
+                    event = ExecutorReported(
+                        sid, u.job_id, u.attempt, u.state, u.exit_code, u.message, self.clock_ms()
+                    )
                 await self._handle(event)
 
     async def run_loops(self, stop: asyncio.Event, *, poll_interval_s: float) -> None:
@@ -166,7 +215,7 @@ class AgentRuntime:
         while not stop.is_set():
             try:
                 await self.poll_executor()
-                await self.handle(LeaseCheck(self.stimulus_id("lease"), self.clock_ms()))
+                await self.handle(self.lease_check())
             except Exception:
                 log.exception("executor poll failed; retrying")
             await wait_or_stop(stop, poll_interval_s)
@@ -192,6 +241,23 @@ class AgentRuntime:
             snap = apply_usage(snap, usage)
         snap = mark_federation(snap, usage)
         return apply_drain(snap) if self.state.drained else snap
+
+
+MAX_REASON_CHARS = 1000
+
+
+def launch_failure_message(exc: BaseException) -> str:
+    """One line saying why a launch failed: the executor's own message, or the exception's."""
+    if isinstance(exc, ExecutorError):
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.strerror:
+        text = f"cannot start the attempt: {exc.strerror}"
+    else:
+        text = f"cannot start the attempt: {type(exc).__name__}: {exc}"
+    line = " ".join(text.split()) or type(exc).__name__
+    # Keep reasons printable and short whatever the exception held (NUL bytes, huge strings).
+    line = line.encode("utf-8", "backslashreplace").decode("utf-8").replace("\0", "\\x00")
+    return line if len(line) <= MAX_REASON_CHARS else line[: MAX_REASON_CHARS - 3] + "..."
 
 
 async def wait_or_stop(stop: asyncio.Event, seconds: float) -> None:

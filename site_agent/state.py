@@ -22,9 +22,11 @@ from site_agent.events import (
     Instruction,
     LaunchFailed,
     LeaseCheck,
+    LeaseRenewed,
     PersistAttempt,
     PersistDrain,
     PersistReport,
+    PublishLease,
     RecoverAttempts,
     SendAck,
     SendHello,
@@ -39,9 +41,10 @@ from site_agent.records import AttemptKey, AttemptRecord, Phase, Report, Snapsho
 log = logging.getLogger(__name__)
 
 LEASE_EXPIRED = "lease expired"
+LEASE_EXPIRED_BEFORE_START = "lease expired: not started"
 AGENT_SHUTDOWN = "agent shutdown"
 LAUNCH_FAILED_EXIT_CODE = -1
-DEFAULT_LEASE_MS = 120_000
+DEFAULT_LEASE_MS = 40_000
 DEFAULT_TOMBSTONE_MS = 24 * 3600 * 1000
 
 
@@ -51,6 +54,12 @@ class AgentState:
     Invariants: an attempt is started at most once per (job_id, attempt); every report stays in
     `unacked` until the broker acknowledges its id; reports are sent only while connected and all
     unacknowledged ones are sent again, in id order, after every welcome.
+
+    The lease: it runs from the agent's own (monotonic) send time of the newest heartbeat the
+    broker answered, for `lease_ms`. From `stop_lead_ms` before its end the agent stops every
+    attempt the broker would requeue, connected or not, and starts nothing new until a renewal of
+    a later heartbeat; a renewal never restarts what was stopped. Every event that carries
+    `mono_ms` checks the lease first, so an agent waking from a stall stops before it acts.
     """
 
     def __init__(
@@ -59,6 +68,7 @@ class AgentState:
         *,
         lease_ms: int = DEFAULT_LEASE_MS,
         tombstone_ms: int = DEFAULT_TOMBSTONE_MS,
+        stop_lead_ms: int = 0,
     ) -> None:
         snap = snapshot or Snapshot()
         self.attempts: dict[AttemptKey, AttemptRecord] = {r.key: r for r in snap.attempts}
@@ -66,9 +76,13 @@ class AgentState:
         self.next_report_id = snap.next_report_id
         self.drained = snap.drained
         self.connected = False
-        self.disconnected_since_ms: int | None = None
         self.lease_ms = lease_ms
         self.tombstone_ms = tombstone_ms
+        self.stop_lead_ms = stop_lead_ms
+        self.lease_expiry_mono_ms: int | None = None
+        """End of the lease on the agent's monotonic clock; None before any renewal."""
+        self.lease_held = False
+        """True while the lease covers running work (as of the last event that carried time)."""
 
     def handle(self, event: Event) -> list[Instruction]:
         """Apply one event and return what to do about it."""
@@ -91,13 +105,22 @@ class AgentState:
 
     def _on_Started(self, ev: Started) -> list[Instruction]:
         self.connected = False
-        self.disconnected_since_ms = ev.now_ms
-        active = self.active()
-        launched = tuple(r for r in active if r.phase is Phase.LAUNCHED)
-        out: list[Instruction] = [RecoverAttempts(launched)] if launched else []
+        if ev.lease_expiry_mono_ms is not None:
+            # an earlier process of this boot left its lease; its watchdogs enforce it too
+            self.lease_expiry_mono_ms = ev.lease_expiry_mono_ms
+        out: list[Instruction] = []
+        if ev.lease_expiry_mono_ms is None and self.active():
+            # nothing known: give recovered attempts one lease from now, as a fresh renewal would
+            self.lease_expiry_mono_ms = ev.mono_ms + self.lease_ms
+            out.append(PublishLease(self.lease_expiry_mono_ms, self._lead_ms()))
+        if self.lease_expiry_mono_ms is not None:
+            self.lease_held = ev.mono_ms < self._stop_at()
+        launched = tuple(r for r in self.active() if r.phase is Phase.LAUNCHED)
+        out += [RecoverAttempts(launched)] if launched else []
         out += [StopAttempt(r.key, r.stop_reason) for r in launched if r.stop_reason]
-        out += [StartAttempt(r) for r in active if r.phase is Phase.ACCEPTED]
-        return out
+        out += self._check_lease(ev.mono_ms, ev.now_ms)
+        out += [StartAttempt(r) for r in self.active() if r.phase is Phase.ACCEPTED]
+        return _persist_first(out)
 
     def _on_Connecting(self, ev: Connecting) -> list[Instruction]:
         self.connected = False
@@ -110,15 +133,14 @@ class AgentState:
 
     def _on_Connected(self, ev: Connected) -> list[Instruction]:
         self.connected = True
-        self.disconnected_since_ms = None
         if ev.lease_ms > 0:
             self.lease_ms = ev.lease_ms
         return [SendReport(r) for r in self.unacked.values()]
 
     def _on_Disconnected(self, ev: Disconnected) -> list[Instruction]:
+        # the lease, not the stream, decides what keeps running: a one-way partition can keep
+        # the stream up, and a broken stream may come back before the lease ends
         self.connected = False
-        if self.disconnected_since_ms is None:
-            self.disconnected_since_ms = ev.now_ms
         return []
 
     # --- deliveries from the broker -----------------------------------------------------------
@@ -137,7 +159,19 @@ class AgentState:
         if ev.spec is None:
             message = f"invalid spec: {ev.invalid_reason}"
             final = self._finish(
-                record, JobState.FAILED, LAUNCH_FAILED_EXIT_CODE, message, ev.now_ms
+                record,
+                JobState.FAILED,
+                LAUNCH_FAILED_EXIT_CODE,
+                message,
+                ev.now_ms,
+                launch_failed=True,
+            )
+            return _persist_first(final, ack)
+        if not self.lease_held and record.requeues_on_site_loss:
+            # read after the lease ran out (e.g. buffered during a stall): the broker has
+            # requeued it or will; cancelled here sends it back to the queue at once
+            final = self._finish(
+                record, JobState.CANCELLED, 0, LEASE_EXPIRED_BEFORE_START, ev.now_ms
             )
             return _persist_first(final, ack)
         self.attempts[record.key] = record
@@ -169,7 +203,7 @@ class AgentState:
             return _persist_first(final, ack)
         if record.is_final or record.stop_reason:
             return [ack]
-        return _persist_first(self._stop(record, reason, ev.now_ms), ack)
+        return _persist_first(self._stop(record, reason, ev.now_ms, checkpoint=ev.checkpoint), ack)
 
     def _on_DrainReceived(self, ev: DrainReceived) -> list[Instruction]:
         if ev.drain == self.drained:
@@ -199,7 +233,14 @@ class AgentState:
         record = self.attempts.get((ev.job_id, ev.attempt))
         if record is None or record.is_final:
             return []
-        return self._finish(record, JobState.FAILED, LAUNCH_FAILED_EXIT_CODE, ev.message, ev.now_ms)
+        return self._finish(
+            record,
+            JobState.FAILED,
+            LAUNCH_FAILED_EXIT_CODE,
+            ev.message,
+            ev.now_ms,
+            launch_failed=True,
+        )
 
     def _on_ExecutorReported(self, ev: ExecutorReported) -> list[Instruction]:
         record = self.attempts.get((ev.job_id, ev.attempt))
@@ -216,13 +257,21 @@ class AgentState:
             message = record.stop_reason
         return self._finish(record, state, ev.exit_code, message, ev.now_ms)
 
+    def _on_LeaseRenewed(self, ev: LeaseRenewed) -> list[Instruction]:
+        out = self._check_lease(ev.mono_ms, ev.now_ms)
+        if ev.lease_ms > 0:
+            self.lease_ms = ev.lease_ms
+        expiry = ev.sent_mono_ms + self.lease_ms
+        current = self.lease_expiry_mono_ms
+        if expiry <= ev.mono_ms or (current is not None and expiry <= current):
+            # e.g. the answer to a heartbeat sent before a stall: its lease is already over
+            return _persist_first(out)
+        self.lease_expiry_mono_ms = expiry
+        self.lease_held = ev.mono_ms < self._stop_at()
+        return _persist_first([*out, PublishLease(expiry, self._lead_ms())])
+
     def _on_LeaseCheck(self, ev: LeaseCheck) -> list[Instruction]:
-        out: list[Instruction] = []
-        since = self.disconnected_since_ms
-        if not self.connected and since is not None and ev.now_ms - since >= self.lease_ms:
-            for record in self.active():
-                if record.requeues_on_site_loss and not record.stop_reason:
-                    out += self._stop(record, LEASE_EXPIRED, ev.now_ms)
+        out = self._check_lease(ev.mono_ms, ev.now_ms)
         for key, record in sorted(self.attempts.items()):
             if record.final_acked and ev.now_ms - record.finished_unix_ms >= self.tombstone_ms:
                 del self.attempts[key]
@@ -240,26 +289,68 @@ class AgentState:
 
     # --- helpers ------------------------------------------------------------------------------
 
+    def _lead_ms(self) -> int:
+        # a short lease keeps three quarters of itself for running work
+        return min(self.stop_lead_ms, self.lease_ms // 4)
+
+    def _stop_at(self) -> int:
+        assert self.lease_expiry_mono_ms is not None
+        return self.lease_expiry_mono_ms - self._lead_ms()
+
+    def _check_lease(self, mono_ms: int, now_ms: int) -> list[Instruction]:
+        """Stop every requeue attempt once the lease (less the stop lead) has run out."""
+        if self.lease_expiry_mono_ms is None or mono_ms < self._stop_at():
+            return []
+        if self.lease_held:
+            log.warning(
+                "lease expired expiry_mono_ms=%d mono_ms=%d connected=%s",
+                self.lease_expiry_mono_ms,
+                mono_ms,
+                self.connected,
+            )
+        self.lease_held = False
+        out: list[Instruction] = []
+        for record in self.active():
+            if record.requeues_on_site_loss and not record.stop_reason:
+                out += self._stop(record, LEASE_EXPIRED, now_ms, checkpoint=True)
+        return out
+
     def _put(self, record: AttemptRecord) -> AttemptRecord:
         self.attempts[record.key] = record
         return record
 
-    def _stop(self, record: AttemptRecord, reason: str, now_ms: int) -> list[Instruction]:
+    def _stop(
+        self, record: AttemptRecord, reason: str, now_ms: int, *, checkpoint: bool = False
+    ) -> list[Instruction]:
         if record.phase is Phase.ACCEPTED:
             return self._finish(record, JobState.CANCELLED, 0, reason, now_ms)
         stopping = self._put(replace(record, stop_reason=reason))
-        return [PersistAttempt(stopping), StopAttempt(record.key, reason)]
+        return [PersistAttempt(stopping), StopAttempt(record.key, reason, checkpoint)]
 
     def _finish(
-        self, record: AttemptRecord, state: JobState, exit_code: int, message: str, now_ms: int
+        self,
+        record: AttemptRecord,
+        state: JobState,
+        exit_code: int,
+        message: str,
+        now_ms: int,
+        *,
+        launch_failed: bool = False,
     ) -> list[Instruction]:
         final = self._put(
             replace(record, phase=Phase.FINAL, reported=state, finished_unix_ms=now_ms)
         )
-        return [PersistAttempt(final), *self._report(final, now_ms, message, exit_code)]
+        report = self._report(final, now_ms, message, exit_code, launch_failed=launch_failed)
+        return [PersistAttempt(final), *report]
 
     def _report(
-        self, record: AttemptRecord, now_ms: int, message: str, exit_code: int = 0
+        self,
+        record: AttemptRecord,
+        now_ms: int,
+        message: str,
+        exit_code: int = 0,
+        *,
+        launch_failed: bool = False,
     ) -> list[Instruction]:
         assert record.reported is not None
         report = Report(
@@ -271,6 +362,7 @@ class AgentState:
             exit_code=exit_code,
             message=message,
             time_unix_ms=now_ms,
+            launch_failed=launch_failed,
         )
         self.next_report_id += 1
         self.unacked[report.report_id] = report

@@ -1,4 +1,4 @@
-"""`computenet-broker certs`: create the federation CA and issue site certificates."""
+"""`computenet-broker certs`: create the federation CA, issue and revoke site certificates."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from broker.security.certs import (
     issue_site,
     serial_hex,
 )
+from broker.security.revocation import revoke
 from computenet.cli.runner import EXIT_USAGE, fail
 
 PROG = "computenet-broker certs"
@@ -68,3 +69,48 @@ def issue_site_command(
         typer.echo(str(key))
         typer.echo(f"serial: {serial_hex(cert.read_bytes())}", err=True)
     typer.echo(f"CA for the agents: {CaLayout(directory).ca_cert}", err=True)
+
+
+def _serial_of(target: str) -> int:
+    """The serial of a certificate file, or of a serial written in hex (colons allowed)."""
+    path = Path(target)
+    if path.is_file():
+        return int(serial_hex(path.read_bytes()).replace(":", ""), 16)
+    try:
+        return int(target.replace(":", "").strip().removeprefix("0x"), 16)
+    except ValueError:
+        raise ValueError(f"{target!r} is neither a certificate file nor a hex serial") from None
+
+
+@certs_app.command("revoke")
+def revoke_command(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="Certificate serial (hex), a certificate file, or with --site a site id."
+        ),
+    ],
+    revocations: Annotated[
+        Path,
+        typer.Option(
+            "--revocations",
+            help="The broker's revocation file (config: security.revocations); made if missing.",
+        ),
+    ],
+    site: Annotated[
+        bool, typer.Option("--site", help="Revoke every certificate of the site TARGET.")
+    ] = False,
+) -> None:
+    """Revoke a site certificate (or a whole site). A broker serving with this revocation file
+    refuses it within seconds and ends its open agent streams; no restart is needed."""
+    try:
+        if site:
+            added = revoke(revocations, site_id=target)
+        else:
+            added = revoke(revocations, serial=_serial_of(target))
+    except ValueError as exc:
+        fail(PROG, str(exc), EXIT_USAGE)
+    except OSError as exc:
+        fail(PROG, str(exc))
+    what = f"site {target}" if site else f"certificate {target}"
+    typer.echo(f"{what} {'revoked' if added else 'was revoked already'} in {revocations}", err=True)

@@ -33,8 +33,7 @@ def plan_command(
     try:
         spec = load_spec(file)
     except SpecError as exc:
-        for violation in exc.violations:
-            typer.echo(f"  {violation.field}: {violation.description}", err=True)
+        # one line naming the file, line and field of each problem, as `computenet submit` says
         fail(PROG, exc.message, EXIT_USAGE)
     try:
         network = load_topology(topology) if topology is not None else default_topology()

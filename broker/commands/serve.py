@@ -44,6 +44,14 @@ def serve_command(
         float | None,
         typer.Option(help="Silent seconds to lost (config: liveness.lost_after_s).", min=0.1),
     ] = None,
+    lease: Annotated[
+        float | None,
+        typer.Option(help="Agent lease seconds (config: liveness.lease_s).", min=0.1),
+    ] = None,
+    clock_skew_margin: Annotated[
+        float | None,
+        typer.Option(help="Lease-to-lost margin (config: liveness.clock_skew_margin_s).", min=0),
+    ] = None,
     tls_dir: Annotated[
         Path | None,
         typer.Option(help="Folder from `certs init` (config: security.tls_dir)."),
@@ -93,6 +101,8 @@ def serve_command(
         (("topology", "path"), "--topology", _absolute(topology)),
         (("liveness", "suspect_after_s"), "--suspect-after", suspect_after),
         (("liveness", "lost_after_s"), "--lost-after", lost_after),
+        (("liveness", "lease_s"), "--lease", lease),
+        (("liveness", "clock_skew_margin_s"), "--clock-skew-margin", clock_skew_margin),
         (("security", "tls_dir"), "--tls-dir", _absolute(tls_dir)),
         (("security", "tokens"), "--tokens", _absolute(tokens)),
         (("security", "revocations"), "--revocations", _absolute(revocations)),

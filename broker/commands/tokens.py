@@ -55,12 +55,14 @@ def list_tokens(file: FileOption) -> None:
         typer.echo(f"{p.name}\t{p.tenant}\t{p.role.value}")
 
 
+@tokens_app.command("revoke")
 @tokens_app.command("remove")
 def remove(
     name: Annotated[str, typer.Argument(help="Name of the token to revoke.")],
     file: FileOption,
 ) -> None:
-    """Revoke a token; a broker reading the file refuses it within seconds."""
+    """Revoke a token (`revoke` and `remove` are the same); a broker reading the file refuses
+    it within seconds, and ends the token's open watch streams (UNAUTHENTICATED)."""
     try:
         removed = remove_token(file, name)
     except (OSError, TokenFileError) as exc:

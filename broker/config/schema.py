@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from broker.config.fields import STRICT
 from broker.config.rebalance import RebalanceSection
@@ -47,6 +47,46 @@ class PlacementConfig(PolicyConfig):
         return PolicyConfig(**self.model_dump(exclude={"round_budget_s"}))
 
 
+class JobsConfig(BaseModel):
+    """Retries of jobs whose attempts fail to start (docs/faults.md: Jobs that cannot start)."""
+
+    model_config = STRICT
+
+    max_launch_attempts: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description=(
+            "Failed starts (an attempt its site could not launch, or whose site was lost before "
+            "it ran) after which the job fails with every reason."
+        ),
+    )
+    max_sites: int = Field(
+        3,
+        ge=1,
+        le=10_000,
+        description="Distinct sites with a failed start after which the job fails.",
+    )
+    retry_backoff_s: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        description=(
+            "Seconds before a job is placed again after its first failed start; doubles with "
+            "each further one."
+        ),
+    )
+    retry_backoff_max_s: float = Field(
+        300.0, ge=0, le=86_400, description="The longest wait between two attempts, seconds."
+    )
+
+    @model_validator(mode="after")
+    def _max_covers_first(self) -> JobsConfig:
+        if self.retry_backoff_max_s < self.retry_backoff_s:
+            raise ValueError("retry_backoff_max_s must be at least retry_backoff_s")
+        return self
+
+
 class BrokerConfig(BaseModel):
     """Everything `computenet-broker serve` is configured with, section by section."""
 
@@ -69,6 +109,10 @@ class BrokerConfig(BaseModel):
     placement: PlacementConfig = Field(
         default_factory=PlacementConfig,
         description="Placement policy: cost term prices and weights, batch limits, round budget.",
+    )
+    jobs: JobsConfig = Field(
+        default_factory=JobsConfig,
+        description="Retries of jobs that cannot start: attempt and site caps, backoff.",
     )
     rebalance: RebalanceSection = Field(
         default_factory=RebalanceSection,

@@ -11,6 +11,8 @@ WEEK_S = 7 * 24 * 3600
 """Longest transport duration; gRPC takes them in milliseconds as 32-bit integers."""
 MAX_GRPC_BYTES = 2**31 - 1
 """gRPC message sizes are 32-bit integers."""
+LEASE_HEARTBEATS = 3
+"""A lease spans at least this many heartbeat intervals, so one lost renewal does not end it."""
 
 
 class ListenConfig(BaseModel):
@@ -65,46 +67,100 @@ class TopologyConfig(BaseModel):
 
 
 class LivenessConfig(BaseModel):
-    """How the broker judges sites by their reports, and what it asks of agents."""
+    """How the broker judges sites by their heartbeats, and the lease it gives agents.
+
+    The lease runs at the agent from its own send time of the last heartbeat the broker
+    answered, so it ends before `last heard + lease_s` at the broker; the broker declares a site
+    lost only after `lost_after_s >= lease_s + clock_skew_margin_s` of silence, by which time the
+    agent has stopped the site's attempts.
+    """
 
     model_config = STRICT
 
     suspect_after_s: float = Field(
-        15.0, gt=0, description="Seconds without a report before a site is suspect (no new work)."
+        15.0,
+        gt=0,
+        description="Seconds without a heartbeat before a site is suspect (no new work).",
+    )
+    lease_s: float = Field(
+        40.0,
+        gt=0,
+        description=(
+            "Agent lease: an agent stops its requeueable attempts this long after sending the "
+            "last heartbeat the broker answered."
+        ),
+    )
+    clock_skew_margin_s: float = Field(
+        5.0,
+        ge=0,
+        description=(
+            "Allowance for clock-rate drift and scheduling delay between an agent's lease end "
+            "and the broker's lost verdict."
+        ),
     )
     lost_after_s: float = Field(
         60.0,
         gt=0,
         validate_default=True,  # a file raising only suspect_after_s must still be checked
         description=(
-            "Seconds without a report before a site is lost and its jobs are requeued or "
-            "failed; must exceed suspect_after_s."
+            "Seconds without a heartbeat before a site is lost and its jobs are requeued or "
+            "failed; must exceed suspect_after_s and be at least lease_s + clock_skew_margin_s."
         ),
     )
     heartbeat_interval_s: float = Field(
         2.0,
         gt=0,
+        validate_default=True,  # checked against lease_s even when left at its default
         description=(
-            "How often agents are asked to report; at most a third of suspect_after_s is used."
+            "How often agents are asked to send a heartbeat; at most a third of suspect_after_s "
+            "is used, and lease_s must span at least three of these intervals."
         ),
     )
-    lease_s: float = Field(
-        120.0, gt=0, description="How long agents may run jobs without hearing from the broker."
+    stale_capacity_after_s: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "Seconds an alive site's capacity probe may fail (its last good capacity kept, "
+            "marked stale) before the site takes no new work; it is never lost for this."
+        ),
     )
 
     @field_validator("lost_after_s")
     @classmethod
-    def _lost_after_suspect(cls, lost_after_s: float, info: ValidationInfo) -> float:
+    def _lost_after_suspect_and_lease(cls, lost_after_s: float, info: ValidationInfo) -> float:
         suspect_after_s = info.data.get("suspect_after_s")
         if suspect_after_s is not None and lost_after_s <= suspect_after_s:
             raise ValueError(
                 f"must be greater than suspect_after_s ({suspect_after_s:g}), got {lost_after_s:g}"
             )
+        lease_s, skew_s = info.data.get("lease_s"), info.data.get("clock_skew_margin_s")
+        if lease_s is not None and skew_s is not None and lost_after_s < lease_s + skew_s:
+            raise ValueError(
+                f"must be at least lease_s ({lease_s:g}) + clock_skew_margin_s ({skew_s:g}) = "
+                f"{lease_s + skew_s:g}, got {lost_after_s:g}: a lost site's jobs could be "
+                "requeued while its agent still runs them"
+            )
         return lost_after_s
+
+    @field_validator("heartbeat_interval_s")
+    @classmethod
+    def _renewals_within_lease(cls, heartbeat_interval_s: float, info: ValidationInfo) -> float:
+        lease_s, suspect_after_s = info.data.get("lease_s"), info.data.get("suspect_after_s")
+        if lease_s is None or suspect_after_s is None:
+            return heartbeat_interval_s
+        used = min(heartbeat_interval_s, suspect_after_s / 3)
+        if lease_s < LEASE_HEARTBEATS * used:
+            raise ValueError(
+                f"agents would beat every {used:g} s, so lease_s ({lease_s:g}) must be at least "
+                f"{LEASE_HEARTBEATS} heartbeat intervals ({LEASE_HEARTBEATS * used:g}): a lease "
+                "shorter than a few beats ends between renewals"
+            )
+        return heartbeat_interval_s
 
 
 class LimitsConfig(BaseModel):
-    """Abuse limits: submission rate per tenant, streams per site, deadline of unary calls."""
+    """Abuse limits: submission and read rates per tenant, failed authentications per peer,
+    streams per site, deadline of unary calls."""
 
     model_config = STRICT
 
@@ -118,6 +174,33 @@ class LimitsConfig(BaseModel):
             "Submissions a tenant may make at once after being quiet; null: twice the rate, "
             "at least 20."
         ),
+    )
+    read_rate_per_s: float = Field(
+        50.0,
+        ge=0,
+        description=(
+            "Sustained reads (get, list, explain, plan, watch started) per second per tenant, "
+            "counted apart from submissions; 0: unlimited."
+        ),
+    )
+    read_burst: int | None = Field(
+        None,
+        ge=1,
+        description="Reads a tenant may make at once after being quiet; null: twice the rate, "
+        "at least 50.",
+    )
+    auth_failures_burst: int = Field(
+        20,
+        ge=1,
+        description=(
+            "Failed authentications a peer address may make in a row; past them its calls are "
+            "refused (RESOURCE_EXHAUSTED) without checking credentials until it slows down."
+        ),
+    )
+    auth_failures_per_s: float = Field(
+        0.5,
+        gt=0,
+        description="Failed authentications per second a throttled peer address may go on making.",
     )
     max_streams_per_site: int = Field(
         2,
@@ -136,6 +219,12 @@ class LimitsConfig(BaseModel):
         if self.submit_burst is not None:
             return self.submit_burst
         return max(20, int(self.submit_rate_per_s * 2))
+
+    def reads_burst(self) -> int:
+        """The read burst in effect (configured, or derived from the rate)."""
+        if self.read_burst is not None:
+            return self.read_burst
+        return max(50, int(self.read_rate_per_s * 2))
 
 
 class TransportConfig(BaseModel):
@@ -219,7 +308,10 @@ class SecurityConfig(BaseModel):
     )
     revocations: ExistingFile | None = Field(
         None,
-        description="YAML of revoked certificate serials and sites, relative to this config file.",
+        description=(
+            "YAML of revoked certificate serials and sites, relative to this config file; "
+            "re-read within a second of a change (`computenet-broker certs revoke`)."
+        ),
     )
     insecure: bool = Field(
         False,

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from broker.app import BrokerSettings
 from broker.config.rebalance import RebalanceSection
-from broker.config.schema import BrokerConfig
+from broker.config.schema import BrokerConfig, JobsConfig
 from broker.config.sections import LimitsConfig, SecurityConfig, TransportConfig
+from broker.control import RetryPolicy
 from broker.rebalance.service import RebalanceSettings
 from broker.security.limits import LimitSettings, ServerLimits
 from broker.security.setup import SecuritySettings
@@ -25,11 +26,24 @@ def broker_settings(config: BrokerConfig) -> BrokerSettings:
         lost_after_s=config.liveness.lost_after_s,
         heartbeat_interval_s=config.liveness.heartbeat_interval_s,
         lease_s=config.liveness.lease_s,
+        clock_skew_margin_s=config.liveness.clock_skew_margin_s,
+        stale_capacity_after_s=config.liveness.stale_capacity_after_s,
         policy=config.placement.policy(),
         placement_round_budget_s=config.placement.round_budget_s,
         security=security_settings(config.security, config.limits, config.listen.agents),
         rebalance=rebalance_settings(config.rebalance),
         transport=server_limits(config.transport),
+        retry=retry_policy(config.jobs),
+    )
+
+
+def retry_policy(jobs: JobsConfig) -> RetryPolicy:
+    """Caps and backoff for jobs whose attempts fail to start, as the lifecycle core takes them."""
+    return RetryPolicy(
+        max_attempts=jobs.max_launch_attempts,
+        max_sites=jobs.max_sites,
+        backoff_s=jobs.retry_backoff_s,
+        backoff_max_s=jobs.retry_backoff_max_s,
     )
 
 
@@ -64,10 +78,16 @@ def security_settings(
 
 
 def limit_settings(limits: LimitsConfig) -> LimitSettings:
-    """Per-call limits; a submission rate of 0 charges no method to the tenants' buckets."""
+    """Per-call limits; a rate of 0 charges no method to the tenants' buckets of that kind."""
     default = LimitSettings()
     charged = limits.submit_rate_per_s > 0
+    reads = limits.read_rate_per_s > 0
     return LimitSettings(
+        read_rate_per_s=limits.read_rate_per_s if reads else default.read_rate_per_s,
+        read_burst=limits.reads_burst() if reads else default.read_burst,
+        read_limited_methods=default.read_limited_methods if reads else frozenset(),
+        auth_failures_burst=limits.auth_failures_burst,
+        auth_failures_per_s=limits.auth_failures_per_s,
         # the buckets are built even when nothing is charged, and need a positive rate
         submit_rate_per_s=limits.submit_rate_per_s if charged else default.submit_rate_per_s,
         submit_burst=limits.burst() if charged else default.submit_burst,

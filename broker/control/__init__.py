@@ -6,10 +6,13 @@ out the effects it returns.
 """
 
 from broker.control.effects import Dispatch, Effect, PlaceAtTarget, Stop, Write
-from broker.control.machine import SUPERSEDED, JobMachine
+from broker.control.machine import LAUNCH_FAILED, LOST_BEFORE_START, SUPERSEDED, JobMachine
+from broker.control.reconcile import Resumption
+from broker.control.retry import RetryPolicy
 from broker.control.stimuli import (
     Allocation,
     AttemptReported,
+    AttemptsListed,
     CancelRequested,
     DispatchAcknowledged,
     MigrationAbandoned,
@@ -26,9 +29,12 @@ from broker.control.stimuli import (
 )
 
 __all__ = [
+    "LAUNCH_FAILED",
+    "LOST_BEFORE_START",
     "SUPERSEDED",
     "Allocation",
     "AttemptReported",
+    "AttemptsListed",
     "CancelRequested",
     "Dispatch",
     "DispatchAcknowledged",
@@ -43,6 +49,8 @@ __all__ = [
     "Placed",
     "PoolShare",
     "Preempt",
+    "Resumption",
+    "RetryPolicy",
     "SiteLost",
     "SiteSuspect",
     "Stimulus",

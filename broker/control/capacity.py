@@ -45,8 +45,13 @@ def holds_by_site(holds: Iterable[Hold]) -> dict[str, SiteHolds]:
 
 def pool_views(pools: Iterable[PoolCapacity], held: SiteHolds | None) -> tuple[PoolCapacity, ...]:
     """The site's pools with the ledger's holds filled in (their `free` is then the rule)."""
-    cards = held.cards if held is not None else {}
-    return tuple(replace(p, held=cards.get(p.model, 0)) for p in pools)
+    if held is None:
+        return tuple(p if p.held == 0 else replace(p, held=0) for p in pools)
+    cards = held.cards
+    return tuple(
+        p if p.held == cards.get(p.model, 0) else replace(p, held=cards.get(p.model, 0))
+        for p in pools
+    )
 
 
 def host_free(host: CapacityReport, held: SiteHolds | None) -> tuple[float, float]:
@@ -67,6 +72,8 @@ def site_capacity(
     report: CapacityReport,
     held: SiteHolds | None,
     wait_h_by_pool: Mapping[str, float] | None = None,
+    *,
+    capacity_stale: bool = False,
 ) -> SiteCapacity:
     """What placement sees of one site: free cards per pool, cores and memory, queue waits."""
     views = pool_views(report.pools, held)
@@ -80,6 +87,7 @@ def site_capacity(
         memory_gb_free=memory_free,
         queue_wait_h=min(waits.values(), default=0.0),
         queue_wait_h_by_pool=waits,
+        capacity_stale=capacity_stale,
     )
 
 

@@ -12,12 +12,16 @@ move stops the old attempt; back to pending when a site is lost or stops an atte
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import assert_never
 
+from broker.control import reconcile
 from broker.control.effects import Dispatch, Effect, PlaceAtTarget, Stop, Write
+from broker.control.retry import RetryPolicy, failed_start
 from broker.control.stimuli import (
     AttemptReported,
+    AttemptsListed,
     CancelRequested,
     DispatchAcknowledged,
     MigrationAbandoned,
@@ -32,17 +36,24 @@ from broker.control.stimuli import (
     Stimulus,
 )
 from broker.store.protocol import Hold, Transition
-from computenet.types import ACTIVE_STATES, Job, JobId, JobState, SiteId
+from computenet.site_messages import AttemptStatus
+from computenet.types import ACTIVE_STATES, Job, JobState, SiteId, StartFailure
 
 SUPERSEDED = "superseded: the job runs elsewhere now"
 CANCEL_REASON = "cancel requested"
 MOVABLE = frozenset({JobState.PLACED, JobState.DISPATCHED, JobState.RUNNING})
 _ACTIVE = frozenset(ACTIVE_STATES)
 _STARTABLE = frozenset({JobState.PLACED, JobState.DISPATCHED})
+LAUNCH_FAILED = "launch_failed"
+LOST_BEFORE_START = "site_lost_before_start"
 
 
 class JobMachine:
-    """Decides what follows each stimulus; holds no state of its own."""
+    """Decides what follows each stimulus; holds no state of its own besides its policy."""
+
+    def __init__(self, retry: RetryPolicy | None = None) -> None:
+        self.retry = retry or RetryPolicy()
+        """Caps and backoff for attempts that fail to start."""
 
     def handle(self, job: Job, stimulus: Stimulus) -> list[Effect]:
         """The effects of `stimulus` on `job` (empty: nothing changes)."""
@@ -58,7 +69,15 @@ class JobMachine:
             case SiteLost():
                 if job.site != stimulus.site or job.state not in _ACTIVE:
                     return []
+                if job.state in _STARTABLE:
+                    # Never seen running: the agent may have died starting it (a poison job).
+                    failure = StartFailure(
+                        job.attempt, stimulus.site, "site lost", launch_failed=False
+                    )
+                    return [Write(self._failed_start(job, failure, stimulus.now_unix_ms))]
                 return [Write(requeue(job, cause="site_lost"))]
+            case AttemptsListed():
+                return reconcile.reconcile(job, stimulus, self.retry)
             case CancelRequested():
                 return self._cancel(job, stimulus)
             case MigrationBegun():
@@ -87,27 +106,20 @@ class JobMachine:
             case _:
                 assert_never(stimulus)
 
-    def resume(self, site: SiteId, jobs: list[Job], held: list[tuple[JobId, int]]) -> list[Effect]:
-        """After a site (re)connects: what it is owed, given the attempts it says it holds.
+    def resume(
+        self,
+        site: SiteId,
+        jobs: Iterable[Job],
+        listed: Sequence[AttemptStatus],
+        now_unix_ms: int = 0,
+    ) -> reconcile.Resumption:
+        """After a site (re)connects: reconcile what it lists with what the broker believes.
 
-        `jobs` are the active jobs the broker has at the site. Placed attempts are delivered
-        again, pending stops are repeated, and attempts the broker no longer backs are stopped.
+        `jobs` are the broker's active jobs at the site and the jobs `listed` names. Feed each
+        returned stimulus to `handle` (lost attempts requeue, placed ones are delivered again,
+        pending stops are repeated, stale attempts are stopped) and carry out the stops.
         """
-        effects: list[Effect] = []
-        mine = {j.job_id: j for j in jobs if j.site == site and j.state in _ACTIVE}
-        for job in mine.values():
-            if job.cancel_requested:
-                effects.append(Stop(site, job.job_id, job.attempt, CANCEL_REASON))
-            elif job.state == JobState.MIGRATING:
-                reason = f"migrating to {job.migration_target}"
-                effects.append(Stop(site, job.job_id, job.attempt, reason, checkpoint=True))
-            elif job.state == JobState.PLACED:
-                effects.append(Dispatch(job.job_id, job.attempt, site, pool_of(job)))
-        for job_id, attempt in held:
-            current = mine.get(job_id)
-            if current is None or current.attempt != attempt:
-                effects.append(Stop(site, job_id, attempt, SUPERSEDED))
-        return effects
+        return reconcile.resume(site, jobs, listed, now_unix_ms)
 
     def _placed(self, job: Job, stimulus: Placed) -> list[Effect]:
         movable = (
@@ -118,6 +130,8 @@ class JobMachine:
         if job.state != JobState.PENDING and not movable:
             return []
         allocation = stimulus.allocation
+        if job.state == JobState.PENDING and allocation.site in job.failed_sites:
+            return []  # it could not launch the job before
         attempt = job.attempt + 1
         holds = tuple(
             Hold(
@@ -191,6 +205,9 @@ class JobMachine:
             if job.state not in _STARTABLE:
                 return []
             return [Write(replace(reported, expect_states=_STARTABLE))]
+        if report.state == JobState.FAILED and report.launch_failed:
+            failure = StartFailure(report.attempt, report.site, report.message or "no reason")
+            return [Write(self._failed_start(job, failure, report.now_unix_ms))]
         if report.state in (JobState.SUCCEEDED, JobState.FAILED):
             return [Write(_final(reported, exit_code=report.exit_code))]
         if report.state != JobState.CANCELLED:
@@ -201,6 +218,10 @@ class JobMachine:
             note = f"stopped at {report.site}: {report.message}"
             return [PlaceAtTarget(job.job_id, job.migration_target, note, report.attempt)]
         return [Write(requeue(job, cause="stopped_at_site", message=report.message))]
+
+    def _failed_start(self, job: Job, failure: StartFailure, now_unix_ms: int) -> Transition:
+        cause = LAUNCH_FAILED if failure.launch_failed else LOST_BEFORE_START
+        return failed_start(job, failure, cause=cause, now_unix_ms=now_unix_ms, policy=self.retry)
 
     def _cancel(self, job: Job, stimulus: CancelRequested) -> list[Effect]:
         message = stimulus.reason or "cancelled by request"

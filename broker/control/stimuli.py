@@ -67,6 +67,10 @@ class AttemptReported:
     state: JobState
     exit_code: int | None = None
     message: str = ""
+    launch_failed: bool = False
+    """A FAILED attempt that never started (the site could not launch it)."""
+    now_unix_ms: int = 0
+    """When the broker took the report (the retry backoff counts from it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,24 @@ class SiteLost:
     """The site was silent past its lost window: its attempts no longer count."""
 
     site: SiteId
+    now_unix_ms: int = 0
+    """When the broker judged it lost (the retry backoff counts from it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptsListed:
+    """A (re)connecting site's hello listed these attempts of the job (maybe none of them).
+
+    Each entry is (attempt, state the site last saw); the state is None when the site sent
+    none this build knows. The core reconciles both ways: the job's current attempt at the
+    site that the site does not list is lost; a listed attempt the broker no longer backs there
+    is stopped.
+    """
+
+    site: SiteId
+    attempts: tuple[tuple[int, JobState | None], ...] = ()
+    now_unix_ms: int = 0
+    """When the hello arrived: a lost attempt that never ran is retried after a backoff."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +166,7 @@ Stimulus = (
     | AttemptReported
     | SiteSuspect
     | SiteLost
+    | AttemptsListed
     | CancelRequested
     | MigrationBegun
     | MigrationStop

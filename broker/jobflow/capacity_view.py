@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from broker.control.capacity import (
     SiteHolds,
@@ -18,8 +20,19 @@ from broker.sites.registry import SiteEntry, SiteRegistry
 from broker.store.protocol import Hold
 from broker.writer import StoreWriter
 from computenet.spec import JobSpec
-from computenet.types import JobId, PoolCapacity, SiteId
+from computenet.types import CapacityReport, JobId, PoolCapacity, SiteId, SiteStatus
 from topology import Topology
+
+
+@dataclass(frozen=True, slots=True)
+class _SiteFacts:
+    """What a snapshot needs of one registry entry, copied so it can be read off the loop."""
+
+    site_id: SiteId
+    status: SiteStatus
+    report: CapacityReport
+    capacity_withheld: bool
+    """Stale too long to place new work on."""
 
 
 class CapacityView:
@@ -42,13 +55,29 @@ class CapacityView:
         `without` leaves one job's own holds out, to ask where that job could go instead.
         """
         holds = [h for h in await self.holds() if h.job_id != without]
-        return self.build(holds, pending)
+        # The registry changes on the event loop; its facts are copied here and the snapshot
+        # (milliseconds per thousand sites) is built on a worker thread, so agents' streams
+        # are served meanwhile.
+        facts = self._facts()
+        return await asyncio.to_thread(self._build, facts, holds, list(pending))
 
     def build(self, holds: Iterable[Hold], pending: Iterable[JobSpec] = ()) -> FederationSnapshot:
         """A snapshot from given ledger lines and pending specs (pure apart from the registry)."""
+        return self._build(self._facts(), holds, pending)
+
+    def _facts(self) -> list[_SiteFacts]:
+        now_s = time.monotonic()
+        withheld = self._registry.capacity_withheld
+        return [
+            _SiteFacts(e.site_id, e.status, e.report, withheld(e, now_s))
+            for e in self._registry.entries()
+        ]
+
+    def _build(
+        self, entries: Sequence[_SiteFacts], holds: Iterable[Hold], pending: Iterable[JobSpec]
+    ) -> FederationSnapshot:
         now_ms = int(time.time() * 1000)
         by_site = holds_by_site(holds)
-        entries = self._registry.entries()
         allocatable: dict[tuple[str, str], int] = {
             (e.site_id, p.model): p.allocatable for e in entries for p in e.report.pools
         }
@@ -60,7 +89,12 @@ class CapacityView:
             held = by_site.get(entry.site_id)
             waits = _waits(entry, held, backlog, now_ms)
             sites[entry.site_id] = site_capacity(
-                entry.site_id, entry.status, entry.report, held, waits
+                entry.site_id,
+                entry.status,
+                entry.report,
+                held,
+                waits,
+                capacity_stale=entry.capacity_withheld,
             )
         return FederationSnapshot(topology=self._topology, sites=sites, now_unix_s=now_ms / 1000)
 
@@ -84,7 +118,7 @@ class CapacityView:
 
 
 def _waits(
-    entry: SiteEntry,
+    entry: _SiteFacts,
     held: SiteHolds | None,
     backlog: dict[tuple[str, str], float],
     now_ms: int,

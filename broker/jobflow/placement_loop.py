@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 _PENDING = frozenset({JobState.PENDING})
 SUBMITTED = "submitted"
 NO_SITE_ACCEPTING = "waiting: no site is active"
+RETRY_WAIT = "waiting to retry after a failed start"
 MS_PER_HOUR = 3_600_000
 EXPLAIN_SITES = 10
 """Feasible and rejected sites an explanation lists (each), so it stays small at any scale."""
@@ -67,6 +68,22 @@ class RoundStats:
     def total_s(self) -> float:
         """The whole round."""
         return self.snapshot_s + self.solve_s + self.explain_s + self.write_s
+
+
+def placement_spec(job: Job) -> JobSpec:
+    """The spec placement sees: the job's own, with the sites that could not launch it excluded."""
+    failed = job.failed_sites
+    if not failed:
+        return job.spec
+    constraints = job.spec.constraints
+    excluded = tuple(dict.fromkeys([*constraints.excluded_sites, *sorted(failed)]))
+    return job.spec.model_copy(
+        update={"constraints": constraints.model_copy(update={"excluded_sites": excluded})}
+    )
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def placement_to_json(placement: Placement) -> str:
@@ -110,6 +127,8 @@ class PlacementLoop:
         self._wake = asyncio.Event()
         self._pending: dict[JobId, Job | None] = {}
         self._fresh: set[JobId] = set()
+        self._backing_off: dict[JobId, int] = {}
+        """Pending jobs waiting out a retry backoff: the time (Unix ms) they may be placed."""
         self._capacity_changed = True
         self.pending_reasons: dict[str, str] = {}
         self.last_round: RoundStats | None = None
@@ -136,10 +155,13 @@ class PlacementLoop:
             if event.state == JobState.PENDING:
                 if event.cause != SUBMITTED or event.job_id not in self._pending:
                     self._pending[event.job_id] = None  # (re)load: its attempt changed
+                if event.cause != SUBMITTED:
+                    self._capacity_changed = True  # a requeue released the job's holds
                 self._fresh.add(event.job_id)
             else:
                 self._pending.pop(event.job_id, None)
                 self._fresh.discard(event.job_id)
+                self._backing_off.pop(event.job_id, None)
                 self.pending_reasons.pop(event.job_id, None)
             if event.state.is_final and event.site is not None:
                 self._capacity_changed = True
@@ -153,8 +175,15 @@ class PlacementLoop:
             self._fresh.add(job.job_id)
 
     async def _candidates(self) -> list[Job]:
-        """The pending jobs worth trying now, highest priority first, oldest first."""
-        ids = list(self._pending) if self._capacity_changed else list(self._fresh)
+        """The pending jobs worth trying now, highest priority first, oldest first.
+
+        A job waiting out a retry backoff is set aside until its time comes.
+        """
+        now_ms = _now_ms()
+        due = [i for i, at in self._backing_off.items() if at <= now_ms]
+        for job_id in due:
+            del self._backing_off[job_id]
+        ids = list(self._pending) if self._capacity_changed else [*self._fresh, *due]
         self._capacity_changed = False
         self._fresh.clear()
         missing = [i for i in ids if self._pending.get(i) is None and i in self._pending]
@@ -163,9 +192,23 @@ class PlacementLoop:
             for job in await self._writer.read(functools.partial(store.get_jobs, missing)):
                 if job.job_id in self._pending and job.state == JobState.PENDING:
                     self._pending[job.job_id] = job
-        jobs = [j for i in ids if (j := self._pending.get(i)) is not None]
-        jobs.sort(key=lambda j: (-j.spec.priority, j.created_unix_ms))
-        return jobs
+        jobs = [j for i in dict.fromkeys(ids) if (j := self._pending.get(i)) is not None]
+        ready = []
+        for job in jobs:
+            if job.not_before_unix_ms > now_ms:
+                self._backing_off[job.job_id] = job.not_before_unix_ms
+                wait_s = (job.not_before_unix_ms - now_ms) / 1000
+                self.pending_reasons[job.job_id] = f"{RETRY_WAIT}: next try in {wait_s:.1f} s"
+            else:
+                ready.append(job)
+        ready.sort(key=lambda j: (-j.spec.priority, j.created_unix_ms))
+        return ready
+
+    def next_retry_in_s(self) -> float | None:
+        """Seconds until the first job waiting out a backoff may be placed; None if none waits."""
+        if not self._backing_off:
+            return None
+        return max(0.0, (min(self._backing_off.values()) - _now_ms()) / 1000)
 
     def _anyone_accepting(self) -> bool:
         return any(e.status == SiteStatus.ACTIVE for e in self._registry.entries())
@@ -188,7 +231,7 @@ class PlacementLoop:
         snapped = time.perf_counter()
         result = await asyncio.to_thread(
             place_batch,
-            [(j.job_id, j.spec) for j in candidates],
+            [(j.job_id, placement_spec(j)) for j in candidates],
             snapshot,
             self._policy,
             time_budget_s=self._timing.round_budget_s,
@@ -242,8 +285,12 @@ class PlacementLoop:
         """Run placement rounds until `stop` is set."""
         await self.load_pending()
         while not stop.is_set():
+            wait_s = self._timing.place_every_s
+            retry_in_s = self.next_retry_in_s()
+            if retry_in_s is not None:
+                wait_s = min(wait_s, retry_in_s)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._timing.place_every_s)
+                await asyncio.wait_for(self._wake.wait(), wait_s)
             self._wake.clear()
             try:
                 await self.place_pending()
@@ -298,8 +345,9 @@ class _Explainer:
 
     def now_or_later(self, job: Job, site: SiteId, pool: str, method: str) -> str:
         """The explanation to store with the placement (a short one if it is deferred)."""
-        if time.perf_counter() < self._deadline or _shape(job.spec) in self._seen:
-            return self.text(job.spec, site)
+        spec = placement_spec(job)
+        if time.perf_counter() < self._deadline or _shape(spec) in self._seen:
+            return self.text(spec, site)
         self.later.append((job, site))
         return json.dumps(
             {"chosen": site, "pool": pool, "method": method, "candidates": [], "deferred": True}
@@ -325,4 +373,7 @@ class _Explainer:
 
     def explain_all(self, jobs: list[tuple[Job, SiteId]]) -> list[tuple[JobId, int, str]]:
         """Explanations of deferred jobs, keyed by the attempt they were placed as."""
-        return [(job.job_id, job.attempt + 1, self.text(job.spec, site)) for job, site in jobs]
+        return [
+            (job.job_id, job.attempt + 1, self.text(placement_spec(job), site))
+            for job, site in jobs
+        ]

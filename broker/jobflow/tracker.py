@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from broker.control import (
@@ -15,6 +17,7 @@ from broker.control import (
 from broker.jobflow.driver import JobDriver
 from broker.sites.sessions import AgentSession, OutDispatch
 from broker.writer import StoreWriter
+from computenet.site_messages import AttemptStatus
 from computenet.types import ACTIVE_STATES, Job, JobId, JobState, SiteId
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,8 @@ class AttemptReport:
     state: JobState
     exit_code: int | None
     message: str
+    launch_failed: bool = False
+    """A FAILED attempt that never started (the site could not launch it)."""
 
 
 class JobTracker:
@@ -46,11 +51,38 @@ class JobTracker:
         active = await self._writer.read(lambda: store.jobs_in_states(_ACTIVE))
         return [j for j in active if j.site == site_id]
 
-    async def resume_site(self, session: AgentSession, held: list[tuple[JobId, int]]) -> None:
-        """After a hello: re-deliver what the site owes, and stop attempts that moved away."""
-        jobs = await self._active_at(session.site_id)
-        effects = self._driver.machine.resume(session.site_id, jobs, held)
-        await self._driver.carry_out_all({j.job_id: j for j in jobs}, effects)
+    async def resume_site(self, session: AgentSession, listed: Sequence[AttemptStatus]) -> None:
+        """After a hello: reconcile the attempts the site lists with what the broker believes.
+
+        Its current attempts it no longer knows are lost (requeued or failed by policy), placed
+        ones are delivered again, pending stops repeated, and attempts moved away are stopped.
+        """
+        site_id = session.site_id
+        jobs = await self._active_at(site_id)
+        # Jobs the hello names that are no longer active here: moved, finished or cancelled.
+        named = sorted({s.job_id for s in listed} - {j.job_id for j in jobs})
+        if named:
+            store = self._writer.store
+            jobs += await self._writer.read(lambda: store.get_jobs(named))
+        resumption = self._driver.machine.resume(site_id, jobs, listed, _now_ms())
+        outcomes = await self._driver.feed_many(resumption.stimuli)
+        for stop in resumption.stops:
+            await self._driver.carry_out(None, stop)
+        for event in (o.event for o in outcomes if o.event is not None):
+            log.info(
+                "reconciled site=%s job_id=%s cause=%s state=%s",
+                site_id,
+                event.job_id,
+                event.cause,
+                event.state.value,
+            )
+        log.info(
+            "site resumed site=%s listed=%d jobs=%d unknown_jobs_stopped=%d",
+            site_id,
+            len(listed),
+            len(resumption.stimuli),
+            len(resumption.stops),
+        )
 
     async def dispatch_acknowledged(self, site_id: SiteId, delivery: OutDispatch) -> None:
         """The agent holds the attempt durably: placed -> dispatched."""
@@ -61,7 +93,13 @@ class JobTracker:
     async def report(self, report: AttemptReport) -> None:
         """Apply an attempt report; stale or repeated reports change nothing."""
         stimulus = AttemptReported(
-            report.site_id, report.attempt, report.state, report.exit_code, report.message
+            report.site_id,
+            report.attempt,
+            report.state,
+            report.exit_code,
+            report.message,
+            launch_failed=report.launch_failed and report.state == JobState.FAILED,
+            now_unix_ms=_now_ms(),
         )
         job = await self._driver.job(report.job_id)
         if job is None:
@@ -74,7 +112,12 @@ class JobTracker:
     async def site_lost(self, site_id: SiteId) -> int:
         """Requeue (or fail) every job at a lost site; returns how many moved."""
         jobs = await self._active_at(site_id)
-        outcomes = await self._driver.feed_many([(j, SiteLost(site_id)) for j in jobs])
+        lost = SiteLost(site_id, now_unix_ms=_now_ms())
+        outcomes = await self._driver.feed_many([(j, lost) for j in jobs])
         moved = sum(1 for o in outcomes if o.event is not None)
         log.warning("site lost site=%s jobs_moved=%d", site_id, moved)
         return moved
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -126,7 +126,9 @@ class JobManager:
             raise InvalidArgumentError(
                 "invalid request", [FieldViolation("page_token", "malformed page token")]
             ) from None
-        return Page([self._decorate(j) for j in page.jobs], page.next_page_token)
+        return Page(
+            [self._decorate(j) for j in page.jobs], page.next_page_token, page.resume_tokens
+        )
 
     async def cancel(self, job_id: JobId, reason: str, tenant: TenantId | None = None) -> Job:
         """Cancel: pending jobs at once, placed or running ones when their site confirms."""

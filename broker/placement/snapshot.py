@@ -30,6 +30,8 @@ class SiteCapacity:
     memory_gb_free: float = 0.0
     queue_wait_h: float = 0.0
     queue_wait_h_by_pool: Mapping[str, float] = field(default_factory=dict)
+    capacity_stale: bool = False
+    """The site is alive but its capacity probe has failed for too long: it takes no new work."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,8 +144,13 @@ class Availability:
     def build(cls, table: FederationTable, snapshot: FederationSnapshot) -> Availability:
         """Read the snapshot's capacity reports into option-indexed arrays."""
         reports = [snapshot.sites.get(site_id) for site_id in table.site_ids]
-        status = tuple("not reporting" if r is None else str(r.status) for r in reports)
-        accepting = np.asarray([s == SiteStatus.ACTIVE for s in status])
+        status = tuple(_status_text(r) for r in reports)
+        accepting = np.asarray(
+            [
+                r is not None and r.status == SiteStatus.ACTIVE and not r.capacity_stale
+                for r in reports
+            ]
+        )
         free_by_site = [{} if r is None else r.free for r in reports]
         free = np.asarray(
             [
@@ -218,3 +223,11 @@ def _remember(cache: dict[int, _T], key: int, value: _T) -> None:
     if len(cache) >= _CACHE_SIZE:
         cache.pop(next(iter(cache)))
     cache[key] = value
+
+
+def _status_text(report: SiteCapacity | None) -> str:
+    if report is None:
+        return "not reporting"
+    if report.capacity_stale:
+        return f"{report.status} with stale capacity (probe failing)"
+    return str(report.status)

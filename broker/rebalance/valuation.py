@@ -40,6 +40,7 @@ class CapacityLedger:
                     cpu_free=self._cpu[s],
                     memory_gb_free=self._memory_gb[s],
                     queue_wait_h=cap.queue_wait_h,
+                    capacity_stale=cap.capacity_stale,
                 )
                 for s, cap in self._base.sites.items()
             }

@@ -14,6 +14,7 @@ from typing import Any, NoReturn, TypeVar, cast
 import grpc
 import grpc.aio
 
+from broker.store.errors import storage_unavailable
 from computenet.errors import ComputeNetError, InternalError
 from computenet.status import error_to_status, status_code_for
 
@@ -42,11 +43,14 @@ def _request_id(context: grpc.aio.ServicerContext) -> str:
 
 
 async def abort_for(exc: Exception, context: grpc.aio.ServicerContext, rpc: str) -> NoReturn:
-    """Abort the call for `exc`: its own status if typed, a sanitised INTERNAL otherwise."""
+    """Abort the call for `exc`: its own status if typed, UNAVAILABLE for a storage fault that
+    reached here untranslated, a sanitised INTERNAL otherwise."""
+    exc = storage_unavailable(exc) or exc
     if isinstance(exc, ComputeNetError):
         code = status_code_for(exc)
         # Caller mistakes are routine; only server-side faults deserve a warning.
-        level = logging.WARNING if code == grpc.StatusCode.INTERNAL else logging.INFO
+        server_side = (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE)
+        level = logging.WARNING if code in server_side else logging.INFO
         log.log(level, "rpc failed rpc=%s reason=%s message=%s", rpc, exc.reason, exc.message)
         await context.abort_with_status(error_to_status(exc))
     request_id = _request_id(context)

@@ -8,6 +8,7 @@ import grpc
 
 from broker.jobs_api.manager import JobManager
 from broker.rpc.errors import translate_errors
+from broker.rpc.paging import DEFAULT_PAGE_BYTES, bounded_page, fit
 from broker.security.principal import require_principal
 from broker.store.protocol import JobFilter
 from computenet import convert
@@ -62,9 +63,13 @@ def _state_filter(value: int) -> JobState | None:
 class JobServicer(pb_grpc.JobServiceServicer):
     """gRPC edge of the jobs API."""
 
-    def __init__(self, jobs: JobManager, planner: Planner) -> None:
+    def __init__(
+        self, jobs: JobManager, planner: Planner, *, max_page_bytes: int = DEFAULT_PAGE_BYTES
+    ) -> None:
         self._jobs = jobs
         self._plan = planner
+        self._max_page_bytes = max_page_bytes
+        """Byte budget of a ListJobs page and of any one answer (under the message limit)."""
 
     @translate_errors
     async def SubmitJob(
@@ -72,14 +77,15 @@ class JobServicer(pb_grpc.JobServiceServicer):
     ) -> pb.SubmitJobResponse:
         spec = convert.spec_from_proto(request.spec)
         job, duplicate = await self._jobs.submit(spec, request.request_id, _tenant())
-        return pb.SubmitJobResponse(job=convert.job_to_proto(job), duplicate=duplicate)
+        answer = fit(convert.job_to_proto(job), self._max_page_bytes)
+        return pb.SubmitJobResponse(job=answer, duplicate=duplicate)
 
     @translate_errors
     async def GetJob(
         self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetJobResponse:
         job = await self._jobs.get(JobId(request.job_id), _scope())
-        return pb.GetJobResponse(job=convert.job_to_proto(job))
+        return pb.GetJobResponse(job=fit(convert.job_to_proto(job), self._max_page_bytes))
 
     @translate_errors
     async def ListJobs(
@@ -97,10 +103,13 @@ class JobServicer(pb_grpc.JobServiceServicer):
         if scope is not None and asked not in (None, scope):
             return pb.ListJobsResponse()
         page = await self._jobs.list(flt, request.page_size, request.page_token)
-        return pb.ListJobsResponse(
-            jobs=[convert.job_to_proto(j) for j in page.jobs],
-            next_page_token=page.next_page_token,
+        jobs, next_token = bounded_page(
+            [convert.job_to_proto(j) for j in page.jobs],
+            page.resume_tokens,
+            page.next_page_token,
+            self._max_page_bytes,
         )
+        return pb.ListJobsResponse(jobs=jobs, next_page_token=next_token)
 
     @translate_errors
     async def WatchJob(
@@ -109,7 +118,9 @@ class JobServicer(pb_grpc.JobServiceServicer):
         job = await self._jobs.get(JobId(request.job_id), _scope())
         events = self._jobs.watch(request.after_sequence, job_id=job.job_id, stop_at_final=True)
         async for event in events:
-            yield pb.WatchJobResponse(event=convert.event_to_proto(event))
+            yield fit(
+                pb.WatchJobResponse(event=convert.event_to_proto(event)), self._max_page_bytes
+            )
 
     @translate_errors
     async def WatchJobs(
@@ -123,14 +134,16 @@ class JobServicer(pb_grpc.JobServiceServicer):
         tenant = scope if scope is not None else asked
         events = self._jobs.watch(request.after_sequence, tenant=tenant, kind=kind)
         async for event in events:
-            yield pb.WatchJobsResponse(event=convert.event_to_proto(event))
+            yield fit(
+                pb.WatchJobsResponse(event=convert.event_to_proto(event)), self._max_page_bytes
+            )
 
     @translate_errors
     async def CancelJob(
         self, request: pb.CancelJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelJobResponse:
         job = await self._jobs.cancel(JobId(request.job_id), request.reason, _scope())
-        return pb.CancelJobResponse(job=convert.job_to_proto(job))
+        return pb.CancelJobResponse(job=fit(convert.job_to_proto(job), self._max_page_bytes))
 
     @translate_errors
     async def ExplainPlacement(

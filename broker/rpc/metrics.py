@@ -24,6 +24,11 @@ class BrokerMetrics:
         self.sites = Gauge(
             "computenet_sites", "Sites by status.", ["status"], registry=self.registry
         )
+        self.stale_capacity = Gauge(
+            "computenet_sites_capacity_stale",
+            "Sites sending heartbeats whose capacity probe fails (their last good capacity kept).",
+            registry=self.registry,
+        )
         self.placement_seconds = Histogram(
             "computenet_placement_decision_seconds",
             "Time to take one placement decision.",
@@ -50,6 +55,10 @@ class BrokerMetrics:
         """Set the sites-by-status gauge."""
         for status in SiteStatus:
             self.sites.labels(status=status.value).set(by_status.get(status, 0))
+
+    def set_stale_capacity(self, sites: int) -> None:
+        """Set the gauge of alive sites whose capacity probe fails (last good capacity kept)."""
+        self.stale_capacity.set(sites)
 
     def serve(self, address: Address) -> int:
         """Serve /metrics over HTTP; returns the bound port."""

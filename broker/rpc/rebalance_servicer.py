@@ -6,6 +6,7 @@ import grpc
 
 from broker.rebalance.service import RebalanceService
 from broker.rpc.errors import translate_errors
+from broker.rpc.paging import DEFAULT_PAGE_BYTES, bounded_page
 from computenet import convert
 from computenet.errors import UnavailableError
 from computenet.v1 import rebalance_service_pb2 as pb
@@ -45,4 +46,10 @@ class RebalanceServicer(pb_grpc.RebalanceServiceServicer):
     ) -> pb.ListRebalanceRunsResponse:
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         page = await self._service.history(size, request.page_token)
-        return convert.rebalance_run_page_to_proto(page)
+        runs, next_token = bounded_page(
+            [convert.rebalance_run_to_proto(r) for r in page.runs],
+            [r.run_id for r in page.runs],  # a page resumes after its last run id
+            page.next_page_token,
+            DEFAULT_PAGE_BYTES,
+        )
+        return pb.ListRebalanceRunsResponse(runs=runs, next_page_token=next_token)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 
 import grpc
 
@@ -15,8 +16,8 @@ from broker.security.identity import check_hello_site
 from broker.sites.registry import SiteRegistry, StatusChange
 from broker.sites.sessions import AgentSession, OutAck, OutDispatch, SessionTable
 from computenet import convert
-from computenet.site_messages import Hello, Welcome
-from computenet.types import JobId, JobState, SiteId
+from computenet.site_messages import Hello, LeaseRenewal, Welcome
+from computenet.types import CapacityReport, JobState, SiteId
 from computenet.v1 import site_service_pb2 as pb
 from computenet.v1 import site_service_pb2_grpc as pb_grpc
 
@@ -72,9 +73,10 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
         log.info("agent connected site=%s epoch=%s", site_id, hello.epoch)
         if change is not None:
             await self._on_status([change])
-        yield convert.connect_response_to_proto(self._welcome)
-        held = [(JobId(a.job_id), a.attempt) for a in hello.attempts]
-        await self._tracker.resume_site(session, held)
+        # the welcome renews the lease from the hello's send time, as a renewal would
+        welcome = replace(self._welcome, heartbeat_sequence=hello.heartbeat_sequence)
+        yield convert.connect_response_to_proto(welcome)
+        await self._tracker.resume_site(session, hello.attempts)
         reader = asyncio.create_task(self._read_loop(session, request_iterator))
         try:
             while True:
@@ -126,19 +128,14 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
 
     async def _handle(self, session: AgentSession, message: pb.ConnectRequest) -> None:
         kind = message.WhichOneof("msg")
-        if kind == "capacity":
-            report = convert.capacity_report_from_proto(message.capacity)
-            previous = self._registry.get(session.site_id).report
-            change = self._registry.reported(
-                session.site_id,
-                report,
-                now_s=time.monotonic(),
-                now_unix_ms=int(time.time() * 1000),
-            )
-            if change is not None:
-                await self._on_status([change])
-            if report != previous:
-                self._capacity_changed()
+        if kind == "heartbeat":
+            beat = convert.heartbeat_from_proto(message.heartbeat)
+            await self._heard(session, beat.capacity, beat.capacity_error)
+            # answered on the stream it came by, after the registry counted the site alive:
+            # the agent's lease then ends before this heartbeat's lost verdict could come
+            session.send(LeaseRenewal(beat.sequence, self._welcome.lease_s))
+        elif kind == "capacity":  # agents that predate heartbeats: liveness only, no lease
+            await self._heard(session, convert.capacity_report_from_proto(message.capacity), "")
         elif kind == "job_event":
             event = convert.job_event_report_from_proto(message.job_event)
             state = event.state
@@ -153,6 +150,7 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
                         if state in (JobState.SUCCEEDED, JobState.FAILED)
                         else None,
                         message=event.message,
+                        launch_failed=event.launch_failed,
                     )
                 )
             session.send(OutAck(event.report_id))
@@ -160,3 +158,24 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
             delivery = session.acknowledged(message.ack.id)
             if isinstance(delivery, OutDispatch):
                 await self._tracker.dispatch_acknowledged(session.site_id, delivery)
+
+    async def _heard(
+        self, session: AgentSession, capacity: CapacityReport | None, error: str
+    ) -> None:
+        entry = self._registry.get(session.site_id)
+        previous, was_stale = entry.report, entry.capacity_stale
+        change = self._registry.heartbeat(
+            session.site_id,
+            capacity,
+            error=error,
+            now_s=time.monotonic(),
+            now_unix_ms=int(time.time() * 1000),
+        )
+        if entry.capacity_stale and not was_stale:
+            log.warning("capacity stale site=%s error=%s", session.site_id, entry.capacity_error)
+        elif was_stale and not entry.capacity_stale:
+            log.info("capacity fresh again site=%s", session.site_id)
+        if change is not None:
+            await self._on_status([change])
+        if capacity is not None and (capacity != previous or was_stale):
+            self._capacity_changed()

@@ -10,8 +10,9 @@ from typing import Any, NoReturn
 
 import grpc
 import grpc.aio
+from google.protobuf.message import DecodeError
 
-from computenet.errors import ComputeNetError
+from computenet.errors import ComputeNetError, InvalidArgumentError
 from computenet.status import error_to_status
 
 
@@ -33,6 +34,36 @@ Guard = Callable[[Call], AbstractAsyncContextManager[None]]
 """Entered before the handler runs (raise/abort to refuse the call), exited after it ends."""
 
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
+
+Decode = Callable[[Any], Any]
+"""Turns a request as it came off the wire into the message the handler takes."""
+
+
+def _identity(request: Any) -> Any:
+    return request
+
+
+def decoder_of(handler: grpc.RpcMethodHandler) -> Decode:
+    """The handler's request deserializer, to call once the caller has been admitted."""
+    deserializer = handler.request_deserializer
+    return deserializer if deserializer is not None else _identity
+
+
+async def decode_or_refuse(context: grpc.aio.ServicerContext, decode: Decode, raw: Any) -> Any:
+    """`decode(raw)`, aborting the call with INVALID_ARGUMENT if the bytes do not parse."""
+    try:
+        return decode(raw)
+    except (DecodeError, RecursionError, ValueError):
+        await refuse(
+            context, InvalidArgumentError("the request message is not a valid protobuf encoding")
+        )
+
+
+async def _decoded(
+    requests: AsyncIterator[Any], decode: Decode, context: grpc.aio.ServicerContext
+) -> AsyncIterator[Any]:
+    async for request in requests:
+        yield await decode_or_refuse(context, decode, request)
 
 
 async def refuse(context: grpc.aio.ServicerContext, error: ComputeNetError) -> NoReturn:
@@ -61,12 +92,29 @@ async def _iterate(result: Any) -> AsyncIterator[Any]:
             yield item
 
 
+async def _admitted(
+    call: Call, request: Any, streaming_request: bool, decode: Decode | None
+) -> Any:
+    """The request as the handler takes it, decoded now (inside the guard) if asked to."""
+    if decode is None:
+        return request
+    if streaming_request:
+        return _decoded(request, decode, call.context)
+    call.request = await decode_or_refuse(call.context, decode, request)
+    return call.request
+
+
 def _unary_response(
-    behavior: Callable[..., Any], method: str, guard: Guard, streaming_request: bool
+    behavior: Callable[..., Any],
+    method: str,
+    guard: Guard,
+    streaming_request: bool,
+    decode: Decode | None,
 ) -> Callable[..., Any]:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        call = Call(method, context, None if streaming_request else request)
+        call = Call(method, context, None if streaming_request or decode else request)
         async with guard(call):
+            request = await _admitted(call, request, streaming_request, decode)
             call.response = await _call_unary(behavior, request, context)
         return call.response
 
@@ -74,18 +122,28 @@ def _unary_response(
 
 
 def _stream_response(
-    behavior: Callable[..., Any], method: str, guard: Guard, streaming_request: bool
+    behavior: Callable[..., Any],
+    method: str,
+    guard: Guard,
+    streaming_request: bool,
+    decode: Decode | None,
 ) -> Callable[..., Any]:
+    def call_of(request: Any, context: grpc.aio.ServicerContext) -> Call:
+        return Call(method, context, None if streaming_request or decode else request)
+
     if inspect.iscoroutinefunction(behavior):
         # A reader/writer-style handler writes through the context and returns None.
         async def writer(request: Any, context: grpc.aio.ServicerContext) -> None:
-            async with guard(Call(method, context, None if streaming_request else request)):
-                await behavior(request, context)
+            call = call_of(request, context)
+            async with guard(call):
+                await behavior(await _admitted(call, request, streaming_request, decode), context)
 
         return writer
 
     async def generator(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        async with guard(Call(method, context, None if streaming_request else request)):
+        call = call_of(request, context)
+        async with guard(call):
+            request = await _admitted(call, request, streaming_request, decode)
             async for item in _iterate(behavior(request, context)):
                 yield item
 
@@ -93,31 +151,34 @@ def _stream_response(
 
 
 def wrap_handler(
-    handler: grpc.RpcMethodHandler, method: str, guard: Guard
+    handler: grpc.RpcMethodHandler, method: str, guard: Guard, *, decode_inside: bool = False
 ) -> grpc.RpcMethodHandler:
     """A handler that enters `guard` and only then calls the original behaviour.
 
     Contextvars set while entering the guard are visible to the original handler, since both
-    run in the call's task; sync handlers run on the event loop thread.
+    run in the call's task; sync handlers run on the event loop thread. With `decode_inside`
+    gRPC hands over the request bytes as they came and the handler's deserializer runs only
+    once the guard has admitted the call, so nothing of an unauthenticated call is parsed.
     """
+    decode = decoder_of(handler) if decode_inside else None
     serializers = {
-        "request_deserializer": handler.request_deserializer,
+        "request_deserializer": None if decode_inside else handler.request_deserializer,
         "response_serializer": handler.response_serializer,
     }
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
-            _unary_response(handler.unary_unary, method, guard, False), **serializers
+            _unary_response(handler.unary_unary, method, guard, False, decode), **serializers
         )
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(
-            _unary_response(handler.stream_unary, method, guard, True), **serializers
+            _unary_response(handler.stream_unary, method, guard, True, decode), **serializers
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
-            _stream_response(handler.unary_stream, method, guard, False), **serializers
+            _stream_response(handler.unary_stream, method, guard, False, decode), **serializers
         )
     return grpc.stream_stream_rpc_method_handler(
-        _stream_response(handler.stream_stream, method, guard, True), **serializers
+        _stream_response(handler.stream_stream, method, guard, True, decode), **serializers
     )
 
 

@@ -49,6 +49,21 @@ class TokenBucket:
             raise ValueError("a token bucket needs rate_per_s > 0 and burst >= 1")
         self.tokens = float(self.burst)
 
+    def wait_s(self, now_s: float) -> float:
+        """0.0 if a token is free at `now_s`, else the seconds until one is; spends nothing."""
+        tokens = self._tokens_at(now_s)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate_per_s
+
+    def full(self, now_s: float) -> bool:
+        """True if the bucket has refilled to its burst at `now_s` (it forgot all use)."""
+        return self._tokens_at(now_s) >= self.burst
+
+    def _tokens_at(self, now_s: float) -> float:
+        if self.updated_s is None or now_s <= self.updated_s:
+            return self.tokens
+        elapsed = now_s - self.updated_s
+        return min(float(self.burst), self.tokens + elapsed * self.rate_per_s)
+
     def take(self, now_s: float) -> float:
         """Spend one token at `now_s`: 0.0 if admitted, else the seconds until one is free."""
         if self.updated_s is not None and now_s > self.updated_s:
@@ -118,7 +133,18 @@ class LimitSettings:
     submit_burst: int = 20
     """Submissions a tenant may make at once after being quiet."""
     rate_limited_methods: frozenset[str] = frozenset({methods.SUBMIT_JOB})
-    """Methods charged to the tenant's bucket."""
+    """Methods charged to the tenant's submission bucket."""
+    read_rate_per_s: float = 50.0
+    """Sustained reads (gets, lists, watches started, plans) per second per tenant."""
+    read_burst: int = 100
+    """Reads a tenant may make at once after being quiet."""
+    read_limited_methods: frozenset[str] = methods.READ_METHODS
+    """Methods charged to the tenant's read bucket (apart from the submission bucket, so a
+    tenant reading hard can still submit)."""
+    auth_failures_burst: int = 20
+    """Failed authentications a peer address may make in a row before it is throttled."""
+    auth_failures_per_s: float = 0.5
+    """Failed authentications per second a throttled peer address may go on making."""
     max_streams_per_site: int = 2
     """Concurrent `Connect` streams per site id (a reconnect may briefly overlap the old one)."""
     stream_retry_after_s: float = 5.0
@@ -136,6 +162,9 @@ class LimitsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self.settings = settings
         self.rates = TenantRateLimiter(
             settings.submit_rate_per_s, settings.submit_burst, clock=clock
+        )
+        self.read_rates = TenantRateLimiter(
+            settings.read_rate_per_s, settings.read_burst, clock=clock
         )
         self.streams = StreamLimiter(settings.max_streams_per_site)
         timeout_s = settings.handler_timeout_s
@@ -156,8 +185,9 @@ class LimitsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return handler if guard is None else wrap_handler(handler, method, guard)
 
     def charges(self, method: str) -> bool:
-        """True if calls of `method` are charged to the tenant's rate bucket."""
-        return method in self.settings.rate_limited_methods
+        """True if calls of `method` are charged to one of the tenant's rate buckets."""
+        s = self.settings
+        return method in s.rate_limited_methods or method in s.read_limited_methods
 
     def has_deadline(self, handler: grpc.RpcMethodHandler) -> bool:
         """True if the server-side deadline applies to the method (unary responses only)."""
@@ -189,12 +219,19 @@ class LimitsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         """Spend a token of the caller's tenant, or abort with RESOURCE_EXHAUSTED."""
         principal = current_principal()
         tenant = principal.tenant if principal else ""
-        wait_s = self.rates.check(tenant)
+        submits = call.method in self.settings.rate_limited_methods
+        wait_s = (self.rates if submits else self.read_rates).check(tenant)
         if wait_s > 0:
-            log.info("rate limited tenant=%s retry_after_s=%.3f", tenant or "-", wait_s)
+            what = "submits" if submits else "reads"
+            log.info(
+                "rate limited tenant=%s method=%s retry_after_s=%.3f",
+                tenant or "-",
+                methods.short_name(call.method),
+                wait_s,
+            )
             await refuse(
                 call.context,
-                ResourceExhaustedError(f"tenant {tenant!r} submits too fast", retry_after_s=wait_s),
+                ResourceExhaustedError(f"tenant {tenant!r} {what} too fast", retry_after_s=wait_s),
             )
 
     async def within_deadline(self, call: Call, answer: Awaitable[T]) -> T:

@@ -45,6 +45,18 @@ MUTATING_METHODS: frozenset[str] = frozenset(
 """Client methods recorded in the audit log."""
 
 
+CLIENT_METHODS: frozenset[str] = frozenset(
+    f"/{service.full_name}/{method.name}"
+    for module in (job_service_pb2, federation_service_pb2, rebalance_service_pb2)
+    for service in module.DESCRIPTOR.services_by_name.values()
+    for method in service.methods
+)
+"""Every method clients call (not agents, not the open services)."""
+
+READ_METHODS: frozenset[str] = CLIENT_METHODS - MUTATING_METHODS
+"""Client methods that change nothing: charged to the tenant's read bucket."""
+
+
 def is_open(method: str) -> bool:
     """True for methods that need no credentials."""
     return method.startswith(OPEN_PREFIXES)

@@ -17,7 +17,15 @@ import grpc
 import grpc.aio
 
 from broker.security.audit import AuditInterceptor
-from broker.security.handlers import Call, Continuation, Guard, WrappedHandlers, wrap_handler
+from broker.security.handlers import (
+    Call,
+    Continuation,
+    Guard,
+    WrappedHandlers,
+    decode_or_refuse,
+    decoder_of,
+    wrap_handler,
+)
 from broker.security.interceptors import AuthInterceptor
 from broker.security.limits import LimitsInterceptor
 
@@ -47,12 +55,16 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         if handler.unary_unary is not None:
+            # gRPC hands over the bytes undecoded: the call is decoded once admitted, so a
+            # malformed call is authenticated, rate limited and audited like any other.
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(handler.unary_unary, method, handler),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=None,
                 response_serializer=handler.response_serializer,
             )
-        return wrap_handler(handler, method, self._nested_guard(handler, method))
+        return wrap_handler(
+            handler, method, self._nested_guard(handler, method), decode_inside=True
+        )
 
     def _unary(
         self, behavior: Callable[..., Any], method: str, handler: grpc.RpcMethodHandler
@@ -62,13 +74,16 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         limits = self.limits
         charge = limits.charges(method)
         deadline = limits.has_deadline(handler)
+        decode = decoder_of(handler)
 
-        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            call = Call(method, context, request)
+        async def guarded(raw: Any, context: grpc.aio.ServicerContext) -> Any:
+            call = Call(method, context, None)
             started_s = time.monotonic()
             error: BaseException | None = None
             try:
-                await auth.admit(call)
+                await auth.authenticate(call)
+                request = call.request = await decode_or_refuse(context, decode, raw)
+                await auth.authorize(call)
                 if charge:
                     await limits.charge_tenant(call)
                 answer = behavior(request, context)

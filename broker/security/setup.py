@@ -13,6 +13,7 @@ from broker.security.identity import Revocations, server_credentials
 from broker.security.interceptors import AuthSettings, SecurityCounters
 from broker.security.limits import LimitSettings
 from broker.security.principal import Principal, Role
+from broker.security.revocation import RevocationChecker, RevocationFile
 from broker.security.stack import SecurityStack
 from broker.security.tokens import TokenFile, TokenStore
 from broker.security.transport import AdditionalPort, check_insecure_allowed
@@ -37,7 +38,7 @@ class SecuritySettings:
     tokens_path: Path | None = None
     """Client token file (`computenet-broker tokens add`); required with TLS."""
     revocations_path: Path | None = None
-    """YAML of revoked certificate serials and sites."""
+    """YAML of revoked certificate serials and sites, re-read when it changes."""
     insecure: bool = False
     """Plaintext on loopback only, for demos and tests; must be asked for explicitly."""
     limits: LimitSettings = field(default_factory=LimitSettings)
@@ -68,8 +69,8 @@ def build_security(settings: SecuritySettings, listen: Address) -> ServerSecurit
         check_insecure_allowed(listen.host, settings.insecure)
     except ValueError as exc:
         raise SecurityConfigError(str(exc)) from None
-    revocations = (
-        Revocations.load(settings.revocations_path)
+    revocations: RevocationChecker = (
+        RevocationFile(settings.revocations_path)
         if settings.revocations_path is not None
         else Revocations()
     )

@@ -12,6 +12,7 @@ from broker.security.audit import AuditInterceptor
 from broker.security.interceptors import AuthInterceptor, AuthSettings, SecurityCounters
 from broker.security.limits import LimitSettings, LimitsInterceptor
 from broker.security.pipeline import SecurityInterceptor
+from broker.security.throttle import AuthThrottle, ThrottleSettings
 
 
 @dataclass
@@ -38,10 +39,14 @@ class SecurityStack:
     ) -> SecurityStack:
         """Interceptors for `auth` and `limits` sharing one counters object."""
         counters = SecurityCounters()
+        limits = limits or LimitSettings()
+        throttle = AuthThrottle(
+            ThrottleSettings(limits.auth_failures_burst, limits.auth_failures_per_s), clock=clock
+        )
         return cls(
             audit=AuditInterceptor(),
-            auth=AuthInterceptor(auth, counters),
-            limits=LimitsInterceptor(limits or LimitSettings(), clock=clock),
+            auth=AuthInterceptor(auth, counters, throttle=throttle),
+            limits=LimitsInterceptor(limits, clock=clock),
             counters=counters,
         )
 

@@ -1,9 +1,12 @@
 """The live registry of member sites: status by heartbeat TTL, latest capacity, connection facts.
 
-Liveness: a site that reports is `active`; silent past `suspect_after_s` it becomes `suspect`
-(no new work); silent past `lost_after_s` it is `lost` and its jobs are requeued or failed.
-After a broker restart every site starts `offline` with its clock at the restart, which gives
-agents a grace period of `lost_after_s` to reconnect before anything is declared lost.
+Liveness: a site that sends heartbeats is `active`; silent past `suspect_after_s` it becomes
+`suspect` (no new work); silent past `lost_after_s` it is `lost` and its jobs are requeued or
+failed. After a broker restart every site starts `offline` with its clock at the restart, which
+gives agents a grace period of `lost_after_s` to reconnect before anything is declared lost.
+
+Capacity is apart from liveness: a heartbeat whose probe failed keeps the site alive and the last
+good capacity, marked stale; stale past `stale_capacity_after_s` the site takes no new work.
 """
 
 from __future__ import annotations
@@ -66,6 +69,17 @@ class SiteEntry:
     agent_version: str = ""
     agent_epoch: str = ""
     connected: bool = False
+    capacity_unix_ms: int = 0
+    """When the last good capacity report arrived (0: never)."""
+    capacity_error: str = ""
+    """Why the agent's probe fails; empty while capacity is fresh."""
+    capacity_stale_since_s: float | None = None
+    """Monotonic time of the first failed probe since the last good one; None when fresh."""
+
+    @property
+    def capacity_stale(self) -> bool:
+        """True while the agent's probe fails (the report is the last good one)."""
+        return self.capacity_stale_since_s is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +101,13 @@ class SiteRegistry:
         suspect_after_s: float,
         lost_after_s: float,
         now_s: float,
+        stale_capacity_after_s: float = 60.0,
     ) -> None:
         if lost_after_s <= suspect_after_s:
             raise ValueError("lost_after_s must exceed suspect_after_s")
         self.suspect_after_s = suspect_after_s
         self.lost_after_s = lost_after_s
+        self.stale_capacity_after_s = stale_capacity_after_s
         self._sites = {
             sid: SiteEntry(sid, name, province, side, last_seen_s=now_s)
             for sid, name, province, side in sites
@@ -127,11 +143,36 @@ class SiteRegistry:
     def reported(
         self, site_id: SiteId, report: CapacityReport, *, now_s: float, now_unix_ms: int
     ) -> StatusChange | None:
-        """A capacity report (the heartbeat) arrived."""
+        """A good capacity report arrived (alone from older agents, or in a heartbeat)."""
         entry = self._sites[site_id]
         entry.report = report
-        entry.last_report_unix_ms = now_unix_ms
+        entry.last_report_unix_ms = entry.capacity_unix_ms = now_unix_ms
+        entry.capacity_error, entry.capacity_stale_since_s = "", None
         return self._seen(entry, now_s)
+
+    def heartbeat(
+        self,
+        site_id: SiteId,
+        capacity: CapacityReport | None,
+        *,
+        error: str = "",
+        now_s: float,
+        now_unix_ms: int,
+    ) -> StatusChange | None:
+        """A heartbeat arrived: the site is alive; without capacity, the last report goes stale."""
+        if capacity is not None:
+            return self.reported(site_id, capacity, now_s=now_s, now_unix_ms=now_unix_ms)
+        entry = self._sites[site_id]
+        entry.last_report_unix_ms = now_unix_ms
+        entry.capacity_error = error or "capacity probe failed"
+        if entry.capacity_stale_since_s is None:
+            entry.capacity_stale_since_s = now_s
+        return self._seen(entry, now_s)
+
+    def capacity_withheld(self, entry: SiteEntry, now_s: float) -> bool:
+        """True if the site's capacity has been stale too long to place new work on it."""
+        since = entry.capacity_stale_since_s
+        return since is not None and now_s - since > self.stale_capacity_after_s
 
     def _seen(self, entry: SiteEntry, now_s: float) -> StatusChange | None:
         entry.last_seen_s = now_s
@@ -187,6 +228,9 @@ class SiteRegistry:
             running_jobs=running_jobs,
             executor=e.executor,
             agent_version=e.agent_version,
+            capacity_stale=e.capacity_stale,
+            capacity_error=e.capacity_error,
+            capacity_unix_ms=e.capacity_unix_ms,
         )
 
     def restore(self, site_id: SiteId, *, drained: bool, report: CapacityReport) -> None:

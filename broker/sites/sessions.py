@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from computenet.site_messages import Ack, CancelAttempt, Dispatch, Drain
+from computenet.site_messages import Ack, CancelAttempt, Dispatch, Drain, LeaseRenewal
 from computenet.types import SiteId
 
 # What the broker sends an agent are the Connect stream's own messages; the names say which
@@ -24,7 +24,7 @@ OutDrain = Drain
 OutAck = Ack
 """A job event report is durable at the broker."""
 
-Outbound = Dispatch | CancelAttempt | Drain | Ack
+Outbound = Dispatch | CancelAttempt | Drain | Ack | LeaseRenewal
 
 _CLOSE = object()
 
@@ -45,7 +45,7 @@ class AgentSession:
 
     def send(self, message: Outbound) -> None:
         """Queue a message for the stream; deliveries are remembered until acknowledged."""
-        if not isinstance(message, OutAck):
+        if not isinstance(message, OutAck | LeaseRenewal):
             self.in_flight[message.delivery_id] = message
         self._queue.put_nowait(message)
 

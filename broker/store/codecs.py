@@ -10,7 +10,17 @@ from typing import TYPE_CHECKING, Any
 from broker.store.protocol import Hold, SiteRecord
 from computenet.rebalance_types import MoveKind, RebalanceMove, RebalanceRunInfo
 from computenet.spec import JobSpec
-from computenet.types import Job, JobEvent, JobId, JobState, SiteId, SiteStatus, TenantId
+from computenet.spec_limits import ACCEPTED
+from computenet.types import (
+    Job,
+    JobEvent,
+    JobId,
+    JobState,
+    SiteId,
+    SiteStatus,
+    StartFailure,
+    TenantId,
+)
 
 if TYPE_CHECKING:
     from broker.store.submission import Submission
@@ -45,6 +55,8 @@ def job_to_row(submission: Submission, sequence: int) -> dict[str, Any]:
         "cancel_requested": False,
         "migration_target": None,
         "pool": "",
+        "start_failures_json": "[]",
+        "not_before_unix_ms": 0,
         "last_sequence": sequence,
         "created_unix_ms": submission.time_unix_ms,
         "updated_unix_ms": submission.time_unix_ms,
@@ -83,7 +95,9 @@ def job_from_row(row: Row, spec: JobSpec | None = None) -> Job:
     return Job(
         job_id=JobId(row["job_id"]),
         tenant=TenantId(row["tenant"]),
-        spec=spec if spec is not None else JobSpec.model_validate_json(row["spec_json"]),
+        spec=spec
+        if spec is not None
+        else JobSpec.model_validate_json(row["spec_json"], context=ACCEPTED),
         state=JobState(row["state"]),
         site=SiteId(row["site"]) if row["site"] is not None else None,
         attempt=row["attempt"],
@@ -96,6 +110,24 @@ def job_from_row(row: Row, spec: JobSpec | None = None) -> Job:
         cancel_requested=bool(row["cancel_requested"]),
         migration_target=SiteId(row["migration_target"]) if row["migration_target"] else None,
         pool=row["pool"],
+        start_failures=start_failures_from_json(row["start_failures_json"]),
+        not_before_unix_ms=row["not_before_unix_ms"],
+    )
+
+
+def start_failures_to_json(failures: tuple[StartFailure, ...]) -> str:
+    """The stored form of a job's failed starts."""
+    return json.dumps(
+        [[f.attempt, f.site, f.reason, f.launch_failed] for f in failures],
+        separators=(",", ":"),
+    )
+
+
+def start_failures_from_json(text: str | None) -> tuple[StartFailure, ...]:
+    """A job's failed starts from their stored form."""
+    return tuple(
+        StartFailure(int(attempt), SiteId(site), str(reason), bool(launch_failed))
+        for attempt, site, reason, launch_failed in json.loads(text or "[]")
     )
 
 

@@ -13,6 +13,7 @@ from broker.store.protocol import JobFilter
 
 _TOKEN_PREFIX = "jobs.v1:"
 _TOKEN_BODY = re.compile(r"(0|[1-9][0-9]{0,18})")
+_MAX_KEY = 2**63 - 1  # a larger number overflows the database's 64-bit integer
 
 
 def encode_page_token(created_seq: int) -> str:
@@ -31,7 +32,7 @@ def decode_page_token(token: str) -> int:
     except (binascii.Error, UnicodeError, ValueError):
         raise ValueError("malformed page token") from None
     body = raw.removeprefix(_TOKEN_PREFIX)
-    if body == raw or not _TOKEN_BODY.fullmatch(body):
+    if body == raw or not _TOKEN_BODY.fullmatch(body) or int(body) > _MAX_KEY:
         raise ValueError("malformed page token")
     return int(body)
 

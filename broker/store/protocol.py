@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from computenet.spec import JobSpec
-from computenet.types import Job, JobEvent, JobId, JobKind, JobState, SiteId, SiteStatus, TenantId
+from computenet.types import (
+    Job,
+    JobEvent,
+    JobId,
+    JobKind,
+    JobState,
+    SiteId,
+    SiteStatus,
+    StartFailure,
+    TenantId,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +104,10 @@ class Transition:
     cancel_requested: bool | None = None
     migration_target: SiteId | str | None = None
     pool: str | None = None
+    start_failures: tuple[StartFailure, ...] | None = None
+    """None keeps the job's failed starts; a tuple replaces them."""
+    not_before_unix_ms: int | None = None
+    """None keeps the job's earliest next placement time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +153,9 @@ class Page:
 
     jobs: list[Job] = field(default_factory=list)
     next_page_token: str = ""
+    resume_tokens: list[str] = field(default_factory=list)
+    """The token resuming right after each job, in order, so a caller that must end the page
+    early (its answer would be too large) can; empty if the store gives none."""
 
 
 class Store(Protocol):

@@ -88,7 +88,11 @@ class SqlStore:
         more = len(rows) > page_size
         rows = rows[:page_size]
         token = encode_page_token(rows[-1]["created_seq"]) if more else ""
-        return Page(jobs=[job_from_row(row) for row in rows], next_page_token=token)
+        return Page(
+            jobs=[job_from_row(row) for row in rows],
+            next_page_token=token,
+            resume_tokens=[encode_page_token(row["created_seq"]) for row in rows],
+        )
 
     def get_jobs(self, job_ids: Sequence[JobId]) -> list[Job]:
         """See Store.get_jobs."""

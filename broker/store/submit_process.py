@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from broker.store.errors import storage_unavailable_from_text
 from broker.store.frames import FRAME_HEADER, decode_payload, encode_frame
 from broker.store.protocol import NewJob, SubmitOutcome
 from broker.store.submission import Submission, Written, outcomes
@@ -127,7 +128,7 @@ class SubmitProcess:
             if not done:  # lost, failed to start, or cancelled mid-answer: start afresh
                 self._discard()
         if kind == "error":
-            raise BatchFailedError(body)
+            raise storage_unavailable_from_text(body) or BatchFailedError(body)
         return list(body)
 
     async def _connect(self, child: _Child) -> None:
@@ -138,7 +139,9 @@ class SubmitProcess:
         except WorkerLostError as exc:
             raise WorkerStartError(f"{self.module} ended before it was ready") from exc
         if kind != "ready":
-            raise BatchFailedError(f"the submission process could not start: {body}")
+            raise storage_unavailable_from_text(body) or BatchFailedError(
+                f"the submission process could not start: {body}"
+            )
         log.info("submission process ready pid=%d", body)
 
     def _spawn(self) -> _Child:

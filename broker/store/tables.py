@@ -39,6 +39,8 @@ class JobRow(SQLModel, table=True):
     cancel_requested: bool = False
     migration_target: str | None = Field(default=None)
     pool: str = Field(default="")
+    start_failures_json: str = Field(default="[]", sa_type=Text)
+    not_before_unix_ms: int = Field(default=0, sa_type=BigInteger)
     last_sequence: int = Field(sa_type=BigInteger)
     created_unix_ms: int = Field(sa_type=BigInteger)
     updated_unix_ms: int = Field(sa_type=BigInteger)

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from broker.store import tables
-from broker.store.codecs import event_to_row, hold_to_row
+from broker.store.codecs import event_to_row, hold_to_row, start_failures_to_json
 from broker.store.protocol import Transition
 from broker.store.sequence import EventSequence
 from computenet.types import JobEvent, JobState, SiteId
@@ -25,6 +25,8 @@ _MUTABLE = (
     "cancel_requested",
     "migration_target",
     "pool",
+    "start_failures_json",
+    "not_before_unix_ms",
 )
 _COLUMNS = ("job_id", "tenant", "kind", *_MUTABLE, "last_sequence", "updated_unix_ms")
 
@@ -98,6 +100,10 @@ def _record(
         job["migration_target"] = t.migration_target or None
     if t.pool is not None:
         job["pool"] = t.pool
+    if t.start_failures is not None:
+        job["start_failures_json"] = start_failures_to_json(t.start_failures)
+    if t.not_before_unix_ms is not None:
+        job["not_before_unix_ms"] = t.not_before_unix_ms
     job["last_sequence"] = number
     job["updated_unix_ms"] = now_unix_ms
     event = JobEvent(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from computenet.cli.safe_text import cell, echo, emit_json, error_line
 from computenet.client import DEFAULT_TIMEOUT_S, Client
 from computenet.errors import InvalidArgumentError
 from computenet.spec import JobSpec, load_spec
@@ -44,16 +44,11 @@ def console() -> Console:
     return Console(highlight=False, soft_wrap=False)
 
 
-def emit_json(value: Any) -> None:
-    """Print one JSON document (or one JSON Lines record) on stdout."""
-    typer.echo(json.dumps(value, ensure_ascii=False))
-
-
 def fail_with_violations(exc: InvalidArgumentError, code: int) -> NoReturn:
     """Print the error and every field violation on stderr, one per line, and exit."""
-    typer.echo(f"{PROG}: error: {exc.message}", err=True)
+    echo(f"{PROG}: error: {exc.message}", err=True)
     for violation in exc.violations:
-        typer.echo(f"  {violation.field}: {violation.description}", err=True)
+        echo(f"  {violation.field}: {violation.description}", err=True)
     raise typer.Exit(code)
 
 
@@ -68,7 +63,7 @@ def connect(broker: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Client:
         credentials = tls_channel_credentials(ca) if ca else None
         return Client(address=broker, timeout_s=timeout_s, credentials=credentials, token=token)
     except InvalidArgumentError as exc:
-        typer.echo(f"{PROG}: error: {exc.message}", err=True)
+        echo(f"{PROG}: error: {exc.message}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
 
 
@@ -84,11 +79,15 @@ def reporting_violations() -> Iterator[None]:
 
 
 def read_spec(path: Path) -> JobSpec:
-    """Load a spec file; a bad file or spec lists its violations and exits 2."""
+    """Load a spec file; anything wrong with it is one line on stderr and exit status 2.
+
+    The line names the file, the line and the field where known (`bad.yaml:2: kind: ...`).
+    """
     try:
         return load_spec(path)
     except InvalidArgumentError as exc:
-        fail_with_violations(exc, EXIT_USAGE)
+        echo(error_line(PROG, exc.message), err=True)
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 def job_dict(job: Job) -> dict[str, Any]:
@@ -154,6 +153,9 @@ def site_dict(site: SiteInfo) -> dict[str, Any]:
         "running_jobs": site.running_jobs,
         "executor": site.executor,
         "agent_version": site.agent_version,
+        "capacity_stale": site.capacity_stale,
+        "capacity_error": site.capacity_error,
+        "capacity_unix_ms": site.capacity_unix_ms,
     }
 
 
@@ -174,20 +176,20 @@ def placement_table(placement: Placement, title: str) -> Table:
     terms: list[str] = []
     for candidate in placement.candidates:
         terms.extend(t for t in candidate.terms_cny if t not in terms)
-    table = Table(title=title, title_justify="left", caption="CNY per job; * chosen")
+    table = Table(title=cell(title), title_justify="left", caption="CNY per job; * chosen")
     table.add_column("", width=1, no_wrap=True)
     table.add_column("site", no_wrap=True)
     table.add_column("feasible", no_wrap=True)
     table.add_column("reason", overflow="fold", ratio=1)
     for term in terms:
-        table.add_column(term, justify="right", no_wrap=True)
+        table.add_column(cell(term), justify="right", no_wrap=True)
     table.add_column("total", justify="right", no_wrap=True)
     for c in placement.candidates:
         chosen = c.site == placement.chosen
         cells = ["*" if chosen else "", c.site, "yes" if c.feasible else "no", c.reason]
         cells += [f"{c.terms_cny[t]:,.2f}" if t in c.terms_cny else "" for t in terms]
         cells.append(f"{c.total_cny:,.2f}" if c.feasible else "")
-        table.add_row(*cells, style="bold green" if chosen else None)
+        table.add_row(*map(cell, cells), style="bold green" if chosen else None)
     return table
 
 
@@ -199,6 +201,6 @@ def show_placement(placement: Placement, as_json: bool, title: str) -> None:
     out = console()
     out.print(placement_table(placement, title))
     if placement.chosen:
-        out.print(f"chosen: {placement.chosen}")
+        out.print(cell(f"chosen: {placement.chosen}"))
     else:
         out.print("chosen: none (no feasible site now; a submitted job would wait as pending)")

@@ -16,13 +16,13 @@ from computenet.cli.common import (
     TimeoutOption,
     connect,
     console,
-    emit_json,
     event_dict,
     job_dict,
     read_spec,
     reporting_violations,
     show_placement,
 )
+from computenet.cli.safe_text import cell, echo, emit_json
 from computenet.client import DEFAULT_BROKER, DEFAULT_TIMEOUT_S
 from computenet.types import Job, JobEvent, JobKind, JobState
 
@@ -53,7 +53,7 @@ def submit(
     note = " (already submitted with this request id)" if result.duplicate else ""
     where = f" at {job.site}" if job.site else ""
     reason = f": {job.reason}" if job.reason and not job.site else ""
-    typer.echo(f"{job.job_id} {job.state.value}{where}{reason}{note}")
+    echo(f"{job.job_id} {job.state.value}{where}{reason}{note}")
 
 
 def plan(
@@ -103,10 +103,16 @@ def list_jobs(
         return
     table = Table("job id", "name", "kind", "state", "site", "attempt", "reason")
     for j in jobs:
-        table.add_row(
-            j.job_id, j.spec.name, j.kind.value, j.state.value, j.site or "-", str(j.attempt),
+        row = (
+            j.job_id,
+            j.spec.name,
+            j.kind.value,
+            j.state.value,
+            j.site or "-",
+            j.attempt,
             j.reason,
-        )  # fmt: skip
+        )
+        table.add_row(*map(cell, row))
     console().print(table)
 
 
@@ -118,7 +124,7 @@ def _print_job(job: Job) -> None:
         fields[key.removesuffix("_unix_ms")] = _timestamp(fields.pop(key))
     width = max(len(k) for k in fields)
     for key, value in fields.items():
-        typer.echo(f"{key:<{width}}  {value}")
+        echo(f"{key:<{width}}  {value}")
 
 
 def _timestamp(unix_ms: int) -> str:
@@ -192,7 +198,7 @@ def watch_jobs(
             if as_json:
                 emit_json(event_dict(event))
             else:
-                typer.echo(_event_line(event, with_job=job_id is None))
+                echo(_event_line(event, with_job=job_id is None))
 
 
 @app.command("cancel")
@@ -209,6 +215,6 @@ def cancel_job(
     if as_json:
         emit_json(job_dict(job))
     elif job.state is JobState.CANCELLED:
-        typer.echo(f"{job.job_id} cancelled")
+        echo(f"{job.job_id} cancelled")
     else:
-        typer.echo(f"{job.job_id} {job.state.value}; cancelling when its site confirms")
+        echo(f"{job.job_id} {job.state.value}; cancelling when its site confirms")

@@ -14,8 +14,8 @@ from computenet.cli.common import (
     TimeoutOption,
     connect,
     console,
-    emit_json,
 )
+from computenet.cli.safe_text import cell, echo, emit_json
 from computenet.client import DEFAULT_BROKER, DEFAULT_TIMEOUT_S
 from computenet.rebalance_types import RebalanceRunInfo
 
@@ -30,11 +30,11 @@ def moves_table(run: RebalanceRunInfo) -> Table:
     """The moves of a run with their savings, cost and outcome."""
     table = Table("job", "kind", "from", "to", "savings CNY", "cost CNY", "net CNY", "CO2 kg", "")
     for m in run.moves:
-        outcome = "applied" if m.applied else (f"[red]{m.error}[/]" if m.error else "")
+        outcome = cell("applied") if m.applied else cell(m.error or "", "red")
         table.add_row(
-            m.job_id, m.kind.value, m.from_site or "-", m.to_site,
-            f"{m.savings_cny:,.0f}", f"{m.cost_cny:,.0f}", f"{m.net_cny:,.0f}",
-            f"{m.savings_carbon_kg:,.1f}", outcome,
+            cell(m.job_id), cell(m.kind.value), cell(m.from_site or "-"), cell(m.to_site),
+            cell(f"{m.savings_cny:,.0f}"), cell(f"{m.cost_cny:,.0f}"), cell(f"{m.net_cny:,.0f}"),
+            cell(f"{m.savings_carbon_kg:,.1f}"), outcome,
         )  # fmt: skip
     return table
 
@@ -49,14 +49,14 @@ def show_run(run: RebalanceRunInfo, as_json: bool) -> None:
         emit_json(run.to_dict())
         return
     kind = "dry run" if run.dry_run else "run"
-    typer.echo(
+    echo(
         f"{kind} {run.run_id} ({run.trigger}): {len(run.moves)} moves planned, "
         f"{run.applied_moves} applied, expected net savings {run.expected_savings_cny:,.0f} CNY"
     )
     if run.moves:
         console().print(moves_table(run))
     for error in run.errors:
-        typer.echo(f"error: {error}", err=True)
+        echo(f"error: {error}", err=True)
 
 
 @app.command("plan")
@@ -109,9 +109,10 @@ def history(
         "run", "trigger", "started", "took", "planned", "applied", "expected CNY", "errors"
     )
     for r in runs:
-        table.add_row(
+        row = (
             r.run_id + (" (dry)" if r.dry_run else ""), r.trigger, _when(r.started_unix_ms),
-            f"{(r.ended_unix_ms - r.started_unix_ms) / 1000:.1f}s", str(len(r.moves)),
-            str(r.applied_moves), f"{r.expected_savings_cny:,.0f}", str(len(r.errors)),
+            f"{(r.ended_unix_ms - r.started_unix_ms) / 1000:.1f}s", len(r.moves),
+            r.applied_moves, f"{r.expected_savings_cny:,.0f}", len(r.errors),
         )  # fmt: skip
+        table.add_row(*map(cell, row))
     console().print(table)

@@ -12,6 +12,7 @@ try:  # typer >= 0.20 vendors click; older releases use it directly
 except ImportError:  # pragma: no cover - depends on the installed typer
     from click import exceptions as click_exc  # type: ignore[no-redef]
 
+from computenet.cli.safe_text import error_line, tolerate_unencodable_output
 from computenet.errors import ComputeNetError
 
 EXIT_USAGE = 2
@@ -19,14 +20,15 @@ EXIT_FAILURE = 1
 
 
 def fail(prog: str, message: str, code: int = EXIT_FAILURE) -> NoReturn:
-    """Print `prog: error: message` on stderr and exit."""
-    first_line = message.strip().splitlines()[0] if message.strip() else "failed"
-    print(f"{prog}: error: {first_line}", file=sys.stderr)
+    """Print `prog: error: message` (its first line, escaped) on stderr and exit."""
+    print(error_line(prog, message), file=sys.stderr)
     raise SystemExit(code)
 
 
 def run_app(app: typer.Typer, prog: str, argv: list[str] | None = None) -> NoReturn:
     """Run `app` as the console script `prog` and exit with its code."""
+    if argv is None:  # the real console script, not a test calling in
+        tolerate_unencodable_output()
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name=prog, standalone_mode=False)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from computenet.cli.common import (
     BrokerOption,
@@ -15,9 +16,9 @@ from computenet.cli.common import (
     age,
     connect,
     console,
-    emit_json,
     site_dict,
 )
+from computenet.cli.safe_text import cell, echo, emit_json
 from computenet.client import DEFAULT_BROKER, DEFAULT_TIMEOUT_S
 from computenet.types import SiteInfo, SiteStatus
 
@@ -40,10 +41,12 @@ def sites_table(sites: list[SiteInfo], now_unix_ms: int) -> Table:
     """Sites with status, side, free/total accelerators per pool and the last report's age."""
     table = Table("id", "status", "side", "pools free/total", "jobs", "last report")
     for s in sites:
-        status = f"[{_STATUS_STYLE.get(s.status, '')}]{s.status.value}[/]"
+        status = Text.assemble(cell(s.status.value, _STATUS_STYLE.get(s.status, "")))
+        if s.capacity_stale:
+            status.append(" stale", style="yellow")
         table.add_row(
-            s.site_id, status, s.side, _pools(s), str(s.running_jobs),
-            age(s.last_report_unix_ms, now_unix_ms),
+            cell(s.site_id), status, cell(s.side), cell(_pools(s)), cell(s.running_jobs),
+            cell(age(s.last_report_unix_ms, now_unix_ms)),
         )  # fmt: skip
     return table
 
@@ -73,10 +76,8 @@ def pools_table(site: SiteInfo) -> Table:
     """One site's pools: what is allocatable, what the broker holds, what is busy, what is free."""
     table = Table("pool", "total", "allocatable", "held", "in use", "of which federation", "free")
     for p in site.pools:
-        table.add_row(
-            p.model, str(p.total), str(p.allocatable), str(p.held), str(p.in_use),
-            str(p.federation_in_use), str(p.free),
-        )  # fmt: skip
+        row = (p.model, p.total, p.allocatable, p.held, p.in_use, p.federation_in_use, p.free)
+        table.add_row(*map(cell, row))
     return table
 
 
@@ -95,11 +96,24 @@ def get_site(
         emit_json(site_dict(site))
         return
     out = console()
-    out.print(f"{site.site_id} ({site.name}, {site.province}, {site.side}) {site.status.value}")
+    out.print(
+        cell(f"{site.site_id} ({site.name}, {site.province}, {site.side}) {site.status.value}")
+    )
     out.print(pools_table(site))
     out.print(
-        f"cpu cores {site.cpu_cores:g}, memory {site.memory_gb:g} GB, jobs {site.running_jobs}"
+        cell(
+            f"cpu cores {site.cpu_cores:g}, memory {site.memory_gb:g} GB, jobs {site.running_jobs}"
+        )
     )
+    if site.capacity_stale:
+        # heartbeats arrive, the probe fails: the figures above are the last good report
+        seen = age(site.capacity_unix_ms)
+        out.print(
+            Text.assemble(
+                ("capacity stale", "yellow"),
+                cell(f" (last good report {seen} ago): {site.capacity_error}"),
+            )
+        )
 
 
 @app.command("drain")
@@ -116,4 +130,4 @@ def drain_site(
     if as_json:
         emit_json(site_dict(site))
     else:
-        typer.echo(f"{site.site_id} {site.status.value}")
+        echo(f"{site.site_id} {site.status.value}")

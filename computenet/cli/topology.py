@@ -1,4 +1,4 @@
-"""`computenet topology`: show, route and validate federation topologies, offline."""
+"""`computenet topology`: show, route, validate and generate federation topologies, offline."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from computenet.cli.safe_text import cell, echo
+from computenet.printable import escaped_json
 from topology import Topology, TopologyError, default_topology, load_topology
 from topology.errors import NoRouteError, UnknownNodeError
 
@@ -27,7 +29,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of 
 
 
 def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
+    echo(f"error: {message}", err=True)
     raise typer.Exit(code=2)
 
 
@@ -89,9 +91,9 @@ def show(
         except OSError as exc:
             _fail(f"cannot write {png}: {exc.strerror or exc}")
         if not as_json:
-            typer.echo(f"wrote {png}")
+            echo(f"wrote {png}")
     if as_json:
-        typer.echo(json.dumps(topology_json(topo), indent=2, ensure_ascii=False))
+        typer.echo(escaped_json(json.dumps(topology_json(topo), indent=2, ensure_ascii=False)))
     elif png is None:
         _print_tables(topo)
 
@@ -121,7 +123,7 @@ def route(
         }
         typer.echo(json.dumps(doc))
         return
-    typer.echo(
+    echo(
         f"{from_} -> {to}: {rtt_ms:.1f} ms RTT via {' > '.join(path)}; "
         f"widest-path bottleneck {bottleneck_gbps:g} Gbps"
     )
@@ -134,12 +136,37 @@ def validate(file: Annotated[Path, typer.Argument(help="topology YAML file")]) -
         topo = load_topology(file)
     except TopologyError as exc:
         for issue in exc.issues:
-            typer.echo(str(issue), err=True)
+            echo(str(issue), err=True)
         raise typer.Exit(code=2) from None
-    typer.echo(
+    echo(
         f"{file}: ok: {len(topo.sites)} sites ({len(topo.east_sites)} east, "
         f"{len(topo.west_sites)} west), {len(topo.regions)} user regions, {len(topo.links)} links"
     )
+
+
+@app.command()
+def generate(
+    sites: Annotated[int, typer.Option("--sites", min=1, help="sites in the federation")],
+    seed: Annotated[int, typer.Option("--seed", help="same seed, same file")] = 1,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="file to write (default: stdout)")
+    ] = None,
+) -> None:
+    """Generate a federation of N sites around the built-in hubs (topology YAML)."""
+    from topology.generate import generate_yaml
+
+    try:
+        text = generate_yaml(sites, seed)
+    except ValueError as exc:
+        _fail(str(exc))
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror or exc}")
+    typer.echo(f"wrote {output}: {sites} sites (seed {seed})", err=True)
 
 
 def _print_tables(topo: Topology) -> None:
@@ -158,7 +185,7 @@ def _print_tables(topo: Topology) -> None:
         sites.add_column(column, justify="right" if "/" in column or column == "PUE" else "left")
     for s in topo.sites:
         pools = ", ".join(f"{p.count}x {p.model}" for p in s.pools) or "-"
-        sites.add_row(
+        row = (
             s.id,
             s.province,
             s.side,
@@ -168,6 +195,7 @@ def _print_tables(topo: Topology) -> None:
             f"{s.effective_carbon_kg_per_kwh:.3f}",
             f"{s.pue:.2f}",
         )
+        sites.add_row(*map(cell, row))
     console.print(sites)
     regions = Table(title=f"User regions ({len(topo.regions)})")
     for column in ("id", "name", "lat", "lon", "demand weight", "nearest site (RTT ms)"):
@@ -175,7 +203,6 @@ def _print_tables(topo: Topology) -> None:
     for r in topo.regions:
         nearest = topo.nearest_sites(r.id, 1)
         near = f"{nearest[0][0]} ({nearest[0][1]:g})" if nearest else "-"
-        regions.add_row(
-            r.id, r.name, f"{r.lat:.2f}", f"{r.lon:.2f}", f"{r.demand_weight:.3f}", near
-        )
+        cells = (r.id, r.name, f"{r.lat:.2f}", f"{r.lon:.2f}", f"{r.demand_weight:.3f}", near)
+        regions.add_row(*map(cell, cells))
     console.print(regions)

@@ -22,9 +22,10 @@ from computenet.errors import (
     DeadlineExceededError,
     FieldViolation,
     InvalidArgumentError,
+    SpecError,
     UnavailableError,
 )
-from computenet.spec import JobSpec, parse_spec
+from computenet.spec import JobSpec, checked_spec, parse_spec
 from computenet.status import error_from_rpc_error
 from computenet.types import Job, JobKind, JobState, SiteStatus
 from computenet.v1 import federation_service_pb2 as fed_pb
@@ -104,8 +105,19 @@ def new_request_id() -> str:
 
 
 def coerce_spec(spec: JobSpec | Mapping[str, Any]) -> JobSpec:
-    """A validated JobSpec from a JobSpec or a plain mapping; raises SpecError."""
-    return spec if isinstance(spec, JobSpec) else parse_spec(dict(spec))
+    """A validated JobSpec from a JobSpec or a plain mapping; raises SpecError before any call.
+
+    A JobSpec is checked again: one built with `model_construct` or changed with
+    `model_copy(update=...)` was never validated, and the broker would refuse it anyway.
+    """
+    if isinstance(spec, JobSpec):
+        return checked_spec(spec)
+    if not isinstance(spec, Mapping):
+        raise SpecError(
+            "spec: a job spec must be a JobSpec or a mapping",
+            [FieldViolation("spec", f"expected a mapping, got {type(spec).__name__}")],
+        )
+    return parse_spec(dict(spec))
 
 
 def submit_request(spec: JobSpec | Mapping[str, Any], request_id: str) -> job_pb.SubmitJobRequest:

@@ -47,7 +47,7 @@ def job_from_proto(msg: pb.Job) -> Job:
     return Job(
         job_id=JobId(msg.job_id),
         tenant=TenantId(msg.tenant),
-        spec=spec_from_proto(msg.spec),
+        spec=spec_from_proto(msg.spec, accepted=True),
         state=state,
         site=SiteId(msg.site) if msg.site else None,
         attempt=msg.attempt,

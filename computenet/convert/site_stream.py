@@ -14,8 +14,10 @@ from computenet.site_messages import (
     CancelAttempt,
     Dispatch,
     Drain,
+    Heartbeat,
     Hello,
     JobEventReport,
+    LeaseRenewal,
     UnreadableDispatch,
     Welcome,
 )
@@ -48,6 +50,7 @@ def hello_to_proto(hello: Hello) -> pb.Hello:
         epoch=hello.epoch,
         executor=hello.executor,
         attempts=[attempt_status_to_proto(a) for a in hello.attempts],
+        heartbeat_sequence=hello.heartbeat_sequence,
     )
 
 
@@ -59,7 +62,36 @@ def hello_from_proto(msg: pb.Hello) -> Hello:
         epoch=msg.epoch,
         executor=msg.executor,
         attempts=tuple(attempt_status_from_proto(a) for a in msg.attempts),
+        heartbeat_sequence=msg.heartbeat_sequence,
     )
+
+
+def heartbeat_to_proto(beat: Heartbeat) -> pb.Heartbeat:
+    """Domain heartbeat to the wire."""
+    if beat.capacity is None:
+        return pb.Heartbeat(sequence=beat.sequence, capacity_error=beat.capacity_error)
+    # set through the constructor: an all-default report is still present on the wire
+    return pb.Heartbeat(
+        sequence=beat.sequence,
+        capacity=capacity_report_to_proto(beat.capacity),
+        capacity_error=beat.capacity_error,
+    )
+
+
+def heartbeat_from_proto(msg: pb.Heartbeat) -> Heartbeat:
+    """Wire heartbeat to the domain; capacity is None unless the message carries one."""
+    capacity = capacity_report_from_proto(msg.capacity) if msg.HasField("capacity") else None
+    return Heartbeat(msg.sequence, capacity, msg.capacity_error)
+
+
+def lease_renewal_to_proto(renewal: LeaseRenewal) -> pb.LeaseRenewal:
+    """Domain lease renewal to the wire."""
+    return pb.LeaseRenewal(heartbeat_sequence=renewal.heartbeat_sequence, lease_s=renewal.lease_s)
+
+
+def lease_renewal_from_proto(msg: pb.LeaseRenewal) -> LeaseRenewal:
+    """Wire lease renewal to the domain."""
+    return LeaseRenewal(msg.heartbeat_sequence, msg.lease_s)
 
 
 def job_event_report_to_proto(report: JobEventReport) -> pb.JobEventReport:
@@ -73,6 +105,7 @@ def job_event_report_to_proto(report: JobEventReport) -> pb.JobEventReport:
         exit_code=report.exit_code,
         message=report.message,
         time_unix_ms=report.time_unix_ms,
+        launch_failed=report.launch_failed,
     )
 
 
@@ -87,6 +120,7 @@ def job_event_report_from_proto(msg: pb.JobEventReport) -> JobEventReport:
         exit_code=msg.exit_code,
         message=msg.message,
         time_unix_ms=msg.time_unix_ms,
+        launch_failed=msg.launch_failed,
     )
 
 
@@ -106,12 +140,13 @@ def welcome_to_proto(welcome: Welcome) -> pb.Welcome:
         broker_epoch=welcome.broker_epoch,
         heartbeat_interval_s=welcome.heartbeat_interval_s,
         lease_s=welcome.lease_s,
+        heartbeat_sequence=welcome.heartbeat_sequence,
     )
 
 
 def welcome_from_proto(msg: pb.Welcome) -> Welcome:
     """Wire welcome to the domain."""
-    return Welcome(msg.broker_epoch, msg.heartbeat_interval_s, msg.lease_s)
+    return Welcome(msg.broker_epoch, msg.heartbeat_interval_s, msg.lease_s, msg.heartbeat_sequence)
 
 
 def dispatch_to_proto(dispatch: Dispatch) -> pb.Dispatch:
@@ -171,6 +206,8 @@ def connect_request_to_proto(message: AgentMessage) -> pb.ConnectRequest:
     """What an agent sends, as the stream's request message."""
     if isinstance(message, Hello):
         return pb.ConnectRequest(hello=hello_to_proto(message))
+    if isinstance(message, Heartbeat):
+        return pb.ConnectRequest(heartbeat=heartbeat_to_proto(message))
     if isinstance(message, CapacityReport):
         return pb.ConnectRequest(capacity=capacity_report_to_proto(message))
     if isinstance(message, JobEventReport):
@@ -183,6 +220,8 @@ def connect_request_from_proto(msg: pb.ConnectRequest) -> AgentMessage | None:
     kind = msg.WhichOneof("msg")
     if kind == "hello":
         return hello_from_proto(msg.hello)
+    if kind == "heartbeat":
+        return heartbeat_from_proto(msg.heartbeat)
     if kind == "capacity":
         return capacity_report_from_proto(msg.capacity)
     if kind == "job_event":
@@ -196,6 +235,8 @@ def connect_response_to_proto(message: BrokerMessage) -> pb.ConnectResponse:
     """What a broker sends, as the stream's response message."""
     if isinstance(message, Welcome):
         return pb.ConnectResponse(welcome=welcome_to_proto(message))
+    if isinstance(message, LeaseRenewal):
+        return pb.ConnectResponse(lease=lease_renewal_to_proto(message))
     if isinstance(message, Dispatch):
         return pb.ConnectResponse(dispatch=dispatch_to_proto(message))
     if isinstance(message, CancelAttempt):
@@ -212,6 +253,8 @@ def connect_response_from_proto(
     kind = msg.WhichOneof("msg")
     if kind == "welcome":
         return welcome_from_proto(msg.welcome)
+    if kind == "lease":
+        return lease_renewal_from_proto(msg.lease)
     if kind == "dispatch":
         return dispatch_from_proto(msg.dispatch)
     if kind == "cancel":

@@ -58,6 +58,9 @@ def site_to_proto(site: SiteInfo) -> pb.Site:
         running_jobs=site.running_jobs,
         executor=site.executor,
         agent_version=site.agent_version,
+        capacity_stale=site.capacity_stale,
+        capacity_error=site.capacity_error,
+        capacity_unix_ms=site.capacity_unix_ms,
     )
 
 
@@ -76,6 +79,9 @@ def site_from_proto(msg: pb.Site) -> SiteInfo:
         running_jobs=msg.running_jobs,
         executor=msg.executor,
         agent_version=msg.agent_version,
+        capacity_stale=msg.capacity_stale,
+        capacity_error=msg.capacity_error,
+        capacity_unix_ms=msg.capacity_unix_ms,
     )
 
 

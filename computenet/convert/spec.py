@@ -30,6 +30,7 @@ from computenet.spec import (
     Resources,
     violations_from,
 )
+from computenet.spec_limits import ACCEPTED
 from computenet.v1 import types_pb2 as pb
 
 M = TypeVar("M", bound=BaseModel)
@@ -83,9 +84,14 @@ def spec_to_proto(spec: JobSpec) -> pb.JobSpec:
     return msg
 
 
-def spec_from_proto(msg: pb.JobSpec) -> JobSpec:
-    """Wire spec to domain spec; raises SpecError with a violation per bad field."""
-    sections = _Sections()
+def spec_from_proto(msg: pb.JobSpec, *, accepted: bool = False) -> JobSpec:
+    """Wire spec to domain spec; raises SpecError with a violation per bad field.
+
+    `accepted` marks a spec the broker accepted earlier (a job it returns): the size bounds and
+    text checks of submission (`computenet.spec_limits`) are not applied again, so a job
+    accepted before a bound existed can still be read.
+    """
+    sections = _Sections(ACCEPTED if accepted else None)
     kind = kind_from_proto(msg.kind)
     fields: dict[str, Any] = {
         "name": msg.name,
@@ -119,7 +125,7 @@ def spec_from_proto(msg: pb.JobSpec) -> JobSpec:
         loss = site_loss_policy_from_proto(msg.on_site_loss)
         fields["on_site_loss"] = loss.value if loss is not None else msg.on_site_loss
     try:
-        spec = JobSpec(**fields)
+        spec = JobSpec.model_validate(fields, context=sections.context)
     except ValidationError as exc:
         sections.violations.extend(violations_from(exc, SPEC_PATH))
     if sections.violations:
@@ -130,8 +136,9 @@ def spec_from_proto(msg: pb.JobSpec) -> JobSpec:
 class _Sections:
     """Builds the spec's sections, collecting the violations of those that do not validate."""
 
-    def __init__(self) -> None:
+    def __init__(self, context: dict[str, Any] | None) -> None:
         self.violations: list[FieldViolation] = []
+        self.context = context
 
     def build(self, path: str, model: type[M], **fields: Any) -> M:
         """The section at `path` (below `spec`) built from `fields`.
@@ -140,7 +147,7 @@ class _Sections:
         sections around it are still checked on their own terms; the spec is refused anyway.
         """
         try:
-            return model(**fields)
+            return model.model_validate(fields, context=self.context)
         except ValidationError as exc:
             self.violations.extend(violations_from(exc, f"{SPEC_PATH}.{path}"))
             return model.model_construct(**fields)

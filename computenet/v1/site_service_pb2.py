@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from computenet.v1 import types_pb2 as computenet_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n computenet/v1/site_service.proto\x12\rcomputenet.v1\x1a\x19\x63omputenet/v1/types.proto\"X\n\rAttemptStatus\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.computenet.v1.JobState\"\x80\x01\n\x05Hello\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x15\n\ragent_version\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\t\x12\x10\n\x08\x65xecutor\x18\x04 \x01(\t\x12.\n\x08\x61ttempts\x18\x05 \x03(\x0b\x32\x1c.computenet.v1.AttemptStatus\"\x84\x02\n\x0e\x43\x61pacityReport\x12*\n\x05pools\x18\x01 \x03(\x0b\x32\x1b.computenet.v1.PoolCapacity\x12\x11\n\tcpu_cores\x18\x02 \x01(\x01\x12\x16\n\x0e\x63pu_cores_free\x18\x03 \x01(\x01\x12\x11\n\tmemory_gb\x18\x04 \x01(\x01\x12\x16\n\x0ememory_gb_free\x18\x05 \x01(\x01\x12\x19\n\x11price_cny_per_kwh\x18\x06 \x01(\x01\x12\x19\n\x11\x63\x61rbon_kg_per_kwh\x18\x07 \x01(\x01\x12\x1c\n\x14\x66\x65\x64\x65ration_cpu_cores\x18\x08 \x01(\x01\x12\x1c\n\x14\x66\x65\x64\x65ration_memory_gb\x18\t \x01(\x01\"\xbd\x01\n\x0eJobEventReport\x12\x11\n\treport_id\x18\x01 \x01(\x04\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x15\n\rfencing_token\x18\x04 \x01(\x04\x12&\n\x05state\x18\x05 \x01(\x0e\x32\x17.computenet.v1.JobState\x12\x11\n\texit_code\x18\x06 \x01(\x05\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\x14\n\x0ctime_unix_ms\x18\x08 \x01(\x03\"\x11\n\x03\x41\x63k\x12\n\n\x02id\x18\x01 \x01(\x04\"\xc8\x01\n\x0e\x43onnectRequest\x12%\n\x05hello\x18\x01 \x01(\x0b\x32\x14.computenet.v1.HelloH\x00\x12\x31\n\x08\x63\x61pacity\x18\x02 \x01(\x0b\x32\x1d.computenet.v1.CapacityReportH\x00\x12\x32\n\tjob_event\x18\x03 \x01(\x0b\x32\x1d.computenet.v1.JobEventReportH\x00\x12!\n\x03\x61\x63k\x18\x04 \x01(\x0b\x32\x12.computenet.v1.AckH\x00\x42\x05\n\x03msg\"N\n\x07Welcome\x12\x14\n\x0c\x62roker_epoch\x18\x01 \x01(\t\x12\x1c\n\x14heartbeat_interval_s\x18\x02 \x01(\x01\x12\x0f\n\x07lease_s\x18\x03 \x01(\x01\"\x9b\x01\n\x08\x44ispatch\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\x04\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x15\n\rfencing_token\x18\x04 \x01(\x04\x12$\n\x04spec\x18\x05 \x01(\x0b\x32\x16.computenet.v1.JobSpec\x12\x0e\n\x06tenant\x18\x06 \x01(\t\x12\x0c\n\x04pool\x18\x07 \x01(\t\"i\n\rCancelAttempt\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\x04\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x12\n\ncheckpoint\x18\x05 \x01(\x08\"+\n\x05\x44rain\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\x04\x12\r\n\x05\x64rain\x18\x02 \x01(\x08\"\xea\x01\n\x0f\x43onnectResponse\x12)\n\x07welcome\x18\x01 \x01(\x0b\x32\x16.computenet.v1.WelcomeH\x00\x12+\n\x08\x64ispatch\x18\x02 \x01(\x0b\x32\x17.computenet.v1.DispatchH\x00\x12.\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x1c.computenet.v1.CancelAttemptH\x00\x12%\n\x05\x64rain\x18\x04 \x01(\x0b\x32\x14.computenet.v1.DrainH\x00\x12!\n\x03\x61\x63k\x18\x05 \x01(\x0b\x32\x12.computenet.v1.AckH\x00\x42\x05\n\x03msg2[\n\x0bSiteService\x12L\n\x07\x43onnect\x12\x1d.computenet.v1.ConnectRequest\x1a\x1e.computenet.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n computenet/v1/site_service.proto\x12\rcomputenet.v1\x1a\x19\x63omputenet/v1/types.proto\"X\n\rAttemptStatus\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.computenet.v1.JobState\"\x9c\x01\n\x05Hello\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x15\n\ragent_version\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\t\x12\x10\n\x08\x65xecutor\x18\x04 \x01(\t\x12.\n\x08\x61ttempts\x18\x05 \x03(\x0b\x32\x1c.computenet.v1.AttemptStatus\x12\x1a\n\x12heartbeat_sequence\x18\x06 \x01(\x04\"f\n\tHeartbeat\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12/\n\x08\x63\x61pacity\x18\x02 \x01(\x0b\x32\x1d.computenet.v1.CapacityReport\x12\x16\n\x0e\x63\x61pacity_error\x18\x03 \x01(\t\"\x84\x02\n\x0e\x43\x61pacityReport\x12*\n\x05pools\x18\x01 \x03(\x0b\x32\x1b.computenet.v1.PoolCapacity\x12\x11\n\tcpu_cores\x18\x02 \x01(\x01\x12\x16\n\x0e\x63pu_cores_free\x18\x03 \x01(\x01\x12\x11\n\tmemory_gb\x18\x04 \x01(\x01\x12\x16\n\x0ememory_gb_free\x18\x05 \x01(\x01\x12\x19\n\x11price_cny_per_kwh\x18\x06 \x01(\x01\x12\x19\n\x11\x63\x61rbon_kg_per_kwh\x18\x07 \x01(\x01\x12\x1c\n\x14\x66\x65\x64\x65ration_cpu_cores\x18\x08 \x01(\x01\x12\x1c\n\x14\x66\x65\x64\x65ration_memory_gb\x18\t \x01(\x01\"\xd4\x01\n\x0eJobEventReport\x12\x11\n\treport_id\x18\x01 \x01(\x04\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x15\n\rfencing_token\x18\x04 \x01(\x04\x12&\n\x05state\x18\x05 \x01(\x0e\x32\x17.computenet.v1.JobState\x12\x11\n\texit_code\x18\x06 \x01(\x05\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\x14\n\x0ctime_unix_ms\x18\x08 \x01(\x03\x12\x15\n\rlaunch_failed\x18\t \x01(\x08\"\x11\n\x03\x41\x63k\x12\n\n\x02id\x18\x01 \x01(\x04\"\xf7\x01\n\x0e\x43onnectRequest\x12%\n\x05hello\x18\x01 \x01(\x0b\x32\x14.computenet.v1.HelloH\x00\x12\x31\n\x08\x63\x61pacity\x18\x02 \x01(\x0b\x32\x1d.computenet.v1.CapacityReportH\x00\x12\x32\n\tjob_event\x18\x03 \x01(\x0b\x32\x1d.computenet.v1.JobEventReportH\x00\x12!\n\x03\x61\x63k\x18\x04 \x01(\x0b\x32\x12.computenet.v1.AckH\x00\x12-\n\theartbeat\x18\x05 \x01(\x0b\x32\x18.computenet.v1.HeartbeatH\x00\x42\x05\n\x03msg\"j\n\x07Welcome\x12\x14\n\x0c\x62roker_epoch\x18\x01 \x01(\t\x12\x1c\n\x14heartbeat_interval_s\x18\x02 \x01(\x01\x12\x0f\n\x07lease_s\x18\x03 \x01(\x01\x12\x1a\n\x12heartbeat_sequence\x18\x04 \x01(\x04\";\n\x0cLeaseRenewal\x12\x1a\n\x12heartbeat_sequence\x18\x01 \x01(\x04\x12\x0f\n\x07lease_s\x18\x02 \x01(\x01\"\x9b\x01\n\x08\x44ispatch\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\x04\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x15\n\rfencing_token\x18\x04 \x01(\x04\x12$\n\x04spec\x18\x05 \x01(\x0b\x32\x16.computenet.v1.JobSpec\x12\x0e\n\x06tenant\x18\x06 \x01(\t\x12\x0c\n\x04pool\x18\x07 \x01(\t\"i\n\rCancelAttempt\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\x04\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\r\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x12\n\ncheckpoint\x18\x05 \x01(\x08\"+\n\x05\x44rain\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\x04\x12\r\n\x05\x64rain\x18\x02 \x01(\x08\"\x98\x02\n\x0f\x43onnectResponse\x12)\n\x07welcome\x18\x01 \x01(\x0b\x32\x16.computenet.v1.WelcomeH\x00\x12+\n\x08\x64ispatch\x18\x02 \x01(\x0b\x32\x17.computenet.v1.DispatchH\x00\x12.\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x1c.computenet.v1.CancelAttemptH\x00\x12%\n\x05\x64rain\x18\x04 \x01(\x0b\x32\x14.computenet.v1.DrainH\x00\x12!\n\x03\x61\x63k\x18\x05 \x01(\x0b\x32\x12.computenet.v1.AckH\x00\x12,\n\x05lease\x18\x06 \x01(\x0b\x32\x1b.computenet.v1.LeaseRenewalH\x00\x42\x05\n\x03msg2[\n\x0bSiteService\x12L\n\x07\x43onnect\x12\x1d.computenet.v1.ConnectRequest\x1a\x1e.computenet.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,25 +35,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ATTEMPTSTATUS']._serialized_start=78
   _globals['_ATTEMPTSTATUS']._serialized_end=166
   _globals['_HELLO']._serialized_start=169
-  _globals['_HELLO']._serialized_end=297
-  _globals['_CAPACITYREPORT']._serialized_start=300
-  _globals['_CAPACITYREPORT']._serialized_end=560
-  _globals['_JOBEVENTREPORT']._serialized_start=563
-  _globals['_JOBEVENTREPORT']._serialized_end=752
-  _globals['_ACK']._serialized_start=754
-  _globals['_ACK']._serialized_end=771
-  _globals['_CONNECTREQUEST']._serialized_start=774
-  _globals['_CONNECTREQUEST']._serialized_end=974
-  _globals['_WELCOME']._serialized_start=976
-  _globals['_WELCOME']._serialized_end=1054
-  _globals['_DISPATCH']._serialized_start=1057
-  _globals['_DISPATCH']._serialized_end=1212
-  _globals['_CANCELATTEMPT']._serialized_start=1214
-  _globals['_CANCELATTEMPT']._serialized_end=1319
-  _globals['_DRAIN']._serialized_start=1321
-  _globals['_DRAIN']._serialized_end=1364
-  _globals['_CONNECTRESPONSE']._serialized_start=1367
-  _globals['_CONNECTRESPONSE']._serialized_end=1601
-  _globals['_SITESERVICE']._serialized_start=1603
-  _globals['_SITESERVICE']._serialized_end=1694
+  _globals['_HELLO']._serialized_end=325
+  _globals['_HEARTBEAT']._serialized_start=327
+  _globals['_HEARTBEAT']._serialized_end=429
+  _globals['_CAPACITYREPORT']._serialized_start=432
+  _globals['_CAPACITYREPORT']._serialized_end=692
+  _globals['_JOBEVENTREPORT']._serialized_start=695
+  _globals['_JOBEVENTREPORT']._serialized_end=907
+  _globals['_ACK']._serialized_start=909
+  _globals['_ACK']._serialized_end=926
+  _globals['_CONNECTREQUEST']._serialized_start=929
+  _globals['_CONNECTREQUEST']._serialized_end=1176
+  _globals['_WELCOME']._serialized_start=1178
+  _globals['_WELCOME']._serialized_end=1284
+  _globals['_LEASERENEWAL']._serialized_start=1286
+  _globals['_LEASERENEWAL']._serialized_end=1345
+  _globals['_DISPATCH']._serialized_start=1348
+  _globals['_DISPATCH']._serialized_end=1503
+  _globals['_CANCELATTEMPT']._serialized_start=1505
+  _globals['_CANCELATTEMPT']._serialized_end=1610
+  _globals['_DRAIN']._serialized_start=1612
+  _globals['_DRAIN']._serialized_end=1655
+  _globals['_CONNECTRESPONSE']._serialized_start=1658
+  _globals['_CONNECTRESPONSE']._serialized_end=1938
+  _globals['_SITESERVICE']._serialized_start=1940
+  _globals['_SITESERVICE']._serialized_end=2031
 # @@protoc_insertion_point(module_scope)

@@ -60,6 +60,7 @@ class Hello(_message.Message):
     EPOCH_FIELD_NUMBER: _builtins.int
     EXECUTOR_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_SEQUENCE_FIELD_NUMBER: _builtins.int
     site_id: _builtins.str
     """Site id; must be a site of the broker's topology (and match the certificate when mTLS is on)."""
     agent_version: _builtins.str
@@ -68,6 +69,10 @@ class Hello(_message.Message):
     """Random id of this agent process run; changes on restart."""
     executor: _builtins.str
     """Executor kind ("local", "slurm")."""
+    heartbeat_sequence: _builtins.int
+    """Heartbeat sequence number of this hello; the welcome renews the agent's lease from the
+    moment the agent sent it. 0: the agent takes no lease from the welcome.
+    """
     @_builtins.property
     def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___AttemptStatus]:
         """Attempts the agent holds, so the broker can reconcile after a reconnect."""
@@ -80,18 +85,53 @@ class Hello(_message.Message):
         epoch: _builtins.str = ...,
         executor: _builtins.str = ...,
         attempts: _abc.Iterable[Global___AttemptStatus] | None = ...,
+        heartbeat_sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "attempts", b"attempts", "epoch", b"epoch", "executor", b"executor", "site_id", b"site_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "attempts", b"attempts", "epoch", b"epoch", "executor", b"executor", "heartbeat_sequence", b"heartbeat_sequence", "site_id", b"site_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Hello: _TypeAlias = Hello  # noqa: Y015
 
 @_typing.final
+class Heartbeat(_message.Message):
+    """Sent every heartbeat interval whether or not the capacity probe worked: liveness apart from
+    capacity. The broker answers each with a LeaseRenewal naming its sequence number.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    CAPACITY_FIELD_NUMBER: _builtins.int
+    CAPACITY_ERROR_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """Strictly increasing within an agent process run (hello included)."""
+    capacity_error: _builtins.str
+    """Why the capacity probe failed, empty when it worked (then `capacity` is set)."""
+    @_builtins.property
+    def capacity(self) -> Global___CapacityReport:
+        """What the site can take now, when the probe worked."""
+
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        capacity: Global___CapacityReport | None = ...,
+        capacity_error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "capacity_error", b"capacity_error", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Heartbeat: _TypeAlias = Heartbeat  # noqa: Y015
+
+@_typing.final
 class CapacityReport(_message.Message):
-    """Periodic report of what the site can take now; doubles as the heartbeat."""
+    """What the site can take now; sent inside each Heartbeat (older agents sent it bare)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -159,6 +199,7 @@ class JobEventReport(_message.Message):
     EXIT_CODE_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     TIME_UNIX_MS_FIELD_NUMBER: _builtins.int
+    LAUNCH_FAILED_FIELD_NUMBER: _builtins.int
     report_id: _builtins.int
     """Agent-local report number, strictly increasing within an epoch; acknowledged by the broker."""
     job_id: _builtins.str
@@ -175,6 +216,11 @@ class JobEventReport(_message.Message):
     """Detail, e.g. the local scheduler's reason."""
     time_unix_ms: _builtins.int
     """When the agent observed it, Unix milliseconds."""
+    launch_failed: _builtins.bool
+    """True for a failed state when the attempt never started (bad command, missing binary,
+    executor error): the broker may retry the job at another site. False for a job that ran
+    and failed on its own.
+    """
     def __init__(
         self,
         *,
@@ -186,10 +232,11 @@ class JobEventReport(_message.Message):
         exit_code: _builtins.int = ...,
         message: _builtins.str = ...,
         time_unix_ms: _builtins.int = ...,
+        launch_failed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "exit_code", b"exit_code", "fencing_token", b"fencing_token", "job_id", b"job_id", "message", b"message", "report_id", b"report_id", "state", b"state", "time_unix_ms", b"time_unix_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "exit_code", b"exit_code", "fencing_token", b"fencing_token", "job_id", b"job_id", "launch_failed", b"launch_failed", "message", b"message", "report_id", b"report_id", "state", b"state", "time_unix_ms", b"time_unix_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -227,6 +274,7 @@ class ConnectRequest(_message.Message):
     CAPACITY_FIELD_NUMBER: _builtins.int
     JOB_EVENT_FIELD_NUMBER: _builtins.int
     ACK_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___Hello:
         """Must be first."""
@@ -243,6 +291,10 @@ class ConnectRequest(_message.Message):
     def ack(self) -> Global___Ack:
         """Acknowledges a broker delivery after it was made durable at the agent."""
 
+    @_builtins.property
+    def heartbeat(self) -> Global___Heartbeat:
+        """Liveness, with capacity when the probe worked."""
+
     def __init__(
         self,
         *,
@@ -250,12 +302,13 @@ class ConnectRequest(_message.Message):
         capacity: Global___CapacityReport | None = ...,
         job_event: Global___JobEventReport | None = ...,
         ack: Global___Ack | None = ...,
+        heartbeat: Global___Heartbeat | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "capacity", b"capacity", "hello", b"hello", "job_event", b"job_event", "msg", b"msg"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "capacity", b"capacity", "heartbeat", b"heartbeat", "hello", b"hello", "job_event", b"job_event", "msg", b"msg"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "capacity", b"capacity", "hello", b"hello", "job_event", b"job_event", "msg", b"msg"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "capacity", b"capacity", "heartbeat", b"heartbeat", "hello", b"hello", "job_event", b"job_event", "msg", b"msg"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_msg: _TypeAlias = _typing.Literal["hello", "capacity", "job_event", "ack"]  # noqa: Y015
+    _WhichOneofReturnType_msg: _TypeAlias = _typing.Literal["hello", "capacity", "job_event", "ack", "heartbeat"]  # noqa: Y015
     _WhichOneofArgType_msg: _TypeAlias = _typing.Literal["msg", b"msg"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_msg) -> _WhichOneofReturnType_msg | None: ...
 
@@ -270,26 +323,61 @@ class Welcome(_message.Message):
     BROKER_EPOCH_FIELD_NUMBER: _builtins.int
     HEARTBEAT_INTERVAL_S_FIELD_NUMBER: _builtins.int
     LEASE_S_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_SEQUENCE_FIELD_NUMBER: _builtins.int
     broker_epoch: _builtins.str
     """Broker process run id."""
     heartbeat_interval_s: _builtins.float
     """How often to send capacity reports, seconds."""
     lease_s: _builtins.float
-    """How long the agent may run jobs without the broker before stopping those whose policy says so."""
+    """How long an agent lease lasts, counted from the agent's send time of the heartbeat (or
+    hello) the broker answers; always shorter than the broker's lost window by at least the
+    clock-skew margin.
+    """
+    heartbeat_sequence: _builtins.int
+    """The hello's heartbeat_sequence: the welcome renews the lease from the hello's send time."""
     def __init__(
         self,
         *,
         broker_epoch: _builtins.str = ...,
         heartbeat_interval_s: _builtins.float = ...,
         lease_s: _builtins.float = ...,
+        heartbeat_sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["broker_epoch", b"broker_epoch", "heartbeat_interval_s", b"heartbeat_interval_s", "lease_s", b"lease_s"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["broker_epoch", b"broker_epoch", "heartbeat_interval_s", b"heartbeat_interval_s", "heartbeat_sequence", b"heartbeat_sequence", "lease_s", b"lease_s"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Welcome: _TypeAlias = Welcome  # noqa: Y015
+
+@_typing.final
+class LeaseRenewal(_message.Message):
+    """The broker heard heartbeat `heartbeat_sequence`: the agent may run its attempts until its own
+    send time of that heartbeat plus `lease_s`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEARTBEAT_SEQUENCE_FIELD_NUMBER: _builtins.int
+    LEASE_S_FIELD_NUMBER: _builtins.int
+    heartbeat_sequence: _builtins.int
+    """The sequence number of the heartbeat this answers."""
+    lease_s: _builtins.float
+    """Lease length, seconds."""
+    def __init__(
+        self,
+        *,
+        heartbeat_sequence: _builtins.int = ...,
+        lease_s: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["heartbeat_sequence", b"heartbeat_sequence", "lease_s", b"lease_s"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaseRenewal: _TypeAlias = LeaseRenewal  # noqa: Y015
 
 @_typing.final
 class Dispatch(_message.Message):
@@ -416,6 +504,7 @@ class ConnectResponse(_message.Message):
     CANCEL_FIELD_NUMBER: _builtins.int
     DRAIN_FIELD_NUMBER: _builtins.int
     ACK_FIELD_NUMBER: _builtins.int
+    LEASE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def welcome(self) -> Global___Welcome:
         """Answer to hello."""
@@ -436,6 +525,10 @@ class ConnectResponse(_message.Message):
     def ack(self) -> Global___Ack:
         """Acknowledges a job event report."""
 
+    @_builtins.property
+    def lease(self) -> Global___LeaseRenewal:
+        """Answers a heartbeat: the lease runs on."""
+
     def __init__(
         self,
         *,
@@ -444,12 +537,13 @@ class ConnectResponse(_message.Message):
         cancel: Global___CancelAttempt | None = ...,
         drain: Global___Drain | None = ...,
         ack: Global___Ack | None = ...,
+        lease: Global___LeaseRenewal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "cancel", b"cancel", "dispatch", b"dispatch", "drain", b"drain", "msg", b"msg", "welcome", b"welcome"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "cancel", b"cancel", "dispatch", b"dispatch", "drain", b"drain", "lease", b"lease", "msg", b"msg", "welcome", b"welcome"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "cancel", b"cancel", "dispatch", b"dispatch", "drain", b"drain", "msg", b"msg", "welcome", b"welcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "cancel", b"cancel", "dispatch", b"dispatch", "drain", b"drain", "lease", b"lease", "msg", b"msg", "welcome", b"welcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_msg: _TypeAlias = _typing.Literal["welcome", "dispatch", "cancel", "drain", "ack"]  # noqa: Y015
+    _WhichOneofReturnType_msg: _TypeAlias = _typing.Literal["welcome", "dispatch", "cancel", "drain", "ack", "lease"]  # noqa: Y015
     _WhichOneofArgType_msg: _TypeAlias = _typing.Literal["msg", b"msg"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_msg) -> _WhichOneofReturnType_msg | None: ...
 

@@ -641,6 +641,9 @@ class Site(_message.Message):
     RUNNING_JOBS_FIELD_NUMBER: _builtins.int
     EXECUTOR_FIELD_NUMBER: _builtins.int
     AGENT_VERSION_FIELD_NUMBER: _builtins.int
+    CAPACITY_STALE_FIELD_NUMBER: _builtins.int
+    CAPACITY_ERROR_FIELD_NUMBER: _builtins.int
+    CAPACITY_UNIX_MS_FIELD_NUMBER: _builtins.int
     site_id: _builtins.str
     """Site id as in the topology."""
     name: _builtins.str
@@ -663,6 +666,14 @@ class Site(_message.Message):
     """Executor kind the agent uses ("local", "slurm")."""
     agent_version: _builtins.str
     """Agent software version."""
+    capacity_stale: _builtins.bool
+    """True while the agent's capacity probe fails: pools, cores and memory are the last good
+    report, kept while heartbeats go on.
+    """
+    capacity_error: _builtins.str
+    """Why the probe failed (the agent's words); empty when capacity is fresh."""
+    capacity_unix_ms: _builtins.int
+    """Time of the last good capacity report, Unix milliseconds (0 if never)."""
     @_builtins.property
     def pools(self) -> _containers.RepeatedCompositeFieldContainer[Global___PoolCapacity]:
         """Latest reported pools."""
@@ -682,10 +693,13 @@ class Site(_message.Message):
         running_jobs: _builtins.int = ...,
         executor: _builtins.str = ...,
         agent_version: _builtins.str = ...,
+        capacity_stale: _builtins.bool = ...,
+        capacity_error: _builtins.str = ...,
+        capacity_unix_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "cpu_cores", b"cpu_cores", "executor", b"executor", "last_report_unix_ms", b"last_report_unix_ms", "memory_gb", b"memory_gb", "name", b"name", "pools", b"pools", "province", b"province", "running_jobs", b"running_jobs", "side", b"side", "site_id", b"site_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "capacity_error", b"capacity_error", "capacity_stale", b"capacity_stale", "capacity_unix_ms", b"capacity_unix_ms", "cpu_cores", b"cpu_cores", "executor", b"executor", "last_report_unix_ms", b"last_report_unix_ms", "memory_gb", b"memory_gb", "name", b"name", "pools", b"pools", "province", b"province", "running_jobs", b"running_jobs", "side", b"side", "site_id", b"site_id", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -20,6 +20,12 @@ class ExecutorError(RuntimeError):
     """An attempt could not be started; the message says why in one line."""
 
 
+START_ERROR_FILE = "start_error"
+"""Written by whatever runs the command (the wrapper, the batch script) when it cannot start it:
+the attempt failed to launch, as opposed to a command that ran and exited non-zero."""
+_SHOWN_CHARS = 60
+
+
 @dataclass(frozen=True, slots=True)
 class Launch:
     """What an executor needs to start one attempt."""
@@ -70,6 +76,15 @@ class Executor(Protocol):
         """Watch attempts launched by an earlier agent process (from their handles and folders)."""
         ...
 
+    def set_lease(self, expiry_mono_ms: int, stop_lead_ms: int) -> None:
+        """The agent's lease now ends at `expiry_mono_ms` (boot-time clock); an executor that can
+        stops requeue attempts by then on its own, even while the agent is stalled."""
+        ...
+
+    def lease(self) -> int | None:
+        """The lease expiry an earlier agent process of this boot published; None if none."""
+        ...
+
 
 def attempt_dir(state_dir: Path, job_id: str, attempt: int) -> Path:
     """`state_dir/jobs/<job_id>/<attempt>/`; rejects ids that are not safe path components."""
@@ -108,6 +123,50 @@ def fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def check_launchable(command: Sequence[str], env: Mapping[str, str]) -> None:
+    """Raise ExecutorError if the OS could not take this argv and environment at all.
+
+    Catches what `exec` would refuse with an exception in the agent itself (empty argv, NUL
+    bytes, strings the file system encoding cannot carry, malformed variable names), so the
+    attempt fails with a clear reason instead.
+    """
+    if not command:
+        raise ExecutorError("the command is empty")
+    for i, arg in enumerate(command, start=1):
+        _check_os_string(arg, f"argument {i} of the command")
+    for name, value in env.items():
+        if not name or "=" in name:
+            raise ExecutorError(f"environment variable name {_shown(name)} is not valid")
+        _check_os_string(name, f"environment variable name {_shown(name)}")
+        _check_os_string(value, f"environment variable {_shown(name)}")
+
+
+def _check_os_string(text: str, what: str) -> None:
+    if not isinstance(text, str):
+        raise ExecutorError(f"{what} is not a string")
+    if "\0" in text:
+        raise ExecutorError(f"{what} holds a NUL byte")
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError as exc:
+        raise ExecutorError(f"{what} cannot be encoded for the OS: {exc.reason}") from None
+
+
+def _shown(text: str) -> str:
+    """`text` quoted for a one-line message: escaped and cut short."""
+    shown = ascii(text[:_SHOWN_CHARS])
+    return shown + ("..." if len(text) > _SHOWN_CHARS else "")
+
+
+def read_start_error(folder: Path) -> str | None:
+    """Why the attempt's command could not be started, if its runner recorded that."""
+    try:
+        text = (folder / START_ERROR_FILE).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return text.strip() or "the command could not be started"
 
 
 def merged_env(base: Mapping[str, str] | None, extra: Mapping[str, str]) -> dict[str, str]:

@@ -19,8 +19,10 @@ from site_agent.executors.base import (
     ExecutorError,
     Launch,
     attempt_dir,
+    check_launchable,
     claim,
     merged_env,
+    read_start_error,
     write_atomic,
 )
 from site_agent.records import AttemptKey, AttemptRecord, ExecutorUpdate
@@ -28,6 +30,7 @@ from site_agent.records import AttemptKey, AttemptRecord, ExecutorUpdate
 log = logging.getLogger(__name__)
 
 LAUNCH_FILE = "launch.json"
+LEASE_FILE = "lease"
 WRAPPER_LOG = "wrapper.log"
 LOST_EXIT_CODE = -1
 
@@ -68,29 +71,63 @@ class LocalExecutor:
         self._env = env
         self._tracked: dict[AttemptKey, _Tracked] = {}
         self._pending: list[ExecutorUpdate] = []
+        self._lease_path = state_dir / LEASE_FILE
+
+    def set_lease(self, expiry_mono_ms: int, stop_lead_ms: int) -> None:
+        """Publish the lease to the wrappers' watchdogs."""
+        self._state_dir.mkdir(parents=True, exist_ok=True)
+        wrapper.write_lease(self._lease_path, expiry_mono_ms, stop_lead_ms)
+
+    def lease(self) -> int | None:
+        """The lease an earlier agent process of this boot published, if any."""
+        held = wrapper.read_lease(self._lease_path)
+        return held[0] if held is not None else None
 
     def start(self, launch: Launch) -> str:
-        """Spawn the wrapper in a new session; adopt instead if the folder was claimed before."""
+        """Spawn the wrapper in a new session; adopt instead if the folder was claimed before.
+
+        Raises ExecutorError for anything that keeps the attempt from starting; a command
+        that the wrapper cannot exec shows up later in `poll` as a launch failure.
+        """
+        env = merged_env(self._env, launch.job_env())
+        check_launchable(launch.spec.command, env)
         folder = attempt_dir(self._state_dir, launch.job_id, launch.attempt)
         if not claim(folder):
             log.warning("attempt already claimed, adopting job_id=%s attempt=%d", *launch.key)
             return self._adopt(launch.key, folder)
-        command = [sys.executable, "-I", wrapper.__file__, str(folder), "--", *launch.spec.command]
+        # requeue attempts get the wrapper's lease watchdog: the broker re-places them elsewhere
+        watch = ["--lease", str(self._lease_path)] if launch.spec.on_site_loss == "requeue" else []
+        command = [
+            sys.executable,
+            "-I",
+            wrapper.__file__,
+            str(folder),
+            *watch,
+            "--",
+            *launch.spec.command,
+        ]
         try:
             with open(folder / WRAPPER_LOG, "ab") as wlog:
                 proc = subprocess.Popen(
                     command,
                     cwd=folder,
-                    env=merged_env(self._env, launch.job_env()),
+                    env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=wlog,
                     stderr=wlog,
                     start_new_session=True,
                 )
         except OSError as exc:
-            raise ExecutorError(f"cannot start the job wrapper: {exc.strerror}") from None
-        ticks = process_start_ticks(proc.pid) or 0
-        write_atomic(folder / LAUNCH_FILE, json.dumps({"pid": proc.pid, "start_ticks": ticks}))
+            raise ExecutorError(f"cannot start the job wrapper: {exc.strerror or exc}") from None
+        except (ValueError, TypeError) as exc:
+            raise ExecutorError(f"cannot start the job wrapper: {exc}") from None
+        try:
+            ticks = process_start_ticks(proc.pid) or 0
+            write_atomic(folder / LAUNCH_FILE, json.dumps({"pid": proc.pid, "start_ticks": ticks}))
+        except OSError as exc:
+            # Untracked, it would run on while the broker places the job elsewhere.
+            _kill_group(proc)
+            raise ExecutorError(f"cannot record the launch: {exc.strerror or exc}") from None
         self._tracked[launch.key] = _Tracked(folder, proc.pid, ticks, proc)
         log.info("started job_id=%s attempt=%d pid=%d", launch.job_id, launch.attempt, proc.pid)
         return str(proc.pid)
@@ -100,10 +137,10 @@ class LocalExecutor:
         for record in records:
             try:
                 folder = attempt_dir(self._state_dir, record.job_id, record.attempt)
-            except ExecutorError as exc:
-                self._tracked[record.key] = _Tracked(Path("/"), 0, 0, lost=str(exc))
-                continue
-            self._adopt(record.key, folder)
+                self._adopt(record.key, folder)
+            except Exception as exc:
+                log.warning("cannot recover job_id=%s attempt=%d error=%s", *record.key, exc)
+                self._tracked[record.key] = _Tracked(Path("/"), 0, 0, lost=f"not recovered: {exc}")
 
     def _adopt(self, key: AttemptKey, folder: Path) -> str:
         try:
@@ -128,7 +165,11 @@ class LocalExecutor:
         """Report attempts that started running or finished since the last poll."""
         updates, self._pending = self._pending, []
         for key, tracked in list(self._tracked.items()):
-            updates += self._poll_one(key, tracked)
+            try:
+                updates += self._poll_one(key, tracked)
+            except Exception:
+                # One attempt we cannot read must not hide the others; it is tried again.
+                log.exception("cannot poll job_id=%s attempt=%d", *key)
         return updates
 
     def _poll_one(self, key: AttemptKey, tracked: _Tracked) -> list[ExecutorUpdate]:
@@ -138,11 +179,21 @@ class LocalExecutor:
         alive = self._alive(tracked)
         if alive and tracked.kill_at is not None and time.monotonic() >= tracked.kill_at:
             self._signal(tracked, signal.SIGKILL)
+        start_error = read_start_error(tracked.folder)
+        if start_error is not None:
+            del self._tracked[key]
+            return [
+                ExecutorUpdate(
+                    *key, JobState.FAILED, LOST_EXIT_CODE, start_error, launch_failed=True
+                )
+            ]
         out: list[ExecutorUpdate] = []
-        if not tracked.running_reported:
+        code = _read_exit_code(tracked.folder)
+        # Running once the wrapper says the command started (an adopted attempt was running).
+        started = tracked.proc is None or (tracked.folder / wrapper.STARTED_FILE).exists()
+        if not tracked.running_reported and (started or code is not None):
             tracked.running_reported = True
             out.append(ExecutorUpdate(*key, JobState.RUNNING, 0, f"pid {tracked.pid}"))
-        code = _read_exit_code(tracked.folder)
         if code is None and alive:
             return out
         del self._tracked[key]
@@ -173,6 +224,14 @@ class LocalExecutor:
             os.killpg(tracked.pid, sig)
         except (ProcessLookupError, PermissionError) as exc:
             log.debug("signal failed pid=%d sig=%s error=%s", tracked.pid, sig.name, exc)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError as exc:
+        log.debug("kill failed pid=%d error=%s", proc.pid, exc)
+    proc.wait()
 
 
 _VANISHED = "the job's wrapper ended without recording an exit code (killed?)"

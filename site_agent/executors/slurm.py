@@ -9,7 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from computenet.types import JobState
-from site_agent.executors.base import ExecutorError, Launch, attempt_dir, claim, write_atomic
+from site_agent.executors.base import (
+    ExecutorError,
+    Launch,
+    attempt_dir,
+    check_launchable,
+    claim,
+    read_start_error,
+    write_atomic,
+)
 from site_agent.executors.slurm_jobs import (
     SCRIPT_FILE,
     SlurmStatus,
@@ -62,8 +70,16 @@ class SlurmExecutor:
         self._tracked: dict[AttemptKey, _Tracked] = {}
         self._pending: list[ExecutorUpdate] = []
 
+    def set_lease(self, expiry_mono_ms: int, stop_lead_ms: int) -> None:
+        """Slurm jobs have no watchdog here: the agent's own lease check scancels them."""
+
+    def lease(self) -> int | None:
+        """None: a restarted agent gives recovered Slurm jobs one lease from its start."""
+        return None
+
     def start(self, launch: Launch) -> str:
         """Submit with sbatch; adopt the earlier submission if the folder was claimed before."""
+        check_launchable(launch.spec.command, launch.job_env())
         folder = attempt_dir(self._state_dir, launch.job_id, launch.attempt)
         name = job_name(launch.job_id, launch.attempt)
         if not claim(folder):
@@ -80,6 +96,12 @@ class SlurmExecutor:
             extra=self._extra,
         )
         proc = self._run(["sbatch", *args, str(script)])
+        if proc.returncode == _TIMED_OUT:
+            # sbatch may have submitted before it hung: adopt that job rather than fail an
+            # attempt Slurm could still run.
+            found = self._find_by_name(name)
+            if found:
+                proc = subprocess.CompletedProcess(proc.args, 0, found, "")
         if proc.returncode != 0:
             raise ExecutorError(f"sbatch failed: {_last_line(proc.stderr)}")
         slurm_id = proc.stdout.strip().split(";")[0]
@@ -98,10 +120,10 @@ class SlurmExecutor:
                 continue
             try:
                 folder = attempt_dir(self._state_dir, record.job_id, record.attempt)
-            except ExecutorError as exc:
-                self._tracked[record.key] = _Tracked("", lost=str(exc))
-                continue
-            self._adopt(record.key, folder)
+                self._adopt(record.key, folder)
+            except Exception as exc:
+                log.warning("cannot recover job_id=%s attempt=%d error=%s", *record.key, exc)
+                self._tracked[record.key] = _Tracked("", lost=f"not recovered: {exc}")
 
     def _adopt(self, key: AttemptKey, folder: Path) -> str:
         try:
@@ -131,18 +153,32 @@ class SlurmExecutor:
         """Query each tracked job and report its transitions."""
         updates, self._pending = self._pending, []
         for key, tracked in list(self._tracked.items()):
-            if tracked.lost:
-                del self._tracked[key]
-                updates.append(ExecutorUpdate(*key, JobState.FAILED, LOST_EXIT_CODE, tracked.lost))
-                continue
-            status = self.status(tracked.slurm_id)
-            if status.state is None or status.state is tracked.reported:
-                continue
-            if status.state is not JobState.RUNNING:
-                del self._tracked[key]
-            tracked.reported = status.state
-            updates.append(ExecutorUpdate(*key, status.state, status.exit_code, status.message))
+            try:
+                updates += self._poll_one(key, tracked)
+            except Exception:
+                # One attempt we cannot query must not hide the others; it is tried again.
+                log.exception("cannot poll job_id=%s attempt=%d", *key)
         return updates
+
+    def _poll_one(self, key: AttemptKey, tracked: _Tracked) -> list[ExecutorUpdate]:
+        if tracked.lost:
+            del self._tracked[key]
+            return [ExecutorUpdate(*key, JobState.FAILED, LOST_EXIT_CODE, tracked.lost)]
+        status = self.status(tracked.slurm_id)
+        if status.state is None or status.state is tracked.reported:
+            return []
+        if status.state is not JobState.RUNNING:
+            del self._tracked[key]
+        tracked.reported = status.state
+        if status.state is JobState.FAILED:
+            start_error = read_start_error(attempt_dir(self._state_dir, *key))
+            if start_error is not None:
+                return [
+                    ExecutorUpdate(
+                        *key, JobState.FAILED, LOST_EXIT_CODE, start_error, launch_failed=True
+                    )
+                ]
+        return [ExecutorUpdate(*key, status.state, status.exit_code, status.message)]
 
     def status(self, slurm_id: str) -> SlurmStatus:
         """squeue while queued, then scontrol, then sacct once the controller forgot the job."""
@@ -178,10 +214,13 @@ class SlurmExecutor:
             )
         except FileNotFoundError:
             raise ExecutorError(f"{args[0]} not found; is Slurm installed on this host?") from None
+        except OSError as exc:
+            raise ExecutorError(f"cannot run {args[0]}: {exc.strerror or exc}") from None
         except subprocess.TimeoutExpired:
-            return subprocess.CompletedProcess(args, 124, "", f"{args[0]} timed out")
+            return subprocess.CompletedProcess(args, _TIMED_OUT, "", f"{args[0]} timed out")
 
 
+_TIMED_OUT = 124
 _LOST_LAUNCH = "the agent stopped while submitting it and Slurm has no job of that name"
 
 

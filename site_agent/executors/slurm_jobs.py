@@ -11,6 +11,7 @@ from pathlib import Path
 
 from computenet.spec import JobSpec
 from computenet.types import JobState
+from site_agent.executors.base import START_ERROR_FILE
 
 WAITING_STATES = frozenset(
     {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED"}
@@ -76,9 +77,20 @@ def sbatch_args(
 
 
 def batch_script(command: Sequence[str], env: Mapping[str, str]) -> str:
-    """A POSIX shell batch script that exports the job variables and execs the command."""
+    """A POSIX shell batch script that exports the job variables and execs the command.
+
+    A command the shell cannot find is recorded in `start_error` (in the job's folder, its
+    working directory) so the agent reports a launch failure, not the job's own exit 127.
+    """
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
-    return f"#!/bin/sh\n{exports}exec {shlex.join(command)}\n"
+    program = shlex.quote(command[0])
+    missing = shlex.quote(f"cannot start {command[0][:200]!r}: command not found")
+    check = (
+        f"if ! command -v {program} >/dev/null 2>&1; then\n"
+        f"  echo {missing} >{START_ERROR_FILE}; echo {missing} >&2; exit 127\n"
+        "fi\n"
+    )
+    return f"#!/bin/sh\n{exports}{check}exec {shlex.join(command)}\n"
 
 
 def parse_exit_code(text: str) -> int:

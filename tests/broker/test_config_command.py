@@ -17,6 +17,7 @@ listen:
   metrics: 127.0.0.1:0
 liveness:
   suspect_after_s: 5
+  lease_s: 15
   lost_after_s: 20.5
 placement:
   term_weights: {latency: 2, carbon: 0}
@@ -158,7 +159,9 @@ def test_show_without_a_file_prints_the_defaults(tmp_path: Path) -> None:
     assert shown["placement"]["round_budget_s"] == 0.5
     assert shown["liveness"] == {
         "suspect_after_s": 15.0,
+        "lease_s": 40.0,
+        "clock_skew_margin_s": 5.0,
         "lost_after_s": 60.0,
         "heartbeat_interval_s": 2.0,
-        "lease_s": 120.0,
+        "stale_capacity_after_s": 60.0,
     }

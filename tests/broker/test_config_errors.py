@@ -74,6 +74,33 @@ CASES: list[tuple[str, str, list[tuple[int | None, str, str]]]] = [
         [(1, "liveness.lost_after_s", "must be greater than suspect_after_s (90), got 60")],
     ),
     (
+        "a lease that could outlive the lost window, lost_after_s left at its default",
+        "liveness:\n  lease_s: 58\n",
+        [
+            (
+                1,
+                "liveness.lost_after_s",
+                "must be at least lease_s (58) + clock_skew_margin_s (5) = 63, got 60",
+            )
+        ],
+    ),
+    (
+        "a lease shorter than three heartbeats",
+        "liveness:\n  lease_s: 5\n  lost_after_s: 16\n",
+        [
+            (
+                1,
+                "liveness.heartbeat_interval_s",
+                "lease_s (5) must be at least 3 heartbeat intervals (6)",
+            )
+        ],
+    ),
+    (
+        "a lost window within lease plus skew margin",
+        "liveness:\n  lease_s: 40\n  clock_skew_margin_s: 10\n  lost_after_s: 45\n",
+        [(4, "liveness.lost_after_s", "must be at least lease_s (40) + clock_skew_margin_s (10)")],
+    ),
+    (
         "insecure off loopback",
         "listen:\n  grpc: 0.0.0.0:50051\nsecurity:\n  insecure: true\n",
         [(3, "security", "insecure mode needs a loopback listen.grpc")],

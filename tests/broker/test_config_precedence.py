@@ -25,6 +25,7 @@ listen:
   metrics: 127.0.0.1:9464
 liveness:
   suspect_after_s: 10
+  lease_s: 30
   lost_after_s: 40
 placement:
   carbon_price_cny_per_t: 150
@@ -112,7 +113,7 @@ def test_a_bad_flag_is_reported_under_the_flag_and_file_problems_at_their_lines(
     assert [str(i) for i in info.value.issues] == [
         "--listen: invalid address 'nonsense': expected HOST:PORT",
         "--lost-after: must be greater than suspect_after_s (10), got 5",
-        f"{path}:12: log_level: must be one of 'DEBUG', 'INFO', 'WARNING', 'ERROR' or "
+        f"{path}:13: log_level: must be one of 'DEBUG', 'INFO', 'WARNING', 'ERROR' or "
         "'CRITICAL' (got 'loud')",
     ]
 

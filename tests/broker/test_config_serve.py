@@ -11,10 +11,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import grpc
 import pytest
 
 from computenet import Client
+from computenet.convert import spec_to_proto
 from computenet.errors import ResourceExhaustedError
+from computenet.spec import JobSpec
+from computenet.spec_limits import ACCEPTED
+from computenet.v1 import job_service_pb2 as job_pb
+from computenet.v1 import job_service_pb2_grpc as job_grpc
 from tests.support.processes import wait_for_line
 
 # No --listen, --db, --insecure or --metrics-listen flags: all of them come from this file.
@@ -85,10 +91,16 @@ def test_a_flag_beats_the_file(tmp_path: Path) -> None:
 
 def test_the_transport_section_limits_the_message_size(tmp_path: Path) -> None:
     transport = "transport:\n  max_message_bytes: 65536\n"
-    # 40 arguments of 4000 characters: a valid spec, but a request of some 160 kB
+    # 40 arguments of 4000 characters: a request of some 160 kB. The SDK would refuse a spec
+    # that big (more than 64 KiB), so it goes out on a raw stub, as any client could send it.
     large = {**BATCH, "name": "large", "command": ["echo"] + ["x" * 4000] * 40}
+    request = job_pb.SubmitJobRequest(
+        spec=spec_to_proto(JobSpec.model_validate(large, context=ACCEPTED)), request_id="large"
+    )
     with _serving(tmp_path, extra=transport) as (address, _), Client(address=address) as client:
-        with pytest.raises(ResourceExhaustedError, match="larger than max"):
-            client.submit(large, request_id="large")
+        with grpc.insecure_channel(address) as channel, pytest.raises(grpc.RpcError) as info:
+            job_grpc.JobServiceStub(channel).SubmitJob(request, timeout=10)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "larger than max" in (info.value.details() or "")
         # refused by the transport before the rate limiter: the one token is still there
         assert client.submit(BATCH, request_id="small").job.spec.name == "cfg"

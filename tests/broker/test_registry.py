@@ -103,3 +103,39 @@ def test_status_always_follows_the_ttl(steps: list[tuple[bool, float]]) -> None:
             assert status == SiteStatus.LOST
         elif silent > 10:
             assert status in (SiteStatus.SUSPECT, SiteStatus.LOST)
+
+
+def test_heartbeats_without_capacity_keep_the_site_alive_with_its_last_good_report() -> None:
+    reg = registry()
+    good = CapacityReport(pools=(PoolCapacity("a800", 8, 8, 0),), cpu_cores=64)
+    reg.connected(A, now_s=0, executor="local", version="1", epoch="e")
+    reg.heartbeat(A, good, now_s=1, now_unix_ms=1000)
+    for second in range(2, 300):  # five minutes of failing probes, a heartbeat a second
+        assert reg.heartbeat(A, None, error="scontrol: down", now_s=second, now_unix_ms=0) is None
+        assert [c for c in reg.tick(second + 0.5) if c.site_id == A] == []
+    entry = reg.get(A)
+    assert entry.status == SiteStatus.ACTIVE
+    assert entry.report == good and entry.capacity_unix_ms == 1000
+    info = reg.info(A)
+    assert (info.capacity_stale, info.capacity_error) == (True, "scontrol: down")
+    assert info.pools == good.pools
+
+
+def test_stale_capacity_withholds_new_work_only_after_the_configured_time() -> None:
+    reg = SiteRegistry(
+        [(A, "A", "p", "east")],
+        suspect_after_s=10,
+        lost_after_s=30,
+        now_s=0,
+        stale_capacity_after_s=20,
+    )
+    reg.connected(A, now_s=0, executor="local", version="1", epoch="e")
+    reg.heartbeat(A, CapacityReport(cpu_cores=8), now_s=0, now_unix_ms=0)
+    assert not reg.capacity_withheld(reg.get(A), 100)
+    reg.heartbeat(A, None, error="probe failed", now_s=5, now_unix_ms=0)
+    reg.heartbeat(A, None, error="probe failed", now_s=24, now_unix_ms=0)
+    assert reg.get(A).capacity_stale
+    assert not reg.capacity_withheld(reg.get(A), 25)  # stale since 5 s: 20 s not yet over
+    assert reg.capacity_withheld(reg.get(A), 25.5)
+    reg.heartbeat(A, CapacityReport(cpu_cores=8), now_s=26, now_unix_ms=0)
+    assert not reg.get(A).capacity_stale and not reg.capacity_withheld(reg.get(A), 100)

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from broker.store import NewJob, Transition, open_store
+from broker.store.errors import StorageUnavailableError
 from broker.store.submission import Submission
 from broker.store.submit import write_batch
-from broker.store.submit_process import BatchFailedError, SubmitProcess
+from broker.store.submit_process import SubmitProcess
 from broker.writer import StoreWriter
 from computenet.types import Job, JobEvent, JobId, JobState, TenantId
 from tests.store.factories import new_job, spec
@@ -245,8 +246,8 @@ def test_a_database_the_child_cannot_open_fails_batches_not_the_writer(tmp_path:
     writer = StoreWriter(open_store("sqlite://"), submit_url=missing)
 
     async def main() -> None:
-        for n in range(2):
-            with pytest.raises(BatchFailedError):
+        for n in range(2):  # a database that cannot be opened is a fault to retry, typed so
+            with pytest.raises(StorageUnavailableError, match="unable to open database file"):
                 await writer.submit(_new(n))
         assert await writer.read(writer.store.last_sequence) == 0
 

@@ -2,21 +2,27 @@
 
 The model applies the core's writes the way the store does (compare-and-set, holds released
 before new ones are taken) and plays the sites: a dispatch starts an attempt, a stop ends it,
-and a lost site's attempts are gone (its agent stopped them when its lease ran out).
+and a lost site's attempts are gone (its agent stopped them when its lease ran out). Sites also
+drop their stream (their reports wait until they reconnect), stall (a frozen agent: its attempts
+neither run nor stop until it comes back), or restart with an empty journal (its attempts and
+unsent reports are gone); every reconnect lists what the site holds, as an agent's hello does,
+and goes through `JobMachine.resume`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from broker.control import (
     Allocation,
     AttemptReported,
+    AttemptsListed,
     CancelRequested,
     Dispatch,
     DispatchAcknowledged,
@@ -30,6 +36,7 @@ from broker.control import (
     Placed,
     PoolShare,
     Preempt,
+    RetryPolicy,
     SiteLost,
     SiteSuspect,
     Stop,
@@ -37,13 +44,16 @@ from broker.control import (
 )
 from broker.store.protocol import Hold, Transition
 from broker.store.transitions import expectation_holds
+from computenet.site_messages import AttemptStatus
 from computenet.spec import parse_spec
 from computenet.types import ACTIVE_STATES, Job, JobId, JobState, SiteId, TenantId
 
 SITES = [SiteId("west"), SiteId("east")]
 POOLS = ["a800", "910b"]
 JOB = JobId("j")
+HELD_STATES = frozenset({JobState.DISPATCHED, JobState.RUNNING, JobState.MIGRATING})
 DOC = Path(__file__).resolve().parents[2] / "docs" / "job-lifecycle.md"
+RETRY = RetryPolicy(max_attempts=4, max_sites=2, backoff_s=1.0)
 
 
 def _job() -> Job:
@@ -67,8 +77,11 @@ class World:
         self.holds: list[Hold] = []
         self.running: dict[SiteId, set[int]] = {s: set() for s in SITES}
         self.delivered: dict[SiteId, set[int]] = {s: set() for s in SITES}
+        self.up: dict[SiteId, bool] = dict.fromkeys(SITES, True)
+        self.stalled: dict[SiteId, bool] = dict.fromkeys(SITES, False)
+        self.unsent: dict[SiteId, list[AttemptReported]] = {s: [] for s in SITES}
         self.seen: set[tuple[str, bool, bool]] = set()
-        self.machine = JobMachine()
+        self.machine = JobMachine(RETRY)
         self.target_full = False
 
     def write(self, t: Transition) -> bool:
@@ -86,6 +99,15 @@ class World:
             new = replace(new, migration_target=SiteId(t.migration_target) or None)
         if t.pool is not None:
             new = replace(new, pool=t.pool)
+        if t.start_failures is not None:
+            assert t.start_failures[: len(job.start_failures)] == job.start_failures, (
+                "failed starts are only ever added"
+            )
+            new = replace(new, start_failures=t.start_failures)
+        if t.not_before_unix_ms is not None:
+            new = replace(new, not_before_unix_ms=t.not_before_unix_ms)
+        if t.new_state == JobState.PLACED and job.state == JobState.PENDING:
+            assert t.site not in job.failed_sites, "placed where it could not launch"
         if t.release_hold:
             self.holds = []
         self.holds.extend(t.holds)
@@ -96,23 +118,20 @@ class World:
         effects = self.machine.handle(self.job, stimulus)  # type: ignore[arg-type]
         self.carry_out(effects)
 
-    def carry_out(self, effects: list[object]) -> None:
+    def carry_out(self, effects: Sequence[object]) -> None:
         for effect in effects:
             if isinstance(effect, Write):
                 if not self.write(effect.transition):
                     return
             elif isinstance(effect, Dispatch):
-                self.delivered[effect.site].add(effect.attempt)
+                if self.reachable(effect.site):  # else it is delivered at the next hello
+                    self.delivered[effect.site].add(effect.attempt)
             elif isinstance(effect, Stop):
-                self.delivered[effect.site].discard(effect.attempt)
-                if effect.attempt in self.running[effect.site]:
-                    self.running[effect.site].discard(effect.attempt)
-                    self.carry_out(
-                        self.machine.handle(
-                            self.job,
-                            AttemptReported(effect.site, effect.attempt, JobState.CANCELLED),
-                        )
-                    )
+                site, attempt = effect.site, effect.attempt
+                if self.reachable(site) and attempt in self.delivered[site] | self.running[site]:
+                    self.delivered[site].discard(attempt)
+                    self.running[site].discard(attempt)
+                    self.report(AttemptReported(site, attempt, JobState.CANCELLED))
             elif isinstance(effect, PlaceAtTarget):
                 if self.target_full:
                     self.feed(MigrationTargetUnavailable(replacing=effect.replacing))
@@ -120,6 +139,38 @@ class World:
                     allocation = _allocation(effect.target, 0)
                     self.feed(Placed(allocation, cause="migrated", replacing=effect.replacing))
         self.record()
+
+    def reachable(self, site: SiteId) -> bool:
+        return self.up[site] and not self.stalled[site]
+
+    def report(self, report: AttemptReported) -> None:
+        """The site reports an attempt: now if connected, else when it reconnects."""
+        if self.up[report.site]:
+            self.feed(report)
+        else:
+            self.unsent[report.site].append(report)
+
+    def listed(self, site: SiteId) -> list[AttemptStatus]:
+        """The attempts the site's hello lists: held ones, and finals not yet acknowledged."""
+        states = {a: JobState.DISPATCHED for a in self.delivered[site]}
+        states |= dict.fromkeys(self.running[site], JobState.RUNNING)
+        for report in self.unsent[site]:
+            if report.state.is_final:
+                states[report.attempt] = report.state
+        return [AttemptStatus(JOB, a, state) for a, state in sorted(states.items())]
+
+    def reconnect(self, site: SiteId) -> None:
+        """A hello listing what the site holds, the broker's reconciliation, then its reports."""
+        listed = self.listed(site)
+        self.up[site], self.stalled[site] = True, False
+        resumption = self.machine.resume(site, [self.job], listed)
+        for job, stimulus in resumption.stimuli:
+            assert job == self.job and isinstance(stimulus, AttemptsListed)
+            self.carry_out(self.machine.handle(self.job, stimulus))
+        self.carry_out(resumption.stops)
+        unsent, self.unsent[site] = self.unsent[site], []
+        for report in unsent:
+            self.feed(report)
 
     def record(self) -> None:
         job = self.job
@@ -142,6 +193,8 @@ stimulus_st = st.one_of(
     st.builds(lambda s, ok: ("finish", s, ok), site_st, st.booleans()),
     st.builds(lambda s: ("stop_at_site", s), site_st),
     st.builds(lambda s: ("lose", s), site_st),
+    st.builds(lambda s: ("launch_fail", s), site_st),
+    st.builds(lambda s: ("launch_fail", s), site_st),
     st.builds(lambda s: ("suspect", s), site_st),
     st.just(("cancel",)),
     st.builds(lambda s: ("migrate", s), site_st),
@@ -151,48 +204,70 @@ stimulus_st = st.one_of(
     st.just(("abandon",)),
     st.just(("preempt",)),
     st.builds(lambda s, a: ("stale_report", s, a), site_st, st.integers(0, 6)),
+    st.builds(lambda s: ("drop", s), site_st),
+    st.builds(lambda s: ("stall", s), site_st),
+    st.builds(lambda s: ("wipe", s), site_st),
+    st.builds(lambda s: ("reconnect", s), site_st),
+    st.builds(lambda s: ("reconnect", s), site_st),
 )
 
 
 def _step(world: World, op: tuple[object, ...]) -> None:
     job = world.job
     kind = op[0]
+    site: SiteId = op[1] if len(op) > 1 and op[1] in SITES else SITES[0]  # type: ignore[assignment]
     if kind == "place":
-        world.feed(Placed(_allocation(op[1], op[2])))  # type: ignore[arg-type]
+        world.feed(Placed(_allocation(site, op[2])))  # type: ignore[arg-type]
     elif kind == "ack":
-        site: SiteId = op[1]  # type: ignore[assignment]
-        if job.attempt in world.delivered[site]:
+        if job.attempt in world.delivered[site] and world.reachable(site):
             world.feed(DispatchAcknowledged(site, job.attempt))
     elif kind == "start":
-        for site in SITES:
-            for attempt in sorted(world.delivered[site] - world.running[site]):
-                world.running[site].add(attempt)
-                world.feed(AttemptReported(site, attempt, JobState.RUNNING))
+        for at in SITES:
+            if world.stalled[at]:
+                continue
+            for attempt in sorted(world.delivered[at] - world.running[at]):
+                world.running[at].add(attempt)
+                world.report(AttemptReported(at, attempt, JobState.RUNNING))
     elif kind == "finish":
-        site = op[1]  # type: ignore[assignment]
+        if world.stalled[site]:
+            return
         for attempt in sorted(world.running[site]):
             world.running[site].discard(attempt)
             world.delivered[site].discard(attempt)
             state = JobState.SUCCEEDED if op[2] else JobState.FAILED
-            world.feed(AttemptReported(site, attempt, state, 0 if op[2] else 1))
+            world.report(AttemptReported(site, attempt, state, 0 if op[2] else 1))
     elif kind == "stop_at_site":
-        site = op[1]  # type: ignore[assignment]
+        if world.stalled[site]:
+            return
         for attempt in sorted(world.running[site]):
             world.running[site].discard(attempt)
             world.delivered[site].discard(attempt)
-            world.feed(AttemptReported(site, attempt, JobState.CANCELLED, message="node down"))
+            world.report(AttemptReported(site, attempt, JobState.CANCELLED, message="node down"))
     elif kind == "lose":
-        site = op[1]  # type: ignore[assignment]
-        world.running[site].clear()  # the agent stopped its attempts when its lease ran out
-        world.delivered[site].clear()
+        world.up[site] = False  # the broker ends a lost site's stream
+        if not world.stalled[site]:
+            # the agent stopped its attempts when its lease ran out; it reports that later
+            for attempt in sorted(world.delivered[site] | world.running[site]):
+                world.unsent[site].append(AttemptReported(site, attempt, JobState.CANCELLED))
+            world.running[site].clear()
+            world.delivered[site].clear()
         world.feed(SiteLost(site))
+    elif kind == "launch_fail":
+        if world.stalled[site]:
+            return
+        for attempt in sorted(world.delivered[site] - world.running[site]):
+            world.delivered[site].discard(attempt)
+            report = AttemptReported(
+                site, attempt, JobState.FAILED, -1, "no such file", launch_failed=True
+            )
+            world.report(report)
     elif kind == "suspect":
-        world.feed(SiteSuspect(op[1]))  # type: ignore[arg-type]
+        world.feed(SiteSuspect(site))
     elif kind == "cancel":
         world.feed(CancelRequested("test"))
     elif kind == "migrate":
         if job.site is not None:
-            world.feed(MigrationBegun(job.site, op[1]))  # type: ignore[arg-type]
+            world.feed(MigrationBegun(job.site, site))
     elif kind == "migration_stop":
         world.feed(MigrationStop(bool(op[1])))
     elif kind == "source_gone":
@@ -207,14 +282,37 @@ def _step(world: World, op: tuple[object, ...]) -> None:
     elif kind == "preempt":
         world.feed(Preempt("reclaim"))
     elif kind == "stale_report":
-        world.feed(AttemptReported(op[1], op[2], JobState.RUNNING))  # type: ignore[arg-type]
+        if world.up[site]:
+            world.feed(AttemptReported(site, op[2], JobState.RUNNING))  # type: ignore[arg-type]
         # a superseded attempt the site claims to run is told to stop, never adopted
+    elif kind == "drop":
+        world.up[site] = False  # the agent runs on; its reports wait for the next stream
+    elif kind == "stall":
+        world.up[site], world.stalled[site] = False, True
+    elif kind == "wipe":
+        # the agent restarts with an empty journal: its attempts and unsent reports are gone
+        world.up[site], world.stalled[site] = False, False
+        world.running[site].clear()
+        world.delivered[site].clear()
+        world.unsent[site].clear()
+    elif kind == "reconnect" and not world.up[site]:
+        world.reconnect(site)
+        _check_reconciled(world, site)
+
+
+def _check_reconciled(world: World, site: SiteId) -> None:
+    """One reconnect leaves no attempt the broker counts on that the site does not hold."""
+    job = world.job
+    if job.site == site and job.state in HELD_STATES:
+        held = world.delivered[site] | world.running[site]
+        assert job.attempt in held, f"{job.state.value} attempt {job.attempt} unknown at {site}"
 
 
 def _check(world: World) -> None:
     job = world.job
     running = [(s, a) for s, attempts in world.running.items() for a in attempts]
-    assert len(running) <= 1, f"two running attempts: {running}"
+    live = [(s, a) for s, a in running if not world.stalled[s]]
+    assert len(live) <= 1, f"two running attempts: {live}"
     if job.state.is_final:
         assert world.holds == [], "a final job holds capacity"
         assert not job.cancel_requested and job.migration_target is None
@@ -223,16 +321,54 @@ def _check(world: World) -> None:
         assert all(h.site == job.site and h.attempt == job.attempt for h in world.holds)
     if job.state == JobState.PENDING:
         assert job.site is None and world.holds == [], "a pending job holds nothing"
-    for site, attempts in world.running.items():
-        for attempt in attempts:
-            assert job.state in ACTIVE_STATES and (job.site, job.attempt) == (site, attempt), (
-                "a running attempt is the job's current one"
-            )
+    assert len(job.start_failures) <= RETRY.max_attempts, "more failed starts than the cap"
+    if RETRY.exhausted(job.start_failures):
+        assert job.state.is_final, "a job past its retry caps is still tried"
+    for site, attempt in live:
+        assert job.state in ACTIVE_STATES and (job.site, job.attempt) == (site, attempt), (
+            "a running attempt is the job's current one"
+        )
 
 
 @settings(max_examples=1500, deadline=None)
 @given(st.lists(stimulus_st, min_size=4, max_size=40))
 def test_random_stimuli_keep_the_lifecycle_invariants(ops: list[tuple[object, ...]]) -> None:
+    world = World()
+    world.record()
+    for op in ops:
+        _step(world, op)
+        _check(world)
+
+
+reconnect_st = st.one_of(
+    place_st,
+    place_st,
+    st.builds(lambda s: ("ack", s), site_st),
+    st.just(("start",)),
+    st.just(("start",)),
+    st.builds(lambda s, ok: ("finish", s, ok), site_st, st.booleans()),
+    st.builds(lambda s: ("lose", s), site_st),
+    st.just(("cancel",)),
+    st.builds(lambda s: ("migrate", s), site_st),
+    st.booleans().map(lambda c: ("migration_stop", c)),
+    st.builds(lambda s: ("drop", s), site_st),
+    st.builds(lambda s: ("stall", s), site_st),
+    st.builds(lambda s: ("wipe", s), site_st),
+    st.builds(lambda s: ("reconnect", s), site_st),
+    st.builds(lambda s: ("reconnect", s), site_st),
+)
+W, E = SITES
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(reconnect_st, min_size=4, max_size=30))
+@example([("place", W, 0), ("start",), ("stall", W), ("lose", W), ("place", E, 0), ("start",),
+          ("reconnect", W)])  # fmt: skip
+@example([("place", W, 0), ("ack", W), ("start",), ("wipe", W), ("reconnect", W)])
+def test_reconnects_with_forgotten_or_moved_attempts_keep_the_invariants(
+    ops: list[tuple[object, ...]],
+) -> None:
+    """Sites that drop, stall, forget and come back: one reconnect settles every difference."""
     world = World()
     world.record()
     for op in ops:

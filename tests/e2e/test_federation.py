@@ -63,7 +63,9 @@ def test_jobs_run_on_local_and_slurm_sites_and_survive_a_killed_agent(
     tmp_path: Path,
     slurm_cluster: Any,
 ) -> None:
-    broker = broker_factory("--suspect-after", "1.5", "--lost-after", "4")
+    broker = broker_factory(
+        "--suspect-after", "1.5", "--lost-after", "4", "--lease", "3", "--clock-skew-margin", "1"
+    )
     address, pki = broker.agent_address, broker.pki
     agents["horinger"] = start_agent(tmp_path, "horinger", address, pools=A800, pki=pki)
     agents["yangtze-demo"] = start_agent(tmp_path, "yangtze-demo", address, pools=A800, pki=pki)
@@ -138,7 +140,9 @@ def test_broker_restart_mid_dispatch_loses_and_repeats_nothing(
     broker_factory: BrokerFactory, agents: dict[str, subprocess.Popen[str]], tmp_path: Path
 ) -> None:
     db = f"sqlite:///{tmp_path / 'restart.db'}"
-    broker = broker_factory("--suspect-after", "2", "--lost-after", "20", db_url=db)
+    broker = broker_factory(
+        "--suspect-after", "2", "--lost-after", "20", "--lease", "15", db_url=db
+    )
     agents["horinger"] = start_agent(
         tmp_path,
         "horinger",
@@ -160,6 +164,8 @@ def test_broker_restart_mid_dispatch_loses_and_repeats_nothing(
         "2",
         "--lost-after",
         "20",
+        "--lease",
+        "15",
         db_url=db,
         listen=broker.address,
         agent_listen=broker.agent_address,

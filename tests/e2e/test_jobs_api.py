@@ -137,7 +137,9 @@ def test_unknown_job_is_not_found(broker_factory: BrokerFactory) -> None:
 def test_silent_site_goes_suspect_then_lost_and_its_job_is_requeued(
     broker_factory: BrokerFactory,
 ) -> None:
-    broker = broker_factory("--suspect-after", "1", "--lost-after", "2.5")
+    broker = broker_factory(
+        "--suspect-after", "1", "--lost-after", "2.5", "--lease", "2", "--clock-skew-margin", "0.5"
+    )
     assert broker.pki is not None
     agent = ScriptedAgent(
         broker.agent_address, "horinger", credentials=broker.pki.site_credentials("horinger")

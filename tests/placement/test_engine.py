@@ -59,6 +59,17 @@ def test_rejections_name_the_first_filter_that_failed() -> None:
     assert placement.chosen == "west"
 
 
+def test_an_alive_site_with_long_stale_capacity_takes_no_new_work() -> None:
+    west = _snapshot().sites["west"]
+    stale = replace(west, capacity_stale=True)
+    spec = _spec(resources={"accelerator": "h800", "count": 8})
+    placement = place(spec, _snapshot(west=stale), Policy.default())
+    assert _by_site(placement)["west"].reason == (
+        "site is active with stale capacity (probe failing)"
+    )
+    assert placement.chosen != "west"
+
+
 def test_gang_jobs_need_one_pool_but_others_may_span_pools() -> None:
     policy, snapshot = Policy.default(), _snapshot()
     gang = place(_spec(resources={"count": 20}), snapshot, policy)

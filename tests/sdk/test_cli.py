@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -137,6 +139,21 @@ def test_sites_table_json_and_drain(fake: RunningFake, capsys: pytest.CaptureFix
     assert out == "gansu-qingyang active\n"
 
 
+def test_sites_show_stale_capacity_and_why(fake: RunningFake, capsys: pytest.CaptureFixture[str]):
+    site = fake.broker.sites["gansu-qingyang"]
+    error = "scontrol: [red]down"
+    fake.broker.sites["gansu-qingyang"] = replace(
+        site, capacity_stale=True, capacity_error=error, capacity_unix_ms=1
+    )
+    code, out, _ = cli(capsys, "sites", "get", "gansu-qingyang", "--broker", fake.address)
+    assert code == 0 and "capacity stale" in out and error in out
+    code, out, _ = cli(capsys, "sites", "--broker", fake.address)
+    assert code == 0 and "stale" in out
+    code, out, _ = cli(capsys, "sites", "get", "gansu-qingyang", "--broker", fake.address, "--json")
+    shown = json.loads(out)
+    assert (shown["capacity_stale"], shown["capacity_error"]) == (True, error)
+
+
 def test_unreachable_broker_is_one_line_exit_1(
     dead_address: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -145,17 +162,17 @@ def test_unreachable_broker_is_one_line_exit_1(
     assert err == f"computenet: error: cannot reach broker at {dead_address} (UNAVAILABLE)\n"
 
 
-def test_malformed_spec_lists_violations_exit_2(
+def test_malformed_spec_is_one_line_with_every_field_and_line_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: ''\nkind: quantum\nduration_hours: -1\ncommand: []\n")
     code, out, err = cli(capsys, "submit", str(bad), "--broker", "127.0.0.1:1")
     assert (code, out) == (2, "")
-    lines = err.splitlines()
-    assert lines[0] == f"computenet: error: {bad}: invalid job spec"
-    fields = {line.split(":")[0].strip() for line in lines[1:]}
-    assert fields == {"spec.name", "spec.kind", "spec.duration_hours", "spec.command"}
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"computenet: error: {bad}:1: name: ")
+    for line, field in ((2, "kind"), (3, "duration_hours"), (4, "command")):
+        assert f"; line {line}: {field}: " in err
 
 
 def test_server_side_violations_are_listed_exit_1(
@@ -179,7 +196,8 @@ def test_unreadable_yaml_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
     bad = tmp_path / "broken.yaml"
     bad.write_text("name: [unclosed\n")
     code, _, err = cli(capsys, "plan", str(bad))
-    assert code == 2 and "not valid YAML" in err and len(err.splitlines()) == 1
+    assert code == 2 and "invalid YAML" in err and len(err.splitlines()) == 1
+    assert re.match(rf"computenet: error: {re.escape(str(bad))}:\d+: invalid YAML: ", err)
 
 
 def test_bad_broker_address_is_a_usage_error(smoke: Path, capsys: pytest.CaptureFixture[str]):

@@ -12,8 +12,10 @@ from computenet.site_messages import (
     CancelAttempt,
     Dispatch,
     Drain,
+    Heartbeat,
     Hello,
     JobEventReport,
+    LeaseRenewal,
     Welcome,
 )
 from computenet.spec import (
@@ -53,6 +55,21 @@ def texts(min_size: int = 0, max_size: int = 16) -> st.SearchStrategy[str]:
     return st.text(st.characters(codec="utf-8"), min_size=min_size, max_size=max_size)
 
 
+def names(min_size: int = 0, max_size: int = 16) -> st.SearchStrategy[str]:
+    """Names and ids a spec accepts: no control, format (bidi) or line-separator characters."""
+    alphabet = st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Cf", "Zl", "Zp"))
+    return st.text(alphabet, min_size=min_size, max_size=max_size)
+
+
+def arguments(min_size: int = 1, max_size: int = 32) -> st.SearchStrategy[str]:
+    """Command arguments a spec accepts: anything but NUL (tabs and newlines included)."""
+    alphabet = st.characters(codec="utf-8", exclude_characters="\x00")
+    return st.text(alphabet, min_size=min_size, max_size=max_size)
+
+
+LABEL_KEYS = st.from_regex(r"\A([a-z0-9]{1,8}(\.[a-z0-9]{1,8})?/)?[^\W_]([\w.-]{0,20}[^\W_])?\Z")
+
+
 def positive(max_value: float) -> st.SearchStrategy[float]:
     """Floats in (0, max_value]."""
     return st.floats(min_value=0.0, max_value=max_value, exclude_min=True)
@@ -71,7 +88,7 @@ def inference_specs(draw: st.DrawFn) -> InferenceSpec:
     """A valid inference section."""
     regions = draw(
         st.lists(
-            st.builds(RegionDemand, region=texts(1, 64), weight=positive(1e9)),
+            st.builds(RegionDemand, region=names(1, 64), weight=positive(1e9)),
             min_size=1,
             max_size=3,
         )
@@ -89,10 +106,10 @@ def specs(draw: st.DrawFn) -> JobSpec:
     kind = draw(st.sampled_from(["training", "inference", "batch"]))
     inference = draw(inference_specs() if kind == "inference" else st.none() | inference_specs())
     return JobSpec(
-        name=draw(texts(1, 128)),
+        name=draw(names(1, 128)),
         kind=kind,
         resources=Resources(
-            accelerator=draw(texts(0, 64)),
+            accelerator=draw(names(0, 64)),
             count=draw(st.integers(0, 100_000)),
             cpu_cores=draw(positive(1_000_000)),
             memory_gb=draw(positive(100_000_000)),
@@ -101,7 +118,7 @@ def specs(draw: st.DrawFn) -> JobSpec:
         duration_hours=draw(positive(24 * 365)),
         dataset=draw(
             st.none()
-            | st.builds(Dataset, origin=texts(1, 64), size_gb=st.floats(min_value=0, max_value=1e9))
+            | st.builds(Dataset, origin=names(1, 64), size_gb=st.floats(min_value=0, max_value=1e9))
         ),
         checkpoint=draw(
             st.none()
@@ -114,12 +131,12 @@ def specs(draw: st.DrawFn) -> JobSpec:
         inference=inference,
         priority=draw(st.integers(-1000, 1000)),
         constraints=Constraints(
-            allowed_provinces=tuple(draw(st.lists(texts(), max_size=3))),
-            allowed_sites=tuple(draw(st.lists(texts(), max_size=3))),
-            excluded_sites=tuple(draw(st.lists(texts(), max_size=3))),
+            allowed_provinces=tuple(draw(st.lists(names(), max_size=3))),
+            allowed_sites=tuple(draw(st.lists(names(), max_size=3))),
+            excluded_sites=tuple(draw(st.lists(names(), max_size=3))),
         ),
-        command=tuple(draw(st.lists(texts(1, 32), min_size=1, max_size=4))),
-        labels=draw(st.dictionaries(texts(), texts(), max_size=3)),
+        command=tuple(draw(st.lists(arguments(), min_size=1, max_size=4))),
+        labels=draw(st.dictionaries(LABEL_KEYS, names(), max_size=3)),
         on_site_loss=draw(st.sampled_from(["requeue", "fail"])),
     )
 
@@ -190,6 +207,9 @@ SITES = st.builds(
     running_jobs=UINT32,
     executor=texts(),
     agent_version=texts(),
+    capacity_stale=st.booleans(),
+    capacity_error=texts(),
+    capacity_unix_ms=INT64,
 )
 CAPACITY_REPORTS = st.builds(
     CapacityReport,
@@ -227,6 +247,7 @@ HELLOS = st.builds(
     epoch=texts(),
     executor=texts(),
     attempts=st.lists(ATTEMPT_STATUSES, max_size=3).map(tuple),
+    heartbeat_sequence=UINT64,
 )
 JOB_EVENT_REPORTS = st.builds(
     JobEventReport,
@@ -240,7 +261,20 @@ JOB_EVENT_REPORTS = st.builds(
     time_unix_ms=INT64,
 )
 ACKS = st.builds(Ack, id=UINT64)
-WELCOMES = st.builds(Welcome, broker_epoch=texts(), heartbeat_interval_s=FLOATS, lease_s=FLOATS)
+WELCOMES = st.builds(
+    Welcome,
+    broker_epoch=texts(),
+    heartbeat_interval_s=FLOATS,
+    lease_s=FLOATS,
+    heartbeat_sequence=UINT64,
+)
+HEARTBEATS = st.builds(
+    Heartbeat,
+    sequence=UINT64,
+    capacity=st.none() | CAPACITY_REPORTS,
+    capacity_error=texts(),
+)
+LEASE_RENEWALS = st.builds(LeaseRenewal, heartbeat_sequence=UINT64, lease_s=FLOATS)
 DISPATCHES = st.builds(
     Dispatch,
     delivery_id=UINT64,

@@ -27,8 +27,9 @@ from broker.security import (
     server_credentials,
 )
 from broker.security.certs import serial_hex
+from broker.security.revocation import RevocationChecker
 from broker.security.stack import SecurityStack
-from broker.security.tokens import TokenEntry, hash_token
+from broker.security.tokens import TokenAuthenticator, TokenEntry, hash_token
 from computenet import tls
 from computenet.v1 import federation_service_pb2_grpc as fed_grpc
 from computenet.v1 import job_service_pb2_grpc as job_grpc
@@ -131,15 +132,18 @@ async def serve(
     *,
     limits: LimitSettings | None = None,
     clock: Callable[[], float] | None = None,
-    revocations: Revocations | None = None,
+    revocations: RevocationChecker | None = None,
     separate: bool = False,
+    tokens: TokenAuthenticator | None = None,
 ) -> AsyncIterator[Harness]:
     """Start the test server with the full security stack and the error translator.
 
     `separate` installs audit, auth and limits as three interceptors instead of the stack's
     single combined one, which must behave the same.
     """
-    settings = AuthSettings(tokens=token_store(), revocations=revocations or pki.revocations())
+    settings = AuthSettings(
+        tokens=tokens or token_store(), revocations=revocations or pki.revocations()
+    )
     stack = (
         SecurityStack.build(settings, limits, clock=clock)
         if clock

@@ -70,6 +70,13 @@ class JobService(job_grpc.JobServiceServicer):  # type: ignore[misc]
         for sequence in (1, 2):
             yield job_pb.WatchJobResponse(event=pb.JobEvent(sequence=sequence, job_id=tenant))
 
+    @translate_errors
+    async def WatchJobs(self, request: job_pb.WatchJobsRequest, context: Ctx) -> AsyncIterator[Any]:
+        self.calls["WatchJobs"] += 1
+        tenant = require_principal().tenant
+        yield job_pb.WatchJobsResponse(event=pb.JobEvent(sequence=1, job_id=tenant))
+        await asyncio.Event().wait()  # an open watch: only the client or the broker ends it
+
 
 class FederationService(fed_grpc.FederationServiceServicer):  # type: ignore[misc]
     """DrainSite (operator-only) echoes the site id."""

@@ -23,25 +23,48 @@ class Session:
 
     inbox: asyncio.Queue[sp.ConnectRequest] = field(default_factory=asyncio.Queue)
     outbox: asyncio.Queue[sp.ConnectResponse | None] = field(default_factory=asyncio.Queue)
+    renew: bool = True
+    """Answer every heartbeat with a lease renewal, as the broker does; False: a one-way cut."""
+    lease_s: float = 30.0
+    hello_sequence: int = 0
 
-    async def next(self, kind: str, skip: tuple[str, ...] = ("capacity",)) -> sp.ConnectRequest:
+    def received(self, msg: sp.ConnectRequest) -> None:
+        """Take one message from the agent, answering heartbeats like the broker."""
+        kind = msg.WhichOneof("msg")
+        if kind == "hello":
+            self.hello_sequence = msg.hello.heartbeat_sequence
+        elif kind == "heartbeat" and self.renew:
+            renewal = sp.LeaseRenewal(
+                heartbeat_sequence=msg.heartbeat.sequence, lease_s=self.lease_s
+            )
+            self.send(lease=renewal)
+        self.inbox.put_nowait(msg)
+
+    async def next(
+        self, kind: str, skip: tuple[str, ...] = ("capacity", "heartbeat")
+    ) -> sp.ConnectRequest:
         """The next message of `kind`, skipping heartbeats; fails on anything else."""
         while True:
             msg = await asyncio.wait_for(self.inbox.get(), WAIT_S)
             got = msg.WhichOneof("msg")
             if got == kind:
                 return msg
-            assert got in skip, f"expected {kind}, got {msg}"
+            assert got in (*skip, "heartbeat"), f"expected {kind}, got {msg}"
 
     def send(self, **kwargs: object) -> None:
         """Queue one ConnectResponse (welcome=..., dispatch=..., ...)."""
         self.outbox.put_nowait(sp.ConnectResponse(**kwargs))  # type: ignore[arg-type]
 
     def welcome(self, heartbeat_s: float = 0.2, lease_s: float = 30.0) -> None:
-        """Answer the hello."""
-        self.send(
-            welcome=sp.Welcome(broker_epoch="b1", heartbeat_interval_s=heartbeat_s, lease_s=lease_s)
+        """Answer the hello (renewing the lease from its send time)."""
+        self.lease_s = lease_s
+        welcome = sp.Welcome(
+            broker_epoch="b1",
+            heartbeat_interval_s=heartbeat_s,
+            lease_s=lease_s,
+            heartbeat_sequence=self.hello_sequence,
         )
+        self.send(welcome=welcome)
 
     def dispatch(
         self, delivery_id: int, job_id: str, attempt: int, token: int, spec: JobSpec
@@ -83,7 +106,7 @@ class FakeBroker(sg.SiteServiceServicer):
 
         async def pump() -> None:
             async for msg in request_iterator:
-                session.inbox.put_nowait(msg)
+                session.received(msg)
 
         reader = asyncio.create_task(pump())
         try:

@@ -45,7 +45,7 @@ def test_minimal_config_loads(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, MINIMAL))
     assert (cfg.site, cfg.broker, cfg.executor.kind) == ("zhangjiakou", "127.0.0.1:50051", "local")
     assert cfg.state_dir == tmp_path / "agent-state"
-    assert (cfg.heartbeat_interval_s, cfg.lease_s) == (5.0, 120.0)
+    assert (cfg.heartbeat_interval_s, cfg.lease_s) == (5.0, 40.0)
 
 
 @pytest.mark.parametrize(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
+import pytest
+
 from computenet.types import JobState
-from site_agent.executors.base import Launch, attempt_dir
+from site_agent.executors.base import ExecutorError, Launch, attempt_dir
 from site_agent.executors.local import LocalExecutor
 from site_agent.records import AttemptRecord, ExecutorUpdate, Phase
 from tests.site_agent.helpers import make_spec
@@ -46,12 +49,46 @@ def test_echo_succeeds_and_logs_with_job_environment(tmp_path: Path) -> None:
     assert (folder / "stdout.log").read_text() == "hello\nj2/zhangjiakou\n"
 
 
-def test_missing_binary_fails_with_127(tmp_path: Path) -> None:
+def test_missing_binary_is_a_launch_failure_not_an_exit_code(tmp_path: Path) -> None:
     ex = LocalExecutor(tmp_path)
     ex.start(launch("j3", "/nonexistent/binary"))
     updates = wait_final(ex)
-    assert (updates[-1].state, updates[-1].exit_code) == (JobState.FAILED, 127)
+    # It never ran: no RUNNING first, and the update says it failed to launch.
+    assert [u.state for u in updates] == [JobState.FAILED]
+    assert updates[-1].launch_failed
+    assert "/nonexistent/binary" in updates[-1].message
+    assert "No such file" in updates[-1].message
     assert "cannot start" in (attempt_dir(tmp_path, "j3", 1) / "stderr.log").read_text()
+
+
+def test_a_command_that_runs_and_exits_127_is_its_own_failure(tmp_path: Path) -> None:
+    ex = LocalExecutor(tmp_path)
+    ex.start(launch("j3b", "sh", "-c", "exit 127"))
+    updates = wait_final(ex)
+    assert (updates[-1].state, updates[-1].exit_code) == (JobState.FAILED, 127)
+    assert not updates[-1].launch_failed
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "words"),
+    [
+        ((), {}, "command is empty"),
+        (("sh", "-c", "echo a\0b"), {}, "argument 3 of the command holds a NUL byte"),
+        (("sh", "\ud800"), {}, "argument 2 of the command cannot be encoded"),
+        (("true",), {"A=B": "1"}, "name 'A=B' is not valid"),
+        (("true",), {"": "1"}, "name '' is not valid"),
+        (("true",), {"X": "a\0"}, "variable 'X' holds a NUL byte"),
+    ],
+)
+def test_what_the_os_cannot_take_is_refused_with_its_reason(
+    tmp_path: Path, command: tuple[str, ...], env: dict[str, str], words: str
+) -> None:
+    ex = LocalExecutor(tmp_path, env={"PATH": os.environ["PATH"], **env})
+    # model_copy skips validation, as a hostile or buggy broker might.
+    spec = make_spec().model_copy(update={"command": command})
+    with pytest.raises(ExecutorError, match=re.escape(words)):
+        ex.start(Launch("j6", 1, 7, spec, "zhangjiakou"))
+    assert ex.poll() == []
 
 
 def wait_output(state_dir: Path, job_id: str, text: str) -> None:
@@ -88,8 +125,15 @@ def test_restarted_executor_recovers_without_rerunning(tmp_path: Path) -> None:
     script = f"echo run >> {runs}; sleep 1; exit 4"
     first = LocalExecutor(tmp_path / "state")
     handle = first.start(launch("j6", "sh", "-c", script))
-    assert first.poll()[0].state is JobState.RUNNING
-    del first
+    # Running once the wrapper has started the command.
+    seen: list[ExecutorUpdate] = []
+
+    def started() -> bool:
+        seen.extend(first.poll())
+        return bool(seen)
+
+    wait_for(started, what="j6 to start")
+    assert [u.state for u in seen] == [JobState.RUNNING]
 
     second = LocalExecutor(tmp_path / "state")
     record = AttemptRecord("j6", 1, 7, spec=make_spec("sh"), phase=Phase.LAUNCHED, handle=handle)

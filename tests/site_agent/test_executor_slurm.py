@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from computenet.types import JobState
-from site_agent.executors.base import Launch, attempt_dir
+from site_agent.executors.base import ExecutorError, Launch, attempt_dir
 from site_agent.executors.slurm import SlurmExecutor
 from site_agent.executors.slurm_jobs import (
     batch_script,
@@ -105,9 +106,30 @@ def test_sbatch_args(tmp_path: Path) -> None:
 
 def test_batch_script_quotes_the_command() -> None:
     script = batch_script(["sh", "-c", "echo 'a b'; exit 3"], {"COMPUTENET_JOB_ID": "j1"})
-    assert script == (
-        "#!/bin/sh\nexport COMPUTENET_JOB_ID=j1\nexec sh -c 'echo '\"'\"'a b'\"'\"'; exit 3'\n"
-    )
+    assert script.startswith("#!/bin/sh\nexport COMPUTENET_JOB_ID=j1\n")
+    assert script.endswith("\nexec sh -c 'echo '\"'\"'a b'\"'\"'; exit 3'\n")
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "start_error"),
+    [
+        (["sh", "-c", 'echo "$COMPUTENET_JOB_ID"; exit 3'], 3, False),
+        (["/nonexistent/binary", "x"], 127, True),
+        (["no-such-program-anywhere"], 127, True),
+    ],
+)
+def test_batch_script_records_a_command_it_cannot_start(
+    tmp_path: Path, command: list[str], code: int, start_error: bool
+) -> None:
+    (tmp_path / "job.sh").write_text(batch_script(command, {"COMPUTENET_JOB_ID": "j1"}))
+    # What slurmd does with it: run it with the job's folder as working directory.
+    done = subprocess.run(["sh", "job.sh"], cwd=tmp_path, capture_output=True, timeout=30)
+    assert done.returncode == code
+    assert (tmp_path / "start_error").exists() == start_error
+    if start_error:
+        assert command[0] in (tmp_path / "start_error").read_text()
+    else:
+        assert done.stdout == b"j1\n"
 
 
 def wait_final(ex: SlurmExecutor, timeout_s: float = 90) -> list[ExecutorUpdate]:
@@ -145,6 +167,23 @@ def test_slurm_job_failure_keeps_exit_code(slurm_cluster, tmp_path: Path) -> Non
     updates = wait_final(ex)
     assert (updates[-1].state, updates[-1].exit_code) == (JobState.FAILED, 3), updates
     assert "slurm FAILED" in updates[-1].message
+
+
+@pytest.mark.slurm
+def test_slurm_missing_binary_is_a_launch_failure(slurm_cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ex = SlurmExecutor(tmp_path, env=slurm_cluster.env)
+    ex.start(slurm_launch("s5", "/nonexistent/binary", "--flag"))
+    updates = wait_final(ex)
+    assert updates[-1].state is JobState.FAILED and updates[-1].launch_failed, updates
+    assert "cannot start '/nonexistent/binary'" in updates[-1].message
+
+
+@pytest.mark.slurm
+def test_sbatch_refusing_the_job_is_an_executor_error(slurm_cluster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ex = SlurmExecutor(tmp_path, env=slurm_cluster.env, partition="no-such-partition")
+    with pytest.raises(ExecutorError, match="sbatch failed"):
+        ex.start(slurm_launch("s6", "true"))
+    assert ex.poll() == []
 
 
 @pytest.mark.slurm

@@ -78,7 +78,7 @@ def test_dispatch_ack_reports_and_resume_after_a_dropped_stream(tmp_path: Path) 
         assert (hello.site_id, hello.executor, list(hello.attempts)) == ("zhangjiakou", "local", [])
         assert hello.epoch
         s1.welcome()
-        cap = (await s1.next("capacity", skip=())).capacity
+        cap = (await s1.next("heartbeat", skip=())).heartbeat.capacity
         assert [(p.model, p.total, p.allocatable, p.in_use) for p in cap.pools] == [
             ("a800", 8, 8, 0)
         ]
@@ -90,7 +90,7 @@ def test_dispatch_ack_reports_and_resume_after_a_dropped_stream(tmp_path: Path) 
         assert (running.report_id, running.job_id, running.attempt) == (1, "j1", 1)
         assert (running.state, running.fencing_token) == (pb.JOB_STATE_RUNNING, 5)
         s1.ack(1)
-        busy = (await s1.next("capacity", skip=())).capacity
+        busy = (await s1.next("heartbeat", skip=())).heartbeat.capacity
         assert busy.pools[0].in_use == 2
         done = (await s1.next("job_event")).job_event
         assert (done.report_id, done.state, done.exit_code) == (2, pb.JOB_STATE_SUCCEEDED, 0)
@@ -110,7 +110,7 @@ def test_dispatch_ack_reports_and_resume_after_a_dropped_stream(tmp_path: Path) 
         s2.ack(2)
         s2.send(drain=sp.Drain(delivery_id=12, drain=True))
         assert (await s2.next("ack")).ack.id == 12
-        drained = (await s2.next("capacity", skip=())).capacity
+        drained = (await s2.next("heartbeat", skip=())).heartbeat.capacity
         # The agent handles one delivery at a time, launch included, so this report comes after
         # the resent dispatch was handled: had it started the job again, the cards would be held.
         assert (drained.pools[0].allocatable, drained.pools[0].in_use) == (0, 0)
@@ -288,11 +288,36 @@ def test_cli_run_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
         session = await fake.next_session()
         assert (await session.next("hello", skip=())).hello.site_id == "zhangjiakou"
         session.welcome()
-        await session.next("capacity", skip=())
+        await session.next("heartbeat", skip=())
         proc.terminate()
         _, err = await asyncio.wait_for(proc.communicate(), 30)
         assert proc.returncode == 0, err.decode()
         assert "agent stopped site=zhangjiakou" in err.decode()
         assert (tmp_path / "agent-state" / "journal.sqlite3").exists()
+
+    run_with_broker(tmp_path, body)
+
+
+def test_a_one_way_cut_stops_attempts_while_the_stream_stays_up(tmp_path: Path) -> None:
+    async def body(fake: FakeBroker, cfg: AgentConfig, stop: asyncio.Event) -> None:
+        agent = asyncio.create_task(run_agent(cfg, stop))
+        s1 = await fake.next_session()
+        hello = (await s1.next("hello", skip=())).hello
+        assert hello.heartbeat_sequence > 0
+        s1.welcome(lease_s=1.0)
+        s1.dispatch(1, "j1", 1, 3, make_spec("sleep", "60"))
+        assert (await s1.next("ack")).ack.id == 1
+        running = (await s1.next("job_event")).job_event
+        assert running.state == pb.JOB_STATE_RUNNING
+        s1.renew = False  # heartbeats still reach the broker; its answers no longer come back
+        stopped = (await s1.next("job_event")).job_event
+        assert (stopped.job_id, stopped.state, stopped.message) == (
+            "j1",
+            pb.JOB_STATE_CANCELLED,
+            "lease expired",
+        )
+        assert fake.sessions.empty(), "the stream should have stayed up"
+        stop.set()
+        await asyncio.wait_for(agent, 20)
 
     run_with_broker(tmp_path, body)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import grpc
 
@@ -25,7 +25,10 @@ class ScriptedAgent:
         *,
         epoch: str = "test",
         credentials: grpc.ChannelCredentials | None = None,
+        attempts: Sequence[tuple[str, int, int]] = (),
+        hello_sequence: int = 0,
     ) -> None:
+        """`attempts` are what the hello lists: (job id, attempt, wire job state)."""
         self.site_id = site_id
         self._channel = (
             grpc.secure_channel(address, credentials)
@@ -34,11 +37,23 @@ class ScriptedAgent:
         )
         self._outbox: queue.Queue[object] = queue.Queue()
         self.inbox: queue.Queue[pb.ConnectResponse | BaseException] = queue.Queue()
+        self.ended = threading.Event()
+        """Set when the stream is over, whoever ended it."""
         self._report_id = 0
         stub = pb_grpc.SiteServiceStub(self._channel)
         self._outbox.put(
             pb.ConnectRequest(
-                hello=pb.Hello(site_id=site_id, agent_version="test", epoch=epoch, executor="test")
+                hello=pb.Hello(
+                    site_id=site_id,
+                    agent_version="test",
+                    epoch=epoch,
+                    executor="test",
+                    attempts=[
+                        pb.AttemptStatus(job_id=j, attempt=a, state=st)  # type: ignore[arg-type]
+                        for j, a, st in attempts
+                    ],
+                    heartbeat_sequence=hello_sequence,
+                )
             )
         )
         self._call = stub.Connect(self._requests())
@@ -59,6 +74,8 @@ class ScriptedAgent:
                 self.inbox.put(message)
         except grpc.RpcError as exc:
             self.inbox.put(exc)
+        finally:
+            self.ended.set()
 
     def next(self, kind: str, timeout_s: float = 10.0) -> pb.ConnectResponse:
         """The next broker message of this kind (others are skipped); fails on timeout or error."""
@@ -68,6 +85,21 @@ class ScriptedAgent:
                 raise item
             if item.WhichOneof("msg") == kind:
                 return item
+
+    def heartbeat(self, sequence: int, model: str = "", total: int = 0, *, error: str = "") -> None:
+        """Send a heartbeat: with a capacity report of `total` cards of `model`, or with `error`."""
+        beat = pb.Heartbeat(sequence=sequence, capacity_error=error)
+        if model:
+            beat.capacity.CopyFrom(
+                pb.CapacityReport(
+                    pools=[types_pb2.PoolCapacity(model=model, total=total, allocatable=total)],
+                    cpu_cores=64,
+                    cpu_cores_free=64,
+                    memory_gb=512,
+                    memory_gb_free=512,
+                )
+            )
+        self._outbox.put(pb.ConnectRequest(heartbeat=beat))
 
     def report_capacity(self, model: str, total: int, *, cpu: float = 64, mem: float = 512) -> None:
         """Send a capacity report (the heartbeat)."""
