@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 BUF    := .tools/node_modules/.bin/buf
 PROTO_FILES := $(wildcard proto/computenet/v1/*.proto)
 
-.PHONY: all demo test bench bench-smoke proto lint buf soak clean
+.PHONY: all demo test chaos bench bench-smoke proto lint buf soak clean
 
 all: test
 
@@ -39,6 +39,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Every chaos scenario ten times (agents in network namespaces; needs root); `make test` runs
+# the short form. Bounded: each scenario waits at most a few minutes and stops by itself.
+CHAOS_REPEAT ?= 10
+chaos: $(STAMP)
+	$(PY) -m pytest -q -m chaos --chaos-repeat $(CHAOS_REPEAT) tests/chaos
 
 bench: $(STAMP)
 	$(PY) -m bench.run --out bench/results

@@ -1,3 +1,9 @@
 """Root test configuration: registers the service harness and PKI fixtures for the whole suite."""
 
-pytest_plugins = ["tests.harness.postgres", "tests.harness.slurm", "tests.support.pki"]
+pytest_plugins = [
+    "tests.harness.postgres",
+    "tests.harness.slurm",
+    "tests.support.pki",
+    "tests.harness.netns",
+    "tests.chaos.plugin",
+]
