@@ -49,6 +49,9 @@ class RetryPolicy:
     """Upper bound of any single wait."""
     multiplier: float = 2.0
     """Growth of the wait per attempt."""
+    max_rate_limit_wait_s: float = 5.0
+    """The longest wait a broker's rate-limit hint (RetryInfo) is honoured for; a call told to
+    wait longer fails at once with the hint in `ResourceExhaustedError.retry_after_s`."""
 
     def backoff_s(self, failures: int) -> float:
         """Wait after `failures` consecutive failures (>= 1), jittered within its upper half."""
@@ -178,6 +181,26 @@ def list_sites_request(status: SiteStatus | str | None) -> fed_pb.ListSitesReque
 def is_retryable(err: grpc.RpcError) -> bool:
     """True if the call failed before the broker could act on it, so repeating it is safe."""
     return getattr(err, "code", lambda: None)() == grpc.StatusCode.UNAVAILABLE
+
+
+def retry_wait_s(err: grpc.RpcError, policy: RetryPolicy, failures: int) -> float | None:
+    """How long to wait before repeating a failed call; None if it must not be repeated.
+
+    UNAVAILABLE is retried with the policy's backoff. RESOURCE_EXHAUSTED is retried only when
+    the broker said when (a rate limit's RetryInfo): it refused before acting, and waiting that
+    long is what it asked for. Other refusals (a message too large, say) carry no RetryInfo.
+    """
+    if failures >= policy.max_attempts:
+        return None
+    backoff = policy.backoff_s(failures)
+    if is_retryable(err):
+        return backoff
+    if getattr(err, "code", lambda: None)() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        exc = error_from_rpc_error(err)
+        hint = getattr(exc, "retry_after_s", 0.0)
+        if 0 < hint <= policy.max_rate_limit_wait_s:
+            return max(hint, backoff)
+    return None
 
 
 def translate(err: grpc.RpcError, target: str, timeout_s: float | None) -> ComputeNetError:

@@ -26,6 +26,7 @@ from computenet.client._common import (
     list_request,
     list_sites_request,
     new_request_id,
+    retry_wait_s,
     submit_request,
     translate,
     watch_jobs_request,
@@ -100,10 +101,11 @@ class Client:
                 return method(request, timeout=self.timeout_s, metadata=self._metadata)
             except grpc.RpcError as err:
                 failures += 1
-                if not (retry and is_retryable(err) and failures < self._retry.max_attempts):
+                wait_s = retry_wait_s(err, self._retry, failures) if retry else None
+                if wait_s is None:
                     raise translate(err, self._target, self.timeout_s) from None
-                log.debug("retrying after UNAVAILABLE failures=%d", failures)
-                time.sleep(self._retry.backoff_s(failures))
+                log.debug("retrying code=%s failures=%d wait_s=%.2f", err.code(), failures, wait_s)
+                time.sleep(wait_s)
 
     def _stream(
         self, open_call: Callable[[int], Any], after_sequence: int, stop_at_final: bool
