@@ -26,6 +26,7 @@ from computenet.types import Job, JobEvent, JobState
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+AppliedListener = Callable[[Sequence[Transition], Sequence[JobEvent | None] | None], None]
 
 MAX_SUBMIT_BATCH = 512
 
@@ -50,6 +51,7 @@ class StoreWriter:
         self._flush_task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[Sequence[JobEvent]], None]] = []
         self._created_listeners: list[Callable[[Sequence[Job]], None]] = []
+        self._applied_listeners: list[AppliedListener] = []
         self._turn: asyncio.Lock | None = None
         self._turn_loop: asyncio.AbstractEventLoop | None = None
 
@@ -60,6 +62,12 @@ class StoreWriter:
     def on_created(self, listener: Callable[[Sequence[Job]], None]) -> None:
         """Call `listener` with newly created jobs, just before their first events."""
         self._created_listeners.append(listener)
+
+    def on_applied(self, listener: AppliedListener) -> None:
+        """Call `listener` (on the event loop) with every batch of transitions and its results
+        (None where a transition's expectation failed), in commit order, before their events
+        are published; results are None altogether when the write raised."""
+        self._applied_listeners.append(listener)
 
     def _publish(self, events: Sequence[JobEvent]) -> None:
         if events:
@@ -144,8 +152,17 @@ class StoreWriter:
         """
         if not transitions:
             return []
-        write = functools.partial(self.store.apply, list(transitions), fence=fence)
-        results = await self.write(write)
+        batch = list(transitions)
+        try:
+            results = await self.write(functools.partial(self.store.apply, batch, fence=fence))
+        except BaseException:
+            for listener in self._applied_listeners:
+                listener(batch, None)  # the outcome is unknown to this process
+            raise
+        # Writes take turns, and this runs in the same step as the write's completion, so
+        # listeners see batches in commit order.
+        for listener in self._applied_listeners:
+            listener(batch, results)
         self._publish([e for e in results if e is not None])
         return results
 
