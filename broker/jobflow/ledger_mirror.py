@@ -2,7 +2,7 @@
 
 Holds change only through transitions (`release_hold` drops a job's holds, then `holds` adds
 new ones), and every transition this broker writes goes through its `StoreWriter`, whose
-`on_applied` listener hands each committed batch over in commit order. Replaying those
+`on_holds` listener hands each committed batch over in commit order. Replaying those
 batches with the store's rule keeps the mirror equal to the table without reading it back.
 It is loaded from the store at first use, again after a write whose outcome is unknown, and
 every `resync_every_s` (holds written by anything else: another replica, an operator's tool).
@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from broker.control.capacity import SiteHolds, holds_by_site
-from broker.store.protocol import Hold, Transition
-from broker.writer import StoreWriter
-from computenet.types import JobEvent, JobId
+from broker.store.protocol import Hold
+from broker.writer import HoldChange, StoreWriter
+from computenet.types import JobId
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class LedgerMirror:
         self._changed: set[str] = set()
         """Sites whose holds changed since the last `take_changed`."""
         self._loaded_at: float | None = None
-        writer.on_applied(self.applied)
+        writer.on_holds(self.applied)
 
     async def sync(self) -> None:
         """Load the ledger from the store if it was never loaded, is in doubt, or is due."""
@@ -73,17 +73,13 @@ class LedgerMirror:
         self._changed |= differ
         self._loaded_at = self._clock()
 
-    def applied(
-        self, transitions: Sequence[Transition], results: Sequence[JobEvent | None] | None
-    ) -> None:
+    def applied(self, changes: Sequence[HoldChange] | None) -> None:
         """Replay a committed batch: for each transition that held, release, then add."""
-        if results is None:
+        if changes is None:
             self._loaded_at = None  # what was written is unknown: load again before use
             return
-        for t, event in zip(transitions, results, strict=True):
-            if event is None or not (t.release_hold or t.holds):
-                continue
-            if t.release_hold:
+        for t in changes:
+            if t.release:
                 for hold in self._by_job.pop(t.job_id, []):
                     self._jobs_at[hold.site].pop(t.job_id, None)
                     self._touch(hold.site)
