@@ -16,16 +16,30 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import TypeVar
 
 from broker.store import SubmitProcess, WorkerStartError
 from broker.store.errors import translating
-from broker.store.protocol import Fence, NewJob, Store, SubmitOutcome, Transition
-from computenet.types import Job, JobEvent, JobState
+from broker.store.protocol import Fence, Hold, NewJob, Store, SubmitOutcome, Transition
+from computenet.types import Job, JobEvent, JobId, JobState
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class HoldChange:
+    """What one committed transition did to the capacity ledger: if `release`, the job's
+    holds went, then `holds` were added (the store's rule)."""
+
+    job_id: JobId
+    release: bool
+    holds: tuple[Hold, ...]
+
+
+HoldListener = Callable[[Sequence[HoldChange] | None], None]
 
 MAX_SUBMIT_BATCH = 512
 
@@ -50,6 +64,7 @@ class StoreWriter:
         self._flush_task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[Sequence[JobEvent]], None]] = []
         self._created_listeners: list[Callable[[Sequence[Job]], None]] = []
+        self._hold_listeners: list[HoldListener] = []
         self._turn: asyncio.Lock | None = None
         self._turn_loop: asyncio.AbstractEventLoop | None = None
 
@@ -60,6 +75,12 @@ class StoreWriter:
     def on_created(self, listener: Callable[[Sequence[Job]], None]) -> None:
         """Call `listener` with newly created jobs, just before their first events."""
         self._created_listeners.append(listener)
+
+    def on_holds(self, listener: HoldListener) -> None:
+        """Call `listener` (on the event loop) with the ledger changes of every committed batch
+        of transitions, in commit order, before their events are published; with None when a
+        batch's write raised (its outcome is unknown here)."""
+        self._hold_listeners.append(listener)
 
     def _publish(self, events: Sequence[JobEvent]) -> None:
         if events:
@@ -144,8 +165,23 @@ class StoreWriter:
         """
         if not transitions:
             return []
-        write = functools.partial(self.store.apply, list(transitions), fence=fence)
-        results = await self.write(write)
+        batch = list(transitions)
+        try:
+            results = await self.write(functools.partial(self.store.apply, batch, fence=fence))
+        except BaseException:
+            for listener in self._hold_listeners:
+                listener(None)
+            raise
+        # Writes take turns, and this runs in the same step as the write's completion, so
+        # listeners see batches in commit order.
+        if self._hold_listeners:
+            changes = [
+                HoldChange(t.job_id, t.release_hold, t.holds)
+                for t, event in zip(batch, results, strict=True)
+                if event is not None and (t.release_hold or t.holds)
+            ]
+            for listener in self._hold_listeners:
+                listener(changes)
         self._publish([e for e in results if e is not None])
         return results
 

@@ -91,6 +91,49 @@ def site_capacity(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """The pending queue's cards by model asked for, with the pools' allocatable cards by model.
+
+    `asked` is cards asked for per model, `anything` cards of any-model jobs; `by_model` is
+    allocatable cards per model over all sites and `everything` their sum.
+    """
+
+    asked: Mapping[str, float]
+    anything: float
+    by_model: Mapping[str, int]
+    everything: int
+
+    @classmethod
+    def of(cls, pending: Iterable[tuple[str, int]], by_model: Mapping[str, int]) -> Backlog:
+        """`pending` is (model asked for, "" for any; cards) per pending job."""
+        asked: dict[str, float] = defaultdict(float)
+        anything = 0.0
+        for model, cards in pending:
+            if model:
+                asked[model] += cards
+            else:
+                anything += cards
+        return cls(dict(asked), anything, by_model, sum(by_model.values()))
+
+    def share(self, model: str, cards: int) -> float:
+        """A pool's share of the queue: its model's askers and any-model jobs, pro rata."""
+        if cards <= 0:
+            return 0.0
+        share = self.asked.get(model, 0.0) * cards / self.by_model[model]
+        if self.everything:
+            share += self.anything * cards / self.everything
+        return share
+
+
+def allocatable_by_model(allocatable: Mapping[tuple[str, str], int]) -> dict[str, int]:
+    """Allocatable cards per model, summed over (site, model) keys."""
+    by_model: dict[str, int] = defaultdict(int)
+    for (_, model), cards in allocatable.items():
+        by_model[model] += cards
+    return dict(by_model)
+
+
 def pending_cards_by_pool(
     pending: Iterable[tuple[str, int]], allocatable: Mapping[tuple[str, str], int]
 ) -> dict[tuple[str, str], float]:
@@ -100,27 +143,8 @@ def pending_cards_by_pool(
     per (site, model). A job asking for a model counts toward that model's pools, an any-model
     job toward every pool, each in proportion to the pool's allocatable share.
     """
-    by_model: dict[str, int] = defaultdict(int)
-    for (_, model), cards in allocatable.items():
-        by_model[model] += cards
-    everything = sum(by_model.values())
-    asked: dict[str, float] = defaultdict(float)
-    anything = 0.0
-    for model, cards in pending:
-        if model:
-            asked[model] += cards
-        else:
-            anything += cards
-    out: dict[tuple[str, str], float] = {}
-    for key, cards in allocatable.items():
-        model = key[1]
-        if cards <= 0:
-            continue
-        share = asked.get(model, 0.0) * cards / by_model[model]
-        if everything:
-            share += anything * cards / everything
-        out[key] = share
-    return out
+    backlog = Backlog.of(pending, allocatable_by_model(allocatable))
+    return {key: backlog.share(key[1], cards) for key, cards in allocatable.items() if cards > 0}
 
 
 def queue_wait_h(free: int, backlog_cards: float, lines: Iterable[Hold], now_unix_ms: int) -> float:

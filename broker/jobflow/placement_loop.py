@@ -25,7 +25,7 @@ from broker.placement import FederationSnapshot, Policy, place, place_batch
 from broker.sites.registry import SiteRegistry
 from broker.writer import StoreWriter
 from computenet.spec import JobSpec
-from computenet.types import Job, JobEvent, JobId, JobState, Placement, SiteId, SiteStatus
+from computenet.types import Job, JobEvent, JobId, JobState, Placement, SiteId
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ class PlacementLoop:
         return max(0.0, (min(self._backing_off.values()) - _now_ms()) / 1000)
 
     def _anyone_accepting(self) -> bool:
-        return any(e.status == SiteStatus.ACTIVE for e in self._registry.entries())
+        return self._registry.active_sites > 0
 
     async def place_pending(self) -> int:
         """One placement round; returns how many jobs were placed."""

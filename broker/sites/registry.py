@@ -75,6 +75,8 @@ class SiteEntry:
     """Why the agent's probe fails; empty while capacity is fresh."""
     capacity_stale_since_s: float | None = None
     """Monotonic time of the first failed probe since the last good one; None when fresh."""
+    revision: int = 0
+    """The registry's revision when status, report, drain or stale capacity last changed."""
 
     @property
     def capacity_stale(self) -> bool:
@@ -112,6 +114,11 @@ class SiteRegistry:
             sid: SiteEntry(sid, name, province, side, last_seen_s=now_s)
             for sid, name, province, side in sites
         }
+        self.revision = 0
+        """Grows whenever any entry's status, report, drain or stale capacity changes, so a
+        reader can find what changed since it last looked (each entry keeps its own)."""
+        self.active_sites = 0
+        """Entries whose status is `active`, kept as statuses change."""
 
     def __contains__(self, site_id: object) -> bool:
         return site_id in self._sites
@@ -123,6 +130,23 @@ class SiteRegistry:
     def entries(self) -> list[SiteEntry]:
         """All entries in topology order."""
         return list(self._sites.values())
+
+    def changed_since(self, revision: int) -> list[SiteEntry]:
+        """Entries whose status, report, drain or stale capacity changed after `revision`."""
+        if revision >= self.revision:
+            return []
+        return [e for e in self._sites.values() if e.revision > revision]
+
+    def _changed(self, entry: SiteEntry) -> None:
+        self.revision += 1
+        entry.revision = self.revision
+
+    def _set_status(self, entry: SiteEntry, new: SiteStatus) -> StatusChange:
+        change = StatusChange(entry.site_id, entry.status, new)
+        self.active_sites += (new == SiteStatus.ACTIVE) - (entry.status == SiteStatus.ACTIVE)
+        entry.status = new
+        self._changed(entry)
+        return change
 
     def _status_for(self, entry: SiteEntry) -> SiteStatus:
         return SiteStatus.DRAINING if entry.drained else SiteStatus.ACTIVE
@@ -145,6 +169,8 @@ class SiteRegistry:
     ) -> StatusChange | None:
         """A good capacity report arrived (alone from older agents, or in a heartbeat)."""
         entry = self._sites[site_id]
+        if entry.capacity_stale_since_s is not None or entry.report != report:
+            self._changed(entry)
         entry.report = report
         entry.last_report_unix_ms = entry.capacity_unix_ms = now_unix_ms
         entry.capacity_error, entry.capacity_stale_since_s = "", None
@@ -167,6 +193,7 @@ class SiteRegistry:
         entry.capacity_error = error or "capacity probe failed"
         if entry.capacity_stale_since_s is None:
             entry.capacity_stale_since_s = now_s
+            self._changed(entry)
         return self._seen(entry, now_s)
 
     def capacity_withheld(self, entry: SiteEntry, now_s: float) -> bool:
@@ -179,22 +206,20 @@ class SiteRegistry:
         new = self._status_for(entry)
         if entry.status == new:
             return None
-        change = StatusChange(entry.site_id, entry.status, new)
-        entry.status = new
-        return change
+        return self._set_status(entry, new)
 
     def set_drained(self, site_id: SiteId, drained: bool) -> StatusChange | None:
         """Drain or undrain a site; a silent site keeps its liveness status."""
         entry = self._sites[site_id]
+        if entry.drained != drained:
+            self._changed(entry)
         entry.drained = drained
         if entry.status not in (SiteStatus.ACTIVE, SiteStatus.DRAINING):
             return None
         new = self._status_for(entry)
         if new == entry.status:
             return None
-        change = StatusChange(site_id, entry.status, new)
-        entry.status = new
-        return change
+        return self._set_status(entry, new)
 
     def tick(self, now_s: float) -> list[StatusChange]:
         """Apply the heartbeat TTLs; returns the changes (to suspect or lost)."""
@@ -208,8 +233,7 @@ class SiteRegistry:
             if entry.status != SiteStatus.LOST and silent_s > self.lost_after_s:
                 new = SiteStatus.LOST
             if new != entry.status:
-                changes.append(StatusChange(entry.site_id, entry.status, new))
-                entry.status = new
+                changes.append(self._set_status(entry, new))
         return changes
 
     def info(self, site_id: SiteId, running_jobs: int = 0) -> SiteInfo:
@@ -237,4 +261,5 @@ class SiteRegistry:
         """Load what the store remembers (drain flag, last report) after a restart."""
         if site_id in self._sites:
             entry = self._sites[site_id]
-            self._sites[site_id] = replace(entry, drained=drained, report=report)
+            self._sites[site_id] = entry = replace(entry, drained=drained, report=report)
+            self._changed(entry)
