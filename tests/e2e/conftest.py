@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,3 +42,19 @@ def broker_factory(tmp_path: Path, pki: Pki) -> Iterator[BrokerFactory]:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.fixture
+def agents() -> Iterator[dict[str, subprocess.Popen[str]]]:
+    """Agent processes a test starts, by site; stopped (woken first if stopped) at the end."""
+    running: dict[str, subprocess.Popen[str]] = {}
+    yield running
+    for proc in running.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.send_signal(signal.SIGTERM)
+    for proc in running.values():
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()

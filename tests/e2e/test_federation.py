@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,20 +37,6 @@ def starts(marker: Path) -> list[tuple[str, int, str]]:
         return []
     rows = [line.split() for line in marker.read_text().splitlines() if line.strip()]
     return [(r[0], int(r[1]), r[2]) for r in rows]
-
-
-@pytest.fixture
-def agents(tmp_path: Path) -> Iterator[dict[str, subprocess.Popen[str]]]:
-    running: dict[str, subprocess.Popen[str]] = {}
-    yield running
-    for proc in running.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in running.values():
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.mark.slurm

@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,21 +93,6 @@ def journal_states(state_dir: Path) -> dict[tuple[str, int], tuple[JobState | No
 def scrape(address: str) -> str:
     with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as reply:
         return str(reply.read().decode())
-
-
-@pytest.fixture
-def agents() -> Iterator[dict[str, subprocess.Popen[str]]]:
-    running: dict[str, subprocess.Popen[str]] = {}
-    yield running
-    for proc in running.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGCONT)
-            proc.send_signal(signal.SIGTERM)
-    for proc in running.values():
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def start_broker(broker_factory: BrokerFactory, tmp_path: Path, *extra: str) -> Any:

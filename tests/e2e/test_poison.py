@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +28,6 @@ def spec(name: str, command: list[str]) -> dict[str, Any]:
         "command": command,
         "constraints": {"allowed_sites": SITES},
     }
-
-
-@pytest.fixture
-def agents() -> Iterator[dict[str, subprocess.Popen[str]]]:
-    running: dict[str, subprocess.Popen[str]] = {}
-    yield running
-    for proc in running.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in running.values():
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.mark.e2e

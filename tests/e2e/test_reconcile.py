@@ -93,21 +93,6 @@ def has_event(client: Client, job_id: str, cause: str) -> list[tuple[str, str, s
 
 
 @pytest.fixture
-def agents() -> Iterator[dict[str, subprocess.Popen[str]]]:
-    running: dict[str, subprocess.Popen[str]] = {}
-    yield running
-    for proc in running.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGCONT)
-            proc.send_signal(signal.SIGTERM)
-    for proc in running.values():
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-@pytest.fixture
 def marker(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "stamps.txt"
     yield path
