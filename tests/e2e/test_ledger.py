@@ -15,7 +15,7 @@ import pytest
 
 from computenet.types import JobState, SiteStatus
 from tests.e2e.conftest import BrokerFactory
-from tests.e2e.test_federation import agents, starts, wait_for  # noqa: F401 - fixture
+from tests.e2e.test_federation import starts, wait_for
 from tests.e2e.test_rebalance import cli
 from tests.support.processes import start_agent
 
@@ -46,7 +46,7 @@ def pools_of(broker: Any) -> dict[str, dict[str, int]]:
 @pytest.mark.e2e
 def test_two_any_model_jobs_run_at_once_one_in_each_pool(
     broker_factory: BrokerFactory,
-    agents: dict[str, subprocess.Popen[str]],  # noqa: F811 - fixture
+    agents: dict[str, subprocess.Popen[str]],
     tmp_path: Path,
 ) -> None:
     broker = broker_factory()
