@@ -123,6 +123,26 @@ class UnavailableError(ComputeNetError, ConnectionError):
         self.retry_after_s = retry_after_s
 
 
+class NotLeaderError(UnavailableError):
+    """This broker replica does not lead; `leader_address` (clients) and
+    `leader_agent_address` (agents) say where the leader is ("" when none is known)."""
+
+    reason = "NOT_LEADER"
+
+    def __init__(
+        self,
+        message: str,
+        retry_after_s: float = 0.0,
+        *,
+        leader_address: str = "",
+        leader_agent_address: str = "",
+        status_code: str | None = None,
+    ) -> None:
+        super().__init__(message, retry_after_s, status_code=status_code)
+        self.leader_address = leader_address
+        self.leader_agent_address = leader_agent_address
+
+
 class DeadlineExceededError(ComputeNetError, TimeoutError):
     """The call did not finish within its deadline."""
 
@@ -155,6 +175,7 @@ ERRORS_BY_REASON: dict[str, type[ComputeNetError]] = {
         UnauthenticatedError,
         ResourceExhaustedError,
         UnavailableError,
+        NotLeaderError,
         DeadlineExceededError,
         InternalError,
         UnimplementedError,

@@ -18,6 +18,7 @@ from computenet.errors import (
     InternalError,
     InvalidArgumentError,
     JobAlreadyExistsError,
+    NotLeaderError,
     PermissionDeniedError,
     ResourceExhaustedError,
     UnauthenticatedError,
@@ -40,6 +41,7 @@ STATUS_CODE_BY_REASON: Mapping[str, grpc.StatusCode] = MappingProxyType(
         "UNAUTHENTICATED": _C.UNAUTHENTICATED,
         "RESOURCE_EXHAUSTED": _C.RESOURCE_EXHAUSTED,
         "UNAVAILABLE": _C.UNAVAILABLE,
+        "NOT_LEADER": _C.UNAVAILABLE,
         "DEADLINE_EXCEEDED": _C.DEADLINE_EXCEEDED,
         "UNIMPLEMENTED": _C.UNIMPLEMENTED,
         "INTERNAL": _C.INTERNAL,
@@ -97,7 +99,13 @@ def error_to_rich_status(exc: ComputeNetError) -> status_pb2.Status:
     """The google.rpc.Status of a typed error: ErrorInfo, plus BadRequest and RetryInfo if any."""
     code = status_code_for(exc)
     rich = status_pb2.Status(code=code.value[0], message=_truncate(exc.message, MAX_MESSAGE_CHARS))
-    rich.details.add().Pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=ERROR_DOMAIN))
+    info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=ERROR_DOMAIN)
+    if isinstance(exc, NotLeaderError):
+        info.metadata["leader_address"] = _truncate(exc.leader_address, MAX_DESCRIPTION_CHARS)
+        info.metadata["leader_agent_address"] = _truncate(
+            exc.leader_agent_address, MAX_DESCRIPTION_CHARS
+        )
+    rich.details.add().Pack(info)
     if isinstance(exc, InvalidArgumentError) and exc.violations:
         rich.details.add().Pack(_bad_request(exc.violations))
     if isinstance(exc, ResourceExhaustedError | UnavailableError) and exc.retry_after_s > 0:
@@ -115,10 +123,11 @@ def error_to_status(exc: ComputeNetError) -> grpc.Status:
 
 def _unpack_details(
     rich: status_pb2.Status,
-) -> tuple[str | None, list[FieldViolation], float]:
+) -> tuple[str | None, list[FieldViolation], float, dict[str, str]]:
     reason: str | None = None
     violations: list[FieldViolation] = []
     retry_after_s = 0.0
+    metadata: dict[str, str] = {}
     for any_msg in rich.details:
         info = error_details_pb2.ErrorInfo()
         bad = error_details_pb2.BadRequest()
@@ -126,20 +135,31 @@ def _unpack_details(
         if any_msg.Unpack(info):
             if info.domain == ERROR_DOMAIN:
                 reason = info.reason
+                metadata = dict(info.metadata)
         elif any_msg.Unpack(bad):
             violations.extend(FieldViolation(v.field, v.description) for v in bad.field_violations)
         elif any_msg.Unpack(retry):
             retry_after_s = retry.retry_delay.ToNanoseconds() / 1e9
-    return reason, violations, retry_after_s
+    return reason, violations, retry_after_s, metadata
 
 
 def error_from_status(
     code: grpc.StatusCode, message: str, rich: status_pb2.Status | None = None
 ) -> ComputeNetError:
     """The typed error for a status: by ErrorInfo reason, else by status code."""
-    reason, violations, retry_after_s = _unpack_details(rich) if rich else (None, [], 0.0)
+    reason, violations, retry_after_s, metadata = (
+        _unpack_details(rich) if rich else (None, [], 0.0, {})
+    )
     cls = ERRORS_BY_REASON.get(reason or "") or _CLASS_BY_CODE.get(code, ComputeNetError)
     status_code = code.name
+    if issubclass(cls, NotLeaderError):
+        return cls(
+            message,
+            retry_after_s,
+            leader_address=metadata.get("leader_address", ""),
+            leader_agent_address=metadata.get("leader_agent_address", ""),
+            status_code=status_code,
+        )
     if issubclass(cls, InvalidArgumentError):
         return cls(message, violations, status_code=status_code)
     if issubclass(cls, ResourceExhaustedError | UnavailableError):

@@ -180,6 +180,37 @@ class CapacityReport:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterLeader:
+    """The broker replica that leads, and since when (see ClusterStatus)."""
+
+    broker_id: str
+    address: str
+    agent_address: str
+    epoch: int
+    since_unix_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterReplica:
+    """One broker replica as last recorded in the shared database."""
+
+    broker_id: str
+    address: str
+    role: str
+    """"leader" or "follower"."""
+    last_seen_unix_ms: int
+    agent_address: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterStatus:
+    """The broker replicas of one federation and which one leads (None: none right now)."""
+
+    leader: ClusterLeader | None
+    replicas: tuple[ClusterReplica, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SiteInfo:
     """A site as the broker sees it: topology facts plus live status and capacity."""
 

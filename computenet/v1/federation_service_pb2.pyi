@@ -289,3 +289,126 @@ class DrainSiteResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DrainSiteResponse: _TypeAlias = DrainSiteResponse  # noqa: Y015
+
+@_typing.final
+class GetClusterStatusRequest(_message.Message):
+    """Request of GetClusterStatus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetClusterStatusRequest: _TypeAlias = GetClusterStatusRequest  # noqa: Y015
+
+@_typing.final
+class ClusterLeader(_message.Message):
+    """The replica that leads: it alone places, dispatches, judges liveness and rebalances."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BROKER_ID_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    AGENT_ADDRESS_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    SINCE_UNIX_MS_FIELD_NUMBER: _builtins.int
+    broker_id: _builtins.str
+    """Replica id (`--replica-id`, or generated at start)."""
+    address: _builtins.str
+    """Where clients reach it (HOST:PORT)."""
+    agent_address: _builtins.str
+    """Where agents reach it (HOST:PORT; the client address when it has no separate agent port)."""
+    epoch: _builtins.int
+    """Leadership epoch: grows by one at every change of leader; writes of older epochs are refused."""
+    since_unix_ms: _builtins.int
+    """When this epoch began, Unix ms."""
+    def __init__(
+        self,
+        *,
+        broker_id: _builtins.str = ...,
+        address: _builtins.str = ...,
+        agent_address: _builtins.str = ...,
+        epoch: _builtins.int = ...,
+        since_unix_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "agent_address", b"agent_address", "broker_id", b"broker_id", "epoch", b"epoch", "since_unix_ms", b"since_unix_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClusterLeader: _TypeAlias = ClusterLeader  # noqa: Y015
+
+@_typing.final
+class ClusterReplica(_message.Message):
+    """One broker replica as last recorded in the database."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BROKER_ID_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    LAST_SEEN_UNIX_MS_FIELD_NUMBER: _builtins.int
+    AGENT_ADDRESS_FIELD_NUMBER: _builtins.int
+    broker_id: _builtins.str
+    """Replica id."""
+    address: _builtins.str
+    """Where clients reach it (HOST:PORT)."""
+    role: _builtins.str
+    """"leader" or "follower"."""
+    last_seen_unix_ms: _builtins.int
+    """When it last renewed its record, Unix ms."""
+    agent_address: _builtins.str
+    """Where agents reach it (HOST:PORT)."""
+    def __init__(
+        self,
+        *,
+        broker_id: _builtins.str = ...,
+        address: _builtins.str = ...,
+        role: _builtins.str = ...,
+        last_seen_unix_ms: _builtins.int = ...,
+        agent_address: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "agent_address", b"agent_address", "broker_id", b"broker_id", "last_seen_unix_ms", b"last_seen_unix_ms", "role", b"role"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClusterReplica: _TypeAlias = ClusterReplica  # noqa: Y015
+
+@_typing.final
+class GetClusterStatusResponse(_message.Message):
+    """Response of GetClusterStatus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEADER_FIELD_NUMBER: _builtins.int
+    REPLICAS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def leader(self) -> Global___ClusterLeader:
+        """The current leader; unset while no replica holds the leadership lease."""
+
+    @_builtins.property
+    def replicas(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClusterReplica]:
+        """Every replica seen recently, leader included."""
+
+    def __init__(
+        self,
+        *,
+        leader: Global___ClusterLeader | None = ...,
+        replicas: _abc.Iterable[Global___ClusterReplica] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["leader", b"leader"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leader", b"leader", "replicas", b"replicas"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetClusterStatusResponse: _TypeAlias = GetClusterStatusResponse  # noqa: Y015

@@ -55,6 +55,11 @@ class FederationServiceStub:
                 request_serializer=computenet_dot_v1_dot_federation__service__pb2.DrainSiteRequest.SerializeToString,
                 response_deserializer=computenet_dot_v1_dot_federation__service__pb2.DrainSiteResponse.FromString,
                 _registered_method=True)
+        self.GetClusterStatus = channel.unary_unary(
+                '/computenet.v1.FederationService/GetClusterStatus',
+                request_serializer=computenet_dot_v1_dot_federation__service__pb2.GetClusterStatusRequest.SerializeToString,
+                response_deserializer=computenet_dot_v1_dot_federation__service__pb2.GetClusterStatusResponse.FromString,
+                _registered_method=True)
 
 
 class FederationServiceServicer:
@@ -89,6 +94,13 @@ class FederationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetClusterStatus(self, request, context):
+        """The broker replicas sharing this federation's database and which one leads.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FederationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +123,11 @@ def add_FederationServiceServicer_to_server(servicer, server):
                     servicer.DrainSite,
                     request_deserializer=computenet_dot_v1_dot_federation__service__pb2.DrainSiteRequest.FromString,
                     response_serializer=computenet_dot_v1_dot_federation__service__pb2.DrainSiteResponse.SerializeToString,
+            ),
+            'GetClusterStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClusterStatus,
+                    request_deserializer=computenet_dot_v1_dot_federation__service__pb2.GetClusterStatusRequest.FromString,
+                    response_serializer=computenet_dot_v1_dot_federation__service__pb2.GetClusterStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +239,33 @@ class FederationService:
             '/computenet.v1.FederationService/DrainSite',
             computenet_dot_v1_dot_federation__service__pb2.DrainSiteRequest.SerializeToString,
             computenet_dot_v1_dot_federation__service__pb2.DrainSiteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClusterStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/computenet.v1.FederationService/GetClusterStatus',
+            computenet_dot_v1_dot_federation__service__pb2.GetClusterStatusRequest.SerializeToString,
+            computenet_dot_v1_dot_federation__service__pb2.GetClusterStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,8 @@ class FederationServiceStub:
     """The topology the broker serves."""
     DrainSite: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.DrainSiteRequest, _federation_service_pb2.DrainSiteResponse]
     """Stop (or resume) placing work at a site; rebalancing moves its work away."""
+    GetClusterStatus: _grpc.UnaryUnaryMultiCallable[_federation_service_pb2.GetClusterStatusRequest, _federation_service_pb2.GetClusterStatusResponse]
+    """The broker replicas sharing this federation's database and which one leads."""
 
 @_typing.type_check_only
 class FederationServiceAsyncStub(FederationServiceStub):
@@ -55,6 +57,8 @@ class FederationServiceAsyncStub(FederationServiceStub):
     """The topology the broker serves."""
     DrainSite: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.DrainSiteRequest, _federation_service_pb2.DrainSiteResponse]  # type: ignore[assignment]
     """Stop (or resume) placing work at a site; rebalancing moves its work away."""
+    GetClusterStatus: _aio.UnaryUnaryMultiCallable[_federation_service_pb2.GetClusterStatusRequest, _federation_service_pb2.GetClusterStatusResponse]  # type: ignore[assignment]
+    """The broker replicas sharing this federation's database and which one leads."""
 
 class FederationServiceServicer(metaclass=_abc_1.ABCMeta):
     """The member sites and the topology that connects them."""
@@ -90,5 +94,13 @@ class FederationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_federation_service_pb2.DrainSiteResponse, _abc.Awaitable[_federation_service_pb2.DrainSiteResponse]]:
         """Stop (or resume) placing work at a site; rebalancing moves its work away."""
+
+    @_abc_1.abstractmethod
+    def GetClusterStatus(
+        self,
+        request: _federation_service_pb2.GetClusterStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_federation_service_pb2.GetClusterStatusResponse, _abc.Awaitable[_federation_service_pb2.GetClusterStatusResponse]]:
+        """The broker replicas sharing this federation's database and which one leads."""
 
 def add_FederationServiceServicer_to_server(servicer: FederationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

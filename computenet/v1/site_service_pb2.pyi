@@ -324,6 +324,7 @@ class Welcome(_message.Message):
     HEARTBEAT_INTERVAL_S_FIELD_NUMBER: _builtins.int
     LEASE_S_FIELD_NUMBER: _builtins.int
     HEARTBEAT_SEQUENCE_FIELD_NUMBER: _builtins.int
+    LEADER_EPOCH_FIELD_NUMBER: _builtins.int
     broker_epoch: _builtins.str
     """Broker process run id."""
     heartbeat_interval_s: _builtins.float
@@ -335,6 +336,11 @@ class Welcome(_message.Message):
     """
     heartbeat_sequence: _builtins.int
     """The hello's heartbeat_sequence: the welcome renews the lease from the hello's send time."""
+    leader_epoch: _builtins.int
+    """Leadership epoch of the answering broker (0: a single broker without elections). An agent
+    refuses a welcome whose epoch is lower than the highest it has seen: that broker has been
+    replaced by a newer leader.
+    """
     def __init__(
         self,
         *,
@@ -342,10 +348,11 @@ class Welcome(_message.Message):
         heartbeat_interval_s: _builtins.float = ...,
         lease_s: _builtins.float = ...,
         heartbeat_sequence: _builtins.int = ...,
+        leader_epoch: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["broker_epoch", b"broker_epoch", "heartbeat_interval_s", b"heartbeat_interval_s", "heartbeat_sequence", b"heartbeat_sequence", "lease_s", b"lease_s"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["broker_epoch", b"broker_epoch", "heartbeat_interval_s", b"heartbeat_interval_s", "heartbeat_sequence", b"heartbeat_sequence", "leader_epoch", b"leader_epoch", "lease_s", b"lease_s"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

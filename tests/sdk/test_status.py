@@ -16,6 +16,7 @@ from computenet.errors import (
     FieldViolation,
     InvalidArgumentError,
     JobNotFoundError,
+    NotLeaderError,
     ResourceExhaustedError,
     SpecError,
     UnavailableError,
@@ -84,6 +85,7 @@ EXPECTED_CODES = {
     "UNAUTHENTICATED": "UNAUTHENTICATED",
     "RESOURCE_EXHAUSTED": "RESOURCE_EXHAUSTED",
     "UNAVAILABLE": "UNAVAILABLE",
+    "NOT_LEADER": "UNAVAILABLE",
     "DEADLINE_EXCEEDED": "DEADLINE_EXCEEDED",
     "UNIMPLEMENTED": "UNIMPLEMENTED",
     "INTERNAL": "INTERNAL",
@@ -149,3 +151,17 @@ def test_large_violation_lists_are_bounded() -> None:
     back = _round_trip(InvalidArgumentError("bad", many))
     assert isinstance(back, InvalidArgumentError)
     assert back.violations[0].field == "spec.labels.k0" and 1 < len(back.violations) < 50
+
+
+def test_not_leader_carries_the_leader_addresses_across_the_wire() -> None:
+    original = NotLeaderError(
+        "this replica follows",
+        0.25,
+        leader_address="10.0.0.7:50051",
+        leader_agent_address="10.0.0.7:50052",
+    )
+    back = _round_trip(original)
+    assert isinstance(back, NotLeaderError)
+    assert isinstance(back, UnavailableError)  # callers that only know UNAVAILABLE still retry
+    assert (back.leader_address, back.leader_agent_address) == ("10.0.0.7:50051", "10.0.0.7:50052")
+    assert back.retry_after_s == 0.25
