@@ -106,6 +106,8 @@ class Welcome:
     lease_s: float
     heartbeat_sequence: int = 0
     """The hello's sequence number: the welcome renews the lease from the hello's send time."""
+    leader_epoch: int = 0
+    """The answering broker's leadership epoch (0: a single broker without elections)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,12 +141,19 @@ def welcome_to_proto(welcome: Welcome) -> pb.Welcome:
         heartbeat_interval_s=welcome.heartbeat_interval_s,
         lease_s=welcome.lease_s,
         heartbeat_sequence=welcome.heartbeat_sequence,
+        leader_epoch=welcome.leader_epoch,
     )
 
 
 def welcome_from_proto(msg: pb.Welcome) -> Welcome:
     """Wire welcome to the domain."""
-    return Welcome(msg.broker_epoch, msg.heartbeat_interval_s, msg.lease_s, msg.heartbeat_sequence)
+    return Welcome(
+        msg.broker_epoch,
+        msg.heartbeat_interval_s,
+        msg.lease_s,
+        msg.heartbeat_sequence,
+        msg.leader_epoch,
+    )
 
 
 def dispatch_to_proto(dispatch: Dispatch) -> pb.Dispatch:
