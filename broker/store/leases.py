@@ -22,7 +22,9 @@ class SqlLease:
 
     Taking it is one conditional UPDATE (the row is free, expired, or already ours) that bumps
     the token unless a live holder renews; the very first taker INSERTs the row, and a racing
-    second INSERT fails on the primary key, so exactly one replica wins each term.
+    second INSERT fails on the primary key, so exactly one replica wins each term. A new term
+    also stamps `acquired_unix_ms` with the taker's clock; a renewal keeps it, so it says
+    since when the holder has held the lease under its current token.
     """
 
     def __init__(self, engine: Engine, name: str, *, clock: Callable[[], int]) -> None:
@@ -53,6 +55,7 @@ class SqlLease:
                 fencing_token=case(
                     (renewal, leases.c.fencing_token), else_=leases.c.fencing_token + 1
                 ),
+                acquired_unix_ms=case((renewal, leases.c.acquired_unix_ms), else_=now),
             )
             .returning(leases.c.fencing_token)
         )
@@ -60,14 +63,15 @@ class SqlLease:
             token = connection.execute(statement).scalar_one_or_none()
         if token is not None:
             return int(token)
-        return self._insert_first(holder, expires)
+        return self._insert_first(holder, now, expires)
 
-    def _insert_first(self, holder: str, expires_unix_ms: int) -> int | None:
+    def _insert_first(self, holder: str, now_unix_ms: int, expires_unix_ms: int) -> int | None:
         row = {
             "name": self._name,
             "holder": holder,
             "fencing_token": 1,
             "expires_unix_ms": expires_unix_ms,
+            "acquired_unix_ms": now_unix_ms,
         }
         try:
             with self._writer.begin() as connection:
@@ -104,5 +108,9 @@ class SqlLease:
         if row is None:
             return None
         return LeaseState(
-            row["name"], row["holder"], int(row["fencing_token"]), int(row["expires_unix_ms"])
+            row["name"],
+            row["holder"],
+            int(row["fencing_token"]),
+            int(row["expires_unix_ms"]),
+            int(row["acquired_unix_ms"]),
         )

@@ -16,6 +16,8 @@ class LeaseState:
     holder: str
     fencing_token: int
     expires_unix_ms: int
+    acquired_unix_ms: int = 0
+    """When the current term (this fencing token) began; 0 if taken before it was recorded."""
 
 
 class Lease(Protocol):

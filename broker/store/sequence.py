@@ -1,13 +1,18 @@
-"""The event sequence counter, locked for a whole write transaction so numbers follow commits."""
+"""The event sequence counter, locked for a whole write transaction so numbers follow commits,
+and the change notification each such transaction sends on PostgreSQL."""
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
 from broker.store import statements, tables
 
 _COUNTER = tables.meta.c.key == tables.EVENT_SEQUENCE_KEY
+
+EVENTS_CHANNEL = "computenet_events"
+"""The PostgreSQL channel notified by every transaction that records job events; the payload
+is the transaction's last sequence number as text."""
 
 
 class EventSequence:
@@ -36,14 +41,28 @@ class EventSequence:
         return self._last
 
     def save(self) -> None:
-        """Record the numbers taken; call once, before the transaction commits."""
+        """Record the numbers taken; call once, before the transaction commits.
+
+        On PostgreSQL this also notifies `EVENTS_CHANNEL` inside the transaction: listeners
+        (other replicas, watchers) hear of the new events when it commits, and of nothing if
+        it rolls back.
+        """
         if self._last != self._saved:
+            dialect = self._connection.dialect
             save = statements.compiled(
-                self._connection.dialect,
+                dialect,
                 "sequence:save",
                 lambda: update(tables.meta).where(_COUNTER).values(value=bindparam("last")),
             )
             save.execute(self._connection, {"last": self._last})
+            if dialect.name == "postgresql":
+                notify = statements.compiled(
+                    dialect,
+                    "sequence:notify",
+                    lambda: select(func.pg_notify(bindparam("channel"), bindparam("payload"))),
+                )
+                values = {"channel": EVENTS_CHANNEL, "payload": str(self._last)}
+                notify.execute(self._connection, values)
             self._saved = self._last
 
 

@@ -152,7 +152,12 @@ class RebalanceFireRow(SQLModel, table=True):
 
 
 class LeaseRow(SQLModel, table=True):
-    """A named lease: its holder, its fencing token and when it expires."""
+    """A named lease: its holder, its fencing token, when it expires and when its current
+    term began.
+
+    The table keeps the name it got when only rebalancing had a lease; the leader's lease
+    ("leader") is a row of it too.
+    """
 
     __tablename__ = "rebalance_leases"
 
@@ -160,6 +165,21 @@ class LeaseRow(SQLModel, table=True):
     holder: str = Field(sa_type=String(255))
     fencing_token: int = Field(sa_type=BigInteger)
     expires_unix_ms: int = Field(sa_type=BigInteger)
+    acquired_unix_ms: int = Field(default=0, sa_type=BigInteger)
+
+
+class ReplicaRow(SQLModel, table=True):
+    """A broker replica sharing the database: where it serves, its role and when last seen."""
+
+    __tablename__ = "replicas"
+
+    broker_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    address: str = Field(sa_type=String(255))
+    agent_address: str = Field(sa_type=String(255))
+    role: str = Field(sa_type=String(16))
+    epoch: int = Field(sa_type=BigInteger)
+    started_unix_ms: int = Field(sa_type=BigInteger)
+    last_seen_unix_ms: int = Field(sa_type=BigInteger)
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -175,5 +195,6 @@ meta = _table(MetaRow)
 rebalance_runs = _table(RebalanceRunRow)
 rebalance_fires = _table(RebalanceFireRow)
 leases = _table(LeaseRow)
+replicas = _table(ReplicaRow)
 
 metadata: MetaData = SQLModel.metadata
