@@ -47,8 +47,13 @@ class ChangeFeed:
     notifications sent meanwhile are lost. On SQLite, where a single replica writes and
     nothing notifies, `wait` sleeps out its timeout and returns False: the caller polls.
 
+    Keep calling `wait` (a loop with a timeout) or close the feed: notifications are only
+    read from the connection inside `wait`, and a listener that stops reading holds up
+    PostgreSQL's shared notification queue for every replica once its socket buffers fill.
+
     One thread waits at a time; `close` may be called from any thread, and a blocked `wait`
-    then returns False promptly (after the connection attempt in progress, if any).
+    then returns False promptly (after the connection attempt in progress, if any). Needs
+    psycopg >= 3.2 (`Connection.notifies(timeout=...)`).
     """
 
     def __init__(self, url: str) -> None:

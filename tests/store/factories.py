@@ -22,6 +22,16 @@ class FakeClock:
         return self.now_unix_ms
 
 
+class SetClock:
+    """A millisecond clock that moves only when a test moves it."""
+
+    def __init__(self, now_unix_ms: int = START_UNIX_MS) -> None:
+        self.now_unix_ms = now_unix_ms
+
+    def __call__(self) -> int:
+        return self.now_unix_ms
+
+
 def spec(name: str = "job", kind: str = "training", **extra: object) -> JobSpec:
     """A valid spec of `kind`; inference specs get a user region and an SLO."""
     data: dict[str, object] = {

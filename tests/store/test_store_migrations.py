@@ -200,6 +200,51 @@ def test_upgrading_adopts_the_rebalance_tables_a_0001_broker_created(store_url: 
         assert rebalance.lease.try_acquire("b", 60.0) == 42, "the token keeps growing"
 
 
+def test_the_migrated_schema_has_the_replica_roster_and_lease_term_start(store_url: str) -> None:
+    engine = create_store_engine(store_url)
+    try:
+        upgrade_to_head(engine)
+        inspector = sa.inspect(engine)
+        replicas = {c["name"]: c for c in inspector.get_columns("replicas")}
+        assert set(replicas) == {
+            "broker_id",
+            "address",
+            "agent_address",
+            "role",
+            "epoch",
+            "started_unix_ms",
+            "last_seen_unix_ms",
+        }
+        assert inspector.get_pk_constraint("replicas")["constrained_columns"] == ["broker_id"]
+        assert isinstance(replicas["last_seen_unix_ms"]["type"], sa.BigInteger)
+        leases = {c["name"]: c for c in inspector.get_columns("rebalance_leases")}
+        assert isinstance(leases["acquired_unix_ms"]["type"], sa.BigInteger)
+        assert not leases["acquired_unix_ms"]["nullable"]
+    finally:
+        engine.dispose()
+
+
+def test_upgrading_from_0004_keeps_leases_with_an_unknown_term_start(store_url: str) -> None:
+    engine = create_store_engine(store_url)
+    try:
+        _migrate_to(engine, "0004")
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO rebalance_leases (name, holder, fencing_token, expires_unix_ms)"
+                    " VALUES ('leader', 'b1', 5, 9000000000000)"
+                )
+            )
+        upgrade_to_head(engine)
+        _assert_schema_matches(engine)
+    finally:
+        engine.dispose()
+    with open_rebalance_store(store_url, lease_name="leader") as store:
+        state = store.lease.current()
+        assert state is not None
+        assert (state.holder, state.fencing_token, state.acquired_unix_ms) == ("b1", 5, 0)
+
+
 def test_in_memory_sqlite_works() -> None:
     with open_store("sqlite://") as store:
         assert store.last_sequence() == 0 and store.dialect == "sqlite"

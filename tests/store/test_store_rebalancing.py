@@ -20,17 +20,7 @@ from broker.store import (
 )
 from computenet.rebalance_types import MoveKind, RebalanceMove, RebalanceRunInfo
 from computenet.types import JobState
-from tests.store.factories import START_UNIX_MS, FakeClock, new_job
-
-
-class SetClock:
-    """A millisecond clock that moves only when a test moves it."""
-
-    def __init__(self, now_unix_ms: int = START_UNIX_MS) -> None:
-        self.now_unix_ms = now_unix_ms
-
-    def __call__(self) -> int:
-        return self.now_unix_ms
+from tests.store.factories import START_UNIX_MS, FakeClock, SetClock, new_job
 
 
 @pytest.fixture
