@@ -3,8 +3,8 @@
 A client holds several replica addresses. A call starts at the address that last worked; a
 failure that says nothing was done there, or that is safe to repeat, moves it to the next
 address at once (to the leader a replica names, first), and it backs off only after every
-address has failed since the last wait. The same rounds bound it as `RetryPolicy` bounds the
-attempts against one broker.
+address has failed since the last wait. `RetryPolicy` bounds the rounds as it bounds the
+attempts against one broker; a replica that let the deadline pass is not tried again.
 """
 
 from __future__ import annotations
@@ -171,6 +171,9 @@ class Attempts:
         """What the last attempt at each target tried met, in order of first try."""
         self.rounds = 0
         self._failed: set[str] = set()  # targets failed since the last wait
+        # Targets that let a deadline pass: not tried again by this call, so a frozen replica
+        # costs it one timeout, and a lone one fails as it did before there were several.
+        self._slow: set[str] = set()
 
     def succeeded(self) -> None:
         """The attempt at `target` worked: later calls start there."""
@@ -190,27 +193,32 @@ class Attempts:
         if action is Action.RAISE:
             return None
         if action is Action.WAIT:
-            return self._next_round(max(failure.retry_after_s, 0.0), stay=True)
+            return self._next_round(failure.retry_after_s, then=None)
         self._failed.add(self.target)
+        if failure.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            self._slow.add(self.target)
         leader = self.pool.learn(failure.leader_address) if failure.leader_address else None
-        if leader is not None and leader not in self._failed:
+        if leader is not None and leader not in self._failed | self._slow:
             return self._move_to(leader)
-        untried = [t for t in self.pool.after(self.target) if t not in self._failed]
+        candidates = [t for t in self.pool.after(self.target) if t not in self._slow]
+        if not candidates:
+            return None
+        untried = [t for t in candidates if t not in self._failed]
         if untried:
             return self._move_to(untried[0])
-        return self._next_round(0.0, stay=False)
+        return self._next_round(0.0, then=candidates[0])
 
     def _move_to(self, target: str) -> float:
         self.target = self.pool.current = target
         return 0.0
 
-    def _next_round(self, at_least_s: float, *, stay: bool) -> float | None:
+    def _next_round(self, at_least_s: float, *, then: str | None) -> float | None:
         self.rounds += 1
         if self.rounds >= self.policy.max_attempts:
             return None
         self._failed.clear()
-        if not stay:
-            self._move_to(self.pool.after(self.target)[0])
+        if then is not None:
+            self._move_to(then)
         return max(at_least_s, self.policy.backoff_s(self.rounds))
 
 
