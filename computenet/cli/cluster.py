@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from computenet.cli.common import BrokerOption, JsonOption, TimeoutOption, age, connect, console
-from computenet.cli.safe_text import cell, emit_json
+from computenet.cli.safe_text import cell, echo, emit_json
 from computenet.client import DEFAULT_BROKER, DEFAULT_TIMEOUT_S
 from computenet.types import ClusterStatus
 
@@ -93,6 +93,5 @@ def cluster_status(
         emit_json(cluster_dict(status))
         return
     now = int(time.time() * 1000)
-    out = console()
-    out.print(cell(leader_line(status, now)))
-    out.print(replicas_table(status, now))
+    echo(leader_line(status, now))
+    console().print(replicas_table(status, now))
