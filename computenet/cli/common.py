@@ -29,13 +29,14 @@ BrokerOption = Annotated[
     typer.Option(
         "--broker",
         envvar="COMPUTENET_BROKER",
-        help="Broker address HOST:PORT.",
+        help="Broker address HOST:PORT, or the addresses of several replicas separated by commas.",
         show_envvar=True,
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 TimeoutOption = Annotated[
-    float, typer.Option("--timeout", min=0.1, help="Deadline of each call, seconds.")
+    float,
+    typer.Option("--timeout", min=0.1, help="Deadline of each attempt of a call, seconds."),
 ]
 
 
@@ -53,7 +54,8 @@ def fail_with_violations(exc: InvalidArgumentError, code: int) -> NoReturn:
 
 
 def connect(broker: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Client:
-    """A client for `--broker`, with TLS and token from COMPUTENET_CA / COMPUTENET_TOKEN.
+    """A client for `--broker` (one address or several, comma-separated), with TLS and token
+    from COMPUTENET_CA / COMPUTENET_TOKEN.
 
     A malformed address or unreadable CA file is a usage error (exit 2).
     """

@@ -10,7 +10,6 @@ from typing import Any
 
 import grpc
 
-from computenet.address import AddressError, parse_address
 from computenet.convert import (
     kind_to_proto,
     site_status_to_proto,
@@ -29,7 +28,10 @@ from computenet.spec import JobSpec, checked_spec, parse_spec
 from computenet.status import error_from_rpc_error
 from computenet.types import Job, JobKind, JobState, SiteStatus
 from computenet.v1 import federation_service_pb2 as fed_pb
+from computenet.v1 import federation_service_pb2_grpc as fed_grpc
 from computenet.v1 import job_service_pb2 as job_pb
+from computenet.v1 import job_service_pb2_grpc as job_grpc
+from computenet.v1 import rebalance_service_pb2_grpc as rebalance_grpc
 
 DEFAULT_BROKER = "127.0.0.1:50051"
 DEFAULT_TIMEOUT_S = 10.0
@@ -39,16 +41,21 @@ FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLE
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Bounded, jittered exponential backoff for calls that are safe to repeat."""
+    """Bounded, jittered exponential backoff for calls that are safe to repeat.
+
+    With several broker addresses a failed attempt moves to the next address at once; the
+    policy's waits and bounds apply to rounds, a round ending when every address has failed.
+    """
 
     max_attempts: int = 5
-    """Attempts in total, the first included (consecutive failures, for streams)."""
+    """Rounds in total, the first included (consecutive failed rounds, for streams); with one
+    address a round is one attempt."""
     initial_backoff_s: float = 0.1
-    """Wait before the second attempt."""
+    """Wait after the first failed round."""
     max_backoff_s: float = 2.0
     """Upper bound of any single wait."""
     multiplier: float = 2.0
-    """Growth of the wait per attempt."""
+    """Growth of the wait per round."""
     max_rate_limit_wait_s: float = 5.0
     """The longest wait a broker's rate-limit hint (RetryInfo) is honoured for; a call told to
     wait longer fails at once with the hint in `ResourceExhaustedError.retry_after_s`."""
@@ -81,12 +88,22 @@ class JobPage:
     """Token for the next page; empty on the last page."""
 
 
-def channel_target(address: str) -> str:
-    """Validate `HOST:PORT` and return it as a gRPC target; raises InvalidArgumentError."""
-    try:
-        return str(parse_address(address))
-    except AddressError as exc:
-        raise InvalidArgumentError(str(exc), [FieldViolation("address", str(exc))]) from None
+@dataclass(frozen=True, slots=True)
+class Stubs:
+    """The service stubs of one channel (sync or grpc.aio: the generated stubs serve both)."""
+
+    jobs: job_grpc.JobServiceStub
+    federation: fed_grpc.FederationServiceStub
+    rebalance: rebalance_grpc.RebalanceServiceStub
+
+    @classmethod
+    def of(cls, channel: Any) -> Stubs:
+        """Stubs over `channel`."""
+        return cls(
+            job_grpc.JobServiceStub(channel),
+            fed_grpc.FederationServiceStub(channel),
+            rebalance_grpc.RebalanceServiceStub(channel),
+        )
 
 
 def channel_options() -> list[tuple[str, Any]]:
@@ -176,31 +193,6 @@ def list_sites_request(status: SiteStatus | str | None) -> fed_pb.ListSitesReque
     return fed_pb.ListSitesRequest(
         status=_enum_filter("status", status, SiteStatus, site_status_to_proto)
     )
-
-
-def is_retryable(err: grpc.RpcError) -> bool:
-    """True if the call failed before the broker could act on it, so repeating it is safe."""
-    return getattr(err, "code", lambda: None)() == grpc.StatusCode.UNAVAILABLE
-
-
-def retry_wait_s(err: grpc.RpcError, policy: RetryPolicy, failures: int) -> float | None:
-    """How long to wait before repeating a failed call; None if it must not be repeated.
-
-    UNAVAILABLE is retried with the policy's backoff. RESOURCE_EXHAUSTED is retried only when
-    the broker said when (a rate limit's RetryInfo): it refused before acting, and waiting that
-    long is what it asked for. Other refusals (a message too large, say) carry no RetryInfo.
-    """
-    if failures >= policy.max_attempts:
-        return None
-    backoff = policy.backoff_s(failures)
-    if is_retryable(err):
-        return backoff
-    if getattr(err, "code", lambda: None)() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        exc = error_from_rpc_error(err)
-        hint = getattr(exc, "retry_after_s", 0.0)
-        if 0 < hint <= policy.max_rate_limit_wait_s:
-            return max(hint, backoff)
-    return None
 
 
 def translate(err: grpc.RpcError, target: str, timeout_s: float | None) -> ComputeNetError:

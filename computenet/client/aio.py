@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
 import grpc
@@ -17,22 +18,27 @@ from computenet.client._common import (
     FINAL_STATES,
     JobPage,
     RetryPolicy,
+    Stubs,
     SubmitResult,
     call_metadata,
     channel_options,
-    channel_target,
     checked_move_budget,
     coerce_spec,
-    is_retryable,
     list_request,
     list_sites_request,
     new_request_id,
-    retry_wait_s,
     submit_request,
-    translate,
     watch_jobs_request,
 )
+from computenet.client._failover import (
+    AddressPool,
+    Attempts,
+    failure_of,
+    give_up_error,
+    parse_targets,
+)
 from computenet.convert import (
+    cluster_status_from_proto,
     event_from_proto,
     job_from_proto,
     placement_from_proto,
@@ -43,13 +49,19 @@ from computenet.convert import (
 )
 from computenet.rebalance_types import RebalanceRunInfo, RebalanceRunPage
 from computenet.spec import JobSpec
-from computenet.types import Job, JobEvent, JobKind, JobState, Placement, SiteInfo, SiteStatus
+from computenet.types import (
+    ClusterStatus,
+    Job,
+    JobEvent,
+    JobKind,
+    JobState,
+    Placement,
+    SiteInfo,
+    SiteStatus,
+)
 from computenet.v1 import federation_service_pb2 as fed_pb
-from computenet.v1 import federation_service_pb2_grpc as fed_grpc
 from computenet.v1 import job_service_pb2 as job_pb
-from computenet.v1 import job_service_pb2_grpc as job_grpc
 from computenet.v1 import rebalance_service_pb2 as rebalance_pb
-from computenet.v1 import rebalance_service_pb2_grpc as rebalance_grpc
 
 log = logging.getLogger(__name__)
 
@@ -57,29 +69,29 @@ log = logging.getLogger(__name__)
 class AsyncClient:
     """The asyncio twin of `Client`: same methods, awaited; streams are async iterators.
 
-    The channel is opened on first use, inside the running event loop. Use `async with`, or
-    `await close()` (idempotent) when done.
+    `address` is one `HOST:PORT`, several separated by commas, or a list of them, with the same
+    failover as `Client`. Channels are opened on first use, inside the running event loop. Use
+    `async with`, or `await close()` (idempotent) when done.
     """
 
     def __init__(
         self,
         *,
-        address: str = DEFAULT_BROKER,
+        address: str | Sequence[str] = DEFAULT_BROKER,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         credentials: grpc.ChannelCredentials | None = None,
         token: str | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self.address = address
+        self._pool = AddressPool(parse_targets(address))
+        self.address = address if isinstance(address, str) else ",".join(address)
+        self.addresses = tuple(self._pool.targets)
+        """The configured replica addresses, in order."""
         self.timeout_s = timeout_s
-        self._target = channel_target(address)
         self._credentials = credentials
         self._metadata = call_metadata(token)
         self._retry = retry or RetryPolicy()
-        self._channel: grpc.aio.Channel | None = None
-        self._job_stub: job_grpc.JobServiceStub | None = None
-        self._federation_stub: fed_grpc.FederationServiceStub | None = None
-        self._rebalance_stub: rebalance_grpc.RebalanceServiceStub | None = None
+        self._channels: dict[str, tuple[grpc.aio.Channel, Stubs]] = {}
         self._closed = False
 
     async def __aenter__(self) -> AsyncClient:
@@ -89,92 +101,88 @@ class AsyncClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close the channel; calling it again does nothing."""
+        """Close every channel; calling it again does nothing."""
         self._closed = True
-        channel, self._channel = self._channel, None
-        self._job_stub = self._federation_stub = None
-        self._rebalance_stub = None
-        if channel is not None:
+        channels, self._channels = self._channels, {}
+        for channel, _ in channels.values():
             await channel.close()
 
-    def _open(self) -> grpc.aio.Channel:
+    def _stubs(self, target: str) -> Stubs:
         # grpc.aio channels bind to the loop they are created in, hence not in __init__.
         if self._closed:
             raise RuntimeError("AsyncClient is closed")
-        if self._channel is None:
+        if target not in self._channels:
             if self._credentials is None:
-                self._channel = grpc.aio.insecure_channel(self._target, options=channel_options())
+                channel = grpc.aio.insecure_channel(target, options=channel_options())
             else:
-                self._channel = grpc.aio.secure_channel(
-                    self._target, self._credentials, channel_options()
-                )
-        return self._channel
+                channel = grpc.aio.secure_channel(target, self._credentials, channel_options())
+            self._channels[target] = (channel, Stubs.of(channel))
+        return self._channels[target][1]
 
-    @property
-    def _jobs(self) -> job_grpc.JobServiceStub:
-        if self._job_stub is None:
-            self._job_stub = job_grpc.JobServiceStub(self._open())
-        return self._job_stub
-
-    @property
-    def _federation(self) -> fed_grpc.FederationServiceStub:
-        if self._federation_stub is None:
-            self._federation_stub = fed_grpc.FederationServiceStub(self._open())
-        return self._federation_stub
-
-    @property
-    def _rebalance(self) -> rebalance_grpc.RebalanceServiceStub:
-        if self._rebalance_stub is None:
-            self._rebalance_stub = rebalance_grpc.RebalanceServiceStub(self._open())
-        return self._rebalance_stub
-
-    async def _unary(self, method: Callable[..., Any], request: Any, *, retry: bool = True) -> Any:
-        failures = 0
+    async def _unary(self, method: str, request: Any, *, idempotent: bool = True) -> Any:
+        """Call `method` ("jobs.SubmitJob") on the replica the attempts lead to."""
+        attempts = Attempts(self._pool, self._retry, idempotent=idempotent)
         while True:
+            call = attrgetter(method)(self._stubs(attempts.target))
             try:
-                return await method(request, timeout=self.timeout_s, metadata=self._metadata)
+                response = await call(request, timeout=self.timeout_s, metadata=self._metadata)
             except grpc.RpcError as err:
-                failures += 1
-                wait_s = retry_wait_s(err, self._retry, failures) if retry else None
+                failure = failure_of(err, self.timeout_s)
+                wait_s = attempts.failed(failure)
                 if wait_s is None:
-                    raise translate(err, self._target, self.timeout_s) from None
-                log.debug("retrying code=%s failures=%d wait_s=%.2f", err.code(), failures, wait_s)
+                    raise give_up_error(err, failure, attempts, self.timeout_s) from None
+                log.debug(
+                    "retrying method=%s code=%s next=%s wait_s=%.2f",
+                    method, failure.code, attempts.target, wait_s,
+                )  # fmt: skip
                 await asyncio.sleep(wait_s)
+            else:
+                attempts.succeeded()
+                return response
 
     async def _stream(
-        self, open_call: Callable[[int], Any], after_sequence: int, stop_at_final: bool
+        self, open_call: Callable[[Stubs, int], Any], after_sequence: int, stop_at_final: bool
     ) -> AsyncGenerator[JobEvent, None]:
-        last_seen, failures = after_sequence, 0
+        last_seen = after_sequence
+        attempts = Attempts(self._pool, self._retry, idempotent=True)
         while True:
-            call = open_call(last_seen)
+            call = open_call(self._stubs(attempts.target), last_seen)
             try:
                 async for response in call:
                     event = event_from_proto(response.event)
-                    last_seen, failures = max(last_seen, event.sequence), 0
+                    if event.sequence <= last_seen:
+                        continue  # already delivered, by this replica or the one before
+                    last_seen = event.sequence
+                    attempts.progressed()
                     yield event
                     if stop_at_final and event.state in FINAL_STATES:
                         return
                 return
             except grpc.RpcError as err:
-                failures += 1
-                if not (is_retryable(err) and failures < self._retry.max_attempts):
-                    raise translate(err, self._target, None) from None
-                log.debug("resuming watch after_sequence=%d failures=%d", last_seen, failures)
-                await asyncio.sleep(self._retry.backoff_s(failures))
+                failure = failure_of(err, None)
+                wait_s = attempts.failed(failure)
+                if wait_s is None:
+                    raise give_up_error(err, failure, attempts, None) from None
+                log.debug(
+                    "resuming watch after_sequence=%d next=%s wait_s=%.2f",
+                    last_seen, attempts.target, wait_s,
+                )  # fmt: skip
+                await asyncio.sleep(wait_s)
             finally:
                 call.cancel()
 
     async def submit(
         self, spec: JobSpec | Mapping[str, Any], *, request_id: str | None = None
     ) -> SubmitResult:
-        """Submit a job; retries reuse the same request id, so the broker accepts it once."""
+        """Submit a job; every retry, at any replica, carries the same request id, so the
+        federation accepts it once."""
         request = submit_request(spec, request_id or new_request_id())
-        response = await self._unary(self._jobs.SubmitJob, request)
+        response = await self._unary("jobs.SubmitJob", request)
         return SubmitResult(job=job_from_proto(response.job), duplicate=response.duplicate)
 
     async def get(self, job_id: str) -> Job:
         """One job; raises JobNotFoundError."""
-        response = await self._unary(self._jobs.GetJob, job_pb.GetJobRequest(job_id=job_id))
+        response = await self._unary("jobs.GetJob", job_pb.GetJobRequest(job_id=job_id))
         return job_from_proto(response.job)
 
     async def list_page(
@@ -192,7 +200,7 @@ class AsyncClient:
             state=state, kind=kind, site=site, tenant=tenant,
             page_size=page_size, page_token=page_token,
         )  # fmt: skip
-        response = await self._unary(self._jobs.ListJobs, request)
+        response = await self._unary("jobs.ListJobs", request)
         jobs = [job_from_proto(j) for j in response.jobs]
         return JobPage(jobs=jobs, next_page_token=response.next_page_token)
 
@@ -221,9 +229,9 @@ class AsyncClient:
     def watch(self, job_id: str, *, after_sequence: int = 0) -> AsyncGenerator[JobEvent, None]:
         """A job's events after `after_sequence` up to a final state; resumes a broken stream."""
 
-        def open_call(after: int) -> Any:
+        def open_call(stubs: Stubs, after: int) -> Any:
             request = job_pb.WatchJobRequest(job_id=job_id, after_sequence=after)
-            return self._jobs.WatchJob(request, metadata=self._metadata)
+            return stubs.jobs.WatchJob(request, metadata=self._metadata)
 
         return self._stream(open_call, after_sequence, stop_at_final=True)
 
@@ -237,56 +245,64 @@ class AsyncClient:
         """Events of every matching job after `after_sequence`; resumes if the stream breaks."""
         request = watch_jobs_request(after_sequence=after_sequence, tenant=tenant, kind=kind)
 
-        def open_call(after: int) -> Any:
+        def open_call(stubs: Stubs, after: int) -> Any:
             request.after_sequence = after
-            return self._jobs.WatchJobs(request, metadata=self._metadata)
+            return stubs.jobs.WatchJobs(request, metadata=self._metadata)
 
         return self._stream(open_call, after_sequence, stop_at_final=False)
 
     async def cancel(self, job_id: str, reason: str = "") -> Job:
         """Cancel a job; returns it cancelled, or still running until its site confirms."""
         request = job_pb.CancelJobRequest(job_id=job_id, reason=reason)
-        # Not retried: a repeat after a lost reply would report the job as already final.
-        response = await self._unary(self._jobs.CancelJob, request, retry=False)
+        # Safe to repeat: the broker answers a job already cancelled, or whose cancellation is
+        # already requested, with the job itself.
+        response = await self._unary("jobs.CancelJob", request)
         return job_from_proto(response.job)
 
     async def explain(self, job_id: str) -> Placement:
         """Why a job was placed where it was; raises NotPlacedError if it never was."""
         request = job_pb.ExplainPlacementRequest(job_id=job_id)
-        response = await self._unary(self._jobs.ExplainPlacement, request)
+        response = await self._unary("jobs.ExplainPlacement", request)
         return placement_from_proto(response.placement)
 
     async def plan(self, spec: JobSpec | Mapping[str, Any]) -> Placement:
         """Where a spec would go now and at what cost, without submitting it."""
         request = job_pb.PlanJobRequest(spec=spec_to_proto(coerce_spec(spec)))
-        response = await self._unary(self._jobs.PlanJob, request)
+        response = await self._unary("jobs.PlanJob", request)
         return placement_from_proto(response.placement)
 
     async def sites(self, *, status: SiteStatus | str | None = None) -> builtins.list[SiteInfo]:
         """Every site of the federation with its live status, in topology order."""
-        response = await self._unary(self._federation.ListSites, list_sites_request(status))
+        response = await self._unary("federation.ListSites", list_sites_request(status))
         return [site_from_proto(s) for s in response.sites]
 
     async def site(self, site_id: str) -> SiteInfo:
         """One site; raises SiteNotFoundError."""
         request = fed_pb.GetSiteRequest(site_id=site_id)
-        return site_from_proto((await self._unary(self._federation.GetSite, request)).site)
+        return site_from_proto((await self._unary("federation.GetSite", request)).site)
+
+    async def cluster_status(self) -> ClusterStatus:
+        """The broker replicas sharing the federation's database and which one leads."""
+        request = fed_pb.GetClusterStatusRequest()
+        response = await self._unary("federation.GetClusterStatus", request)
+        return cluster_status_from_proto(response)
 
     async def drain(self, site_id: str, drain: bool = True) -> SiteInfo:
         """Stop (or with drain=False resume) placing work at a site."""
         request = fed_pb.DrainSiteRequest(site_id=site_id, drain=drain)
-        return site_from_proto((await self._unary(self._federation.DrainSite, request)).site)
+        return site_from_proto((await self._unary("federation.DrainSite", request)).site)
 
     async def plan_rebalance(self, *, move_budget: int = 0) -> RebalanceRunInfo:
         """Plan a rebalancing run now without applying it (recorded as a dry run; operators)."""
         request = rebalance_pb.PlanRebalanceRequest(move_budget=checked_move_budget(move_budget))
-        response = await self._unary(self._rebalance.PlanRebalance, request)
+        response = await self._unary("rebalance.PlanRebalance", request)
         return rebalance_run_from_proto(response.run)
 
     async def apply_rebalance(self, *, move_budget: int = 0) -> RebalanceRunInfo:
-        """Plan and apply a rebalancing run now (operators); never retried, it is not idempotent."""
+        """Plan and apply a rebalancing run now (operators). Not idempotent: repeated only at
+        another replica when the first did nothing (not the leader, or never reached)."""
         request = rebalance_pb.ApplyRebalanceRequest(move_budget=checked_move_budget(move_budget))
-        response = await self._unary(self._rebalance.ApplyRebalance, request, retry=False)
+        response = await self._unary("rebalance.ApplyRebalance", request, idempotent=False)
         return rebalance_run_from_proto(response.run)
 
     async def rebalance_runs(
@@ -295,5 +311,5 @@ class AsyncClient:
         """One page of past rebalancing runs, newest first (operators)."""
         request = rebalance_pb.ListRebalanceRunsRequest(page_size=page_size, page_token=page_token)
         return rebalance_run_page_from_proto(
-            await self._unary(self._rebalance.ListRebalanceRuns, request)
+            await self._unary("rebalance.ListRebalanceRuns", request)
         )

@@ -3,9 +3,17 @@
 Every message with a domain counterpart has `x_to_proto` and `x_from_proto`, and nothing
 outside this package builds domain objects from generated types or the reverse. The modules
 hold one area each: enums, the job spec, jobs and placements, sites and the topology, the
-agent-broker stream, rebalancing runs.
+agent-broker stream, rebalancing runs, the broker replicas.
 """
 
+from computenet.convert.cluster import (
+    cluster_leader_from_proto,
+    cluster_leader_to_proto,
+    cluster_replica_from_proto,
+    cluster_replica_to_proto,
+    cluster_status_from_proto,
+    cluster_status_to_proto,
+)
 from computenet.convert.enums import (
     kind_from_proto,
     kind_to_proto,
@@ -87,6 +95,12 @@ __all__ = [
     "candidate_to_proto",
     "capacity_report_from_proto",
     "capacity_report_to_proto",
+    "cluster_leader_from_proto",
+    "cluster_leader_to_proto",
+    "cluster_replica_from_proto",
+    "cluster_replica_to_proto",
+    "cluster_status_from_proto",
+    "cluster_status_to_proto",
     "connect_request_from_proto",
     "connect_request_to_proto",
     "connect_response_from_proto",

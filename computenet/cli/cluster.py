@@ -1,0 +1,97 @@
+"""`computenet cluster`: the broker replicas sharing the federation's database and their leader."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from computenet.cli.common import BrokerOption, JsonOption, TimeoutOption, age, connect, console
+from computenet.cli.safe_text import cell, echo, emit_json
+from computenet.client import DEFAULT_BROKER, DEFAULT_TIMEOUT_S
+from computenet.types import ClusterStatus
+
+app = typer.Typer(help="Show the broker replicas and which one leads.")
+
+_ROLE_STYLE = {"leader": "bold green", "follower": ""}
+
+
+def cluster_dict(status: ClusterStatus) -> dict[str, Any]:
+    """The JSON shape of `cluster status --json`."""
+    leader = status.leader
+    return {
+        "leader": None
+        if leader is None
+        else {
+            "broker_id": leader.broker_id,
+            "address": leader.address,
+            "agent_address": leader.agent_address,
+            "epoch": leader.epoch,
+            "since_unix_ms": leader.since_unix_ms,
+        },
+        "replicas": [
+            {
+                "broker_id": r.broker_id,
+                "address": r.address,
+                "role": r.role,
+                "last_seen_unix_ms": r.last_seen_unix_ms,
+                "agent_address": r.agent_address,
+            }
+            for r in status.replicas
+        ],
+    }
+
+
+def _when(unix_ms: int) -> str:
+    return datetime.fromtimestamp(unix_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def leader_line(status: ClusterStatus, now_unix_ms: int) -> str:
+    """One line naming the leader, its epoch and since when; or saying there is none."""
+    leader = status.leader
+    if leader is None:
+        return "leader: none (no replica holds the leadership now)"
+    agents = f", agents {leader.agent_address}" if leader.agent_address else ""
+    since = (
+        f"{_when(leader.since_unix_ms)} ({age(leader.since_unix_ms, now_unix_ms)} ago)"
+        if leader.since_unix_ms > 0
+        else "unknown"
+    )
+    return (
+        f"leader: {leader.broker_id} at {leader.address}{agents}, "
+        f"epoch {leader.epoch}, since {since}"
+    )
+
+
+def replicas_table(status: ClusterStatus, now_unix_ms: int) -> Table:
+    """Each replica with its addresses, role and how long ago it last renewed its record."""
+    table = Table("replica", "address", "agent address", "role", "last seen")
+    for r in status.replicas:
+        seen = age(r.last_seen_unix_ms, now_unix_ms)
+        table.add_row(
+            cell(r.broker_id), cell(r.address), cell(r.agent_address or "-"),
+            cell(r.role, _ROLE_STYLE.get(r.role, "yellow")),
+            cell(seen if seen == "never" else f"{seen} ago"),
+        )  # fmt: skip
+    return table
+
+
+@app.command("status")
+def cluster_status(
+    broker: BrokerOption = DEFAULT_BROKER,
+    as_json: JsonOption = False,
+    timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
+) -> None:
+    """The leader (id, addresses, epoch, since when) and every replica's role and last sign of
+    life; any replica answers."""
+    with connect(broker, timeout_s) as client:
+        status = client.cluster_status()
+    if as_json:
+        emit_json(cluster_dict(status))
+        return
+    now = int(time.time() * 1000)
+    echo(leader_line(status, now))
+    console().print(replicas_table(status, now))
