@@ -296,7 +296,7 @@ class BrokerLink:
             if not isinstance(welcome, Welcome):
                 log.error("broker answered hello with %s, not welcome", type(welcome).__name__)
                 return
-            outcome.refused = await self._welcomed(target, welcome, first.welcome.leader_epoch)
+            outcome.refused = await self._welcomed(target, welcome)
             if outcome.refused is not None:
                 return
             outcome.welcomed = True
@@ -316,21 +316,20 @@ class BrokerLink:
                 task.cancel()
             call.cancel()
 
-    async def _welcomed(
-        self, target: str, welcome: Welcome, leader_epoch: int
-    ) -> RefuseWelcome | None:
+    async def _welcomed(self, target: str, welcome: Welcome) -> RefuseWelcome | None:
         """Hand the welcome to the core; the refusal if it leads under a stale epoch."""
         sid = self._runtime.stimulus_id("welcome")
         lease_ms = int(welcome.lease_s * 1000)
         self._refusal = None
-        await self._event(Connected(sid, self._runtime.clock_ms(), lease_ms, leader_epoch))
+        connected = Connected(sid, self._runtime.clock_ms(), lease_ms, welcome.leader_epoch)
+        await self._event(connected)
         if self._refusal is not None:
             return self._refusal
         log.info(
             "connected target=%s broker_epoch=%s leader_epoch=%d heartbeat_s=%.1f lease_s=%.1f",
             target,
             welcome.broker_epoch,
-            leader_epoch,
+            welcome.leader_epoch,
             welcome.heartbeat_interval_s,
             welcome.lease_s,
         )

@@ -63,6 +63,10 @@ class AgentState:
     attempt the broker would requeue, connected or not, and starts nothing new until a renewal of
     a later heartbeat; a renewal never restarts what was stopped. Every event that carries
     `mono_ms` checks the lease first, so an agent waking from a stall stops before it acts.
+
+    Leader epochs: a welcome under a non-zero leader epoch below the highest one welcomed so far
+    comes from a deposed leader and is refused (nothing from it counts); a higher one is
+    persisted before anything is sent to its broker.
     """
 
     def __init__(
