@@ -80,6 +80,7 @@ def advertised(cfg: AgentConfig, report: CapacityReport) -> dict[str, Any]:
     return {
         "site": cfg.site,
         "broker": cfg.broker,
+        "brokers": list(cfg.brokers),
         "executor": cfg.executor.kind,
         "pools": [
             {"model": p.model, "total": p.total, "allocatable": p.allocatable, "in_use": p.in_use}
@@ -134,7 +135,7 @@ async def _run(
     executor = make_executor(cfg, env)
     runtime = AgentRuntime(state=state, journal=journal, executor=executor, site=cfg.site)
     settings = LinkSettings(
-        target=cfg.broker,
+        targets=cfg.brokers,
         site_id=cfg.site,
         agent_version=agent_version(),
         epoch=uuid.uuid4().hex,

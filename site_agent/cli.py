@@ -55,31 +55,52 @@ def check(
         snap = make_capacity_source(cfg).probe()
     except CapacityError as exc:
         fail(PROG, f"capacity source {cfg.capacity.source}: {exc}")
-    if connect:
-        from site_agent.link import credentials_for, probe_broker
-
-        try:
-            server_name = cfg.tls.server_name if cfg.tls else None
-            asyncio.run(probe_broker(cfg.broker, timeout, credentials_for(cfg.tls), server_name))
-        except ConnectionError as exc:
-            fail(PROG, str(exc))
+    unreachable = asyncio.run(_unreachable(cfg, timeout)) if connect else {}
+    if len(unreachable) == len(cfg.brokers):
+        fail(PROG, "; ".join(unreachable.values()))
     report = advertised(cfg, snap)
     if as_json:
         print(json.dumps(report, sort_keys=True))
         return
-    print(f"site {cfg.site} -> broker {cfg.broker} (executor {cfg.executor.kind})")
+    if len(cfg.brokers) == 1:
+        print(f"site {cfg.site} -> broker {cfg.broker} (executor {cfg.executor.kind})")
+    else:
+        tried = ", ".join(cfg.brokers)
+        print(f"site {cfg.site} -> brokers {tried}, tried in turn (executor {cfg.executor.kind})")
     for pool in snap.pools:
         print(f"  {pool.model}: {pool.allocatable}/{pool.total} allocatable, {pool.in_use} in use")
     print(f"  cpu_cores {snap.cpu_cores:g}, memory_gb {snap.memory_gb:g}")
     if connect:
-        print(f"  broker {cfg.broker} reachable")
+        for address in cfg.brokers:
+            print(f"  {unreachable.get(address, f'broker {address} reachable')}")
+
+
+async def _unreachable(cfg: AgentConfig, timeout_s: float) -> dict[str, str]:
+    """Why each broker address that does not answer within the timeout is unreachable."""
+    from site_agent.link import credentials_for, probe_broker
+
+    credentials = credentials_for(cfg.tls)
+    server_name = cfg.tls.server_name if cfg.tls else None
+
+    async def probe(address: str) -> str:
+        try:
+            await probe_broker(address, timeout_s, credentials, server_name)
+        except ConnectionError as exc:
+            return str(exc)
+        return ""
+
+    errors = await asyncio.gather(*(probe(address) for address in cfg.brokers))
+    return {address: error for address, error in zip(cfg.brokers, errors, strict=True) if error}
 
 
 @app.command()
 def run(
     config: ConfigOption,
     site: Annotated[str | None, typer.Option(help="Override the site id.")] = None,
-    broker: Annotated[str | None, typer.Option(help="Override the broker HOST:PORT.")] = None,
+    broker: Annotated[
+        str | None,
+        typer.Option(help="Override the broker HOST:PORT (several: comma-separated)."),
+    ] = None,
 ) -> None:
     """Run the agent until SIGTERM or SIGINT (running jobs keep running unless configured)."""
     cfg = _load(config, site=site, broker=broker)

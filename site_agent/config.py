@@ -77,7 +77,12 @@ class AgentConfig(BaseSettings):
         extra="forbid", env_prefix=ENV_PREFIX, env_nested_delimiter="__"
     )
     site: str = Field(min_length=1, max_length=64, description="Site id in the broker topology.")
-    broker: str = Field(description="Broker address HOST:PORT.")
+    broker: str = Field(
+        description=(
+            "Broker address HOST:PORT, or several (a comma-separated string or a YAML list): "
+            "the replicas of one broker cluster, tried in turn."
+        )
+    )
     capacity: CapacityConfig
     executor: ExecutorConfig
     state_dir: Path = Field(description="Directory for the journal and job folders.")
@@ -98,14 +103,16 @@ class AgentConfig(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
 
-    @field_validator("broker")
+    @field_validator("broker", mode="before")
     @classmethod
-    def _valid_address(cls, value: str) -> str:
-        try:
-            parse_address(value)
-        except AddressError as exc:
-            raise ValueError(str(exc)) from None
-        return value
+    def _valid_addresses(cls, value: Any) -> Any:
+        # kept as one comma-joined string, so a single address reads exactly as it was written
+        return ",".join(broker_addresses(value))
+
+    @property
+    def brokers(self) -> tuple[str, ...]:
+        """The broker addresses in the order the agent tries them (at least one, no repeats)."""
+        return tuple(self.broker.split(","))
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -123,6 +130,34 @@ class AgentConfig(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Command-line overrides beat the environment, which beats the file."""
         return (init_settings, env_settings, _FileSource(settings_cls))
+
+
+def broker_addresses(value: Any) -> tuple[str, ...]:
+    """The validated addresses of `broker:` (a string, comma-separated or not, or a list), in
+    order without repeats; raise ValueError naming the bad entry."""
+    if isinstance(value, str):
+        entries: list[Any] = value.split(",")
+    elif isinstance(value, list | tuple):
+        entries = list(value)
+    else:
+        raise ValueError("expected HOST:PORT, several separated by commas, or a list of them")
+    if not entries or entries == [""]:
+        raise ValueError("at least one broker address HOST:PORT is required")
+    addresses: list[str] = []
+    for number, entry in enumerate(entries, start=1):
+        where = f"entry {number}: " if len(entries) > 1 else ""
+        if not isinstance(entry, str):
+            raise ValueError(f"{where}expected a HOST:PORT string, got {type(entry).__name__}")
+        address = entry.strip()
+        if not address:
+            raise ValueError(f"{where}empty address")
+        try:
+            parse_address(address)
+        except AddressError as exc:
+            raise ValueError(f"{where}{exc}") from None
+        if address not in addresses:
+            addresses.append(address)
+    return tuple(addresses)
 
 
 class _FileSource(PydanticBaseSettingsSource):

@@ -39,6 +39,8 @@ class Connected:
     now_ms: int
     lease_ms: int
     """The broker's lease; 0 keeps the configured one."""
+    leader_epoch: int = 0
+    """The welcoming leader's election epoch; 0 from a single broker without elections."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +218,22 @@ class PersistDrain:
 
 
 @dataclass(frozen=True, slots=True)
+class PersistLeaderEpoch:
+    """Write the highest leader epoch the agent has been welcomed with."""
+
+    leader_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class RefuseWelcome:
+    """End the stream without acting on it: its broker leads under an epoch older than one the
+    agent has already been welcomed with (a deposed leader that does not know it yet)."""
+
+    leader_epoch: int
+    highest_leader_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
 class PublishLease:
     """Tell the executor the lease expiry (monotonic ms), so its watchdogs stop attempts at
     expiry even while the agent itself is stalled."""
@@ -276,6 +294,8 @@ Instruction = (
     | PersistReport
     | ForgetReport
     | PersistDrain
+    | PersistLeaderEpoch
+    | RefuseWelcome
     | PublishLease
     | SendHello
     | SendAck
@@ -284,4 +304,11 @@ Instruction = (
     | StopAttempt
     | RecoverAttempts
 )
-PERSIST_INSTRUCTIONS = (PersistAttempt, ForgetAttempt, PersistReport, ForgetReport, PersistDrain)
+PERSIST_INSTRUCTIONS = (
+    PersistAttempt,
+    ForgetAttempt,
+    PersistReport,
+    ForgetReport,
+    PersistDrain,
+    PersistLeaderEpoch,
+)

@@ -1,9 +1,10 @@
-"""The agent's durable state: attempts, unacknowledged reports and flags in a SQLite file."""
+"""The agent's durable state: attempts, reports and flags in SQLite, the leader epoch beside it."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from site_agent.events import (
     Instruction,
     PersistAttempt,
     PersistDrain,
+    PersistLeaderEpoch,
     PersistReport,
 )
 from site_agent.records import AttemptRecord, Phase, Report, Snapshot
@@ -25,6 +27,9 @@ from site_agent.records import AttemptRecord, Phase, Report, Snapshot
 log = logging.getLogger(__name__)
 
 JOURNAL_FILE = "journal.sqlite3"
+LEADER_EPOCH_FILE = "leader_epoch"
+"""The highest broker leader epoch welcomed, as decimal text. A file of its own, not a journal
+row, so an operator whose broker cluster restarted its epochs can remove it by hand."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS attempts (
     job_id TEXT NOT NULL,
@@ -46,6 +51,7 @@ class Journal:
     def __init__(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / JOURNAL_FILE
+        self.leader_epoch_path = state_dir / LEADER_EPOCH_FILE
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -70,11 +76,30 @@ class Journal:
             unacked=reports,
             next_report_id=next_id,
             drained=meta.get("drained") == "1",
+            leader_epoch=self._load_leader_epoch(),
         )
+
+    def _load_leader_epoch(self) -> int:
+        try:
+            text = self.leader_epoch_path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            return 0
+        except (OSError, UnicodeDecodeError) as exc:
+            log.warning("leader epoch unreadable path=%s error=%s", self.leader_epoch_path, exc)
+            return 0
+        if not text.isdigit():
+            # written by rename, so never torn; anything else was put there by hand
+            log.warning("leader epoch not a number path=%s", self.leader_epoch_path)
+            return 0
+        return int(text)
 
     def apply(self, instructions: list[Instruction]) -> None:
         """Write the persist instructions among `instructions` in one transaction."""
         writes = [i for i in instructions if _is_persist(i)]
+        for item in writes:
+            if isinstance(item, PersistLeaderEpoch):
+                self._write_leader_epoch(item.leader_epoch)
+        writes = [i for i in writes if not isinstance(i, PersistLeaderEpoch)]
         if not writes:
             return
         with self._db:
@@ -105,6 +130,20 @@ class Journal:
         elif isinstance(item, PersistDrain):
             self._set("drained", "1" if item.drained else "0")
 
+    def _write_leader_epoch(self, epoch: int) -> None:
+        """Replace the epoch file durably: write a temporary file, fsync, rename, fsync the dir."""
+        temporary = self.leader_epoch_path.with_name(LEADER_EPOCH_FILE + ".tmp")
+        with open(temporary, "w", encoding="ascii") as handle:
+            handle.write(f"{epoch}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.leader_epoch_path)
+        directory = os.open(self.leader_epoch_path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
     def _set(self, key: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
@@ -119,7 +158,13 @@ class Journal:
 
 def _is_persist(item: Instruction) -> bool:
     return isinstance(
-        item, PersistAttempt | ForgetAttempt | PersistReport | ForgetReport | PersistDrain
+        item,
+        PersistAttempt
+        | ForgetAttempt
+        | PersistReport
+        | ForgetReport
+        | PersistDrain
+        | PersistLeaderEpoch,
     )
 
 

@@ -14,7 +14,7 @@ import grpc
 import grpc.aio
 
 from computenet import convert
-from computenet.errors import ComputeNetError
+from computenet.errors import ComputeNetError, NotLeaderError
 from computenet.site_messages import (
     Ack,
     AgentMessage,
@@ -29,10 +29,12 @@ from computenet.site_messages import (
     UnreadableDispatch,
     Welcome,
 )
+from computenet.status import error_from_rpc_error
 from computenet.tls import channel_options, site_channel_credentials
 from computenet.types import CapacityReport, JobId, SiteId
 from computenet.v1 import site_service_pb2 as sp
 from computenet.v1 import site_service_pb2_grpc as sg
+from site_agent.brokers import BrokerRotation, Step
 from site_agent.events import (
     BrokerAcked,
     CancelReceived,
@@ -43,6 +45,7 @@ from site_agent.events import (
     DrainReceived,
     Event,
     LeaseRenewed,
+    RefuseWelcome,
     SendHello,
 )
 from site_agent.records import Report
@@ -75,7 +78,8 @@ class SiteRejectedError(ComputeNetError):
 class LinkSettings:
     """How the agent reaches its broker."""
 
-    target: str
+    targets: tuple[str, ...]
+    """Broker addresses (replicas of one cluster), tried in this order."""
     site_id: str
     agent_version: str
     epoch: str
@@ -102,8 +106,17 @@ def open_channel(
     return grpc.aio.secure_channel(target, credentials, options=opts)
 
 
+@dataclass(slots=True)
+class _Outcome:
+    """How one stream went, filled in as it goes (an error may end it at any point)."""
+
+    welcomed: bool = False
+    refused: RefuseWelcome | None = None
+
+
 class BrokerLink:
-    """Keeps one Connect stream up (reconnecting with backoff) and translates it to/from events."""
+    """Keeps one Connect stream up to the leading broker replica (following it from replica to
+    replica, reconnecting with backoff) and translates the stream to and from events."""
 
     def __init__(
         self,
@@ -121,6 +134,7 @@ class BrokerLink:
         self._sequence = itertools.count(1)
         self._sent_mono_ms: dict[int, int] = {}
         self._probe: asyncio.Future[CapacityReport] | None = None
+        self._refusal: RefuseWelcome | None = None
         self.sessions = 0
         self.last_capacity_error = ""
         runtime.outbox = self
@@ -165,6 +179,10 @@ class BrokerLink:
             )
         )
 
+    def refuse_welcome(self, refusal: RefuseWelcome) -> None:
+        """Note the core's refusal of the welcome being handled; the session then ends."""
+        self._refusal = refusal
+
     def _put(self, message: AgentMessage) -> None:
         if self._queue is None:
             log.debug("no stream; dropped %s", type(message).__name__)
@@ -174,40 +192,94 @@ class BrokerLink:
     # --- connection loop ------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Stay connected until `stop` is set; raise SiteRejectedError if the broker refuses us."""
-        delay = self._settings.backoff_initial_s
-        s = self._settings
-        async with open_channel(
-            s.target, s.credentials, s.server_name, KEEPALIVE_OPTIONS
-        ) as channel:
-            stub = sg.SiteServiceStub(channel)
-            while not stop.is_set():
-                welcomed = False
-                try:
-                    welcomed = await self._session(stub, stop)
-                except grpc.aio.AioRpcError as exc:
-                    if exc.code() in REJECTING_CODES:
-                        raise SiteRejectedError(
-                            f"broker {self._settings.target} rejected site "
-                            f"{self._settings.site_id!r}: {exc.code().name}: {exc.details()}"
-                        ) from None
-                    log.warning(
-                        "broker stream failed target=%s code=%s detail=%s retry_in_s=%.1f",
-                        self._settings.target,
-                        exc.code().name,
-                        exc.details(),
-                        delay,
-                    )
-                finally:
-                    self._queue = None
-                    now = self._runtime.clock_ms()
-                    await self._event(Disconnected(self._runtime.stimulus_id("disconnect"), now))
-                if welcomed:
-                    delay = self._settings.backoff_initial_s
-                await wait_or_stop(stop, jittered(delay, self._rng))
-                delay = min(self._settings.backoff_max_s, delay * 2)
+        """Stay connected until `stop` is set; raise SiteRejectedError if the broker refuses us.
 
-    async def _session(self, stub: sg.SiteServiceStub, stop: asyncio.Event) -> bool:
+        The configured addresses are tried in turn (a replica that is down or does not lead
+        sends the agent to the next one, or to the leader it names), with the backoff waited
+        only after a whole round of them failed.
+        """
+        s = self._settings
+        rotation = BrokerRotation(s.targets)
+        delay = s.backoff_initial_s
+        while not stop.is_set():
+            target = rotation.target
+            outcome = _Outcome()
+            try:
+                await self._connect(target, outcome, stop)
+                step, reason = self._after_end(rotation, target, outcome)
+            except grpc.aio.AioRpcError as exc:
+                if stop.is_set():
+                    break
+                step, reason = self._after_error(rotation, target, outcome, exc)
+            finally:
+                self._queue = None
+                self._refusal = None
+                now = self._runtime.clock_ms()
+                await self._event(Disconnected(self._runtime.stimulus_id("disconnect"), now))
+            if stop.is_set():
+                break
+            if outcome.welcomed:
+                delay = s.backoff_initial_s
+            if step.target != target:
+                log.info("broker switch from=%s to=%s reason=%s", target, step.target, reason)
+            if step.backoff:
+                log.debug("broker round failed; retry_in_s=%.1f", delay)
+                await wait_or_stop(stop, jittered(delay, self._rng))
+                delay = min(s.backoff_max_s, delay * 2)
+
+    def _after_end(
+        self, rotation: BrokerRotation, target: str, outcome: _Outcome
+    ) -> tuple[Step, str]:
+        """Where to go after a stream that ended without an error."""
+        if outcome.refused is not None:
+            log.warning(
+                "broker refused target=%s leader_epoch=%d highest_leader_epoch=%d: "
+                "it leads under an older epoch than a broker that already welcomed this agent",
+                target,
+                outcome.refused.leader_epoch,
+                outcome.refused.highest_leader_epoch,
+            )
+            return rotation.failed(), "stale_leader_epoch"
+        if outcome.welcomed:
+            log.warning("broker closed the stream target=%s", target)
+            return rotation.retry(), "closed"
+        return rotation.failed(), "closed_before_welcome"
+
+    def _after_error(
+        self,
+        rotation: BrokerRotation,
+        target: str,
+        outcome: _Outcome,
+        exc: grpc.aio.AioRpcError,
+    ) -> tuple[Step, str]:
+        """Where to go after a stream that failed; raise SiteRejectedError if it refused us."""
+        code = exc.code()
+        if code in REJECTING_CODES:
+            raise SiteRejectedError(
+                f"broker {target} rejected site {self._settings.site_id!r}: "
+                f"{code.name}: {exc.details()}"
+            ) from None
+        error = error_from_rpc_error(exc)
+        if isinstance(error, NotLeaderError):
+            # expected while replicas elect a leader: the switch line says it all
+            return rotation.failed(error.leader_agent_address), "not_leader"
+        log.warning(
+            "broker stream failed target=%s code=%s detail=%s", target, code.name, exc.details()
+        )
+        if code is grpc.StatusCode.UNAVAILABLE or not outcome.welcomed:
+            return rotation.failed(), code.name.lower()
+        return rotation.retry(), code.name.lower()
+
+    async def _connect(self, target: str, outcome: _Outcome, stop: asyncio.Event) -> None:
+        s = self._settings
+        # a channel per try: a fresh one dials at once, where a reused one might still be
+        # waiting out gRPC's own reconnect backoff towards a replica that was down
+        async with open_channel(target, s.credentials, s.server_name, KEEPALIVE_OPTIONS) as channel:
+            await self._session(sg.SiteServiceStub(channel), target, outcome, stop)
+
+    async def _session(
+        self, stub: sg.SiteServiceStub, target: str, outcome: _Outcome, stop: asyncio.Event
+    ) -> None:
         call = stub.Connect()
         queue: asyncio.Queue[sp.ConnectRequest] = asyncio.Queue()
         self._queue = queue
@@ -215,24 +287,24 @@ class BrokerLink:
             asyncio.create_task(self._write_loop(call, queue)),
             asyncio.create_task(_cancel_on(stop, call)),
         ]
-        welcomed = False
         try:
             await self._event(Connecting(self._runtime.stimulus_id("connect")))
             first = await call.read()
             if first is grpc.aio.EOF or stop.is_set():
-                return False
+                return
             welcome = convert.connect_response_from_proto(first)
             if not isinstance(welcome, Welcome):
                 log.error("broker answered hello with %s, not welcome", type(welcome).__name__)
-                return False
-            welcomed = True
+                return
+            outcome.refused = await self._welcomed(target, welcome)
+            if outcome.refused is not None:
+                return
+            outcome.welcomed = True
             self.sessions += 1
-            await self._welcomed(welcome)
             tasks.append(asyncio.create_task(self._heartbeat(welcome, stop)))
             while not stop.is_set():
                 msg = await call.read()
                 if msg is grpc.aio.EOF:
-                    log.warning("broker closed the stream")
                     break
                 await self._on_message(msg)
         except asyncio.CancelledError:
@@ -243,22 +315,28 @@ class BrokerLink:
             for task in tasks:
                 task.cancel()
             call.cancel()
-        return welcomed
 
-    async def _welcomed(self, welcome: Welcome) -> None:
+    async def _welcomed(self, target: str, welcome: Welcome) -> RefuseWelcome | None:
+        """Hand the welcome to the core; the refusal if it leads under a stale epoch."""
+        sid = self._runtime.stimulus_id("welcome")
+        lease_ms = int(welcome.lease_s * 1000)
+        self._refusal = None
+        connected = Connected(sid, self._runtime.clock_ms(), lease_ms, welcome.leader_epoch)
+        await self._event(connected)
+        if self._refusal is not None:
+            return self._refusal
         log.info(
-            "connected target=%s broker_epoch=%s heartbeat_s=%.1f lease_s=%.1f",
-            self._settings.target,
+            "connected target=%s broker_epoch=%s leader_epoch=%d heartbeat_s=%.1f lease_s=%.1f",
+            target,
             welcome.broker_epoch,
+            welcome.leader_epoch,
             welcome.heartbeat_interval_s,
             welcome.lease_s,
         )
-        sid = self._runtime.stimulus_id("welcome")
-        lease_ms = int(welcome.lease_s * 1000)
-        await self._event(Connected(sid, self._runtime.clock_ms(), lease_ms))
         renewed = self._renewed(welcome.heartbeat_sequence, welcome.lease_s)
         if renewed is not None:
             await self._event(renewed)
+        return None
 
     async def _write_loop(self, call: grpc.aio.StreamStreamCall, queue: asyncio.Queue) -> None:
         try:

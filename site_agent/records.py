@@ -84,6 +84,8 @@ class Snapshot:
     unacked: tuple[Report, ...] = ()
     next_report_id: int = 1
     drained: bool = False
+    leader_epoch: int = 0
+    """The highest leader epoch the agent has been welcomed with (0: none, or no elections)."""
 
 
 @dataclass(frozen=True, slots=True)

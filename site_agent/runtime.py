@@ -29,6 +29,7 @@ from site_agent.events import (
     LeaseCheck,
     PublishLease,
     RecoverAttempts,
+    RefuseWelcome,
     SendAck,
     SendHello,
     SendReport,
@@ -65,6 +66,10 @@ class Outbox(Protocol):
         """Queue a job event report."""
         ...
 
+    def refuse_welcome(self, refusal: RefuseWelcome) -> None:
+        """End the stream being welcomed without acting on anything from it."""
+        ...
+
 
 class _NoOutbox:
     def send_hello(self, hello: SendHello) -> None:
@@ -75,6 +80,9 @@ class _NoOutbox:
 
     def send_report(self, report: Report) -> None:
         log.debug("no broker stream; report kept for later report_id=%d", report.report_id)
+
+    def refuse_welcome(self, refusal: RefuseWelcome) -> None:
+        log.debug("no broker stream; refusal dropped leader_epoch=%d", refusal.leader_epoch)
 
 
 class AgentRuntime:
@@ -143,6 +151,8 @@ class AgentRuntime:
             self.outbox.send_ack(item.delivery_id)
         elif isinstance(item, SendReport):
             self.outbox.send_report(item.report)
+        elif isinstance(item, RefuseWelcome):
+            self.outbox.refuse_welcome(item)
         elif isinstance(item, StartAttempt):
             await self._start(item)
         elif isinstance(item, StopAttempt):

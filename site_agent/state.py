@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from computenet.types import JobState
 from site_agent.events import (
+    PERSIST_INSTRUCTIONS,
     AttemptLaunched,
     BrokerAcked,
     CancelReceived,
@@ -25,9 +26,11 @@ from site_agent.events import (
     LeaseRenewed,
     PersistAttempt,
     PersistDrain,
+    PersistLeaderEpoch,
     PersistReport,
     PublishLease,
     RecoverAttempts,
+    RefuseWelcome,
     SendAck,
     SendHello,
     SendReport,
@@ -60,6 +63,10 @@ class AgentState:
     attempt the broker would requeue, connected or not, and starts nothing new until a renewal of
     a later heartbeat; a renewal never restarts what was stopped. Every event that carries
     `mono_ms` checks the lease first, so an agent waking from a stall stops before it acts.
+
+    Leader epochs: a welcome under a non-zero leader epoch below the highest one welcomed so far
+    comes from a deposed leader and is refused (nothing from it counts); a higher one is
+    persisted before anything is sent to its broker.
     """
 
     def __init__(
@@ -75,6 +82,8 @@ class AgentState:
         self.unacked: dict[int, Report] = {r.report_id: r for r in sorted(snap.unacked, key=_rid)}
         self.next_report_id = snap.next_report_id
         self.drained = snap.drained
+        self.leader_epoch = snap.leader_epoch
+        """The highest leader epoch welcomed so far; a welcome under an older one is refused."""
         self.connected = False
         self.lease_ms = lease_ms
         self.tombstone_ms = tombstone_ms
@@ -132,10 +141,18 @@ class AgentState:
         return [SendHello(tuple(listed))]
 
     def _on_Connected(self, ev: Connected) -> list[Instruction]:
+        if not admits_leader_epoch(self.leader_epoch, ev.leader_epoch):
+            # nothing from this stream counts: no lease, no reports sent to a deposed leader
+            self.connected = False
+            return [RefuseWelcome(ev.leader_epoch, self.leader_epoch)]
         self.connected = True
+        out: list[Instruction] = []
+        if ev.leader_epoch > self.leader_epoch:
+            self.leader_epoch = ev.leader_epoch
+            out.append(PersistLeaderEpoch(ev.leader_epoch))
         if ev.lease_ms > 0:
             self.lease_ms = ev.lease_ms
-        return [SendReport(r) for r in self.unacked.values()]
+        return [*out, *(SendReport(r) for r in self.unacked.values())]
 
     def _on_Disconnected(self, ev: Disconnected) -> list[Instruction]:
         # the lease, not the stream, decides what keeps running: a one-way partition can keep
@@ -372,6 +389,15 @@ class AgentState:
         return out
 
 
+def admits_leader_epoch(highest: int, offered: int) -> bool:
+    """Whether a welcome under leader epoch `offered` may be acted on, `highest` seen before.
+
+    Epoch 0 is a single broker without elections and is always admitted; a lower non-zero epoch
+    is a leader that has been replaced, whose dispatches and renewals must not count.
+    """
+    return offered == 0 or offered >= highest
+
+
 def _rid(report: Report) -> int:
     return report.report_id
 
@@ -382,7 +408,7 @@ def _status_of(record: AttemptRecord) -> JobState:
     return JobState.DISPATCHED
 
 
-_PERSIST = (PersistAttempt, ForgetAttempt, PersistReport, ForgetReport, PersistDrain)
+_PERSIST = PERSIST_INSTRUCTIONS
 
 
 def _persist_first(

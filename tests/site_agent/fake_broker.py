@@ -10,7 +10,9 @@ import grpc
 import grpc.aio
 
 from computenet.convert import spec_to_proto
+from computenet.errors import NotLeaderError
 from computenet.spec import JobSpec
+from computenet.status import error_to_status
 from computenet.v1 import site_service_pb2 as sp
 from computenet.v1 import site_service_pb2_grpc as sg
 
@@ -55,7 +57,9 @@ class Session:
         """Queue one ConnectResponse (welcome=..., dispatch=..., ...)."""
         self.outbox.put_nowait(sp.ConnectResponse(**kwargs))  # type: ignore[arg-type]
 
-    def welcome(self, heartbeat_s: float = 0.2, lease_s: float = 30.0) -> None:
+    def welcome(
+        self, heartbeat_s: float = 0.2, lease_s: float = 30.0, leader_epoch: int = 0
+    ) -> None:
         """Answer the hello (renewing the lease from its send time)."""
         self.lease_s = lease_s
         welcome = sp.Welcome(
@@ -63,6 +67,7 @@ class Session:
             heartbeat_interval_s=heartbeat_s,
             lease_s=lease_s,
             heartbeat_sequence=self.hello_sequence,
+            leader_epoch=leader_epoch,
         )
         self.send(welcome=welcome)
 
@@ -120,11 +125,36 @@ class FakeBroker(sg.SiteServiceServicer):
         return await asyncio.wait_for(self.sessions.get(), WAIT_S)
 
 
-async def start_fake_broker() -> tuple[grpc.aio.Server, FakeBroker, str]:
-    """Serve a FakeBroker on 127.0.0.1:0; returns the server, the double and its address."""
+class FollowerBroker(sg.SiteServiceServicer):
+    """A replica that does not lead: aborts every stream with NotLeaderError naming the leader."""
+
+    def __init__(self, leader_agent_address: str = "") -> None:
+        self.leader_agent_address = leader_agent_address
+        self.streams = 0
+
+    async def Connect(
+        self, request_iterator: AsyncIterator[sp.ConnectRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[sp.ConnectResponse]:
+        self.streams += 1
+        error = NotLeaderError(
+            "this broker replica does not lead",
+            leader_agent_address=self.leader_agent_address,
+        )
+        await context.abort_with_status(error_to_status(error))
+        yield sp.ConnectResponse()  # never reached; makes this a response stream
+
+
+async def serve(servicer: sg.SiteServiceServicer) -> tuple[grpc.aio.Server, str]:
+    """Serve a SiteService servicer on 127.0.0.1:0; returns the server and its address."""
     server = grpc.aio.server()
-    fake = FakeBroker()
-    sg.add_SiteServiceServicer_to_server(fake, server)
+    sg.add_SiteServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    return server, fake, f"127.0.0.1:{port}"
+    return server, f"127.0.0.1:{port}"
+
+
+async def start_fake_broker() -> tuple[grpc.aio.Server, FakeBroker, str]:
+    """Serve a FakeBroker on 127.0.0.1:0; returns the server, the double and its address."""
+    fake = FakeBroker()
+    server, address = await serve(fake)
+    return server, fake, address

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from site_agent.config import ConfigError, load_config
+from tests.site_agent.fake_broker import start_fake_broker
 
 MINIMAL = """\
 site: zhangjiakou
@@ -96,11 +98,94 @@ def test_check_prints_what_it_would_advertise(tmp_path: Path) -> None:
     assert json.loads(proc.stdout) == {
         "site": "zhangjiakou",
         "broker": "127.0.0.1:50051",
+        "brokers": ["127.0.0.1:50051"],
         "executor": "local",
         "pools": [{"model": "a800", "total": 8, "allocatable": 8, "in_use": 0}],
         "cpu_cores": 64.0,
         "memory_gb": 512.0,
     }
+
+
+@pytest.mark.parametrize(
+    ("value", "addresses"),
+    [
+        ("127.0.0.1:50051", ("127.0.0.1:50051",)),
+        ('"10.0.0.1:1, 10.0.0.2:2,[::1]:3"', ("10.0.0.1:1", "10.0.0.2:2", "[::1]:3")),
+        ("[10.0.0.1:1, b.example:2]", ("10.0.0.1:1", "b.example:2")),
+        ("\n  - a.example:1\n  - b.example:2\n  - a.example:1", ("a.example:1", "b.example:2")),
+        ('"a.example:1,b.example:2,a.example:1"', ("a.example:1", "b.example:2")),
+    ],
+)
+def test_broker_takes_one_or_several_addresses(
+    tmp_path: Path, value: str, addresses: tuple[str, ...]
+) -> None:
+    cfg = load_config(write(tmp_path, MINIMAL.replace("127.0.0.1:50051", value)))
+    assert cfg.brokers == addresses
+    assert cfg.broker == ",".join(addresses)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "[a.example:1, nowhere]",
+            "agent.yaml:2: broker: entry 2: invalid address 'nowhere': expected HOST:PORT",
+        ),
+        (
+            '"a.example:1,b.example:99999"',
+            "agent.yaml:2: broker: entry 2: invalid address 'b.example:99999': "
+            "port must be a number from 0 to 65535",
+        ),
+        ('"a.example:1,,b.example:2"', "agent.yaml:2: broker: entry 2: empty address"),
+        ("\n  - a.example:1\n  - 8080", "agent.yaml:2: broker: entry 2: expected a HOST:PORT "),
+        ("[]", "agent.yaml:2: broker: at least one broker address HOST:PORT is required"),
+        ('""', "agent.yaml:2: broker: at least one broker address HOST:PORT is required"),
+        ("{host: a}", "agent.yaml:2: broker: expected HOST:PORT, several separated by commas"),
+    ],
+)
+def test_bad_broker_addresses_are_named(tmp_path: Path, value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, MINIMAL.replace("127.0.0.1:50051", value)))
+    assert str(info.value).startswith(str(tmp_path / message))
+
+
+def test_environment_and_command_line_take_a_comma_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMPUTENET_AGENT_BROKER", "10.0.0.1:1,10.0.0.2:2")
+    assert load_config(write(tmp_path, MINIMAL)).brokers == ("10.0.0.1:1", "10.0.0.2:2")
+    overridden = load_config(write(tmp_path, MINIMAL), broker="10.0.0.3:3, 10.0.0.4:4")
+    assert overridden.brokers == ("10.0.0.3:3", "10.0.0.4:4")
+
+
+def test_check_lists_the_broker_addresses_it_would_try(tmp_path: Path) -> None:
+    write(tmp_path, MINIMAL.replace("127.0.0.1:50051", "[10.0.0.1:1, 10.0.0.2:2]"))
+    as_json = agent("check", "--config", "agent.yaml", "--json", cwd=tmp_path)
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["brokers"] == ["10.0.0.1:1", "10.0.0.2:2"]
+    text = agent("check", "--config", "agent.yaml", cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.splitlines()[0] == (
+        "site zhangjiakou -> brokers 10.0.0.1:1, 10.0.0.2:2, tried in turn (executor local)"
+    )
+
+
+def test_check_connect_needs_one_broker_to_answer(tmp_path: Path) -> None:
+    async def main() -> tuple[str, subprocess.CompletedProcess[str]]:
+        server, _, address = await start_fake_broker()
+        try:
+            write(tmp_path, MINIMAL.replace("127.0.0.1:50051", f"127.0.0.1:1,{address}"))
+            args = ("check", "-c", "agent.yaml", "--connect", "--timeout", "0.5")
+            return address, await asyncio.to_thread(agent, *args, cwd=tmp_path)
+        finally:
+            await server.stop(None)
+
+    address, proc = asyncio.run(main())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-2:] == [
+        "  broker 127.0.0.1:1 unreachable after 0.5s",
+        f"  broker {address} reachable",
+    ]
 
 
 def test_check_with_host_probe(tmp_path: Path) -> None:
