@@ -10,22 +10,34 @@ import signal
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
-from broker.control import JobMachine, RetryPolicy
+from broker.control import RetryPolicy
 from broker.jobflow.capacity_view import CapacityView
 from broker.jobflow.driver import JobDriver
-from broker.jobflow.liveness import LivenessLoop
-from broker.jobflow.placement_loop import LoopTiming, PlacementLoop
-from broker.jobflow.tracker import JobTracker
+from broker.jobflow.placement_loop import SUBMITTED, LoopTiming, PlacementLoop
 from broker.jobs_api.hub import EventHub
 from broker.jobs_api.manager import JobManager
+from broker.jobs_api.tail import EventTail
+from broker.leadership.cluster import cluster_status
+from broker.leadership.elector import Elector, ReplicaIdentity
+from broker.leadership.role import LeaderRole, RoleSettings
+from broker.leadership.settings import ClusterSettings
+from broker.leadership.term import Term
 from broker.placement import Policy, PolicyConfig, place
-from broker.rebalance.service import RebalanceSettings, build_rebalance
+from broker.rebalance.service import RebalanceService, RebalanceSettings, default_holder
 from broker.rpc.decoding import MalformedRequestInterceptor
 from broker.rpc.federation_servicer import FederationServicer
+from broker.rpc.gateways import (
+    FederationGateway,
+    LeaderGate,
+    RebalanceGateway,
+    SiteGateway,
+    TermServicers,
+)
 from broker.rpc.job_servicer import JobServicer
 from broker.rpc.metrics import BrokerMetrics, RpcMetricsInterceptor
 from broker.rpc.paging import page_bytes_for
@@ -34,13 +46,14 @@ from broker.rpc.server import BoundServer, Servicers, start_server
 from broker.rpc.site_servicer import SiteServicer
 from broker.security.limits import ServerLimits, server_options
 from broker.security.setup import SecuritySettings, build_security
-from broker.sites.registry import SiteRegistry, report_from_json
+from broker.sites.registry import SiteRegistry
 from broker.sites.sessions import SessionTable
-from broker.store import open_store
+from broker.store import claim_single_replica, open_coordination, open_store
 from broker.writer import StoreWriter
 from computenet.address import Address
+from computenet.errors import NotLeaderError
 from computenet.spec import JobSpec
-from computenet.types import Placement, SiteId
+from computenet.types import ClusterStatus, Job, JobEvent, Placement
 from topology import Topology, default_topology, load_topology
 
 log = logging.getLogger(__name__)
@@ -83,6 +96,8 @@ class BrokerSettings:
     """Message size, keepalive and connection limits of the gRPC server."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     """Caps and backoff for jobs whose attempts fail to start."""
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    """This replica's id, advertised addresses and leader lease timing."""
 
 
 def _load_topology(path: Path | None) -> tuple[Topology, str]:
@@ -93,7 +108,8 @@ def _load_topology(path: Path | None) -> tuple[Topology, str]:
 
 
 class Broker:
-    """A running broker: gRPC server, store, registry and control loops."""
+    """A running broker replica: gRPC server, store, elections, and the leader's work while it
+    leads (broker.leadership.role)."""
 
     def __init__(self, settings: BrokerSettings) -> None:
         if settings.lost_after_s < settings.lease_s + settings.clock_skew_margin_s:
@@ -105,105 +121,201 @@ class Broker:
         self.settings = settings
         self.topology, self._topology_yaml = _load_topology(settings.topology_path)
         self.metrics = BrokerMetrics()
+        # SQLite holds one replica: refuse before touching anything if another one runs
+        self._claim = claim_single_replica(settings.db_url)
         self.writer = StoreWriter(open_store(settings.db_url), submit_url=settings.db_url)
+        self.coordination = open_coordination(settings.db_url)
         self.hub = EventHub(self.writer.store.last_sequence())
         self.writer.on_events(self.hub.publish)
-        self.registry = SiteRegistry(
-            [(SiteId(s.id), s.name, s.province, s.side) for s in self.topology.sites],
-            suspect_after_s=settings.suspect_after_s,
-            lost_after_s=settings.lost_after_s,
-            now_s=time.monotonic(),
-            stale_capacity_after_s=settings.stale_capacity_after_s,
-        )
-        for record in self.writer.store.sites():
-            self.registry.restore(
-                record.site_id,
-                drained=record.drained,
-                report=report_from_json(record.report_json),
-            )
-        self.sessions = SessionTable()
-        self.driver = JobDriver(self.writer, self.sessions, JobMachine(settings.retry))
-        self.tracker = JobTracker(self.writer, self.driver)
-        self.capacity = CapacityView(
-            writer=self.writer, registry=self.registry, topology=self.topology
-        )
-        policy = Policy.default(settings.policy)
-        self._placer = lambda spec, snap: place(spec, snap, policy)
-        timing = LoopTiming(round_budget_s=settings.placement_round_budget_s)
-        self.placement = PlacementLoop(
-            writer=self.writer,
-            registry=self.registry,
-            capacity=self.capacity,
-            driver=self.driver,
-            policy=policy,
-            timing=timing,
-            on_decision=self.metrics.observe_decision,
-        )
-        self.liveness = LivenessLoop(
-            registry=self.registry,
-            sessions=self.sessions,
-            tracker=self.tracker,
-            placement=self.placement,
-            every_s=timing.liveness_every_s,
-        )
-        self.writer.on_created(self.placement.adopt)
-        self.writer.on_events(self.placement.observe)
+        self.writer.on_created(self._created)
+        self.writer.on_events(self._observed)
+        self._policy = Policy.default(settings.policy)
+        self._placer = lambda spec, snap: place(spec, snap, self._policy)
+        self._timing = LoopTiming(round_budget_s=settings.placement_round_budget_s)
+        self.role: LeaderRole | None = None
+        self._term_servicers: TermServicers | None = None
         self.jobs = JobManager(
             writer=self.writer,
             hub=self.hub,
             topology=self.topology,
-            driver=self.driver,
-            pending_reasons=self.placement.pending_reasons,
-        )
-        self.rebalance = build_rebalance(
-            db_url=settings.db_url,
-            writer=self.writer,
-            capacity=self.capacity,
-            driver=self.driver,
-            policy=policy,
-            topology=self.topology,
-            settings=settings.rebalance,
+            driver=lambda: self.leader().driver,
+            pending_reasons=lambda: self.role.placement.pending_reasons if self.role else {},
         )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.server: BoundServer | None = None
         self.metrics_address: Address | None = None
         self.security = build_security(settings.security, settings.listen)
+        self._broker_epoch = uuid.uuid4().hex[:12]
+        sqlite = self.coordination.dialect == "sqlite"
+        replica_id = settings.cluster.replica_id or ("single" if sqlite else default_holder())
+        self.elector = Elector(
+            self.coordination,
+            ReplicaIdentity(replica_id, "", "", int(time.time() * 1000)),
+            timing=settings.cluster.timing,
+            on_elected=self._elected,
+            on_deposed=self._deposed,
+        )
 
-    async def plan(self, spec: JobSpec) -> Placement:
-        """Where a spec would go now (dry run)."""
-        return self._placer(spec, await self.capacity.snapshot())
+    # -- the leader's parts, while this replica leads -------------------------------------
 
-    def servicers(self) -> Servicers:
-        """The servicers of this broker."""
-        return Servicers(
+    def leader(self) -> LeaderRole:
+        """The current term's working state; NotLeaderError on a follower."""
+        role = self.role
+        if role is None or not self.elector.leading():
+            raise self.not_leader()
+        return role
+
+    def not_leader(self) -> NotLeaderError:
+        """The error a follower answers leader-only calls with, naming the leader if known."""
+        hint = self.elector.leader_hint
+        if hint is None:
+            return NotLeaderError("no broker replica leads right now; retry shortly", 1.0)
+        return NotLeaderError(
+            f"this broker replica follows; the leader is {hint.broker_id} at {hint.address}",
+            0.2,
+            leader_address=hint.address,
+            leader_agent_address=hint.agent_address,
+        )
+
+    @property
+    def registry(self) -> SiteRegistry:
+        """The leader's site registry."""
+        return self.leader().registry
+
+    @property
+    def sessions(self) -> SessionTable:
+        """The leader's agent sessions."""
+        return self.leader().sessions
+
+    @property
+    def driver(self) -> JobDriver:
+        """The leader's job driver."""
+        return self.leader().driver
+
+    @property
+    def placement(self) -> PlacementLoop:
+        """The leader's placement loop."""
+        return self.leader().placement
+
+    @property
+    def capacity(self) -> CapacityView:
+        """The leader's capacity view."""
+        return self.leader().capacity
+
+    @property
+    def rebalance(self) -> RebalanceService:
+        """The leader's rebalancing service."""
+        return self.leader().rebalance
+
+    def _created(self, jobs: Sequence[Job]) -> None:
+        if self.role is not None:
+            self.role.created(list(jobs))
+
+    def _observed(self, events: Sequence[JobEvent]) -> None:
+        if self.role is not None:
+            self.role.observe(list(events))
+
+    def _tailed(self, events: Sequence[JobEvent]) -> None:
+        """Events read back from the database: the leader learns of other replicas'
+        submissions (its own writes it already saw)."""
+        if self.role is not None:
+            submitted = [e for e in events if e.cause == SUBMITTED]
+            if submitted:
+                self.role.observe(submitted)
+
+    async def _elected(self, term: Term) -> None:
+        role = LeaderRole(
+            term=term,
+            settings=RoleSettings(
+                db_url=self.settings.db_url,
+                suspect_after_s=self.settings.suspect_after_s,
+                lost_after_s=self.settings.lost_after_s,
+                stale_capacity_after_s=self.settings.stale_capacity_after_s,
+                retry=self.settings.retry,
+                timing=self._timing,
+                rebalance=self.settings.rebalance,
+            ),
+            writer=self.writer,
+            topology=self.topology,
+            policy=self._policy,
+            leading=self.elector.leading,
+            on_decision=self.metrics.observe_decision,
+        )
+        role.driver.on_fence_lost = self._fence_lost
+        self.role = role
+        try:
+            await role.start()
+        except BaseException:
+            self.role = None
+            await role.stop()
+            raise
+        self._term_servicers = self._servicers_for(role, term)
+        self.metrics.set_leadership(epoch=term.epoch, leading=True, changed=True)
+
+    async def _deposed(self, reason: str) -> None:
+        role, self.role, self._term_servicers = self.role, None, None
+        self.metrics.set_leadership(epoch=0, leading=False)
+        if role is not None:
+            await role.stop()
+
+    async def _fence_lost(self, exc: Exception) -> None:
+        # not awaited here: stepping down stops the very loop whose write was refused
+        asyncio.get_running_loop().create_task(self.elector.step_down(f"fenced: {exc}"))
+
+    def _servicers_for(self, role: LeaderRole, term: Term) -> TermServicers:
+        return TermServicers(
             site=SiteServicer(
-                registry=self.registry,
-                sessions=self.sessions,
-                tracker=self.tracker,
-                on_status=self.liveness.on_status_changes,
-                capacity_changed=self.placement.capacity_changed,
-                broker_epoch=uuid.uuid4().hex[:12],
+                registry=role.registry,
+                sessions=role.sessions,
+                tracker=role.tracker,
+                on_status=role.liveness.on_status_changes,
+                capacity_changed=role.placement.capacity_changed,
+                broker_epoch=self._broker_epoch,
                 heartbeat_interval_s=min(
                     self.settings.heartbeat_interval_s, self.settings.suspect_after_s / 3
                 ),
                 lease_s=self.settings.lease_s,
                 require_site_certificate=self.security.require_site_certificate,
+                leader_epoch=term.epoch,
+                leading=self.elector.leading,
+                not_leader=self.not_leader,
             ),
+            federation=FederationServicer(
+                registry=role.registry,
+                sessions=role.sessions,
+                writer=self.writer,
+                topology=self.topology,
+                topology_yaml=self._topology_yaml,
+                on_status=role.liveness.on_status_changes,
+            ),
+            rebalance=RebalanceServicer(role.rebalance),
+        )
+
+    # -- every replica ---------------------------------------------------------------------
+
+    async def plan(self, spec: JobSpec) -> Placement:
+        """Where a spec would go now (dry run, on the leader's capacity view)."""
+        return self._placer(spec, await self.leader().capacity.snapshot())
+
+    async def cluster_status(self) -> ClusterStatus:
+        """The replicas recorded in the database and the current leader."""
+        return await asyncio.to_thread(
+            cluster_status, self.coordination, self.elector.timing.lease_s
+        )
+
+    def servicers(self) -> Servicers:
+        """The servicers every replica mounts; leader-only calls pass through the gate."""
+        gate = LeaderGate(lambda: self._term_servicers, self.not_leader)
+        return Servicers(
+            site=SiteGateway(gate),
             job=JobServicer(
                 self.jobs,
                 self.plan,
                 max_page_bytes=page_bytes_for(self.settings.transport.max_message_bytes),
             ),
-            federation=FederationServicer(
-                registry=self.registry,
-                sessions=self.sessions,
-                writer=self.writer,
-                topology=self.topology,
-                topology_yaml=self._topology_yaml,
-                on_status=self.liveness.on_status_changes,
-            ),
-            rebalance=RebalanceServicer(self.rebalance),
+            federation=FederationGateway(gate, self.cluster_status),
+            rebalance=RebalanceGateway(gate),
         )
 
     @property
@@ -213,9 +325,13 @@ class Broker:
         return port.bound if port is not None else None
 
     async def start(self) -> Address:
-        """Start serving; returns the bound client address."""
+        """Start serving and take part in elections; returns the bound client address.
+
+        The first lease attempt comes before the server listens, so a replica that can lead
+        at once (always, on SQLite) serves agents from its first call.
+        """
         sec = self.security
-        await self.rebalance.start()  # settles unfinished migrations before agents reconnect
+        await self.elector.attempt()
         try:
             self.server = await start_server(
                 self.settings.listen,
@@ -231,15 +347,29 @@ class Broker:
                 options=server_options(self.settings.transport),
             )
         except RuntimeError as exc:
+            await self.elector.resign()
             raise OSError(f"cannot listen on {self.settings.listen}: {exc}") from None
+        cluster = self.settings.cluster
+        address = cluster.advertise or str(self.server.address)
+        agents = cluster.advertise_agents or str(self.agent_address or self.server.address)
+        self.elector.identity = replace(
+            self.elector.identity, address=address, agent_address=agents
+        )
         if self.settings.metrics_listen is not None:
             port = self.metrics.serve(self.settings.metrics_listen)
             self.metrics_address = Address(self.settings.metrics_listen.host, port)
         self._tasks = [
-            asyncio.create_task(self.placement.run(self._stop)),
-            asyncio.create_task(self.liveness.run(self._stop)),
+            asyncio.create_task(self.elector.run(self._stop)),
             asyncio.create_task(self._gauge_loop()),
         ]
+        if self.coordination.dialect != "sqlite":  # other replicas write too: follow them
+            tail = EventTail(
+                writer=self.writer,
+                feed=self.coordination.feed,
+                hub=self.hub,
+                on_events=self._tailed,
+            )
+            self._tasks.append(asyncio.create_task(tail.run(self._stop)))
         return self.server.address
 
     async def _gauge_loop(self) -> None:
@@ -247,7 +377,8 @@ class Broker:
             try:
                 counts = await self.writer.read(self.writer.store.count_by_state)
                 self.metrics.set_jobs(Counter(counts))
-                entries = self.registry.entries()
+                role = self.role
+                entries = role.registry.entries() if role is not None else []
                 self.metrics.set_sites(Counter(e.status for e in entries))
                 self.metrics.set_stale_capacity(sum(e.capacity_stale for e in entries))
             except Exception:
@@ -256,15 +387,19 @@ class Broker:
                 await asyncio.wait_for(self._stop.wait(), 5.0)
 
     async def stop(self) -> None:
-        """Stop the loops and the server, then close the store."""
+        """Give up leadership, stop the loops and the server, then close the store."""
         self._stop.set()
-        await asyncio.to_thread(self.rebalance.shutdown)
+        await self.elector.resign()
         if self.server is not None:
             await self.server.stop()
+        self.coordination.feed.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.writer.close()
+        self.coordination.close()
+        if self._claim is not None:
+            self._claim.release()
 
 
 async def serve_forever(settings: BrokerSettings) -> None:
@@ -280,6 +415,8 @@ async def serve_forever(settings: BrokerSettings) -> None:
     gc.collect()
     gc.freeze()
     print(f"listening on {address}", flush=True)
+    role = "leader" if broker.elector.leading() else "follower"
+    print(f"replica {broker.elector.identity.broker_id} {role}", flush=True)
     if broker.agent_address is not None:
         print(f"agents on {broker.agent_address}", flush=True)
     if broker.metrics_address is not None:

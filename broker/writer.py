@@ -157,11 +157,15 @@ class StoreWriter:
         self._publish(events)
 
     async def apply(
-        self, transitions: Sequence[Transition], *, fence: Fence | None = None
+        self,
+        transitions: Sequence[Transition],
+        *,
+        fence: Fence | tuple[Fence, ...] | None = None,
     ) -> list[JobEvent | None]:
         """Apply compare-and-set transitions on the writer thread; publishes the events.
 
-        With a `fence`, the store writes only while its token holds (FenceLostError otherwise).
+        With a `fence` (or several), the store writes only while each token holds
+        (FenceLostError otherwise).
         """
         if not transitions:
             return []

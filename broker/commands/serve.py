@@ -88,7 +88,21 @@ def serve_command(
     ] = None,
     broker_id: Annotated[
         str | None,
-        typer.Option(help="Rebalancing lease holder name (config: rebalance.holder)."),
+        typer.Option(
+            help="This replica's id, also its rebalancing holder (config: cluster.replica_id)."
+        ),
+    ] = None,
+    advertise: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT clients are referred to (config: cluster.advertise)."),
+    ] = None,
+    advertise_agents: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT agents are referred to (config: cluster.advertise_agents)."),
+    ] = None,
+    leader_lease: Annotated[
+        float | None,
+        typer.Option(help="Leader lease seconds (config: cluster.leader_lease_s).", min=0.1),
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="Log level (config: log_level).")] = None,
 ) -> None:
@@ -110,7 +124,10 @@ def serve_command(
         (("limits", "submit_rate_per_s"), "--submit-rate", submit_rate),
         (("rebalance", "every_s"), "--rebalance-every", rebalance_every),
         (("rebalance", "dry_run"), "--rebalance-dry-run", rebalance_dry_run),
-        (("rebalance", "holder"), "--broker-id", broker_id),
+        (("cluster", "replica_id"), "--broker-id", broker_id),
+        (("cluster", "advertise"), "--advertise", advertise),
+        (("cluster", "advertise_agents"), "--advertise-agents", advertise_agents),
+        (("cluster", "leader_lease_s"), "--leader-lease", leader_lease),
         (("log_level",), "--log-level", log_level.upper() if log_level else None),
     ]
     given = [

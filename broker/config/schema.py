@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_va
 from broker.config.fields import STRICT
 from broker.config.rebalance import RebalanceSection
 from broker.config.sections import (
+    ClusterConfig,
     LimitsConfig,
     ListenConfig,
     LivenessConfig,
@@ -131,6 +132,10 @@ class BrokerConfig(BaseModel):
     security: SecurityConfig = Field(
         default_factory=SecurityConfig,
         description="Authentication: TLS and agent mTLS, client tokens, revocations, or insecure.",
+    )
+    cluster: ClusterConfig = Field(
+        default_factory=ClusterConfig,
+        description="Replicas on one PostgreSQL: this replica's id, addresses and leader lease.",
     )
     log_level: LogLevel = Field("INFO", description="Log level of the broker process.")
 

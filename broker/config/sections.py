@@ -328,3 +328,64 @@ class SecurityConfig(BaseModel):
         if self.tls_dir is not None and self.tokens is None:
             raise ValueError("tls_dir needs tokens (a client token file)")
         return self
+
+
+class ClusterConfig(BaseModel):
+    """Broker replicas sharing one PostgreSQL database: identity and the leader lease."""
+
+    model_config = STRICT
+
+    replica_id: str = Field(
+        "",
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description=(
+            "This replica's id among the brokers on one database (also its rebalancing lease "
+            "holder unless rebalance.holder is set); empty: `single` on SQLite, a fresh id per "
+            "process on PostgreSQL."
+        ),
+    )
+    advertise: AddressText | None = Field(
+        None,
+        description=(
+            "HOST:PORT clients are referred to when this replica leads; null: the bound "
+            "listen.grpc address (set it when listening on 0.0.0.0 or behind NAT)."
+        ),
+    )
+    advertise_agents: AddressText | None = Field(
+        None,
+        description=(
+            "HOST:PORT agents are referred to when this replica leads; null: the bound agents' "
+            "port (or listen.grpc in insecure mode)."
+        ),
+    )
+    leader_lease_s: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description=(
+            "Leader lease length: a dead leader is replaced within about this long; a leader "
+            "that cannot renew stops acting step_down_margin_s before it ends."
+        ),
+    )
+    renew_every_s: float = Field(
+        1.0, gt=0, le=60, description="How often the leader renews and followers try to lead."
+    )
+    step_down_margin_s: float = Field(
+        1.5,
+        ge=0,
+        le=60,
+        description=(
+            "The leader stops acting this long before its lease could end; must exceed the "
+            "clock difference between replicas."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _room_for_renewals(self) -> ClusterConfig:
+        if self.leader_lease_s - self.step_down_margin_s < 2 * self.renew_every_s:
+            raise ValueError(
+                "leader_lease_s minus step_down_margin_s must leave room for two renewals "
+                f"(renew_every_s {self.renew_every_s:g})"
+            )
+        return self

@@ -7,8 +7,10 @@ from pathlib import Path
 from broker.app import BrokerSettings
 from broker.config.rebalance import RebalanceSection
 from broker.config.schema import BrokerConfig, JobsConfig
-from broker.config.sections import LimitsConfig, SecurityConfig, TransportConfig
+from broker.config.sections import ClusterConfig, LimitsConfig, SecurityConfig, TransportConfig
 from broker.control import RetryPolicy
+from broker.leadership.settings import ClusterSettings
+from broker.leadership.term import LeadershipTiming
 from broker.rebalance.service import RebalanceSettings
 from broker.security.limits import LimitSettings, ServerLimits
 from broker.security.setup import SecuritySettings
@@ -31,9 +33,24 @@ def broker_settings(config: BrokerConfig) -> BrokerSettings:
         policy=config.placement.policy(),
         placement_round_budget_s=config.placement.round_budget_s,
         security=security_settings(config.security, config.limits, config.listen.agents),
-        rebalance=rebalance_settings(config.rebalance),
+        rebalance=rebalance_settings(config.rebalance, config.cluster.replica_id),
         transport=server_limits(config.transport),
         retry=retry_policy(config.jobs),
+        cluster=cluster_settings(config.cluster),
+    )
+
+
+def cluster_settings(cluster: ClusterConfig) -> ClusterSettings:
+    """This replica's identity and the leader lease timing, as the elections take them."""
+    return ClusterSettings(
+        replica_id=cluster.replica_id,
+        advertise=cluster.advertise or "",
+        advertise_agents=cluster.advertise_agents or "",
+        timing=LeadershipTiming(
+            lease_s=cluster.leader_lease_s,
+            renew_every_s=cluster.renew_every_s,
+            step_down_margin_s=cluster.step_down_margin_s,
+        ),
     )
 
 
@@ -47,11 +64,11 @@ def retry_policy(jobs: JobsConfig) -> RetryPolicy:
     )
 
 
-def rebalance_settings(rebalance: RebalanceSection) -> RebalanceSettings:
+def rebalance_settings(rebalance: RebalanceSection, replica_id: str = "") -> RebalanceSettings:
     """Schedule, lease and planner rules as the rebalancing service takes them."""
     return RebalanceSettings(
         every_s=rebalance.every_s,
-        holder=rebalance.holder,
+        holder=rebalance.holder or replica_id,
         dry_run=rebalance.dry_run,
         lease_ttl_s=rebalance.lease_ttl_s,
         tou_triggers=rebalance.tou_triggers,

@@ -22,7 +22,7 @@ from broker.control import (
     Write,
 )
 from broker.sites.sessions import OutCancel, OutDispatch, SessionTable
-from broker.store.protocol import Fence
+from broker.store.protocol import Fence, FenceLostError
 from broker.writer import StoreWriter
 from computenet.types import Job, JobEvent, JobId
 
@@ -46,11 +46,21 @@ class JobDriver:
     """Feeds stimuli to the lifecycle core and carries out the effects it returns."""
 
     def __init__(
-        self, writer: StoreWriter, sessions: SessionTable, machine: JobMachine | None = None
+        self,
+        writer: StoreWriter,
+        sessions: SessionTable,
+        machine: JobMachine | None = None,
+        *,
+        leader_fence: Fence | None = None,
     ) -> None:
+        """With a `leader_fence`, every write is also fenced by the leader's epoch: a replica
+        that lost its term writes nothing (FenceLostError), whatever it still believes."""
         self._writer = writer
         self._sessions = sessions
         self.machine = machine or JobMachine()
+        self.leader_fence = leader_fence
+        self.on_fence_lost: Callable[[FenceLostError], Awaitable[None]] | None = None
+        """Called when a fenced write was refused (a newer leader exists)."""
         self.on_place_at_target: PlaceAtTargetHook | None = None
         """Called when a migrating job may be placed at its target (live rebalancing)."""
 
@@ -72,7 +82,13 @@ class JobDriver:
         """
         decided = [(job, self.machine.handle(job, stimulus)) for job, stimulus in pairs]
         writes = [e.transition for _, effects in decided for e in effects if isinstance(e, Write)]
-        results = iter(await self._writer.apply(writes, fence=fence))
+        fences = tuple(f for f in (self.leader_fence, fence) if f is not None)
+        try:
+            results = iter(await self._writer.apply(writes, fence=fences or None))
+        except FenceLostError as exc:
+            if self.on_fence_lost is not None and self.leader_fence is not None:
+                await self.on_fence_lost(exc)
+            raise
         outcomes: list[Outcome] = []
         for job, effects in decided:
             event: JobEvent | None = None

@@ -189,9 +189,15 @@ class PlacementLoop:
         missing = [i for i in ids if self._pending.get(i) is None and i in self._pending]
         if missing:
             store = self._writer.store
-            for job in await self._writer.read(functools.partial(store.get_jobs, missing)):
+            found = await self._writer.read(functools.partial(store.get_jobs, missing))
+            for job in found:
                 if job.job_id in self._pending and job.state == JobState.PENDING:
                     self._pending[job.job_id] = job
+            # Read back and no longer pending (an event seen late, e.g. from another
+            # replica's feed, after the job moved on): nothing to place.
+            for job_id in set(missing) - {j.job_id for j in found if j.state == JobState.PENDING}:
+                if self._pending.get(job_id) is None:
+                    self._pending.pop(job_id, None)
         jobs = [j for i in dict.fromkeys(ids) if (j := self._pending.get(i)) is not None]
         ready = []
         for job in jobs:

@@ -6,7 +6,7 @@ import functools
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 
 from broker.control import CancelRequested
@@ -62,9 +62,11 @@ class JobManager:
         writer: StoreWriter,
         hub: EventHub,
         topology: Topology,
-        driver: JobDriver,
-        pending_reasons: dict[str, str],
+        driver: Callable[[], JobDriver],
+        pending_reasons: Callable[[], Mapping[str, str]],
     ) -> None:
+        """`driver` gives the leader's job driver (NotLeaderError on a follower: cancels go
+        to the leader); `pending_reasons` the leader's current reasons (empty on a follower)."""
         self._writer = writer
         self._store = writer.store
         self._hub = hub
@@ -105,7 +107,7 @@ class JobManager:
     def _decorate(self, job: Job) -> Job:
         """Add the scheduler's current reason to a pending job."""
         if job.state == JobState.PENDING and not job.reason:
-            reason = self._pending_reasons.get(job.job_id)
+            reason = self._pending_reasons().get(job.job_id)
             if reason:
                 return replace(job, reason=reason)
         return job
@@ -138,7 +140,7 @@ class JobManager:
                 return job
             if job.state.is_final:
                 raise JobNotCancellableError(f"job {job_id!r} already {job.state.value}")
-            outcome = await self._driver.feed(job, CancelRequested(reason))
+            outcome = await self._driver().feed(job, CancelRequested(reason))
             if outcome.applied:
                 return await self.get(job_id, tenant)
         return await self.get(job_id, tenant)

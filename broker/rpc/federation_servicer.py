@@ -15,7 +15,7 @@ from broker.sites.sessions import OutDrain, SessionTable
 from broker.store.protocol import SiteRecord
 from broker.writer import StoreWriter
 from computenet import convert
-from computenet.errors import SiteNotFoundError
+from computenet.errors import SiteNotFoundError, UnimplementedError
 from computenet.types import ACTIVE_STATES, SiteId, SiteInfo
 from computenet.v1 import federation_service_pb2 as pb
 from computenet.v1 import federation_service_pb2_grpc as pb_grpc
@@ -119,6 +119,11 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
             await self._on_status([change])
         views = await self._views()
         return pb.DrainSiteResponse(site=convert.site_to_proto(views[site_id]))
+
+    async def GetClusterStatus(
+        self, request: pb.GetClusterStatusRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetClusterStatusResponse:
+        raise UnimplementedError("cluster status is answered by every replica's gateway")
 
 
 class _Views:

@@ -35,6 +35,21 @@ class BrokerMetrics:
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 1.0),
             registry=self.registry,
         )
+        self.leader_epoch = Gauge(
+            "computenet_leader_epoch",
+            "Leadership epoch this replica leads under (0 while it follows).",
+            registry=self.registry,
+        )
+        self.is_leader = Gauge(
+            "computenet_replica_is_leader",
+            "1 while this replica leads, 0 while it follows.",
+            registry=self.registry,
+        )
+        self.leader_terms = PromCounter(
+            "computenet_leader_terms",
+            "Terms this replica has started as leader (each one a failover or a first start).",
+            registry=self.registry,
+        )
         self.rpcs = PromCounter(
             "computenet_rpcs",
             "RPCs by method and status code.",
@@ -55,6 +70,13 @@ class BrokerMetrics:
         """Set the sites-by-status gauge."""
         for status in SiteStatus:
             self.sites.labels(status=status.value).set(by_status.get(status, 0))
+
+    def set_leadership(self, *, epoch: int, leading: bool, changed: bool = False) -> None:
+        """Record this replica's role; `changed` counts a new term."""
+        self.leader_epoch.set(epoch)
+        self.is_leader.set(1 if leading else 0)
+        if changed:
+            self.leader_terms.inc()
 
     def set_stale_capacity(self, sites: int) -> None:
         """Set the gauge of alive sites whose capacity probe fails (last good capacity kept)."""

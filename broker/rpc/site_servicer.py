@@ -16,6 +16,7 @@ from broker.security.identity import check_hello_site
 from broker.sites.registry import SiteRegistry, StatusChange
 from broker.sites.sessions import AgentSession, OutAck, OutDispatch, SessionTable
 from computenet import convert
+from computenet.errors import UnavailableError
 from computenet.site_messages import Hello, LeaseRenewal, Welcome
 from computenet.types import CapacityReport, JobState, SiteId
 from computenet.v1 import site_service_pb2 as pb
@@ -41,18 +42,32 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
         heartbeat_interval_s: float,
         lease_s: float,
         require_site_certificate: bool = True,
+        leader_epoch: int = 0,
+        leading: Callable[[], bool] = lambda: True,
+        not_leader: Callable[[], Exception] | None = None,
     ) -> None:
+        """`leading` is asked before anything goes to an agent: a replica whose term ran out
+        renews no lease and sends nothing more, and ends the stream with `not_leader()`."""
         self._registry = registry
         self._sessions = sessions
         self._tracker = tracker
         self._on_status = on_status
         self._capacity_changed = capacity_changed
         self._require_certificate = require_site_certificate
+        self._leading = leading
+        self._not_leader = not_leader
         self._welcome = Welcome(
             broker_epoch=broker_epoch,
             heartbeat_interval_s=heartbeat_interval_s,
             lease_s=lease_s,
+            leader_epoch=leader_epoch,
         )
+
+    def _refuse_if_not_leading(self) -> None:
+        if not self._leading():
+            if self._not_leader is not None:
+                raise self._not_leader()
+            raise UnavailableError("this broker no longer leads", 1.0)
 
     @translate_errors
     async def Connect(
@@ -60,7 +75,9 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
         request_iterator: AsyncIterator[pb.ConnectRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.ConnectResponse]:
+        self._refuse_if_not_leading()
         hello = await self._read_hello(request_iterator, context)
+        self._refuse_if_not_leading()
         site_id = SiteId(hello.site_id)
         session = self._sessions.open(site_id, hello.epoch)
         change = self._registry.connected(
@@ -81,9 +98,10 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
         try:
             while True:
                 message = await session.next_message()
-                if message is None:
+                if message is None or not self._leading():
                     break
                 yield convert.connect_response_to_proto(message)
+            self._refuse_if_not_leading()
         finally:
             reader.cancel()
             if self._sessions.end(session):
@@ -130,6 +148,9 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
         kind = message.WhichOneof("msg")
         if kind == "heartbeat":
             beat = convert.heartbeat_from_proto(message.heartbeat)
+            if not self._leading():  # a deposed leader renews nothing: end the stream instead
+                session.close()
+                return
             await self._heard(session, beat.capacity, beat.capacity_error)
             # answered on the stream it came by, after the registry counted the site alive:
             # the agent's lease then ends before this heartbeat's lost verdict could come

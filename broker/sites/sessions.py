@@ -88,3 +88,7 @@ class SessionTable:
     def get(self, site_id: SiteId) -> AgentSession | None:
         """The site's current session, if connected."""
         return self._by_site.get(site_id)
+
+    def all(self) -> list[AgentSession]:
+        """Every current session."""
+        return list(self._by_site.values())

@@ -195,13 +195,16 @@ class Store(Protocol):
         ...
 
     def apply(
-        self, transitions: Sequence[Transition], *, fence: Fence | None = None
+        self,
+        transitions: Sequence[Transition],
+        *,
+        fence: Fence | tuple[Fence, ...] | None = None,
     ) -> list[JobEvent | None]:
         """Apply compare-and-set transitions in one transaction, in order.
 
         Returns, per transition, the recorded event, or None if its expectation did not hold
-        (nothing written for that one; the others still apply). With a `fence`, raises
-        FenceLostError and writes nothing unless its token is the lease's live token.
+        (nothing written for that one; the others still apply). With a `fence` (or several),
+        raises FenceLostError and writes nothing unless each token is its lease's live token.
         """
         ...
 

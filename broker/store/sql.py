@@ -124,15 +124,20 @@ class SqlStore:
             return [job_from_row(row) for row in rows]
 
     def apply(
-        self, transitions: Sequence[Transition], *, fence: Fence | None = None
+        self,
+        transitions: Sequence[Transition],
+        *,
+        fence: Fence | tuple[Fence, ...] | None = None,
     ) -> list[JobEvent | None]:
         """See Store.apply; events are stamped with the store's clock."""
         if not transitions:
             return []
+        fences = (fence,) if isinstance(fence, Fence) else (fence or ())
         with self._writer.begin() as connection:
             now = self._clock()
-            if fence is not None and not fence_holds(connection, fence, now):
-                raise FenceLostError(f"lease {fence.lease!r} no longer has token {fence.token}")
+            for held in fences:
+                if not fence_holds(connection, held, now):
+                    raise FenceLostError(f"lease {held.lease!r} no longer has token {held.token}")
             return apply_batch(connection, transitions, now)
 
     def save_explanations(self, items: Sequence[tuple[JobId, int, str]]) -> None:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from broker.app import Broker
 from broker.config import load_broker_config
 from broker.config.settings import broker_settings
 
 CONFIG = """\
+listen:
+  grpc: 127.0.0.1:0
 store:
   url: sqlite:///{db}
 rebalance:
@@ -26,26 +27,36 @@ security:
 """
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    """A broker built (not started) from the config file."""
+def _leading(tmp_path: Path, check: Callable[[Broker], None]) -> None:
+    """Start a broker from the config file and run `check` on it while it leads."""
     path = tmp_path / "broker.yaml"
     path.write_text(CONFIG.format(db=tmp_path / "broker.db"))
-    built = Broker(broker_settings(load_broker_config(path)))
-    yield built
-    built.rebalance.shutdown()
-    built.writer.close()
+
+    async def main() -> None:
+        broker = Broker(broker_settings(load_broker_config(path)))
+        await broker.start()
+        try:
+            check(broker)
+        finally:
+            await broker.stop()
+
+    asyncio.run(main())
 
 
-def test_the_crontab_is_what_the_broker_schedules(broker: Broker) -> None:
-    scheduler = broker.rebalance.scheduler
-    assert scheduler.config.jitter_s == 20.0
-    scheduler.start()
-    jobs = scheduler.jobs()
-    assert [job.trigger for job in jobs] == ["cron-0"]
-    assert jobs[0].next_run_unix_s is not None
+def test_the_crontab_is_what_the_broker_schedules(tmp_path: Path) -> None:
+    def check(broker: Broker) -> None:
+        scheduler = broker.rebalance.scheduler
+        assert scheduler.config.jitter_s == 20.0
+        jobs = scheduler.jobs()
+        assert [job.trigger for job in jobs] == ["cron-0"]
+        assert jobs[0].next_run_unix_s is not None
+
+    _leading(tmp_path, check)
 
 
-def test_the_planner_rules_are_what_the_broker_plans_with(broker: Broker) -> None:
-    config = broker.rebalance.runner.config
-    assert (config.max_moves_per_run, config.min_gain_cny) == (3, 75.0)
+def test_the_planner_rules_are_what_the_broker_plans_with(tmp_path: Path) -> None:
+    def check(broker: Broker) -> None:
+        config = broker.rebalance.runner.config
+        assert (config.max_moves_per_run, config.min_gain_cny) == (3, 75.0)
+
+    _leading(tmp_path, check)
