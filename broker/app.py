@@ -26,7 +26,7 @@ from broker.leadership.cluster import cluster_status
 from broker.leadership.elector import Elector, ReplicaIdentity
 from broker.leadership.role import LeaderRole, RoleSettings
 from broker.leadership.settings import ClusterSettings
-from broker.leadership.term import Term
+from broker.leadership.term import LeadershipTiming, Term
 from broker.placement import Policy, PolicyConfig, place
 from broker.rebalance.service import RebalanceService, RebalanceSettings, default_holder
 from broker.rpc.decoding import MalformedRequestInterceptor
@@ -100,6 +100,13 @@ class BrokerSettings:
     """This replica's id, advertised addresses and leader lease timing."""
 
 
+SINGLE_REPLICA_TIMING = LeadershipTiming(
+    lease_s=3600.0, renew_every_s=60.0, step_down_margin_s=60.0
+)
+"""On SQLite the file lock proves there is no other replica, so nobody can take over: a long
+lease keeps a stalled event loop (a loaded machine) from deposing the only broker."""
+
+
 def _load_topology(path: Path | None) -> tuple[Topology, str]:
     if path is None:
         text = (resources.files("topology") / "data" / "china.yaml").read_text(encoding="utf-8")
@@ -117,6 +124,11 @@ class Broker:
                 f"lost_after_s ({settings.lost_after_s:g}) must be at least lease_s "
                 f"({settings.lease_s:g}) + clock_skew_margin_s "
                 f"({settings.clock_skew_margin_s:g})"
+            )
+        if settings.db_url.split("?")[0] in ("sqlite://", "sqlite:///:memory:"):
+            raise ValueError(
+                "the broker needs a database file or server: an in-memory SQLite database is "
+                "not shared between the broker's connections"
             )
         self.settings = settings
         self.topology, self._topology_yaml = _load_topology(settings.topology_path)
@@ -152,9 +164,10 @@ class Broker:
         self.elector = Elector(
             self.coordination,
             ReplicaIdentity(replica_id, "", "", int(time.time() * 1000)),
-            timing=settings.cluster.timing,
+            timing=SINGLE_REPLICA_TIMING if sqlite else settings.cluster.timing,
             on_elected=self._elected,
             on_deposed=self._deposed,
+            exclusive=sqlite,
         )
 
     # -- the leader's parts, while this replica leads -------------------------------------
@@ -240,6 +253,7 @@ class Broker:
             topology=self.topology,
             policy=self._policy,
             leading=self.elector.leading,
+            broker_id=self.elector.identity.broker_id,
             on_decision=self.metrics.observe_decision,
         )
         role.driver.on_fence_lost = self._fence_lost

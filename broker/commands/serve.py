@@ -152,6 +152,7 @@ def _serve(config_path: Path | None, overrides: list[Override]) -> None:
     from broker.config import BrokerConfigError, load_broker_config
     from broker.config.settings import broker_settings
     from broker.security.setup import SecurityConfigError, build_security
+    from broker.store import ReplicaConflictError
 
     try:
         config = load_broker_config(config_path, overrides)
@@ -167,5 +168,7 @@ def _serve(config_path: Path | None, overrides: list[Override]) -> None:
         fail(PROG, str(exc), EXIT_USAGE)
     try:
         asyncio.run(serve_forever(settings))
+    except ReplicaConflictError as exc:
+        fail(PROG, str(exc))
     except OSError as exc:
         fail(PROG, f"cannot serve: {exc}")

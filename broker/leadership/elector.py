@@ -52,12 +52,17 @@ class Elector:
         timing: LeadershipTiming,
         on_elected: RoleHook,
         on_deposed: DemoteHook,
+        exclusive: bool = False,
     ) -> None:
+        """With `exclusive`, this replica is known to be the only one (SQLite's file lock
+        proves it): it seizes the lease when it has none instead of waiting out a dead
+        predecessor's."""
         self._coordination = coordination
         self.identity = identity
         self.timing = timing
         self._on_elected = on_elected
         self._on_deposed = on_deposed
+        self._exclusive = exclusive
         self.term: Term | None = None
         self.terms_started = 0
         self._changing = asyncio.Lock()
@@ -80,9 +85,10 @@ class Elector:
         sent_s = time.monotonic()
         lease = self._coordination.leader_lease
         budget_s = max(self.timing.valid_until(sent_s) - sent_s, 0.1)
+        take = lease.seize if self._exclusive and self.term is None else lease.try_acquire
         try:
             epoch = await asyncio.wait_for(
-                asyncio.to_thread(lease.try_acquire, self.identity.broker_id, self.timing.lease_s),
+                asyncio.to_thread(take, self.identity.broker_id, self.timing.lease_s),
                 budget_s,
             )
         except Exception as exc:  # the database is away: keep the term until it runs out
@@ -132,6 +138,10 @@ class Elector:
             if verdict.deposed and self.term is not None:
                 old = self.term
                 self.term = None
+                if self.leader_hint is not None and (
+                    self.leader_hint.broker_id == self.identity.broker_id
+                ):
+                    self.leader_hint = None  # not us any more; the next round reads who is
                 log.warning("leadership lost epoch=%d reason=%s", old.epoch, verdict.deposed)
                 await self._on_deposed(verdict.deposed)
             if verdict.elected and verdict.term is not None:

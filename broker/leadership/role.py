@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from broker.control import JobMachine, RetryPolicy
 from broker.jobflow.capacity_view import CapacityView
@@ -64,6 +64,7 @@ class LeaderRole:
         topology: Topology,
         policy: Policy,
         leading: Callable[[], bool],
+        broker_id: str,
         on_decision: Callable[[float], None] | None = None,
     ) -> None:
         self.term = term
@@ -106,7 +107,8 @@ class LeaderRole:
             driver=self.driver,
             policy=policy,
             topology=topology,
-            settings=settings.rebalance,
+            # the rebalancing lease is held under this replica's name unless one is configured
+            settings=replace(settings.rebalance, holder=settings.rebalance.holder or broker_id),
         )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []

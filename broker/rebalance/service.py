@@ -78,10 +78,10 @@ def schedule_config(settings: RebalanceSettings, name: str) -> RebalanceSchedule
 
 
 class RebalanceService:
-    """Plans, applies and records runs on demand and on schedule; one per broker process.
+    """Plans, applies and records runs on demand and on schedule; one per leadership term.
 
-    Scheduled runs happen only on the lease holder, and each scheduled fire (`label@time`,
-    the same on every replica) is claimed once in the database before it runs.
+    Only the broker leader builds one; it takes the rebalancing lease at start. Each
+    scheduled fire (`label@time`) is still claimed once in the database before it runs.
     """
 
     def __init__(
@@ -113,13 +113,17 @@ class RebalanceService:
     async def start(self) -> None:
         """Bind to the running loop, settle migrations a stopped broker left, start the schedule."""
         self.live.bind(asyncio.get_running_loop())
+        # Only the broker leader runs this service, and its writes are fenced by its epoch:
+        # a predecessor's rebalancing lease (it may have died holding it) does not bind it.
         token = await asyncio.to_thread(
             self.lease.try_acquire, self.holder, self.settings.lease_ttl_s
         )
-        if token is not None:
-            await self.live.abandon_migrations()
-        else:
-            log.info("rebalance lease held by another replica; its migrations are left to it")
+        if token is None:
+            token = await asyncio.to_thread(
+                self.lease.seize, self.holder, self.settings.lease_ttl_s
+            )
+            log.info("rebalance lease taken over from the previous leader token=%d", token)
+        await self.live.abandon_migrations()
         self.scheduler.start()
 
     def shutdown(self) -> None:

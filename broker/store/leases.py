@@ -81,6 +81,29 @@ class SqlLease:
         log.info("lease created name=%s holder=%s token=1", self._name, holder)
         return 1
 
+    def seize(self, holder: str, ttl_s: float) -> int:
+        """See Lease.seize."""
+        leases = tables.leases
+        now = self._clock()
+        statement = (
+            update(leases)
+            .where(leases.c.name == self._name)
+            .values(
+                holder=holder,
+                expires_unix_ms=now + int(ttl_s * 1000),
+                fencing_token=leases.c.fencing_token + 1,
+                acquired_unix_ms=now,
+            )
+            .returning(leases.c.fencing_token)
+        )
+        with self._writer.begin() as connection:
+            token = connection.execute(statement).scalar_one_or_none()
+        if token is not None:
+            log.info("lease seized name=%s holder=%s token=%s", self._name, holder, token)
+            return int(token)
+        first = self._insert_first(holder, now, now + int(ttl_s * 1000))
+        return first if first is not None else self.seize(holder, ttl_s)
+
     def check(self, token: int) -> bool:
         """See Lease.check."""
         with self._engine.connect() as connection:

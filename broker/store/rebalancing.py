@@ -50,6 +50,12 @@ class Lease(Protocol):
         """
         ...
 
+    def seize(self, holder: str, ttl_s: float) -> int:
+        """Take the lease whoever holds it, with a new token (the old holder's fenced writes
+        are refused from now on). For a holder whose right comes from elsewhere: the broker
+        leader, whose rebalancing must not wait out a dead predecessor's lease."""
+        ...
+
     def release(self, holder: str, token: int) -> bool:
         """Give the lease up early (on shutdown); the next taker gets a new token.
 

@@ -207,3 +207,17 @@ def test_a_fenced_apply_writes_only_under_the_lease_live_token(
         clock.now_unix_ms += 61_000  # expired: even the last token writes nothing
         with pytest.raises(FenceLostError):
             store.apply([Transition(job_id, JobState.PENDING, "x")], fence=Fence(lease.name, 2))
+
+
+def test_a_seized_lease_fences_off_its_live_holder(store_url: str) -> None:
+    with open_rebalance_store(store_url, clock=SetClock()) as rebalance:
+        lease = rebalance.lease
+        assert lease.seize("leader-1", ttl_s=60.0) == 1, "the first seizure creates the row"
+        held = lease.try_acquire("old", ttl_s=60.0)
+        assert held is None
+        assert lease.seize("leader-2", ttl_s=60.0) == 2
+        assert not lease.check(1), "the previous holder's token no longer writes"
+        assert lease.check(2)
+        assert lease.try_acquire("leader-2", ttl_s=60.0) == 2, "the new holder renews"
+        state = lease.current()
+        assert state is not None and state.holder == "leader-2"
