@@ -302,6 +302,7 @@ class Broker:
                 topology=self.topology,
                 topology_yaml=self._topology_yaml,
                 on_status=role.liveness.on_status_changes,
+                fence=role.fence,
             ),
             rebalance=RebalanceServicer(role.rebalance),
         )

@@ -12,10 +12,10 @@ from broker.control.capacity import SiteHolds, holds_by_site, pool_views
 from broker.rpc.errors import translate_errors
 from broker.sites.registry import SiteRegistry, StatusChange, report_to_json
 from broker.sites.sessions import OutDrain, SessionTable
-from broker.store.protocol import SiteRecord
+from broker.store.protocol import Fence, FenceLostError, SiteRecord
 from broker.writer import StoreWriter
 from computenet import convert
-from computenet.errors import SiteNotFoundError, UnimplementedError
+from computenet.errors import SiteNotFoundError, UnavailableError, UnimplementedError
 from computenet.types import ACTIVE_STATES, SiteId, SiteInfo
 from computenet.v1 import federation_service_pb2 as pb
 from computenet.v1 import federation_service_pb2_grpc as pb_grpc
@@ -34,7 +34,10 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         topology: Topology,
         topology_yaml: str,
         on_status: Callable[[list[StatusChange]], Awaitable[None]],
+        fence: Fence | None = None,
     ) -> None:
+        """With a `fence` (the leader's epoch), drains are saved only while it holds."""
+        self._fence = fence
         self._registry = registry
         self._sessions = sessions
         self._writer = writer
@@ -98,20 +101,22 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
         site_id = self._require(request.site_id)
         change = self._registry.set_drained(site_id, request.drain)
         entry = self._registry.get(site_id)
-        await self._writer.write(
-            lambda: self._writer.store.save_site(
-                SiteRecord(
-                    site_id=site_id,
-                    status=entry.status,
-                    last_report_unix_ms=entry.last_report_unix_ms,
-                    report_json=report_to_json(entry.report),
-                    executor=entry.executor,
-                    agent_version=entry.agent_version,
-                    agent_epoch=entry.agent_epoch,
-                    drained=request.drain,
-                )
-            )
+        record = SiteRecord(
+            site_id=site_id,
+            status=entry.status,
+            last_report_unix_ms=entry.last_report_unix_ms,
+            report_json=report_to_json(entry.report),
+            executor=entry.executor,
+            agent_version=entry.agent_version,
+            agent_epoch=entry.agent_epoch,
+            drained=request.drain,
         )
+        try:
+            await self._writer.write(
+                lambda: self._writer.store.save_site(record, fence=self._fence)
+            )
+        except FenceLostError:
+            raise UnavailableError("this broker replica no longer leads; retry", 0.5) from None
         session = self._sessions.get(site_id)
         if session is not None:
             session.send(OutDrain(session.next_id(), request.drain))

@@ -239,8 +239,11 @@ class Store(Protocol):
         """Every capacity hold."""
         ...
 
-    def save_site(self, record: SiteRecord) -> None:
-        """Insert or replace a site record."""
+    def save_site(
+        self, record: SiteRecord, *, fence: Fence | tuple[Fence, ...] | None = None
+    ) -> None:
+        """Insert or replace a site record; with a `fence`, only while its token holds
+        (FenceLostError otherwise)."""
         ...
 
     def sites(self) -> list[SiteRecord]:

@@ -132,12 +132,9 @@ class SqlStore:
         """See Store.apply; events are stamped with the store's clock."""
         if not transitions:
             return []
-        fences = (fence,) if isinstance(fence, Fence) else (fence or ())
         with self._writer.begin() as connection:
             now = self._clock()
-            for held in fences:
-                if not fence_holds(connection, held, now):
-                    raise FenceLostError(f"lease {held.lease!r} no longer has token {held.token}")
+            _check_fences(connection, fence, now)
             return apply_batch(connection, transitions, now)
 
     def save_explanations(self, items: Sequence[tuple[JobId, int, str]]) -> None:
@@ -198,9 +195,12 @@ class SqlStore:
         with self._engine.connect() as connection:
             return [hold_from_row(row) for row in connection.execute(query).mappings()]
 
-    def save_site(self, record: SiteRecord) -> None:
+    def save_site(
+        self, record: SiteRecord, *, fence: Fence | tuple[Fence, ...] | None = None
+    ) -> None:
         """See Store.save_site."""
         with self._writer.begin() as connection:
+            _check_fences(connection, fence, self._clock())
             _upsert_site(connection, record)
 
     def sites(self) -> list[SiteRecord]:
@@ -218,6 +218,15 @@ class SqlStore:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _check_fences(
+    connection: Connection, fence: Fence | tuple[Fence, ...] | None, now_unix_ms: int
+) -> None:
+    """Raise FenceLostError unless every fence's token is its lease's live token."""
+    for held in (fence,) if isinstance(fence, Fence) else (fence or ()):
+        if not fence_holds(connection, held, now_unix_ms):
+            raise FenceLostError(f"lease {held.lease!r} no longer has token {held.token}")
 
 
 def _upsert_site(connection: Connection, record: SiteRecord) -> None:

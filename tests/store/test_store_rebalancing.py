@@ -15,11 +15,14 @@ from broker.store import (
     RebalanceStore,
     SqlRebalanceStore,
     SqlStore,
+    SiteRecord,
     Transition,
+    open_coordination,
     open_rebalance_store,
+    open_store,
 )
 from computenet.rebalance_types import MoveKind, RebalanceMove, RebalanceRunInfo
-from computenet.types import JobState
+from computenet.types import JobState, SiteId, SiteStatus
 from tests.store.factories import START_UNIX_MS, FakeClock, SetClock, new_job
 
 
@@ -221,3 +224,15 @@ def test_a_seized_lease_fences_off_its_live_holder(store_url: str) -> None:
         assert lease.try_acquire("leader-2", ttl_s=60.0) == 2, "the new holder renews"
         state = lease.current()
         assert state is not None and state.holder == "leader-2"
+
+
+def test_a_site_record_fenced_by_a_stale_epoch_is_not_saved(store_url: str) -> None:
+    with open_store(store_url) as store, open_coordination(store_url) as coordination:
+        old = coordination.leader_lease.seize("a", ttl_s=60.0)
+        coordination.leader_lease.seize("b", ttl_s=60.0)  # a newer leader
+        record = SiteRecord(SiteId("zhongwei"), SiteStatus.ACTIVE, drained=True)
+        with pytest.raises(FenceLostError):
+            store.save_site(record, fence=Fence("leader", old))
+        assert store.sites() == []
+        store.save_site(record, fence=Fence("leader", old + 1))
+        assert [s.drained for s in store.sites()] == [True]
