@@ -145,6 +145,10 @@ class PoolCapacity:
     """Of `in_use`, the cards the site's agent runs federation attempts on."""
     held: int = 0
     """Cards the broker's ledger holds in this pool (broker views only; 0 in site reports)."""
+    nodes: int = 0
+    """Node shape: nodes the pool's cards sit on (0: unknown, the pool is one bin)."""
+    cards_per_node: int = 0
+    """Node shape: cards on each node (0: unknown); a gang takes whole nodes of one pool."""
 
     @property
     def in_use_by_others(self) -> int:

@@ -28,6 +28,8 @@ def pool_to_proto(pool: PoolCapacity) -> pb.PoolCapacity:
         federation_in_use=pool.federation_in_use,
         held=pool.held,
         free=pool.free,
+        nodes=pool.nodes,
+        cards_per_node=pool.cards_per_node,
     )
 
 
@@ -40,6 +42,8 @@ def pool_from_proto(msg: pb.PoolCapacity) -> PoolCapacity:
         in_use=msg.in_use,
         federation_in_use=msg.federation_in_use,
         held=msg.held,
+        nodes=msg.nodes,
+        cards_per_node=msg.cards_per_node,
     )
 
 

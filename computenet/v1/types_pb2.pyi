@@ -588,6 +588,8 @@ class PoolCapacity(_message.Message):
     FEDERATION_IN_USE_FIELD_NUMBER: _builtins.int
     HELD_FIELD_NUMBER: _builtins.int
     FREE_FIELD_NUMBER: _builtins.int
+    NODES_FIELD_NUMBER: _builtins.int
+    CARDS_PER_NODE_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Accelerator model id."""
     total: _builtins.int
@@ -604,6 +606,10 @@ class PoolCapacity(_message.Message):
     """
     free: _builtins.int
     """Free for new work: allocatable - held - in use by others; set in the broker's site views."""
+    nodes: _builtins.int
+    """Node shape: how many nodes the pool's cards sit on (0: unknown, the pool is one bin)."""
+    cards_per_node: _builtins.int
+    """Node shape: cards on each node (0: unknown). A gang takes whole nodes of one pool."""
     def __init__(
         self,
         *,
@@ -614,10 +620,12 @@ class PoolCapacity(_message.Message):
         federation_in_use: _builtins.int = ...,
         held: _builtins.int = ...,
         free: _builtins.int = ...,
+        nodes: _builtins.int = ...,
+        cards_per_node: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocatable", b"allocatable", "federation_in_use", b"federation_in_use", "free", b"free", "held", b"held", "in_use", b"in_use", "model", b"model", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocatable", b"allocatable", "cards_per_node", b"cards_per_node", "federation_in_use", b"federation_in_use", "free", b"free", "held", b"held", "in_use", b"in_use", "model", b"model", "nodes", b"nodes", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
