@@ -60,6 +60,12 @@ KEEPALIVE_OPTIONS = (
     ("grpc.http2.max_pings_without_data", 0),
 )
 PROBE_SHARE = 0.75
+SILENT_HEARTBEATS = 4
+"""A welcomed stream on which nothing came back for this many heartbeat intervals (at least
+MIN_SILENCE_S) is given up: the broker is frozen or cut off behind a connection that stays
+open, and another replica may lead by now. The lease is kept apart: it ends attempts on its
+own schedule whatever the stream does."""
+MIN_SILENCE_S = 8.0
 """Share of a heartbeat interval a capacity probe may take before the beat goes without it."""
 SENT_TIMES_KEPT = 1024
 """Heartbeat send times remembered for renewals; older ones can no longer extend the lease."""
@@ -112,6 +118,14 @@ class _Outcome:
 
     welcomed: bool = False
     refused: RefuseWelcome | None = None
+    silent: bool = False
+
+
+@dataclass(slots=True)
+class _Heard:
+    """When the broker last sent anything on the current stream (event loop time)."""
+
+    at: float
 
 
 class BrokerLink:
@@ -240,6 +254,8 @@ class BrokerLink:
                 outcome.refused.highest_leader_epoch,
             )
             return rotation.failed(), "stale_leader_epoch"
+        if outcome.silent:
+            return rotation.failed(), "silent"
         if outcome.welcomed:
             log.warning("broker closed the stream target=%s", target)
             return rotation.retry(), "closed"
@@ -281,9 +297,10 @@ class BrokerLink:
         self, stub: sg.SiteServiceStub, target: str, outcome: _Outcome, stop: asyncio.Event
     ) -> None:
         call = stub.Connect()
+        silence: asyncio.Task[bool] | None = None
         queue: asyncio.Queue[sp.ConnectRequest] = asyncio.Queue()
         self._queue = queue
-        tasks = [
+        tasks: list[asyncio.Task[Any]] = [
             asyncio.create_task(self._write_loop(call, queue)),
             asyncio.create_task(_cancel_on(stop, call)),
         ]
@@ -301,13 +318,20 @@ class BrokerLink:
                 return
             outcome.welcomed = True
             self.sessions += 1
+            heard = _Heard(asyncio.get_running_loop().time())
             tasks.append(asyncio.create_task(self._heartbeat(welcome, stop)))
+            silence = asyncio.create_task(self._watch_silence(target, welcome, heard, call))
+            tasks.append(silence)
             while not stop.is_set():
                 msg = await call.read()
                 if msg is grpc.aio.EOF:
                     break
+                heard.at = asyncio.get_running_loop().time()
                 await self._on_message(msg)
         except asyncio.CancelledError:
+            if silence is not None and silence.done() and not silence.cancelled():
+                outcome.silent = True  # the watch gave the stream up: try the next replica
+                return
             if not stop.is_set():
                 raise
         finally:
@@ -315,6 +339,23 @@ class BrokerLink:
             for task in tasks:
                 task.cancel()
             call.cancel()
+
+    async def _watch_silence(
+        self, target: str, welcome: Welcome, heard: _Heard, call: grpc.aio.StreamStreamCall
+    ) -> bool:
+        """Cancel the stream once the broker has been silent too long; True if it did."""
+        interval = welcome.heartbeat_interval_s or self._settings.heartbeat_interval_s
+        limit = max(SILENT_HEARTBEATS * interval, MIN_SILENCE_S)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(limit / 4)
+            silent_s = loop.time() - heard.at
+            if silent_s > limit:
+                log.warning(
+                    "broker silent target=%s silent_s=%.1f: giving the stream up", target, silent_s
+                )
+                call.cancel()
+                return True
 
     async def _welcomed(self, target: str, welcome: Welcome) -> RefuseWelcome | None:
         """Hand the welcome to the core; the refusal if it leads under a stale epoch."""

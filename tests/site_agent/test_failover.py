@@ -178,3 +178,34 @@ def test_the_highest_leader_epoch_survives_a_restart(tmp_path: Path) -> None:
             await old_server.stop(None)
 
     asyncio.run(main())
+
+
+def test_a_broker_that_goes_silent_behind_an_open_stream_is_left_for_the_next(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A frozen leader keeps its connections open (the kernel still answers for it); the agent
+    must not wait for keepalive, or for its lease to end, before trying the next replica."""
+    caplog.set_level(logging.INFO, logger="site_agent.link")
+
+    async def main() -> None:
+        frozen, successor = FakeBroker(), FakeBroker()
+        frozen_server, frozen_address = await serve(frozen)
+        successor_server, successor_address = await serve(successor)
+        cfg = agent_config(tmp_path / "state", f"{frozen_address},{successor_address}")
+        stop = asyncio.Event()
+        agent = asyncio.create_task(run_agent(cfg, stop))
+        try:
+            first = await welcomed(frozen, leader_epoch=1)
+            first.renew = False  # heartbeats still arrive, nothing comes back
+            await welcomed(successor, leader_epoch=2)
+            assert switches(caplog)[-1] == (
+                f"broker switch from={frozen_address} to={successor_address} reason=silent"
+            )
+            stop.set()
+            await asyncio.wait_for(agent, 20)
+        finally:
+            stop.set()
+            for server in (frozen_server, successor_server):
+                await server.stop(None)
+
+    asyncio.run(main())
