@@ -145,6 +145,7 @@ class Broker:
         self._placer = lambda spec, snap: place(spec, snap, self._policy)
         self._timing = LoopTiming(round_budget_s=settings.placement_round_budget_s)
         self.role: LeaderRole | None = None
+        self._starting: asyncio.Task[None] | None = None
         self._term_servicers: TermServicers | None = None
         self.jobs = JobManager(
             writer=self.writer,
@@ -238,36 +239,51 @@ class Broker:
                 self.role.observe(submitted)
 
     async def _elected(self, term: Term) -> None:
-        role = LeaderRole(
-            term=term,
-            settings=RoleSettings(
-                db_url=self.settings.db_url,
-                suspect_after_s=self.settings.suspect_after_s,
-                lost_after_s=self.settings.lost_after_s,
-                stale_capacity_after_s=self.settings.stale_capacity_after_s,
-                retry=self.settings.retry,
-                timing=self._timing,
-                rebalance=self.settings.rebalance,
-            ),
-            writer=self.writer,
-            topology=self.topology,
-            policy=self._policy,
-            leading=self.elector.leading,
-            broker_id=self.elector.identity.broker_id,
-            on_decision=self.metrics.observe_decision,
+        """A term starts: build the leader's state beside the election loop, which keeps
+        renewing meanwhile (a slow start must not let the term lapse)."""
+        self._starting = asyncio.get_running_loop().create_task(self._take_up(term))
+
+    async def _take_up(self, term: Term) -> None:
+        settings = RoleSettings(
+            db_url=self.settings.db_url,
+            suspect_after_s=self.settings.suspect_after_s,
+            lost_after_s=self.settings.lost_after_s,
+            stale_capacity_after_s=self.settings.stale_capacity_after_s,
+            retry=self.settings.retry,
+            timing=self._timing,
+            rebalance=self.settings.rebalance,
+        )
+        # building opens the rebalancing store (a connection pool, a schema check): off the loop
+        role = await asyncio.to_thread(
+            lambda: LeaderRole(
+                term=term,
+                settings=settings,
+                writer=self.writer,
+                topology=self.topology,
+                policy=self._policy,
+                leading=self.elector.leading,
+                broker_id=self.elector.identity.broker_id,
+                on_decision=self.metrics.observe_decision,
+            )
         )
         role.driver.on_fence_lost = self._fence_lost
         self.role = role
         try:
             await role.start()
-        except BaseException:
-            self.role = None
-            await role.stop()
-            raise
+        except asyncio.CancelledError:
+            raise  # deposed while starting: _deposed stops the role
+        except Exception:
+            log.exception("cannot take up leadership epoch=%d", term.epoch)
+            asyncio.get_running_loop().create_task(self.elector.step_down("leader start failed"))
+            return
         self._term_servicers = self._servicers_for(role, term)
         self.metrics.set_leadership(epoch=term.epoch, leading=True, changed=True)
 
     async def _deposed(self, reason: str) -> None:
+        starting, self._starting = self._starting, None
+        if starting is not None and not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
         role, self.role, self._term_servicers = self.role, None, None
         self.metrics.set_leadership(epoch=0, leading=False)
         if role is not None:
@@ -347,6 +363,8 @@ class Broker:
         """
         sec = self.security
         await self.elector.attempt()
+        if self._starting is not None:  # leading at once: ready before agents can call
+            await asyncio.shield(self._starting)
         try:
             self.server = await start_server(
                 self.settings.listen,
