@@ -135,6 +135,8 @@ class ReplicaSet:
         """Start a killed replica again with the same id on the same address."""
         if replica.alive:
             self.kill(replica)
+        if replica.proc is not None and replica.proc.stdout is not None:
+            replica.proc.stdout.close()
         self._launch(replica, replica.address)
 
     def stop(self) -> None:
@@ -193,8 +195,17 @@ class ReplicaSet:
             replica = self.by_id(leader.broker_id)
             return (replica, leader) if replica.alive and not replica.frozen else None
 
-        return wait_for(
+        found = wait_for(
             current, timeout_s=timeout_s, interval_s=0.2, what=f"a leader newer than {newer_than}"
+        )
+        assert found is not None
+        return found
+
+    def has_role(self, broker_id: str, role: str) -> bool:
+        """True if cluster status lists the replica with this role ("leader" or "follower")."""
+        status = self.status()
+        return status is not None and any(
+            r.broker_id == broker_id and r.role == role for r in status.replicas
         )
 
     def logs(self) -> str:
