@@ -31,6 +31,8 @@ A800 = [{"model": "a800", "count": 8}]
 KILLS = 3
 SUBMIT_FOR_S = 60.0
 SUBMIT_EVERY_S = 0.25
+ACKS_BETWEEN_KILLS = 12
+"""Each kill waits for this many new acknowledgements: submissions go on through failovers."""
 SUBMIT_RETRY = RetryPolicy(max_attempts=8, initial_backoff_s=0.1, max_backoff_s=1.0)
 
 
@@ -84,7 +86,7 @@ def kill_leaders(replicas: ReplicaSet, submitter: Submitter) -> list[int]:
     epochs = [leader.epoch]
     for _ in range(KILLS):
         wait_for(
-            partial(lambda n: len(submitter.acked) >= n + 25, len(submitter.acked)),
+            partial(lambda n: len(submitter.acked) >= n + ACKS_BETWEEN_KILLS, len(submitter.acked)),
             what="submissions between kills",
         )
         victim = replicas.by_id(leader.broker_id)
