@@ -86,9 +86,14 @@ class ReplicaSet:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> ReplicaSet:
-        """Start every replica on a fresh loopback port; returns once each listens."""
-        for replica in self.replicas:
-            self._launch(replica, "127.0.0.1:0")
+        """Start every replica on a fresh loopback port; returns once each listens (if one
+        fails to start, those already started are stopped before the error propagates)."""
+        try:
+            for replica in self.replicas:
+                self._launch(replica, "127.0.0.1:0")
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _launch(self, replica: Replica, listen: str) -> None:
