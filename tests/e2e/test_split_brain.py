@@ -141,11 +141,6 @@ def test_a_frozen_leader_is_fenced_out_and_wakes_as_a_follower(
     assert set(journal_states(state_dir)) == {(running.job_id, 1), (waiting.job_id, 1)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: an agent stays on the stream of a frozen leader (TCP still open, no "
-    "renewals) instead of moving to the new leader, until its attempts' lease runs out",
-)
 def test_an_agent_leaves_a_frozen_leader_for_the_new_one(
     postgres_db_url: str, agents: dict[str, subprocess.Popen[str]], tmp_path: Path
 ) -> None:
