@@ -154,7 +154,7 @@ def probe_devices(
         if text is not None:
             found = parse(text)
             if not found:
-                log.warning("%s listed no devices tool=%s", tool, tool)
+                log.warning("device tool listed no devices tool=%s", tool)
             devices += found
     return tuple(devices)
 
