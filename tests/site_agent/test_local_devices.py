@@ -4,7 +4,10 @@ job sees the same checkpoint folder."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -118,3 +121,30 @@ def test_every_attempt_of_a_job_sees_the_same_checkpoint_folder(tmp_path: Path) 
     assert out == ["step 40", str(folder)]
     assert folder.is_dir() and folder.is_relative_to(tmp_path)
     assert os.listdir(folder) == ["state"]
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "agent.md"
+
+
+def test_the_documented_training_script_checkpoints_on_sigterm_and_resumes(tmp_path: Path) -> None:
+    (script,) = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
+    train = tmp_path / "train.py"
+    train.write_text(script)
+    state_dir = tmp_path / "state"
+    ex = LocalExecutor(state_dir, cancel_grace_s=30)
+    ex.start(launch("train", f"exec {sys.executable} {train}", 0, model=""))
+    saved = checkpoint_dir(state_dir, "train") / "state.json"
+    wait_for(saved.exists, what="a first checkpoint")
+    ex.cancel(("train", 1))
+    # it exits by itself after saving, well inside the grace, and says it did not finish
+    assert [(u.state, u.exit_code) for u in finals(ex, 1)] == [(JobState.FAILED, 143)]
+    first = (attempt_dir(state_dir, "train", 1) / "stdout.log").read_text().split("\n")
+    assert first[0] == "starting at 0"
+    stopped_at = json.loads(saved.read_text())["step"]
+    assert first[1] == f"stopped at {stopped_at}"  # saved on SIGTERM, not only every 50 steps
+    assert 0 < stopped_at < 500
+
+    ex.start(launch("train", f"exec {sys.executable} {train}", 0, model="", attempt=2))
+    assert [u.state for u in finals(ex, 1)] == [JobState.SUCCEEDED]
+    second = (attempt_dir(state_dir, "train", 2) / "stdout.log").read_text().split("\n")
+    assert second[:2] == [f"starting at {stopped_at}", "done at 500"]
