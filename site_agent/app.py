@@ -21,6 +21,7 @@ from site_agent.capacity.host import HostSource
 from site_agent.capacity.slurm import SlurmSource
 from site_agent.capacity.static import StaticSource
 from site_agent.config import AgentConfig
+from site_agent.devices.inventory import inventory_for
 from site_agent.events import ShuttingDown, Started
 from site_agent.executors.base import Executor
 from site_agent.executors.local import LocalExecutor
@@ -64,7 +65,12 @@ def make_executor(cfg: AgentConfig, env: Mapping[str, str] | None = None) -> Exe
     """The executor the config names."""
     ex = cfg.executor
     if ex.kind == "local":
-        return LocalExecutor(cfg.state_dir, cancel_grace_s=ex.cancel_grace_s, env=env)
+        return LocalExecutor(
+            cfg.state_dir,
+            cancel_grace_s=ex.cancel_grace_s,
+            env=env,
+            devices=inventory_for(cfg, env),
+        )
     return SlurmExecutor(
         cfg.state_dir,
         env=env,

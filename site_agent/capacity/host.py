@@ -1,48 +1,34 @@
-"""The `host` capacity source: CPU and memory of this machine, GPUs from nvidia-smi if present."""
+"""The `host` capacity source: CPU and memory of this machine, accelerators from the vendor tools
+(nvidia-smi, npu-smi, hy-smi) that are installed."""
 
 from __future__ import annotations
 
-import logging
 import os
 import re
-import shutil
-import subprocess
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from computenet.types import CapacityReport, PoolCapacity
+from site_agent.capacity import vendor_probes
 from site_agent.capacity.base import CapacityError
+from site_agent.capacity.vendor_probes import gpu_model_from_name
+from site_agent.devices.vendors import Device
 
-log = logging.getLogger(__name__)
-
-NVIDIA_SMI_ARGS = ("--query-gpu=name,memory.total", "--format=csv,noheader")
-_VENDOR_WORDS = frozenset({"nvidia", "tesla", "geforce", "quadro", "amd", "instinct"})
-_PREFIX_WORDS = frozenset({"rtx", "gtx"})
 KIB_PER_GB = 1024 * 1024
 
+__all__ = ["HostSource", "gpu_model_from_name", "parse_meminfo", "parse_nvidia_smi", "pools_of"]
 
-def gpu_model_from_name(name: str) -> str:
-    """Model id from a GPU name: "NVIDIA A800-SXM4-80GB" -> "a800", "H100 80GB HBM3" -> "h100"."""
-    words = [w for w in re.split(r"[\s\-_]+", name.strip().lower()) if w]
-    words = [w for w in words if w not in _VENDOR_WORDS]
-    if not words:
-        return ""
-    if words[0] in _PREFIX_WORDS and len(words) > 1:
-        return words[0] + words[1]
-    return words[0]
+
+def pools_of(devices: Iterable[Device]) -> tuple[PoolCapacity, ...]:
+    """One pool per model, counting cards."""
+    counts = Counter(d.model for d in devices)
+    return tuple(PoolCapacity(model=m, total=n, allocatable=n) for m, n in sorted(counts.items()))
 
 
 def parse_nvidia_smi(text: str) -> tuple[PoolCapacity, ...]:
-    """Pools from `nvidia-smi --query-gpu=name,memory.total --format=csv,noheader` output."""
-    counts: dict[str, int] = {}
-    for line in text.splitlines():
-        name = line.split(",")[0].strip()
-        if not name:
-            continue
-        model = gpu_model_from_name(name)
-        if model:
-            counts[model] = counts.get(model, 0) + 1
-    return tuple(PoolCapacity(model=m, total=n, allocatable=n) for m, n in sorted(counts.items()))
+    """Pools from `nvidia-smi --query-gpu=[index,]name,memory.total --format=csv,noheader`."""
+    return pools_of(vendor_probes.parse_nvidia_smi(text))
 
 
 def parse_meminfo(text: str) -> tuple[float, float]:
@@ -68,7 +54,7 @@ def usable_cpu_count() -> int:
 
 
 class HostSource:
-    """Probes this machine; without nvidia-smi it reports no accelerator pools."""
+    """Probes this machine; without any vendor tool it reports no accelerator pools."""
 
     name = "host"
     tracks_usage = False
@@ -84,39 +70,21 @@ class HostSource:
         self._env = dict(env) if env is not None else None
         self._timeout_s = timeout_s
 
+    def devices(self) -> tuple[Device, ...]:
+        """The accelerators the vendor tools list now."""
+        return vendor_probes.probe_devices(self._env, self._timeout_s)
+
     def probe(self) -> CapacityReport:
-        """Read CPUs, memory and GPUs now."""
+        """Read CPUs, memory and accelerators now."""
         try:
             total_gb, available_gb = parse_meminfo(self._meminfo_path.read_text())
         except OSError as exc:
             raise CapacityError(f"cannot read {self._meminfo_path}: {exc.strerror}") from None
         cpus = float(usable_cpu_count())
         return CapacityReport(
-            pools=self._gpus(),
+            pools=pools_of(self.devices()),
             cpu_cores=cpus,
             cpu_cores_free=cpus,
             memory_gb=round(total_gb, 3),
             memory_gb_free=round(available_gb, 3),
         )
-
-    def _gpus(self) -> tuple[PoolCapacity, ...]:
-        path = (self._env or os.environ).get("PATH")
-        binary = shutil.which("nvidia-smi", path=path)
-        if binary is None:
-            return ()
-        try:
-            proc = subprocess.run(
-                [binary, *NVIDIA_SMI_ARGS],
-                capture_output=True,
-                text=True,
-                timeout=self._timeout_s,
-                env=self._env,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            log.warning("nvidia-smi failed error=%s", exc)
-            return ()
-        if proc.returncode != 0:
-            log.warning("nvidia-smi failed rc=%d stderr=%s", proc.returncode, proc.stderr.strip())
-            return ()
-        return parse_nvidia_smi(proc.stdout)

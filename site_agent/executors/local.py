@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from computenet.types import JobState
+from site_agent.devices.vendors import Device
 from site_agent.executors import wrapper
 from site_agent.executors.base import (
     ExecutorError,
@@ -25,6 +26,7 @@ from site_agent.executors.base import (
     read_start_error,
     write_atomic,
 )
+from site_agent.executors.local_devices import AttemptDevices
 from site_agent.records import AttemptKey, AttemptRecord, ExecutorUpdate
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,14 @@ LAUNCH_FILE = "launch.json"
 LEASE_FILE = "lease"
 WRAPPER_LOG = "wrapper.log"
 LOST_EXIT_CODE = -1
+CHECKPOINTS_DIR = "checkpoints"
+CHECKPOINT_DIR_VAR = "COMPUTENET_CHECKPOINT_DIR"
+
+
+def checkpoint_dir(state_dir: Path, job_id: str) -> Path:
+    """`state_dir/checkpoints/<job_id>/`: one folder per job, shared by all its attempts here."""
+    attempt_dir(state_dir, job_id, 0)  # the same check of the id as a safe folder name
+    return state_dir / CHECKPOINTS_DIR / job_id
 
 
 @dataclass(slots=True)
@@ -64,14 +74,21 @@ class LocalExecutor:
     kind = "local"
 
     def __init__(
-        self, state_dir: Path, *, cancel_grace_s: float = 10.0, env: Mapping[str, str] | None = None
+        self,
+        state_dir: Path,
+        *,
+        cancel_grace_s: float = 10.0,
+        env: Mapping[str, str] | None = None,
+        devices: Sequence[Device] | None = None,
     ) -> None:
+        """`devices` is the host's inventory to hand out; None assigns none (and confines none)."""
         self._state_dir = state_dir
         self._grace_s = cancel_grace_s
         self._env = env
         self._tracked: dict[AttemptKey, _Tracked] = {}
         self._pending: list[ExecutorUpdate] = []
         self._lease_path = state_dir / LEASE_FILE
+        self._devices = AttemptDevices(devices)
 
     def set_lease(self, expiry_mono_ms: int, stop_lead_ms: int) -> None:
         """Publish the lease to the wrappers' watchdogs."""
@@ -89,12 +106,27 @@ class LocalExecutor:
         Raises ExecutorError for anything that keeps the attempt from starting; a command
         that the wrapper cannot exec shows up later in `poll` as a launch failure.
         """
-        env = merged_env(self._env, launch.job_env())
-        check_launchable(launch.spec.command, env)
         folder = attempt_dir(self._state_dir, launch.job_id, launch.attempt)
+        checkpoints = checkpoint_dir(self._state_dir, launch.job_id)
+        job_env = {**launch.job_env(), CHECKPOINT_DIR_VAR: str(checkpoints)}
+        check_launchable(launch.spec.command, merged_env(self._env, job_env))
         if not claim(folder):
             log.warning("attempt already claimed, adopting job_id=%s attempt=%d", *launch.key)
             return self._adopt(launch.key, folder)
+        try:
+            checkpoints.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ExecutorError(f"cannot create the checkpoint folder: {exc.strerror}") from None
+        env = merged_env(
+            self._env, {**job_env, **self._devices.acquire(launch.key, launch.spec, folder)}
+        )
+        try:
+            return self._spawn(launch, folder, env)
+        except BaseException:
+            self._devices.release(launch.key)
+            raise
+
+    def _spawn(self, launch: Launch, folder: Path, env: dict[str, str]) -> str:
         # requeue attempts get the wrapper's lease watchdog: the broker re-places them elsewhere
         watch = ["--lease", str(self._lease_path)] if launch.spec.on_site_loss == "requeue" else []
         command = [
@@ -143,6 +175,7 @@ class LocalExecutor:
                 self._tracked[record.key] = _Tracked(Path("/"), 0, 0, lost=f"not recovered: {exc}")
 
     def _adopt(self, key: AttemptKey, folder: Path) -> str:
+        self._devices.readopt(key, folder)
         try:
             launch = json.loads((folder / LAUNCH_FILE).read_text())
             tracked = _Tracked(folder, int(launch["pid"]), int(launch["start_ticks"]))
@@ -174,14 +207,14 @@ class LocalExecutor:
 
     def _poll_one(self, key: AttemptKey, tracked: _Tracked) -> list[ExecutorUpdate]:
         if tracked.lost:
-            del self._tracked[key]
+            self._forget(key)
             return [ExecutorUpdate(*key, JobState.FAILED, LOST_EXIT_CODE, tracked.lost)]
         alive = self._alive(tracked)
         if alive and tracked.kill_at is not None and time.monotonic() >= tracked.kill_at:
             self._signal(tracked, signal.SIGKILL)
         start_error = read_start_error(tracked.folder)
         if start_error is not None:
-            del self._tracked[key]
+            self._forget(key)
             return [
                 ExecutorUpdate(
                     *key, JobState.FAILED, LOST_EXIT_CODE, start_error, launch_failed=True
@@ -196,7 +229,7 @@ class LocalExecutor:
             out.append(ExecutorUpdate(*key, JobState.RUNNING, 0, f"pid {tracked.pid}"))
         if code is None and alive:
             return out
-        del self._tracked[key]
+        self._forget(key)
         if code is None:
             out.append(ExecutorUpdate(*key, JobState.FAILED, self._lost_code(tracked), _VANISHED))
         elif code == 0:
@@ -204,6 +237,11 @@ class LocalExecutor:
         else:
             out.append(ExecutorUpdate(*key, JobState.FAILED, code, f"exit code {code}"))
         return out
+
+    def _forget(self, key: AttemptKey) -> None:
+        """The attempt's final update is out: stop watching it and free its devices."""
+        del self._tracked[key]
+        self._devices.release(key)
 
     def _alive(self, tracked: _Tracked) -> bool:
         if tracked.proc is not None:
