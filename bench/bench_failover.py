@@ -1,4 +1,4 @@
-"""Failover benchmark: three broker replicas on PostgreSQL, three real agents and a steady trickle of
+"""Failover benchmark: three broker replicas on PostgreSQL, three real agents, a steady trickle of
 jobs; the leader is SIGKILLed again and again, and each time the seconds until the new leader's
 first dispatch are measured, split into election, agents back and first placement.
 

@@ -210,12 +210,6 @@ class Database:
         with self.engine.connect() as conn:
             return [(str(r[0]), int(r[1]), str(r[2])) for r in conn.execute(query)]
 
-    def job_counts(self) -> dict[str, int]:
-        """How many rows each job id has in the jobs table (a primary key: all ones, or a bug)."""
-        query = sa.text("SELECT job_id, count(*) FROM jobs GROUP BY job_id")
-        with self.engine.connect() as conn:
-            return {str(r[0]): int(r[1]) for r in conn.execute(query)}
-
 
 def agent_connections(log_path: Path) -> list[tuple[int, str, int]]:
     """(wall-clock ms, target, leader epoch) of every welcome an agent's log records."""
