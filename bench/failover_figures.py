@@ -49,6 +49,7 @@ class KillRecord:
             "new_leader": self.new_leader,
             "epoch": self.epoch,
             "failover_s": phases["first_dispatched"],
+            "agents_back_s": [_since(self.kill_ms, t) for t in self.agents_back_ms],
             **{f"{k}_s": v for k, v in phases.items()},
         }
 
