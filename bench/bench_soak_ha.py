@@ -12,7 +12,6 @@ from pathlib import Path
 
 from bench.bench_soak import (
     SITES,
-    SUBMIT_RATE,
     SUBMITTERS,
     Recorder,
     _all_back,
@@ -29,17 +28,20 @@ from bench.soak_agents import CARDS_PER_SITE, Agents, job_starts
 from computenet import Client
 
 REPLICAS = 2
+SUBMIT_RATE = 10.0
+"""Jobs per second over all submitters: half the single-broker soak's. On a small shared machine
+two replicas, PostgreSQL and three agents finish about 9-12 jobs/s, and a growing backlog would
+only lengthen the drain; what this soak tests is the invariants across failovers."""
 KILLS_AT = (0.2, 0.45, 0.7)
 """Fractions of the load time at which the leader is SIGKILLed."""
 SHORT_KILLS_AT = (0.3,)
-SHORT_SECONDS = 30.0
+SHORT_SECONDS = 20.0
 FULL_SHARE = 0.3
 """Of `make soak`'s minutes, the share the HA variant's load runs (at most MAX_MINUTES)."""
 MAX_MINUTES = 3.0
 FAILOVER_TIMEOUT_S = 60.0
 DRAIN_TIMEOUT_S = 180.0
-"""Longer than the single-broker soak's: each failover leaves about 6 s of submissions queued,
-and on a small machine the backlog of 20 jobs/s drains at about 12/s."""
+"""Longer than the single-broker soak's: each failover leaves about 6 s of submissions queued."""
 
 
 def _failover(replicas: Replicas, db: Database, at_s: float, reasons: list[str]) -> dict:
@@ -170,7 +172,7 @@ def soak_ha_run(seconds: float, bucket_s: float, kills_at: tuple[float, ...]) ->
 
 
 def run(smoke: bool) -> dict[str, object]:
-    """A 30-second version: one leader kill, 10-second buckets (also what `make bench` runs)."""
+    """A 20-second version: one leader kill, 10-second buckets (also what `make bench` runs)."""
     return soak_ha_run(SHORT_SECONDS, bucket_s=10.0, kills_at=SHORT_KILLS_AT)
 
 
