@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from bench.soak_agents import CARDS_PER_SITE, Agents, job_starts
 from bench.soak_bounds import Bounds
@@ -25,7 +25,6 @@ from computenet import Client
 from computenet.errors import ComputeNetError
 from computenet.types import FINAL_STATES, JobState, SiteStatus
 from tests.support.pki import make_pki
-from tests.support.processes import BrokerProcess
 
 SITES = ("horinger", "zhangjiakou", "yangtze-demo")
 SUBMIT_RATE = 20.0  # jobs per second, over all submitter threads
@@ -41,6 +40,12 @@ BROKER_RESTARTS = ((0.25, signal.SIGTERM), (0.45, signal.SIGKILL))
 """(fraction of the load time, signal): the broker is stopped so and started again then."""
 SHORT_BROKER_RESTARTS = ((0.2, signal.SIGTERM), (0.55, signal.SIGKILL))
 BOUNDS = Bounds()
+
+
+class ClientSource(Protocol):
+    """What the load threads need of a broker: SDK clients (one broker, or every replica)."""
+
+    def client(self, who: str = "operator", **kwargs: object) -> Client: ...
 
 
 @dataclass
@@ -169,7 +174,7 @@ def _terminate_as_exit() -> Iterator[None]:
 
 
 def _submitter(
-    broker: BrokerProcess,
+    broker: ClientSource,
     who: str,
     n: int,
     rate: float,
@@ -202,9 +207,7 @@ def _submitter(
             rec.submitted(result.job.job_id, request_id, time.perf_counter() - started)
 
 
-def _canceller(
-    broker: BrokerProcess, deadline: float, stop: threading.Event, rec: Recorder
-) -> None:
+def _canceller(broker: ClientSource, deadline: float, stop: threading.Event, rec: Recorder) -> None:
     with broker.client("operator") as client:
         while not stop.wait(CANCEL_EVERY_S) and time.monotonic() < deadline:
             try:
@@ -226,7 +229,7 @@ def _canceller(
 
 
 def _watcher(
-    broker: BrokerProcess, client_box: list[Client], rec: Recorder, closing: threading.Event
+    broker: ClientSource, client_box: list[Client], rec: Recorder, closing: threading.Event
 ) -> None:
     """Follow every job's events until `closing`, resuming after the last one across restarts."""
     client = broker.client("operator", timeout_s=30.0)
@@ -252,7 +255,7 @@ def _all_jobs(client: Client) -> list[Any]:
     return list(client.list(page_size=1000))
 
 
-def _all_back(broker: BrokerProcess, since_ms: float, timeout_s: float) -> bool:
+def _all_back(broker: ClientSource, since_ms: float, timeout_s: float) -> bool:
     """Every soak site active again and reporting since `since_ms` (wall clock, ms)."""
 
     def back(ops: Client) -> bool:
@@ -297,7 +300,7 @@ class _Schedule:
         return None
 
 
-def _restart_agent(agents: Agents, broker: BrokerProcess, site: str, at_s: float) -> dict:
+def _restart_agent(agents: Agents, broker: ClientSource, site: str, at_s: float) -> dict:
     agents.kill(site)
     killed_at = time.monotonic()
     restarted_ms = (time.time() + AGENT_DOWN_S) * 1000
@@ -471,7 +474,7 @@ def soak_run(
 
 
 def _drain(
-    broker: BrokerProcess,
+    broker: ClientSource,
     acked: dict[str, str],
     rec: Recorder,
     timeout_s: float,

@@ -22,10 +22,14 @@ CARDS_PER_SITE = 8
 class Agents:
     """Real `computenet-agent run` processes, one per site, that stop their jobs on exit."""
 
-    def __init__(self, workdir: Path, broker: str, pki: Pki) -> None:
+    def __init__(
+        self, workdir: Path, broker: str, pki: Pki | None, log_level: str = "WARNING"
+    ) -> None:
         self.workdir = workdir
         self.broker = broker
+        """One address, or several comma-separated (the replicas of a cluster)."""
         self.pki = pki
+        self.log_level = log_level
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def folder(self, site: str) -> Path:
@@ -50,9 +54,10 @@ class Agents:
                 "poll_interval_s": 0.2,
             },
             "state_dir": str(folder / "state"),
-            "log_level": "WARNING",
-            "tls": self.pki.site_tls(site),
+            "log_level": self.log_level,
         }
+        if self.pki is not None:
+            config["tls"] = self.pki.site_tls(site)
         path = folder / "agent.yaml"
         path.write_text(yaml.safe_dump(config))
         with open(folder / "agent.log", "ab") as log:
@@ -109,7 +114,8 @@ def kill_job_processes(state_dir: Path) -> int:
 
 
 def job_starts(marker: Path) -> list[tuple[str, int, str]]:
+    """(job id, attempt, site) of every start the jobs wrote to `marker`, one line each."""
     if not marker.exists():
         return []
     rows = [line.split() for line in marker.read_text().splitlines() if line.strip()]
-    return [(r[0], int(r[1]), r[2]) for r in rows if len(r) == 3]
+    return [(r[0], int(r[1]), r[2]) for r in rows if len(r) >= 3]
