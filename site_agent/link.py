@@ -66,6 +66,9 @@ MIN_SILENCE_S) is given up: the broker is frozen or cut off behind a connection 
 open, and another replica may lead by now. The lease is kept apart: it ends attempts on its
 own schedule whatever the stream does."""
 MIN_SILENCE_S = 8.0
+NOT_LEADER_RETRY_S = 1.0
+"""Between rounds in which a replica answered NOT_LEADER: the pace of retries while replicas
+elect a leader (no doubling backoff, which would overshoot the election by seconds)."""
 """Share of a heartbeat interval a capacity probe may take before the beat goes without it."""
 SENT_TIMES_KEPT = 1024
 """Heartbeat send times remembered for renewals; older ones can no longer extend the lease."""
@@ -215,6 +218,7 @@ class BrokerLink:
         s = self._settings
         rotation = BrokerRotation(s.targets)
         delay = s.backoff_initial_s
+        electing = False  # a replica of this round answered NOT_LEADER: a leader is coming
         while not stop.is_set():
             target = rotation.target
             outcome = _Outcome()
@@ -236,10 +240,17 @@ class BrokerLink:
                 delay = s.backoff_initial_s
             if step.target != target:
                 log.info("broker switch from=%s to=%s reason=%s", target, step.target, reason)
+            electing = electing or reason == "not_leader"
             if step.backoff:
-                log.debug("broker round failed; retry_in_s=%.1f", delay)
-                await wait_or_stop(stop, jittered(delay, self._rng))
-                delay = min(s.backoff_max_s, delay * 2)
+                if electing:
+                    # replicas are up and electing: a new leader is a lease away, so keep
+                    # trying at a steady pace instead of backing off past its election
+                    wait_s = max(NOT_LEADER_RETRY_S, s.backoff_initial_s)
+                else:
+                    wait_s, delay = delay, min(s.backoff_max_s, delay * 2)
+                log.debug("broker round failed; retry_in_s=%.1f", wait_s)
+                await wait_or_stop(stop, jittered(wait_s, self._rng))
+                electing = False
 
     def _after_end(
         self, rotation: BrokerRotation, target: str, outcome: _Outcome

@@ -15,7 +15,7 @@ import grpc
 import grpc.aio
 
 from broker.store.errors import storage_unavailable
-from computenet.errors import ComputeNetError, InternalError
+from computenet.errors import ComputeNetError, InternalError, NotLeaderError
 from computenet.status import error_to_status, status_code_for
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,8 @@ async def abort_for(exc: Exception, context: grpc.aio.ServicerContext, rpc: str)
         # Caller mistakes are routine; only server-side faults deserve a warning.
         server_side = (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE)
         level = logging.WARNING if code in server_side else logging.INFO
+        if isinstance(exc, NotLeaderError):
+            level = logging.DEBUG  # a follower redirecting callers: routine, and many at a failover
         log.log(level, "rpc failed rpc=%s reason=%s message=%s", rpc, exc.reason, exc.message)
         await context.abort_with_status(error_to_status(exc))
     request_id = _request_id(context)
