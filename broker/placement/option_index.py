@@ -46,9 +46,12 @@ class OptionIndex:
         self.cpu = np.asarray([c.demand.cpu_cores for c in classes], dtype=np.float64)
         self.memory_gb = np.asarray([c.demand.memory_gb for c in classes], dtype=np.float64)
         self.penalty = np.asarray([c.penalty for c in classes], dtype=np.float64)
-        self.levels = size_levels(self.need)
-        self.sizes, size_of = np.unique(self.need, return_inverse=True)
-        self.size_of = size_of.reshape(-1).astype(np.int64)
+        # sizes by pair only where node shapes make a class's need differ between its pools
+        by_pair = ledger.shaped
+        self.levels = size_levels(self.need if by_pair else self.cards)
+        self.sizes, size_of = np.unique(self.need if by_pair else self.cards, return_inverse=True)
+        size_of = size_of.reshape(-1).astype(np.int64)
+        self.size_of = size_of if by_pair else size_of[self.cls]
         """Per pair, the position of its `need` in `sizes`."""
         self._find_binding_rows(ledger)
 
