@@ -54,7 +54,7 @@ def make_capacity_source(cfg: AgentConfig, env: Mapping[str, str] | None = None)
     """The capacity source the config names."""
     cap = cfg.capacity
     if cap.source == "static":
-        pools = [(p.model, p.count) for p in cap.pools]
+        pools = [(p.model, p.count, p.nodes or 0, p.cards_per_node or 0) for p in cap.pools]
         return StaticSource(pools, cpu_cores=cap.cpu_cores, memory_gb=cap.memory_gb)
     if cap.source == "host":
         return HostSource(env=env)

@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from computenet.address import AddressError, parse_address
@@ -24,11 +31,41 @@ class ConfigError(ComputeNetError, ValueError):
 
 
 class PoolConfig(BaseModel):
-    """One accelerator pool of a static site."""
+    """One accelerator pool of a static site, with its node shape if known.
+
+    With a node shape the broker gives each job whole nodes of the pool; give one of `nodes`
+    and `cards_per_node` and the other follows from `count`.
+    """
 
     model_config = ConfigDict(extra="forbid")
     model: str = Field(min_length=1, max_length=64, description="Accelerator model id.")
     count: int = Field(ge=0, description="Accelerators of this model.")
+    nodes: int | None = Field(
+        None, ge=1, description="Nodes the cards sit on (nodes x cards_per_node = count)."
+    )
+    cards_per_node: int | None = Field(
+        None, ge=1, description="Cards on each node (nodes x cards_per_node = count)."
+    )
+
+    @model_validator(mode="after")
+    def _whole_nodes(self) -> PoolConfig:
+        nodes, per_node, count = self.nodes, self.cards_per_node, self.count
+        if nodes is not None and per_node is None:
+            self.cards_per_node = _whole_part(count, nodes, "nodes")
+        elif per_node is not None and nodes is None:
+            self.nodes = _whole_part(count, per_node, "cards_per_node")
+        elif nodes is not None and per_node is not None and nodes * per_node != count:
+            raise ValueError(
+                f"nodes x cards_per_node must equal count: {nodes} x {per_node} != {count}"
+            )
+        return self
+
+
+def _whole_part(count: int, given: int, name: str) -> int:
+    """count / given, which must divide it (the other half of a pool's node shape)."""
+    if count % given:
+        raise ValueError(f"count {count} is not a whole number of {name} ({given})")
+    return count // given
 
 
 class CapacityConfig(BaseModel):

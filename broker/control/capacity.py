@@ -4,6 +4,8 @@ The ledger's holds are the broker's commitments; a site's report says what is al
 and what is busy, and how much of the busy part the agent runs for the federation. Free is
 a sum, never a max: allocatable - held by the broker - in use by others. Held cards of a
 running attempt also show in the site's `federation_in_use`, so nothing is counted twice.
+In a pool of known node shape, work takes whole nodes, and only nodes surely free of any work
+are offered (`whole_nodes_free`; docs/placement.md, "Node shapes").
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from broker.placement.shapes import nodes_needed
 from broker.placement.snapshot import SiteCapacity
 from broker.store.protocol import Hold
 from computenet.types import CapacityReport, PoolCapacity, SiteStatus
@@ -54,6 +57,32 @@ def pool_views(pools: Iterable[PoolCapacity], held: SiteHolds | None) -> tuple[P
     )
 
 
+def node_shaped(pool: PoolCapacity) -> bool:
+    """True if the pool's node shape is known: its jobs then take whole nodes."""
+    return pool.nodes > 0 and pool.cards_per_node > 0
+
+
+def whole_nodes_free(pool: PoolCapacity, lines: Iterable[Hold]) -> int:
+    """Nodes of a node-shaped pool that are surely free of any work: never counted too high.
+
+    Nodes in service are floor(allocatable / cards per node): capacity sources leave out whole
+    nodes (a down or drained node) from `allocatable`. Each ledger line (one job in this pool)
+    covers ceil(count / cards per node) nodes, however its cards are laid out. Cards busy with
+    the site's own work may sit one on each node, so each of them may spoil a whole node.
+    """
+    per_node = pool.cards_per_node
+    in_service = min(pool.nodes, pool.allocatable // per_node)
+    held = sum(nodes_needed(h.count, per_node) for h in lines)
+    return max(0, in_service - held - pool.in_use_by_others)
+
+
+def placeable_cards(pool: PoolCapacity, lines: Iterable[Hold]) -> int:
+    """Cards new work may take in the pool: the whole free nodes' cards if shaped, else free."""
+    if not node_shaped(pool):
+        return pool.free
+    return min(pool.free, whole_nodes_free(pool, lines) * pool.cards_per_node)
+
+
 def host_free(host: CapacityReport, held: SiteHolds | None) -> tuple[float, float]:
     """Free cores and memory: total - held - busy with work of others (as `host` reports)."""
     held_cpu = held.cpu_cores if held is not None else 0.0
@@ -75,19 +104,30 @@ def site_capacity(
     *,
     capacity_stale: bool = False,
 ) -> SiteCapacity:
-    """What placement sees of one site: free cards per pool, cores and memory, queue waits."""
+    """What placement sees of one site: free cards per pool, cores and memory, queue waits.
+
+    A node-shaped pool offers only its wholly free nodes (`placeable_cards`).
+    """
     views = pool_views(report.pools, held)
     cpu_free, memory_free = host_free(report, held)
     waits = dict(wait_h_by_pool or {})
+    shaped = [p for p in views if node_shaped(p)]
+    free = {p.model: p.free for p in views}
+    if shaped:
+        lines = held.lines if held is not None else []
+        for pool in shaped:
+            free[pool.model] = placeable_cards(pool, (h for h in lines if h.pool == pool.model))
     return SiteCapacity(
         site_id=site_id,
         status=status,
-        free={p.model: p.free for p in views},
+        free=free,
         cpu_free=cpu_free,
         memory_gb_free=memory_free,
         queue_wait_h=min(waits.values(), default=0.0),
         queue_wait_h_by_pool=waits,
         capacity_stale=capacity_stale,
+        cards_per_node={p.model: p.cards_per_node for p in shaped},
+        nodes={p.model: p.nodes for p in shaped},
     )
 
 

@@ -13,6 +13,7 @@ from broker.control.capacity import (
     SiteHolds,
     holds_by_site,
     pending_cards_by_pool,
+    placeable_cards,
     pool_views,
     queue_wait_h,
     site_capacity,
@@ -277,11 +278,12 @@ def _pool_waits(built: _Built, backlog: Backlog, now_ms: int) -> dict[str, float
     out: dict[str, float] = {}
     for pool in built.views:
         share = backlog.share(pool.model, built.allocatable.get(pool.model, 0))
-        free = pool.free
+        lines = built.lines.get(pool.model, [])
+        free = placeable_cards(pool, lines)
         if share - free <= 0:  # queue_wait_h's own test: the pool's free cards cover its share
             out[pool.model] = 0.0
         else:
-            out[pool.model] = queue_wait_h(free, share, built.lines.get(pool.model, []), now_ms)
+            out[pool.model] = queue_wait_h(free, share, lines, now_ms)
     return out
 
 
@@ -297,5 +299,5 @@ def _waits(
     for pool in views:
         share = backlog.get((entry.site_id, pool.model), 0.0)
         mine = [h for h in lines if h.pool == pool.model]
-        out[pool.model] = queue_wait_h(pool.free, share, mine, now_ms)
+        out[pool.model] = queue_wait_h(placeable_cards(pool, mine), share, mine, now_ms)
     return out

@@ -146,11 +146,15 @@ class JobManager:
         return await self.get(job_id, tenant)
 
     async def explain(self, job_id: JobId, tenant: TenantId | None = None) -> Placement:
-        """The stored explanation of the job's latest placement."""
-        await self.get(job_id, tenant)
+        """The stored explanation of the job's latest placement.
+
+        A job never placed has none; the error then says why it waits, if the scheduler said.
+        """
+        job = await self.get(job_id, tenant)
         text = await self._writer.read(lambda: self._store.placement_json(job_id))
         if not text:
-            raise NotPlacedError(f"job {job_id!r} has not been placed yet")
+            why = f": {job.reason}" if job.reason else ""
+            raise NotPlacedError(f"job {job_id!r} has not been placed yet{why}")
         return placement_from_json(text)
 
     async def watch(

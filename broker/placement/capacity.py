@@ -6,9 +6,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 
 from broker.placement.demand import JobDemand
-from broker.placement.tables import HOST_ONLY, EvalContext, FloatArray, IntArray
+from broker.placement.shapes import footprint, footprints
+from broker.placement.tables import HOST_ONLY, BoolArray, EvalContext, FloatArray, IntArray
 
 _EPS = 1e-9
 PRIORITY_DOUBLING = 100.0  # priority points that double the cost of leaving a job pending
@@ -61,7 +63,11 @@ def pending_penalty(
 
 
 class Ledger:
-    """Remaining capacity during a batch: cards per pool option, cores and memory per site."""
+    """Remaining capacity during a batch: cards per pool option, cores and memory per site.
+
+    A job takes its footprint of a pool's cards: whole nodes' cards where the pool's node shape
+    is known, its own cards elsewhere (broker/placement/shapes.py).
+    """
 
     def __init__(self, ctx: EvalContext) -> None:
         table, avail = ctx.table, ctx.avail
@@ -71,6 +77,8 @@ class Ledger:
         self.cards = np.where(self.host, np.iinfo(np.int64).max // 4, avail.opt_free).astype(
             np.int64
         )
+        self.cards_per_node = avail.opt_cards_per_node
+        self.shaped = bool(self.cards_per_node.any())
         self.cpu = avail.site_cpu_free.copy()
         self.memory_gb = avail.site_memory_gb_free.copy()
 
@@ -78,6 +86,7 @@ class Ledger:
         """An independent ledger with the same remaining capacity."""
         twin = object.__new__(Ledger)
         twin.opt_site, twin.host = self.opt_site, self.host
+        twin.cards_per_node, twin.shaped = self.cards_per_node, self.shaped
         twin.cards, twin.cpu, twin.memory_gb = (
             self.cards.copy(),
             self.cpu.copy(),
@@ -85,27 +94,49 @@ class Ledger:
         )
         return twin
 
+    def need(self, cards: int, opt: int) -> int:
+        """Cards of option `opt` a job of `cards` takes (its footprint there)."""
+        return footprint(cards, int(self.cards_per_node[opt])) if self.shaped else cards
+
+    def needs(self, cards: NDArray[np.generic] | int, opts: IntArray) -> IntArray:
+        """`need` elementwise over `opts` (with `cards` per entry or one for all)."""
+        if not self.shaped:
+            return np.broadcast_to(np.asarray(cards, dtype=np.int64), opts.shape)
+        return footprints(np.asarray(cards), self.cards_per_node[opts])
+
     def caps(self, demand: JobDemand, opts: IntArray, most: int) -> FloatArray:
         """How many jobs of `demand` each option could still take on its own (at most `most`)."""
         sites = self.opt_site[opts]
         caps = np.full(opts.size, float(most))
-        for need, free in (
-            (demand.cards, self.cards[opts]),
+        if demand.cards > 0:
+            need = self.needs(demand.cards, opts)
+            caps = np.minimum(caps, np.floor(self.cards[opts] / np.maximum(need, 1) + 1e-9))
+        for need_h, free in (
             (demand.cpu_cores, self.cpu[sites]),
             (demand.memory_gb, self.memory_gb[sites]),
         ):
-            if need > 0:
-                caps = np.minimum(caps, np.floor(free / need + 1e-9))
+            if need_h > 0:
+                caps = np.minimum(caps, np.floor(free / need_h + 1e-9))
         return np.maximum(caps, 0.0)
 
     def fits(self, demand: JobDemand, opt: int) -> bool:
         """True if one more job of `demand` fits at option `opt` now."""
         site = int(self.opt_site[opt])
         return (
-            int(self.cards[opt]) >= demand.cards
+            int(self.cards[opt]) >= self.need(demand.cards, opt)
             and self.cpu[site] + _EPS >= demand.cpu_cores
             and self.memory_gb[site] + _EPS >= demand.memory_gb
         )
+
+    def fitting(self, demand: JobDemand, opts: IntArray) -> BoolArray:
+        """For each of `opts`, whether one more job of `demand` fits there now."""
+        sites = self.opt_site[opts]
+        ok: BoolArray = self.cards[opts] >= self.needs(demand.cards, opts)
+        if demand.cpu_cores > 0:
+            ok &= self.cpu[sites] + _EPS >= demand.cpu_cores
+        if demand.memory_gb > 0:
+            ok &= self.memory_gb[sites] + _EPS >= demand.memory_gb
+        return ok
 
     def first_fit(self, demand: JobDemand, opts: IntArray, start: int = 0) -> int:
         """Position of the first of `opts` from `start` on where one more job fits; len if none."""
@@ -114,26 +145,21 @@ class Ledger:
         rest = opts[start + 1 :]
         if rest.size == 0:
             return opts.size
-        sites = self.opt_site[rest]
-        ok = self.cards[rest] >= demand.cards
-        if demand.cpu_cores > 0:
-            ok &= self.cpu[sites] + _EPS >= demand.cpu_cores
-        if demand.memory_gb > 0:
-            ok &= self.memory_gb[sites] + _EPS >= demand.memory_gb
+        ok = self.fitting(demand, rest)
         hit = int(np.argmax(ok))
         return start + 1 + hit if ok[hit] else opts.size
 
     def take(self, demand: JobDemand, opt: int) -> None:
         """Hold capacity for one job of `demand` at option `opt`."""
         site = int(self.opt_site[opt])
-        self.cards[opt] -= demand.cards
+        self.cards[opt] -= self.need(demand.cards, opt)
         self.cpu[site] -= demand.cpu_cores
         self.memory_gb[site] -= demand.memory_gb
 
     def release(self, demand: JobDemand, opt: int) -> None:
         """Give back the capacity of one job of `demand` at option `opt`."""
         site = int(self.opt_site[opt])
-        self.cards[opt] += demand.cards
+        self.cards[opt] += self.need(demand.cards, opt)
         self.cpu[site] += demand.cpu_cores
         self.memory_gb[site] += demand.memory_gb
 

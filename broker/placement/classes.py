@@ -154,13 +154,8 @@ def _queued_cards(
 
 def _cheapest_fit(cls: JobClass, ledger: Ledger) -> int:
     """The cheapest of the class's options where one more job fits, or -1."""
-    d, opts = cls.demand, cls.opts
-    sites = ledger.opt_site[opts]
-    ok = ledger.cards[opts] >= d.cards
-    if d.cpu_cores > 0:
-        ok &= ledger.cpu[sites] + 1e-9 >= d.cpu_cores
-    if d.memory_gb > 0:
-        ok &= ledger.memory_gb[sites] + 1e-9 >= d.memory_gb
+    opts = cls.opts
+    ok = ledger.fitting(cls.demand, opts)
     at = int(np.argmin(np.where(ok, cls.cost, np.inf)))
     return int(opts[at]) if ok[at] else -1
 

@@ -14,6 +14,8 @@ from broker.placement.tables import EvalContext, context_for
 from computenet.spec import JobSpec
 from computenet.types import CandidateSite, Placement, SiteId
 
+_REASON_CHUNK = 256  # unplaceable jobs whose reasons are found in one pass
+
 
 def place(
     spec: JobSpec,
@@ -92,22 +94,30 @@ def _cheapest_per_site(sites: np.ndarray, totals: np.ndarray, n_sites: int) -> l
 def rejection_reasons(
     policy: Policy, jobs: Sequence[JobDemand], ctx: EvalContext, limit: int
 ) -> list[list[str]]:
-    """`site: reason` for up to `limit` sites, in topology order, per job no site can take.
+    """`site: reason` for up to `limit` sites per job no site can take, closest sites first.
 
-    Only those sites' options go through the filters, all jobs at once.
+    A site is closer the further its best option got through the filters (ties in topology
+    order), so a gang too big for any site's nodes shows those sites before ones that are not
+    reporting. Jobs go through the filters in chunks, to bound the jobs x options arrays.
     """
     table = ctx.table
-    shown = range(min(limit, len(table.site_ids)))
-    opts = np.concatenate([table.site_options[i] for i in shown]).astype(np.int64)
-    failures = first_failures_many(policy, DemandArrays.of(jobs), ctx, opts)
+    opts = np.arange(table.n_options, dtype=np.int64)
+    starts = np.asarray([int(o[0]) for o in table.site_options], dtype=np.int64)
+    shown = min(limit, len(table.site_ids))
     out = []
-    for job, row in zip(jobs, failures, strict=True):
-        failed_at = np.full(table.n_options, len(policy.filters), dtype=np.int64)
-        failed_at[opts] = row
-        evaluation = Evaluation(failed_at, np.zeros(0, np.int64), np.zeros((0, 0)), np.zeros(0))
-        out.append(
-            [f"{table.site_ids[i]}: {_why_not(policy, job, ctx, evaluation, i)}" for i in shown]
-        )
+    for at in range(0, len(jobs), _REASON_CHUNK):
+        chunk = list(jobs[at : at + _REASON_CHUNK])
+        failed = first_failures_many(policy, DemandArrays.of(chunk), ctx, opts)
+        furthest = np.maximum.reduceat(failed, starts, axis=1)
+        for job, row, reached in zip(chunk, failed, furthest, strict=True):
+            evaluation = Evaluation(row, np.zeros(0, np.int64), np.zeros((0, 0)), np.zeros(0))
+            closest = np.lexsort((np.arange(reached.size), -reached))[:shown]
+            out.append(
+                [
+                    f"{table.site_ids[i]}: {_why_not(policy, job, ctx, evaluation, i)}"
+                    for i in closest.tolist()
+                ]
+            )
     return out
 
 

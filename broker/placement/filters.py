@@ -12,6 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from broker.placement.demand import DemandArrays, JobDemand
+from broker.placement.shapes import nodes_needed, plural
 from broker.placement.tables import HOST_ONLY, BoolArray, EvalContext, FederationTable, IntArray
 
 _EPS = 1e-9
@@ -145,7 +146,9 @@ def _acceptable(key: tuple[str, bool], table: FederationTable, opts: IntArray) -
 class RequireGangFit(_Batched):
     """Enough cards are free now: in one pool for gang jobs, over the site's pools otherwise.
 
-    "The site's pools" are those offering the job's accelerator.
+    "The site's pools" are those offering the job's accelerator. In a pool of known node shape
+    a job takes whole nodes (ceil(cards / cards per node) of them), and the pool's free cards
+    are those of its wholly free nodes, so comparing cards is comparing nodes there.
     """
 
     name = "gang_fit"
@@ -173,10 +176,25 @@ class RequireGangFit(_Batched):
         table, free = ctx.table, ctx.avail.opt_free
         model = table.opt_model[opt] or "cards"
         if job.gang or ctx.single_pool:
+            per_node = int(ctx.avail.opt_cards_per_node[opt])
+            if per_node:
+                return _whole_nodes_reason(job, model, per_node, ctx, opt)
             return f"gang of {job.cards} {model} needs one pool, {int(free[opt])} free"
         site_opts = table.site_options[int(table.opt_site[opt])]
         total = int(free[site_opts[_acceptable(_model_key(job), table, site_opts)]].sum())
         return f"needs {job.cards} {job.accelerator or 'accelerators'}, {total} free"
+
+
+def _whole_nodes_reason(
+    job: JobDemand, model: str, per_node: int, ctx: EvalContext, opt: int
+) -> str:
+    """Why a pool of known node shape cannot take the job as whole nodes."""
+    needed = nodes_needed(job.cards, per_node)
+    wanted = f"gang of {job.cards} {model} needs {plural(needed, 'node')} of {per_node} cards"
+    nodes = int(ctx.avail.opt_nodes[opt])
+    if needed > nodes:
+        return f"{wanted}, the pool has {plural(nodes, 'node')}"
+    return f"{wanted}, {int(ctx.avail.opt_free[opt]) // per_node} of {nodes} wholly free"
 
 
 class RequireHostResources(_Batched):

@@ -74,7 +74,8 @@ def build_model(problem: Problem, columns: list[IntArray]) -> LpModel:
     a_eq = coo_matrix(
         (np.ones(n_x + n_cls), (eq_rows, np.arange(n_x + n_cls))), shape=(n_cls, n_x + n_cls)
     )
-    cards = np.asarray([c.demand.cards for c in classes], dtype=np.float64)[var_class]
+    per_class = np.asarray([c.demand.cards for c in classes], dtype=np.int64)[var_class]
+    cards = ledger.needs(per_class, var_opt).astype(np.float64)  # whole nodes where shaped
     cpu = np.asarray([c.demand.cpu_cores for c in classes])[var_class]
     mem = np.asarray([c.demand.memory_gb for c in classes])[var_class]
     sites = ledger.opt_site[var_opt]

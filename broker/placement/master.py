@@ -92,7 +92,7 @@ class MasterLp:
         ix = self.index
         k, opt, site = ix.cls[flat], ix.opt[flat], ix.site[flat]
         self._ensure_rows(opt, site)
-        cards = ix.cards[k]
+        cards = ix.need[flat]  # whole nodes' cards in pools of known node shape
         gpu = (cards > 0) & (self.cards_row[opt] >= 0)
         entries = [(np.arange(flat.size), k, np.ones(flat.size))]
         entries.append((np.flatnonzero(gpu), self.cards_row[opt[gpu]], cards[gpu].astype(float)))
@@ -144,10 +144,10 @@ class MasterLp:
     def add_violated_cuts(self, x: FloatArray) -> int:
         """Add the packing cuts that the placement `x` violates; returns how many."""
         ix = self.index
-        k, opt = ix.cls[self.col_flat], ix.opt[self.col_flat]
+        opt, need = ix.opt[self.col_flat], ix.need[self.col_flat]
         n_opts, added = self.ledger.cards.size, 0
         for at, level in enumerate(ix.levels.tolist()):
-            slots = (ix.cards[k] // level).astype(np.float64)
+            slots = (need // level).astype(np.float64)
             use = (slots > 0) & (x > 1e-9)
             held = np.bincount(opt[use], weights=slots[use] * x[use], minlength=n_opts)
             limit = self.ledger.cards // level

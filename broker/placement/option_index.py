@@ -41,11 +41,18 @@ class OptionIndex:
         self.site = ledger.opt_site[self.opt]
         self.counts = np.asarray(counts, dtype=np.float64)
         self.cards = np.asarray([c.demand.cards for c in classes], dtype=np.int64)
+        self.need = ledger.needs(self.cards[self.cls], self.opt)
+        """Per pair, the cards its option's pool gives one job (whole nodes where shaped)."""
         self.cpu = np.asarray([c.demand.cpu_cores for c in classes], dtype=np.float64)
         self.memory_gb = np.asarray([c.demand.memory_gb for c in classes], dtype=np.float64)
         self.penalty = np.asarray([c.penalty for c in classes], dtype=np.float64)
-        self.levels = size_levels(self.cards)
-        self.sizes, self.size_of = np.unique(self.cards, return_inverse=True)
+        # sizes by pair only where node shapes make a class's need differ between its pools
+        by_pair = ledger.shaped
+        self.levels = size_levels(self.need if by_pair else self.cards)
+        self.sizes, size_of = np.unique(self.need if by_pair else self.cards, return_inverse=True)
+        size_of = size_of.reshape(-1).astype(np.int64)
+        self.size_of = size_of if by_pair else size_of[self.cls]
+        """Per pair, the position of its `need` in `sizes`."""
         self._find_binding_rows(ledger)
 
     @property
@@ -58,7 +65,7 @@ class OptionIndex:
         k, opt, site = self.cls[flat], self.opt[flat], self.site[flat]
         caps = counts[k].astype(np.float64)
         for need, free in (
-            (self.cards[k], ledger.cards[opt]),
+            (self.need[flat], ledger.cards[opt]),
             (self.cpu[k], ledger.cpu[site]),
             (self.memory_gb[k], ledger.memory_gb[site]),
         ):
@@ -75,7 +82,7 @@ class OptionIndex:
         n_opts, n_sizes = ledger.cards.size, self.sizes.size
         jobs = self.counts[self.cls]
         by_size = np.bincount(
-            self.opt * n_sizes + self.size_of[self.cls], weights=jobs, minlength=n_opts * n_sizes
+            self.opt * n_sizes + self.size_of, weights=jobs, minlength=n_opts * n_sizes
         ).reshape(n_opts, n_sizes)
         self.binding_cards = (by_size @ self.sizes > ledger.cards) & ~ledger.host
         slots = self.sizes[:, None] // self.levels[None, :]

@@ -133,7 +133,7 @@ def adjusted_costs(index: OptionIndex, master: MasterLp, row_dual: FloatArray) -
         dual[key[at]] = row_dual[at]
         site_dual.append(dual[index.site])
     k = index.cls
-    used = per_size[index.opt, index.size_of[k]]
+    used = per_size[index.opt, index.size_of]
     used += index.cpu[k] * site_dual[0] + index.memory_gb[k] * site_dual[1]
     return index.cost - used
 

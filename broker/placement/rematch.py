@@ -74,17 +74,8 @@ def _rematch_size(
 
 def _room(cls: JobClass, ledger: Ledger) -> IntArray:
     """Per option, how many more jobs of this class's size it could take on its own."""
-    demand = cls.demand
-    most = np.full(ledger.cards.size, _BIG, dtype=np.int64)
-    sites = ledger.opt_site
-    for need, free in (
-        (demand.cards, ledger.cards),
-        (demand.cpu_cores, ledger.cpu[sites]),
-        (demand.memory_gb, ledger.memory_gb[sites]),
-    ):
-        if need > 0:
-            most = np.minimum(most, np.floor(free / need + _EPS).astype(np.int64))
-    return np.maximum(most, 0)
+    every = np.arange(ledger.cards.size, dtype=np.int64)
+    return ledger.caps(cls.demand, every, _BIG).astype(np.int64)
 
 
 def _columns(

@@ -54,15 +54,8 @@ class _State:
 
     def fitting(self, k: int) -> BoolArray:
         """Which of class k's options (cost order) can take one more job now."""
-        cls, ledger = self.classes[k], self.ledger
-        d, opts = cls.demand, cls.opts
-        sites = ledger.opt_site[opts]
-        ok: BoolArray = ledger.cards[opts] >= d.cards
-        if d.cpu_cores > 0:
-            ok &= ledger.cpu[sites] + _EPS >= d.cpu_cores
-        if d.memory_gb > 0:
-            ok &= ledger.memory_gb[sites] + _EPS >= d.memory_gb
-        return ok
+        cls = self.classes[k]
+        return self.ledger.fitting(cls.demand, cls.opts)
 
     def place(self, job: str, k: int, pos: int) -> None:
         opt = int(self.classes[k].opts[pos])
@@ -172,7 +165,7 @@ def _try_insert(state: _State, k: int, job: str) -> float:
     room = ledger.cards[opts].astype(np.float64) + held
     value = cls.penalty - cls.cost
     # options whose cards could make room, most room relative to the need first
-    usable = np.flatnonzero((room >= d.cards) & (value > 0))
+    usable = np.flatnonzero((room >= ledger.needs(d.cards, opts)) & (value > 0))
     if usable.size == 0:
         return 0.0
     usable = usable[np.argsort(-value[usable] + 1e-3 * room[usable], kind="stable")]
@@ -187,7 +180,7 @@ def _held_cards(state: _State, opt: int) -> int:
     jobs = state.at.get(opt)
     if not jobs:
         return 0
-    return sum(state.classes[c].demand.cards for c in jobs.values())
+    return sum(state.ledger.need(state.classes[c].demand.cards, opt) for c in jobs.values())
 
 
 def _eject_and_insert(state: _State, k: int, job: str, i: int) -> float:

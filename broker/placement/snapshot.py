@@ -19,7 +19,9 @@ class SiteCapacity:
     """What one site can take right now, as its agent last reported it.
 
     `free` maps accelerator model to cards that can be given to new work now; a model the site
-    does not report has no free cards. `queue_wait_h` is the expected wait before a job starts;
+    does not report has no free cards. For a pool whose node shape is known (`cards_per_node`
+    names it) those are the cards of its wholly free nodes, and a job there takes whole nodes
+    (broker/placement/shapes.py). `queue_wait_h` is the expected wait before a job starts;
     `queue_wait_h_by_pool`, where it names a pool, overrides it for that pool.
     """
 
@@ -32,6 +34,10 @@ class SiteCapacity:
     queue_wait_h_by_pool: Mapping[str, float] = field(default_factory=dict)
     capacity_stale: bool = False
     """The site is alive but its capacity probe has failed for too long: it takes no new work."""
+    cards_per_node: Mapping[str, int] = field(default_factory=dict)
+    """Cards on each node of the pools whose node shape is known; others are one bin of cards."""
+    nodes: Mapping[str, int] = field(default_factory=dict)
+    """Nodes of the pools whose node shape is known (in service or not)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,7 +130,12 @@ class FederationTable:
 
 @dataclass(eq=False, slots=True)
 class Availability:
-    """Per-snapshot arrays: which sites accept work and what is free there, per option."""
+    """Per-snapshot arrays: which sites accept work and what is free there, per option.
+
+    `opt_free` is what a job may use: for a pool of known node shape, the cards of its wholly
+    free nodes. `opt_cards_per_node` and `opt_nodes` give that shape (0 where unknown, and
+    for host-only options).
+    """
 
     snapshot: FederationSnapshot
     site_status: tuple[str, ...]
@@ -139,6 +144,8 @@ class Availability:
     site_cpu_free: FloatArray
     site_memory_gb_free: FloatArray
     opt_wait_h: FloatArray
+    opt_cards_per_node: IntArray
+    opt_nodes: IntArray
 
     @classmethod
     def build(cls, table: FederationTable, snapshot: FederationSnapshot) -> Availability:
@@ -152,18 +159,15 @@ class Availability:
             ]
         )
         free_by_site = [{} if r is None else r.free for r in reports]
-        free = np.asarray(
-            [
-                int(free_by_site[s].get(m, 0))
-                for s, m in zip(table.opt_site.tolist(), table.opt_model, strict=True)
-            ],
-            dtype=np.int64,
-        )
+        pairs = list(zip(table.opt_site.tolist(), table.opt_model, strict=True))
+        free = np.asarray([int(free_by_site[s].get(m, 0)) for s, m in pairs], dtype=np.int64)
+        cards_per_node, nodes = _node_shapes(reports, pairs)
         return cls(
             snapshot=snapshot,
             site_status=status,
             opt_accepting=accepting[table.opt_site],
-            opt_free=np.maximum(free, 0),
+            # a shaped pool gives whole nodes only: its free cards are a multiple of the node
+            opt_free=np.maximum(free - free % np.maximum(cards_per_node, 1), 0),
             site_cpu_free=np.asarray([r.cpu_free if r else 0.0 for r in reports], dtype=np.float64),
             site_memory_gb_free=np.asarray(
                 [r.memory_gb_free if r else 0.0 for r in reports], dtype=np.float64
@@ -175,7 +179,27 @@ class Availability:
                 ],
                 dtype=np.float64,
             ),
+            opt_cards_per_node=cards_per_node,
+            opt_nodes=nodes,
         )
+
+
+def _node_shapes(
+    reports: list[SiteCapacity | None], pairs: list[tuple[int, str]]
+) -> tuple[IntArray, IntArray]:
+    """Cards per node and nodes per option; 0 where the shape is unknown (or half known)."""
+    if not any(r is not None and r.cards_per_node for r in reports):
+        zeros = np.zeros(len(pairs), dtype=np.int64)
+        return zeros, zeros.copy()
+    empty: dict[str, int] = {}
+    per_node = [r.cards_per_node if r is not None else empty for r in reports]
+    counts = [r.nodes if r is not None else empty for r in reports]
+    cards_per_node = np.asarray(
+        [max(0, int(per_node[s].get(m, 0))) if m else 0 for s, m in pairs], dtype=np.int64
+    )
+    nodes = np.asarray([max(0, int(counts[s].get(m, 0))) if m else 0 for s, m in pairs])
+    known = (cards_per_node > 0) & (nodes > 0)
+    return np.where(known, cards_per_node, 0), np.where(known, nodes, 0).astype(np.int64)
 
 
 def _wait_h(report: SiteCapacity | None, model: str) -> float:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
 from broker.placement import FederationSnapshot, JobDemand, SiteCapacity
+from broker.placement.shapes import footprint
 from broker.rebalance.model import ActiveJob, LastMove, Move, MoveKind, RebalanceInput
 from computenet.types import SiteStatus
 
@@ -70,6 +71,7 @@ def project(
     """
     snapshot = state.snapshot
     free = {s: dict(cap.free) for s, cap in snapshot.sites.items()}
+    per_node = {s: cap.cards_per_node for s, cap in snapshot.sites.items()}
     host = {s: [cap.cpu_free, cap.memory_gb_free] for s, cap in snapshot.sites.items()}
     active = {job.job_id: job for job in state.active}
     pending = {job.job_id: job for job in state.pending}
@@ -77,9 +79,10 @@ def project(
         job = active.get(move.job_id)
         spec = job.spec if job is not None else pending.pop(move.job_id).spec
         demand = JobDemand.from_spec(spec)
-        _adjust(free, host, move.to_site, move.accelerator, demand, -1)
+        _adjust(free, per_node, host, move.to_site, move.accelerator, demand, -1)
         if job is not None and release_sources and move.from_site is not None:
-            _adjust(free, host, move.from_site, job.accelerator or move.accelerator, demand, +1)
+            source_model = job.accelerator or move.accelerator
+            _adjust(free, per_node, host, move.from_site, source_model, demand, +1)
         base = job or ActiveJob(move.job_id, spec, move.to_site)
         active[move.job_id] = dataclasses.replace(
             base, site=move.to_site, accelerator=move.accelerator
@@ -108,6 +111,7 @@ def project(
 
 def _adjust(
     free: dict[str, dict[str, int]],
+    per_node: Mapping[str, Mapping[str, int]],
     host: dict[str, list[float]],
     site: str,
     model: str,
@@ -117,7 +121,8 @@ def _adjust(
     if site not in free:
         return
     if demand.cards:
-        free[site][model] = free[site].get(model, 0) + sign * demand.cards
+        need = footprint(demand.cards, per_node.get(site, {}).get(model, 0))
+        free[site][model] = free[site].get(model, 0) + sign * need
     host[site][0] += sign * demand.cpu_cores
     host[site][1] += sign * demand.memory_gb
 

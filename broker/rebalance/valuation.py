@@ -11,6 +11,7 @@ import numpy as np
 
 from broker.placement import FederationSnapshot, JobDemand, Policy, SiteCapacity
 from broker.placement.policy import evaluate
+from broker.placement.shapes import footprint
 from broker.placement.tables import HOST_ONLY, EvalContext, context_for
 from broker.placement.terms import power_kw
 
@@ -41,6 +42,8 @@ class CapacityLedger:
                     memory_gb_free=self._memory_gb[s],
                     queue_wait_h=cap.queue_wait_h,
                     capacity_stale=cap.capacity_stale,
+                    cards_per_node=cap.cards_per_node,
+                    nodes=cap.nodes,
                 )
                 for s, cap in self._base.sites.items()
             }
@@ -50,9 +53,15 @@ class CapacityLedger:
         return self._current
 
     def take(self, site: str, model: str, demand: JobDemand) -> None:
-        """Hold a job's capacity in one pool of `site` (host cores only when `model` is empty)."""
+        """Hold a job's capacity in one pool of `site` (host cores only when `model` is empty).
+
+        In a pool of known node shape the job takes whole nodes, as placement counts them.
+        """
         if demand.cards:
-            self._free[site][model] = self._free[site].get(model, 0) - demand.cards
+            per_node = self._base.sites[site].cards_per_node.get(model, 0)
+            self._free[site][model] = self._free[site].get(model, 0) - footprint(
+                demand.cards, per_node
+            )
         self._cpu[site] -= demand.cpu_cores
         self._memory_gb[site] -= demand.memory_gb
         self._current = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from computenet.types import CapacityReport, PoolCapacity, SiteId, SiteInfo, SiteStatus
 
@@ -22,7 +23,9 @@ def report_to_json(report: CapacityReport) -> str:
     """A site's latest capacity report as the store keeps it between restarts."""
     document: dict[str, object] = {
         "pools": [
-            [p.model, p.total, p.allocatable, p.in_use, p.federation_in_use] for p in report.pools
+            [p.model, p.total, p.allocatable, p.in_use, p.federation_in_use]
+            + ([p.nodes, p.cards_per_node] if p.nodes or p.cards_per_node else [])
+            for p in report.pools
         ],
         "cpu": [report.cpu_cores, report.cpu_cores_free, report.federation_cpu_cores],
         "mem": [report.memory_gb, report.memory_gb_free, report.federation_memory_gb],
@@ -40,7 +43,7 @@ def report_from_json(text: str) -> CapacityReport:
     price, carbon = data.get("live", (0.0, 0.0))
     cpu, mem = [*data["cpu"], 0.0][:3], [*data["mem"], 0.0][:3]  # older records lack the last
     return CapacityReport(
-        pools=tuple(PoolCapacity(*[*p, 0][:5]) for p in data.get("pools", [])),
+        pools=tuple(_pool_from_json(p) for p in data.get("pools", [])),
         cpu_cores=cpu[0],
         cpu_cores_free=cpu[1],
         memory_gb=mem[0],
@@ -49,6 +52,20 @@ def report_from_json(text: str) -> CapacityReport:
         federation_memory_gb=mem[2],
         price_cny_per_kwh=price,
         carbon_kg_per_kwh=carbon,
+    )
+
+
+def _pool_from_json(item: list[Any]) -> PoolCapacity:
+    """[model, total, allocatable, in_use, federation_in_use?, nodes?, cards_per_node?]."""
+    model, total, allocatable, in_use, federation_in_use, nodes, per_node = [*item, 0, 0, 0][:7]
+    return PoolCapacity(
+        model,
+        total,
+        allocatable,
+        in_use,
+        federation_in_use,
+        nodes=nodes,
+        cards_per_node=per_node,
     )
 
 

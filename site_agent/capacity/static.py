@@ -6,18 +6,19 @@ from collections.abc import Sequence
 
 from computenet.types import CapacityReport, PoolCapacity
 
+StaticPool = tuple[str, int] | tuple[str, int, int, int]
+"""(model, count) or (model, count, nodes, cards per node); 0 nodes: shape unknown."""
+
 
 class StaticSource:
-    """Reports the configured pools, CPU and memory as fully allocatable."""
+    """Reports the configured pools, with their node shapes, CPU and memory as fully allocatable."""
 
     name = "static"
     tracks_usage = False
 
-    def __init__(
-        self, pools: Sequence[tuple[str, int]], *, cpu_cores: float, memory_gb: float
-    ) -> None:
+    def __init__(self, pools: Sequence[StaticPool], *, cpu_cores: float, memory_gb: float) -> None:
         self._snapshot = CapacityReport(
-            pools=tuple(PoolCapacity(model=m, total=n, allocatable=n) for m, n in pools),
+            pools=tuple(_pool(p) for p in pools),
             cpu_cores=cpu_cores,
             cpu_cores_free=cpu_cores,
             memory_gb=memory_gb,
@@ -27,3 +28,13 @@ class StaticSource:
     def probe(self) -> CapacityReport:
         """Return the declared capacity."""
         return self._snapshot
+
+
+def _pool(declared: StaticPool) -> PoolCapacity:
+    model, count = declared[0], declared[1]
+    nodes, per_node = (declared[2], declared[3]) if len(declared) == 4 else (0, 0)
+    if nodes * per_node not in (0, count):
+        raise ValueError(f"pool {model}: {nodes} nodes x {per_node} cards != {count} cards")
+    return PoolCapacity(
+        model=model, total=count, allocatable=count, nodes=nodes, cards_per_node=per_node
+    )

@@ -81,6 +81,42 @@ def test_report_json_round_trip() -> None:
     assert report_from_json(report_to_json(live)) == live
 
 
+def test_report_json_keeps_node_shapes_and_reads_records_without_them() -> None:
+    report = CapacityReport(
+        pools=(
+            PoolCapacity("a800", 8, 8, 3, 2, nodes=2, cards_per_node=4),
+            PoolCapacity("910b", 16, 16, 1),
+        ),
+        cpu_cores=64,
+        memory_gb=512,
+    )
+    text = report_to_json(report)
+    assert report_from_json(text) == report
+    older = '{"pools": [["a800", 8, 8, 3, 2]], "cpu": [64, 60], "mem": [512, 500]}'
+    (pool,) = report_from_json(older).pools
+    assert (pool.nodes, pool.cards_per_node, pool.federation_in_use) == (0, 0, 2)
+
+
+@given(
+    st.lists(
+        st.builds(
+            PoolCapacity,
+            st.sampled_from(["a800", "910b", "h20"]),
+            st.integers(0, 64),
+            st.integers(0, 64),
+            st.integers(0, 64),
+            st.integers(0, 64),
+            nodes=st.integers(0, 16),
+            cards_per_node=st.integers(0, 16),
+        ),
+        max_size=4,
+    )
+)
+def test_report_json_round_trips_any_pools(pools: list[PoolCapacity]) -> None:
+    report = CapacityReport(pools=tuple(pools), cpu_cores=8, memory_gb=32)
+    assert report_from_json(report_to_json(report)) == report
+
+
 @given(st.lists(st.tuples(st.booleans(), st.floats(0, 50)), max_size=40))
 def test_status_always_follows_the_ttl(steps: list[tuple[bool, float]]) -> None:
     """After any sequence of reports and silences, the status matches the time since last seen."""

@@ -54,6 +54,8 @@ pools = st.lists(
         st.integers(0, 16),
         st.integers(0, 16),
         st.integers(0, 8),
+        nodes=st.sampled_from([0, 2, 4]),  # node shapes: whole free nodes follow holds too
+        cards_per_node=st.sampled_from([0, 2, 4, 8]),
     ),
     max_size=3,
 )

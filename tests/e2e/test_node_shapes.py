@@ -1,0 +1,76 @@
+"""A real broker and a static agent whose pool has a node shape: gangs run as whole nodes only."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from computenet.errors import NotPlacedError
+from computenet.types import JobState, SiteStatus
+from tests.e2e.conftest import BrokerFactory
+from tests.support.processes import start_agent
+from tests.support.waiting import wait_for
+
+SITE = "chongqing"
+TWO_NODES = [{"model": "a800", "count": 4, "nodes": 2, "cards_per_node": 2}]
+TOO_BIG = "gang of 6 a800 needs 3 nodes of 2 cards, the pool has 2 nodes"
+CLI = "from computenet.cli.main import main; main()"
+
+
+def gang(name: str, cards: int) -> dict[str, object]:
+    return {
+        "name": name,
+        "kind": "training",
+        "gang": True,
+        "resources": {"accelerator": "a800", "count": cards, "cpu": 1, "memory_gb": 1},
+        "duration_hours": 0.01,
+        "command": ["true"],
+    }
+
+
+@pytest.mark.e2e
+def test_a_three_node_gang_is_never_sent_to_a_two_node_site_and_explain_says_why(
+    broker_factory: BrokerFactory,
+    agents: dict[str, subprocess.Popen[str]],
+    tmp_path: Path,
+) -> None:
+    broker = broker_factory()
+    agents[SITE] = start_agent(
+        tmp_path, SITE, broker.agent_address, pools=TWO_NODES, pki=broker.pki
+    )
+    with broker.client() as client:
+        wait_for(
+            lambda: SITE in {s.site_id for s in client.sites(status=SiteStatus.ACTIVE)},
+            what="the two-node site active",
+        )
+        (pool,) = client.site(SITE).pools
+        assert (pool.nodes, pool.cards_per_node) == (2, 2)
+        fits = client.submit(gang("fits", 4), request_id="fits").job.job_id
+        wait_for(lambda: client.get(fits).state == JobState.SUCCEEDED, what="the 2-node gang ran")
+        too_big = client.submit(gang("too-big", 6), request_id="too-big").job.job_id
+        wait_for(lambda: TOO_BIG in client.get(too_big).reason, what="the pending reason")
+        job = client.get(too_big)
+        assert job.state == JobState.PENDING and job.site is None and job.attempt == 0
+        with pytest.raises(NotPlacedError, match=TOO_BIG):
+            client.explain(too_big)
+    assert broker.pki is not None
+    env = {
+        **os.environ,
+        "COMPUTENET_CA": str(broker.pki.ca),
+        "COMPUTENET_TOKEN": broker.pki.tokens["operator"],
+    }
+    shown = subprocess.run(
+        [sys.executable, "-c", CLI, "explain", too_big, "--broker", broker.address],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert shown.returncode != 0
+    assert f"{SITE}: {TOO_BIG}" in shown.stderr
