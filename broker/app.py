@@ -11,11 +11,10 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
-from broker.control import RetryPolicy
 from broker.jobflow.capacity_view import CapacityView
 from broker.jobflow.driver import JobDriver
 from broker.jobflow.placement_loop import SUBMITTED, LoopTiming, PlacementLoop
@@ -25,10 +24,9 @@ from broker.jobs_api.tail import EventTail
 from broker.leadership.cluster import cluster_status
 from broker.leadership.elector import Elector, ReplicaIdentity
 from broker.leadership.role import LeaderRole, RoleSettings
-from broker.leadership.settings import ClusterSettings
 from broker.leadership.term import LeadershipTiming, Term
-from broker.placement import Policy, PolicyConfig, place
-from broker.rebalance.service import RebalanceService, RebalanceSettings, default_holder
+from broker.placement import Policy, place
+from broker.rebalance.service import RebalanceService, default_holder
 from broker.rpc.decoding import MalformedRequestInterceptor
 from broker.rpc.federation_servicer import FederationServicer
 from broker.rpc.gateways import (
@@ -44,8 +42,9 @@ from broker.rpc.paging import page_bytes_for
 from broker.rpc.rebalance_servicer import RebalanceServicer
 from broker.rpc.server import BoundServer, Servicers, start_server
 from broker.rpc.site_servicer import SiteServicer
-from broker.security.limits import ServerLimits, server_options
-from broker.security.setup import SecuritySettings, build_security
+from broker.security.limits import server_options
+from broker.security.setup import build_security
+from broker.settings import BrokerSettings
 from broker.sites.registry import SiteRegistry
 from broker.sites.sessions import SessionTable
 from broker.store import claim_single_replica, open_coordination, open_store
@@ -57,47 +56,6 @@ from computenet.types import ClusterStatus, Job, JobEvent, Placement
 from topology import Topology, default_topology, load_topology
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerSettings:
-    """Everything the broker process is configured with, read once at the entry point."""
-
-    listen: Address
-    """Where to serve gRPC; port 0 picks a free port."""
-    db_url: str = "sqlite:///computenet-broker.db"
-    """SQLAlchemy URL of the store."""
-    topology_path: Path | None = None
-    """Topology YAML; None for the built-in national network."""
-    metrics_listen: Address | None = None
-    """Where to serve Prometheus metrics; None disables them."""
-    suspect_after_s: float = 15.0
-    """Seconds without a heartbeat before a site is suspect."""
-    lost_after_s: float = 60.0
-    """Seconds without a heartbeat before a site is lost; at least lease + skew margin."""
-    heartbeat_interval_s: float = 2.0
-    """How often agents are asked to send a heartbeat."""
-    lease_s: float = 40.0
-    """Agent lease, from the send time of the last heartbeat the broker answered."""
-    clock_skew_margin_s: float = 5.0
-    """Allowance between an agent's lease end and the broker's lost verdict."""
-    stale_capacity_after_s: float = 60.0
-    """Seconds of failing capacity probes before an alive site takes no new work."""
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
-    """Placement weights and prices."""
-    placement_round_budget_s: float = 0.5
-    """Time budget in seconds of one joint placement round over the pending queue; the live
-    placement loop keeps the best assignment found within it."""
-    security: SecuritySettings = field(default_factory=lambda: SecuritySettings(insecure=True))
-    """TLS, tokens and limits; insecure (loopback only) unless configured."""
-    rebalance: RebalanceSettings = field(default_factory=RebalanceSettings)
-    """Scheduled rebalancing runs, this replica's lease holder name."""
-    transport: ServerLimits = field(default_factory=ServerLimits)
-    """Message size, keepalive and connection limits of the gRPC server."""
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    """Caps and backoff for jobs whose attempts fail to start."""
-    cluster: ClusterSettings = field(default_factory=ClusterSettings)
-    """This replica's id, advertised addresses and leader lease timing."""
 
 
 SINGLE_REPLICA_TIMING = LeadershipTiming(

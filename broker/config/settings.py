@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from broker.app import BrokerSettings
 from broker.config.rebalance import RebalanceSection
 from broker.config.schema import BrokerConfig, JobsConfig
 from broker.config.sections import ClusterConfig, LimitsConfig, SecurityConfig, TransportConfig
@@ -14,6 +13,7 @@ from broker.leadership.term import LeadershipTiming
 from broker.rebalance.service import RebalanceSettings
 from broker.security.limits import LimitSettings, ServerLimits
 from broker.security.setup import SecuritySettings
+from broker.settings import BrokerSettings
 from computenet.address import Address, parse_address
 
 
