@@ -57,7 +57,7 @@ def make_capacity_source(cfg: AgentConfig, env: Mapping[str, str] | None = None)
         return StaticSource(pools, cpu_cores=cap.cpu_cores, memory_gb=cap.memory_gb)
     if cap.source == "host":
         return HostSource(env=env)
-    return SlurmSource(partition=cap.partition, env=env)
+    return SlurmSource(partition=cap.partition, env=env, gres_models=cap.gres_models)
 
 
 def make_executor(cfg: AgentConfig, env: Mapping[str, str] | None = None) -> Executor:
@@ -72,6 +72,7 @@ def make_executor(cfg: AgentConfig, env: Mapping[str, str] | None = None) -> Exe
         account=ex.account,
         extra_args=ex.sbatch_args,
         time_headroom=ex.time_headroom,
+        gres_models=cfg.capacity.gres_models,
     )
 
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
+
+import yaml
 
 from computenet.types import CapacityReport, PoolCapacity
 from site_agent.capacity.base import CapacityError
+from site_agent.executors.slurm_jobs import GresShape
+
+log = logging.getLogger(__name__)
 
 SCONTROL_NODES = ("scontrol", "-d", "show", "node", "-o")
 UNAVAILABLE_STATES = frozenset(
@@ -99,26 +107,137 @@ def parse_scontrol_nodes(text: str) -> list[SlurmNode]:
     return nodes
 
 
-def summarize(nodes: Sequence[SlurmNode], partition: str | None = None) -> CapacityReport:
-    """Site capacity from nodes: totals over all, allocatable and free over available nodes."""
+@functools.cache
+def topology_models() -> frozenset[str]:
+    """Accelerator model ids of the built-in topology's catalogue (topology/data/china.yaml)."""
+    try:
+        text = (resources.files("topology") / "data" / "china.yaml").read_text(encoding="utf-8")
+        catalogue = yaml.safe_load(text).get("accelerators") or {}
+    except (OSError, ModuleNotFoundError, AttributeError, yaml.YAMLError) as exc:
+        log.warning("cannot read the topology's accelerator catalogue error=%s", exc)
+        return frozenset()
+    return frozenset(str(model).lower() for model in catalogue)
+
+
+@dataclass(frozen=True, slots=True)
+class GresModels:
+    """Which topology model each Slurm GRES type is: the configured map, else the type itself
+    if it is a model id of the topology; other types are unmapped and count no cards."""
+
+    mapping: Mapping[str, str]
+    known: frozenset[str]
+
+    @classmethod
+    def of(cls, mapping: Mapping[str, str] | None = None) -> GresModels:
+        lowered = {k.lower(): v for k, v in (mapping or {}).items()}
+        return cls(lowered, topology_models())
+
+    def model(self, gres_type: str) -> str | None:
+        """The model id of a GRES type (lower-cased, as parse_gres gives it), or None."""
+        if gres_type in self.mapping:
+            return self.mapping[gres_type]
+        return gres_type if gres_type in self.known else None
+
+    def gres_types(self, model: str) -> list[str]:
+        """GRES types that count as `model` (the configured ones first)."""
+        mapped = [t for t, m in self.mapping.items() if m == model]
+        return mapped + ([model] if model in self.known and model not in self.mapping else [])
+
+
+def unmapped_types(nodes: Sequence[SlurmNode], models: GresModels) -> list[str]:
+    """GRES GPU types on these nodes that map to no model (their cards are not offered)."""
+    types = {t for node in nodes for t in node.gpus}
+    return sorted(t for t in types if models.model(t) is None)
+
+
+def unmapped_warning(gres_type: str) -> str:
+    """The warning line for one unmapped GRES type (logged at start, printed by check)."""
+    return (
+        f"slurm GRES type {gres_type!r} maps to no accelerator model: its cards are not "
+        f"offered; add it to capacity.gres_models (e.g. {{{gres_type}: a800}})"
+    )
+
+
+def _by_model(gpus: Mapping[str, int], models: GresModels) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for gres_type, count in gpus.items():
+        model = models.model(gres_type)
+        if model is not None:
+            counts[model] = counts.get(model, 0) + count
+    return counts
+
+
+def node_shapes(nodes: Sequence[SlurmNode]) -> dict[str, tuple[int, int]]:
+    """(nodes, cards per node) per GRES type: the smallest count where nodes differ."""
+    per_type: dict[str, list[int]] = {}
+    for node in nodes:
+        for gres_type, count in node.gpus.items():
+            if count > 0:
+                per_type.setdefault(gres_type, []).append(count)
+    return {t: (len(counts), min(counts)) for t, counts in per_type.items()}
+
+
+def gres_shape(
+    nodes: Sequence[SlurmNode], model: str, models: GresModels, partition: str | None = None
+) -> GresShape | None:
+    """The GRES type to ask sbatch for to get cards of `model`, with its node shape.
+
+    Of the types counting as the model, the one with the most nodes (then cards per node).
+    """
+    chosen = [n for n in nodes if partition is None or partition in n.partitions]
+    shapes = node_shapes(chosen)
+    candidates = [GresShape(t, *shapes[t]) for t in models.gres_types(model.lower()) if t in shapes]
+    return max(candidates, key=lambda s: (s.nodes, s.cards_per_node), default=None)
+
+
+def summarize(
+    nodes: Sequence[SlurmNode],
+    partition: str | None = None,
+    models: GresModels | None = None,
+) -> CapacityReport:
+    """Site capacity from nodes: totals over all, allocatable and free over available nodes.
+
+    GPU pools are by model (see GresModels; by GRES type if no map is given), each with its
+    node shape: nodes holding its cards and the fewest cards any of them holds.
+    """
     chosen = [n for n in nodes if partition is None or partition in n.partitions]
     total: dict[str, int] = {}
     allocatable: dict[str, int] = {}
     in_use: dict[str, int] = {}
+    per_node: dict[str, list[int]] = {}
     cpus = cpus_free = mem_mb = mem_free_mb = 0
     for node in chosen:
         cpus += node.cpus
         mem_mb += node.memory_mb
-        for model, count in node.gpus.items():
+        gpus = _by_model(node.gpus, models) if models is not None else dict(node.gpus)
+        used = _by_model(node.gpus_used, models) if models is not None else node.gpus_used
+        for model, count in gpus.items():
             total[model] = total.get(model, 0) + count
-            in_use[model] = in_use.get(model, 0) + node.gpus_used.get(model, 0)
+            in_use[model] = in_use.get(model, 0) + used.get(model, 0)
+            if count > 0:
+                per_node.setdefault(model, []).append(count)
             if node.available:
                 allocatable[model] = allocatable.get(model, 0) + count
         if node.available:
             cpus_free += max(0, node.cpus - node.cpus_alloc)
             mem_free_mb += max(0, node.memory_mb - node.memory_alloc_mb)
+    for model, counts in per_node.items():
+        if len(set(counts)) > 1:
+            log.info(
+                "nodes of one pool differ model=%s cards_per_node=%s reported=%d",
+                model,
+                ",".join(str(c) for c in sorted(set(counts))),
+                min(counts),
+            )
     pools = tuple(
-        PoolCapacity(model=m, total=n, allocatable=allocatable.get(m, 0), in_use=in_use[m])
+        PoolCapacity(
+            model=m,
+            total=n,
+            allocatable=allocatable.get(m, 0),
+            in_use=in_use[m],
+            nodes=len(per_node.get(m, [])),
+            cards_per_node=min(per_node.get(m, [0])),
+        )
         for m, n in sorted(total.items())
     )
     return CapacityReport(
@@ -128,6 +247,30 @@ def summarize(nodes: Sequence[SlurmNode], partition: str | None = None) -> Capac
         memory_gb=round(mem_mb / MB_PER_GB, 3),
         memory_gb_free=round(mem_free_mb / MB_PER_GB, 3),
     )
+
+
+def run_scontrol_nodes(env: Mapping[str, str] | None, timeout_s: float) -> list[SlurmNode]:
+    """Run `scontrol -d show node -o` and parse it; raises CapacityError."""
+    try:
+        proc = subprocess.run(
+            list(SCONTROL_NODES),
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout_s,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise CapacityError("scontrol not found; is Slurm installed on this host?") from None
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CapacityError(f"scontrol failed: {exc}") from None
+    if proc.returncode != 0:
+        detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise CapacityError(f"scontrol show node failed (rc={proc.returncode}): {detail}")
+    nodes = parse_scontrol_nodes(proc.stdout)
+    if not nodes:
+        raise CapacityError("scontrol show node listed no nodes")
+    return nodes
 
 
 class SlurmSource:
@@ -142,30 +285,24 @@ class SlurmSource:
         partition: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout_s: float = 30.0,
+        gres_models: Mapping[str, str] | None = None,
     ) -> None:
         self._partition = partition
         self._env = dict(env) if env is not None else None
         self._timeout_s = timeout_s
+        self._models = GresModels.of(gres_models)
+        self._warned: set[str] = set()
+        self.warnings: list[str] = []
+        """Warning lines of the last probe (unmapped GRES types), for `computenet-agent check`."""
 
     def probe(self) -> CapacityReport:
-        """Run `scontrol -d show node -o` and summarize it."""
-        try:
-            proc = subprocess.run(
-                list(SCONTROL_NODES),
-                capture_output=True,
-                text=True,
-                env=self._env,
-                timeout=self._timeout_s,
-                check=False,
-            )
-        except FileNotFoundError:
-            raise CapacityError("scontrol not found; is Slurm installed on this host?") from None
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise CapacityError(f"scontrol failed: {exc}") from None
-        if proc.returncode != 0:
-            detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise CapacityError(f"scontrol show node failed (rc={proc.returncode}): {detail}")
-        nodes = parse_scontrol_nodes(proc.stdout)
-        if not nodes:
-            raise CapacityError("scontrol show node listed no nodes")
-        return summarize(nodes, self._partition)
+        """Run `scontrol -d show node -o` and summarize it; warn once per unmapped GRES type."""
+        nodes = run_scontrol_nodes(self._env, self._timeout_s)
+        chosen = [n for n in nodes if self._partition is None or self._partition in n.partitions]
+        unmapped = unmapped_types(chosen, self._models)
+        self.warnings = [unmapped_warning(t) for t in unmapped]
+        for gres_type, line in zip(unmapped, self.warnings, strict=True):
+            if gres_type not in self._warned:
+                self._warned.add(gres_type)
+                log.warning("%s gres_type=%s", line, gres_type)
+        return summarize(nodes, self._partition, self._models)

@@ -91,7 +91,7 @@ class SlurmNodesCluster(SlurmCluster):
             check=False,
         ).stdout
         for line in out.splitlines():
-            state, code, nodes = (line.split("|") + ["", "", ""])[:3]
+            state, code, nodes = [*line.split("|"), "", ""][:3]
             return {"JobState": state.split()[0], "ExitCode": code, "NodeList": nodes}
         return {}
 
