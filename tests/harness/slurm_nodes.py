@@ -61,7 +61,8 @@ logger = logging.getLogger(__name__)
 RUN_DIR_PREFIX = "computenet-slurmnodes-"
 NODE_COUNT = 2
 GPUS_PER_NODE = 2
-GPU_TYPE = "a800"
+GPU_TYPE = "nvidia_a800"
+"""Not a topology model id: the agent needs capacity.gres_models to offer these cards."""
 PARTITION = "gpu"
 FAKE_GPU_PATTERN = "/dev/cnnodegpu{}"
 FAKE_GPU_MARKER = Path("/tmp/computenet-nodegpu-created")
