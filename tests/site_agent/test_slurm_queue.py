@@ -23,6 +23,7 @@ from site_agent.executors.slurm_queue import (
     wait_status,
 )
 from tests.site_agent.helpers import make_spec
+from tests.support.fake_slurm import fake_slurm_bin, polling_cost, tracked_executor
 
 # Recorded from slurm-wlm 22.05.8 (the multi-node test cluster): `squeue -h -r -t all -j
 # 1,2,3,4,999 -O ArrayJobID:|,ArrayTaskID:|,State:|,exit_code:|,Reason:|` where 1 ran
@@ -202,3 +203,14 @@ def test_multi_node_jobs_spread_memory_and_cpus(tmp_path: Path) -> None:
     spec = make_spec("train", accelerator="a800", count=4, cpu_cores=8, memory_gb=4)
     args = sbatch_args(spec, name="n", folder=tmp_path, shape=SHAPE)
     assert "--mem=2048M" in args and "--cpus-per-task=4" in args
+
+
+@pytest.mark.parametrize("attempts", [1, 100, 1000])
+def test_polling_cost_is_flat_in_the_number_of_attempts(tmp_path: Path, attempts: int) -> None:
+    env = fake_slurm_bin(tmp_path / "bin")
+    ex = tracked_executor(tmp_path / "state", attempts, env)
+    first = ex.poll()
+    assert len(first) == attempts and {u.state for u in first} == {JobState.RUNNING}
+    assert ex.poll() == []  # nothing changed: nothing reported twice
+    assert ex.commands == {"squeue": 2}
+    assert polling_cost(tmp_path / "again", attempts, polls=4) == {"squeue": 4}
