@@ -167,6 +167,16 @@ def _by_model(gpus: Mapping[str, int], models: GresModels) -> dict[str, int]:
     return counts
 
 
+def uneven_pools(nodes: Sequence[SlurmNode], models: GresModels) -> dict[str, tuple[int, ...]]:
+    """Models whose nodes hold different card counts -> the counts found (smallest first)."""
+    counts: dict[str, set[int]] = {}
+    for node in nodes:
+        for model, count in _by_model(node.gpus, models).items():
+            if count > 0:
+                counts.setdefault(model, set()).add(count)
+    return {m: tuple(sorted(c)) for m, c in counts.items() if len(c) > 1}
+
+
 def node_shapes(nodes: Sequence[SlurmNode]) -> dict[str, tuple[int, int]]:
     """(nodes, cards per node) per GRES type: the smallest count where nodes differ."""
     per_type: dict[str, list[int]] = {}
@@ -221,14 +231,6 @@ def summarize(
         if node.available:
             cpus_free += max(0, node.cpus - node.cpus_alloc)
             mem_free_mb += max(0, node.memory_mb - node.memory_alloc_mb)
-    for model, counts in per_node.items():
-        if len(set(counts)) > 1:
-            log.info(
-                "nodes of one pool differ model=%s cards_per_node=%s reported=%d",
-                model,
-                ",".join(str(c) for c in sorted(set(counts))),
-                min(counts),
-            )
     pools = tuple(
         PoolCapacity(
             model=m,
@@ -292,6 +294,7 @@ class SlurmSource:
         self._timeout_s = timeout_s
         self._models = GresModels.of(gres_models)
         self._warned: set[str] = set()
+        self._uneven: dict[str, tuple[int, ...]] = {}
         self.warnings: list[str] = []
         """Warning lines of the last probe (unmapped GRES types), for `computenet-agent check`."""
 
@@ -305,4 +308,15 @@ class SlurmSource:
             if gres_type not in self._warned:
                 self._warned.add(gres_type)
                 log.warning("%s gres_type=%s", line, gres_type)
+        uneven = uneven_pools(chosen, self._models)
+        for model, counts in uneven.items():
+            if self._uneven.get(model) != counts:
+                log.info(
+                    "nodes of one pool hold different card counts model=%s cards_per_node=%s "
+                    "reported=%d (the smallest: a gang of whole nodes fits on any of them)",
+                    model,
+                    ",".join(map(str, counts)),
+                    counts[0],
+                )
+        self._uneven = uneven
         return summarize(nodes, self._partition, self._models)

@@ -121,7 +121,7 @@ def _write_config(
         f"AutoDetect=off\nNodeName={names} Name=gpu Type={GPU_TYPE} File={devices}\n"
     )
     memory_mb = max(256, min(4096, hw["RealMemory"] // (2 * NODE_COUNT)))
-    acct = accounting.slurm_conf_lines() if accounting else ["AccountingStorageType=none"]
+    acct = accounting.slurm_conf_lines() if accounting else ["AccountingStorageType=accounting_storage/none"]
     lines = [
         f"ClusterName={cluster}",
         # the controller's name must be this host's short name; its address is the bridge's

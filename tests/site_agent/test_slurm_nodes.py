@@ -172,3 +172,41 @@ def test_replicas_run_as_one_array_and_end_together(
     outputs = sorted((folder / f"stdout-{i}.log").read_text() for i in range(3))
     assert outputs == [f"replica {i}\n" for i in range(3)]
     assert ex.commands["sbatch"] == 1
+
+
+# First run: records itself and waits to be requeued; the run after the requeue ends at once.
+RUNS_TWICE = ("sh", "-c", 'echo run >> runs; [ "$(wc -l < runs)" -ge 2 ] || exec sleep 300')
+
+
+def test_a_requeued_job_is_the_same_attempt_not_a_failure(
+    slurm_nodes_cluster: SlurmNodesCluster, tmp_path: Path
+) -> None:
+    ex = executor(slurm_nodes_cluster, tmp_path)
+    slurm_id = ex.start(launch("rq", *RUNS_TWICE))
+    updates: list[ExecutorUpdate] = []
+    runs = attempt_dir(tmp_path, "rq", 1) / "runs"
+
+    def polled_until(done: object) -> bool:
+        updates.extend(ex.poll())
+        return bool(done)
+
+    wait_for(lambda: polled_until(runs.exists() and updates), what="the first run")
+    assert [u.state for u in updates] == [JobState.RUNNING]
+    # what a site's scheduler does to a job it preempts with PreemptMode=REQUEUE
+    slurm_nodes_cluster.run("scontrol", "requeue", slurm_id)
+    wait_for(
+        lambda: polled_until(
+            slurm_nodes_cluster.job_fields(int(slurm_id)).get("JobState") == "PENDING"
+        ),
+        what="the job to wait again",
+    )
+    assert ex.poll() == [] and [u.state for u in updates] == [JobState.RUNNING]
+    # Slurm holds a requeued job back for two minutes (BeginTime); let it start now
+    slurm_nodes_cluster.run("scontrol", "update", f"JobId={slurm_id}", "StartTime=now")
+    wait_for(
+        lambda: polled_until(updates[-1].state is not JobState.RUNNING),
+        timeout_s=120,
+        what="the requeued run to end",
+    )
+    assert [u.state for u in updates] == [JobState.RUNNING, JobState.SUCCEEDED], updates
+    assert runs.read_text() == "run\nrun\n"
