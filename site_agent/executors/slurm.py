@@ -13,7 +13,8 @@ from pathlib import Path
 
 from computenet.types import JobState
 from site_agent.capacity.base import CapacityError
-from site_agent.capacity.slurm import GresModels, gres_shape, run_scontrol_nodes
+from site_agent.capacity.slurm import run_scontrol_nodes
+from site_agent.capacity.slurm_gres import GresModels, gres_shape
 from site_agent.executors import slurm_queue, slurm_watchdog, wrapper
 from site_agent.executors.base import (
     ExecutorError,
@@ -268,8 +269,11 @@ class SlurmExecutor:
                 del self._tracked[key]
                 updates.append(ExecutorUpdate(*key, JobState.FAILED, LOST_EXIT_CODE, tracked.lost))
         live = {key: t for key, t in self._tracked.items() if t.slurm_id}
-        if live:
-            updates += self._poll_live(live)
+        try:
+            updates += self._poll_live(live) if live else []
+        except Exception:
+            # a poll that cannot query Slurm reports nothing new; the next one tries again
+            log.exception("cannot poll slurm jobs=%d", len(live))
         if len(self._tracked) != before:
             self._publish_jobs()
         return updates

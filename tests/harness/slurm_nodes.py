@@ -121,7 +121,8 @@ def _write_config(
         f"AutoDetect=off\nNodeName={names} Name=gpu Type={GPU_TYPE} File={devices}\n"
     )
     memory_mb = max(256, min(4096, hw["RealMemory"] // (2 * NODE_COUNT)))
-    acct = accounting.slurm_conf_lines() if accounting else ["AccountingStorageType=accounting_storage/none"]
+    no_accounting = ["AccountingStorageType=accounting_storage/none"]
+    acct = accounting.slurm_conf_lines() if accounting else no_accounting
     lines = [
         f"ClusterName={cluster}",
         # the controller's name must be this host's short name; its address is the bridge's

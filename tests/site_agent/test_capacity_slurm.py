@@ -8,15 +8,8 @@ from pathlib import Path
 import pytest
 
 from computenet.types import PoolCapacity
-from site_agent.capacity.slurm import (
-    GresModels,
-    SlurmSource,
-    gres_shape,
-    parse_scontrol_nodes,
-    summarize,
-    uneven_pools,
-    unmapped_types,
-)
+from site_agent.capacity.slurm import SlurmSource, parse_scontrol_nodes, summarize
+from site_agent.capacity.slurm_gres import GresModels, gres_shape, uneven_pools, unmapped_types
 from site_agent.executors.slurm_jobs import GresShape
 
 # Shaped like `scontrol -d show node -o` of slurm-wlm 22.05 (fields the agent reads).
