@@ -16,7 +16,7 @@ from typing import Any
 
 from computenet.errors import ComputeNetError
 from computenet.types import CapacityReport
-from site_agent.capacity.base import CapacitySource
+from site_agent.capacity.base import CapacityError, CapacitySource
 from site_agent.capacity.host import HostSource
 from site_agent.capacity.slurm import SlurmSource
 from site_agent.capacity.static import StaticSource
@@ -133,6 +133,11 @@ async def _run(
         stop_lead_ms=int(cfg.executor.cancel_grace_s * 1000),
     )
     source = make_capacity_source(cfg, env)
+    if isinstance(source, SlurmSource):
+        # the first probe warns about GRES types that map to no model: at start, not only once
+        # the broker answers (a failing probe here is reported by the heartbeats, as always)
+        with contextlib.suppress(CapacityError):
+            await asyncio.to_thread(source.probe)
     executor = make_executor(cfg, env)
     runtime = AgentRuntime(state=state, journal=journal, executor=executor, site=cfg.site)
     settings = LinkSettings(

@@ -210,3 +210,35 @@ def test_a_requeued_job_is_the_same_attempt_not_a_failure(
     )
     assert [u.state for u in updates] == [JobState.RUNNING, JobState.SUCCEEDED], updates
     assert runs.read_text() == "run\nrun\n"
+
+
+def test_the_agent_warns_about_unmapped_gres_types_at_start(
+    slurm_nodes_cluster: SlurmNodesCluster, tmp_path: Path
+) -> None:
+    # no broker answers at 127.0.0.1:1: the warning must not wait for the first heartbeat
+    config = AGENT_CONFIG.format(gres_models="{}").replace("127.0.0.1:50051", "127.0.0.1:1")
+    (tmp_path / "agent.yaml").write_text(config)
+    log_path = tmp_path / "agent.log"
+    with open(log_path, "wb") as log_file:
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "site_agent", "run", "--config", "agent.yaml"],
+            cwd=tmp_path,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "SLURM_CONF": slurm_nodes_cluster.env["SLURM_CONF"]},
+        )
+    try:
+        wait_for(
+            lambda: "gres_type=nvidia_a800" in log_path.read_text(),
+            timeout_s=60,
+            what="the unmapped GRES warning in the agent's log",
+        )
+        line = next(x for x in log_path.read_text().splitlines() if "gres_type=" in x)
+        assert " WARNING site_agent.capacity.slurm " in line, line
+    finally:
+        agent.terminate()
+        try:
+            agent.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
