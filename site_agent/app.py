@@ -16,7 +16,7 @@ from typing import Any
 
 from computenet.errors import ComputeNetError
 from computenet.types import CapacityReport
-from site_agent.capacity.base import CapacitySource
+from site_agent.capacity.base import CapacityError, CapacitySource
 from site_agent.capacity.host import HostSource
 from site_agent.capacity.slurm import SlurmSource
 from site_agent.capacity.static import StaticSource
@@ -58,7 +58,7 @@ def make_capacity_source(cfg: AgentConfig, env: Mapping[str, str] | None = None)
         return StaticSource(pools, cpu_cores=cap.cpu_cores, memory_gb=cap.memory_gb)
     if cap.source == "host":
         return HostSource(env=env)
-    return SlurmSource(partition=cap.partition, env=env)
+    return SlurmSource(partition=cap.partition, env=env, gres_models=cap.gres_models)
 
 
 def make_executor(cfg: AgentConfig, env: Mapping[str, str] | None = None) -> Executor:
@@ -78,6 +78,7 @@ def make_executor(cfg: AgentConfig, env: Mapping[str, str] | None = None) -> Exe
         account=ex.account,
         extra_args=ex.sbatch_args,
         time_headroom=ex.time_headroom,
+        gres_models=cfg.capacity.gres_models,
     )
 
 
@@ -138,6 +139,11 @@ async def _run(
         stop_lead_ms=int(cfg.executor.cancel_grace_s * 1000),
     )
     source = make_capacity_source(cfg, env)
+    if isinstance(source, SlurmSource):
+        # the first probe warns about GRES types that map to no model: at start, not only once
+        # the broker answers (a failing probe here is reported by the heartbeats, as always)
+        with contextlib.suppress(CapacityError):
+            await asyncio.to_thread(source.probe)
     executor = make_executor(cfg, env)
     runtime = AgentRuntime(state=state, journal=journal, executor=executor, site=cfg.site)
     settings = LinkSettings(

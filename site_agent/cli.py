@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -51,10 +52,13 @@ def check(
     from site_agent.capacity.base import CapacityError
 
     cfg = _load(config)
+    source = make_capacity_source(cfg)
     try:
-        snap = make_capacity_source(cfg).probe()
+        snap = source.probe()
     except CapacityError as exc:
         fail(PROG, f"capacity source {cfg.capacity.source}: {exc}")
+    for line in getattr(source, "warnings", ()):
+        print(f"warning: {line}", file=sys.stderr)
     unreachable = asyncio.run(_unreachable(cfg, timeout)) if connect else {}
     if len(unreachable) == len(cfg.brokers):
         fail(PROG, "; ".join(unreachable.values()))

@@ -77,6 +77,14 @@ class CapacityConfig(BaseModel):
     cpu_cores: float = Field(0.0, ge=0, description="CPU cores offered (static only).")
     memory_gb: float = Field(0.0, ge=0, description="Memory offered in GB (static only).")
     partition: str | None = Field(None, description="Slurm partition to count (slurm only).")
+    gres_models: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Slurm GRES GPU type -> accelerator model id of the topology, e.g. "
+            "{nvidia_a800: a800} (slurm only). A type that is already a model id needs no "
+            "entry; any other type counts no cards and is warned about at start and in check."
+        ),
+    )
 
 
 class ExecutorConfig(BaseModel):

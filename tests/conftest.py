@@ -5,5 +5,6 @@ pytest_plugins = [
     "tests.harness.slurm",
     "tests.support.pki",
     "tests.harness.netns",
+    "tests.harness.slurm_nodes",
     "tests.chaos.plugin",
 ]

@@ -6,12 +6,16 @@ import logging
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from computenet.types import JobState
-from site_agent.executors import slurm_watchdog, wrapper
+from site_agent.capacity.base import CapacityError
+from site_agent.capacity.slurm import run_scontrol_nodes
+from site_agent.capacity.slurm_gres import GresModels, gres_shape
+from site_agent.executors import slurm_queue, slurm_watchdog, wrapper
 from site_agent.executors.base import (
     ExecutorError,
     Launch,
@@ -23,13 +27,10 @@ from site_agent.executors.base import (
 )
 from site_agent.executors.slurm_jobs import (
     SCRIPT_FILE,
+    GresShape,
     SlurmStatus,
     batch_script,
     job_name,
-    map_state,
-    parse_sacct,
-    parse_scontrol_job,
-    parse_squeue,
     sbatch_args,
 )
 from site_agent.records import AttemptKey, AttemptRecord, ExecutorUpdate
@@ -40,12 +41,23 @@ SLURM_ID_FILE = "slurm_job_id"
 LOST_EXIT_CODE = -1
 
 
+VANISHED_POLLS = 3
+"""Polls a job may be missing from both squeue and sacct before it counts as vanished (sacct
+learns of a job a moment after the controller does)."""
+
+
 @dataclass(slots=True)
 class _Tracked:
     slurm_id: str
     requeue: bool = True
     reported: JobState | None = None
     lost: str = ""
+    tasks: int = 1
+    """Array tasks (inference replicas); 1 for a plain job."""
+    requeued: bool = False
+    """Seen waiting again after it ran (logged once per requeue)."""
+    unseen: int = 0
+    """Consecutive polls that found the job neither in squeue nor in sacct."""
 
 
 class SlurmExecutor:
@@ -63,6 +75,7 @@ class SlurmExecutor:
         extra_args: Sequence[str] = (),
         time_headroom: float = 1.25,
         timeout_s: float = 30.0,
+        gres_models: Mapping[str, str] | None = None,
     ) -> None:
         self._state_dir = state_dir
         self._env = dict(env) if env is not None else None
@@ -76,6 +89,9 @@ class SlurmExecutor:
         self._lease_path = state_dir / slurm_watchdog.LEASE_FILE
         self._jobs_path = state_dir / slurm_watchdog.JOBS_FILE
         self._watchdog: subprocess.Popen[bytes] | None = None
+        self._models = GresModels.of(gres_models)
+        self.commands: Counter[str] = Counter()
+        """Slurm commands run so far, by name (squeue, sacct, sbatch, ...): the polling cost."""
 
     def set_lease(self, expiry_mono_ms: int, stop_lead_ms: int) -> None:
         """Publish the lease, and start the watchdog that enforces it while the agent stalls."""
@@ -142,7 +158,7 @@ class SlurmExecutor:
         name = job_name(launch.job_id, launch.attempt)
         requeue = launch.spec.on_site_loss == "requeue"
         if not claim(folder):
-            return self._adopt(launch.key, folder, requeue)
+            return self._adopt(launch.key, folder, requeue, launch.spec.replicas)
         script = folder / SCRIPT_FILE
         write_atomic(script, batch_script(launch.spec.command, launch.job_env()))
         args = sbatch_args(
@@ -153,6 +169,7 @@ class SlurmExecutor:
             partition=self._partition,
             account=self._account,
             extra=self._extra,
+            shape=self._shape(launch.spec.resources.accelerator, launch.spec.resources.count),
         )
         proc = self._run(["sbatch", *args, str(script)])
         if proc.returncode == _TIMED_OUT:
@@ -167,21 +184,39 @@ class SlurmExecutor:
         if not slurm_id.isdigit():
             raise ExecutorError(f"sbatch printed no job id: {proc.stdout.strip()!r}")
         write_atomic(folder / SLURM_ID_FILE, slurm_id + "\n")
-        self._tracked[launch.key] = _Tracked(slurm_id, requeue)
+        self._tracked[launch.key] = _Tracked(slurm_id, requeue, tasks=launch.spec.replicas)
         self._publish_jobs()
-        log.info("submitted job_id=%s attempt=%d slurm_id=%s", *launch.key, slurm_id)
+        log.info(
+            "submitted job_id=%s attempt=%d slurm_id=%s args=%s",
+            *launch.key,
+            slurm_id,
+            " ".join(a for a in args if a.startswith(("--gres", "--nodes", "--array", "--excl"))),
+        )
         return slurm_id
+
+    def _shape(self, model: str, count: int) -> GresShape | None:
+        """The pool's GRES type and node shape, read from Slurm for each GPU submission."""
+        if count <= 0 or not model:
+            return None
+        self.commands["scontrol"] += 1
+        try:
+            nodes = run_scontrol_nodes(self._env, self._timeout_s)
+        except CapacityError as exc:
+            # sbatch still gets --gres=gpu:MODEL:COUNT and says itself what it cannot run
+            log.warning("cannot read the node shape model=%s error=%s", model, exc)
+            return None
+        return gres_shape(nodes, model, self._models, self._partition)
 
     def recover(self, records: Sequence[AttemptRecord]) -> None:
         """Watch Slurm jobs submitted by an earlier agent process."""
         for record in records:
             requeue = record.requeues_on_site_loss
             if record.handle.isdigit():
-                self._tracked[record.key] = _Tracked(record.handle, requeue)
+                self._tracked[record.key] = _Tracked(record.handle, requeue, tasks=_tasks(record))
                 continue
             try:
                 folder = attempt_dir(self._state_dir, record.job_id, record.attempt)
-                self._adopt(record.key, folder, requeue)
+                self._adopt(record.key, folder, requeue, _tasks(record))
             except Exception as exc:
                 log.warning("cannot recover job_id=%s attempt=%d error=%s", *record.key, exc)
                 self._tracked[record.key] = _Tracked("", lost=f"not recovered: {exc}")
@@ -193,12 +228,16 @@ class SlurmExecutor:
             except ExecutorError as exc:
                 log.warning("%s; the next lease renewal tries again", exc)
 
-    def _adopt(self, key: AttemptKey, folder: Path, requeue: bool) -> str:
+    def _adopt(self, key: AttemptKey, folder: Path, requeue: bool, tasks: int = 1) -> str:
         try:
             slurm_id = (folder / SLURM_ID_FILE).read_text().strip()
         except OSError:
             slurm_id = self._find_by_name(job_name(*key))
-        tracked = _Tracked(slurm_id, requeue) if slurm_id else _Tracked("", lost=_LOST_LAUNCH)
+        tracked = (
+            _Tracked(slurm_id, requeue, tasks=tasks)
+            if slurm_id
+            else _Tracked("", lost=_LOST_LAUNCH)
+        )
         self._tracked[key] = tracked
         self._publish_jobs()
         return slurm_id
@@ -219,24 +258,61 @@ class SlurmExecutor:
             log.warning("scancel failed slurm_id=%s error=%s", tracked.slurm_id, proc.stderr)
 
     def poll(self) -> list[ExecutorUpdate]:
-        """Query each tracked job and report its transitions."""
+        """Report transitions of every tracked job: one squeue, and one sacct for those gone.
+
+        The number of Slurm commands per poll does not grow with the number of attempts.
+        """
         updates, self._pending = self._pending, []
         before = len(self._tracked)
         for key, tracked in list(self._tracked.items()):
-            try:
-                updates += self._poll_one(key, tracked)
-            except Exception:
-                # One attempt we cannot query must not hide the others; it is tried again.
-                log.exception("cannot poll job_id=%s attempt=%d", *key)
+            if tracked.lost:
+                del self._tracked[key]
+                updates.append(ExecutorUpdate(*key, JobState.FAILED, LOST_EXIT_CODE, tracked.lost))
+        live = {key: t for key, t in self._tracked.items() if t.slurm_id}
+        try:
+            updates += self._poll_live(live) if live else []
+        except Exception:
+            # a poll that cannot query Slurm reports nothing new; the next one tries again
+            log.exception("cannot poll slurm jobs=%d", len(live))
         if len(self._tracked) != before:
             self._publish_jobs()
         return updates
 
-    def _poll_one(self, key: AttemptKey, tracked: _Tracked) -> list[ExecutorUpdate]:
-        if tracked.lost:
-            del self._tracked[key]
-            return [ExecutorUpdate(*key, JobState.FAILED, LOST_EXIT_CODE, tracked.lost)]
-        status = self.status(tracked.slurm_id)
+    def _poll_live(self, live: dict[AttemptKey, _Tracked]) -> list[ExecutorUpdate]:
+        ids = sorted({t.slurm_id for t in live.values()}, key=int)
+        queued = self._squeue(ids)
+        if queued is None:
+            return []  # the controller did not answer: nothing is known, try next poll
+        tasks = {t.slurm_id: t.tasks for t in live.values()}
+        gone = slurm_queue.missing(ids, queued, tasks)
+        accounted, final = self._sacct(gone) if gone else ({}, True)
+        updates: list[ExecutorUpdate] = []
+        for key, tracked in live.items():
+            rows = slurm_queue.merged(
+                queued.get(tracked.slurm_id, {}), accounted.get(tracked.slurm_id, {})
+            )
+            status = slurm_queue.attempt_status(rows, tracked.tasks)
+            if status is None:
+                # neither squeue nor sacct knows it (yet); `final` is False if sacct failed
+                tracked.unseen += 1 if final else 0
+                if tracked.unseen < VANISHED_POLLS:
+                    continue
+                status = SlurmStatus(
+                    JobState.FAILED, LOST_EXIT_CODE, f"slurm job {tracked.slurm_id} vanished"
+                )
+            tracked.unseen = 0
+            updates += self._transition(key, tracked, status)
+        return updates
+
+    def _transition(
+        self, key: AttemptKey, tracked: _Tracked, status: SlurmStatus
+    ) -> list[ExecutorUpdate]:
+        requeued = status.state is None and tracked.reported is JobState.RUNNING
+        if requeued and not tracked.requeued:
+            # requeued after preemption or a node failure: the same attempt waits to run again,
+            # and stays running for the broker (it reports no second RUNNING when it restarts)
+            log.info("requeued job_id=%s attempt=%d %s", *key, status.message)
+        tracked.requeued = requeued
         if status.state is None or status.state is tracked.reported:
             return []
         if status.state is not JobState.RUNNING:
@@ -252,29 +328,41 @@ class SlurmExecutor:
                 ]
         return [ExecutorUpdate(*key, status.state, status.exit_code, status.message)]
 
-    def status(self, slurm_id: str) -> SlurmStatus:
-        """squeue while queued, then scontrol, then sacct once the controller forgot the job."""
-        queued = self._run(["squeue", "-h", "-j", slurm_id, "-o", "%T|%r"])
-        if queued.returncode != 0 and not _unknown_job(queued.stderr):
-            return SlurmStatus(None, 0, f"squeue failed: {_last_line(queued.stderr)}")
-        found = parse_squeue(queued.stdout) if queued.returncode == 0 else None
-        if found is not None and map_state(found[0]).state in (None, JobState.RUNNING):
-            return map_state(found[0], "0:0", found[1])
-        shown = self._run(["scontrol", "show", "job", slurm_id, "-o"])
-        if shown.returncode != 0 and not _unknown_job(shown.stderr):
-            return SlurmStatus(None, 0, f"scontrol failed: {_last_line(shown.stderr)}")
-        fields = parse_scontrol_job(shown.stdout) if shown.returncode == 0 else {}
-        if "JobState" in fields:
-            return map_state(
-                fields["JobState"], fields.get("ExitCode", "0:0"), fields.get("Reason", "")
-            )
-        acct = self._run(["sacct", "-n", "-P", "-X", "-j", slurm_id, "-o", "State,ExitCode,Reason"])
-        row = parse_sacct(acct.stdout) if acct.returncode == 0 else None
-        if row is not None:
-            return map_state(*row)
+    def _squeue(self, ids: list[str]) -> slurm_queue.Rows | None:
+        proc = self._run(slurm_queue.squeue_args(ids))
+        if proc.returncode == 0:
+            return slurm_queue.parse_squeue_rows(proc.stdout)
+        if _unknown_job(proc.stderr):
+            return {}  # every job asked about has left the controller
+        log.warning("squeue failed jobs=%d error=%s", len(ids), _last_line(proc.stderr))
+        return None
+
+    def _sacct(self, ids: list[str]) -> tuple[slurm_queue.Rows, bool]:
+        """Rows for jobs squeue no longer has, and whether the answer is final (sacct worked,
+        or this cluster keeps no accounting, so nothing more will ever be known)."""
+        proc = self._run(slurm_queue.sacct_args(ids))
+        if proc.returncode == 0:
+            return slurm_queue.parse_sacct_rows(proc.stdout), True
+        disabled = "accounting storage is disabled" in proc.stderr.lower()
+        if not disabled:
+            log.warning("sacct failed jobs=%d error=%s", len(ids), _last_line(proc.stderr))
+        return {}, disabled
+
+    def status(self, slurm_id: str, tasks: int = 1) -> SlurmStatus:
+        """One job's state as a poll sees it (squeue, then sacct once it left the controller)."""
+        queued = self._squeue([slurm_id])
+        if queued is None:
+            return SlurmStatus(None, 0, "squeue failed")
+        rows = queued.get(slurm_id, {})
+        if len(rows) < tasks:
+            rows = slurm_queue.merged(rows, self._sacct([slurm_id])[0].get(slurm_id, {}))
+        found = slurm_queue.attempt_status(rows, tasks)
+        if found is not None:
+            return found
         return SlurmStatus(JobState.FAILED, LOST_EXIT_CODE, f"slurm job {slurm_id} vanished")
 
     def _run(self, args: list[str]) -> subprocess.CompletedProcess[str]:
+        self.commands[args[0]] += 1
         try:
             return subprocess.run(
                 args,
@@ -294,6 +382,10 @@ class SlurmExecutor:
 
 _TIMED_OUT = 124
 _LOST_LAUNCH = "the agent stopped while submitting it and Slurm has no job of that name"
+
+
+def _tasks(record: AttemptRecord) -> int:
+    return record.spec.replicas if record.spec is not None else 1
 
 
 def _unknown_job(stderr: str) -> bool:

@@ -206,15 +206,17 @@ def _probe_node() -> dict[str, int]:
         raise ServiceUnavailable(f"cannot parse `slurmd -C`: {out!r}") from exc
 
 
-def _create_fake_gpus() -> None:
-    """Stand-in /dev/fakegpuN character devices (like /dev/null) for the GRES File= entries.
+def _create_fake_gpus(
+    pattern: str = FAKE_GPU_PATTERN, count: int = GPU_COUNT, marker: Path = FAKE_GPU_MARKER
+) -> None:
+    """Stand-in character devices (like /dev/null) for the GRES File= entries.
 
     Devices the harness creates are listed in a marker file so that whichever session ends
     last removes them; devices that existed beforehand are never touched.
     """
     created = []
-    for index in range(GPU_COUNT):
-        path = FAKE_GPU_PATTERN.format(index)
+    for index in range(count):
+        path = pattern.format(index)
         if os.path.exists(path):
             continue
         try:
@@ -226,22 +228,22 @@ def _create_fake_gpus() -> None:
         os.chmod(path, 0o666)
         created.append(path)
     if created:
-        with open(FAKE_GPU_MARKER, "a") as marker:
-            marker.writelines(f"{path}\n" for path in created)
+        with open(marker, "a") as out:
+            out.writelines(f"{path}\n" for path in created)
 
 
-def _remove_fake_gpus() -> None:
-    """Remove harness-created devices once no other harness session is alive."""
-    if live_run_dirs(RUN_DIR_PREFIX):
+def _remove_fake_gpus(prefix: str = RUN_DIR_PREFIX, marker: Path = FAKE_GPU_MARKER) -> None:
+    """Remove harness-created devices once no other harness session of `prefix` is alive."""
+    if live_run_dirs(prefix):
         return
     try:
-        created = set(FAKE_GPU_MARKER.read_text().split())
+        created = set(marker.read_text().split())
     except OSError:
         return
     for path in created:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-    FAKE_GPU_MARKER.unlink(missing_ok=True)
+    marker.unlink(missing_ok=True)
 
 
 def _bind_settings() -> tuple[str, str]:

@@ -140,7 +140,7 @@ def test_single_idle_node() -> None:
     assert (node.name, node.cpus, node.memory_mb, dict(node.gpus)) == ("vm", 2, 23081, {"a800": 4})
     assert node.available
     snap = summarize([node])
-    assert snap.pools == (PoolCapacity("a800", 4, 4, 0),)
+    assert snap.pools == (PoolCapacity("a800", 4, 4, 0, nodes=1, cards_per_node=4),)
     assert snap.cpu_cores == snap.cpu_cores_free == 2.0
 
 
@@ -149,9 +149,9 @@ def test_drained_down_and_maint_nodes_are_not_allocatable() -> None:
     assert [n.available for n in nodes] == [True, False, False, True, False]
     snap = summarize(nodes)
     assert snap.pools == (
-        PoolCapacity("a800", 18, 8, 3),
-        PoolCapacity("gpu", 4, 0, 0),
-        PoolCapacity("h100", 4, 0, 0),
+        PoolCapacity("a800", 18, 8, 3, nodes=3, cards_per_node=2),
+        PoolCapacity("gpu", 4, 0, 0, nodes=1, cards_per_node=4),
+        PoolCapacity("h100", 4, 0, 0, nodes=1, cards_per_node=4),
     )
     assert snap.cpu_cores == 256.0
     assert snap.cpu_cores_free == (64 - 16) + (32 - 8)
@@ -160,7 +160,7 @@ def test_drained_down_and_maint_nodes_are_not_allocatable() -> None:
 
 def test_partition_filter() -> None:
     snap = summarize(parse_scontrol_nodes(SCONTROL_CLUSTER), partition="cpu")
-    assert snap.pools == (PoolCapacity("gpu", 4, 0, 0),)
+    assert snap.pools == (PoolCapacity("gpu", 4, 0, 0, nodes=1, cards_per_node=4),)
     assert snap.cpu_cores == 64.0
 
 
@@ -198,7 +198,7 @@ def test_own_usage_is_all_federation_on_a_static_site() -> None:
 def test_slurm_source_reports_the_declared_gpus(slurm_cluster) -> None:  # type: ignore[no-untyped-def]
     snap = SlurmSource(env=slurm_cluster.env).probe()
     model, count = slurm_cluster.gpu_type, slurm_cluster.gpu_count
-    assert PoolCapacity(model, count, count, 0) in snap.pools
+    assert PoolCapacity(model, count, count, 0, nodes=1, cards_per_node=count) in snap.pools
     assert snap.cpu_cores == slurm_cluster.cpus
     partitioned = SlurmSource(env=slurm_cluster.env, partition=slurm_cluster.partition).probe()
     assert partitioned.pools == snap.pools
