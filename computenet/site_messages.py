@@ -88,6 +88,10 @@ class JobEventReport:
     time_unix_ms: int = 0
     launch_failed: bool = False
     """A failed attempt that never started, as opposed to a job that ran and failed."""
+    checkpoint_ref: str = ""
+    """Where this stopped attempt's checkpoint was exported ("" if none)."""
+    checkpoint_bytes: int = 0
+    """Size of that checkpoint."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +126,8 @@ class Dispatch:
     tenant: TenantId
     pool: str = ""
     """The accelerator pool (model) the broker's ledger holds the cards in ("" if none)."""
+    restore_ref: str = ""
+    """The checkpoint to restore from before starting ("" to start fresh)."""
 
 
 @dataclass(frozen=True, slots=True)

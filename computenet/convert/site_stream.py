@@ -106,6 +106,8 @@ def job_event_report_to_proto(report: JobEventReport) -> pb.JobEventReport:
         message=report.message,
         time_unix_ms=report.time_unix_ms,
         launch_failed=report.launch_failed,
+        checkpoint_ref=report.checkpoint_ref,
+        checkpoint_bytes=report.checkpoint_bytes,
     )
 
 
@@ -121,6 +123,8 @@ def job_event_report_from_proto(msg: pb.JobEventReport) -> JobEventReport:
         message=msg.message,
         time_unix_ms=msg.time_unix_ms,
         launch_failed=msg.launch_failed,
+        checkpoint_ref=msg.checkpoint_ref,
+        checkpoint_bytes=msg.checkpoint_bytes,
     )
 
 
@@ -166,6 +170,7 @@ def dispatch_to_proto(dispatch: Dispatch) -> pb.Dispatch:
         spec=spec_to_proto(dispatch.spec),
         tenant=dispatch.tenant,
         pool=dispatch.pool,
+        restore_ref=dispatch.restore_ref,
     )
 
 
@@ -178,7 +183,16 @@ def dispatch_from_proto(msg: pb.Dispatch) -> Dispatch | UnreadableDispatch:
         return UnreadableDispatch(
             msg.delivery_id, job_id, msg.attempt, msg.fencing_token, tenant, str(exc)
         )
-    return Dispatch(msg.delivery_id, job_id, msg.attempt, msg.fencing_token, spec, tenant, msg.pool)
+    return Dispatch(
+        msg.delivery_id,
+        job_id,
+        msg.attempt,
+        msg.fencing_token,
+        spec,
+        tenant,
+        msg.pool,
+        msg.restore_ref,
+    )
 
 
 def cancel_attempt_to_proto(cancel: CancelAttempt) -> pb.CancelAttempt:

@@ -200,6 +200,8 @@ class JobEventReport(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     TIME_UNIX_MS_FIELD_NUMBER: _builtins.int
     LAUNCH_FAILED_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_REF_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_BYTES_FIELD_NUMBER: _builtins.int
     report_id: _builtins.int
     """Agent-local report number, strictly increasing within an epoch; acknowledged by the broker."""
     job_id: _builtins.str
@@ -221,6 +223,13 @@ class JobEventReport(_message.Message):
     executor error): the broker may retry the job at another site. False for a job that ran
     and failed on its own.
     """
+    checkpoint_ref: _builtins.str
+    """On the final report of an attempt stopped with checkpoint: where the checkpoint it saved
+    was exported to, for the next attempt to restore from (opaque to the broker; empty: no
+    usable checkpoint was taken or it could not be exported).
+    """
+    checkpoint_bytes: _builtins.int
+    """Size of that checkpoint, bytes (0 if none)."""
     def __init__(
         self,
         *,
@@ -233,10 +242,12 @@ class JobEventReport(_message.Message):
         message: _builtins.str = ...,
         time_unix_ms: _builtins.int = ...,
         launch_failed: _builtins.bool = ...,
+        checkpoint_ref: _builtins.str = ...,
+        checkpoint_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "exit_code", b"exit_code", "fencing_token", b"fencing_token", "job_id", b"job_id", "launch_failed", b"launch_failed", "message", b"message", "report_id", b"report_id", "state", b"state", "time_unix_ms", b"time_unix_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "checkpoint_bytes", b"checkpoint_bytes", "checkpoint_ref", b"checkpoint_ref", "exit_code", b"exit_code", "fencing_token", b"fencing_token", "job_id", b"job_id", "launch_failed", b"launch_failed", "message", b"message", "report_id", b"report_id", "state", b"state", "time_unix_ms", b"time_unix_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -399,6 +410,7 @@ class Dispatch(_message.Message):
     SPEC_FIELD_NUMBER: _builtins.int
     TENANT_FIELD_NUMBER: _builtins.int
     POOL_FIELD_NUMBER: _builtins.int
+    RESTORE_REF_FIELD_NUMBER: _builtins.int
     delivery_id: _builtins.int
     """Delivery number; the agent acknowledges it once the dispatch is durable at the agent."""
     job_id: _builtins.str
@@ -412,6 +424,10 @@ class Dispatch(_message.Message):
     pool: _builtins.str
     """Accelerator pool (model) the broker's ledger holds the attempt's cards in; the agent runs
     the attempt there. Empty for host-only work.
+    """
+    restore_ref: _builtins.str
+    """The checkpoint to restore from (a `checkpoint_ref` a previous attempt reported; empty:
+    start fresh). The agent fetches it into COMPUTENET_RESTORE_DIR before the job starts.
     """
     @_builtins.property
     def spec(self) -> _types_pb2.JobSpec:
@@ -427,10 +443,11 @@ class Dispatch(_message.Message):
         spec: _types_pb2.JobSpec | None = ...,
         tenant: _builtins.str = ...,
         pool: _builtins.str = ...,
+        restore_ref: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "delivery_id", b"delivery_id", "fencing_token", b"fencing_token", "job_id", b"job_id", "pool", b"pool", "spec", b"spec", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "delivery_id", b"delivery_id", "fencing_token", b"fencing_token", "job_id", b"job_id", "pool", b"pool", "restore_ref", b"restore_ref", "spec", b"spec", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
