@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -37,15 +36,26 @@ def hello(site_id: str) -> site_pb.ConnectRequest:
     return site_pb.ConnectRequest(hello=site_pb.Hello(site_id=site_id, epoch="e1"))
 
 
+CORE_SEND_FAILURE = "Internal error from Core"
+"""What gRPC's client reports, instead of the server's status, when the broker ends a call
+while the client's first write is still in flight (a client-side race, not the broker's
+answer: the broker's status is lost on the client). Such an open is tried again."""
+
+
 async def open_stream(channel: grpc.aio.Channel, claimed: str) -> tuple[Any, str]:
     """Send a hello and return the live call and the site id the broker welcomed."""
-    call = site_grpc.SiteServiceStub(channel).Connect(timeout=10)
-    # The broker may refuse the call before the hello is written; the write then fails with
-    # gRPC core's own error, and the read below raises the call's real status.
-    with contextlib.suppress(grpc.aio.AioRpcError):
-        await call.write(hello(claimed))
-    reply = await call.read()
-    return call, reply.welcome.broker_epoch
+    for _ in range(3):
+        call = site_grpc.SiteServiceStub(channel).Connect(timeout=10)
+        try:
+            await call.write(hello(claimed))
+            reply = await call.read()
+        except grpc.aio.AioRpcError as failed:
+            lost = failed.code() == grpc.StatusCode.INTERNAL
+            if lost and failed.details() == CORE_SEND_FAILURE:
+                continue
+            raise
+        return call, reply.welcome.broker_epoch
+    raise AssertionError(f"three opens lost the broker's status to {CORE_SEND_FAILURE!r}")
 
 
 async def connect_once(channel: grpc.aio.Channel, claimed: str) -> str:
