@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
+from bench.ha_cluster import postgres_database
 from broker.store import NewJob, SqlStore, open_store
 from computenet.spec import JobSpec
 from computenet.types import JobId, TenantId
@@ -37,27 +36,9 @@ def run(smoke: bool) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="bench-store-") as folder:
         url = f"sqlite:///{Path(folder) / 'store.db'}"
         results["sqlite"] = _measure(url, plan)
-    with _postgres_url() as (pg_url, skipped):
+    with postgres_database("bench_store") as (pg_url, skipped):
         results["postgresql"] = _measure(pg_url, plan) if pg_url else {"skipped": skipped}
     return results
-
-
-@contextlib.contextmanager
-def _postgres_url() -> Iterator[tuple[str, str]]:
-    """(URL of a throwaway PostgreSQL database, "") or ("", why there is none)."""
-    try:
-        from tests.harness.postgres import ServiceUnavailable, start_postgres
-    except ImportError as exc:
-        yield "", f"test harness not importable: {exc}"
-        return
-    try:
-        server = start_postgres()
-    except ServiceUnavailable as exc:
-        yield "", f"PostgreSQL unavailable: {exc}"
-        return
-    with server:
-        server.create_database("bench_store")
-        yield server.url("bench_store"), ""
 
 
 def _measure(url: str, plan: dict) -> dict[str, object]:

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from computenet import Client
 from computenet.types import ClusterLeader
+from tests.harness.services import free_port
 from tests.support.processes import wait_for_line
 
 LEADER_LEASE_S = 5.0
@@ -50,13 +51,6 @@ def postgres_database(name: str) -> Iterator[tuple[str, str]]:
     with server:
         server.create_database(name)
         yield server.url(name), ""
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    from tests.harness.services import free_port as harness_free_port
-
-    return harness_free_port()
 
 
 @dataclass
