@@ -89,7 +89,8 @@ class JobMachine:
                 if job.state != JobState.MIGRATING or job.site is None:
                     return []
                 reason = f"migrating to {job.migration_target}"
-                return [Stop(job.site, job.job_id, job.attempt, reason, stimulus.checkpoint)]
+                checkpoint = stimulus.checkpoint and job.migration_checkpoint
+                return [Stop(job.site, job.job_id, job.attempt, reason, checkpoint)]
             case MigrationSourceGone():
                 if job.state != JobState.MIGRATING or job.migration_target is None:
                     return []
@@ -290,6 +291,10 @@ class JobMachine:
                     expect_attempt=job.attempt,
                     message=stimulus.note,
                     migration_target=stimulus.target,
+                    # An attempt that has not started has nothing to checkpoint.
+                    migration_checkpoint=(
+                        job.spec.checkpoint is not None and job.state == JobState.RUNNING
+                    ),
                 )
             )
         ]
@@ -315,8 +320,7 @@ class JobMachine:
 def _moved_on(job: Job, report: AttemptReported) -> PlaceAtTarget:
     """The migrating job's old attempt stopped: where its next attempt goes, restoring what.
 
-    A move with checkpoint (the job declares checkpointing, so rebalancing stopped it with one)
-    whose report names no exported checkpoint falls back to the site it came from, where its
+    A move with checkpoint (`Job.migration_checkpoint`) whose report names no exported checkpoint falls back to the site it came from, where its
     checkpoint folder still is: a checkpoint that cannot be taken or moved never loses the
     job's work. Otherwise the job goes to its target, restoring the checkpoint just exported
     (or, without one, the last one it exported before, if any).
@@ -332,7 +336,7 @@ def _moved_on(job: Job, report: AttemptReported) -> PlaceAtTarget:
             report.attempt,
             restore_ref=report.checkpoint_ref,
         )
-    if job.spec.checkpoint is not None:
+    if job.migration_checkpoint:
         note = (
             f"{stopped}; checkpoint not taken or not exported: back to {report.site} "
             f"instead of {job.migration_target}"

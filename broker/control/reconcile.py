@@ -107,7 +107,7 @@ def _owed(job: Job, site: SiteId, listed: JobState | None) -> list[Effect]:
         return [Dispatch(job.job_id, job.attempt, site, core.pool_of(job), job.restore_ref)]
     if job.state == JobState.MIGRATING:
         reason = f"migrating to {job.migration_target}"
-        return [Stop(site, job.job_id, job.attempt, reason, checkpoint=True)]
+        return [Stop(site, job.job_id, job.attempt, reason, job.migration_checkpoint)]
     return []
 
 

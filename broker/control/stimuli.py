@@ -131,7 +131,11 @@ class MigrationBegun:
 
 @dataclass(frozen=True, slots=True)
 class MigrationStop:
-    """Rebalancing asks the migrating job's current attempt to stop (checkpointing first)."""
+    """Rebalancing asks the migrating job's current attempt to stop (checkpointing first).
+
+    The stop checkpoints only if `checkpoint` and the move is with checkpoint
+    (`Job.migration_checkpoint`, decided when the move began).
+    """
 
     checkpoint: bool = True
 

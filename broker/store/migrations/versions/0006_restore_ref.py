@@ -1,4 +1,5 @@
-"""The checkpoint a job's next attempt restores from: the last one an attempt exported.
+"""The checkpoint a job's next attempt restores from (the last one an attempt exported), and
+whether a job's move stops it with a checkpoint.
 
 Revision ID: 0006
 Revises: 0005
@@ -22,8 +23,15 @@ def upgrade() -> None:
         "jobs",
         sa.Column("restore_ref", sa.Text(), nullable=False, server_default=""),
     )
+    op.add_column(
+        "jobs",
+        sa.Column(
+            "migration_checkpoint", sa.Boolean(), nullable=False, server_default=sa.false()
+        ),
+    )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("migration_checkpoint")
         batch.drop_column("restore_ref")
