@@ -262,6 +262,7 @@ class JobMachine:
                         expect_attempt=job.attempt,
                         message=message,
                         release_hold=True,
+                        restore_ref="",
                     )
                 )
             ]

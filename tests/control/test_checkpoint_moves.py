@@ -13,6 +13,7 @@ from broker.control import (
     Allocation,
     AttemptReported,
     AttemptsListed,
+    CancelRequested,
     Dispatch,
     Effect,
     JobMachine,
@@ -194,9 +195,10 @@ def test_a_pending_job_is_dispatched_with_the_checkpoint_it_kept() -> None:
          ""),
         (job(S.RUNNING, restore_ref=OLD), AttemptReported(WEST, 3, S.FAILED, 1), S.FAILED, ""),
         (job(S.RUNNING, restore_ref=OLD, cancel_requested=True), stopped(NEW), S.CANCELLED, ""),
+        (job(S.PENDING, site=None, restore_ref=OLD), CancelRequested(), S.CANCELLED, ""),
     ],
     ids=["source full", "site lost", "not listed", "stopped with ref", "stopped without ref",
-         "succeeded", "failed", "cancelled"],
+         "succeeded", "failed", "cancelled", "cancelled while pending"],
 )  # fmt: skip
 def test_what_the_job_keeps_as_its_next_restore_point(
     the_job: Job, stimulus: object, expect_state: JobState, expect_ref: str | None
