@@ -321,10 +321,11 @@ class JobMachine:
 def _moved_on(job: Job, report: AttemptReported) -> PlaceAtTarget:
     """The migrating job's old attempt stopped: where its next attempt goes, restoring what.
 
-    A move with checkpoint (`Job.migration_checkpoint`) whose report names no exported checkpoint falls back to the site it came from, where its
-    checkpoint folder still is: a checkpoint that cannot be taken or moved never loses the
-    job's work. Otherwise the job goes to its target, restoring the checkpoint just exported
-    (or, without one, the last one it exported before, if any).
+    A move with checkpoint (`Job.migration_checkpoint`) whose report names no exported
+    checkpoint falls back to the site it came from, where the job's checkpoint folder still
+    is: a checkpoint that cannot be taken or moved never loses the job's work. Otherwise the
+    job goes to its target, restoring the checkpoint just exported (or, without one, the last
+    one it exported before, if any).
     """
     assert job.migration_target is not None
     stopped = f"stopped at {report.site}: {report.message}"
