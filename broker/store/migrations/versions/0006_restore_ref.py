@@ -25,9 +25,7 @@ def upgrade() -> None:
     )
     op.add_column(
         "jobs",
-        sa.Column(
-            "migration_checkpoint", sa.Boolean(), nullable=False, server_default=sa.false()
-        ),
+        sa.Column("migration_checkpoint", sa.Boolean(), nullable=False, server_default=sa.false()),
     )
 
 
