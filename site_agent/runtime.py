@@ -19,11 +19,14 @@ from site_agent.capacity.base import (
     apply_usage,
     mark_federation,
 )
+from site_agent.checkpoints import CheckpointTransfer
 from site_agent.events import (
     PERSIST_INSTRUCTIONS,
     AttemptLaunched,
+    CheckpointExported,
     Event,
     ExecutorReported,
+    ExportCheckpoint,
     Instruction,
     LaunchFailed,
     LeaseCheck,
@@ -40,7 +43,7 @@ from site_agent.events import (
 from site_agent.executors.base import Executor, ExecutorError, Launch
 from site_agent.executors.wrapper import monotonic_ms
 from site_agent.journal import Journal
-from site_agent.records import Report
+from site_agent.records import AttemptKey, Phase, Report
 from site_agent.state import AgentState
 
 log = logging.getLogger(__name__)
@@ -97,7 +100,10 @@ class AgentRuntime:
         site: str,
         clock_ms: Callable[[], int] = wall_clock_ms,
         mono_ms: Callable[[], int] = monotonic_ms,
+        checkpoints: CheckpointTransfer | None = None,
     ) -> None:
+        """`checkpoints` moves checkpoints to and from the site's store; None keeps them local
+        (and refuses dispatches that ask to restore one)."""
         self.state = state
         self.journal = journal
         self.executor = executor
@@ -108,6 +114,8 @@ class AgentRuntime:
         self.outbox: Outbox = _NoOutbox()
         self._lock = asyncio.Lock()
         self._ids = itertools.count(1)
+        self.checkpoints = checkpoints
+        self._exports: dict[AttemptKey, asyncio.Task[None]] = {}
 
     def stimulus_id(self, kind: str) -> str:
         """A fresh stimulus id naming its cause, e.g. `poll-17`."""
@@ -156,8 +164,7 @@ class AgentRuntime:
         elif isinstance(item, StartAttempt):
             await self._start(item)
         elif isinstance(item, StopAttempt):
-            # the executors stop with SIGTERM first (scancel's default), the job's chance to
-            # checkpoint; there is no separate checkpoint call to make
+            # SIGTERM first on every executor, the job's cue to write its checkpoint
             log.info(
                 "stopping job_id=%s attempt=%d reason=%s checkpoint=%s",
                 *item.key,
@@ -165,10 +172,15 @@ class AgentRuntime:
                 item.checkpoint,
             )
             try:
-                await asyncio.to_thread(self.executor.cancel, item.key)
+                await asyncio.to_thread(self.executor.cancel, item.key, item.checkpoint)
             except Exception:
                 # The attempt keeps its stop reason; the broker's cancel or the lease retries.
                 log.exception("cancel failed job_id=%s attempt=%d", *item.key)
+        elif isinstance(item, ExportCheckpoint):
+            if item.key not in self._exports:
+                # beside the event loop's lock: a large checkpoint must not hold up the lease
+                task = asyncio.create_task(self._export(item.key))
+                self._exports[item.key] = task
         elif isinstance(item, PublishLease):
             try:
                 await asyncio.to_thread(
@@ -184,14 +196,56 @@ class AgentRuntime:
             except Exception:
                 log.exception("recovering attempts failed; the executor reports what it lost")
 
+    async def _export(self, key: AttemptKey) -> None:
+        job_id, attempt = key
+        try:
+            exported = (
+                await asyncio.to_thread(self.checkpoints.export, job_id, attempt)
+                if self.checkpoints is not None
+                else None
+            )
+            ref, size = (exported.ref, exported.size_bytes) if exported else ("", 0)
+            if exported is None:
+                log.info("checkpoint kept local job_id=%s attempt=%d (no store)", *key)
+            sid = self.stimulus_id("export")
+            await self.handle(CheckpointExported(sid, job_id, attempt, ref, size, self.clock_ms()))
+        except Exception:
+            # the attempt stays exporting; the next agent start exports it again
+            log.exception("checkpoint export failed job_id=%s attempt=%d", *key)
+        finally:
+            self._exports.pop(key, None)
+
+    async def exports_done(self) -> None:
+        """Wait for the checkpoint exports under way (for shutdown and tests)."""
+        while self._exports:
+            await asyncio.gather(*self._exports.values(), return_exceptions=True)
+
+    async def _restore(self, job_id: str, attempt: int, ref: str) -> str:
+        """Import checkpoint `ref` for the attempt; raise ExecutorError if it cannot be had."""
+        if not ref:
+            return ""
+        if self.checkpoints is None:
+            raise ExecutorError(
+                f"cannot restore checkpoint {ref}: this agent has no checkpoint store configured"
+            )
+        folder = await asyncio.to_thread(self.checkpoints.restore, job_id, attempt, ref)
+        return str(folder)
+
     async def _start(self, item: StartAttempt) -> None:
         record = item.record
         sid = self.stimulus_id("launch")
         try:
             if record.spec is None:
                 raise ExecutorError("the attempt has no spec to run")
+            # never start fresh what should resume: a failed import fails the launch
+            restored = await self._restore(record.job_id, record.attempt, record.restore_ref)
             launch = Launch(
-                record.job_id, record.attempt, record.fencing_token, record.spec, self.site
+                record.job_id,
+                record.attempt,
+                record.fencing_token,
+                record.spec,
+                self.site,
+                restore_dir=restored,
             )
             handle = await asyncio.to_thread(self.executor.start, launch)
         except Exception as exc:
@@ -240,7 +294,7 @@ class AgentRuntime:
                 r.spec.memory_gb_total,
             )
             for r in self.state.active()
-            if r.spec is not None
+            if r.spec is not None and r.phase is not Phase.EXPORTING
         ]
 
     async def capacity(self, source: CapacitySource) -> CapacityReport:

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from computenet.types import JobState
+from site_agent.checkpoints import checkpoint_dir
 from site_agent.devices.inventory import static_inventory
 from site_agent.executors.base import ExecutorError, Launch, attempt_dir
-from site_agent.executors.local import LocalExecutor, checkpoint_dir
+from site_agent.executors.local import LocalExecutor
 from site_agent.records import AttemptRecord, ExecutorUpdate, Phase
 from tests.site_agent.helpers import make_spec
 from tests.support.waiting import wait_for
