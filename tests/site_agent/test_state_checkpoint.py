@@ -36,8 +36,8 @@ def stopped_with_checkpoint() -> AgentState:
 
 
 def running_record(**changes: object) -> AttemptRecord:
-    base: dict[str, object] = {"phase": Phase.LAUNCHED, "handle": "123"}
-    return record(**{**base, "reported": JobState.RUNNING, **changes})
+    running = record(phase=Phase.LAUNCHED, handle="123", reported=JobState.RUNNING)
+    return replace(running, **changes)  # type: ignore[arg-type]
 
 
 def test_a_checkpoint_stop_is_remembered_with_the_attempt() -> None:
