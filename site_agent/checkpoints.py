@@ -15,6 +15,7 @@ from pathlib import Path
 
 from site_agent.executors.base import (
     CHECKPOINT_DIR_VAR,
+    CLAIM_FILE,
     RESTORE_DIR_VAR,
     ExecutorError,
     attempt_dir,
@@ -148,14 +149,17 @@ class CheckpointTransfer:
                 f"cannot restore checkpoint {ref}: this agent has no checkpoint store configured"
             )
         dest = restore_dir(self._state_dir, job_id, attempt)
+        if dest.is_dir() and (attempt_dir(self._state_dir, job_id, attempt) / CLAIM_FILE).exists():
+            # launched before the agent restarted: the job may be reading it, and the executor
+            # adopts that launch rather than starting another
+            return dest
         began = time.monotonic()
         try:
             if dest.exists():
                 shutil.rmtree(dest)  # left by a launch cut short: start from the store again
             dest.parent.mkdir(parents=True, exist_ok=True)
             if self._import_command:
-                self._run(self._import_command, src=self._dest_of(ref), dest=dest, ref=ref)
-                dest.mkdir(exist_ok=True)
+                self._import_by_command(ref, dest)
             else:
                 assert self._store is not None
                 src = self._store / ref
@@ -178,6 +182,18 @@ class CheckpointTransfer:
             size / 1e6 / max(seconds, 1e-6),
         )
         return dest
+
+    def _import_by_command(self, ref: str, dest: Path) -> None:
+        """Run the import command into an empty folder beside `dest`, then rename it there."""
+        assert self._import_command is not None
+        tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:12]}")
+        tmp.mkdir()
+        try:
+            self._run(self._import_command, src=self._dest_of(ref), dest=tmp, ref=ref)
+            os.rename(tmp, dest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
     def _dest_of(self, ref: str) -> str:
         return str(self._store / ref) if self._store is not None else ref

@@ -17,6 +17,7 @@ from site_agent.checkpoints import (
     copy_atomic,
     restore_dir,
 )
+from site_agent.executors.base import attempt_dir, claim
 
 
 def write_checkpoint(state_dir: Path, job_id: str, files: dict[str, bytes]) -> Path:
@@ -173,3 +174,24 @@ def test_a_failing_import_command_fails_the_restore(tmp_path: Path) -> None:
     transfer = CheckpointTransfer(tmp_path, export_command="true", import_command=fail)
     with pytest.raises(CheckpointError, match=r"cannot restore checkpoint j1/1: .*no such object"):
         transfer.restore("j1", 2, "j1/1")
+
+
+def test_a_restore_for_an_attempt_already_launched_keeps_its_folder(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    (store / "j1" / "1").mkdir(parents=True)
+    (store / "j1" / "1" / "state.json").write_text("new")
+    transfer = CheckpointTransfer(tmp_path, store=store)
+    first = transfer.restore("j1", 2, "j1/1")
+    (first / "state.json").write_text("being read by the running job")
+    claim(attempt_dir(tmp_path, "j1", 2))  # the launch happened before the agent restarted
+    assert transfer.restore("j1", 2, "j1/1") == first
+    assert (first / "state.json").read_text() == "being read by the running job"
+
+
+def test_a_failing_import_command_leaves_no_restore_folder(tmp_path: Path) -> None:
+    writes_half = "import pathlib, sys; pathlib.Path(sys.argv[1], 'part').touch(); sys.exit(3)"
+    half = f"{shlex.quote(sys.executable)} -c {shlex.quote(writes_half)} {{dest}}"
+    transfer = CheckpointTransfer(tmp_path, export_command="true", import_command=half)
+    with pytest.raises(CheckpointError, match="exited 3"):
+        transfer.restore("j1", 2, "j1/1")
+    assert list((tmp_path / "restore" / "j1").iterdir()) == []
