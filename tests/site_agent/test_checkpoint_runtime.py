@@ -6,16 +6,19 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from computenet.types import JobState
-from site_agent.checkpoints import CheckpointTransfer
+from site_agent.checkpoints import CheckpointTransfer, checkpoint_dir
 from site_agent.events import CancelReceived, DispatchReceived, Started
+from site_agent.executors.base import Launch
 from site_agent.executors.local import LocalExecutor
 from site_agent.journal import Journal
-from site_agent.records import Report
+from site_agent.records import ExecutorUpdate, Report
 from site_agent.runtime import AgentRuntime
 from site_agent.state import AgentState
 from tests.site_agent.helpers import make_spec
-from tests.support.waiting import wait_for_async
+from tests.support.waiting import wait_for, wait_for_async
 
 # saves step 7 on SIGTERM, then exits 143 (stopped, not finished)
 SAVES_ON_TERM = (
@@ -115,3 +118,31 @@ def test_a_restored_attempt_sees_the_checkpoint_in_its_restore_dir(tmp_path: Pat
     assert report.state is JobState.SUCCEEDED
     out = (tmp_path / "state" / "jobs" / "j1" / "2" / "stdout.log").read_text().splitlines()
     assert out == ["7", str(tmp_path / "state" / "restore" / "j1" / "2")]
+
+
+# takes a second to save after SIGTERM: longer than no grace at all, well inside a long one
+SLOW_SAVE = (
+    "trap 'sleep 1; echo 7 > \"$COMPUTENET_CHECKPOINT_DIR/step\"; exit 143' TERM; "
+    "echo up > started; sleep 60 & wait"
+)
+
+
+@pytest.mark.parametrize(
+    ("checkpoint", "exit_code", "saved"), [(True, 143, True), (False, 137, False)]
+)
+def test_a_checkpoint_stop_gets_the_checkpoint_grace(
+    tmp_path: Path, checkpoint: bool, exit_code: int, saved: bool
+) -> None:
+    ex = LocalExecutor(tmp_path, cancel_grace_s=0, checkpoint_grace_s=30)
+    ex.start(Launch("j1", 1, 1, make_spec("sh", "-c", SLOW_SAVE), "wuhu"))
+    wait_for((tmp_path / "jobs" / "j1" / "1" / "started").exists, what="the job to start")
+    ex.cancel(("j1", 1), checkpoint=checkpoint)
+    finals: list[ExecutorUpdate] = []
+
+    def ended() -> bool:
+        finals.extend(u for u in ex.poll() if u.state is not JobState.RUNNING)
+        return bool(finals)
+
+    wait_for(ended, what="the job to end")
+    assert finals[0].exit_code == exit_code
+    assert (checkpoint_dir(tmp_path, "j1") / "step").exists() is saved
