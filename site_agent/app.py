@@ -162,12 +162,15 @@ async def _run(
         with contextlib.suppress(CapacityError):
             await asyncio.to_thread(source.probe)
     executor = make_executor(cfg, env)
+    checkpoints = make_checkpoint_transfer(cfg)
+    for line in checkpoints.warnings():
+        log.warning("%s", line)
     runtime = AgentRuntime(
         state=state,
         journal=journal,
         executor=executor,
         site=cfg.site,
-        checkpoints=make_checkpoint_transfer(cfg),
+        checkpoints=checkpoints,
     )
     settings = LinkSettings(
         targets=cfg.brokers,

@@ -87,6 +87,12 @@ class CheckpointTransfer:
         self._import_command = import_command
         self._timeout_s = timeout_s
 
+    def warnings(self) -> list[str]:
+        """What looks wrong with the store from here (it may be mounted later: not an error)."""
+        if self._store is None or self._store.is_dir():
+            return []
+        return [f"checkpoint store {self._store} is not a directory here; exports will fail"]
+
     @property
     def configured(self) -> bool:
         """True if checkpoints leave this site at all (a store or an export command is set)."""
