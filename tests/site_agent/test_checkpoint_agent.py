@@ -109,6 +109,7 @@ def steps_saved(state_dir: Path) -> int:
 
 def test_a_job_stopped_with_checkpoint_resumes_at_another_site(tmp_path: Path) -> None:
     store = tmp_path / "store"
+    store.mkdir()  # the shared store every site mounts
     script = tmp_path / "counter.py"
     script.write_text(COUNTER)
 
