@@ -47,14 +47,16 @@ sys.exit(143 if stopping else 0)
 """
 
 
-def config(tmp_path: Path, name: str, site: str, broker: str, store: Path) -> Path:
+def config(
+    tmp_path: Path, name: str, site: str, broker: str, store: Path, executor: str = "local"
+) -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(
         f"site: {site}\n"
         f"broker: {broker}\n"
         "capacity: {source: static, pools: [{model: a800, count: 8}], cpu_cores: 64, "
         "memory_gb: 512}\n"
-        "executor: {kind: local, poll_interval_s: 0.05, cancel_grace_s: 1}\n"
+        f"executor: {{kind: {executor}, poll_interval_s: 0.05, cancel_grace_s: 1}}\n"
         f"state_dir: {tmp_path / name}\n"
         "heartbeat_interval_s: 0.2\n"
         f"checkpoints: {{store: {store}, grace_s: 20}}\n"
@@ -62,13 +64,14 @@ def config(tmp_path: Path, name: str, site: str, broker: str, store: Path) -> Pa
     return path
 
 
-def start_agent(cfg: Path) -> subprocess.Popen[bytes]:
+def start_agent(cfg: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     log = open(cfg.with_suffix(".log"), "wb")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
         [sys.executable, "-m", "site_agent", "run", "--config", str(cfg)],
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=cfg.parent,
+        env=env,
     )
 
 
@@ -107,7 +110,15 @@ def steps_saved(state_dir: Path) -> int:
     return int(json.loads(text)["step"])
 
 
-def test_a_job_stopped_with_checkpoint_resumes_at_another_site(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "executor",
+    ["local", pytest.param("slurm", marks=[pytest.mark.slurm, pytest.mark.timeout(300)])],
+)
+def test_a_job_stopped_with_checkpoint_resumes_at_another_site(
+    tmp_path: Path, executor: str, request: pytest.FixtureRequest
+) -> None:
+    # the Slurm nodes run on this machine: the state dirs and the store are shared as is
+    env = request.getfixturevalue("slurm_cluster").env if executor == "slurm" else None
     store = tmp_path / "store"
     store.mkdir()  # the shared store every site mounts
     script = tmp_path / "counter.py"
@@ -116,13 +127,13 @@ def test_a_job_stopped_with_checkpoint_resumes_at_another_site(tmp_path: Path) -
     async def main() -> None:
         fake = FakeBroker()
         server, address = await serve(fake)
-        first = start_agent(config(tmp_path, "a", "zhangjiakou", address, store))
+        first = start_agent(config(tmp_path, "a", "zhangjiakou", address, store, executor), env)
         second: subprocess.Popen[bytes] | None = None
         try:
             session = await welcomed(fake)
             session.dispatch(1, "train", 1, 1, make_spec(sys.executable, str(script), "100000"))
             await report(session, tp.JOB_STATE_RUNNING)
-            await wait_for_async(lambda: steps_saved(tmp_path / "a") >= 20)
+            await wait_for_async(lambda: steps_saved(tmp_path / "a") >= 20, timeout_s=120)
 
             cancel = sp.CancelAttempt(
                 delivery_id=2, job_id="train", attempt=1, reason="moving", checkpoint=True
@@ -142,7 +153,7 @@ def test_a_job_stopped_with_checkpoint_resumes_at_another_site(tmp_path: Path) -
             exported_line = f"job_id=train attempt=1 ref=train/1 bytes={stopped.checkpoint_bytes}"
             assert f"checkpoint exported {exported_line}" in log
 
-            second = start_agent(config(tmp_path, "b", "wuhan", address, store))
+            second = start_agent(config(tmp_path, "b", "wuhan", address, store, executor), env)
             session = await welcomed(fake)
             resumed = make_spec(sys.executable, str(script), str(saved + 30))
             session.send(

@@ -65,3 +65,27 @@ def test_a_slurm_job_stopped_with_checkpoint_saves_and_resumes(  # type: ignore[
     assert wait_final(there)[-1].state is JobState.SUCCEEDED
     out = (attempt_dir(elsewhere, "ck", 2) / "stdout.log").read_text().splitlines()
     assert out == [f"start {saved}", f"done at {saved + 10}"]
+
+
+@pytest.mark.slurm
+def test_a_slurm_job_that_ignores_sigterm_is_killed_after_the_checkpoint_grace(  # type: ignore[no-untyped-def]
+    slurm_cluster, tmp_path: Path
+) -> None:
+    ex = SlurmExecutor(tmp_path, env=slurm_cluster.env, checkpoint_grace_s=3)
+    deaf = make_spec("sh", "-c", 'trap "" TERM; echo up > started; sleep 600', memory_gb=0.1)
+    handle = ex.start(Launch("deaf", 1, 1, deaf, "zhangjiakou"))
+    seen: list[ExecutorUpdate] = []
+
+    def running() -> bool:
+        seen.extend(ex.poll())
+        return any(u.state is JobState.RUNNING for u in seen)
+
+    wait_for(running, timeout_s=90, what="the job to run")
+    wait_for((attempt_dir(tmp_path, "deaf", 1) / "started").exists, timeout_s=60)
+    ex.cancel(("deaf", 1), checkpoint=True)
+    # SIGTERM alone does not end it: it is still running for Slurm after the first polls
+    assert ex.poll() == []
+    assert slurm_cluster.job_fields(int(handle))["JobState"] == "RUNNING"
+    final = wait_final(ex, timeout_s=60)[-1]
+    assert final.state in (JobState.FAILED, JobState.CANCELLED), final
+    assert ex.commands["scancel"] == 2  # TERM, then KILL once the grace was over
