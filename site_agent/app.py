@@ -196,8 +196,8 @@ async def _run(
     finally:
         stop.set()
         await loops
-        # an export under way finishes (its report is journalled) before the journal closes
-        await runtime.exports_done()
+        # a transfer under way finishes (its outcome is journalled) before the journal closes
+        await runtime.transfers_done()
         stop_attempts = cfg.executor.stop_jobs_on_exit
         await runtime.handle(ShuttingDown(runtime.stimulus_id("shutdown"), stop_attempts))
         log.info("agent stopped site=%s", cfg.site)

@@ -8,8 +8,8 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 from computenet.types import CapacityReport
 from site_agent.capacity.base import (
@@ -115,7 +115,8 @@ class AgentRuntime:
         self._lock = asyncio.Lock()
         self._ids = itertools.count(1)
         self.checkpoints = checkpoints
-        self._exports: dict[AttemptKey, asyncio.Task[None]] = {}
+        self._transfers: dict[tuple[str, AttemptKey], asyncio.Task[None]] = {}
+        """Checkpoint exports and imports under way, beside the lock (they may take minutes)."""
 
     def stimulus_id(self, kind: str) -> str:
         """A fresh stimulus id naming its cause, e.g. `poll-17`."""
@@ -162,7 +163,10 @@ class AgentRuntime:
         elif isinstance(item, RefuseWelcome):
             self.outbox.refuse_welcome(item)
         elif isinstance(item, StartAttempt):
-            await self._start(item)
+            if item.record.restore_ref:
+                self._beside("import", item.record.key, self._start_restored(item))
+            else:
+                await self._start(item)
         elif isinstance(item, StopAttempt):
             # SIGTERM first on every executor, the job's cue to write its checkpoint
             log.info(
@@ -177,10 +181,7 @@ class AgentRuntime:
                 # The attempt keeps its stop reason; the broker's cancel or the lease retries.
                 log.exception("cancel failed job_id=%s attempt=%d", *item.key)
         elif isinstance(item, ExportCheckpoint):
-            if item.key not in self._exports:
-                # beside the event loop's lock: a large checkpoint must not hold up the lease
-                task = asyncio.create_task(self._export(item.key))
-                self._exports[item.key] = task
+            self._beside("export", item.key, self._export(item.key))
         elif isinstance(item, PublishLease):
             try:
                 await asyncio.to_thread(
@@ -195,6 +196,16 @@ class AgentRuntime:
                 await asyncio.to_thread(self.executor.recover, item.records)
             except Exception:
                 log.exception("recovering attempts failed; the executor reports what it lost")
+
+    def _beside(self, kind: str, key: AttemptKey, work: Coroutine[Any, Any, None]) -> None:
+        """Run a checkpoint transfer outside the lock: a large one must not hold up the lease
+        renewals and other attempts' events meanwhile. One of each kind per attempt at a time."""
+        if (kind, key) in self._transfers:
+            work.close()
+            return
+        task = asyncio.create_task(work)
+        self._transfers[(kind, key)] = task
+        task.add_done_callback(lambda _: self._transfers.pop((kind, key), None))
 
     async def _export(self, key: AttemptKey) -> None:
         job_id, attempt = key
@@ -212,13 +223,11 @@ class AgentRuntime:
         except Exception:
             # the attempt stays exporting; the next agent start exports it again
             log.exception("checkpoint export failed job_id=%s attempt=%d", *key)
-        finally:
-            self._exports.pop(key, None)
 
-    async def exports_done(self) -> None:
-        """Wait for the checkpoint exports under way (for shutdown and tests)."""
-        while self._exports:
-            await asyncio.gather(*self._exports.values(), return_exceptions=True)
+    async def transfers_done(self) -> None:
+        """Wait for the checkpoint exports and imports under way (for shutdown and tests)."""
+        while self._transfers:
+            await asyncio.gather(*self._transfers.values(), return_exceptions=True)
 
     async def _restore(self, job_id: str, attempt: int, ref: str) -> str:
         """Import checkpoint `ref` for the attempt; raise ExecutorError if it cannot be had."""
@@ -231,14 +240,35 @@ class AgentRuntime:
         folder = await asyncio.to_thread(self.checkpoints.restore, job_id, attempt, ref)
         return str(folder)
 
-    async def _start(self, item: StartAttempt) -> None:
+    async def _start_restored(self, item: StartAttempt) -> None:
+        """Import the attempt's checkpoint, then start it if it is still to be started."""
+        record = item.record
+        try:
+            restored = await self._restore(record.job_id, record.attempt, record.restore_ref)
+        except Exception as exc:
+            # never start fresh what should resume: a failed import fails the launch
+            await self.handle(self._launch_failed(record.key, exc))
+            return
+        async with self._lock:
+            await self._handle(self.lease_check())  # the import may have outlasted the lease
+            now = self.state.attempts.get(record.key)
+            if now is None or now.phase is not Phase.ACCEPTED:
+                # stopped while its checkpoint was being imported (cancel, lease end)
+                log.info("not started after import job_id=%s attempt=%d", *record.key)
+                return
+            await self._start(item, restored)
+
+    def _launch_failed(self, key: AttemptKey, exc: BaseException) -> LaunchFailed:
+        message = launch_failure_message(exc)
+        log.warning("launch failed job_id=%s attempt=%d error=%s", *key, message)
+        return LaunchFailed(self.stimulus_id("launch"), *key, message, self.clock_ms())
+
+    async def _start(self, item: StartAttempt, restored: str = "") -> None:
         record = item.record
         sid = self.stimulus_id("launch")
         try:
             if record.spec is None:
                 raise ExecutorError("the attempt has no spec to run")
-            # never start fresh what should resume: a failed import fails the launch
-            restored = await self._restore(record.job_id, record.attempt, record.restore_ref)
             launch = Launch(
                 record.job_id,
                 record.attempt,
@@ -250,10 +280,7 @@ class AgentRuntime:
             handle = await asyncio.to_thread(self.executor.start, launch)
         except Exception as exc:
             # Whatever the executor raises fails this attempt, never the agent.
-            message = launch_failure_message(exc)
-            log.warning("launch failed job_id=%s attempt=%d error=%s", *record.key, message)
-            failed = LaunchFailed(sid, record.job_id, record.attempt, message, self.clock_ms())
-            await self._handle(failed)
+            await self._handle(self._launch_failed(record.key, exc))
             return
         await self._handle(AttemptLaunched(sid, record.job_id, record.attempt, handle))
 

@@ -4,6 +4,8 @@ store folder: the final report names the export, and a restore that fails never 
 from __future__ import annotations
 
 import asyncio
+import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,7 +71,7 @@ def test_a_checkpoint_stop_reports_the_exported_ref(tmp_path: Path) -> None:
         await wait_for_async(started.exists, what="the job to start")
         await rt.handle(CancelReceived("c", 9, "j1", 1, "moving", checkpoint=True))
         report = await asyncio.wait_for(drive_until_final(rt), 30)
-        await rt.exports_done()
+        await rt.transfers_done()
         rt.journal.close()
         return report
 
@@ -87,6 +89,7 @@ def test_a_restore_that_fails_fails_the_launch_and_starts_nothing(tmp_path: Path
         rt = runtime(tmp_path, store)
         await rt.handle(Started("s", rt.clock_ms(), rt.mono_ms()))
         await rt.handle(dispatch("echo ran > ran", attempt=2, restore_ref="j1/1"))
+        await rt.transfers_done()
         rt.journal.close()
         return final_report(rt)
 
@@ -146,3 +149,45 @@ def test_a_checkpoint_stop_gets_the_checkpoint_grace(
     wait_for(ended, what="the job to end")
     assert finals[0].exit_code == exit_code
     assert (checkpoint_dir(tmp_path, "j1") / "step").exists() is saved
+
+
+def test_an_import_runs_beside_the_agent_and_a_cancel_meanwhile_starts_nothing(
+    tmp_path: Path,
+) -> None:
+    go = tmp_path / "go"
+    # an import that lasts until the test lets it finish (bounded: it gives up after 30 s)
+    waits = (
+        "import pathlib, sys, time\n"
+        "deadline = time.monotonic() + 30\n"
+        "while not pathlib.Path(sys.argv[1]).exists() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.02)\n"
+        "pathlib.Path(sys.argv[2], 'step').write_text('7')\n"
+    )
+    state_dir = tmp_path / "state"
+    rt = AgentRuntime(
+        state=AgentState(),
+        journal=Journal(state_dir),
+        executor=LocalExecutor(state_dir),
+        site="wuhu",
+        checkpoints=CheckpointTransfer(
+            state_dir,
+            export_command="true",
+            import_command=f"{shlex.quote(sys.executable)} -c {shlex.quote(waits)} {go} {{dest}}",
+        ),
+    )
+
+    async def main() -> Report | None:
+        await rt.handle(Started("s", rt.clock_ms(), rt.mono_ms()))
+        await rt.handle(dispatch("echo ran > ran", attempt=2, restore_ref="j1/1"))
+        # the agent takes events while the import runs
+        await rt.handle(CancelReceived("c", 9, "j1", 2, "moved elsewhere"))
+        cancelled = final_report(rt)
+        go.touch()
+        await rt.transfers_done()
+        rt.journal.close()
+        return cancelled
+
+    report = asyncio.run(main())
+    assert report is not None
+    assert (report.state, report.message) == (JobState.CANCELLED, "moved elsewhere")
+    assert not (state_dir / "jobs" / "j1" / "2").exists()
