@@ -38,7 +38,7 @@ demo: $(STAMP)
 	$(VENV)/bin/computenet demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=30
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=30
 
 # Every chaos scenario ten times (agents in network namespaces; needs root); `make test` runs
 # the short form. Bounded: each scenario waits at most a few minutes and stops by itself.

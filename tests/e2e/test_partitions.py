@@ -39,13 +39,17 @@ liveness:
 FAKE_SCONTROL = """\
 #!/bin/sh
 # scontrol stand-in: logs each probe; fails while the flag file exists, as a downed slurmctld.
+# Two nodes of 4 cards: each job of the test takes a whole node of its own.
 echo probe >> "{log}"
 if [ -e "{flag}" ]; then
   echo "slurm_load_node error: Unable to contact slurm controller (connect failure)" >&2
   exit 1
 fi
-echo "NodeName=n1 CPUAlloc=0 CPUTot=64 RealMemory=512000 AllocMem=0 Gres=gpu:a800:8 \
+for n in n1 n2; do
+  echo "NodeName=$n CPUAlloc=0 CPUTot=32 RealMemory=256000 AllocMem=0 Gres=gpu:a800:4 \
 GresUsed=gpu:a800:0(IDX:N/A) State=IDLE Partitions=all"
+  echo
+done
 """
 
 

@@ -39,7 +39,12 @@ def hello(site_id: str) -> site_pb.ConnectRequest:
 async def open_stream(channel: grpc.aio.Channel, claimed: str) -> tuple[Any, str]:
     """Send a hello and return the live call and the site id the broker welcomed."""
     call = site_grpc.SiteServiceStub(channel).Connect(timeout=10)
-    await call.write(hello(claimed))
+    try:
+        await call.write(hello(claimed))
+    except grpc.aio.AioRpcError:
+        # The broker may refuse the call before the hello is written; the write then fails
+        # with gRPC core's own error, and the read below raises the call's real status.
+        pass
     reply = await call.read()
     return call, reply.welcome.broker_epoch
 
