@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -39,12 +41,10 @@ def hello(site_id: str) -> site_pb.ConnectRequest:
 async def open_stream(channel: grpc.aio.Channel, claimed: str) -> tuple[Any, str]:
     """Send a hello and return the live call and the site id the broker welcomed."""
     call = site_grpc.SiteServiceStub(channel).Connect(timeout=10)
-    try:
+    # The broker may refuse the call before the hello is written; the write then fails with
+    # gRPC core's own error, and the read below raises the call's real status.
+    with contextlib.suppress(grpc.aio.AioRpcError):
         await call.write(hello(claimed))
-    except grpc.aio.AioRpcError:
-        # The broker may refuse the call before the hello is written; the write then fails
-        # with gRPC core's own error, and the read below raises the call's real status.
-        pass
     reply = await call.read()
     return call, reply.welcome.broker_epoch
 
