@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
