@@ -105,6 +105,12 @@ class Job:
     """Attempts that failed to start, oldest first: what the retry caps count."""
     not_before_unix_ms: int = 0
     """A pending job is not placed before this time (backoff after a failed start; 0: now)."""
+    migration_checkpoint: bool = False
+    """While migrating: the move stops the job's attempt with a checkpoint (the job declares
+    checkpointing and its attempt was running when the move began)."""
+    restore_ref: str = ""
+    """The last checkpoint an attempt of this job exported (a site's `checkpoint_ref`): its
+    next attempt restores from it ("" to start fresh). Cleared when the job ends."""
 
     @property
     def failed_sites(self) -> frozenset[SiteId]:

@@ -20,6 +20,7 @@ from site_agent.capacity.base import CapacityError, CapacitySource
 from site_agent.capacity.host import HostSource
 from site_agent.capacity.slurm import SlurmSource
 from site_agent.capacity.static import StaticSource
+from site_agent.checkpoints import CheckpointTransfer
 from site_agent.config import AgentConfig
 from site_agent.devices.inventory import inventory_for
 from site_agent.events import ShuttingDown, Started
@@ -68,6 +69,7 @@ def make_executor(cfg: AgentConfig, env: Mapping[str, str] | None = None) -> Exe
         return LocalExecutor(
             cfg.state_dir,
             cancel_grace_s=ex.cancel_grace_s,
+            checkpoint_grace_s=cfg.checkpoint_grace_s,
             env=env,
             devices=inventory_for(cfg, env),
         )
@@ -79,6 +81,21 @@ def make_executor(cfg: AgentConfig, env: Mapping[str, str] | None = None) -> Exe
         extra_args=ex.sbatch_args,
         time_headroom=ex.time_headroom,
         gres_models=cfg.capacity.gres_models,
+        checkpoint_grace_s=cfg.checkpoint_grace_s,
+    )
+
+
+def make_checkpoint_transfer(cfg: AgentConfig) -> CheckpointTransfer:
+    """The checkpoint store the config names (none: checkpoints stay on this site)."""
+    ck = cfg.checkpoints
+    if ck is None:
+        return CheckpointTransfer(cfg.state_dir)
+    return CheckpointTransfer(
+        cfg.state_dir,
+        store=ck.store,
+        export_command=ck.export_command,
+        import_command=ck.import_command,
+        timeout_s=ck.timeout_s,
     )
 
 
@@ -145,7 +162,16 @@ async def _run(
         with contextlib.suppress(CapacityError):
             await asyncio.to_thread(source.probe)
     executor = make_executor(cfg, env)
-    runtime = AgentRuntime(state=state, journal=journal, executor=executor, site=cfg.site)
+    checkpoints = make_checkpoint_transfer(cfg)
+    for line in checkpoints.warnings():
+        log.warning("%s", line)
+    runtime = AgentRuntime(
+        state=state,
+        journal=journal,
+        executor=executor,
+        site=cfg.site,
+        checkpoints=checkpoints,
+    )
     settings = LinkSettings(
         targets=cfg.brokers,
         site_id=cfg.site,
@@ -170,6 +196,8 @@ async def _run(
     finally:
         stop.set()
         await loops
+        # a transfer under way finishes (its outcome is journalled) before the journal closes
+        await runtime.transfers_done()
         stop_attempts = cfg.executor.stop_jobs_on_exit
         await runtime.handle(ShuttingDown(runtime.stimulus_id("shutdown"), stop_attempts))
         log.info("agent stopped site=%s", cfg.site)

@@ -48,7 +48,7 @@ def check(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the broker.", min=0.1)] = 5.0,
 ) -> None:
     """Validate the config, probe capacity, and print what the agent would advertise."""
-    from site_agent.app import advertised, make_capacity_source
+    from site_agent.app import advertised, make_capacity_source, make_checkpoint_transfer
     from site_agent.capacity.base import CapacityError
 
     cfg = _load(config)
@@ -57,7 +57,7 @@ def check(
         snap = source.probe()
     except CapacityError as exc:
         fail(PROG, f"capacity source {cfg.capacity.source}: {exc}")
-    for line in getattr(source, "warnings", ()):
+    for line in [*getattr(source, "warnings", ()), *make_checkpoint_transfer(cfg).warnings()]:
         print(f"warning: {line}", file=sys.stderr)
     unreachable = asyncio.run(_unreachable(cfg, timeout)) if connect else {}
     if len(unreachable) == len(cfg.brokers):

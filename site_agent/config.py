@@ -101,6 +101,51 @@ class ExecutorConfig(BaseModel):
     stop_jobs_on_exit: bool = Field(False, description="Stop running attempts on shutdown.")
 
 
+class CheckpointsConfig(BaseModel):
+    """Where checkpoints of stopped attempts go, so an attempt at another site can resume them."""
+
+    model_config = ConfigDict(extra="forbid")
+    store: Path | None = Field(
+        None,
+        description=(
+            "A directory every site of the federation can reach (a shared file system, or a "
+            "mount of an object store): a checkpoint is copied to STORE/<job_id>/<attempt>/."
+        ),
+    )
+    export_command: str | None = Field(
+        None,
+        description=(
+            "Instead of copying to `store`: a command run to export a checkpoint, with {src} "
+            "(the job's checkpoint folder), {dest} (STORE/<ref>, or <ref> without a store) and "
+            "{ref} (<job_id>/<attempt>) replaced; exit 0 means the checkpoint is complete there."
+        ),
+    )
+    import_command: str | None = Field(
+        None,
+        description=(
+            "Instead of copying from `store`: a command run to import checkpoint {ref} from "
+            "{src} (STORE/<ref>, or <ref>) into the empty folder {dest}."
+        ),
+    )
+    timeout_s: float = Field(
+        600.0, gt=0, description="How long an export or import command may run."
+    )
+    grace_s: float | None = Field(
+        None,
+        ge=0,
+        description=(
+            "How long a job stopped with checkpoint has after SIGTERM to write its checkpoint "
+            "and exit before SIGKILL (local and Slurm); default: executor.cancel_grace_s."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> CheckpointsConfig:
+        if self.store is None and not (self.export_command and self.import_command):
+            raise ValueError("set store, or both export_command and import_command")
+        return self
+
+
 class TlsConfig(BaseModel):
     """The site's identity towards the broker: mTLS with a certificate naming the site."""
 
@@ -146,6 +191,13 @@ class AgentConfig(BaseSettings):
         None,
         description="mTLS to the broker's agent port; None only for an insecure loopback broker.",
     )
+    checkpoints: CheckpointsConfig | None = Field(
+        None,
+        description=(
+            "The site's checkpoint store; None keeps checkpoints on this site only (an attempt "
+            "stopped with checkpoint reports none, and a dispatch that restores one fails)."
+        ),
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
 
     @field_validator("broker", mode="before")
@@ -153,6 +205,12 @@ class AgentConfig(BaseSettings):
     def _valid_addresses(cls, value: Any) -> Any:
         # kept as one comma-joined string, so a single address reads exactly as it was written
         return ",".join(broker_addresses(value))
+
+    @property
+    def checkpoint_grace_s(self) -> float:
+        """SIGTERM to SIGKILL for a stop with checkpoint."""
+        grace = self.checkpoints.grace_s if self.checkpoints is not None else None
+        return self.executor.cancel_grace_s if grace is None else grace
 
     @property
     def brokers(self) -> tuple[str, ...]:
@@ -243,6 +301,11 @@ def load_config(path: str | Path, **overrides: Any) -> AgentConfig:
     base = p.parent.resolve()
     if not config.state_dir.is_absolute():
         config = config.model_copy(update={"state_dir": base / config.state_dir})
+    if config.checkpoints is not None and config.checkpoints.store is not None:
+        store = config.checkpoints.store
+        if not store.is_absolute():
+            checkpoints = config.checkpoints.model_copy(update={"store": base / store})
+            config = config.model_copy(update={"checkpoints": checkpoints})
     if config.tls is not None:
         tls = config.tls
         paths = {name: getattr(tls, name) for name in ("ca", "cert", "key")}

@@ -65,6 +65,8 @@ class DispatchReceived:
     tenant: str = ""
     now_ms: int = 0
     invalid_reason: str = ""
+    restore_ref: str = ""
+    """The checkpoint to restore before starting ("" to start fresh)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,19 @@ class ExecutorReported:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckpointExported:
+    """The checkpoint of an attempt stopped with one was exported (or could not be)."""
+
+    stimulus_id: str
+    job_id: str
+    attempt: int
+    ref: str = ""
+    """Where it went in the site's checkpoint store; "" if nothing usable was exported."""
+    size_bytes: int = 0
+    now_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class LeaseRenewed:
     """The broker answered a heartbeat (or the hello) the agent sent at `sent_mono_ms`."""
 
@@ -174,6 +189,7 @@ Event = (
     | AttemptLaunched
     | LaunchFailed
     | ExecutorReported
+    | CheckpointExported
     | LeaseRenewed
     | LeaseCheck
     | ShuttingDown
@@ -282,6 +298,14 @@ class StopAttempt:
 
 
 @dataclass(frozen=True, slots=True)
+class ExportCheckpoint:
+    """Export the job's checkpoint folder for an attempt stopped with a checkpoint; answered by
+    a CheckpointExported event (the transfer runs beside the core, it may take a while)."""
+
+    key: AttemptKey
+
+
+@dataclass(frozen=True, slots=True)
 class RecoverAttempts:
     """Give the executor the launched attempts it must watch again after a restart."""
 
@@ -302,6 +326,7 @@ Instruction = (
     | SendReport
     | StartAttempt
     | StopAttempt
+    | ExportCheckpoint
     | RecoverAttempts
 )
 PERSIST_INSTRUCTIONS = (

@@ -22,7 +22,7 @@ from site_agent.events import (
     PersistLeaderEpoch,
     PersistReport,
 )
-from site_agent.records import AttemptRecord, Phase, Report, Snapshot
+from site_agent.records import AttemptRecord, Exit, Phase, Report, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +181,23 @@ def _record_to_json(r: AttemptRecord) -> str:
         "stop_reason": r.stop_reason,
         "final_acked": r.final_acked,
         "finished_unix_ms": r.finished_unix_ms,
+        "restore_ref": r.restore_ref,
+        "stop_checkpoint": r.stop_checkpoint,
+        "ended": _exit_to_json(r.ended),
     }
     return json.dumps(data, sort_keys=True)
+
+
+def _exit_to_json(ended: Exit | None) -> dict[str, Any] | None:
+    if ended is None:
+        return None
+    return {"state": ended.state.value, "exit_code": ended.exit_code, "message": ended.message}
+
+
+def _exit_from_json(data: Any) -> Exit | None:
+    if not data:
+        return None
+    return Exit(JobState(data["state"]), data["exit_code"], data["message"])
 
 
 def _record_from_json(text: str) -> AttemptRecord:
@@ -199,6 +214,10 @@ def _record_from_json(text: str) -> AttemptRecord:
         stop_reason=d["stop_reason"],
         final_acked=d["final_acked"],
         finished_unix_ms=d["finished_unix_ms"],
+        # absent in journals written before checkpoints were exported
+        restore_ref=d.get("restore_ref", ""),
+        stop_checkpoint=d.get("stop_checkpoint", False),
+        ended=_exit_from_json(d.get("ended")),
     )
 
 
@@ -227,6 +246,8 @@ def _report_to_json(r: Report) -> str:
         "message": r.message,
         "time_unix_ms": r.time_unix_ms,
         "launch_failed": r.launch_failed,
+        "checkpoint_ref": r.checkpoint_ref,
+        "checkpoint_bytes": r.checkpoint_bytes,
     }
     return json.dumps(data, sort_keys=True)
 

@@ -193,6 +193,8 @@ class BrokerLink:
                 message=report.message,
                 time_unix_ms=report.time_unix_ms,
                 launch_failed=report.launch_failed,
+                checkpoint_ref=report.checkpoint_ref,
+                checkpoint_bytes=report.checkpoint_bytes,
             )
         )
 
@@ -499,10 +501,11 @@ def dispatch_received(
 ) -> DispatchReceived:
     """The event of a dispatch; one whose spec did not decode carries why, with no spec."""
     if isinstance(message, UnreadableDispatch):
-        spec, reason = None, message.reason
+        spec, reason, restore_ref = None, message.reason, ""
     else:
         # run it in the pool the broker's ledger holds its cards in
         spec, reason = message.spec.in_pool(message.pool), ""
+        restore_ref = message.restore_ref
     return DispatchReceived(
         stimulus_id=stimulus_id,
         delivery_id=message.delivery_id,
@@ -513,6 +516,7 @@ def dispatch_received(
         tenant=message.tenant,
         now_ms=now_ms,
         invalid_reason=reason,
+        restore_ref=restore_ref,
     )
 
 

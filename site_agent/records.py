@@ -19,8 +19,19 @@ class Phase(StrEnum):
     """Durable at the agent, not yet handed to the executor."""
     LAUNCHED = "launched"
     """Handed to the executor (it may still be queued there)."""
+    EXPORTING = "exporting"
+    """Stopped with a checkpoint; its checkpoint is being exported before the final report."""
     FINAL = "final"
     """Finished; its final report exists (acknowledged or not)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exit:
+    """The final state of an attempt as reported once its checkpoint has been exported."""
+
+    state: JobState
+    exit_code: int = 0
+    message: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +54,12 @@ class AttemptRecord:
     final_acked: bool = False
     """True once the broker acknowledged the final report."""
     finished_unix_ms: int = 0
+    restore_ref: str = ""
+    """The checkpoint to restore before starting ("" to start fresh)."""
+    stop_checkpoint: bool = False
+    """The broker stopped it with checkpoint: the checkpoint is exported before the final report."""
+    ended: Exit | None = None
+    """How the attempt ended, kept while its checkpoint is exported (phase EXPORTING)."""
 
     @property
     def key(self) -> AttemptKey:
@@ -74,6 +91,10 @@ class Report:
     time_unix_ms: int = 0
     launch_failed: bool = False
     """A FAILED attempt that never started (bad command, missing binary, executor error)."""
+    checkpoint_ref: str = ""
+    """Where a stopped attempt's checkpoint was exported ("" if none was taken or moved)."""
+    checkpoint_bytes: int = 0
+    """Size of that checkpoint."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,8 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 from computenet.types import CapacityReport
 from site_agent.capacity.base import (
@@ -19,11 +19,14 @@ from site_agent.capacity.base import (
     apply_usage,
     mark_federation,
 )
+from site_agent.checkpoints import CheckpointTransfer
 from site_agent.events import (
     PERSIST_INSTRUCTIONS,
     AttemptLaunched,
+    CheckpointExported,
     Event,
     ExecutorReported,
+    ExportCheckpoint,
     Instruction,
     LaunchFailed,
     LeaseCheck,
@@ -40,7 +43,7 @@ from site_agent.events import (
 from site_agent.executors.base import Executor, ExecutorError, Launch
 from site_agent.executors.wrapper import monotonic_ms
 from site_agent.journal import Journal
-from site_agent.records import Report
+from site_agent.records import AttemptKey, Phase, Report
 from site_agent.state import AgentState
 
 log = logging.getLogger(__name__)
@@ -97,7 +100,10 @@ class AgentRuntime:
         site: str,
         clock_ms: Callable[[], int] = wall_clock_ms,
         mono_ms: Callable[[], int] = monotonic_ms,
+        checkpoints: CheckpointTransfer | None = None,
     ) -> None:
+        """`checkpoints` moves checkpoints to and from the site's store; None keeps them local
+        (and refuses dispatches that ask to restore one)."""
         self.state = state
         self.journal = journal
         self.executor = executor
@@ -108,6 +114,9 @@ class AgentRuntime:
         self.outbox: Outbox = _NoOutbox()
         self._lock = asyncio.Lock()
         self._ids = itertools.count(1)
+        self.checkpoints = checkpoints
+        self._transfers: dict[tuple[str, AttemptKey], asyncio.Task[None]] = {}
+        """Checkpoint exports and imports under way, beside the lock (they may take minutes)."""
 
     def stimulus_id(self, kind: str) -> str:
         """A fresh stimulus id naming its cause, e.g. `poll-17`."""
@@ -154,10 +163,12 @@ class AgentRuntime:
         elif isinstance(item, RefuseWelcome):
             self.outbox.refuse_welcome(item)
         elif isinstance(item, StartAttempt):
-            await self._start(item)
+            if item.record.restore_ref:
+                self._beside("import", item.record.key, self._start_restored(item))
+            else:
+                await self._start(item)
         elif isinstance(item, StopAttempt):
-            # the executors stop with SIGTERM first (scancel's default), the job's chance to
-            # checkpoint; there is no separate checkpoint call to make
+            # SIGTERM first on every executor, the job's cue to write its checkpoint
             log.info(
                 "stopping job_id=%s attempt=%d reason=%s checkpoint=%s",
                 *item.key,
@@ -165,10 +176,12 @@ class AgentRuntime:
                 item.checkpoint,
             )
             try:
-                await asyncio.to_thread(self.executor.cancel, item.key)
+                await asyncio.to_thread(self.executor.cancel, item.key, item.checkpoint)
             except Exception:
                 # The attempt keeps its stop reason; the broker's cancel or the lease retries.
                 log.exception("cancel failed job_id=%s attempt=%d", *item.key)
+        elif isinstance(item, ExportCheckpoint):
+            self._beside("export", item.key, self._export(item.key))
         elif isinstance(item, PublishLease):
             try:
                 await asyncio.to_thread(
@@ -184,22 +197,90 @@ class AgentRuntime:
             except Exception:
                 log.exception("recovering attempts failed; the executor reports what it lost")
 
-    async def _start(self, item: StartAttempt) -> None:
+    def _beside(self, kind: str, key: AttemptKey, work: Coroutine[Any, Any, None]) -> None:
+        """Run a checkpoint transfer outside the lock: a large one must not hold up the lease
+        renewals and other attempts' events meanwhile. One of each kind per attempt at a time."""
+        if (kind, key) in self._transfers:
+            work.close()
+            return
+        task = asyncio.create_task(work)
+        self._transfers[(kind, key)] = task
+        task.add_done_callback(lambda _: self._transfers.pop((kind, key), None))
+
+    async def _export(self, key: AttemptKey) -> None:
+        job_id, attempt = key
+        try:
+            exported = (
+                await asyncio.to_thread(self.checkpoints.export, job_id, attempt)
+                if self.checkpoints is not None
+                else None
+            )
+            ref, size = (exported.ref, exported.size_bytes) if exported else ("", 0)
+            if exported is None:
+                log.info("checkpoint kept local job_id=%s attempt=%d (no store)", *key)
+            sid = self.stimulus_id("export")
+            await self.handle(CheckpointExported(sid, job_id, attempt, ref, size, self.clock_ms()))
+        except Exception:
+            # the attempt stays exporting; the next agent start exports it again
+            log.exception("checkpoint export failed job_id=%s attempt=%d", *key)
+
+    async def transfers_done(self) -> None:
+        """Wait for the checkpoint exports and imports under way (for shutdown and tests)."""
+        while self._transfers:
+            await asyncio.gather(*self._transfers.values(), return_exceptions=True)
+
+    async def _restore(self, job_id: str, attempt: int, ref: str) -> str:
+        """Import checkpoint `ref` for the attempt; raise ExecutorError if it cannot be had."""
+        if not ref:
+            return ""
+        if self.checkpoints is None:
+            raise ExecutorError(
+                f"cannot restore checkpoint {ref}: this agent has no checkpoint store configured"
+            )
+        folder = await asyncio.to_thread(self.checkpoints.restore, job_id, attempt, ref)
+        return str(folder)
+
+    async def _start_restored(self, item: StartAttempt) -> None:
+        """Import the attempt's checkpoint, then start it if it is still to be started."""
+        record = item.record
+        try:
+            restored = await self._restore(record.job_id, record.attempt, record.restore_ref)
+        except Exception as exc:
+            # never start fresh what should resume: a failed import fails the launch
+            await self.handle(self._launch_failed(record.key, exc))
+            return
+        async with self._lock:
+            await self._handle(self.lease_check())  # the import may have outlasted the lease
+            now = self.state.attempts.get(record.key)
+            if now is None or now.phase is not Phase.ACCEPTED:
+                # stopped while its checkpoint was being imported (cancel, lease end)
+                log.info("not started after import job_id=%s attempt=%d", *record.key)
+                return
+            await self._start(item, restored)
+
+    def _launch_failed(self, key: AttemptKey, exc: BaseException) -> LaunchFailed:
+        message = launch_failure_message(exc)
+        log.warning("launch failed job_id=%s attempt=%d error=%s", *key, message)
+        return LaunchFailed(self.stimulus_id("launch"), *key, message, self.clock_ms())
+
+    async def _start(self, item: StartAttempt, restored: str = "") -> None:
         record = item.record
         sid = self.stimulus_id("launch")
         try:
             if record.spec is None:
                 raise ExecutorError("the attempt has no spec to run")
             launch = Launch(
-                record.job_id, record.attempt, record.fencing_token, record.spec, self.site
+                record.job_id,
+                record.attempt,
+                record.fencing_token,
+                record.spec,
+                self.site,
+                restore_dir=restored,
             )
             handle = await asyncio.to_thread(self.executor.start, launch)
         except Exception as exc:
             # Whatever the executor raises fails this attempt, never the agent.
-            message = launch_failure_message(exc)
-            log.warning("launch failed job_id=%s attempt=%d error=%s", *record.key, message)
-            failed = LaunchFailed(sid, record.job_id, record.attempt, message, self.clock_ms())
-            await self._handle(failed)
+            await self._handle(self._launch_failed(record.key, exc))
             return
         await self._handle(AttemptLaunched(sid, record.job_id, record.attempt, handle))
 
@@ -240,7 +321,7 @@ class AgentRuntime:
                 r.spec.memory_gb_total,
             )
             for r in self.state.active()
-            if r.spec is not None
+            if r.spec is not None and r.phase is not Phase.EXPORTING
         ]
 
     async def capacity(self, source: CapacitySource) -> CapacityReport:

@@ -11,6 +11,7 @@ from site_agent.events import (
     AttemptLaunched,
     BrokerAcked,
     CancelReceived,
+    CheckpointExported,
     Connected,
     Connecting,
     Disconnected,
@@ -18,6 +19,7 @@ from site_agent.events import (
     DrainReceived,
     Event,
     ExecutorReported,
+    ExportCheckpoint,
     ForgetAttempt,
     ForgetReport,
     Instruction,
@@ -39,7 +41,7 @@ from site_agent.events import (
     Started,
     StopAttempt,
 )
-from site_agent.records import AttemptKey, AttemptRecord, Phase, Report, Snapshot
+from site_agent.records import AttemptKey, AttemptRecord, Exit, Phase, Report, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,8 @@ class AgentState:
         out += [RecoverAttempts(launched)] if launched else []
         out += [StopAttempt(r.key, r.stop_reason) for r in launched if r.stop_reason]
         out += self._check_lease(ev.mono_ms, ev.now_ms)
+        # an export cut short by a restart is done again (it replaces whatever it left)
+        out += [ExportCheckpoint(r.key) for r in self.active() if r.phase is Phase.EXPORTING]
         out += [StartAttempt(r) for r in self.active() if r.phase is Phase.ACCEPTED]
         return _persist_first(out)
 
@@ -172,6 +176,7 @@ class AgentState:
             fencing_token=ev.fencing_token,
             tenant=ev.tenant,
             spec=ev.spec,
+            restore_ref=ev.restore_ref,
         )
         if ev.spec is None:
             message = f"invalid spec: {ev.invalid_reason}"
@@ -220,7 +225,9 @@ class AgentState:
             return _persist_first(final, ack)
         if record.is_final or record.stop_reason:
             return [ack]
-        return _persist_first(self._stop(record, reason, ev.now_ms, checkpoint=ev.checkpoint), ack)
+        # only the broker's checkpoint stop exports: it means to resume the job elsewhere
+        stop = self._stop(record, reason, ev.now_ms, checkpoint=ev.checkpoint, export=ev.checkpoint)
+        return _persist_first(stop, ack)
 
     def _on_DrainReceived(self, ev: DrainReceived) -> list[Instruction]:
         if ev.drain == self.drained:
@@ -248,7 +255,7 @@ class AgentState:
 
     def _on_LaunchFailed(self, ev: LaunchFailed) -> list[Instruction]:
         record = self.attempts.get((ev.job_id, ev.attempt))
-        if record is None or record.is_final:
+        if record is None or record.is_final or record.phase is Phase.EXPORTING:
             return []
         return self._finish(
             record,
@@ -261,7 +268,7 @@ class AgentState:
 
     def _on_ExecutorReported(self, ev: ExecutorReported) -> list[Instruction]:
         record = self.attempts.get((ev.job_id, ev.attempt))
-        if record is None or record.is_final:
+        if record is None or record.is_final or record.phase is Phase.EXPORTING:
             return []
         if ev.state is JobState.RUNNING:
             if record.reported is JobState.RUNNING:
@@ -272,7 +279,26 @@ class AgentState:
         if record.stop_reason and state is not JobState.SUCCEEDED:
             state = JobState.CANCELLED
             message = record.stop_reason
+        if record.stop_checkpoint and state is JobState.CANCELLED:
+            # the final report waits for the export, so it can say where the checkpoint went
+            ended = Exit(state, ev.exit_code, message)
+            exporting = self._put(replace(record, phase=Phase.EXPORTING, ended=ended))
+            return [PersistAttempt(exporting), ExportCheckpoint(record.key)]
         return self._finish(record, state, ev.exit_code, message, ev.now_ms)
+
+    def _on_CheckpointExported(self, ev: CheckpointExported) -> list[Instruction]:
+        record = self.attempts.get((ev.job_id, ev.attempt))
+        if record is None or record.phase is not Phase.EXPORTING or record.ended is None:
+            return []
+        done = record.ended
+        return self._finish(
+            record,
+            done.state,
+            done.exit_code,
+            done.message,
+            ev.now_ms,
+            checkpoint=(ev.ref, ev.size_bytes if ev.ref else 0),
+        )
 
     def _on_LeaseRenewed(self, ev: LeaseRenewed) -> list[Instruction]:
         out = self._check_lease(ev.mono_ms, ev.now_ms)
@@ -337,11 +363,21 @@ class AgentState:
         return record
 
     def _stop(
-        self, record: AttemptRecord, reason: str, now_ms: int, *, checkpoint: bool = False
+        self,
+        record: AttemptRecord,
+        reason: str,
+        now_ms: int,
+        *,
+        checkpoint: bool = False,
+        export: bool = False,
     ) -> list[Instruction]:
+        """Stop an attempt; `checkpoint` gives the job its checkpoint grace, `export` also
+        exports the checkpoint before the final report (which then says where it went)."""
         if record.phase is Phase.ACCEPTED:
             return self._finish(record, JobState.CANCELLED, 0, reason, now_ms)
-        stopping = self._put(replace(record, stop_reason=reason))
+        if record.phase is Phase.EXPORTING:
+            return []  # it has ended already; only its final report is still to come
+        stopping = self._put(replace(record, stop_reason=reason, stop_checkpoint=export))
         return [PersistAttempt(stopping), StopAttempt(record.key, reason, checkpoint)]
 
     def _finish(
@@ -353,11 +389,14 @@ class AgentState:
         now_ms: int,
         *,
         launch_failed: bool = False,
+        checkpoint: tuple[str, int] = ("", 0),
     ) -> list[Instruction]:
         final = self._put(
-            replace(record, phase=Phase.FINAL, reported=state, finished_unix_ms=now_ms)
+            replace(record, phase=Phase.FINAL, reported=state, finished_unix_ms=now_ms, ended=None)
         )
-        report = self._report(final, now_ms, message, exit_code, launch_failed=launch_failed)
+        report = self._report(
+            final, now_ms, message, exit_code, launch_failed=launch_failed, checkpoint=checkpoint
+        )
         return [PersistAttempt(final), *report]
 
     def _report(
@@ -368,6 +407,7 @@ class AgentState:
         exit_code: int = 0,
         *,
         launch_failed: bool = False,
+        checkpoint: tuple[str, int] = ("", 0),
     ) -> list[Instruction]:
         assert record.reported is not None
         report = Report(
@@ -380,6 +420,8 @@ class AgentState:
             message=message,
             time_unix_ms=now_ms,
             launch_failed=launch_failed,
+            checkpoint_ref=checkpoint[0],
+            checkpoint_bytes=checkpoint[1],
         )
         self.next_report_id += 1
         self.unacked[report.report_id] = report

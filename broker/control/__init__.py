@@ -6,7 +6,13 @@ out the effects it returns.
 """
 
 from broker.control.effects import Dispatch, Effect, PlaceAtTarget, Stop, Write
-from broker.control.machine import LAUNCH_FAILED, LOST_BEFORE_START, SUPERSEDED, JobMachine
+from broker.control.machine import (
+    LAUNCH_FAILED,
+    LOST_BEFORE_START,
+    MIGRATION_FELL_BACK,
+    SUPERSEDED,
+    JobMachine,
+)
 from broker.control.reconcile import Resumption
 from broker.control.retry import RetryPolicy
 from broker.control.stimuli import (
@@ -31,6 +37,7 @@ from broker.control.stimuli import (
 __all__ = [
     "LAUNCH_FAILED",
     "LOST_BEFORE_START",
+    "MIGRATION_FELL_BACK",
     "SUPERSEDED",
     "Allocation",
     "AttemptReported",

@@ -27,6 +27,8 @@ class Dispatch:
     attempt: int
     site: SiteId
     pool: str
+    restore_ref: str = ""
+    """The checkpoint the attempt restores from before it starts ("" to start fresh)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,12 @@ class PlaceAtTarget:
     note: str = ""
     replacing: int = 0
     """The attempt known to be over (stopped, or its site gone); `Placed` must name it."""
+    restore_ref: str = ""
+    """The checkpoint the new attempt restores from: `Placed` (or the requeue if the target
+    cannot take the job) must carry it on, so the job records it."""
+    cause: str = "migrated"
+    """The cause the placement records (`migration_fell_back` when `target` is the site the
+    job came from because its checkpoint could not be taken or exported)."""
 
 
 Effect = Write | Dispatch | Stop | PlaceAtTarget

@@ -46,6 +46,9 @@ _ACTIVE = frozenset(ACTIVE_STATES)
 _STARTABLE = frozenset({JobState.PLACED, JobState.DISPATCHED})
 LAUNCH_FAILED = "launch_failed"
 LOST_BEFORE_START = "site_lost_before_start"
+MIGRATION_FELL_BACK = "migration_fell_back"
+"""Cause of the placement that puts a migrating job back at its old site: its checkpoint could
+not be taken or exported, and the job's local checkpoint folder is still there."""
 
 
 class JobMachine:
@@ -86,17 +89,32 @@ class JobMachine:
                 if job.state != JobState.MIGRATING or job.site is None:
                     return []
                 reason = f"migrating to {job.migration_target}"
-                return [Stop(job.site, job.job_id, job.attempt, reason, stimulus.checkpoint)]
+                checkpoint = stimulus.checkpoint and job.migration_checkpoint
+                return [Stop(job.site, job.job_id, job.attempt, reason, checkpoint)]
             case MigrationSourceGone():
                 if job.state != JobState.MIGRATING or job.migration_target is None:
                     return []
-                return [PlaceAtTarget(job.job_id, job.migration_target, stimulus.note, job.attempt)]
+                # Nothing was exported now: the new attempt restores the last checkpoint the
+                # job did export, if any.
+                return [
+                    PlaceAtTarget(
+                        job.job_id,
+                        job.migration_target,
+                        stimulus.note,
+                        job.attempt,
+                        restore_ref=job.restore_ref,
+                    )
+                ]
             case MigrationTargetUnavailable():
                 if job.state != JobState.MIGRATING or stimulus.replacing != job.attempt:
                     return []
-                return [
-                    Write(requeue(job, cause="migration_target_unavailable", message=stimulus.note))
-                ]
+                back = requeue(
+                    job,
+                    cause="migration_target_unavailable",
+                    message=stimulus.note,
+                    restore_ref=stimulus.restore_ref,
+                )
+                return [Write(back)]
             case MigrationAbandoned():
                 return self._migration_abandoned(job, stimulus)
             case Preempt():
@@ -133,6 +151,7 @@ class JobMachine:
         if job.state == JobState.PENDING and allocation.site in job.failed_sites:
             return []  # it could not launch the job before
         attempt = job.attempt + 1
+        restore = job.restore_ref if stimulus.restore_ref is None else stimulus.restore_ref
         holds = tuple(
             Hold(
                 job_id=job.job_id,
@@ -162,8 +181,9 @@ class JobMachine:
             placement_json=stimulus.placement_json,
             migration_target="",
             pool=allocation.pool,
+            restore_ref=restore,
         )
-        dispatch = Dispatch(job.job_id, attempt, allocation.site, allocation.pool)
+        dispatch = Dispatch(job.job_id, attempt, allocation.site, allocation.pool, restore)
         return [Write(transition), dispatch]
 
     def _acknowledged(self, job: Job, stimulus: DispatchAcknowledged) -> list[Effect]:
@@ -215,9 +235,15 @@ class JobMachine:
         if job.cancel_requested:
             return [Write(_final(replace(reported, cause="site_confirmed_cancel")))]
         if job.state == JobState.MIGRATING and job.migration_target is not None:
-            note = f"stopped at {report.site}: {report.message}"
-            return [PlaceAtTarget(job.job_id, job.migration_target, note, report.attempt)]
-        return [Write(requeue(job, cause="stopped_at_site", message=report.message))]
+            return [_moved_on(job, report)]
+        # Stopped by its site or preempted: a checkpoint it exported is where it resumes.
+        back = requeue(
+            job,
+            cause="stopped_at_site",
+            message=report.message,
+            restore_ref=report.checkpoint_ref or None,
+        )
+        return [Write(back)]
 
     def _failed_start(self, job: Job, failure: StartFailure, now_unix_ms: int) -> Transition:
         cause = LAUNCH_FAILED if failure.launch_failed else LOST_BEFORE_START
@@ -236,6 +262,7 @@ class JobMachine:
                         expect_attempt=job.attempt,
                         message=message,
                         release_hold=True,
+                        restore_ref="",
                     )
                 )
             ]
@@ -265,6 +292,10 @@ class JobMachine:
                     expect_attempt=job.attempt,
                     message=stimulus.note,
                     migration_target=stimulus.target,
+                    # An attempt that has not started has nothing to checkpoint.
+                    migration_checkpoint=(
+                        job.spec.checkpoint is not None and job.state == JobState.RUNNING
+                    ),
                 )
             )
         ]
@@ -287,8 +318,53 @@ class JobMachine:
         ]
 
 
-def requeue(job: Job, *, cause: str, message: str = "") -> Transition:
-    """The job's attempt is gone: back to pending, or cancelled/failed as asked and its policy."""
+def _moved_on(job: Job, report: AttemptReported) -> PlaceAtTarget:
+    """The migrating job's old attempt stopped: where its next attempt goes, restoring what.
+
+    A move with checkpoint (`Job.migration_checkpoint`) whose report names no exported
+    checkpoint falls back to the site it came from, where the job's checkpoint folder still
+    is: a checkpoint that cannot be taken or moved never loses the job's work. Otherwise the
+    job goes to its target, restoring the checkpoint just exported (or, without one, the last
+    one it exported before, if any).
+    """
+    assert job.migration_target is not None
+    stopped = f"stopped at {report.site}: {report.message}"
+    if report.checkpoint_ref:
+        size = f" ({report.checkpoint_bytes} bytes)" if report.checkpoint_bytes else ""
+        return PlaceAtTarget(
+            job.job_id,
+            job.migration_target,
+            f"{stopped}; checkpoint {report.checkpoint_ref}{size}",
+            report.attempt,
+            restore_ref=report.checkpoint_ref,
+        )
+    if job.migration_checkpoint:
+        note = (
+            f"{stopped}; checkpoint not taken or not exported: back to {report.site} "
+            f"instead of {job.migration_target}"
+        )
+        return PlaceAtTarget(
+            job.job_id,
+            report.site,
+            note,
+            report.attempt,
+            restore_ref=job.restore_ref,
+            cause=MIGRATION_FELL_BACK,
+        )
+    return PlaceAtTarget(
+        job.job_id, job.migration_target, stopped, report.attempt, restore_ref=job.restore_ref
+    )
+
+
+def requeue(
+    job: Job, *, cause: str, message: str = "", restore_ref: str | None = None
+) -> Transition:
+    """The job's attempt is gone: back to pending, or cancelled/failed as asked and its policy.
+
+    The job keeps the last checkpoint it exported (`restore_ref` replaces it when the attempt
+    just exported a newer one): no checkpoint is taken when a site is lost, so the next
+    attempt resumes from the last one that left a site, or starts fresh.
+    """
     back = Transition(
         job_id=job.job_id,
         new_state=JobState.PENDING,
@@ -300,6 +376,7 @@ def requeue(job: Job, *, cause: str, message: str = "") -> Transition:
         message=message,
         release_hold=True,
         migration_target="",
+        restore_ref=restore_ref,
     )
     if job.cancel_requested:
         return _final(replace(back, new_state=JobState.CANCELLED, site=None))
@@ -309,7 +386,7 @@ def requeue(job: Job, *, cause: str, message: str = "") -> Transition:
 
 
 def _final(t: Transition, exit_code: int | None = None) -> Transition:
-    """`t` ending the job: every hold released, no pending request left behind."""
+    """`t` ending the job: every hold released, no pending request or checkpoint left behind."""
     return replace(
         t,
         exit_code=exit_code,
@@ -317,6 +394,7 @@ def _final(t: Transition, exit_code: int | None = None) -> Transition:
         release_hold=True,
         cancel_requested=False,
         migration_target="",
+        restore_ref="",
     )
 
 

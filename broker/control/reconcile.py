@@ -104,10 +104,10 @@ def _owed(job: Job, site: SiteId, listed: JobState | None) -> list[Effect]:
         return [Stop(site, job.job_id, job.attempt, core.CANCEL_REASON)]
     if job.state == JobState.PLACED:
         # Not acknowledged yet: delivered again; the site deduplicates by (job, attempt).
-        return [Dispatch(job.job_id, job.attempt, site, core.pool_of(job))]
+        return [Dispatch(job.job_id, job.attempt, site, core.pool_of(job), job.restore_ref)]
     if job.state == JobState.MIGRATING:
         reason = f"migrating to {job.migration_target}"
-        return [Stop(site, job.job_id, job.attempt, reason, checkpoint=True)]
+        return [Stop(site, job.job_id, job.attempt, reason, job.migration_checkpoint)]
     return []
 
 

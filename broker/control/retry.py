@@ -90,7 +90,9 @@ def summarise(failures: tuple[StartFailure, ...]) -> str:
 
 
 def _ended(t: Transition, state: JobState, message: str) -> Transition:
-    return replace(t, new_state=state, site=None, message=message, cancel_requested=False)
+    return replace(
+        t, new_state=state, site=None, message=message, cancel_requested=False, restore_ref=""
+    )
 
 
 def _short(reason: str) -> str:

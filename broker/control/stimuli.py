@@ -48,6 +48,9 @@ class Placed:
     replacing: int | None = None
     """For a migrating job: the attempt that is over (from `PlaceAtTarget`); a migrating job
     whose current attempt may still run is never placed again."""
+    restore_ref: str | None = None
+    """The checkpoint the new attempt restores from (from `PlaceAtTarget`); None keeps the
+    job's own (the last one it exported, if any)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,11 @@ class AttemptReported:
     """A FAILED attempt that never started (the site could not launch it)."""
     now_unix_ms: int = 0
     """When the broker took the report (the retry backoff counts from it)."""
+    checkpoint_ref: str = ""
+    """On the final report of an attempt stopped with checkpoint: where its checkpoint was
+    exported ("" if none was taken or it could not be exported)."""
+    checkpoint_bytes: int = 0
+    """Size of that checkpoint."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +131,11 @@ class MigrationBegun:
 
 @dataclass(frozen=True, slots=True)
 class MigrationStop:
-    """Rebalancing asks the migrating job's current attempt to stop (checkpointing first)."""
+    """Rebalancing asks the migrating job's current attempt to stop (checkpointing first).
+
+    The stop checkpoints only if `checkpoint` and the move is with checkpoint
+    (`Job.migration_checkpoint`, decided when the move began).
+    """
 
     checkpoint: bool = True
 
@@ -144,6 +156,9 @@ class MigrationTargetUnavailable:
 
     note: str = ""
     replacing: int | None = None
+    restore_ref: str | None = None
+    """The checkpoint the stopped attempt exported (from `PlaceAtTarget`); the requeued job
+    keeps it. None keeps the job's own."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,6 +121,7 @@ class JobDriver:
                     job.spec,
                     job.tenant,
                     effect.pool,
+                    restore_ref=effect.restore_ref,
                 )
             )
         elif isinstance(effect, Stop):

@@ -37,6 +37,10 @@ class AttemptReport:
     message: str
     launch_failed: bool = False
     """A FAILED attempt that never started (the site could not launch it)."""
+    checkpoint_ref: str = ""
+    """A stopped attempt's exported checkpoint ("" if none)."""
+    checkpoint_bytes: int = 0
+    """Size of that checkpoint."""
 
 
 class JobTracker:
@@ -100,7 +104,18 @@ class JobTracker:
             report.message,
             launch_failed=report.launch_failed and report.state == JobState.FAILED,
             now_unix_ms=_now_ms(),
+            checkpoint_ref=report.checkpoint_ref if report.state == JobState.CANCELLED else "",
+            checkpoint_bytes=report.checkpoint_bytes if report.state == JobState.CANCELLED else 0,
         )
+        if stimulus.checkpoint_ref:
+            log.info(
+                "checkpoint exported job_id=%s attempt=%d site=%s bytes=%d ref=%s",
+                report.job_id,
+                report.attempt,
+                report.site_id,
+                stimulus.checkpoint_bytes,
+                stimulus.checkpoint_ref,
+            )
         job = await self._driver.job(report.job_id)
         if job is None:
             if report.state == JobState.RUNNING:  # a job this broker never had

@@ -143,20 +143,27 @@ class LiveRebalance:
         return entry is not None and entry.status not in (SiteStatus.LOST, SiteStatus.OFFLINE)
 
     async def place_at_target(self, job: Job, effect: PlaceAtTarget) -> None:
-        """The old attempt stopped (or its site is gone): place at the target, else requeue."""
+        """The old attempt stopped (or its site is gone): place at the target (the old site on a
+        fall-back), restoring the effect's checkpoint; if it cannot take the job, requeue."""
         placed = await self._place(
             job,
             effect.target,
-            cause="migrated",
+            cause=effect.cause,
             note=effect.note,
             strict=False,
             replacing=effect.replacing,
+            restore_ref=effect.restore_ref,
         )
         if not placed:
             log.info(
-                "migration target full job_id=%s target=%s: requeued", job.job_id, effect.target
+                "migration target full job_id=%s target=%s cause=%s: requeued",
+                job.job_id,
+                effect.target,
+                effect.cause,
             )
-            unavailable = MigrationTargetUnavailable(effect.note, replacing=effect.replacing)
+            unavailable = MigrationTargetUnavailable(
+                effect.note, replacing=effect.replacing, restore_ref=effect.restore_ref
+            )
             await self._driver.feed(job, unavailable)
 
     async def _place(
@@ -169,6 +176,7 @@ class LiveRebalance:
         strict: bool = True,
         fence: Fence | None = None,
         replacing: int | None = None,
+        restore_ref: str | None = None,
     ) -> bool:
         """Place the job's next attempt at `target` if it fits there now; dispatch it."""
         snapshot = _only(await self._capacity.snapshot(without=job.job_id), target)
@@ -187,6 +195,7 @@ class LiveRebalance:
             note=note,
             placement_json=placement_to_json(why),
             replacing=replacing,
+            restore_ref=restore_ref,
         )
         if not (await self._driver.feed(job, stimulus, fence=fence)).applied and strict:
             raise MoveError("job changed before it could be placed")

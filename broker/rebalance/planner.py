@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from broker.placement import JobDemand
 from broker.rebalance.config import RebalanceConfig
 from broker.rebalance.model import ActiveJob, Move, MoveKind, RebalanceInput
+from broker.rebalance.pricing import move_time
 from broker.rebalance.valuation import CapacityLedger, Option, Valuer, demand_of
 from computenet.types import SiteStatus
 
@@ -87,25 +88,29 @@ class _Run:
         valuer, topology = self.valuer(), self.state.snapshot.topology
         here = valuer.current(demand, job.site, job.accelerator)
         lost = self.status(job.site) == SiteStatus.LOST
-        ckpt_gb = job.spec.checkpoint.size_gb if job.spec.checkpoint and job.elapsed_h > 0 else 0.0
-        redo_h = _lost_work_h(job) if lost else 0.0
         out: list[Candidate] = []
         for opt in valuer.feasible(demand):
             site = valuer.ctx.table.site_ids[int(valuer.ctx.table.opt_site[opt])]
             if site == job.site:
                 continue
-            transfer_h = (
-                topology.transfer_hours(job.site, site, ckpt_gb) if job.can_checkpoint else 0.0
+            # Priced as the move is carried out (broker.rebalance.pricing): redone work, the
+            # checkpoint's transfer and the stop and restart.
+            moving = move_time(
+                job,
+                site,
+                topology,
+                restart_overhead_h=self.config.restart_overhead_h,
+                source_lost=lost,
             )
-            if math.isinf(transfer_h):
+            if math.isinf(moving.transfer_h):
                 continue
-            idle_h = transfer_h + self.config.restart_overhead_h
-            rerun = demand_of(demand, demand.duration_h + redo_h)
-            there = valuer.price(rerun, opt, downtime_h=idle_h + valuer.wait_h(opt), one_off=True)
-            fees = (
-                topology.transfer_cost_cny(job.site, site, ckpt_gb) if job.can_checkpoint else 0.0
-            )
-            cost = (idle_h + redo_h) * demand.cards * self.card_hour_cny + fees + there.one_off_cny
+            rerun = demand_of(demand, demand.duration_h + moving.redo_h)
+            downtime_h = moving.idle_h + valuer.wait_h(opt)
+            there = valuer.price(rerun, opt, downtime_h=downtime_h, one_off=True)
+            gb = moving.checkpoint_gb
+            fees = topology.transfer_cost_cny(job.site, site, gb) if gb else 0.0
+            lost_h = moving.idle_h + moving.redo_h
+            cost = lost_h * demand.cards * self.card_hour_cny + fees + there.one_off_cny
             saved = here.running_cny - there.running_cny if here else 0.0
             carbon = here.carbon_kg - there.carbon_kg if here else 0.0
             out.append(Candidate(there, saved, carbon, cost))
@@ -160,13 +165,6 @@ class _Run:
             last.runs_ago < self.config.cooldown_runs
             or now - last.at_unix_s < self.config.cooldown_s
         )
-
-
-def _lost_work_h(job: ActiveJob) -> float:
-    """Expected work redone after a site loss: half a checkpoint interval, or all of it."""
-    if job.can_checkpoint and job.spec.checkpoint is not None:
-        return min(job.spec.checkpoint.interval_hours / 2.0, job.elapsed_h)
-    return job.elapsed_h
 
 
 def _by_urgency(jobs: list[ActiveJob]) -> list[ActiveJob]:

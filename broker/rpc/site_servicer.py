@@ -172,6 +172,8 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
                         else None,
                         message=event.message,
                         launch_failed=event.launch_failed,
+                        checkpoint_ref=event.checkpoint_ref,
+                        checkpoint_bytes=event.checkpoint_bytes,
                     )
                 )
             session.send(OutAck(event.report_id))

@@ -15,6 +15,7 @@ from broker.rebalance import (
     RebalanceInput,
     plan_moves,
 )
+from broker.rebalance.pricing import move_time
 from broker.simulate.capacity import Capacity
 from broker.simulate.clock import SECONDS_PER_HOUR, unix_s
 from broker.simulate.replay import Migration, Run
@@ -53,14 +54,20 @@ class ReplayRebalancer:
             policy=Policy.default(self.topology_config),
         )
         moves = [m for m in plan_moves(state, self.config) if m.kind in MOVING_KINDS]
-        topology = capacity.topology
+        jobs = {job.job_id: job for job in active}
         out: list[Migration] = []
         for move in moves:
-            index, run = by_job[move.job_id]
-            ckpt_gb = _checkpoint_gb(run)
-            transfer_h = topology.transfer_hours(run.site, move.to_site, ckpt_gb)
-            downtime_s = (transfer_h + self.config.restart_overhead_h) * SECONDS_PER_HOUR
-            out.append(Migration(index, move.to_site, downtime_s, move.cost_cny))
+            index, _ = by_job[move.job_id]
+            # The same price the planner put on the move: what the broker does to the job.
+            moving = move_time(
+                jobs[move.job_id],
+                move.to_site,
+                capacity.topology,
+                restart_overhead_h=self.config.restart_overhead_h,
+            )
+            downtime_s = moving.idle_h * SECONDS_PER_HOUR
+            redo_s = moving.redo_h * SECONDS_PER_HOUR
+            out.append(Migration(index, move.to_site, downtime_s, move.cost_cny, redo_s))
         if out:
             self.history = {
                 k: dataclasses.replace(v, runs_ago=v.runs_ago + 1) for k, v in self.history.items()

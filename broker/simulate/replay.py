@@ -45,12 +45,17 @@ class Run:
 
 @dataclass(frozen=True, slots=True)
 class Migration:
-    """A rebalancing move of a running job: its rest restarts at `site` after `downtime_s`."""
+    """A rebalancing move of a running job: its rest restarts at `site` after `downtime_s`.
+
+    `redo_s` of the work done before the move is done again at `site` (0 when the job stopped
+    with a checkpoint; all of it when it stopped without one).
+    """
 
     run_index: int
     site: str
     downtime_s: float
     cost_cny: float
+    redo_s: float = 0.0
 
 
 class Rebalancer(Protocol):
@@ -197,5 +202,6 @@ def _migrate(runs: list[Run], move: Migration, capacity: Capacity, now: float) -
     capacity.take(move.site, allocation)
     done_s = max(0.0, now - old.start_s)
     runs[move.run_index] = replace(old, job=replace(job, duration_s=done_s))
-    rest = replace(job, duration_s=job.duration_s - done_s)
+    redo_s = min(move.redo_s, done_s)
+    rest = replace(job, duration_s=job.duration_s - done_s + redo_s)
     return Run(rest, move.site, allocation, now + move.downtime_s, 0.0, resumed=True)

@@ -57,6 +57,8 @@ def job_to_row(submission: Submission, sequence: int) -> dict[str, Any]:
         "pool": "",
         "start_failures_json": "[]",
         "not_before_unix_ms": 0,
+        "migration_checkpoint": False,
+        "restore_ref": "",
         "last_sequence": sequence,
         "created_unix_ms": submission.time_unix_ms,
         "updated_unix_ms": submission.time_unix_ms,
@@ -112,6 +114,8 @@ def job_from_row(row: Row, spec: JobSpec | None = None) -> Job:
         pool=row["pool"],
         start_failures=start_failures_from_json(row["start_failures_json"]),
         not_before_unix_ms=row["not_before_unix_ms"],
+        migration_checkpoint=bool(row["migration_checkpoint"]),
+        restore_ref=row["restore_ref"],
     )
 
 

@@ -108,6 +108,11 @@ class Transition:
     """None keeps the job's failed starts; a tuple replaces them."""
     not_before_unix_ms: int | None = None
     """None keeps the job's earliest next placement time."""
+    migration_checkpoint: bool | None = None
+    """None keeps whether the job's move is with checkpoint (read only while it migrates)."""
+    restore_ref: str | None = None
+    """None keeps the checkpoint the job's next attempt restores from; a string replaces it
+    ("" clears it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,8 @@ class JobRow(SQLModel, table=True):
     pool: str = Field(default="")
     start_failures_json: str = Field(default="[]", sa_type=Text)
     not_before_unix_ms: int = Field(default=0, sa_type=BigInteger)
+    migration_checkpoint: bool = False
+    restore_ref: str = Field(default="", sa_type=Text)
     last_sequence: int = Field(sa_type=BigInteger)
     created_unix_ms: int = Field(sa_type=BigInteger)
     updated_unix_ms: int = Field(sa_type=BigInteger)

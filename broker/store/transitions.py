@@ -27,6 +27,8 @@ _MUTABLE = (
     "pool",
     "start_failures_json",
     "not_before_unix_ms",
+    "migration_checkpoint",
+    "restore_ref",
 )
 _COLUMNS = ("job_id", "tenant", "kind", *_MUTABLE, "last_sequence", "updated_unix_ms")
 
@@ -104,6 +106,10 @@ def _record(
         job["start_failures_json"] = start_failures_to_json(t.start_failures)
     if t.not_before_unix_ms is not None:
         job["not_before_unix_ms"] = t.not_before_unix_ms
+    if t.migration_checkpoint is not None:
+        job["migration_checkpoint"] = t.migration_checkpoint
+    if t.restore_ref is not None:
+        job["restore_ref"] = t.restore_ref
     job["last_sequence"] = number
     job["updated_unix_ms"] = now_unix_ms
     event = JobEvent(

@@ -24,6 +24,10 @@ START_ERROR_FILE = "start_error"
 """Written by whatever runs the command (the wrapper, the batch script) when it cannot start it:
 the attempt failed to launch, as opposed to a command that ran and exited non-zero."""
 _SHOWN_CHARS = 60
+CHECKPOINT_DIR_VAR = "COMPUTENET_CHECKPOINT_DIR"
+"""The job's checkpoint folder: it writes its checkpoint there when asked to stop (SIGTERM)."""
+RESTORE_DIR_VAR = "COMPUTENET_RESTORE_DIR"
+"""Set only for an attempt that resumes a checkpoint: the folder holding it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,8 @@ class Launch:
     fencing_token: int
     spec: JobSpec
     site: str
+    restore_dir: str = ""
+    """The imported checkpoint the attempt resumes from ("" to start fresh)."""
 
     @property
     def key(self) -> AttemptKey:
@@ -43,12 +49,15 @@ class Launch:
 
     def job_env(self) -> dict[str, str]:
         """Variables every job sees, on top of the agent's environment."""
-        return {
+        env = {
             "COMPUTENET_JOB_ID": self.job_id,
             "COMPUTENET_ATTEMPT": str(self.attempt),
             "COMPUTENET_SITE": self.site,
             "COMPUTENET_FENCING_TOKEN": str(self.fencing_token),
         }
+        if self.restore_dir:
+            env[RESTORE_DIR_VAR] = self.restore_dir
+        return env
 
 
 class Executor(Protocol):
@@ -68,8 +77,12 @@ class Executor(Protocol):
         """State changes since the last poll; a final update is the last one for an attempt."""
         ...
 
-    def cancel(self, key: AttemptKey) -> None:
-        """Begin stopping the attempt; its final update follows from `poll`."""
+    def cancel(self, key: AttemptKey, checkpoint: bool = False) -> None:
+        """Begin stopping the attempt; its final update follows from `poll`.
+
+        With `checkpoint` the job gets SIGTERM (its cue to write its checkpoint and exit), the
+        checkpoint grace to exit, then SIGKILL; its checkpoint folder is kept.
+        """
         ...
 
     def recover(self, records: Sequence[AttemptRecord]) -> None:

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from computenet.types import JobState
+from site_agent.checkpoints import checkpoint_dir
 from site_agent.devices.vendors import Device
 from site_agent.executors import wrapper
 from site_agent.executors.base import (
+    CHECKPOINT_DIR_VAR,
     ExecutorError,
     Launch,
     attempt_dir,
@@ -35,14 +37,6 @@ LAUNCH_FILE = "launch.json"
 LEASE_FILE = "lease"
 WRAPPER_LOG = "wrapper.log"
 LOST_EXIT_CODE = -1
-CHECKPOINTS_DIR = "checkpoints"
-CHECKPOINT_DIR_VAR = "COMPUTENET_CHECKPOINT_DIR"
-
-
-def checkpoint_dir(state_dir: Path, job_id: str) -> Path:
-    """`state_dir/checkpoints/<job_id>/`: one folder per job, shared by all its attempts here."""
-    attempt_dir(state_dir, job_id, 0)  # the same check of the id as a safe folder name
-    return state_dir / CHECKPOINTS_DIR / job_id
 
 
 @dataclass(slots=True)
@@ -78,12 +72,17 @@ class LocalExecutor:
         state_dir: Path,
         *,
         cancel_grace_s: float = 10.0,
+        checkpoint_grace_s: float | None = None,
         env: Mapping[str, str] | None = None,
         devices: Sequence[Device] | None = None,
     ) -> None:
-        """`devices` is the host's inventory to hand out; None assigns none (and confines none)."""
+        """`devices` is the host's inventory to hand out; None assigns none (and confines none).
+        `checkpoint_grace_s` is the grace of a stop with checkpoint (default: the cancel one)."""
         self._state_dir = state_dir
         self._grace_s = cancel_grace_s
+        self._checkpoint_grace_s = (
+            cancel_grace_s if checkpoint_grace_s is None else checkpoint_grace_s
+        )
         self._env = env
         self._tracked: dict[AttemptKey, _Tracked] = {}
         self._pending: list[ExecutorUpdate] = []
@@ -184,14 +183,16 @@ class LocalExecutor:
         self._tracked[key] = tracked
         return str(tracked.pid)
 
-    def cancel(self, key: AttemptKey) -> None:
-        """SIGTERM the attempt's process group now, SIGKILL it after the grace period."""
+    def cancel(self, key: AttemptKey, checkpoint: bool = False) -> None:
+        """SIGTERM the attempt's process group now, SIGKILL it after the grace period (the
+        checkpoint grace for a stop with checkpoint); the checkpoint folder is kept."""
         tracked = self._tracked.get(key)
         if tracked is None:
             self._pending.append(ExecutorUpdate(*key, JobState.CANCELLED, 0, "not running"))
             return
         if tracked.kill_at is None:
-            tracked.kill_at = time.monotonic() + self._grace_s
+            grace_s = self._checkpoint_grace_s if checkpoint else self._grace_s
+            tracked.kill_at = time.monotonic() + grace_s
             self._signal(tracked, signal.SIGTERM)
 
     def poll(self) -> list[ExecutorUpdate]:

@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,8 +16,10 @@ from computenet.types import JobState
 from site_agent.capacity.base import CapacityError
 from site_agent.capacity.slurm import run_scontrol_nodes
 from site_agent.capacity.slurm_gres import GresModels, gres_shape
+from site_agent.checkpoints import checkpoint_dir
 from site_agent.executors import slurm_queue, slurm_watchdog, wrapper
 from site_agent.executors.base import (
+    CHECKPOINT_DIR_VAR,
     ExecutorError,
     Launch,
     attempt_dir,
@@ -58,6 +61,8 @@ class _Tracked:
     """Seen waiting again after it ran (logged once per requeue)."""
     unseen: int = 0
     """Consecutive polls that found the job neither in squeue nor in sacct."""
+    kill_at: float | None = None
+    """When a job signalled to checkpoint gets SIGKILL if still there (time.monotonic)."""
 
 
 class SlurmExecutor:
@@ -76,8 +81,10 @@ class SlurmExecutor:
         time_headroom: float = 1.25,
         timeout_s: float = 30.0,
         gres_models: Mapping[str, str] | None = None,
+        checkpoint_grace_s: float = 10.0,
     ) -> None:
         self._state_dir = state_dir
+        self._checkpoint_grace_s = checkpoint_grace_s
         self._env = dict(env) if env is not None else None
         self._partition = partition
         self._account = account
@@ -152,15 +159,25 @@ class SlurmExecutor:
             log.warning("cannot publish the lease jobs path=%s error=%s", self._jobs_path, exc)
 
     def start(self, launch: Launch) -> str:
-        """Submit with sbatch; adopt the earlier submission if the folder was claimed before."""
-        check_launchable(launch.spec.command, launch.job_env())
+        """Submit with sbatch; adopt the earlier submission if the folder was claimed before.
+
+        The job's checkpoint folder is under the agent's state dir, which the Slurm nodes must
+        see at the same path (a shared file system), as they see the job's own folder.
+        """
+        checkpoints = checkpoint_dir(self._state_dir, launch.job_id)
+        job_env = {**launch.job_env(), CHECKPOINT_DIR_VAR: str(checkpoints)}
+        check_launchable(launch.spec.command, job_env)
         folder = attempt_dir(self._state_dir, launch.job_id, launch.attempt)
         name = job_name(launch.job_id, launch.attempt)
         requeue = launch.spec.on_site_loss == "requeue"
         if not claim(folder):
             return self._adopt(launch.key, folder, requeue, launch.spec.replicas)
+        try:
+            checkpoints.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ExecutorError(f"cannot create the checkpoint folder: {exc.strerror}") from None
         script = folder / SCRIPT_FILE
-        write_atomic(script, batch_script(launch.spec.command, launch.job_env()))
+        write_atomic(script, batch_script(launch.spec.command, job_env))
         args = sbatch_args(
             launch.spec,
             name=name,
@@ -247,15 +264,38 @@ class SlurmExecutor:
         ids = proc.stdout.split() if proc.returncode == 0 else []
         return ids[0] if ids else ""
 
-    def cancel(self, key: AttemptKey) -> None:
-        """scancel the job; its CANCELLED state arrives through `poll`."""
+    def cancel(self, key: AttemptKey, checkpoint: bool = False) -> None:
+        """scancel the job; its final state arrives through `poll`.
+
+        With `checkpoint`, a running job gets SIGTERM only (`scancel --signal=TERM --full`: the
+        batch shell, which execs the command, and every step) and `checkpoint_grace_s` to exit;
+        a poll after that SIGKILLs what is left. Without, a plain scancel (Slurm's own SIGTERM,
+        then SIGKILL after the cluster's KillWait); a job still waiting is always just removed.
+        """
         tracked = self._tracked.get(key)
         if tracked is None or not tracked.slurm_id:
             self._pending.append(ExecutorUpdate(*key, JobState.CANCELLED, 0, "not running"))
             return
-        proc = self._run(["scancel", tracked.slurm_id])
+        if checkpoint and tracked.reported is JobState.RUNNING:
+            if tracked.kill_at is None:
+                tracked.kill_at = time.monotonic() + self._checkpoint_grace_s
+                self._scancel(tracked.slurm_id, "--signal=TERM", "--full")
+            return
+        self._scancel(tracked.slurm_id)
+
+    def _scancel(self, slurm_id: str, *args: str) -> None:
+        proc = self._run(["scancel", *args, slurm_id])
         if proc.returncode != 0:
-            log.warning("scancel failed slurm_id=%s error=%s", tracked.slurm_id, proc.stderr)
+            log.warning("scancel failed slurm_id=%s args=%s error=%s", slurm_id, args, proc.stderr)
+
+    def _kill_overdue(self) -> None:
+        """SIGKILL the jobs asked to checkpoint whose grace has run out."""
+        now = time.monotonic()
+        for tracked in self._tracked.values():
+            if tracked.kill_at is not None and now >= tracked.kill_at and tracked.slurm_id:
+                tracked.kill_at = None  # once: the poll that sees it end reports it
+                log.info("checkpoint grace over, killing slurm_id=%s", tracked.slurm_id)
+                self._scancel(tracked.slurm_id, "--signal=KILL", "--full")
 
     def poll(self) -> list[ExecutorUpdate]:
         """Report transitions of every tracked job: one squeue, and one sacct for those gone.
@@ -270,6 +310,7 @@ class SlurmExecutor:
                 updates.append(ExecutorUpdate(*key, JobState.FAILED, LOST_EXIT_CODE, tracked.lost))
         live = {key: t for key, t in self._tracked.items() if t.slurm_id}
         try:
+            self._kill_overdue()
             updates += self._poll_live(live) if live else []
         except Exception:
             # a poll that cannot query Slurm reports nothing new; the next one tries again

@@ -64,6 +64,7 @@ def _job() -> Job:
             "resources": {"count": 8},
             "duration_hours": 1.0,
             "command": ["true"],
+            "checkpoint": {"interval_hours": 1.0, "size_gb": 10.0},
         }
     )
     return Job(job_id=JOB, tenant=TenantId("t"), spec=spec, state=JobState.PENDING)
@@ -106,6 +107,10 @@ class World:
             new = replace(new, start_failures=t.start_failures)
         if t.not_before_unix_ms is not None:
             new = replace(new, not_before_unix_ms=t.not_before_unix_ms)
+        if t.migration_checkpoint is not None:
+            new = replace(new, migration_checkpoint=t.migration_checkpoint)
+        if t.restore_ref is not None:
+            new = replace(new, restore_ref=t.restore_ref)
         if t.new_state == JobState.PLACED and job.state == JobState.PENDING:
             assert t.site not in job.failed_sites, "placed where it could not launch"
         if t.release_hold:
@@ -124,6 +129,7 @@ class World:
                 if not self.write(effect.transition):
                     return
             elif isinstance(effect, Dispatch):
+                assert effect.restore_ref == self.job.restore_ref, "dispatched another checkpoint"
                 if self.reachable(effect.site):  # else it is delivered at the next hello
                     self.delivered[effect.site].add(effect.attempt)
             elif isinstance(effect, Stop):
@@ -131,13 +137,26 @@ class World:
                 if self.reachable(site) and attempt in self.delivered[site] | self.running[site]:
                     self.delivered[site].discard(attempt)
                     self.running[site].discard(attempt)
-                    self.report(AttemptReported(site, attempt, JobState.CANCELLED))
+                    # Odd attempts export their checkpoint, even ones fail to (the move falls back).
+                    ref = f"ckpt-{attempt}" if effect.checkpoint and attempt % 2 else ""
+                    self.report(AttemptReported(site, attempt, JobState.CANCELLED,
+                                                checkpoint_ref=ref))  # fmt: skip
             elif isinstance(effect, PlaceAtTarget):
                 if self.target_full:
-                    self.feed(MigrationTargetUnavailable(replacing=effect.replacing))
+                    self.feed(
+                        MigrationTargetUnavailable(
+                            replacing=effect.replacing, restore_ref=effect.restore_ref
+                        )
+                    )
                 else:
                     allocation = _allocation(effect.target, 0)
-                    self.feed(Placed(allocation, cause="migrated", replacing=effect.replacing))
+                    placed = Placed(
+                        allocation,
+                        cause=effect.cause,
+                        replacing=effect.replacing,
+                        restore_ref=effect.restore_ref,
+                    )
+                    self.feed(placed)
         self.record()
 
     def reachable(self, site: SiteId) -> bool:
@@ -316,6 +335,7 @@ def _check(world: World) -> None:
     if job.state.is_final:
         assert world.holds == [], "a final job holds capacity"
         assert not job.cancel_requested and job.migration_target is None
+        assert job.restore_ref == "", "a final job keeps a checkpoint"
     if job.state in ACTIVE_STATES:
         assert job.site is not None and world.holds, "an active job holds capacity at its site"
         assert all(h.site == job.site and h.attempt == job.attempt for h in world.holds)

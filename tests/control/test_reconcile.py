@@ -99,7 +99,8 @@ def noted(state: str) -> list[tuple[str, str, str]]:
 
 STOP_2 = Stop(WEST, J, 2, SUPERSEDED)
 STOP_3 = Stop(WEST, J, 3, CANCEL_REASON)
-MOVE_STOP_3 = Stop(WEST, J, 3, "migrating to east", checkpoint=True)
+MOVE_STOP_3 = Stop(WEST, J, 3, "migrating to east")
+CKPT_MOVE_STOP_3 = Stop(WEST, J, 3, "migrating to east", checkpoint=True)
 REDISPATCH = Dispatch(J, 3, WEST, "a800")
 L, R, F = listed, S.RUNNING, S.FAILED
 
@@ -125,6 +126,13 @@ CASES = [
     ("listed without a state", job(R), L((3, None)), [], []),
     ("stopping, listed", job(R, cancel=True), L((3, R)), [], [STOP_3]),
     ("migrating, listed", job(S.MIGRATING, target=EAST), L((3, R)), [], [MOVE_STOP_3]),
+    (
+        "migrating with checkpoint, listed",
+        replace(job(S.MIGRATING, target=EAST), migration_checkpoint=True),
+        L((3, R)),
+        [],
+        [CKPT_MOVE_STOP_3],
+    ),
     # Listed final: its unacknowledged report follows on the stream; not an unknown.
     ("running, listed succeeded", job(R), L((3, S.SUCCEEDED)), [], []),
     ("running, listed failed", job(R), L((3, F)), [], []),

@@ -216,3 +216,30 @@ def test_missing_config_file(tmp_path: Path) -> None:
     proc = agent("run", "--config", "nope.yaml", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.startswith("computenet-agent: error: nope.yaml: cannot read")
+
+
+def test_checkpoints_store_is_relative_to_the_config_and_grace_defaults(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, MINIMAL + "checkpoints: {store: ./ckpt}\n"))
+    assert cfg.checkpoints is not None and cfg.checkpoints.store == tmp_path / "ckpt"
+    assert cfg.checkpoint_grace_s == cfg.executor.cancel_grace_s
+    cfg = load_config(write(tmp_path, MINIMAL + "checkpoints: {store: /c, grace_s: 90}\n"))
+    assert cfg.checkpoint_grace_s == 90
+
+
+@pytest.mark.parametrize(
+    "section",
+    ["checkpoints: {}", "checkpoints: {export_command: 'cp -r {src} {dest}'}"],
+)
+def test_checkpoints_need_a_store_or_both_commands(tmp_path: Path, section: str) -> None:
+    with pytest.raises(ConfigError, match=r"agent\.yaml:6: checkpoints: set store, or both"):
+        load_config(write(tmp_path, MINIMAL + section + "\n"))
+
+
+def test_check_warns_about_a_checkpoint_store_that_is_not_there(tmp_path: Path) -> None:
+    write(tmp_path, MINIMAL + f"checkpoints: {{store: {tmp_path / 'nowhere'}}}\n")
+    proc = agent("check", "--config", "agent.yaml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"warning: checkpoint store {tmp_path / 'nowhere'} is not a directory" in proc.stderr
+    (tmp_path / "nowhere").mkdir()
+    proc = agent("check", "--config", "agent.yaml", cwd=tmp_path)
+    assert "checkpoint store" not in proc.stderr

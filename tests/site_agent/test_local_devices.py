@@ -8,14 +8,16 @@ import json
 import os
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from computenet.types import JobState
+from site_agent.checkpoints import CheckpointTransfer, checkpoint_dir
 from site_agent.devices.inventory import static_inventory
 from site_agent.executors.base import ExecutorError, Launch, attempt_dir
-from site_agent.executors.local import LocalExecutor, checkpoint_dir
+from site_agent.executors.local import LocalExecutor
 from site_agent.records import AttemptRecord, ExecutorUpdate, Phase
 from tests.site_agent.helpers import make_spec
 from tests.support.waiting import wait_for
@@ -143,6 +145,17 @@ def test_the_documented_training_script_checkpoints_on_sigterm_and_resumes(tmp_p
     stopped_at = json.loads(saved.read_text())["step"]
     assert first[1] == f"stopped at {stopped_at}"  # saved on SIGTERM, not only every 50 steps
     assert 0 < stopped_at < 500
+
+    # another site resumes it from the store, through COMPUTENET_RESTORE_DIR
+    store, elsewhere = tmp_path / "store", tmp_path / "elsewhere"
+    assert CheckpointTransfer(state_dir, store=store).export("train", 1).ref == "train/1"
+    restored = CheckpointTransfer(elsewhere, store=store).restore("train", 3, "train/1")
+    there = LocalExecutor(elsewhere)
+    moved = launch("train", f"exec {sys.executable} {train}", 0, model="", attempt=3)
+    there.start(replace(moved, restore_dir=str(restored)))
+    assert [u.state for u in finals(there, 1)] == [JobState.SUCCEEDED]
+    third = (attempt_dir(elsewhere, "train", 3) / "stdout.log").read_text().split("\n")
+    assert third[:2] == [f"starting at {stopped_at}", "done at 500"]
 
     ex.start(launch("train", f"exec {sys.executable} {train}", 0, model="", attempt=2))
     assert [u.state for u in finals(ex, 1)] == [JobState.SUCCEEDED]

@@ -206,7 +206,7 @@ class BrokenExecutor:
         self.calls.append("poll")
         raise self.error
 
-    def cancel(self, key: object) -> None:
+    def cancel(self, key: object, checkpoint: bool = False) -> None:
         self.calls.append("cancel")
         raise self.error
 

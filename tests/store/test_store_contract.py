@@ -467,3 +467,27 @@ def test_one_placement_may_hold_several_pools(mixed: SqlStore) -> None:
     assert sorted(mine, key=lambda h: h.pool) == [ascend, a800]
     mixed.apply([Transition(JobId("j0"), JobState.CANCELLED, "c", release_hold=True)])
     assert [h for h in mixed.holds() if h.job_id == "j0"] == []
+
+
+def test_the_restore_checkpoint_is_kept_replaced_and_cleared(
+    mixed: SqlStore, store_url: str
+) -> None:
+    j5 = JobId("j5")
+    move = Transition(
+        j5, JobState.MIGRATING, "move", migration_target="n", migration_checkpoint=True
+    )
+    mixed.apply([move])
+    job = mixed.get_job(j5)
+    assert job is not None and job.migration_checkpoint and job.restore_ref == ""
+    mixed.apply([Transition(j5, PL, "moved", attempt=2, restore_ref="ckpt://a/j5/1")])
+    job = mixed.get_job(j5)
+    assert job is not None and job.restore_ref == "ckpt://a/j5/1"
+    assert job.migration_checkpoint, "None keeps the flag"
+    mixed.apply([Transition(j5, P, "site lost", site="", release_hold=True)])
+    with open_store(store_url) as again:
+        job = again.get_job(j5)
+        assert job is not None and job.restore_ref == "ckpt://a/j5/1", "durable, and None keeps it"
+    mixed.apply([Transition(j5, PL, "placed", migration_checkpoint=False)])
+    mixed.apply([Transition(j5, JobState.SUCCEEDED, "done", restore_ref="")])
+    job = mixed.get_job(j5)
+    assert job is not None and job.restore_ref == "" and not job.migration_checkpoint

@@ -18,6 +18,8 @@ from sqlalchemy.engine import Engine
 from broker.store import open_rebalance_store, open_store, tables
 from broker.store.engine import create_store_engine
 from broker.store.migrate import alembic_config, current_revision, head_revision, upgrade_to_head
+from computenet.types import JobId
+from tests.store.factories import spec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -243,6 +245,31 @@ def test_upgrading_from_0004_keeps_leases_with_an_unknown_term_start(store_url: 
         state = store.lease.current()
         assert state is not None
         assert (state.holder, state.fencing_token, state.acquired_unix_ms) == ("b1", 5, 0)
+
+
+def test_upgrading_from_0005_gives_jobs_no_checkpoint_to_restore(store_url: str) -> None:
+    engine = create_store_engine(store_url)
+    try:
+        _migrate_to(engine, "0005")
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO jobs (job_id, created_seq, tenant, request_id, kind, state,"
+                    " spec_json, attempt, reason, cancel_requested, pool, start_failures_json,"
+                    " not_before_unix_ms, last_sequence, created_unix_ms, updated_unix_ms)"
+                    " VALUES ('j1', 1, 't', 'r', 'training', 'migrating', :spec, 2, '', false, '',"
+                    " '[]', 0, 1, 1, 1)"
+                ),
+                {"spec": spec("j1").model_dump_json()},
+            )
+        upgrade_to_head(engine)
+        _assert_schema_matches(engine)
+    finally:
+        engine.dispose()
+    with open_store(store_url) as store:
+        job = store.get_job(JobId("j1"))
+        assert job is not None and job.attempt == 2
+        assert (job.restore_ref, job.migration_checkpoint) == ("", False)
 
 
 def test_in_memory_sqlite_works() -> None:
