@@ -11,6 +11,7 @@ from types import MappingProxyType
 from broker.placement import FederationSnapshot, JobDemand, SiteCapacity
 from broker.placement.shapes import footprint
 from broker.rebalance.model import ActiveJob, LastMove, Move, MoveKind, RebalanceInput
+from broker.rebalance.pricing import sites_move_checkpoints
 from computenet.types import SiteStatus
 
 
@@ -39,7 +40,8 @@ class Step:
 def plan_steps(moves: Sequence[Move], state: RebalanceInput, run_id: str) -> list[Step]:
     """The steps of every move, in plan order: stop the old attempt before dispatching the new.
 
-    A job on a lost site has nothing left to stop; a checkpointable job checkpoints as it stops.
+    A job on a lost site has nothing left to stop; a checkpointable job checkpoints as it stops
+    when both sites move checkpoints (else the move is a plain restart).
     """
     jobs = {job.job_id: job for job in state.active}
     steps: list[Step] = []
@@ -52,7 +54,10 @@ def plan_steps(moves: Sequence[Move], state: RebalanceInput, run_id: str) -> lis
                 Step(move.job_id, Action.MARK_MIGRATING, source, cause=cause, target=move.to_site)
             )
             if _status(state, source) != SiteStatus.LOST:
-                action = Action.CHECKPOINT_AND_STOP if job.can_checkpoint else Action.STOP
+                carried = sites_move_checkpoints(source, move.to_site, state.checkpoint_sites)
+                action = (
+                    Action.CHECKPOINT_AND_STOP if job.can_checkpoint and carried else Action.STOP
+                )
                 steps.append(Step(move.job_id, action, source, cause=cause, target=move.to_site))
         steps.append(
             Step(move.job_id, Action.DISPATCH, move.to_site, move.accelerator, cause, move.to_site)
