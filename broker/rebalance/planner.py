@@ -79,11 +79,6 @@ class _Run:
         report = self.state.snapshot.sites.get(site)
         return None if report is None else report.status
 
-    def sends_checkpoints(self, site: str) -> bool:
-        """True if the site's agent moves checkpoints (every site does without a list)."""
-        sites = self.state.checkpoint_sites
-        return sites is None or site in sites
-
     def demand(self, job: ActiveJob) -> JobDemand:
         regions = self.state.demand.get(job.job_id) if job.serving else None
         return demand_of(JobDemand.from_spec(job.spec), job.remaining_h, regions)
@@ -184,9 +179,7 @@ def _evacuate_unavailable_sites(run: _Run) -> None:
         status = run.status(job.site)
         if status == SiteStatus.LOST and job.spec.on_site_loss == "fail":
             continue
-        # a checkpoint its site cannot send makes the job as costly to move as one without
-        carries = job.can_checkpoint and run.sends_checkpoints(job.site)
-        stays = not (carries or job.serving or job.elapsed_h == 0)
+        stays = not (job.can_checkpoint or job.serving or job.elapsed_h == 0)
         if (
             status == SiteStatus.DRAINING
             and stays

@@ -136,17 +136,6 @@ def test_evacuating_from_a_site_without_checkpoints_costs_the_run_so_far() -> No
     assert move.cost_cny == pytest.approx((RESTART_H + 6.0) * 64 * CARD_HOUR_CNY, abs=0.01)
 
 
-def test_a_draining_site_without_checkpoints_keeps_its_job_unless_evacuation_is_forced() -> None:
-    job = ActiveJob("ck", training(30.0, cards=64), SOURCE, elapsed_h=6.0)
-    snap = snapshot(at_cst(3.0), status={SOURCE: SiteStatus.DRAINING})
-    policy = Policy.default(POLICY)
-    keep = RebalanceConfig(**{**CONFIG.model_dump(), "evacuate_uncheckpointable_on_drain": False})
-    without = RebalanceInput(snapshot=snap, active=[job], policy=policy, checkpoint_sites=set())
-    everywhere = RebalanceInput(snapshot=snap, active=[job], policy=policy)
-    assert plan_moves(without, keep) == []
-    assert [m.job_id for m in plan_moves(everywhere, keep)] == ["ck"]
-
-
 @pytest.mark.parametrize(
     ("sites", "stop"), [(None, Action.CHECKPOINT_AND_STOP), (set(), Action.STOP)]
 )
