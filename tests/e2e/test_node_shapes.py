@@ -1,4 +1,4 @@
-"""A real broker and a static agent whose pool has a node shape: gangs run as whole nodes only."""
+"""A real broker and a static agent with a node-shaped pool: big gangs take whole nodes only."""
 
 from __future__ import annotations
 

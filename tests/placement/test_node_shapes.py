@@ -312,7 +312,8 @@ def _check_nodes(
 
 @st.composite
 def shaped_instances(draw: st.DrawFn) -> Instance:
-    """Random batches on random federations, with most pools given a node shape."""
+    """Random batches on random federations, with most pools given a node shape and a node
+    balance no higher than their free cards allow (below zero where small jobs crowd them)."""
     snapshot, jobs = draw(instances())
     sites = {}
     for site_id, cap in snapshot.sites.items():
@@ -320,7 +321,11 @@ def shaped_instances(draw: st.DrawFn) -> Instance:
         per_node = {p.model: draw(st.sampled_from([0, 1, 2, 4, 8, 16])) for p in pools}
         shaped = {m: c for m, c in per_node.items() if c}
         nodes = {p.model: max(1, p.count // shaped[p.model]) for p in pools if p.model in shaped}
-        sites[site_id] = replace(cap, cards_per_node=shaped, nodes=nodes)
+        whole = {
+            m: draw(st.integers(-3, min(n, cap.free.get(m, 0) // shaped[m])))
+            for m, n in nodes.items()
+        }
+        sites[site_id] = replace(cap, cards_per_node=shaped, nodes=nodes, whole_nodes=whole)
     return replace(snapshot, sites=sites), jobs
 
 
