@@ -184,10 +184,11 @@ class RequireGangFit(_Batched):
             if multi_node(job.cards, per_node):
                 return _whole_nodes_reason(job, model, per_node, ctx, opt)
             return f"gang of {job.cards} {model} needs one pool, {int(free[opt])} free"
-        site_opts = table.site_options[int(table.opt_site[opt])]
+        site = int(table.opt_site[opt])
+        site_opts = table.site_options[site]
         pools = np.zeros(table.n_options, dtype=np.bool_)
         pools[site_opts[_acceptable(_model_key(job), table, site_opts)]] = True
-        total = int(_site_room(np.asarray([float(job.cards)]), ctx, pools)[0].sum())
+        total = int(_site_room(np.asarray([float(job.cards)]), ctx, pools)[0, site])
         return f"needs {job.cards} {job.accelerator or 'accelerators'}, {total} free"
 
 
@@ -229,8 +230,8 @@ def _whole_nodes_reason(
     nodes = int(ctx.avail.opt_nodes[opt])
     if needed > nodes:
         return f"{wanted}, the pool has {plural(nodes, 'node')}"
-    whole = max(0, int(ctx.avail.opt_whole_nodes[opt]))
-    return f"{wanted}, {whole} of {nodes} wholly free"
+    whole = min(int(ctx.avail.opt_whole_nodes[opt]), int(ctx.avail.opt_free[opt]) // per_node)
+    return f"{wanted}, {max(0, whole)} of {nodes} wholly free"
 
 
 class RequireHostResources(_Batched):

@@ -141,11 +141,20 @@ def test_a_spread_job_counts_only_whole_free_nodes_of_each_pool() -> None:
     loose = _shaped("west", {"h800": 12, "910b": 8}, {})
     assert place(spec, _snapshot(topology, loose), Policy.default()).chosen == "west"
     shaped = _shaped("west", {"h800": 12, "910b": 8}, shapes)  # 1 whole h800 node, 2 of 910b
-    placement = place(spec, _snapshot(topology, shaped), Policy.default())
+    east = _shaped("east", {"h800": 4}, {})  # too small, and not counted for west
+    placement = place(spec, _snapshot(topology, shaped, east), Policy.default())
     assert placement.chosen is None
     assert {c.site: c.reason for c in placement.candidates}["west"] == (
         "needs 20 accelerators, 16 free"
     )
+    # a job within a node of each pool counts their free cards: 3 + 3 on crowded nodes
+    crowded = _snapshot(
+        topology, _shaped("west", {"h800": 3, "910b": 3}, shapes, {"h800": -4, "910b": -4})
+    )
+    assert place(_spec(4, model="", gang=False), crowded, Policy.default()).chosen == "west"
+    # beyond a 910b node, only h800 cards count
+    wide = place(_spec(6, model="", gang=False), crowded, Policy.default())
+    assert {c.site: c.reason for c in wide.candidates}["west"] == "needs 6 accelerators, 3 free"
 
 
 def _federation_of_a800(pools: dict[str, int]) -> Topology:
