@@ -12,8 +12,15 @@ from typing import Protocol
 import numpy as np
 
 from broker.placement.demand import DemandArrays, JobDemand
-from broker.placement.shapes import nodes_needed, plural
-from broker.placement.tables import HOST_ONLY, BoolArray, EvalContext, FederationTable, IntArray
+from broker.placement.shapes import multi_node, nodes_needed, plural, whole_nodes_wanted
+from broker.placement.tables import (
+    HOST_ONLY,
+    BoolArray,
+    EvalContext,
+    FederationTable,
+    FloatArray,
+    IntArray,
+)
 
 _EPS = 1e-9
 
@@ -144,18 +151,17 @@ def _acceptable(key: tuple[str, bool], table: FederationTable, opts: IntArray) -
 
 
 class RequireGangFit(_Batched):
-    """Enough cards are free now: in one pool for gang jobs, over the site's pools otherwise.
+    """Enough capacity is free now: in one pool for gang jobs, over the site's pools otherwise.
 
     "The site's pools" are those offering the job's accelerator. In a pool of known node shape
-    a job takes whole nodes (ceil(cards / cards per node) of them), and the pool's free cards
-    are those of its wholly free nodes, so comparing cards is comparing nodes there.
+    a job that fits on one node needs only free cards, and one that outgrows a node needs
+    ceil(cards / cards per node) whole free nodes (broker/placement/shapes.py).
     """
 
     name = "gang_fit"
 
     def passes_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> BoolArray:
-        free = ctx.avail.opt_free
-        out = free[opts][None, :] >= jobs.cards[:, None]
+        out = _room(jobs.cards, ctx, opts) >= jobs.cards[:, None]
         if ctx.single_pool:
             return out
         table = ctx.table
@@ -166,10 +172,8 @@ class RequireGangFit(_Batched):
             rows = rows[spread[rows]]
             if rows.size:
                 pools = _acceptable(key, table, every)
-                total = np.bincount(
-                    table.opt_site, weights=free * pools, minlength=len(table.site_ids)
-                )
-                out[rows] = total[sites][None, :] >= jobs.cards[rows, None]
+                total = _site_room(jobs.cards[rows], ctx, pools)
+                out[rows] = total[:, sites] >= jobs.cards[rows, None]
         return out
 
     def reason(self, job: JobDemand, ctx: EvalContext, opt: int) -> str:
@@ -177,24 +181,57 @@ class RequireGangFit(_Batched):
         model = table.opt_model[opt] or "cards"
         if job.gang or ctx.single_pool:
             per_node = int(ctx.avail.opt_cards_per_node[opt])
-            if per_node:
+            if multi_node(job.cards, per_node):
                 return _whole_nodes_reason(job, model, per_node, ctx, opt)
             return f"gang of {job.cards} {model} needs one pool, {int(free[opt])} free"
-        site_opts = table.site_options[int(table.opt_site[opt])]
-        total = int(free[site_opts[_acceptable(_model_key(job), table, site_opts)]].sum())
+        site = int(table.opt_site[opt])
+        site_opts = table.site_options[site]
+        pools = np.zeros(table.n_options, dtype=np.bool_)
+        pools[site_opts[_acceptable(_model_key(job), table, site_opts)]] = True
+        total = int(_site_room(np.asarray([float(job.cards)]), ctx, pools)[0, site])
         return f"needs {job.cards} {job.accelerator or 'accelerators'}, {total} free"
+
+
+def _room(cards: FloatArray, ctx: EvalContext, opts: IntArray) -> FloatArray:
+    """Jobs x `opts`: the cards each option offers a job of `cards` in one pool.
+
+    Free cards, or where a job outgrows a node of a shaped pool, the cards of its surely
+    free whole nodes: that covers the job exactly when its nodes (and their cards) are free.
+    """
+    avail = ctx.avail
+    free = avail.opt_free[opts].astype(np.float64)[None, :]
+    per_node = avail.opt_cards_per_node[opts]
+    if not per_node.any():
+        return np.broadcast_to(free, (len(cards), len(opts)))
+    wanted = whole_nodes_wanted(np.ceil(cards).astype(np.int64)[:, None], per_node[None, :])
+    whole = np.minimum(avail.opt_whole_nodes[opts], free[0] // np.maximum(per_node, 1))
+    offered = np.maximum(whole, 0) * per_node
+    return np.where(wanted > 0, offered[None, :], free)
+
+
+def _site_room(cards: FloatArray, ctx: EvalContext, pools: BoolArray) -> FloatArray:
+    """Jobs x sites: what the acceptable `pools` of each site offer a job of `cards`."""
+    table = ctx.table
+    every = np.arange(table.n_options)
+    room = _room(cards, ctx, every) * pools[None, :]
+    out = np.zeros((len(cards), len(table.site_ids)))
+    for row in range(len(cards)):
+        out[row] = np.bincount(table.opt_site, weights=room[row], minlength=len(table.site_ids))
+    return out
 
 
 def _whole_nodes_reason(
     job: JobDemand, model: str, per_node: int, ctx: EvalContext, opt: int
 ) -> str:
-    """Why a pool of known node shape cannot take the job as whole nodes."""
+    """Why a pool of known node shape cannot give a multi-node job its whole nodes."""
     needed = nodes_needed(job.cards, per_node)
-    wanted = f"gang of {job.cards} {model} needs {plural(needed, 'node')} of {per_node} cards"
+    kind = "gang" if job.gang else "job"
+    wanted = f"{kind} of {job.cards} {model} needs {plural(needed, 'node')} of {per_node} cards"
     nodes = int(ctx.avail.opt_nodes[opt])
     if needed > nodes:
         return f"{wanted}, the pool has {plural(nodes, 'node')}"
-    return f"{wanted}, {int(ctx.avail.opt_free[opt]) // per_node} of {nodes} wholly free"
+    whole = min(int(ctx.avail.opt_whole_nodes[opt]), int(ctx.avail.opt_free[opt]) // per_node)
+    return f"{wanted}, {max(0, whole)} of {nodes} wholly free"
 
 
 class RequireHostResources(_Batched):
