@@ -128,10 +128,15 @@ class RequireAccelerator(_Batched):
     def reason(self, job: JobDemand, ctx: EvalContext, opt: int) -> str:
         if job.cards == 0:
             return "CPU-only job runs on host cores"
-        model = ctx.table.opt_model[opt]
-        if model and (not job.models or model in job.models) and job.min_memory_gb:
-            memory = float(ctx.table.opt_memory_gb[opt])
-            return f"{model} has {memory:g} GB per card, the job needs {job.min_memory_gb:g} GB"
+        table = ctx.table
+        if job.min_memory_gb:  # an accepted model that is there, but too small, says so
+            site_opts = table.site_options[int(table.opt_site[opt])]
+            offered = _acceptable((job.models, False, 0.0), table, site_opts)
+            if offered.any():
+                small = int(site_opts[offered][0])
+                memory = float(table.opt_memory_gb[small])
+                model = table.opt_model[small]
+                return f"{model} has {memory:g} GB per card, the job needs {job.min_memory_gb:g} GB"
         return f"no {_either(job.models)} accelerators" if job.models else "no accelerators"
 
 
