@@ -106,3 +106,16 @@ def test_the_topology_refuses_unknown_models_and_impossible_memory() -> None:
     assert violations_against(_spec(accelerators=["h100"], count=8), topology)[0].field == (
         "spec.resources.count"
     )
+
+
+def test_a_wire_spec_with_a_foreign_reference_is_refused_by_field() -> None:
+    message = spec_to_proto(_spec(accelerators=["a800", "910b"], count=4))
+    message.resources.reference = "h800"
+    with pytest.raises(SpecError) as info:
+        spec_from_proto(message)
+    assert [v.field for v in info.value.violations] == ["spec.resources.reference"]
+    message.resources.reference = ""
+    message.resources.workload = "cooking"
+    with pytest.raises(SpecError) as info:
+        spec_from_proto(message)
+    assert [v.field for v in info.value.violations] == ["spec.resources.workload"]
