@@ -154,7 +154,7 @@ class Valuer:
             else 0.0
         )
         kwh = (
-            power_kw(demand, self.ctx, opts, self.policy.config.cpu_watts_per_core)[0]
+            power_kw(demand, self.ctx, opts, self.policy.config.energy_model())[0]
             * demand.duration_h
         )
         return Option(
