@@ -70,8 +70,9 @@ class Reclaimer:
         if not table.preemption.enabled or not waiting:
             return 0
         reclaiming = self.reclaiming({r.job_id for r in running})
-        candidates = [r for r in running if r.job_id not in self._inflight]
-        victims = choose_preemptions(waiting, candidates, table, free, reclaiming=reclaiming)
+        victims = choose_preemptions(
+            waiting, running, table, free, reclaiming=reclaiming, stopping=self._inflight.keys()
+        )
         if not victims:
             return 0
         pairs: list[tuple[Job, Preempt]] = []
