@@ -33,6 +33,7 @@ from broker.tenancy import (
     QueueEntry,
     TenantRow,
     TenantsTable,
+    UsageSnapshot,
     Waiting,
     WaitReason,
     admit_round,
@@ -301,16 +302,23 @@ class PlacementLoop:
         if self._reclaimer.busy:
             self._capacity_changed = True  # retry the whole queue while cards are reclaimed
 
-    def queue_view(self) -> list[QueueEntry]:
-        """Pending jobs in admission order, each with the reason it waits."""
-        jobs = [j for j in self._pending.values() if j is not None]
-        return queue_view(
-            jobs, self._tenants(), self.usage.last, self.pending_reasons, self.pending_kinds
-        )
+    async def usage_now(self) -> UsageSnapshot:
+        """Cards held per tenant and model now (from the ledger), with decayed card-hours."""
+        holds = await self._capacity.holds()
+        await self.usage.learn(holds)
+        totals = model_totals(self._capacity.pool_totals())
+        return self.usage.snapshot(holds, totals, self._tenants())
 
-    def tenants_view(self) -> list[TenantRow]:
+    async def queue_view(self) -> list[QueueEntry]:
+        """Pending jobs in admission order, each with the reason it waits (the leader's view)."""
+        usage = await self.usage_now()
+        jobs = [j for j in self._pending.values() if j is not None]
+        return queue_view(jobs, self._tenants(), usage, self.pending_reasons, self.pending_kinds)
+
+    async def tenants_view(self) -> list[TenantRow]:
         """Each tenant's quota, borrowing limit, cards held and borrowed, and fair share."""
-        return tenant_rows(self._tenants(), self.usage.last)
+        usage = await self.usage_now()
+        return tenant_rows(self._tenants(), usage)
 
     def next_retry_in_s(self) -> float | None:
         """Seconds until the first job waiting out a backoff may be placed; None if none waits."""
