@@ -4,12 +4,14 @@ snapshots to idle cards, and the queue view over the pending jobs."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 from broker.placement import FederationSnapshot
 from broker.tenancy import (
     FreeCapacity,
     JobDemand,
     QueueEntry,
+    TenantRow,
     TenantsTable,
     UsageSnapshot,
     WaitReason,
@@ -71,3 +73,25 @@ def queue_view(
     order = pending_order([demand_of(j, table) for j in pending], table, usage)
     said = {d.job_id: (kinds.get(d.job_id), reasons.get(d.job_id) or NOT_YET_TRIED) for d in order}
     return queue_entries(order, said)
+
+
+class _Views(Protocol):
+    async def queue_view(self) -> list[QueueEntry]: ...
+
+    async def tenants_view(self) -> list[TenantRow]: ...
+
+
+class LoopTenancyView:
+    """The placement loop's own queue and tenants views, under the names the RPC layer reads
+    (`queue()`, `tenants()`): the order and reasons of the rounds that admit and place."""
+
+    def __init__(self, loop: _Views) -> None:
+        self._loop = loop
+
+    async def queue(self) -> list[QueueEntry]:
+        """Pending jobs in admission order, each with why it waits."""
+        return await self._loop.queue_view()
+
+    async def tenants(self) -> list[TenantRow]:
+        """Every configured tenant and every tenant holding or having used cards."""
+        return await self._loop.tenants_view()
