@@ -303,6 +303,10 @@ class PlacementLoop:
         if self._reclaimer.busy:
             self._capacity_changed = True  # retry the whole queue while cards are reclaimed
 
+    def tenants_table(self) -> TenantsTable:
+        """The tenants table rounds admit by now (the config file's, as last read)."""
+        return self._tenants()
+
     async def usage_now(self) -> UsageSnapshot:
         """Cards held per tenant and model now (from the ledger), with decayed card-hours."""
         holds = await self._capacity.holds()
