@@ -15,6 +15,7 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
+from broker.config.tenants_file import TenantsFile
 from broker.jobflow.capacity_view import CapacityView
 from broker.jobflow.driver import JobDriver
 from broker.jobflow.placement_loop import SUBMITTED, LoopTiming, PlacementLoop
@@ -99,6 +100,7 @@ class Broker:
         self.writer.on_events(self.hub.publish)
         self.writer.on_created(self._created)
         self.writer.on_events(self._observed)
+        self.tenants = TenantsFile(settings.config_path, settings.tenants)
         self._policy = Policy.default(settings.policy)
         self._placer = lambda spec, snap: place(spec, snap, self._policy)
         self._timing = LoopTiming(round_budget_s=settings.placement_round_budget_s)
@@ -210,6 +212,7 @@ class Broker:
             retry=self.settings.retry,
             timing=self._timing,
             rebalance=self.settings.rebalance,
+            tenants=self.tenants.current,
         )
         # building opens the rebalancing store (a connection pool, a schema check): off the loop
         role = await asyncio.to_thread(
@@ -222,6 +225,7 @@ class Broker:
                 leading=self.elector.leading,
                 broker_id=self.elector.identity.broker_id,
                 on_decision=self.metrics.observe_decision,
+                on_preempted=self.metrics.count_preemption,
             )
         )
         role.driver.on_fence_lost = self._fence_lost

@@ -29,6 +29,7 @@ from broker.rebalance.service import RebalanceService, RebalanceSettings, build_
 from broker.sites.registry import SiteRegistry, report_from_json
 from broker.sites.sessions import SessionTable
 from broker.store.protocol import Fence
+from broker.tenancy import TenantsTable
 from broker.writer import StoreWriter
 from computenet.types import Job, JobEvent, SiteId
 from topology import Topology
@@ -49,6 +50,8 @@ class RoleSettings:
     retry: RetryPolicy
     timing: LoopTiming
     rebalance: RebalanceSettings
+    tenants: Callable[[], TenantsTable] = TenantsTable
+    """The tenants table of each placement round (re-read from the config file)."""
 
 
 class LeaderRole:
@@ -66,6 +69,7 @@ class LeaderRole:
         leading: Callable[[], bool],
         broker_id: str,
         on_decision: Callable[[float], None] | None = None,
+        on_preempted: Callable[[str], None] | None = None,
     ) -> None:
         self.term = term
         self.fence = Fence(LEADER_LEASE, term.epoch)
@@ -92,6 +96,8 @@ class LeaderRole:
             policy=policy,
             timing=settings.timing,
             on_decision=on_decision,
+            tenants=settings.tenants,
+            on_preempted=on_preempted,
         )
         self.liveness = LivenessLoop(
             registry=self.registry,
