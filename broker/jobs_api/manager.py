@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
+from typing import Any
 
 from broker.control import CancelRequested
 from broker.jobflow.driver import JobDriver
@@ -27,6 +28,7 @@ from computenet.errors import (
 from computenet.spec import JobSpec
 from computenet.types import (
     CandidateSite,
+    EnergyInputs,
     Job,
     JobEvent,
     JobId,
@@ -205,8 +207,20 @@ def placement_from_json(text: str) -> Placement:
                 reason=c["reason"],
                 terms_cny=c["terms"],
                 total_cny=c["total_cny"],
+                energy_inputs=_energy_inputs(c.get("energy_inputs")),
             )
             for c in data["candidates"]
         ),
         decision_ms=data.get("decision_ms", 0.0),
+    )
+
+
+def _energy_inputs(data: dict[str, Any] | None) -> EnergyInputs | None:
+    """Inverse of EnergyInputs.to_dict (explanations stored before live inputs have none)."""
+    if not data:
+        return None
+    return EnergyInputs(
+        price_cny_per_kwh=float(data.get("price_cny_per_kwh", 0.0)),
+        carbon_kg_per_kwh=float(data.get("carbon_kg_per_kwh", 0.0)),
+        reported_unix_ms=int(data.get("reported_unix_ms", 0)),
     )

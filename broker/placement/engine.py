@@ -68,7 +68,10 @@ def explain(
             name: _cny(float(v))
             for name, v in zip(names, evaluation.term_cny[:, column], strict=True)
         }
-        accepted.append(CandidateSite(SiteId(table.site_ids[site]), True, "", terms, _cny(total)))
+        inputs = ctx.avail.energy.site_inputs[site]  # which price and carbon were used
+        accepted.append(
+            CandidateSite(SiteId(table.site_ids[site]), True, "", terms, _cny(total), inputs)
+        )
     rejected: list[CandidateSite] = []
     for site, site_id in enumerate(table.site_ids):
         if limit is not None and len(rejected) >= limit:

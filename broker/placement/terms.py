@@ -79,7 +79,8 @@ def price_integral(
 
 
 def _cumulative(ctx: EvalContext, opts: IntArray, hour: FloatArray) -> FloatArray:
-    prefix, hourly = ctx.table.opt_prefix, ctx.table.opt_hourly
+    # the snapshot's schedules: the topology's, with live reported prices laid over
+    prefix, hourly = ctx.avail.energy.opt_prefix, ctx.avail.energy.opt_hourly
     days, rest = np.divmod(hour, HOURS_PER_DAY)
     whole = rest.astype(np.int64)
     full = whole >= HOURS_PER_DAY  # rest can round up to 24.0
@@ -96,7 +97,8 @@ def _cumulative(ctx: EvalContext, opts: IntArray, hour: FloatArray) -> FloatArra
 
 
 class EnergyCost(_Batched):
-    """Electricity over the run window starting now, priced by the site's hourly schedule (CST)."""
+    """Electricity over the run window starting now, priced by the site's hourly schedule (CST),
+    scaled to the site's live price where it reports one (broker/placement/live_prices.py)."""
 
     name = "energy"
 
@@ -120,7 +122,7 @@ class CarbonCost(_Batched):
     def cost_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> FloatArray:
         kw = power_kw_many(jobs, ctx, opts, self.cpu_watts_per_core)
         kwh = kw * jobs.duration_h[:, None]
-        return kwh * ctx.table.opt_carbon_kg_per_kwh[opts][None, :] * self.cny_per_kg
+        return kwh * ctx.avail.energy.opt_carbon_kg_per_kwh[opts][None, :] * self.cny_per_kg
 
 
 class DataMovementCost(_Batched):

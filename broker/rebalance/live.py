@@ -7,6 +7,7 @@ job state only the way every other shell does.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -233,4 +234,4 @@ def _active(job: Job, now_ms: int) -> ActiveJob:
 def _only(snapshot: FederationSnapshot, site: SiteId) -> FederationSnapshot:
     """The snapshot with every site but `site` removed, to ask whether the job fits there."""
     sites = {s: cap for s, cap in snapshot.sites.items() if s == site}
-    return FederationSnapshot(snapshot.topology, sites, snapshot.now_unix_s)
+    return dataclasses.replace(snapshot, sites=sites)

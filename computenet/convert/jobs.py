@@ -6,6 +6,7 @@ from computenet.convert.enums import state_from_proto, state_to_proto
 from computenet.convert.spec import spec_from_proto, spec_to_proto
 from computenet.types import (
     CandidateSite,
+    EnergyInputs,
     Job,
     JobEvent,
     JobId,
@@ -102,6 +103,28 @@ def candidate_to_proto(candidate: CandidateSite) -> pb.CandidateSite:
         reason=candidate.reason,
         terms_cny=dict(candidate.terms_cny),
         total_cny=candidate.total_cny,
+        energy_inputs=_energy_inputs_to_proto(candidate.energy_inputs),
+    )
+
+
+def _energy_inputs_to_proto(inputs: EnergyInputs | None) -> pb.EnergyInputs | None:
+    if inputs is None:
+        return None
+    return pb.EnergyInputs(
+        price_cny_per_kwh=inputs.price_cny_per_kwh,
+        carbon_kg_per_kwh=inputs.carbon_kg_per_kwh,
+        reported_unix_ms=inputs.reported_unix_ms,
+    )
+
+
+def _energy_inputs_from_proto(msg: pb.CandidateSite) -> EnergyInputs | None:
+    if not msg.HasField("energy_inputs"):
+        return None
+    inputs = msg.energy_inputs
+    return EnergyInputs(
+        price_cny_per_kwh=inputs.price_cny_per_kwh,
+        carbon_kg_per_kwh=inputs.carbon_kg_per_kwh,
+        reported_unix_ms=inputs.reported_unix_ms,
     )
 
 
@@ -113,6 +136,7 @@ def candidate_from_proto(msg: pb.CandidateSite) -> CandidateSite:
         reason=msg.reason,
         terms_cny=dict(msg.terms_cny),
         total_cny=msg.total_cny,
+        energy_inputs=_energy_inputs_from_proto(msg),
     )
 
 

@@ -30,6 +30,7 @@ from computenet.spec import (
 from computenet.types import (
     CandidateSite,
     CapacityReport,
+    EnergyInputs,
     Job,
     JobEvent,
     JobId,
@@ -185,6 +186,10 @@ CANDIDATES = st.builds(
     reason=texts(),
     terms_cny=st.dictionaries(texts(), FLOATS, max_size=4),
     total_cny=FLOATS,
+    energy_inputs=st.none()
+    | st.builds(
+        EnergyInputs, price_cny_per_kwh=FLOATS, carbon_kg_per_kwh=FLOATS, reported_unix_ms=INT64
+    ),
 )
 PLACEMENTS = st.builds(
     Placement,
