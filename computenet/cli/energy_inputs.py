@@ -22,7 +22,9 @@ def describe(inputs: EnergyInputs | None) -> str:
         else "price: topology schedule"
     )
     carbon = (
-        f"carbon: reported {inputs.carbon_kg_per_kwh:g} kgCO2/kWh{when}"
+        # one report carried both: its time is said once, with the price
+        f"carbon: reported {inputs.carbon_kg_per_kwh:g} kgCO2/kWh"
+        + ("" if inputs.price_cny_per_kwh else when)
         if inputs.carbon_kg_per_kwh
         else "carbon: topology"
     )
