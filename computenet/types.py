@@ -245,6 +245,20 @@ class SiteInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class InferenceDemand:
+    """Where an inference job's users are now: a weight per user region of the topology.
+
+    Weights are relative (request rates work as they are); rebalancing follows them in place
+    of the spec's `inference.user_regions` until the next report.
+    """
+
+    job_id: JobId
+    weights: dict[str, float] = field(default_factory=dict)
+    reported_unix_ms: int = 0
+    """When the broker stored the report (0 before it has)."""
+
+
+@dataclass(frozen=True, slots=True)
 class EnergyInputs:
     """Which power price and carbon factor a placement priced a site with.
 
