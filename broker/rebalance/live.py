@@ -95,10 +95,18 @@ class LiveRebalance:
             snapshot=snapshot,
             active=tuple(_active(j, now_ms) for j in active if j.state in MOVABLE and j.site),
             pending=tuple(PendingJob(j.job_id, j.spec) for j in pending),
-            demand=self._demand(),
+            demand=await self._stored_demand(active),
             history=history,
             policy=self._policy,
         )
+
+    async def _stored_demand(self, active: list[Job]) -> dict[str, Mapping[str, float]]:
+        """The users' latest reported demand of each active inference job (ReportDemand),
+        over what the `demand` hook gives."""
+        serving = [j.job_id for j in active if j.spec.inference is not None]
+        store = self._writer.store
+        stored = await self._writer.read(lambda: store.demands(serving)) if serving else {}
+        return {**self._demand(), **{job_id: d.weights for job_id, d in stored.items()}}
 
     def apply_step(self, step: Step, token: int) -> None:
         """Perform one step if `token` still holds the lease; raises MoveError if it cannot."""
