@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from computenet.errors import InvalidArgumentError, JobNotFoundError
 from computenet.types import EnergyInputs, JobState
 from computenet.v1 import types_pb2
 from tests.e2e.conftest import BrokerFactory
@@ -111,3 +112,73 @@ def test_a_reported_price_prices_energy_and_explain_says_reported(
         assert "CST; carbon: reported 0.9 kgCO2/kWh" in text
     finally:
         agent.close()
+
+
+SERVICE = {
+    "name": "chat",
+    "kind": "inference",
+    "resources": {"accelerator": "h20", "count": 1},
+    "duration_hours": 100.0,
+    "command": ["serve"],
+    "inference": {
+        "user_regions": [{"region": "beijing", "weight": 1.0}],
+        "latency_slo_ms": 50,
+        "replicas": 1,
+    },
+}
+
+
+def test_demand_reports_are_stored_checked_and_scoped(broker_factory: BrokerFactory) -> None:
+    broker = broker_factory()
+    with broker.client("alice") as alice, broker.client("bob") as bob:
+        service = alice.submit(SERVICE, request_id="svc").job
+        training = alice.submit(TRAINING, request_id="train").job
+        before_ms = time.time() * 1000
+        stored = alice.report_demand(service.job_id, {"shanghai": 120.0, "beijing": 40.0})
+        assert stored.job_id == service.job_id
+        assert stored.weights == {"shanghai": 120.0, "beijing": 40.0}
+        assert stored.reported_unix_ms >= before_ms - 1000
+        newer = alice.report_demand(service.job_id, [("guangzhou", 3.0), ("beijing", 0.0)])
+        assert newer.weights == {"guangzhou": 3.0, "beijing": 0.0}
+
+        with pytest.raises(InvalidArgumentError) as bad:
+            alice.report_demand(
+                service.job_id,
+                [("atlantis", 1.0), ("beijing", -2.0), ("beijing", 1.0)],
+            )
+        assert [(v.field, v.description) for v in bad.value.violations] == [
+            ("weights[0].region", "unknown user region 'atlantis'"),
+            ("weights[1].weight", "must be a number >= 0 (got -2)"),
+            ("weights[2].region", "region 'beijing' given twice"),
+        ]
+        with pytest.raises(InvalidArgumentError) as not_serving:
+            alice.report_demand(training.job_id, {"beijing": 1.0})
+        assert [v.field for v in not_serving.value.violations] == ["job_id"]
+        with pytest.raises(InvalidArgumentError) as nothing:
+            alice.report_demand(service.job_id, {"beijing": 0.0})
+        assert [v.field for v in nothing.value.violations] == ["weights"]
+        with pytest.raises(JobNotFoundError):  # another tenant's job is absent to bob
+            bob.report_demand(service.job_id, {"beijing": 1.0})
+    with broker.client("operator") as operator:
+        assert operator.report_demand(service.job_id, {"wuhan": 1.0}).weights == {"wuhan": 1.0}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", CLI, "demand", "report", *args, "--broker", broker.address],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=cli_env(broker, "alice"),
+            check=False,
+        )
+
+    done = cli(service.job_id, "beijing=2.5", "xian=1")
+    assert done.returncode == 0, done.stderr
+    assert f"demand of {service.job_id} at " in done.stdout
+    assert done.stdout.rstrip().endswith("beijing=2.5 xian=1")
+    refused = cli(service.job_id, "atlantis=1")
+    assert refused.returncode == 1
+    assert "weights[0].region: unknown user region 'atlantis'" in refused.stderr
+    malformed = cli(service.job_id, "beijing")
+    assert malformed.returncode == 2
+    assert "expected REGION=WEIGHT" in malformed.stderr

@@ -1,4 +1,5 @@
-"""The broker's snapshots carry the sites' fresh live price reports, and rebalancing reads them."""
+"""Live inputs inside the broker: snapshots carry the sites' fresh price reports, and rebalancing
+reads them and the stored user demand of inference jobs."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import time
 from pathlib import Path
 
+from broker.control import Allocation, AttemptReported, DispatchAcknowledged, Placed, PoolShare
 from broker.jobflow.capacity_view import CapacityView
 from broker.jobflow.driver import JobDriver
 from broker.placement import Policy
@@ -14,8 +16,18 @@ from broker.rebalance.live import LiveRebalance
 from broker.sites.registry import SiteRegistry
 from broker.sites.sessions import SessionTable
 from broker.store import open_rebalance_store, open_store
+from broker.store.protocol import NewJob
 from broker.writer import StoreWriter
-from computenet.types import CapacityReport, PoolCapacity, SiteId
+from computenet.spec import parse_spec
+from computenet.types import (
+    CapacityReport,
+    InferenceDemand,
+    JobId,
+    JobState,
+    PoolCapacity,
+    SiteId,
+    TenantId,
+)
 from topology import default_topology
 
 SITE = SiteId("horinger")
@@ -88,6 +100,69 @@ def test_fresh_reports_reach_snapshots_and_rebalancing_and_stale_ones_do_not(
         assert (await view.snapshot()).reported_energy[SITE].price_cny_per_kwh == 0.4
         heartbeat(report())  # the site stopped reporting a price
         assert (await view.snapshot()).reported_energy == {}
+        writer.close()
+
+    asyncio.run(main())
+
+
+SERVICE = {
+    "name": "chat",
+    "kind": "inference",
+    "resources": {"accelerator": "h20", "count": 1},
+    "duration_hours": 100.0,
+    "command": ["serve"],
+    "inference": {
+        "user_regions": [{"region": "beijing", "weight": 1.0}],
+        "latency_slo_ms": 50,
+        "replicas": 1,
+    },
+}
+
+
+def test_rebalancing_reads_the_stored_demand_of_active_inference_jobs(tmp_path: Path) -> None:
+    async def main() -> None:
+        url = f"sqlite:///{tmp_path / 'b.db'}"
+        store, rebalance_store = open_store(url), open_rebalance_store(url)
+        writer = StoreWriter(store)
+        topology = default_topology()
+        registry = SiteRegistry(
+            [(SiteId(s.id), s.name, s.province, s.side) for s in topology.sites],
+            suspect_after_s=600,
+            lost_after_s=1200,
+            now_s=time.monotonic(),
+        )
+        driver = JobDriver(writer, SessionTable())
+        view = CapacityView(writer=writer, registry=registry, topology=topology)
+        live = LiveRebalance(
+            writer=writer,
+            capacity=view,
+            driver=driver,
+            policy=Policy.default(),
+            lease=rebalance_store.lease,
+        )
+        store.submit_jobs(
+            [
+                NewJob(JobId("svc"), TenantId("t"), "r1", parse_spec(SERVICE), 1),
+                NewJob(JobId("idle"), TenantId("t"), "r2", parse_spec(SERVICE), 2),
+            ]
+        )
+        job = await driver.job(JobId("svc"))
+        assert job is not None
+        allocation = Allocation(SITE, (PoolShare("h20", 1),), 1.0, 1.0)
+        for stimulus in (
+            Placed(allocation),
+            DispatchAcknowledged(SITE, 1),
+            AttemptReported(SITE, 1, JobState.RUNNING),
+        ):
+            job = await driver.job(JobId("svc"))
+            assert job is not None
+            assert (await driver.feed(job, stimulus)).applied
+        assert (await live.read_input({})).demand == {}
+        store.save_demand(InferenceDemand(JobId("svc"), {"guangzhou": 3.0, "beijing": 1.0}))
+        store.save_demand(InferenceDemand(JobId("idle"), {"shanghai": 1.0}))  # still pending
+        state = await live.read_input({})
+        assert [a.job_id for a in state.active] == ["svc"]
+        assert state.demand == {"svc": {"guangzhou": 3.0, "beijing": 1.0}}
         writer.close()
 
     asyncio.run(main())
