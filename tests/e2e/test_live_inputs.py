@@ -69,7 +69,7 @@ def test_a_reported_price_prices_energy_and_explain_says_reported(
                 ),
                 what="the plan to use the reported price",
             )
-            assert live.energy_inputs is not None
+            assert live is not None and live.energy_inputs is not None
             assert (live.energy_inputs.price_cny_per_kwh, live.energy_inputs.carbon_kg_per_kwh) == (
                 0.05,
                 0.9,
