@@ -296,13 +296,20 @@ class EnergyInputs:
 
 @dataclass(frozen=True, slots=True)
 class CandidateSite:
-    """Cost breakdown and verdict for one candidate site of a placement."""
+    """Cost breakdown and verdict for one candidate site (and accelerator model) of a placement.
+
+    `accelerator` is the pool model the costs are for ("" for a rejected site or host cores)
+    and `run_hours` the job's run time there: its duration on its reference model over that
+    model's speed.
+    """
 
     site: SiteId
     feasible: bool
     reason: str = ""
     terms_cny: dict[str, float] = field(default_factory=dict)
     total_cny: float = 0.0
+    accelerator: str = ""
+    run_hours: float = 0.0
     energy_inputs: EnergyInputs | None = None
     """The live price and carbon the energy and carbon terms used; None: the topology's."""
 
@@ -326,6 +333,8 @@ class Placement:
                     "reason": c.reason,
                     "terms": dict(c.terms_cny),
                     "total_cny": c.total_cny,
+                    "accelerator": c.accelerator,
+                    "run_hours": c.run_hours,
                     **(
                         {"energy_inputs": c.energy_inputs.to_dict()}
                         if c.energy_inputs is not None

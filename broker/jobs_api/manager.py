@@ -229,6 +229,8 @@ def placement_from_json(text: str) -> Placement:
                 reason=c["reason"],
                 terms_cny=c["terms"],
                 total_cny=c["total_cny"],
+                accelerator=c.get("accelerator", ""),
+                run_hours=c.get("run_hours", 0.0),
                 energy_inputs=_energy_inputs(c.get("energy_inputs")),
             )
             for c in data["candidates"]

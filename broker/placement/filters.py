@@ -12,8 +12,15 @@ from typing import Protocol
 import numpy as np
 
 from broker.placement.demand import DemandArrays, JobDemand
-from broker.placement.shapes import nodes_needed, plural
-from broker.placement.tables import HOST_ONLY, BoolArray, EvalContext, FederationTable, IntArray
+from broker.placement.shapes import multi_node, nodes_needed, plural, whole_nodes_wanted
+from broker.placement.tables import (
+    HOST_ONLY,
+    BoolArray,
+    EvalContext,
+    FederationTable,
+    FloatArray,
+    IntArray,
+)
 
 _EPS = 1e-9
 
@@ -109,7 +116,10 @@ def _residency_problem(job: JobDemand, table: FederationTable, site: int) -> str
 
 
 class RequireAccelerator(_Batched):
-    """The option offers the requested model (any pool if unnamed; host only for CPU-only jobs)."""
+    """The option offers a model the job accepts, with at least its memory per card.
+
+    Any pool if the job names no model; host only for CPU-only jobs.
+    """
 
     name = "accelerator"
 
@@ -125,37 +135,59 @@ class RequireAccelerator(_Batched):
     def reason(self, job: JobDemand, ctx: EvalContext, opt: int) -> str:
         if job.cards == 0:
             return "CPU-only job runs on host cores"
-        return f"no {job.accelerator} accelerators" if job.accelerator else "no accelerators"
+        table = ctx.table
+        if job.min_memory_gb:  # an accepted model that is there, but too small, says so
+            site_opts = table.site_options[int(table.opt_site[opt])]
+            offered = _acceptable((job.models, False, 0.0), table, site_opts)
+            if offered.any():
+                small = int(site_opts[offered][0])
+                memory = float(table.opt_memory_gb[small])
+                model = table.opt_model[small]
+                return f"{model} has {memory:g} GB per card, the job needs {job.min_memory_gb:g} GB"
+        return f"no {_either(job.models)} accelerators" if job.models else "no accelerators"
 
 
-def _model_key(job: JobDemand) -> tuple[str, bool]:
-    """What decides which options offer the job's accelerator: the model, and CPU-only."""
-    return job.accelerator, job.cards == 0
+def _either(models: tuple[str, ...]) -> str:
+    return models[0] if len(models) == 1 else f"{', '.join(models[:-1])} or {models[-1]}"
 
 
-def _acceptable(key: tuple[str, bool], table: FederationTable, opts: IntArray) -> BoolArray:
-    accelerator, cpu_only = key
+_ModelKey = tuple[tuple[str, ...], bool, float]
+
+
+def _model_key(job: JobDemand) -> _ModelKey:
+    """What decides which options offer the job's accelerator: the models, CPU-only, memory."""
+    return job.models, job.cards == 0, job.min_memory_gb
+
+
+def _acceptable(key: _ModelKey, table: FederationTable, opts: IntArray) -> BoolArray:
+    models, cpu_only, min_memory_gb = key
     if cpu_only:
         return table.model_mask[HOST_ONLY][opts]
-    if accelerator:
-        mask = table.model_mask.get(accelerator)
-        return np.zeros(len(opts), dtype=np.bool_) if mask is None else mask[opts]
-    return ~table.model_mask[HOST_ONLY][opts]
+    if models:
+        mask = np.zeros(len(opts), dtype=np.bool_)
+        for model in models:
+            offered = table.model_mask.get(model)
+            if offered is not None:
+                mask |= offered[opts]
+    else:
+        mask = ~table.model_mask[HOST_ONLY][opts]
+    if min_memory_gb > 0:
+        mask &= table.opt_memory_gb[opts] + _EPS >= min_memory_gb
+    return mask
 
 
 class RequireGangFit(_Batched):
-    """Enough cards are free now: in one pool for gang jobs, over the site's pools otherwise.
+    """Enough capacity is free now: in one pool for gang jobs, over the site's pools otherwise.
 
     "The site's pools" are those offering the job's accelerator. In a pool of known node shape
-    a job takes whole nodes (ceil(cards / cards per node) of them), and the pool's free cards
-    are those of its wholly free nodes, so comparing cards is comparing nodes there.
+    a job that fits on one node needs only free cards, and one that outgrows a node needs
+    ceil(cards / cards per node) whole free nodes (broker/placement/shapes.py).
     """
 
     name = "gang_fit"
 
     def passes_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> BoolArray:
-        free = ctx.avail.opt_free
-        out = free[opts][None, :] >= jobs.cards[:, None]
+        out = _room(jobs.cards, ctx, opts) >= jobs.cards[:, None]
         if ctx.single_pool:
             return out
         table = ctx.table
@@ -166,10 +198,8 @@ class RequireGangFit(_Batched):
             rows = rows[spread[rows]]
             if rows.size:
                 pools = _acceptable(key, table, every)
-                total = np.bincount(
-                    table.opt_site, weights=free * pools, minlength=len(table.site_ids)
-                )
-                out[rows] = total[sites][None, :] >= jobs.cards[rows, None]
+                total = _site_room(jobs.cards[rows], ctx, pools)
+                out[rows] = total[:, sites] >= jobs.cards[rows, None]
         return out
 
     def reason(self, job: JobDemand, ctx: EvalContext, opt: int) -> str:
@@ -177,24 +207,58 @@ class RequireGangFit(_Batched):
         model = table.opt_model[opt] or "cards"
         if job.gang or ctx.single_pool:
             per_node = int(ctx.avail.opt_cards_per_node[opt])
-            if per_node:
+            if multi_node(job.cards, per_node):
                 return _whole_nodes_reason(job, model, per_node, ctx, opt)
             return f"gang of {job.cards} {model} needs one pool, {int(free[opt])} free"
-        site_opts = table.site_options[int(table.opt_site[opt])]
-        total = int(free[site_opts[_acceptable(_model_key(job), table, site_opts)]].sum())
-        return f"needs {job.cards} {job.accelerator or 'accelerators'}, {total} free"
+        site = int(table.opt_site[opt])
+        site_opts = table.site_options[site]
+        pools = np.zeros(table.n_options, dtype=np.bool_)
+        pools[site_opts[_acceptable(_model_key(job), table, site_opts)]] = True
+        total = int(_site_room(np.asarray([float(job.cards)]), ctx, pools)[0, site])
+        wanted = _either(job.models) if job.models else "accelerators"
+        return f"needs {job.cards} {wanted}, {total} free"
+
+
+def _room(cards: FloatArray, ctx: EvalContext, opts: IntArray) -> FloatArray:
+    """Jobs x `opts`: the cards each option offers a job of `cards` in one pool.
+
+    Free cards, or where a job outgrows a node of a shaped pool, the cards of its surely
+    free whole nodes: that covers the job exactly when its nodes (and their cards) are free.
+    """
+    avail = ctx.avail
+    free = avail.opt_free[opts].astype(np.float64)[None, :]
+    per_node = avail.opt_cards_per_node[opts]
+    if not per_node.any():
+        return np.broadcast_to(free, (len(cards), len(opts)))
+    wanted = whole_nodes_wanted(np.ceil(cards).astype(np.int64)[:, None], per_node[None, :])
+    whole = np.minimum(avail.opt_whole_nodes[opts], free[0] // np.maximum(per_node, 1))
+    offered = np.maximum(whole, 0) * per_node
+    return np.where(wanted > 0, offered[None, :], free)
+
+
+def _site_room(cards: FloatArray, ctx: EvalContext, pools: BoolArray) -> FloatArray:
+    """Jobs x sites: what the acceptable `pools` of each site offer a job of `cards`."""
+    table = ctx.table
+    every = np.arange(table.n_options)
+    room = _room(cards, ctx, every) * pools[None, :]
+    out = np.zeros((len(cards), len(table.site_ids)))
+    for row in range(len(cards)):
+        out[row] = np.bincount(table.opt_site, weights=room[row], minlength=len(table.site_ids))
+    return out
 
 
 def _whole_nodes_reason(
     job: JobDemand, model: str, per_node: int, ctx: EvalContext, opt: int
 ) -> str:
-    """Why a pool of known node shape cannot take the job as whole nodes."""
+    """Why a pool of known node shape cannot give a multi-node job its whole nodes."""
     needed = nodes_needed(job.cards, per_node)
-    wanted = f"gang of {job.cards} {model} needs {plural(needed, 'node')} of {per_node} cards"
+    kind = "gang" if job.gang else "job"
+    wanted = f"{kind} of {job.cards} {model} needs {plural(needed, 'node')} of {per_node} cards"
     nodes = int(ctx.avail.opt_nodes[opt])
     if needed > nodes:
         return f"{wanted}, the pool has {plural(nodes, 'node')}"
-    return f"{wanted}, {int(ctx.avail.opt_free[opt]) // per_node} of {nodes} wholly free"
+    whole = min(int(ctx.avail.opt_whole_nodes[opt]), int(ctx.avail.opt_free[opt]) // per_node)
+    return f"{wanted}, {max(0, whole)} of {nodes} wholly free"
 
 
 class RequireHostResources(_Batched):

@@ -48,6 +48,7 @@ class FederationTable:
     opt_site: IntArray
     opt_model: tuple[str, ...]
     opt_watts: FloatArray
+    opt_memory_gb: FloatArray  # device memory per card, 0 for host-only options
     opt_pue: FloatArray
     opt_carbon_kg_per_kwh: FloatArray
     opt_mtbf_h: FloatArray
@@ -57,6 +58,7 @@ class FederationTable:
     site_options: tuple[IntArray, ...]
     model_mask: dict[str, BoolArray]
     _routes: dict[str, DataRoute | None] = field(default_factory=dict)
+    _speeds: dict[tuple[str, str], FloatArray] = field(default_factory=dict)
 
     @property
     def n_options(self) -> int:
@@ -81,6 +83,27 @@ class FederationTable:
         self._routes[origin] = route
         return route
 
+    def speeds(self, reference: str, workload: str) -> FloatArray:
+        """Each option's speed over `reference` for `workload` (1 for host-only options).
+
+        An empty or uncatalogued reference gives 1 everywhere: durations are then taken as
+        they are on every model.
+        """
+        key = (reference, workload)
+        hit = self._speeds.get(key)
+        if hit is None:
+            catalogue = self.topology.accelerators
+            known = reference in catalogue
+            hit = np.asarray(
+                [
+                    self.topology.speed(m, reference, workload) if known and m in catalogue else 1.0
+                    for m in self.opt_model
+                ],
+                dtype=np.float64,
+            )
+            self._speeds[key] = hit
+        return hit
+
     @classmethod
     def build(cls, topology: Topology) -> FederationTable:
         """Gather the topology's facts into option-indexed arrays."""
@@ -88,14 +111,17 @@ class FederationTable:
         opt_site: list[int] = []
         opt_model: list[str] = []
         opt_watts: list[float] = []
+        opt_memory_gb: list[float] = []
         for i, site in enumerate(sites):
             opt_site.append(i)
             opt_model.append(HOST_ONLY)
             opt_watts.append(0.0)
+            opt_memory_gb.append(0.0)
             for pool in site.pools:
                 opt_site.append(i)
                 opt_model.append(pool.model)
                 opt_watts.append(pool.watts)
+                opt_memory_gb.append(pool.memory_gb)
         at = np.asarray(opt_site, dtype=np.int64)
         hourly = np.asarray([s.hourly_price_cny_per_kwh for s in sites], dtype=np.float64)
         prefix = np.concatenate([np.zeros((len(sites), 1)), np.cumsum(hourly, axis=1)], axis=1)
@@ -113,6 +139,7 @@ class FederationTable:
             opt_site=at,
             opt_model=models,
             opt_watts=np.asarray(opt_watts, dtype=np.float64),
+            opt_memory_gb=np.asarray(opt_memory_gb, dtype=np.float64),
             opt_pue=np.asarray([s.pue for s in sites], dtype=np.float64)[at],
             opt_carbon_kg_per_kwh=np.asarray(
                 [s.effective_carbon_kg_per_kwh for s in sites], dtype=np.float64
@@ -133,9 +160,10 @@ class FederationTable:
 class Availability:
     """Per-snapshot arrays: which sites accept work and what is free there, per option.
 
-    `opt_free` is what a job may use: for a pool of known node shape, the cards of its wholly
-    free nodes. `opt_cards_per_node` and `opt_nodes` give that shape (0 where unknown, and
-    for host-only options).
+    `opt_free` is the free cards of each option. For a pool of known node shape,
+    `opt_cards_per_node` and `opt_nodes` give that shape and `opt_whole_nodes` its node balance
+    (max(0, balance) whole nodes are surely free; broker/placement/shapes.py); all three are 0
+    where the shape is unknown, and for host-only options.
     """
 
     snapshot: FederationSnapshot
@@ -147,6 +175,7 @@ class Availability:
     opt_wait_h: FloatArray
     opt_cards_per_node: IntArray
     opt_nodes: IntArray
+    opt_whole_nodes: IntArray
     energy: LiveEnergy
     """Price schedules and carbon factors per option, with the sites' live reports laid over."""
 
@@ -164,13 +193,12 @@ class Availability:
         free_by_site = [{} if r is None else r.free for r in reports]
         pairs = list(zip(table.opt_site.tolist(), table.opt_model, strict=True))
         free = np.asarray([int(free_by_site[s].get(m, 0)) for s, m in pairs], dtype=np.int64)
-        cards_per_node, nodes = _node_shapes(reports, pairs)
+        cards_per_node, nodes, whole = _node_shapes(reports, pairs)
         return cls(
             snapshot=snapshot,
             site_status=status,
             opt_accepting=accepting[table.opt_site],
-            # a shaped pool gives whole nodes only: its free cards are a multiple of the node
-            opt_free=np.maximum(free - free % np.maximum(cards_per_node, 1), 0),
+            opt_free=np.maximum(free, 0),
             site_cpu_free=np.asarray([r.cpu_free if r else 0.0 for r in reports], dtype=np.float64),
             site_memory_gb_free=np.asarray(
                 [r.memory_gb_free if r else 0.0 for r in reports], dtype=np.float64
@@ -184,6 +212,7 @@ class Availability:
             ),
             opt_cards_per_node=cards_per_node,
             opt_nodes=nodes,
+            opt_whole_nodes=whole,
             energy=live_energy(
                 topology=table.topology,
                 site_ids=table.site_ids,
@@ -198,11 +227,11 @@ class Availability:
 
 def _node_shapes(
     reports: list[SiteCapacity | None], pairs: list[tuple[int, str]]
-) -> tuple[IntArray, IntArray]:
-    """Cards per node and nodes per option; 0 where the shape is unknown (or half known)."""
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Cards per node, nodes and node balance per option; 0 where the shape is (half) unknown."""
+    zeros = np.zeros(len(pairs), dtype=np.int64)
     if not any(r is not None and r.cards_per_node for r in reports):
-        zeros = np.zeros(len(pairs), dtype=np.int64)
-        return zeros, zeros.copy()
+        return zeros, zeros.copy(), zeros.copy()
     empty: dict[str, int] = {}
     per_node = [r.cards_per_node if r is not None else empty for r in reports]
     counts = [r.nodes if r is not None else empty for r in reports]
@@ -211,7 +240,22 @@ def _node_shapes(
     )
     nodes = np.asarray([max(0, int(counts[s].get(m, 0))) if m else 0 for s, m in pairs])
     known = (cards_per_node > 0) & (nodes > 0)
-    return np.where(known, cards_per_node, 0), np.where(known, nodes, 0).astype(np.int64)
+    balance = np.asarray(
+        [
+            _node_balance(reports[s], m) if ok else 0
+            for (s, m), ok in zip(pairs, known.tolist(), strict=True)
+        ],
+        dtype=np.int64,
+    )
+    return (
+        np.where(known, cards_per_node, 0),
+        np.where(known, nodes, 0).astype(np.int64),
+        balance,
+    )
+
+
+def _node_balance(report: SiteCapacity | None, model: str) -> int:
+    return 0 if report is None else report.node_balance(model)
 
 
 def _wait_h(report: SiteCapacity | None, model: str) -> float:

@@ -12,6 +12,7 @@ from broker.simulate.capacity import Capacity
 from broker.simulate.clock import SECONDS_PER_HOUR, hours_since_day0
 from broker.simulate.policy_base import BatchStats
 from broker.simulate.replay import ReplayResult, Run
+from computenet.spec import WORKLOAD_BY_KIND
 from topology.energy import RunEnergy
 from topology.energy import run_energy as energy_of
 
@@ -68,7 +69,17 @@ def run_energy(run: Run, capacity: Capacity) -> RunEnergy:
     """Energy of a run's cards over its actual CST window (the model of topology.energy)."""
     watts = capacity.watts(run.site, run.allocation)
     start_h = hours_since_day0(run.start_s)
-    return energy_of(capacity.topology, run.site, watts, start_h, run.job.duration_h)
+    job = run.job
+    workload = WORKLOAD_BY_KIND[job.kind]
+    return energy_of(
+        capacity.topology,
+        run.site,
+        watts,
+        start_h,
+        job.duration_h,
+        cards=job.count,
+        workload=workload,
+    )
 
 
 def _slo_met(run: Run, capacity: Capacity) -> bool:

@@ -33,7 +33,8 @@ def describe(inputs: EnergyInputs | None) -> str:
 
 def energy_lines(placement: Placement) -> list[str]:
     """One line per feasible site priced with live figures, then one for all the others."""
-    feasible = [c for c in placement.candidates if c.feasible]
+    by_site = {c.site: c for c in placement.candidates if c.feasible}  # a row per model: one site
+    feasible = list(by_site.values())
     lines = [f"  {c.site}: {describe(c.energy_inputs)}" for c in feasible if c.energy_inputs]
     if not lines:
         return [f"energy inputs: {TOPOLOGY} (no site reported live figures)"] if feasible else []

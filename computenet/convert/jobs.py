@@ -103,6 +103,8 @@ def candidate_to_proto(candidate: CandidateSite) -> pb.CandidateSite:
         reason=candidate.reason,
         terms_cny=dict(candidate.terms_cny),
         total_cny=candidate.total_cny,
+        accelerator=candidate.accelerator,
+        run_hours=candidate.run_hours,
         energy_inputs=_energy_inputs_to_proto(candidate.energy_inputs),
     )
 
@@ -136,6 +138,8 @@ def candidate_from_proto(msg: pb.CandidateSite) -> CandidateSite:
         reason=msg.reason,
         terms_cny=dict(msg.terms_cny),
         total_cny=msg.total_cny,
+        accelerator=msg.accelerator,
+        run_hours=msg.run_hours,
         energy_inputs=_energy_inputs_from_proto(msg),
     )
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from computenet.spec import WORKLOAD_BY_KIND
 from topology import Topology
 from topology.energy import run_energy
 from topology.pool_fit import Allocation, CardPool, allocation_watts, fit, pools_by_watts
@@ -98,14 +99,22 @@ class PoolLedger:
 
 
 def account(jobs: Sequence[PlacedJob], topology: Topology) -> list[PlacedJob]:
-    """Each job with its watts and energy by the simulator's model (topology.energy: kWh =
-    watts x cards x hours x PUE / 1000, CNY over the site's hourly CST prices, carbon) and,
-    for inference, the RTT to its users."""
+    """Each job with its watts and energy by the one energy model (topology.energy: cards at
+    their workload's utilisation plus a host share, x PUE, CNY over the site's hourly CST
+    prices, carbon) and, for inference, the RTT to its users."""
     ledger = PoolLedger(topology)
     out = []
     for job in sorted(jobs, key=lambda j: (j.start_hour, j.submit_s, j.job_id)):
         watts = ledger.watts(job)
-        used = run_energy(topology, job.site, watts, job.start_hour, job.duration_hours)
+        used = run_energy(
+            topology,
+            job.site,
+            watts,
+            job.start_hour,
+            job.duration_hours,
+            cards=job.count,
+            workload=WORKLOAD_BY_KIND[job.kind],
+        )
         rtt = topology.rtt_ms(job.user_region, job.site) if job.kind == "inference" else None
         out.append(
             replace(

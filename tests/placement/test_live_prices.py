@@ -22,7 +22,7 @@ TRAINING = {
     "name": "t",
     "kind": "training",
     "resources": {"accelerator": "h800", "count": 8},
-    "duration_hours": 10.0,
+    "duration_hours": 200.0,
     "command": ["train"],
 }
 
@@ -32,8 +32,10 @@ def snapshot(topology: Topology, **reported: ReportedEnergy) -> FederationSnapsh
     return dataclasses.replace(base, reported_energy=reported)
 
 
-def candidate_terms(placement_site: str, snap: FederationSnapshot) -> dict[str, float]:
-    placement = place(parse_spec(TRAINING), snap, Policy.default())
+def candidate_terms(
+    placement_site: str, snap: FederationSnapshot, spec: dict[str, object] = TRAINING
+) -> dict[str, float]:
+    placement = place(parse_spec(spec), snap, Policy.default())
     (found,) = [c for c in placement.candidates if c.site == placement_site]
     return found.terms_cny
 
@@ -77,8 +79,11 @@ def test_the_schedule_shape_is_kept_around_the_reported_hour() -> None:
     at_three = 1_767_196_800 + 3 * 3600.0  # 2026-01-01T03:00:00+08:00
     report = ReportedEnergy(price_cny_per_kwh=0.1, reported_unix_s=at_three)
 
+    ten_hours = {**TRAINING, "duration_hours": 10.0}
+
     def energy(snap: FederationSnapshot) -> float:
-        return candidate_terms("east", dataclasses.replace(snap, now_unix_s=at_three))["energy"]
+        at = dataclasses.replace(snap, now_unix_s=at_three)
+        return candidate_terms("east", at, ten_hours)["energy"]
 
     before = energy(snapshot(topology))  # 5 h at 0.2 + 5 h at 1.0 per kW
     after = energy(snapshot(topology, east=report))

@@ -143,5 +143,8 @@ def test_the_placement_engine_prices_energy_by_the_same_model(topology: Topology
         allocation = fit(pools, capacity.free[candidate.site], "a800", 64, gang=True)
         assert allocation is not None
         watts = allocation_watts(pools, allocation)
-        used = energy_of(topology, candidate.site, watts, now_s / SECONDS_PER_HOUR, 30.0)
+        start_h = now_s / SECONDS_PER_HOUR
+        used = energy_of(
+            topology, candidate.site, watts, start_h, 30.0, cards=64, workload="llm-training"
+        )
         assert candidate.terms_cny["energy"] == pytest.approx(used.cny, abs=0.01)
