@@ -245,6 +245,56 @@ class SiteInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class InferenceDemand:
+    """Where an inference job's users are now: a weight per user region of the topology.
+
+    Weights are relative (request rates work as they are); rebalancing follows them in place
+    of the spec's `inference.user_regions` until the next report.
+    """
+
+    job_id: JobId
+    weights: dict[str, float] = field(default_factory=dict)
+    reported_unix_ms: int = 0
+    """When the broker stored the report (0 before it has)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyInputs:
+    """Which power price and carbon factor a placement priced a site with.
+
+    A figure the site reported (and the broker still held fresh) is given with the time of the
+    report; 0 means the topology's own figure was used (its hourly schedule, its grid factor).
+    """
+
+    price_cny_per_kwh: float = 0.0
+    """The site's reported price used for the current hour; 0: the topology's schedule."""
+    carbon_kg_per_kwh: float = 0.0
+    """The site's reported grid carbon factor used; 0: the topology's."""
+    reported_unix_ms: int = 0
+    """When the site reported them (0 when both figures are the topology's)."""
+
+    @property
+    def price_source(self) -> str:
+        """ "reported" or "topology"."""
+        return "reported" if self.price_cny_per_kwh else "topology"
+
+    @property
+    def carbon_source(self) -> str:
+        """ "reported" or "topology"."""
+        return "reported" if self.carbon_kg_per_kwh else "topology"
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON shape of a candidate's `energy_inputs`."""
+        return {
+            "price": self.price_source,
+            "price_cny_per_kwh": self.price_cny_per_kwh,
+            "carbon": self.carbon_source,
+            "carbon_kg_per_kwh": self.carbon_kg_per_kwh,
+            "reported_unix_ms": self.reported_unix_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class CandidateSite:
     """Cost breakdown and verdict for one candidate site (and accelerator model) of a placement.
 
@@ -260,6 +310,8 @@ class CandidateSite:
     total_cny: float = 0.0
     accelerator: str = ""
     run_hours: float = 0.0
+    energy_inputs: EnergyInputs | None = None
+    """The live price and carbon the energy and carbon terms used; None: the topology's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +335,11 @@ class Placement:
                     "total_cny": c.total_cny,
                     "accelerator": c.accelerator,
                     "run_hours": c.run_hours,
+                    **(
+                        {"energy_inputs": c.energy_inputs.to_dict()}
+                        if c.energy_inputs is not None
+                        else {}
+                    ),
                 }
                 for c in self.candidates
             ],

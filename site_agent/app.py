@@ -23,6 +23,7 @@ from site_agent.capacity.static import StaticSource
 from site_agent.checkpoints import CheckpointTransfer
 from site_agent.config import AgentConfig
 from site_agent.devices.inventory import inventory_for
+from site_agent.energy import EnergyFeed
 from site_agent.events import ShuttingDown, Started
 from site_agent.executors.base import Executor
 from site_agent.executors.local import LocalExecutor
@@ -60,6 +61,19 @@ def make_capacity_source(cfg: AgentConfig, env: Mapping[str, str] | None = None)
     if cap.source == "host":
         return HostSource(env=env)
     return SlurmSource(partition=cap.partition, env=env, gres_models=cap.gres_models)
+
+
+def make_energy_feed(cfg: AgentConfig) -> EnergyFeed | None:
+    """The live price and carbon feed the config names (None: the site reports none)."""
+    energy = cfg.energy
+    if energy is None:
+        return None
+    return EnergyFeed(
+        schedule=energy.schedule,
+        command=energy.command,
+        timeout_s=energy.timeout_s,
+        refresh_s=energy.refresh_s,
+    )
 
 
 def make_executor(cfg: AgentConfig, env: Mapping[str, str] | None = None) -> Executor:
@@ -100,8 +114,8 @@ def make_checkpoint_transfer(cfg: AgentConfig) -> CheckpointTransfer:
 
 
 def advertised(cfg: AgentConfig, report: CapacityReport) -> dict[str, Any]:
-    """The JSON shape `computenet-agent check --json` prints."""
-    return {
+    """The JSON shape `computenet-agent check --json` prints (price and carbon with `energy:`)."""
+    shown: dict[str, Any] = {
         "site": cfg.site,
         "broker": cfg.broker,
         "brokers": list(cfg.brokers),
@@ -113,6 +127,10 @@ def advertised(cfg: AgentConfig, report: CapacityReport) -> dict[str, Any]:
         "cpu_cores": report.cpu_cores,
         "memory_gb": report.memory_gb,
     }
+    if cfg.energy is not None:
+        shown["price_cny_per_kwh"] = report.price_cny_per_kwh
+        shown["carbon_kg_per_kwh"] = report.carbon_kg_per_kwh
+    return shown
 
 
 @contextlib.contextmanager
@@ -183,7 +201,8 @@ async def _run(
         server_name=cfg.tls.server_name if cfg.tls else None,
         checkpoints=checkpoints.configured,
     )
-    link = BrokerLink(settings, runtime, lambda: runtime.capacity(source))
+    energy = make_energy_feed(cfg)
+    link = BrokerLink(settings, runtime, lambda: runtime.capacity(source, energy))
     started = Started(
         runtime.stimulus_id("start"), runtime.clock_ms(), runtime.mono_ms(), executor.lease()
     )
@@ -192,11 +211,14 @@ async def _run(
     loops = asyncio.create_task(
         runtime.run_loops(stop, poll_interval_s=cfg.executor.poll_interval_s)
     )
+    feed = asyncio.create_task(energy.run(stop)) if energy is not None else None
     try:
         await link.run(stop)
     finally:
         stop.set()
         await loops
+        if feed is not None:
+            await feed
         # a transfer under way finishes (its outcome is journalled) before the journal closes
         await runtime.transfers_done()
         stop_attempts = cfg.executor.stop_jobs_on_exit

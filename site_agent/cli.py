@@ -48,8 +48,14 @@ def check(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the broker.", min=0.1)] = 5.0,
 ) -> None:
     """Validate the config, probe capacity, and print what the agent would advertise."""
-    from site_agent.app import advertised, make_capacity_source, make_checkpoint_transfer
-    from site_agent.capacity.base import CapacityError
+    from site_agent.app import (
+        advertised,
+        make_capacity_source,
+        make_checkpoint_transfer,
+        make_energy_feed,
+    )
+    from site_agent.capacity.base import CapacityError, with_energy
+    from site_agent.energy import EnergyError
 
     cfg = _load(config)
     source = make_capacity_source(cfg)
@@ -62,6 +68,15 @@ def check(
     unreachable = asyncio.run(_unreachable(cfg, timeout)) if connect else {}
     if len(unreachable) == len(cfg.brokers):
         fail(PROG, "; ".join(unreachable.values()))
+    energy_line = ""
+    feed = make_energy_feed(cfg)
+    if feed is not None:
+        try:
+            snap = with_energy(snap, feed.probe())
+            energy_line = f"  energy from {feed.source}"
+        except EnergyError as exc:
+            print(f"warning: energy {feed.source}: {exc}; reporting none", file=sys.stderr)
+            energy_line = f"  energy from {feed.source}: failing, reporting none"
     report = advertised(cfg, snap)
     if as_json:
         print(json.dumps(report, sort_keys=True))
@@ -74,9 +89,19 @@ def check(
     for pool in snap.pools:
         print(f"  {pool.model}: {pool.allocatable}/{pool.total} allocatable, {pool.in_use} in use")
     print(f"  cpu_cores {snap.cpu_cores:g}, memory_gb {snap.memory_gb:g}")
+    if energy_line:
+        print(energy_line)
+        print(f"  {_energy_text(snap.price_cny_per_kwh, snap.carbon_kg_per_kwh)}")
     if connect:
         for address in cfg.brokers:
             print(f"  {unreachable.get(address, f'broker {address} reachable')}")
+
+
+def _energy_text(price_cny_per_kwh: float, carbon_kg_per_kwh: float) -> str:
+    """What the heartbeat would say of price and carbon; 0 is unknown (topology's figure)."""
+    price = f"{price_cny_per_kwh:g} CNY/kWh" if price_cny_per_kwh else "unknown (topology's)"
+    carbon = f"{carbon_kg_per_kwh:g} kgCO2/kWh" if carbon_kg_per_kwh else "unknown (topology's)"
+    return f"price {price}, carbon {carbon}"
 
 
 async def _unreachable(cfg: AgentConfig, timeout_s: float) -> dict[str, str]:

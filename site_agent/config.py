@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from computenet.address import AddressError, parse_address
 from computenet.errors import ComputeNetError
+from site_agent.energy_schedule import ScheduleError, load_schedule
 
 ENV_PREFIX = "COMPUTENET_AGENT_"
 _FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("agent_config_file", default=None)
@@ -146,6 +148,41 @@ class CheckpointsConfig(BaseModel):
         return self
 
 
+class EnergyConfig(BaseModel):
+    """Where the site's live power price and carbon intensity come from (docs/agent.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    schedule: Path | None = Field(
+        None,
+        description=(
+            "A YAML or CSV file of CNY/kWh (and optionally kgCO2/kWh) by hour of day in China "
+            "Standard Time; re-read when it changes."
+        ),
+    )
+    command: list[str] | None = Field(
+        None,
+        description=(
+            "A command (a list, or a string split like a shell would, never run by one) that "
+            'prints {"price_cny_per_kwh": P, "carbon_kg_per_kwh": C}; either key may be left out.'
+        ),
+    )
+    timeout_s: float = Field(5.0, gt=0, le=60, description="How long the command may run.")
+    refresh_s: float = Field(60.0, gt=0, description="How often the command is run.")
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return shlex.split(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EnergyConfig:
+        if (self.schedule is None) == (self.command is None):
+            raise ValueError("set exactly one of schedule and command")
+        if self.command is not None and not self.command:
+            raise ValueError("command: must name a program")
+        return self
+
+
 class TlsConfig(BaseModel):
     """The site's identity towards the broker: mTLS with a certificate naming the site."""
 
@@ -196,6 +233,13 @@ class AgentConfig(BaseSettings):
         description=(
             "The site's checkpoint store; None keeps checkpoints on this site only (an attempt "
             "stopped with checkpoint reports none, and a dispatch that restores one fails)."
+        ),
+    )
+    energy: EnergyConfig | None = Field(
+        None,
+        description=(
+            "Live power price and carbon to report; None reports none (the broker then uses "
+            "the topology's schedule and carbon factor)."
         ),
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
@@ -306,11 +350,31 @@ def load_config(path: str | Path, **overrides: Any) -> AgentConfig:
         if not store.is_absolute():
             checkpoints = config.checkpoints.model_copy(update={"store": base / store})
             config = config.model_copy(update={"checkpoints": checkpoints})
+    if config.energy is not None and config.energy.schedule is not None:
+        config = _with_schedule(config, base, name, lines)
     if config.tls is not None:
         tls = config.tls
         paths = {name: getattr(tls, name) for name in ("ca", "cert", "key")}
         resolved = {k: v if v.is_absolute() else base / v for k, v in paths.items()}
         config = config.model_copy(update={"tls": tls.model_copy(update=resolved)})
+    return config
+
+
+def _with_schedule(
+    config: AgentConfig, base: Path, name: str, lines: dict[tuple[Any, ...], int]
+) -> AgentConfig:
+    """The config with its energy schedule path resolved, the schedule file checked now."""
+    assert config.energy is not None and config.energy.schedule is not None
+    path = config.energy.schedule
+    if not path.is_absolute():
+        path = base / path
+        energy = config.energy.model_copy(update={"schedule": path})
+        config = config.model_copy(update={"energy": energy})
+    try:
+        load_schedule(path)
+    except ScheduleError as exc:
+        line = lines.get(("energy", "schedule"), 1)
+        raise ConfigError(f"{name}:{line}: energy.schedule: {exc}") from None
     return config
 
 

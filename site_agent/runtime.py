@@ -18,8 +18,10 @@ from site_agent.capacity.base import (
     apply_drain,
     apply_usage,
     mark_federation,
+    with_energy,
 )
 from site_agent.checkpoints import CheckpointTransfer
+from site_agent.energy import EnergyFeed
 from site_agent.events import (
     PERSIST_INSTRUCTIONS,
     AttemptLaunched,
@@ -324,13 +326,18 @@ class AgentRuntime:
             if r.spec is not None and r.phase is not Phase.EXPORTING
         ]
 
-    async def capacity(self, source: CapacitySource) -> CapacityReport:
-        """What to advertise now: the probe, plus own usage, with nothing allocatable if drained."""
+    async def capacity(
+        self, source: CapacitySource, energy: EnergyFeed | None = None
+    ) -> CapacityReport:
+        """What to advertise now: the probe, plus own usage, with nothing allocatable if drained,
+        and the live price and carbon if the site has a feed."""
         snap = await asyncio.to_thread(source.probe)
         usage = self.usage()
         if not source.tracks_usage:
             snap = apply_usage(snap, usage)
         snap = mark_federation(snap, usage)
+        if energy is not None:
+            snap = with_energy(snap, energy.current())
         return apply_drain(snap) if self.state.drained else snap
 
 

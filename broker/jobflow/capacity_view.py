@@ -19,7 +19,7 @@ from broker.control.capacity import (
     site_capacity,
 )
 from broker.jobflow.ledger_mirror import LedgerMirror
-from broker.placement.snapshot import FederationSnapshot, SiteCapacity
+from broker.placement.snapshot import FederationSnapshot, ReportedEnergy, SiteCapacity
 from broker.sites.registry import SiteEntry, SiteRegistry
 from broker.store.protocol import Hold
 from broker.writer import StoreWriter
@@ -51,6 +51,7 @@ class _Round:
     facts: dict[SiteId, _SiteFacts]
     held: dict[str, SiteHolds]
     by_model: dict[str, int]
+    energy: dict[str, ReportedEnergy]
 
 
 @dataclass(slots=True)
@@ -117,13 +118,14 @@ class CapacityView:
         # agents' streams are served meanwhile.
         if without is not None:
             holds = [h for h in self._ledger.holds() if h.job_id != without]
-            return await asyncio.to_thread(self._build, self._all_facts(), holds, list(pending))
+            facts, energy = self._all_facts(), self._reported_energy()
+            return await asyncio.to_thread(self._build, facts, holds, list(pending), energy)
         inputs = self._gather()
         return await asyncio.to_thread(self._assemble, inputs, _asked(pending))
 
     def build(self, holds: Iterable[Hold], pending: Iterable[JobSpec] = ()) -> FederationSnapshot:
         """A snapshot from given ledger lines and pending specs, built in full (no reuse)."""
-        return self._build(self._all_facts(), holds, pending)
+        return self._build(self._all_facts(), holds, pending, self._reported_energy())
 
     def _all_facts(self) -> list[_SiteFacts]:
         now_s = self._monotonic()
@@ -153,7 +155,25 @@ class CapacityView:
                 else:
                     held[site] = summed
             self._held = held
-        return _Round(self._facts, self._held, self._by_model)
+        return _Round(self._facts, self._held, self._by_model, self._reported_energy())
+
+    def _reported_energy(self) -> dict[str, ReportedEnergy]:
+        """Live prices and carbon factors of the sites whose report of them is still fresh.
+
+        A report older than the registry's stale-capacity limit counts for nothing: the site is
+        priced with the topology's figures again until its agent reports anew.
+        """
+        now_ms = int(self._wall_clock() * 1000)
+        limit_ms = self._registry.stale_capacity_after_s * 1000
+        return {
+            entry.site_id: ReportedEnergy(
+                entry.report.price_cny_per_kwh,
+                entry.report.carbon_kg_per_kwh,
+                entry.capacity_unix_ms / 1000,
+            )
+            for entry in self._registry.energy_reports()
+            if now_ms - entry.capacity_unix_ms <= limit_ms
+        }
 
     def _take_facts(self, entries: Iterable[SiteEntry], now_s: float) -> None:
         facts, totals, by_model = dict(self._facts), dict(self._totals), dict(self._by_model)
@@ -208,10 +228,19 @@ class CapacityView:
                         capacity_stale=facts.capacity_withheld,
                     )
                 sites[site_id] = built.capacity
-        return FederationSnapshot(topology=self._topology, sites=sites, now_unix_s=now_ms / 1000)
+        return FederationSnapshot(
+            topology=self._topology,
+            sites=sites,
+            now_unix_s=now_ms / 1000,
+            reported_energy=inputs.energy,
+        )
 
     def _build(
-        self, entries: Sequence[_SiteFacts], holds: Iterable[Hold], pending: Iterable[JobSpec]
+        self,
+        entries: Sequence[_SiteFacts],
+        holds: Iterable[Hold],
+        pending: Iterable[JobSpec],
+        energy: dict[str, ReportedEnergy],
     ) -> FederationSnapshot:
         now_ms = int(self._wall_clock() * 1000)
         by_site = holds_by_site(holds)
@@ -231,7 +260,9 @@ class CapacityView:
                 waits,
                 capacity_stale=entry.capacity_withheld,
             )
-        return FederationSnapshot(topology=self._topology, sites=sites, now_unix_s=now_ms / 1000)
+        return FederationSnapshot(
+            topology=self._topology, sites=sites, now_unix_s=now_ms / 1000, reported_energy=energy
+        )
 
     def pool_totals(self) -> Mapping[str, Mapping[str, int]]:
         """Allocatable cards per site and model, busy or free (sizes pools for wait pricing).

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from broker.control import CancelRequested
 from broker.jobflow.driver import JobDriver
+from broker.jobs_api.demand import demand_violations
 from broker.jobs_api.hub import EventHub
 from broker.store.protocol import JobFilter, NewJob, Page
 from broker.validation import violations_against
@@ -27,6 +30,8 @@ from computenet.errors import (
 from computenet.spec import JobSpec
 from computenet.types import (
     CandidateSite,
+    EnergyInputs,
+    InferenceDemand,
     Job,
     JobEvent,
     JobId,
@@ -37,6 +42,8 @@ from computenet.types import (
     TenantId,
 )
 from topology import Topology
+
+log = logging.getLogger(__name__)
 
 MAX_REQUEST_ID_CHARS = 128
 MAX_PAGE_SIZE = 1000
@@ -157,6 +164,23 @@ class JobManager:
             raise NotPlacedError(f"job {job_id!r} has not been placed yet{why}")
         return placement_from_json(text)
 
+    async def report_demand(
+        self,
+        job_id: JobId,
+        weights: Sequence[tuple[str, float]],
+        tenant: TenantId | None = None,
+    ) -> InferenceDemand:
+        """Store where an inference job's users are now; InvalidArgumentError lists every
+        problem (not an inference job, unknown region, negative weight)."""
+        job = await self.get(job_id, tenant)
+        violations = demand_violations(job, weights, self._topology)
+        if violations:
+            raise InvalidArgumentError("invalid demand report", violations)
+        demand = InferenceDemand(job.job_id, {r: float(w) for r, w in weights})
+        stored = await self._writer.write(lambda: self._store.save_demand(demand))
+        log.info("demand reported job_id=%s regions=%d", job.job_id, len(stored.weights))
+        return stored
+
     async def watch(
         self,
         after_sequence: int,
@@ -207,8 +231,20 @@ def placement_from_json(text: str) -> Placement:
                 total_cny=c["total_cny"],
                 accelerator=c.get("accelerator", ""),
                 run_hours=c.get("run_hours", 0.0),
+                energy_inputs=_energy_inputs(c.get("energy_inputs")),
             )
             for c in data["candidates"]
         ),
         decision_ms=data.get("decision_ms", 0.0),
+    )
+
+
+def _energy_inputs(data: dict[str, Any] | None) -> EnergyInputs | None:
+    """Inverse of EnergyInputs.to_dict (explanations stored before live inputs have none)."""
+    if not data:
+        return None
+    return EnergyInputs(
+        price_cny_per_kwh=float(data.get("price_cny_per_kwh", 0.0)),
+        carbon_kg_per_kwh=float(data.get("carbon_kg_per_kwh", 0.0)),
+        reported_unix_ms=int(data.get("reported_unix_ms", 0)),
     )

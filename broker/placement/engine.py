@@ -73,8 +73,9 @@ def explain(
         }
         model = table.opt_model[int(evaluation.feasible[column])]
         hours = run_hours(job, table.topology, model)
+        inputs = ctx.avail.energy.site_inputs[site]  # which price and carbon were used
         candidate = CandidateSite(
-            SiteId(table.site_ids[site]), True, "", terms, _cny(total), model, hours
+            SiteId(table.site_ids[site]), True, "", terms, _cny(total), model, hours, inputs
         )
         accepted.append(candidate)
     rejected: list[CandidateSite] = []

@@ -56,15 +56,31 @@ class SiteCapacity:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportedEnergy:
+    """A site's own live power price and grid carbon factor, as its agent last reported them.
+
+    0 means the site did not report that figure (the topology's is used). Only reports within
+    the broker's capacity staleness limit make it into a snapshot.
+    """
+
+    price_cny_per_kwh: float = 0.0
+    carbon_kg_per_kwh: float = 0.0
+    reported_unix_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class FederationSnapshot:
     """The topology, every site's capacity and the moment the snapshot describes.
 
-    Sites of the topology missing from `sites` have not reported and take no work.
+    Sites of the topology missing from `sites` have not reported and take no work. Sites in
+    `reported_energy` price energy and carbon with their own live figures
+    (broker/placement/live_prices.py); the others with the topology's.
     """
 
     topology: Topology
     sites: Mapping[str, SiteCapacity]
     now_unix_s: float
+    reported_energy: Mapping[str, ReportedEnergy] = field(default_factory=dict)
 
     @property
     def hour_of_day_cst(self) -> float:

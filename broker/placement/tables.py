@@ -15,6 +15,7 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from broker.placement.live_prices import LiveEnergy, live_energy
 from broker.placement.snapshot import FederationSnapshot, SiteCapacity
 from computenet.types import SiteStatus
 from topology import Topology
@@ -175,6 +176,8 @@ class Availability:
     opt_cards_per_node: IntArray
     opt_nodes: IntArray
     opt_whole_nodes: IntArray
+    energy: LiveEnergy
+    """Price schedules and carbon factors per option, with the sites' live reports laid over."""
 
     @classmethod
     def build(cls, table: FederationTable, snapshot: FederationSnapshot) -> Availability:
@@ -210,6 +213,15 @@ class Availability:
             opt_cards_per_node=cards_per_node,
             opt_nodes=nodes,
             opt_whole_nodes=whole,
+            energy=live_energy(
+                topology=table.topology,
+                site_ids=table.site_ids,
+                site_options=table.site_options,
+                opt_hourly=table.opt_hourly,
+                opt_prefix=table.opt_prefix,
+                opt_carbon_kg_per_kwh=table.opt_carbon_kg_per_kwh,
+                snapshot=snapshot,
+            ),
         )
 
 

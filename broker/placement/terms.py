@@ -94,7 +94,8 @@ def price_integral_each(
     ctx: EvalContext, opts: IntArray, start_hour: float, hours: FloatArray
 ) -> FloatArray:
     """`price_integral` with its own run length per job and option (`hours`: jobs x opts)."""
-    prefix, hourly = ctx.table.opt_prefix[opts], ctx.table.opt_hourly[opts]
+    energy = ctx.avail.energy  # the topology's schedules with live reported prices laid over
+    prefix, hourly = energy.opt_prefix[opts], energy.opt_hourly[opts]
 
     def cumulative(hour: FloatArray) -> FloatArray:
         days, rest = np.divmod(hour, HOURS_PER_DAY)
@@ -111,7 +112,8 @@ def price_integral_each(
 
 
 def _cumulative(ctx: EvalContext, opts: IntArray, hour: FloatArray) -> FloatArray:
-    prefix, hourly = ctx.table.opt_prefix, ctx.table.opt_hourly
+    # the snapshot's schedules: the topology's, with live reported prices laid over
+    prefix, hourly = ctx.avail.energy.opt_prefix, ctx.avail.energy.opt_hourly
     days, rest = np.divmod(hour, HOURS_PER_DAY)
     whole = rest.astype(np.int64)
     full = whole >= HOURS_PER_DAY  # rest can round up to 24.0
@@ -130,7 +132,7 @@ def _cumulative(ctx: EvalContext, opts: IntArray, hour: FloatArray) -> FloatArra
 class EnergyCost(_Batched):
     """Electricity of the run starting now (topology.energy's model: cards at their utilisation
     plus host share, x PUE), priced by the site's hourly schedule (CST) over its run time on the
-    option's model."""
+    option's model, scaled to the site's live price where it reports one (live_prices.py)."""
 
     name = "energy"
 
@@ -158,7 +160,7 @@ class CarbonCost(_Batched):
     def cost_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> FloatArray:
         kw = power_kw_many(jobs, ctx, opts, self.model)
         kwh = kw * run_hours_many(jobs, ctx, opts)
-        return kwh * ctx.table.opt_carbon_kg_per_kwh[opts][None, :] * self.cny_per_kg
+        return kwh * ctx.avail.energy.opt_carbon_kg_per_kwh[opts][None, :] * self.cny_per_kg
 
 
 class DataMovementCost(_Batched):

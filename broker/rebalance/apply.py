@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-from broker.placement import FederationSnapshot, JobDemand, SiteCapacity
+from broker.placement import JobDemand, SiteCapacity
 from broker.placement.shapes import footprint, nodes_taken
 from broker.rebalance.model import ActiveJob, LastMove, Move, MoveKind, RebalanceInput
 from broker.rebalance.pricing import sites_move_checkpoints
@@ -112,9 +112,7 @@ def project(
     }
     return dataclasses.replace(
         state,
-        snapshot=FederationSnapshot(
-            snapshot.topology, MappingProxyType(sites), snapshot.now_unix_s
-        ),
+        snapshot=dataclasses.replace(snapshot, sites=MappingProxyType(sites)),
         active=tuple(active.values()),
         pending=tuple(pending.values()),
         history=MappingProxyType(history),

@@ -7,6 +7,7 @@ job state only the way every other shell does.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
@@ -95,11 +96,19 @@ class LiveRebalance:
             snapshot=snapshot,
             active=tuple(_active(j, now_ms) for j in active if j.state in MOVABLE and j.site),
             pending=tuple(PendingJob(j.job_id, j.spec) for j in pending),
-            demand=self._demand(),
+            demand=await self._stored_demand(active),
             history=history,
             policy=self._policy,
             checkpoint_sites=self._checkpoint_sites(snapshot.sites),
         )
+
+    async def _stored_demand(self, active: list[Job]) -> dict[str, Mapping[str, float]]:
+        """The users' latest reported demand of each active inference job (ReportDemand),
+        over what the `demand` hook gives."""
+        serving = [j.job_id for j in active if j.spec.inference is not None]
+        store = self._writer.store
+        stored = await self._writer.read(lambda: store.demands(serving)) if serving else {}
+        return {**self._demand(), **{job_id: d.weights for job_id, d in stored.items()}}
 
     def _checkpoint_sites(self, sites: Iterable[str]) -> frozenset[str]:
         """Those of `sites` whose agents said in their last hello that they move checkpoints."""
@@ -247,4 +256,4 @@ def _active(job: Job, now_ms: int) -> ActiveJob:
 def _only(snapshot: FederationSnapshot, site: SiteId) -> FederationSnapshot:
     """The snapshot with every site but `site` removed, to ask whether the job fits there."""
     sites = {s: cap for s, cap in snapshot.sites.items() if s == site}
-    return FederationSnapshot(snapshot.topology, sites, snapshot.now_unix_s)
+    return dataclasses.replace(snapshot, sites=sites)

@@ -52,9 +52,7 @@ class CapacityLedger:
                 )
                 for s, cap in self._base.sites.items()
             }
-            self._current = FederationSnapshot(
-                self._base.topology, MappingProxyType(sites), self._base.now_unix_s
-            )
+            self._current = dataclasses.replace(self._base, sites=MappingProxyType(sites))
         return self._current
 
     def take(self, site: str, model: str, demand: JobDemand) -> None:
@@ -162,7 +160,7 @@ class Valuer:
             model=table.opt_model[opt],
             opt=opt,
             running_cny=float(running),
-            carbon_kg=float(kwh * table.opt_carbon_kg_per_kwh[opt]),
+            carbon_kg=float(kwh * self.ctx.avail.energy.opt_carbon_kg_per_kwh[opt]),
             one_off_cny=float(paid_once),
             wait_h=self.wait_h(opt),
         )

@@ -159,3 +159,11 @@ class JobServicer(pb_grpc.JobServiceServicer):
         spec = self._jobs.validate(convert.spec_from_proto(request.spec))
         placement = await self._plan(spec)
         return pb.PlanJobResponse(placement=convert.placement_to_proto(placement))
+
+    @translate_errors
+    async def ReportDemand(
+        self, request: pb.ReportDemandRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReportDemandResponse:
+        weights = convert.region_weights_from_proto(request.weights)
+        demand = await self._jobs.report_demand(JobId(request.job_id), weights, _scope())
+        return pb.ReportDemandResponse(demand=convert.demand_to_proto(demand))

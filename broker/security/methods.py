@@ -22,6 +22,7 @@ SITE_SERVICE_PREFIX = f"/{site_service_pb2.DESCRIPTOR.services_by_name['SiteServ
 CONNECT = full_method(site_service_pb2, "SiteService", "Connect")
 SUBMIT_JOB = full_method(job_service_pb2, "JobService", "SubmitJob")
 CANCEL_JOB = full_method(job_service_pb2, "JobService", "CancelJob")
+REPORT_DEMAND = full_method(job_service_pb2, "JobService", "ReportDemand")
 DRAIN_SITE = full_method(federation_service_pb2, "FederationService", "DrainSite")
 PLAN_REBALANCE = full_method(rebalance_service_pb2, "RebalanceService", "PlanRebalance")
 APPLY_REBALANCE = full_method(rebalance_service_pb2, "RebalanceService", "ApplyRebalance")
@@ -40,7 +41,7 @@ OPERATOR_METHODS: frozenset[str] = frozenset(
 """Client methods that need the operator role."""
 
 MUTATING_METHODS: frozenset[str] = frozenset(
-    {SUBMIT_JOB, CANCEL_JOB, DRAIN_SITE, PLAN_REBALANCE, APPLY_REBALANCE}
+    {SUBMIT_JOB, CANCEL_JOB, REPORT_DEMAND, DRAIN_SITE, PLAN_REBALANCE, APPLY_REBALANCE}
 )
 """Client methods recorded in the audit log."""
 

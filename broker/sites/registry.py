@@ -138,6 +138,7 @@ class SiteRegistry:
         reader can find what changed since it last looked (each entry keeps its own)."""
         self.active_sites = 0
         """Entries whose status is `active`, kept as statuses change."""
+        self._energy_reporters: set[SiteId] = set()
 
     def __contains__(self, site_id: object) -> bool:
         return site_id in self._sites
@@ -199,6 +200,10 @@ class SiteRegistry:
             self._changed(entry)
         entry.report = report
         entry.last_report_unix_ms = entry.capacity_unix_ms = now_unix_ms
+        if report.price_cny_per_kwh or report.carbon_kg_per_kwh:
+            self._energy_reporters.add(site_id)
+        else:
+            self._energy_reporters.discard(site_id)
         entry.capacity_error, entry.capacity_stale_since_s = "", None
         return self._seen(entry, now_s)
 
@@ -221,6 +226,11 @@ class SiteRegistry:
             entry.capacity_stale_since_s = now_s
             self._changed(entry)
         return self._seen(entry, now_s)
+
+    def energy_reports(self) -> list[SiteEntry]:
+        """Entries whose latest good report carries a live price or carbon factor; the time it
+        arrived is their `capacity_unix_ms` (a reader judges its age)."""
+        return [self._sites[s] for s in self._energy_reporters]
 
     def capacity_withheld(self, entry: SiteEntry, now_s: float) -> bool:
         """True if the site's capacity has been stale too long to place new work on it."""

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from computenet.spec import JobSpec
 from computenet.types import (
+    InferenceDemand,
     Job,
     JobEvent,
     JobId,
@@ -253,6 +254,15 @@ class Store(Protocol):
 
     def sites(self) -> list[SiteRecord]:
         """Every site record."""
+        ...
+
+    def save_demand(self, demand: InferenceDemand) -> InferenceDemand:
+        """Replace the job's stored user demand with `demand`, stamped with the store's clock
+        (returned); the job must exist."""
+        ...
+
+    def demands(self, job_ids: Sequence[JobId] | None = None) -> dict[JobId, InferenceDemand]:
+        """The stored demand of these jobs (of every job with None); jobs without are absent."""
         ...
 
     def close(self) -> None:

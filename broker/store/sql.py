@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -17,6 +18,7 @@ from broker.store.codecs import (
     site_from_row,
     site_to_row,
 )
+from broker.store.demand import read_demands, save_demand
 from broker.store.engine import writer
 from broker.store.fencing import fence_holds
 from broker.store.paging import decode_page_token, encode_page_token, filtered_jobs
@@ -34,7 +36,15 @@ from broker.store.protocol import (
 from broker.store.sequence import read_last_sequence
 from broker.store.submit import submit_batch
 from broker.store.transitions import apply_batch
-from computenet.types import Job, JobEvent, JobId, JobKind, JobState, TenantId
+from computenet.types import (
+    InferenceDemand,
+    Job,
+    JobEvent,
+    JobId,
+    JobKind,
+    JobState,
+    TenantId,
+)
 
 _IN_CHUNK = 500
 
@@ -208,6 +218,18 @@ class SqlStore:
         query = select(tables.sites).order_by(tables.sites.c.site_id)
         with self._engine.connect() as connection:
             return [site_from_row(row) for row in connection.execute(query).mappings()]
+
+    def save_demand(self, demand: InferenceDemand) -> InferenceDemand:
+        """See Store.save_demand."""
+        stamped = replace(demand, reported_unix_ms=self._clock())
+        with self._writer.begin() as connection:
+            save_demand(connection, stamped)
+        return stamped
+
+    def demands(self, job_ids: Sequence[JobId] | None = None) -> dict[JobId, InferenceDemand]:
+        """See Store.demands."""
+        with self._engine.connect() as connection:
+            return read_demands(connection, job_ids, _IN_CHUNK)
 
     def close(self) -> None:
         """See Store.close; idempotent."""

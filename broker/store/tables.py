@@ -184,6 +184,16 @@ class ReplicaRow(SQLModel, table=True):
     last_seen_unix_ms: int = Field(sa_type=BigInteger)
 
 
+class DemandRow(SQLModel, table=True):
+    """The latest user demand reported for an inference job: a weight per user region."""
+
+    __tablename__ = "job_demand"
+
+    job_id: str = Field(primary_key=True, foreign_key="jobs.job_id")
+    weights_json: str = Field(sa_type=Text)
+    reported_unix_ms: int = Field(sa_type=BigInteger)
+
+
 def _table(model: type[SQLModel]) -> Table:
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
@@ -198,5 +208,6 @@ rebalance_runs = _table(RebalanceRunRow)
 rebalance_fires = _table(RebalanceFireRow)
 leases = _table(LeaseRow)
 replicas = _table(ReplicaRow)
+job_demand = _table(DemandRow)
 
 metadata: MetaData = SQLModel.metadata

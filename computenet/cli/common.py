@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from computenet.cli.energy_inputs import energy_lines
 from computenet.cli.safe_text import cell, echo, emit_json, error_line
 from computenet.client import DEFAULT_TIMEOUT_S, Client
 from computenet.errors import InvalidArgumentError
@@ -213,6 +214,8 @@ def show_placement(placement: Placement, as_json: bool, title: str) -> None:
         return
     out = console()
     out.print(placement_table(placement, title))
+    for line in energy_lines(placement):
+        out.print(cell(line))
     if placement.chosen:
         out.print(cell(f"chosen: {placement.chosen}"))
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from computenet.cli import cluster as cluster_cmd
+from computenet.cli import demand as demand_cmd
 from computenet.cli import demo as demo_cmd
 from computenet.cli import jobs as jobs_cmd
 from computenet.cli import rebalance as rebalance_cmd
@@ -28,6 +29,7 @@ app.add_typer(sites_cmd.app, name="sites")
 app.add_typer(rebalance_cmd.app, name="rebalance")
 app.add_typer(topology_cmd.app, name="topology")
 app.add_typer(cluster_cmd.app, name="cluster")
+app.add_typer(demand_cmd.app, name="demand")
 
 
 def main() -> None:

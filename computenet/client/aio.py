@@ -39,11 +39,13 @@ from computenet.client._failover import (
 )
 from computenet.convert import (
     cluster_status_from_proto,
+    demand_from_proto,
     event_from_proto,
     job_from_proto,
     placement_from_proto,
     rebalance_run_from_proto,
     rebalance_run_page_from_proto,
+    region_weights_to_proto,
     site_from_proto,
     spec_to_proto,
 )
@@ -51,6 +53,7 @@ from computenet.rebalance_types import RebalanceRunInfo, RebalanceRunPage
 from computenet.spec import JobSpec
 from computenet.types import (
     ClusterStatus,
+    InferenceDemand,
     Job,
     JobEvent,
     JobKind,
@@ -270,6 +273,17 @@ class AsyncClient:
         request = job_pb.PlanJobRequest(spec=spec_to_proto(coerce_spec(spec)))
         response = await self._unary("jobs.PlanJob", request)
         return placement_from_proto(response.placement)
+
+    async def report_demand(
+        self, job_id: str, weights: Mapping[str, float] | Sequence[tuple[str, float]]
+    ) -> InferenceDemand:
+        """Report where an inference job's users are now (weight or request rate per user
+        region); returns the stored report. Raises InvalidArgumentError for an unknown region,
+        a negative weight or a job that is not an inference job."""
+        pairs = weights.items() if isinstance(weights, Mapping) else weights
+        request = job_pb.ReportDemandRequest(job_id=job_id, weights=region_weights_to_proto(pairs))
+        response = await self._unary("jobs.ReportDemand", request)
+        return demand_from_proto(response.demand)
 
     async def sites(self, *, status: SiteStatus | str | None = None) -> builtins.list[SiteInfo]:
         """Every site of the federation with its live status, in topology order."""

@@ -14,6 +14,12 @@ from computenet.convert.cluster import (
     cluster_status_from_proto,
     cluster_status_to_proto,
 )
+from computenet.convert.demand import (
+    demand_from_proto,
+    demand_to_proto,
+    region_weights_from_proto,
+    region_weights_to_proto,
+)
 from computenet.convert.enums import (
     kind_from_proto,
     kind_to_proto,
@@ -105,6 +111,8 @@ __all__ = [
     "connect_request_to_proto",
     "connect_response_from_proto",
     "connect_response_to_proto",
+    "demand_from_proto",
+    "demand_to_proto",
     "dispatch_from_proto",
     "dispatch_to_proto",
     "drain_from_proto",
@@ -137,6 +145,8 @@ __all__ = [
     "rebalance_run_page_from_proto",
     "rebalance_run_page_to_proto",
     "rebalance_run_to_proto",
+    "region_weights_from_proto",
+    "region_weights_to_proto",
     "site_from_proto",
     "site_loss_policy_from_proto",
     "site_loss_policy_to_proto",

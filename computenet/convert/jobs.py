@@ -6,6 +6,7 @@ from computenet.convert.enums import state_from_proto, state_to_proto
 from computenet.convert.spec import spec_from_proto, spec_to_proto
 from computenet.types import (
     CandidateSite,
+    EnergyInputs,
     Job,
     JobEvent,
     JobId,
@@ -104,6 +105,28 @@ def candidate_to_proto(candidate: CandidateSite) -> pb.CandidateSite:
         total_cny=candidate.total_cny,
         accelerator=candidate.accelerator,
         run_hours=candidate.run_hours,
+        energy_inputs=_energy_inputs_to_proto(candidate.energy_inputs),
+    )
+
+
+def _energy_inputs_to_proto(inputs: EnergyInputs | None) -> pb.EnergyInputs | None:
+    if inputs is None:
+        return None
+    return pb.EnergyInputs(
+        price_cny_per_kwh=inputs.price_cny_per_kwh,
+        carbon_kg_per_kwh=inputs.carbon_kg_per_kwh,
+        reported_unix_ms=inputs.reported_unix_ms,
+    )
+
+
+def _energy_inputs_from_proto(msg: pb.CandidateSite) -> EnergyInputs | None:
+    if not msg.HasField("energy_inputs"):
+        return None
+    inputs = msg.energy_inputs
+    return EnergyInputs(
+        price_cny_per_kwh=inputs.price_cny_per_kwh,
+        carbon_kg_per_kwh=inputs.carbon_kg_per_kwh,
+        reported_unix_ms=inputs.reported_unix_ms,
     )
 
 
@@ -117,6 +140,7 @@ def candidate_from_proto(msg: pb.CandidateSite) -> CandidateSite:
         total_cny=msg.total_cny,
         accelerator=msg.accelerator,
         run_hours=msg.run_hours,
+        energy_inputs=_energy_inputs_from_proto(msg),
     )
 
 

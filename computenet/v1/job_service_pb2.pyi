@@ -438,3 +438,89 @@ class PlanJobResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PlanJobResponse: _TypeAlias = PlanJobResponse  # noqa: Y015
+
+@_typing.final
+class ReportDemandRequest(_message.Message):
+    """Request of ReportDemand."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    WEIGHTS_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """Id of an inference job."""
+    @_builtins.property
+    def weights(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.RegionDemand]:
+        """Current demand per user region of the topology: relative weights or request rates
+        (>= 0, at least one above 0, each region once).
+        """
+
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        weights: _abc.Iterable[_types_pb2.RegionDemand] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "weights", b"weights"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportDemandRequest: _TypeAlias = ReportDemandRequest  # noqa: Y015
+
+@_typing.final
+class ReportDemandResponse(_message.Message):
+    """Response of ReportDemand."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEMAND_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def demand(self) -> Global___InferenceDemand:
+        """The demand as stored."""
+
+    def __init__(
+        self,
+        *,
+        demand: Global___InferenceDemand | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["demand", b"demand"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["demand", b"demand"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportDemandResponse: _TypeAlias = ReportDemandResponse  # noqa: Y015
+
+@_typing.final
+class InferenceDemand(_message.Message):
+    """The latest reported user demand of an inference job."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    WEIGHTS_FIELD_NUMBER: _builtins.int
+    REPORTED_UNIX_MS_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """Job id."""
+    reported_unix_ms: _builtins.int
+    """When the broker stored the report, Unix ms."""
+    @_builtins.property
+    def weights(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.RegionDemand]:
+        """Weight per user region."""
+
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        weights: _abc.Iterable[_types_pb2.RegionDemand] | None = ...,
+        reported_unix_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "reported_unix_ms", b"reported_unix_ms", "weights", b"weights"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InferenceDemand: _TypeAlias = InferenceDemand  # noqa: Y015

@@ -75,6 +75,11 @@ class JobServiceStub:
                 request_serializer=computenet_dot_v1_dot_job__service__pb2.PlanJobRequest.SerializeToString,
                 response_deserializer=computenet_dot_v1_dot_job__service__pb2.PlanJobResponse.FromString,
                 _registered_method=True)
+        self.ReportDemand = channel.unary_unary(
+                '/computenet.v1.JobService/ReportDemand',
+                request_serializer=computenet_dot_v1_dot_job__service__pb2.ReportDemandRequest.SerializeToString,
+                response_deserializer=computenet_dot_v1_dot_job__service__pb2.ReportDemandResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -138,6 +143,14 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportDemand(self, request, context):
+        """Where an inference job's users are now (a weight per user region); replaces the last
+        report, and rebalancing follows it. The job's own tenant or an operator may report.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -180,6 +193,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.PlanJob,
                     request_deserializer=computenet_dot_v1_dot_job__service__pb2.PlanJobRequest.FromString,
                     response_serializer=computenet_dot_v1_dot_job__service__pb2.PlanJobResponse.SerializeToString,
+            ),
+            'ReportDemand': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportDemand,
+                    request_deserializer=computenet_dot_v1_dot_job__service__pb2.ReportDemandRequest.FromString,
+                    response_serializer=computenet_dot_v1_dot_job__service__pb2.ReportDemandResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -399,6 +417,33 @@ class JobService:
             '/computenet.v1.JobService/PlanJob',
             computenet_dot_v1_dot_job__service__pb2.PlanJobRequest.SerializeToString,
             computenet_dot_v1_dot_job__service__pb2.PlanJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportDemand(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/computenet.v1.JobService/ReportDemand',
+            computenet_dot_v1_dot_job__service__pb2.ReportDemandRequest.SerializeToString,
+            computenet_dot_v1_dot_job__service__pb2.ReportDemandResponse.FromString,
             options,
             channel_credentials,
             insecure,

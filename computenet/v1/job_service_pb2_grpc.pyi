@@ -51,6 +51,10 @@ class JobServiceStub:
     """Why a job was placed where it was, and why not elsewhere."""
     PlanJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.PlanJobRequest, _job_service_pb2.PlanJobResponse]
     """Where a spec would go now and at what cost, without submitting it."""
+    ReportDemand: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ReportDemandRequest, _job_service_pb2.ReportDemandResponse]
+    """Where an inference job's users are now (a weight per user region); replaces the last
+    report, and rebalancing follows it. The job's own tenant or an operator may report.
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -75,6 +79,10 @@ class JobServiceAsyncStub(JobServiceStub):
     """Why a job was placed where it was, and why not elsewhere."""
     PlanJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.PlanJobRequest, _job_service_pb2.PlanJobResponse]  # type: ignore[assignment]
     """Where a spec would go now and at what cost, without submitting it."""
+    ReportDemand: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ReportDemandRequest, _job_service_pb2.ReportDemandResponse]  # type: ignore[assignment]
+    """Where an inference job's users are now (a weight per user region); replaces the last
+    report, and rebalancing follows it. The job's own tenant or an operator may report.
+    """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     """What clients use to submit, follow, explain and cancel jobs."""
@@ -144,5 +152,15 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_job_service_pb2.PlanJobResponse, _abc.Awaitable[_job_service_pb2.PlanJobResponse]]:
         """Where a spec would go now and at what cost, without submitting it."""
+
+    @_abc_1.abstractmethod
+    def ReportDemand(
+        self,
+        request: _job_service_pb2.ReportDemandRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.ReportDemandResponse, _abc.Awaitable[_job_service_pb2.ReportDemandResponse]]:
+        """Where an inference job's users are now (a weight per user region); replaces the last
+        report, and rebalancing follows it. The job's own tenant or an operator may report.
+        """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -768,6 +768,7 @@ class CandidateSite(_message.Message):
     TOTAL_CNY_FIELD_NUMBER: _builtins.int
     ACCELERATOR_FIELD_NUMBER: _builtins.int
     RUN_HOURS_FIELD_NUMBER: _builtins.int
+    ENERGY_INPUTS_FIELD_NUMBER: _builtins.int
     site: _builtins.str
     """Site id."""
     feasible: _builtins.bool
@@ -786,6 +787,10 @@ class CandidateSite(_message.Message):
     def terms_cny(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
         """Cost terms in CNY by name (energy, carbon, data, wait, reliability, latency)."""
 
+    @_builtins.property
+    def energy_inputs(self) -> Global___EnergyInputs:
+        """The site's live price and carbon the energy and carbon terms used; unset: the topology's."""
+
     def __init__(
         self,
         *,
@@ -796,14 +801,45 @@ class CandidateSite(_message.Message):
         total_cny: _builtins.float = ...,
         accelerator: _builtins.str = ...,
         run_hours: _builtins.float = ...,
+        energy_inputs: Global___EnergyInputs | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["energy_inputs", b"energy_inputs"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accelerator", b"accelerator", "feasible", b"feasible", "reason", b"reason", "run_hours", b"run_hours", "site", b"site", "terms_cny", b"terms_cny", "total_cny", b"total_cny"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accelerator", b"accelerator", "energy_inputs", b"energy_inputs", "feasible", b"feasible", "reason", b"reason", "run_hours", b"run_hours", "site", b"site", "terms_cny", b"terms_cny", "total_cny", b"total_cny"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CandidateSite: _TypeAlias = CandidateSite  # noqa: Y015
+
+@_typing.final
+class EnergyInputs(_message.Message):
+    """A site's own live figures that a placement priced it with (0: the topology's figure)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRICE_CNY_PER_KWH_FIELD_NUMBER: _builtins.int
+    CARBON_KG_PER_KWH_FIELD_NUMBER: _builtins.int
+    REPORTED_UNIX_MS_FIELD_NUMBER: _builtins.int
+    price_cny_per_kwh: _builtins.float
+    """Reported power price for the hour of the report, CNY/kWh; 0: the topology's schedule."""
+    carbon_kg_per_kwh: _builtins.float
+    """Reported grid carbon factor, kgCO2/kWh; 0: the topology's."""
+    reported_unix_ms: _builtins.int
+    """When the site reported them, Unix ms."""
+    def __init__(
+        self,
+        *,
+        price_cny_per_kwh: _builtins.float = ...,
+        carbon_kg_per_kwh: _builtins.float = ...,
+        reported_unix_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["carbon_kg_per_kwh", b"carbon_kg_per_kwh", "price_cny_per_kwh", b"price_cny_per_kwh", "reported_unix_ms", b"reported_unix_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnergyInputs: _TypeAlias = EnergyInputs  # noqa: Y015
 
 @_typing.final
 class Placement(_message.Message):

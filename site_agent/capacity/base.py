@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from computenet.types import CapacityReport
+from site_agent.energy_schedule import EnergyReading
 
 
 class CapacityError(RuntimeError):
@@ -84,3 +85,12 @@ def apply_drain(snap: CapacityReport) -> CapacityReport:
     """A drained site offers nothing new: allocatable 0 everywhere, no free CPU or memory."""
     pools = tuple(replace(p, allocatable=0) for p in snap.pools)
     return replace(snap, pools=pools, cpu_cores_free=0.0, memory_gb_free=0.0)
+
+
+def with_energy(snap: CapacityReport, reading: EnergyReading) -> CapacityReport:
+    """The report carrying the site's live price and carbon (0 where unknown)."""
+    return replace(
+        snap,
+        price_cny_per_kwh=reading.price_cny_per_kwh,
+        carbon_kg_per_kwh=reading.carbon_kg_per_kwh,
+    )

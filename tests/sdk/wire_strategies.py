@@ -31,6 +31,7 @@ from computenet.spec import (
 from computenet.types import (
     CandidateSite,
     CapacityReport,
+    EnergyInputs,
     Job,
     JobEvent,
     JobId,
@@ -193,6 +194,10 @@ CANDIDATES = st.builds(
     total_cny=FLOATS,
     accelerator=texts(),
     run_hours=FLOATS,
+    energy_inputs=st.none()
+    | st.builds(
+        EnergyInputs, price_cny_per_kwh=FLOATS, carbon_kg_per_kwh=FLOATS, reported_unix_ms=INT64
+    ),
 )
 PLACEMENTS = st.builds(
     Placement,

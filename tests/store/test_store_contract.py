@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from broker.store import Hold, JobFilter, SiteRecord, SqlStore, Store, Transition, open_store
-from computenet.types import JobId, JobKind, JobState, SiteId, SiteStatus, TenantId
+from computenet.types import InferenceDemand, JobId, JobKind, JobState, SiteId, SiteStatus, TenantId
 from tests.store.factories import START_UNIX_MS, FakeClock, new_job, spec
 
 P, PL, D, R = JobState.PENDING, JobState.PLACED, JobState.DISPATCHED, JobState.RUNNING
@@ -491,3 +491,27 @@ def test_the_restore_checkpoint_is_kept_replaced_and_cleared(
     mixed.apply([Transition(j5, JobState.SUCCEEDED, "done", restore_ref="")])
     job = mixed.get_job(j5)
     assert job is not None and job.restore_ref == "" and not job.migration_checkpoint
+
+
+# --- inference demand ---------------------------------------------------------------------
+
+
+def test_demand_is_stored_stamped_and_replaced_per_job(store: SqlStore, clock: FakeClock) -> None:
+    store.submit_jobs([new_job("j1"), new_job("j2")])
+    before = clock.now_unix_ms
+    first = store.save_demand(InferenceDemand(JobId("j1"), {"beijing": 3.0, "shanghai": 1.0}))
+    assert first.reported_unix_ms == before + 1  # the store's clock, read once
+    assert first.weights == {"beijing": 3.0, "shanghai": 1.0}
+    assert store.demands() == {JobId("j1"): first}
+    clock.now_unix_ms += 1000
+    newer = store.save_demand(InferenceDemand(JobId("j1"), {"guangzhou": 2.5}))
+    other = store.save_demand(InferenceDemand(JobId("j2"), {"beijing": 1.0}))
+    assert newer.reported_unix_ms > first.reported_unix_ms + 1000
+    assert store.demands() == {JobId("j1"): newer, JobId("j2"): other}
+    assert store.demands([JobId("j2"), JobId("nope")]) == {JobId("j2"): other}
+    assert store.demands([]) == {}
+
+
+def test_demand_of_an_unknown_job_is_refused(store: SqlStore) -> None:
+    with pytest.raises(IntegrityError):
+        store.save_demand(InferenceDemand(JobId("ghost"), {"beijing": 1.0}))
