@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +11,7 @@ from typing import Annotated
 import typer
 
 from computenet.cli.runner import EXIT_USAGE, fail, run_app
+from computenet.logging_setup import configure_logging
 from site_agent.config import AgentConfig, ConfigError, load_config
 
 PROG = "computenet-agent"
@@ -108,9 +108,7 @@ def run(
 ) -> None:
     """Run the agent until SIGTERM or SIGINT (running jobs keep running unless configured)."""
     cfg = _load(config, site=site, broker=broker)
-    logging.basicConfig(
-        level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(cfg.log_level)
     from site_agent.app import serve
     from site_agent.link import SiteRejectedError
 

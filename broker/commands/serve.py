@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +10,7 @@ import typer
 
 from broker.commands.config import exit_with_issues
 from computenet.cli.runner import EXIT_USAGE, fail
+from computenet.logging_setup import configure_logging
 from located_yaml import Loc, Override
 
 PROG = "computenet-broker"
@@ -158,9 +158,7 @@ def _serve(config_path: Path | None, overrides: list[Override]) -> None:
         config = load_broker_config(config_path, overrides)
     except BrokerConfigError as exc:
         exit_with_issues(exc.issues, prefix=f"{PROG}: error: ")
-    logging.basicConfig(
-        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(config.log_level)
     settings = broker_settings(config)
     try:
         build_security(settings.security, settings.listen)  # check early: a usage error
