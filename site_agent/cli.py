@@ -22,7 +22,6 @@ app = typer.Typer(
     help="The ComputeNet site agent: advertises this site's capacity and runs its jobs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Agent config YAML.")]
