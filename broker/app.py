@@ -298,7 +298,7 @@ class Broker:
         """The servicers every replica mounts; leader-only calls pass through the gate."""
         gate = LeaderGate(lambda: self._term_servicers, self.not_leader)
         return Servicers(
-            site=SiteGateway(gate),
+            site=SiteGateway(gate, site_known=set(self.topology.site_ids).__contains__),
             job=JobServicer(
                 self.jobs,
                 self.plan,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -43,57 +44,80 @@ def _load(config: Path, **overrides: str | None) -> AgentConfig:
 def check(
     config: ConfigOption,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    connect: Annotated[bool, typer.Option(help="Also check the broker answers.")] = False,
+    connect: Annotated[
+        bool, typer.Option(help="Also call each broker: credentials, site, clock skew.")
+    ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the broker.", min=0.1)] = 5.0,
 ) -> None:
-    """Validate the config, probe capacity, and print what the agent would advertise."""
-    from site_agent.app import advertised, make_capacity_source, make_checkpoint_transfer
-    from site_agent.capacity.base import CapacityError
+    """Preflight: config, state dir, TLS files, Slurm and munge, capacity and GRES mapping,
+    checkpoint store and (--connect) the brokers; one PASS/WARN/FAIL line each, exit 1 on FAIL."""
+    from site_agent import preflight_probes as probes
+    from site_agent.app import advertised
+    from site_agent.preflight import Check, Verdict, brokers, failed
 
     cfg = _load(config)
-    source = make_capacity_source(cfg)
-    try:
-        snap = source.probe()
-    except CapacityError as exc:
-        fail(PROG, f"capacity source {cfg.capacity.source}: {exc}")
-    for line in [*getattr(source, "warnings", ()), *make_checkpoint_transfer(cfg).warnings()]:
-        print(f"warning: {line}", file=sys.stderr)
-    unreachable = asyncio.run(_unreachable(cfg, timeout)) if connect else {}
-    if len(unreachable) == len(cfg.brokers):
-        fail(PROG, "; ".join(unreachable.values()))
-    report = advertised(cfg, snap)
-    if as_json:
-        print(json.dumps(report, sort_keys=True))
-        return
-    if len(cfg.brokers) == 1:
-        print(f"site {cfg.site} -> broker {cfg.broker} (executor {cfg.executor.kind})")
-    else:
-        tried = ", ".join(cfg.brokers)
-        print(f"site {cfg.site} -> brokers {tried}, tried in turn (executor {cfg.executor.kind})")
-    for pool in snap.pools:
-        print(f"  {pool.model}: {pool.allocatable}/{pool.total} allocatable, {pool.in_use} in use")
-    print(f"  cpu_cores {snap.cpu_cores:g}, memory_gb {snap.memory_gb:g}")
+    env = dict(os.environ)
+    plural = "es" if len(cfg.brokers) > 1 else ""
+    checks = [
+        Check(
+            Verdict.PASS,
+            "config",
+            f"{config}: site {cfg.site}, executor {cfg.executor.kind}, "
+            f"{len(cfg.brokers)} broker address{plural}",
+        ),
+        probes.state_dir(cfg.state_dir),
+        *probes.tls(cfg),
+        *probes.slurm(cfg, env),
+    ]
+    capacity, snap = probes.capacity(cfg, env)
+    checks += [*capacity, *probes.checkpoints(cfg)]
     if connect:
-        for address in cfg.brokers:
-            print(f"  {unreachable.get(address, f'broker {address} reachable')}")
+        checks += brokers(cfg.site, asyncio.run(probes.broker_outcomes(cfg, timeout)))
+    else:
+        checks.append(Check(Verdict.SKIP, "broker", "not called (add --connect)"))
+    bad = failed(checks)
+    if as_json:
+        report = advertised(cfg, snap) if snap is not None else {"site": cfg.site}
+        print(json.dumps({**report, "checks": [c.to_dict() for c in checks]}, sort_keys=True))
+    else:
+        executor = f"(executor {cfg.executor.kind})"
+        if len(cfg.brokers) == 1:
+            print(f"site {cfg.site} -> broker {cfg.broker} {executor}")
+        else:
+            print(f"site {cfg.site} -> brokers {', '.join(cfg.brokers)}, tried in turn {executor}")
+        for item in checks:
+            print(item.line())
+    if bad:
+        names = ", ".join(dict.fromkeys(c.name for c in bad))
+        fail(PROG, f"{len(bad)} check{'s' if len(bad) > 1 else ''} failed: {names}")
 
 
-async def _unreachable(cfg: AgentConfig, timeout_s: float) -> dict[str, str]:
-    """Why each broker address that does not answer within the timeout is unreachable."""
-    from site_agent.link import credentials_for, probe_broker
+@app.command("install-unit")
+def install_unit(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Agent config the unit runs with (made absolute)."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Write here (a folder: FOLDER/computenet-agent.service); else stdout."),
+    ] = None,
+) -> None:
+    """Print or write the systemd unit of the agent, running this installation's agent."""
+    from site_agent.systemd import AGENT_UNIT, agent_unit, installed_agent
 
-    credentials = credentials_for(cfg.tls)
-    server_name = cfg.tls.server_name if cfg.tls else None
-
-    async def probe(address: str) -> str:
-        try:
-            await probe_broker(address, timeout_s, credentials, server_name)
-        except ConnectionError as exc:
-            return str(exc)
-        return ""
-
-    errors = await asyncio.gather(*(probe(address) for address in cfg.brokers))
-    return {address: error for address, error in zip(cfg.brokers, errors, strict=True) if error}
+    if config is not None:
+        _load(config)  # a unit that runs a broken config would only restart-loop
+    text = agent_unit(config, installed_agent())
+    if output is None:
+        sys.stdout.write(text)
+        return
+    target = output / AGENT_UNIT if output.is_dir() else output
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(PROG, f"cannot write {target}: {exc.strerror or exc}", EXIT_USAGE)
+    print(f"wrote {target}; then: systemctl daemon-reload && systemctl enable --now {AGENT_UNIT}")
 
 
 @app.command()
