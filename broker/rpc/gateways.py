@@ -3,7 +3,6 @@ servicers, and on a follower end in NOT_LEADER naming where the leader is."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -12,8 +11,7 @@ import grpc
 from broker.rpc.errors import translate_errors
 from broker.rpc.federation_servicer import FederationServicer
 from broker.rpc.rebalance_servicer import RebalanceServicer
-from broker.rpc.site_servicer import SiteServicer
-from broker.security.principal import current_site
+from broker.rpc.site_servicer import SiteServicer, preflight_response
 from computenet import convert
 from computenet.errors import NotLeaderError
 from computenet.types import ClusterStatus
@@ -64,13 +62,7 @@ class SiteGateway(site_grpc.SiteServiceServicer):
     async def Preflight(
         self, request: site_pb.PreflightRequest, context: grpc.aio.ServicerContext
     ) -> site_pb.PreflightResponse:
-        # the certificate's site, bound by the auth layer, counts over what the request says
-        site = current_site() or request.site_id
-        return site_pb.PreflightResponse(
-            server_time_unix_ms=int(time.time() * 1000),
-            site_id=site,
-            site_known=bool(site) and self._site_known(site),
-        )
+        return preflight_response(request, self._site_known)
 
     @translate_errors
     async def Connect(
