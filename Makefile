@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 BUF    := .tools/node_modules/.bin/buf
 PROTO_FILES := $(wildcard proto/computenet/v1/*.proto)
 
-.PHONY: all demo test chaos bench bench-smoke proto lint buf soak clean
+.PHONY: all demo test chaos bench bench-smoke proto lint buf soak clean bundle bundle-test
 
 all: test
 
@@ -55,6 +55,16 @@ bench-smoke: $(STAMP)
 soak: $(STAMP)
 	$(PY) -m bench.run --soak --out bench/results
 
+# The offline install bundle: dist/computenet-offline-VERSION.tar.gz with the agent's wheels for
+# this platform (BUNDLE_BROKER=1: the broker's as well), the systemd units and install.sh.
+BUNDLE_BROKER ?=
+bundle: $(STAMP)
+	$(PY) packaging/bundle.py --out dist $(if $(filter 1 yes true,$(BUNDLE_BROKER)),--broker)
+
+# Builds the bundle from a fresh clone and installs it with no package index.
+bundle-test: $(STAMP)
+	$(PY) -m pytest -q -m bundle tests/packaging
+
 proto: $(STAMP)
 	$(PY) -m computenet.codegen --out computenet/v1
 
@@ -66,4 +76,4 @@ lint: $(STAMP) $(BUF)
 	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) .tools build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
