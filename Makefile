@@ -37,8 +37,9 @@ buf: $(BUF)
 demo: $(STAMP)
 	$(VENV)/bin/computenet demo
 
+# The bundle test (about a minute of wheel building and installing) runs in `make bundle-test`.
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=30
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=30 -m "not bundle"
 
 # Every chaos scenario ten times (agents in network namespaces; needs root); `make test` runs
 # the short form. Bounded: each scenario waits at most a few minutes and stops by itself.
