@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -161,7 +164,10 @@ def _serve(config_path: Path | None, overrides: list[Override]) -> None:
     configure_logging(config.log_level)
     settings = broker_settings(config)
     try:
-        build_security(settings.security, settings.listen)  # check early: a usage error
+        # check early, for a usage error; the broker logs the outcome (an insecure-mode warning)
+        # when it builds its security again as it starts, so this check stays silent
+        with _silenced("broker.security.transport"):
+            build_security(settings.security, settings.listen)
     except (SecurityConfigError, OSError) as exc:
         fail(PROG, str(exc), EXIT_USAGE)
     try:
@@ -170,3 +176,13 @@ def _serve(config_path: Path | None, overrides: list[Override]) -> None:
         fail(PROG, str(exc))
     except OSError as exc:
         fail(PROG, f"cannot serve: {exc}")
+
+
+@contextlib.contextmanager
+def _silenced(logger: str) -> Iterator[None]:
+    log = logging.getLogger(logger)
+    before, log.disabled = log.disabled, True
+    try:
+        yield
+    finally:
+        log.disabled = before

@@ -47,6 +47,7 @@ def test_default_start_has_no_library_internals(tmp_path: Path) -> None:
     assert f"database=sqlite:///{tmp_path / 'broker.db'}" in serving
     assert "topology=default" in serving
     assert "store schema upgraded" in "\n".join(lines)
+    assert sum("INSECURE MODE" in line for line in lines) == 1  # said once, not per check
 
 
 def test_debug_start_shows_library_internals(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ defaults, through the real `computenet` entry point against the broker stand-in.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,13 @@ def test_a_current_context_must_exist(tmp_path: Path) -> None:
     path.write_text("current_context: gone\ncontexts: {}\n")
     with pytest.raises(ProfileError, match=r"c\.yaml:1: current_context 'gone' names no context"):
         load_client_config(path)
+
+
+def test_the_documented_file_is_valid(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", doc, flags=re.S) if "contexts:" in b]
+    path = tmp_path / "config.yaml"
+    path.write_text(block)
+    config = load_client_config(path)
+    assert config.current_context == "prod"
+    assert config.contexts["prod"].brokers == ["a.example.cn:50051", "b.example.cn:50051"]
