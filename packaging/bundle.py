@@ -61,7 +61,8 @@ def build(out: Path, broker: bool) -> Path:
         # build from a clean copy: a stale build/ folder must not leak old files into the wheel
         source = Path(tmp) / "source"
         shutil.copytree(ROOT, source, ignore=SKIP_COPY)
-        pip("wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source))
+        # isolated build: the environment's own setuptools may be older than pyproject needs
+        pip("wheel", "--quiet", "--no-deps", "-w", str(wheels), str(source))
         (project_wheel,) = wheels.glob(f"{PROJECT}-{ver}-*.whl")
         constraints = Path(tmp) / "constraints.txt"
         constraints.write_text("\n".join(pins()) + "\n")
