@@ -137,7 +137,13 @@ class BrokerConfig(BaseModel):
         default_factory=ClusterConfig,
         description="Replicas on one PostgreSQL: this replica's id, addresses and leader lease.",
     )
-    log_level: LogLevel = Field("INFO", description="Log level of the broker process.")
+    log_level: LogLevel = Field(
+        "INFO",
+        description=(
+            "Log level of the broker process; the libraries' own INFO and DEBUG lines (alembic, "
+            "APScheduler, gRPC, SQLAlchemy) show only at DEBUG."
+        ),
+    )
 
     @field_validator("security")
     @classmethod
