@@ -62,6 +62,7 @@ class SiteGateway(site_grpc.SiteServiceServicer):
     async def Preflight(
         self, request: site_pb.PreflightRequest, context: grpc.aio.ServicerContext
     ) -> site_pb.PreflightResponse:
+        """Any replica answers: it reads nothing of the term's state but the site list."""
         return preflight_response(request, self._site_known)
 
     @translate_errors

@@ -87,6 +87,7 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
     async def Preflight(
         self, request: pb.PreflightRequest, context: grpc.aio.ServicerContext
     ) -> pb.PreflightResponse:
+        """Any replica answers: it reads nothing of the term's state but the site list."""
         return preflight_response(request, self._registry.__contains__)
 
     @translate_errors
