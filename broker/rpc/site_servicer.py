@@ -87,7 +87,8 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
     async def Preflight(
         self, request: pb.PreflightRequest, context: grpc.aio.ServicerContext
     ) -> pb.PreflightResponse:
-        """Any replica answers: it reads nothing of the term's state but the site list."""
+        """The agent's preflight, for a server mounting this servicer directly (a broker's
+        replicas answer it in their gateway)."""
         return preflight_response(request, self._registry.__contains__)
 
     @translate_errors
