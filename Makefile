@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 BUF    := .tools/node_modules/.bin/buf
 PROTO_FILES := $(wildcard proto/computenet/v1/*.proto)
 
-.PHONY: all demo test chaos bench bench-smoke proto lint buf soak clean
+.PHONY: all demo test chaos bench bench-smoke proto lint buf soak clean bundle bundle-test
 
 all: test
 
@@ -37,8 +37,9 @@ buf: $(BUF)
 demo: $(STAMP)
 	$(VENV)/bin/computenet demo
 
+# The bundle test (about a minute of wheel building and installing) runs in `make bundle-test`.
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=30
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=30 -m "not bundle"
 
 # Every chaos scenario ten times (agents in network namespaces; needs root); `make test` runs
 # the short form. Bounded: each scenario waits at most a few minutes and stops by itself.
@@ -55,6 +56,16 @@ bench-smoke: $(STAMP)
 soak: $(STAMP)
 	$(PY) -m bench.run --soak --out bench/results
 
+# The offline install bundle: dist/computenet-offline-VERSION.tar.gz with the agent's wheels for
+# this platform (BUNDLE_BROKER=1: the broker's as well), the systemd units and install.sh.
+BUNDLE_BROKER ?=
+bundle: $(STAMP)
+	$(PY) packaging/bundle.py --out dist $(if $(filter 1 yes true,$(BUNDLE_BROKER)),--broker)
+
+# Builds the bundle from a fresh clone and installs it with no package index.
+bundle-test: $(STAMP)
+	$(PY) -m pytest -q -m bundle tests/packaging
+
 proto: $(STAMP)
 	$(PY) -m computenet.codegen --out computenet/v1
 
@@ -66,4 +77,4 @@ lint: $(STAMP) $(BUF)
 	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) .tools build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

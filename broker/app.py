@@ -52,6 +52,7 @@ from broker.store import claim_single_replica, open_coordination, open_store
 from broker.writer import StoreWriter
 from computenet.address import Address
 from computenet.errors import NotLeaderError
+from computenet.logging_setup import redact_url
 from computenet.spec import JobSpec
 from computenet.types import ClusterStatus, Job, JobEvent, Placement
 from topology import Topology, default_topology, load_topology
@@ -301,7 +302,7 @@ class Broker:
         """The servicers every replica mounts; leader-only calls pass through the gate."""
         gate = LeaderGate(lambda: self._term_servicers, self.not_leader)
         return Servicers(
-            site=SiteGateway(gate),
+            site=SiteGateway(gate, site_known=set(self.topology.site_ids).__contains__),
             job=JobServicer(
                 self.jobs,
                 self.plan,
@@ -416,6 +417,17 @@ async def serve_forever(settings: BrokerSettings) -> None:
         print(f"agents on {broker.agent_address}", flush=True)
     if broker.metrics_address is not None:
         print(f"metrics on {broker.metrics_address}", flush=True)
+    topo = broker.topology
+    log.info(
+        "broker serving address=%s agents=%s database=%s topology=%s sites=%d links=%d role=%s",
+        address,
+        broker.agent_address or address,
+        redact_url(settings.db_url),
+        settings.topology_path or "default (national network)",
+        len(topo.sites),
+        len(topo.links),
+        role,
+    )
     await stop.wait()
     log.info("shutting down")
     await broker.stop()

@@ -19,7 +19,6 @@ app = typer.Typer(
     help="The ComputeNet broker: places jobs across the federation and tracks them.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from computenet.cli.runner import EXIT_USAGE, fail, run_app
+from computenet.logging_setup import configure_logging
 from site_agent.config import AgentConfig, ConfigError, load_config
 
 PROG = "computenet-agent"
@@ -22,7 +23,6 @@ app = typer.Typer(
     help="The ComputeNet site agent: advertises this site's capacity and runs its jobs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Agent config YAML.")]
@@ -44,82 +44,81 @@ def _load(config: Path, **overrides: str | None) -> AgentConfig:
 def check(
     config: ConfigOption,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    connect: Annotated[bool, typer.Option(help="Also check the broker answers.")] = False,
+    connect: Annotated[
+        bool, typer.Option(help="Also call each broker: credentials, site, clock skew.")
+    ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the broker.", min=0.1)] = 5.0,
 ) -> None:
-    """Validate the config, probe capacity, and print what the agent would advertise."""
-    from site_agent.app import (
-        advertised,
-        make_capacity_source,
-        make_checkpoint_transfer,
-        make_energy_feed,
-    )
-    from site_agent.capacity.base import CapacityError, with_energy
-    from site_agent.energy import EnergyError
+    """Preflight: config, state dir, TLS files, Slurm and munge, capacity and GRES mapping,
+    checkpoint store and (--connect) the brokers; one PASS/WARN/FAIL line each, exit 1 on FAIL."""
+    from site_agent import preflight_probes as probes
+    from site_agent.app import advertised
+    from site_agent.preflight import Check, Verdict, brokers, failed
 
     cfg = _load(config)
-    source = make_capacity_source(cfg)
-    try:
-        snap = source.probe()
-    except CapacityError as exc:
-        fail(PROG, f"capacity source {cfg.capacity.source}: {exc}")
-    for line in [*getattr(source, "warnings", ()), *make_checkpoint_transfer(cfg).warnings()]:
-        print(f"warning: {line}", file=sys.stderr)
-    unreachable = asyncio.run(_unreachable(cfg, timeout)) if connect else {}
-    if len(unreachable) == len(cfg.brokers):
-        fail(PROG, "; ".join(unreachable.values()))
-    energy_line = ""
-    feed = make_energy_feed(cfg)
-    if feed is not None:
-        try:
-            snap = with_energy(snap, feed.probe())
-            energy_line = f"  energy from {feed.source}"
-        except EnergyError as exc:
-            print(f"warning: energy {feed.source}: {exc}; reporting none", file=sys.stderr)
-            energy_line = f"  energy from {feed.source}: failing, reporting none"
-    report = advertised(cfg, snap)
-    if as_json:
-        print(json.dumps(report, sort_keys=True))
-        return
-    if len(cfg.brokers) == 1:
-        print(f"site {cfg.site} -> broker {cfg.broker} (executor {cfg.executor.kind})")
-    else:
-        tried = ", ".join(cfg.brokers)
-        print(f"site {cfg.site} -> brokers {tried}, tried in turn (executor {cfg.executor.kind})")
-    for pool in snap.pools:
-        print(f"  {pool.model}: {pool.allocatable}/{pool.total} allocatable, {pool.in_use} in use")
-    print(f"  cpu_cores {snap.cpu_cores:g}, memory_gb {snap.memory_gb:g}")
-    if energy_line:
-        print(energy_line)
-        print(f"  {_energy_text(snap.price_cny_per_kwh, snap.carbon_kg_per_kwh)}")
+    env = dict(os.environ)
+    plural = "es" if len(cfg.brokers) > 1 else ""
+    checks = [
+        Check(
+            Verdict.PASS,
+            "config",
+            f"{config}: site {cfg.site}, executor {cfg.executor.kind}, "
+            f"{len(cfg.brokers)} broker address{plural}",
+        ),
+        probes.state_dir(cfg.state_dir),
+        *probes.tls(cfg),
+        *probes.slurm(cfg, env),
+    ]
+    capacity, snap = probes.capacity(cfg, env)
+    energy, snap = probes.energy(cfg, snap)
+    checks += [*capacity, *energy, *probes.checkpoints(cfg)]
     if connect:
-        for address in cfg.brokers:
-            print(f"  {unreachable.get(address, f'broker {address} reachable')}")
+        checks += brokers(cfg.site, asyncio.run(probes.broker_outcomes(cfg, timeout)))
+    else:
+        checks.append(Check(Verdict.SKIP, "broker", "not called (add --connect)"))
+    bad = failed(checks)
+    if as_json:
+        report = advertised(cfg, snap) if snap is not None else {"site": cfg.site}
+        print(json.dumps({**report, "checks": [c.to_dict() for c in checks]}, sort_keys=True))
+    else:
+        executor = f"(executor {cfg.executor.kind})"
+        if len(cfg.brokers) == 1:
+            print(f"site {cfg.site} -> broker {cfg.broker} {executor}")
+        else:
+            print(f"site {cfg.site} -> brokers {', '.join(cfg.brokers)}, tried in turn {executor}")
+        for item in checks:
+            print(item.line())
+    if bad:
+        names = ", ".join(dict.fromkeys(c.name for c in bad))
+        fail(PROG, f"{len(bad)} check{'s' if len(bad) > 1 else ''} failed: {names}")
 
 
-def _energy_text(price_cny_per_kwh: float, carbon_kg_per_kwh: float) -> str:
-    """What the heartbeat would say of price and carbon; 0 is unknown (topology's figure)."""
-    price = f"{price_cny_per_kwh:g} CNY/kWh" if price_cny_per_kwh else "unknown (topology's)"
-    carbon = f"{carbon_kg_per_kwh:g} kgCO2/kWh" if carbon_kg_per_kwh else "unknown (topology's)"
-    return f"price {price}, carbon {carbon}"
+@app.command("install-unit")
+def install_unit(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Agent config the unit runs with (made absolute)."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Write here (a folder: FOLDER/computenet-agent.service); else stdout."),
+    ] = None,
+) -> None:
+    """Print or write the systemd unit of the agent, running this installation's agent."""
+    from site_agent.systemd import AGENT_UNIT, agent_unit, installed_agent
 
-
-async def _unreachable(cfg: AgentConfig, timeout_s: float) -> dict[str, str]:
-    """Why each broker address that does not answer within the timeout is unreachable."""
-    from site_agent.link import credentials_for, probe_broker
-
-    credentials = credentials_for(cfg.tls)
-    server_name = cfg.tls.server_name if cfg.tls else None
-
-    async def probe(address: str) -> str:
-        try:
-            await probe_broker(address, timeout_s, credentials, server_name)
-        except ConnectionError as exc:
-            return str(exc)
-        return ""
-
-    errors = await asyncio.gather(*(probe(address) for address in cfg.brokers))
-    return {address: error for address, error in zip(cfg.brokers, errors, strict=True) if error}
+    if config is not None:
+        _load(config)  # a unit that runs a broken config would only restart-loop
+    text = agent_unit(config, installed_agent())
+    if output is None:
+        sys.stdout.write(text)
+        return
+    target = output / AGENT_UNIT if output.is_dir() else output
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(PROG, f"cannot write {target}: {exc.strerror or exc}", EXIT_USAGE)
+    print(f"wrote {target}; then: systemctl daemon-reload && systemctl enable --now {AGENT_UNIT}")
 
 
 @app.command()
@@ -133,9 +132,7 @@ def run(
 ) -> None:
     """Run the agent until SIGTERM or SIGINT (running jobs keep running unless configured)."""
     cfg = _load(config, site=site, broker=broker)
-    logging.basicConfig(
-        level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(cfg.log_level)
     from site_agent.app import serve
     from site_agent.link import SiteRejectedError
 

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -492,18 +493,59 @@ async def _cancel_on(stop: asyncio.Event, call: grpc.aio.StreamStreamCall) -> No
     call.cancel()
 
 
-async def probe_broker(
+@dataclass(frozen=True, slots=True)
+class PreflightAnswer:
+    """What a broker said to a preflight call, and the agent's clock around it."""
+
+    server_time_unix_ms: int
+    site_id: str
+    site_known: bool
+    sent_unix_ms: int
+    received_unix_ms: int
+
+    @property
+    def skew_ms(self) -> int:
+        """Broker clock minus agent clock, taking the broker's reading as mid-call."""
+        return self.server_time_unix_ms - (self.sent_unix_ms + self.received_unix_ms) // 2
+
+    @property
+    def round_trip_ms(self) -> int:
+        """How long the call took: the bound on how precise `skew_ms` is."""
+        return self.received_unix_ms - self.sent_unix_ms
+
+
+async def preflight(
     target: str,
+    site_id: str,
     timeout_s: float,
     credentials: grpc.ChannelCredentials | None = None,
     server_name: str | None = None,
-) -> None:
-    """Check the broker answers at `target` within `timeout_s`; raise ConnectionError if not."""
+) -> PreflightAnswer:
+    """Call the broker's Preflight (no session is opened).
+
+    ConnectionError if the broker does not answer in time; ComputeNetError if it refuses (a
+    certificate it does not accept, a broker too old to have the method: UNIMPLEMENTED).
+    """
     async with open_channel(target, credentials, server_name) as channel:
+        stub = sg.SiteServiceStub(channel)
+        sent = _wall_ms()
         try:
-            await asyncio.wait_for(channel.channel_ready(), timeout=timeout_s)
-        except TimeoutError:
-            raise ConnectionError(f"broker {target} unreachable after {timeout_s:g}s") from None
+            reply = await stub.Preflight(sp.PreflightRequest(site_id=site_id), timeout=timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise ConnectionError(
+                    # grpc's details nest causes; the innermost says what happened
+                    f"broker {target} unreachable ({exc.code().name}: "
+                    f"{(exc.details() or '').rsplit(': ', 1)[-1]})"
+                ) from None
+            raise error_from_rpc_error(exc) from None
+        return PreflightAnswer(
+            reply.server_time_unix_ms, reply.site_id, reply.site_known, sent, _wall_ms()
+        )
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def dispatch_received(

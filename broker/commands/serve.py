@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +13,7 @@ import typer
 
 from broker.commands.config import exit_with_issues
 from computenet.cli.runner import EXIT_USAGE, fail
+from computenet.logging_setup import configure_logging
 from located_yaml import Loc, Override
 
 PROG = "computenet-broker"
@@ -158,12 +161,13 @@ def _serve(config_path: Path | None, overrides: list[Override]) -> None:
         config = load_broker_config(config_path, overrides)
     except BrokerConfigError as exc:
         exit_with_issues(exc.issues, prefix=f"{PROG}: error: ")
-    logging.basicConfig(
-        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(config.log_level)
     settings = broker_settings(config, config_path.absolute() if config_path else None)
     try:
-        build_security(settings.security, settings.listen)  # check early: a usage error
+        # check early, for a usage error; the broker logs the outcome (an insecure-mode warning)
+        # when it builds its security again as it starts, so this check stays silent
+        with _silenced("broker.security.transport"):
+            build_security(settings.security, settings.listen)
     except (SecurityConfigError, OSError) as exc:
         fail(PROG, str(exc), EXIT_USAGE)
     try:
@@ -172,3 +176,13 @@ def _serve(config_path: Path | None, overrides: list[Override]) -> None:
         fail(PROG, str(exc))
     except OSError as exc:
         fail(PROG, f"cannot serve: {exc}")
+
+
+@contextlib.contextmanager
+def _silenced(logger: str) -> Iterator[None]:
+    log = logging.getLogger(logger)
+    before, log.disabled = log.disabled, True
+    try:
+        yield
+    finally:
+        log.disabled = before

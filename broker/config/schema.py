@@ -153,7 +153,13 @@ class BrokerConfig(BaseModel):
             "file changes; a tenant missing here has no quota and only borrows idle cards."
         ),
     )
-    log_level: LogLevel = Field("INFO", description="Log level of the broker process.")
+    log_level: LogLevel = Field(
+        "INFO",
+        description=(
+            "Log level of the broker process; the libraries' own INFO and DEBUG lines (alembic, "
+            "APScheduler, gRPC, SQLAlchemy) show only at DEBUG."
+        ),
+    )
 
     @field_validator("tenants")
     @classmethod

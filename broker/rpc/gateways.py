@@ -11,7 +11,7 @@ import grpc
 from broker.rpc.errors import translate_errors
 from broker.rpc.federation_servicer import FederationServicer
 from broker.rpc.rebalance_servicer import RebalanceServicer
-from broker.rpc.site_servicer import SiteServicer
+from broker.rpc.site_servicer import SiteServicer, preflight_response
 from computenet import convert
 from computenet.errors import NotLeaderError
 from computenet.types import ClusterStatus
@@ -52,10 +52,18 @@ class LeaderGate:
 
 
 class SiteGateway(site_grpc.SiteServiceServicer):
-    """Agents' streams go to the leader only."""
+    """Agents' streams go to the leader only; any replica answers a preflight."""
 
-    def __init__(self, gate: LeaderGate) -> None:
+    def __init__(self, gate: LeaderGate, site_known: Callable[[str], bool] = bool) -> None:
         self._gate = gate
+        self._site_known = site_known
+
+    @translate_errors
+    async def Preflight(
+        self, request: site_pb.PreflightRequest, context: grpc.aio.ServicerContext
+    ) -> site_pb.PreflightResponse:
+        """Any replica answers: it reads nothing of the term's state but the site list."""
+        return preflight_response(request, self._site_known)
 
     @translate_errors
     async def Connect(

@@ -13,6 +13,7 @@ import grpc
 from broker.jobflow.tracker import AttemptReport, JobTracker
 from broker.rpc.errors import translate_errors
 from broker.security.identity import check_hello_site
+from broker.security.principal import current_site
 from broker.sites.registry import SiteRegistry, StatusChange
 from broker.sites.sessions import AgentSession, OutAck, OutDispatch, SessionTable
 from computenet import convert
@@ -25,6 +26,19 @@ from computenet.v1 import site_service_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT_S = 10.0
+
+
+def preflight_response(
+    request: pb.PreflightRequest, site_known: Callable[[str], bool]
+) -> pb.PreflightResponse:
+    """The answer to an agent's preflight: this broker's clock and whom it takes the caller for
+    (the certificate's site, bound by the auth layer, counts over the request's)."""
+    site = current_site() or request.site_id
+    return pb.PreflightResponse(
+        server_time_unix_ms=int(time.time() * 1000),
+        site_id=site,
+        site_known=bool(site) and site_known(site),
+    )
 
 
 class SiteServicer(pb_grpc.SiteServiceServicer):
@@ -68,6 +82,14 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
             if self._not_leader is not None:
                 raise self._not_leader()
             raise UnavailableError("this broker no longer leads", 1.0)
+
+    @translate_errors
+    async def Preflight(
+        self, request: pb.PreflightRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PreflightResponse:
+        """The agent's preflight, for a server mounting this servicer directly (a broker's
+        replicas answer it in their gateway)."""
+        return preflight_response(request, self._registry.__contains__)
 
     @translate_errors
     async def Connect(

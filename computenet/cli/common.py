@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,12 +12,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from computenet.cli.config import connection
 from computenet.cli.energy_inputs import energy_lines
 from computenet.cli.safe_text import cell, echo, emit_json, error_line
 from computenet.client import DEFAULT_TIMEOUT_S, Client
 from computenet.errors import InvalidArgumentError
 from computenet.spec import JobSpec, load_spec
-from computenet.tls import ENV_CA, ENV_TOKEN, tls_channel_credentials
+from computenet.tls import tls_channel_credentials
 from computenet.types import Job, JobEvent, Placement, SiteInfo
 
 PROG = "computenet"
@@ -56,15 +56,17 @@ def fail_with_violations(exc: InvalidArgumentError, code: int) -> NoReturn:
 
 def connect(broker: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Client:
     """A client for `--broker` (one address or several, comma-separated), with TLS and token
-    from COMPUTENET_CA / COMPUTENET_TOKEN.
+    from COMPUTENET_CA / COMPUTENET_TOKEN; what none of those give comes from the current
+    context of the client config file (docs/cli.md, "Profiles").
 
-    A malformed address or unreadable CA file is a usage error (exit 2).
+    A malformed address, unreadable CA file or broken config file is a usage error (exit 2).
     """
+    conn = connection(broker)
     try:
-        token = os.environ.get(ENV_TOKEN, "").strip() or None
-        ca = os.environ.get(ENV_CA, "").strip() or None
-        credentials = tls_channel_credentials(ca) if ca else None
-        return Client(address=broker, timeout_s=timeout_s, credentials=credentials, token=token)
+        credentials = tls_channel_credentials(conn.ca) if conn.ca else None
+        return Client(
+            address=conn.broker, timeout_s=timeout_s, credentials=credentials, token=conn.token
+        )
     except InvalidArgumentError as exc:
         echo(f"{PROG}: error: {exc.message}", err=True)
         raise typer.Exit(EXIT_USAGE) from None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from computenet.cli import cluster as cluster_cmd
+from computenet.cli import config as config_cmd
 from computenet.cli import demand as demand_cmd
 from computenet.cli import demo as demo_cmd
 from computenet.cli import jobs as jobs_cmd
@@ -18,7 +21,6 @@ app = typer.Typer(
     help="Submit, watch, explain and cancel jobs on the ComputeNet federation.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
 app.command("submit")(jobs_cmd.submit)
 app.command("plan")(jobs_cmd.plan)
@@ -30,6 +32,22 @@ app.add_typer(rebalance_cmd.app, name="rebalance")
 app.add_typer(topology_cmd.app, name="topology")
 app.add_typer(cluster_cmd.app, name="cluster")
 app.add_typer(demand_cmd.app, name="demand")
+app.add_typer(config_cmd.app, name="config")
+
+
+@app.callback()
+def _root(
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context",
+            envvar="COMPUTENET_CONTEXT",
+            show_envvar=True,
+            help="Context of the client config file to use instead of its current one.",
+        ),
+    ] = None,
+) -> None:
+    """Submit, watch, explain and cancel jobs on the ComputeNet federation."""
 
 
 def main() -> None:

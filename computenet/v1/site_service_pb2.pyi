@@ -579,3 +579,55 @@ class ConnectResponse(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_msg) -> _WhichOneofReturnType_msg | None: ...
 
 Global___ConnectResponse: _TypeAlias = ConnectResponse  # noqa: Y015
+
+@_typing.final
+class PreflightRequest(_message.Message):
+    """Request of Preflight."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SITE_ID_FIELD_NUMBER: _builtins.int
+    site_id: _builtins.str
+    """The site the agent is configured as; with mutual TLS the certificate's site counts instead."""
+    def __init__(
+        self,
+        *,
+        site_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["site_id", b"site_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreflightRequest: _TypeAlias = PreflightRequest  # noqa: Y015
+
+@_typing.final
+class PreflightResponse(_message.Message):
+    """Response of Preflight."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVER_TIME_UNIX_MS_FIELD_NUMBER: _builtins.int
+    SITE_ID_FIELD_NUMBER: _builtins.int
+    SITE_KNOWN_FIELD_NUMBER: _builtins.int
+    server_time_unix_ms: _builtins.int
+    """The broker's clock when it answered, Unix ms (the agent compares it with its own)."""
+    site_id: _builtins.str
+    """The site the broker takes the caller for: the certificate's, else the request's."""
+    site_known: _builtins.bool
+    """Whether that site is in the broker's topology (a hello from an unknown site is refused)."""
+    def __init__(
+        self,
+        *,
+        server_time_unix_ms: _builtins.int = ...,
+        site_id: _builtins.str = ...,
+        site_known: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["server_time_unix_ms", b"server_time_unix_ms", "site_id", b"site_id", "site_known", b"site_known"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PreflightResponse: _TypeAlias = PreflightResponse  # noqa: Y015

@@ -40,6 +40,11 @@ class SiteServiceStub:
                 request_serializer=computenet_dot_v1_dot_site__service__pb2.ConnectRequest.SerializeToString,
                 response_deserializer=computenet_dot_v1_dot_site__service__pb2.ConnectResponse.FromString,
                 _registered_method=True)
+        self.Preflight = channel.unary_unary(
+                '/computenet.v1.SiteService/Preflight',
+                request_serializer=computenet_dot_v1_dot_site__service__pb2.PreflightRequest.SerializeToString,
+                response_deserializer=computenet_dot_v1_dot_site__service__pb2.PreflightResponse.FromString,
+                _registered_method=True)
 
 
 class SiteServiceServicer:
@@ -55,6 +60,15 @@ class SiteServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Preflight(self, request, context):
+        """A preflight check (`computenet-agent check --connect`): the call proves the agent's
+        credentials, and the answer gives the broker's clock and whom the broker takes the caller
+        for. It opens no session, so it is safe next to a running agent; any replica answers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SiteServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -62,6 +76,11 @@ def add_SiteServiceServicer_to_server(servicer, server):
                     servicer.Connect,
                     request_deserializer=computenet_dot_v1_dot_site__service__pb2.ConnectRequest.FromString,
                     response_serializer=computenet_dot_v1_dot_site__service__pb2.ConnectResponse.SerializeToString,
+            ),
+            'Preflight': grpc.unary_unary_rpc_method_handler(
+                    servicer.Preflight,
+                    request_deserializer=computenet_dot_v1_dot_site__service__pb2.PreflightRequest.FromString,
+                    response_serializer=computenet_dot_v1_dot_site__service__pb2.PreflightResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -92,6 +111,33 @@ class SiteService:
             '/computenet.v1.SiteService/Connect',
             computenet_dot_v1_dot_site__service__pb2.ConnectRequest.SerializeToString,
             computenet_dot_v1_dot_site__service__pb2.ConnectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Preflight(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/computenet.v1.SiteService/Preflight',
+            computenet_dot_v1_dot_site__service__pb2.PreflightRequest.SerializeToString,
+            computenet_dot_v1_dot_site__service__pb2.PreflightResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -38,6 +38,11 @@ class SiteServiceStub:
     acknowledgements. A reconnecting agent resumes: unacknowledged messages are sent again and
     both sides deduplicate, so nothing is lost and nothing is applied twice.
     """
+    Preflight: _grpc.UnaryUnaryMultiCallable[_site_service_pb2.PreflightRequest, _site_service_pb2.PreflightResponse]
+    """A preflight check (`computenet-agent check --connect`): the call proves the agent's
+    credentials, and the answer gives the broker's clock and whom the broker takes the caller
+    for. It opens no session, so it is safe next to a running agent; any replica answers.
+    """
 
 @_typing.type_check_only
 class SiteServiceAsyncStub(SiteServiceStub):
@@ -48,6 +53,11 @@ class SiteServiceAsyncStub(SiteServiceStub):
     """Agent and broker exchange hello, capacity reports, job events, dispatches, cancels and
     acknowledgements. A reconnecting agent resumes: unacknowledged messages are sent again and
     both sides deduplicate, so nothing is lost and nothing is applied twice.
+    """
+    Preflight: _aio.UnaryUnaryMultiCallable[_site_service_pb2.PreflightRequest, _site_service_pb2.PreflightResponse]  # type: ignore[assignment]
+    """A preflight check (`computenet-agent check --connect`): the call proves the agent's
+    credentials, and the answer gives the broker's clock and whom the broker takes the caller
+    for. It opens no session, so it is safe next to a running agent; any replica answers.
     """
 
 class SiteServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -62,6 +72,17 @@ class SiteServiceServicer(metaclass=_abc_1.ABCMeta):
         """Agent and broker exchange hello, capacity reports, job events, dispatches, cancels and
         acknowledgements. A reconnecting agent resumes: unacknowledged messages are sent again and
         both sides deduplicate, so nothing is lost and nothing is applied twice.
+        """
+
+    @_abc_1.abstractmethod
+    def Preflight(
+        self,
+        request: _site_service_pb2.PreflightRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_site_service_pb2.PreflightResponse, _abc.Awaitable[_site_service_pb2.PreflightResponse]]:
+        """A preflight check (`computenet-agent check --connect`): the call proves the agent's
+        credentials, and the answer gives the broker's clock and whom the broker takes the caller
+        for. It opens no session, so it is safe next to a running agent; any replica answers.
         """
 
 def add_SiteServiceServicer_to_server(servicer: SiteServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

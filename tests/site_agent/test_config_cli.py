@@ -95,7 +95,18 @@ def test_check_prints_what_it_would_advertise(tmp_path: Path) -> None:
     write(tmp_path, MINIMAL)
     proc = agent("check", "--config", "agent.yaml", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {
+    report = json.loads(proc.stdout)
+    verdicts = {c["name"]: c["verdict"] for c in report.pop("checks")}
+    assert verdicts == {
+        "config": "PASS",
+        "state_dir": "PASS",
+        "tls": "PASS",
+        "slurm": "SKIP",
+        "capacity": "PASS",
+        "checkpoints": "SKIP",
+        "broker": "SKIP",
+    }
+    assert report == {
         "site": "zhangjiakou",
         "broker": "127.0.0.1:50051",
         "brokers": ["127.0.0.1:50051"],
@@ -161,12 +172,17 @@ def test_environment_and_command_line_take_a_comma_list(
 def test_check_lists_the_broker_addresses_it_would_try(tmp_path: Path) -> None:
     write(tmp_path, MINIMAL.replace("127.0.0.1:50051", "[10.0.0.1:1, 10.0.0.2:2]"))
     as_json = agent("check", "--config", "agent.yaml", "--json", cwd=tmp_path)
-    assert as_json.returncode == 0, as_json.stderr
+    # brokers off this host take agents over mutual TLS only: without a tls section, a FAIL
+    assert as_json.stderr == "computenet-agent: error: 1 check failed: tls\n"
     assert json.loads(as_json.stdout)["brokers"] == ["10.0.0.1:1", "10.0.0.2:2"]
     text = agent("check", "--config", "agent.yaml", cwd=tmp_path)
-    assert text.returncode == 0, text.stderr
+    assert text.returncode == 1
     assert text.stdout.splitlines()[0] == (
         "site zhangjiakou -> brokers 10.0.0.1:1, 10.0.0.2:2, tried in turn (executor local)"
+    )
+    assert (
+        "FAIL  tls          no tls section: a broker off this host accepts agents only over "
+        "mutual TLS" in text.stdout.splitlines()
     )
 
 
@@ -182,9 +198,10 @@ def test_check_connect_needs_one_broker_to_answer(tmp_path: Path) -> None:
 
     address, proc = asyncio.run(main())
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[-2:] == [
-        "  broker 127.0.0.1:1 unreachable after 0.5s",
-        f"  broker {address} reachable",
+    assert proc.stdout.splitlines()[-3:] == [
+        "WARN  broker       broker 127.0.0.1:1 unreachable (UNAVAILABLE: Connection refused)",
+        f"PASS  broker       {address} answers (an older broker)",  # the double has no Preflight
+        "WARN  clock        not checked: the broker does not tell its time",
     ]
 
 
@@ -209,7 +226,11 @@ def test_check_connect_to_unreachable_broker_fails_clearly(tmp_path: Path) -> No
     write(tmp_path, MINIMAL.replace("50051", "1"))
     proc = agent("check", "-c", "agent.yaml", "--connect", "--timeout", "0.5", cwd=tmp_path)
     assert proc.returncode == 1
-    assert proc.stderr == "computenet-agent: error: broker 127.0.0.1:1 unreachable after 0.5s\n"
+    assert proc.stderr == "computenet-agent: error: 1 check failed: broker\n"
+    assert (
+        "FAIL  broker       broker 127.0.0.1:1 unreachable (UNAVAILABLE: Connection refused)"
+        in proc.stdout.splitlines()
+    )
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
@@ -239,7 +260,8 @@ def test_check_warns_about_a_checkpoint_store_that_is_not_there(tmp_path: Path) 
     write(tmp_path, MINIMAL + f"checkpoints: {{store: {tmp_path / 'nowhere'}}}\n")
     proc = agent("check", "--config", "agent.yaml", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert f"warning: checkpoint store {tmp_path / 'nowhere'} is not a directory" in proc.stderr
-    (tmp_path / "nowhere").mkdir()
+    store = tmp_path / "nowhere"
+    assert f"WARN  checkpoints  checkpoint store {store} is not a directory" in proc.stdout
+    store.mkdir()
     proc = agent("check", "--config", "agent.yaml", cwd=tmp_path)
-    assert "checkpoint store" not in proc.stderr
+    assert f"PASS  checkpoints  store {store} is writable" in proc.stdout.splitlines()

@@ -244,5 +244,8 @@ def test_check_shows_what_the_agent_would_report(tmp_path: Path) -> None:
     config.write_text(base + f"energy: {{command: {failing}}}\n")
     done = check("--json")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["price_cny_per_kwh"] == 0.0
-    assert "exited with 4; reporting none" in done.stderr
+    report = json.loads(done.stdout)
+    assert report["price_cny_per_kwh"] == 0.0
+    warned = [c for c in report["checks"] if c["name"] == "energy"]
+    assert [c["verdict"] for c in warned] == ["WARN"]
+    assert "exited with 4; reporting none" in warned[0]["detail"]

@@ -154,8 +154,9 @@ def test_agent_check_warns_about_unmapped_gres_types(
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    warned = "warning: slurm GRES type 'nvidia_a800' maps to no accelerator model" in proc.stderr
-    assert warned is not mapped, proc.stderr
+    warned = "WARN  gres         slurm GRES type 'nvidia_a800' maps to no accelerator model"
+    assert (warned in proc.stdout) is not mapped, proc.stdout
+    assert ("PASS  gres         every GRES type maps to a model" in proc.stdout) is mapped
     assert ("a800: 4/4 allocatable" in proc.stdout) is mapped, proc.stdout
 
 
