@@ -9,7 +9,8 @@ from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
-from broker.store import tables
+from broker.store import tables, usage_sql
+from broker.store.accounting import AttemptRun, UsageIncrement
 from broker.store.codecs import (
     event_from_row,
     hold_from_row,
@@ -35,6 +36,7 @@ from broker.store.sequence import read_last_sequence
 from broker.store.submit import submit_batch
 from broker.store.transitions import apply_batch
 from computenet.types import Job, JobEvent, JobId, JobKind, JobState, TenantId
+from computenet.usage import UsageRecord
 
 _IN_CHUNK = 500
 
@@ -208,6 +210,36 @@ class SqlStore:
         query = select(tables.sites).order_by(tables.sites.c.site_id)
         with self._engine.connect() as connection:
             return [site_from_row(row) for row in connection.execute(query).mappings()]
+
+    def open_runs(self) -> list[AttemptRun]:
+        """See Store.open_runs."""
+        with self._engine.connect() as connection:
+            return usage_sql.open_runs(connection)
+
+    def runs_of(self, job_id: JobId) -> list[AttemptRun]:
+        """See Store.runs_of."""
+        with self._engine.connect() as connection:
+            return usage_sql.runs_of(connection, job_id)
+
+    def record_usage(
+        self,
+        increments: Sequence[UsageIncrement],
+        *,
+        fence: Fence | tuple[Fence, ...] | None = None,
+    ) -> list[bool]:
+        """See Store.record_usage."""
+        if not increments:
+            return []
+        with self._writer.begin() as connection:
+            _check_fences(connection, fence, self._clock())
+            return usage_sql.record_increments(connection, increments)
+
+    def usage_records(
+        self, *, tenant: TenantId | None = None, since_day: str = "", until_day: str = ""
+    ) -> list[UsageRecord]:
+        """See Store.usage_records."""
+        with self._engine.connect() as connection:
+            return usage_sql.usage_records(connection, tenant, since_day, until_day)
 
     def close(self) -> None:
         """See Store.close; idempotent."""
