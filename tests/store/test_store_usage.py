@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from broker.store import Fence, FenceLostError, Hold, SqlLease, SqlStore, Transition
+from broker.store import Fence, FenceLostError, Hold, SqlStore, Transition, open_rebalance_store
 from broker.store.accounting import UsageIncrement, UsageLine
 from computenet.types import JobId, JobState, SiteId, TenantId
 from computenet.usage import UsageTotals
@@ -143,7 +143,9 @@ def test_usage_records_group_filter_by_tenant_and_days(store: SqlStore) -> None:
     b = _start(store, "b1", tenant="lab-b")
     store.record_usage(
         [
-            _inc("a1", a, a + 1, _line(day="2026-12-01"), _line("h20", "2026-12-02"), tenant="lab-a"),
+            _inc(
+                "a1", a, a + 1, _line(day="2026-12-01"), _line("h20", "2026-12-02"), tenant="lab-a"
+            ),
             _inc("b1", b, b + 1, _line(day="2026-12-02", hours=2.0), tenant="lab-b"),
         ]
     )
@@ -167,10 +169,13 @@ def test_increments_of_one_day_add_up_in_one_record(store: SqlStore) -> None:
     assert record.totals.card_hours == pytest.approx(16.0)
 
 
-def test_a_fenced_increment_needs_the_live_token(store: SqlStore, store_url: str) -> None:
+def test_a_fenced_increment_needs_the_live_token(
+    store: SqlStore, store_url: str, clock: FakeClock
+) -> None:
     started = _start(store, "j1")
-    lease = SqlLease(store._engine, "leader", clock=store._clock)  # noqa: SLF001
-    token = lease.try_acquire("me", 60.0)
+    leases = open_rebalance_store(store_url, lease_name="leader", clock=clock)
+    token = leases.lease.try_acquire("me", 60.0)
+    leases.close()
     assert token is not None
     with pytest.raises(FenceLostError):
         store.record_usage([_inc("j1", started, started + 5)], fence=Fence("leader", token + 1))
