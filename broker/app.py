@@ -210,6 +210,7 @@ class Broker:
             retry=self.settings.retry,
             timing=self._timing,
             rebalance=self.settings.rebalance,
+            usage_every_s=self.settings.usage_every_s,
         )
         # building opens the rebalancing store (a connection pool, a schema check): off the loop
         role = await asyncio.to_thread(
@@ -222,6 +223,7 @@ class Broker:
                 leading=self.elector.leading,
                 broker_id=self.elector.identity.broker_id,
                 on_decision=self.metrics.observe_decision,
+                on_usage=self.metrics.count_usage,
             )
         )
         role.driver.on_fence_lost = self._fence_lost
