@@ -54,7 +54,7 @@ def card_watts(topology: Topology, site: str, model: str) -> float:
 
 
 def card_tariff(topology: Topology, site: str, model: str) -> float:
-    """CNY per card-hour of `model` at `site` (0 for a site or model the topology does not price)."""
+    """CNY per card-hour of `model` at `site` (0 where the topology prices neither)."""
     try:
         return topology.site(site).card_tariff_cny_per_hour(model)
     except UnknownNodeError:

@@ -163,7 +163,7 @@ def usage_records(
     ]
 
 
-def _run(row: Mapping[str, Any]) -> AttemptRun:
+def _run(row: Mapping[Any, Any]) -> AttemptRun:
     return AttemptRun(
         job_id=JobId(row["job_id"]),
         attempt=int(row["attempt"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -90,7 +91,7 @@ def test_pricing_in_pieces_adds_up_to_pricing_at_once(
     run = _run(site=site, pools=pools)
     begin, end = DAY0 + start, DAY0 + start + length
     points = sorted({begin, end, *(begin + c for c in cuts if c < length)})
-    pieces = [price_stretch(TOPO, run, a, b) for a, b in zip(points, points[1:], strict=False)]
+    pieces = [price_stretch(TOPO, run, a, b) for a, b in itertools.pairwise(points)]
     lines = [line for piece in pieces for line in piece.lines]
     hours = length / H
     assert math.fsum(x.card_hours for x in lines) == pytest.approx(8 * len(pools) * hours)
