@@ -11,6 +11,7 @@ from broker.placement import PolicyConfig
 from broker.rebalance.service import RebalanceSettings
 from broker.security.limits import ServerLimits
 from broker.security.setup import SecuritySettings
+from broker.tenancy import TenantsTable
 from computenet.address import Address
 
 
@@ -56,3 +57,7 @@ class BrokerSettings:
     """Caps and backoff for jobs whose attempts fail to start."""
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     """This replica's id, advertised addresses and leader lease timing."""
+    tenants: TenantsTable = field(default_factory=TenantsTable)
+    """Tenants' quotas, borrowing limits and weights, fair share and preemption, as started."""
+    config_path: Path | None = None
+    """The config file the broker started from: its tenants are re-read when it changes."""

@@ -161,7 +161,7 @@ def _serve(config_path: Path | None, overrides: list[Override]) -> None:
     logging.basicConfig(
         level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    settings = broker_settings(config)
+    settings = broker_settings(config, config_path.absolute() if config_path else None)
     try:
         build_security(settings.security, settings.listen)  # check early: a usage error
     except (SecurityConfigError, OSError) as exc:

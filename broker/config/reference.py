@@ -28,11 +28,18 @@ def reference(model: type[BaseModel] = BrokerConfig) -> str:
     A section's own fields come first, then its subsections under a heading one level down.
     """
     lines = [BEGIN]
-    scalars = [(name, info) for name, info in model.model_fields.items() if not _section(info)]
+    scalars = [
+        (name, info)
+        for name, info in model.model_fields.items()
+        if not _section(info) and not _entries(info)
+    ]
     for name, info in model.model_fields.items():
         section = _section(info)
         if section is not None:
             lines += _section_lines(name, info, section, level=3)
+        entry = _entries(info)
+        if entry is not None:
+            lines += _section_lines(f"{name}.<name>", info, entry, level=3)
     if scalars:
         lines += ["", "### Top level", ""]
         lines += [_field_line(name, info) for name, info in scalars]
@@ -57,6 +64,15 @@ def _section_lines(path: str, info: FieldInfo, model: type[BaseModel], level: in
 def _section(info: FieldInfo) -> type[BaseModel] | None:
     kind = info.annotation
     return kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
+
+
+def _entries(info: FieldInfo) -> type[BaseModel] | None:
+    """The model of a mapping of names to sections (`tenants`), documented as a section."""
+    kind = info.annotation
+    if get_origin(kind) is not dict:
+        return None
+    value = get_args(kind)[1]
+    return value if isinstance(value, type) and issubclass(value, BaseModel) else None
 
 
 def _field_line(path: str, info: FieldInfo) -> str:

@@ -22,6 +22,7 @@ from broker.config.sections import (
     TopologyConfig,
     TransportConfig,
 )
+from broker.config.tenants import Name, TenancyConfig, TenantConfig
 from broker.placement.config import PolicyConfig
 from computenet.address import AddressError, parse_address
 
@@ -137,7 +138,40 @@ class BrokerConfig(BaseModel):
         default_factory=ClusterConfig,
         description="Replicas on one PostgreSQL: this replica's id, addresses and leader lease.",
     )
+    tenancy: TenancyConfig = Field(
+        default_factory=TenancyConfig,
+        description=(
+            "Rules for all tenants: unlisted tenants, priority classes, fair share, preemption "
+            "(docs/tenants.md)."
+        ),
+    )
+    tenants: dict[Name, TenantConfig] = Field(
+        default_factory=dict,
+        description=(
+            "Tenants by name (the tenant of a client token): weight, nominal quota and "
+            "borrowing limit per accelerator model. Re-read while the broker runs when this "
+            "file changes; a tenant missing here has no quota and only borrows idle cards."
+        ),
+    )
     log_level: LogLevel = Field("INFO", description="Log level of the broker process.")
+
+    @field_validator("tenants")
+    @classmethod
+    def _priority_classes_exist(
+        cls, tenants: dict[str, TenantConfig], info: ValidationInfo
+    ) -> dict[str, TenantConfig]:
+        tenancy = info.data.get("tenancy")
+        if not isinstance(tenancy, TenancyConfig):
+            return tenants
+        for name, entry in tenants.items():
+            wanted = entry.max_priority_class
+            if wanted is not None and wanted not in tenancy.priority_classes:
+                known = ", ".join(sorted(tenancy.priority_classes)) or "none"
+                raise ValueError(
+                    f"{name}: max_priority_class {wanted!r} is not a priority class "
+                    f"(tenancy.priority_classes: {known})"
+                )
+        return tenants
 
     @field_validator("security")
     @classmethod

@@ -7,6 +7,7 @@ from pathlib import Path
 from broker.config.rebalance import RebalanceSection
 from broker.config.schema import BrokerConfig, JobsConfig
 from broker.config.sections import ClusterConfig, LimitsConfig, SecurityConfig, TransportConfig
+from broker.config.tenants import tenants_table
 from broker.control import RetryPolicy
 from broker.leadership.settings import ClusterSettings
 from broker.leadership.term import LeadershipTiming
@@ -17,8 +18,9 @@ from broker.settings import BrokerSettings
 from computenet.address import Address, parse_address
 
 
-def broker_settings(config: BrokerConfig) -> BrokerSettings:
-    """The BrokerSettings of `config` (addresses were checked when the config was validated)."""
+def broker_settings(config: BrokerConfig, config_path: Path | None = None) -> BrokerSettings:
+    """The BrokerSettings of `config` (addresses were checked when the config was validated),
+    read from `config_path` if it came from a file (its tenants are re-read from there)."""
     return BrokerSettings(
         listen=parse_address(config.listen.grpc),
         db_url=config.store.url,
@@ -37,6 +39,8 @@ def broker_settings(config: BrokerConfig) -> BrokerSettings:
         transport=server_limits(config.transport),
         retry=retry_policy(config.jobs),
         cluster=cluster_settings(config.cluster),
+        tenants=tenants_table(config.tenants, config.tenancy),
+        config_path=config_path,
     )
 
 
