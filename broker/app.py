@@ -18,8 +18,10 @@ from pathlib import Path
 from broker.jobflow.capacity_view import CapacityView
 from broker.jobflow.driver import JobDriver
 from broker.jobflow.placement_loop import SUBMITTED, LoopTiming, PlacementLoop
+from broker.jobs_api.accounting import AccountingQueries
 from broker.jobs_api.hub import EventHub
 from broker.jobs_api.manager import JobManager
+from broker.jobs_api.queue_view import LedgerTenancyView, TenancyView
 from broker.jobs_api.tail import EventTail
 from broker.leadership.cluster import cluster_status
 from broker.leadership.elector import Elector, ReplicaIdentity
@@ -27,6 +29,7 @@ from broker.leadership.role import LeaderRole, RoleSettings
 from broker.leadership.term import LeadershipTiming, Term
 from broker.placement import Policy, place
 from broker.rebalance.service import RebalanceService, default_holder
+from broker.rpc.accounting_servicer import AccountingServicer
 from broker.rpc.decoding import MalformedRequestInterceptor
 from broker.rpc.federation_servicer import FederationServicer
 from broker.rpc.gateways import (
@@ -112,6 +115,7 @@ class Broker:
             driver=lambda: self.leader().driver,
             pending_reasons=lambda: self.role.placement.pending_reasons if self.role else {},
         )
+        self.accounting = AccountingQueries(writer=self.writer, view=self.tenancy_view)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.server: BoundServer | None = None
@@ -179,6 +183,16 @@ class Broker:
     def rebalance(self) -> RebalanceService:
         """The leader's rebalancing service."""
         return self.leader().rebalance
+
+    def tenancy_view(self) -> TenancyView:
+        """The queue and tenants as the tenancy core sees them (the leader's capacity)."""
+        role = self.leader()
+        return LedgerTenancyView(
+            writer=self.writer,
+            tenants=lambda: self.settings.tenants,
+            capacity=lambda: role.capacity,
+            pending_reasons=lambda: role.placement.pending_reasons,
+        )
 
     def _created(self, jobs: Sequence[Job]) -> None:
         if self.role is not None:
@@ -307,6 +321,7 @@ class Broker:
             ),
             federation=FederationGateway(gate, self.cluster_status),
             rebalance=RebalanceGateway(gate),
+            accounting=AccountingServicer(self.accounting),
         )
 
     @property

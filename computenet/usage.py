@@ -114,3 +114,58 @@ def group_usage(
         since_day=since_day,
         until_day=until_day,
     )
+
+
+class WaitReason(StrEnum):
+    """Why a pending job waits ("other": a retry backoff, the next placement round; see the
+    text)."""
+
+    OTHER = "other"
+    OVER_QUOTA = "over_quota"
+    BEHIND_FAIR_SHARE = "behind_fair_share"
+    NO_CAPACITY = "no_capacity"
+    SITE_DRAINING = "site_draining"
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedJob:
+    """One pending job at its place in the admission order, with why it waits."""
+
+    position: int
+    """1 for the job admitted first."""
+    job_id: str
+    tenant: str
+    model: str
+    """Accelerator model asked for ("" for any)."""
+    cards: int
+    priority: int
+    created_unix_ms: int
+    reason: WaitReason
+    reason_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TenantModelStatus:
+    """A tenant's entitlement and use of one accelerator model."""
+
+    model: str
+    quota: int
+    borrowing_limit: int | None
+    """Cards it may borrow beyond its quota (None: no limit)."""
+    held: int
+    borrowed: int
+    """Cards held beyond the nominal quota."""
+    card_hours: float
+    """Decayed card-hours (what fair share weighs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TenantStatus:
+    """One tenant: weight, whether the broker's tenants table names it, use by model and
+    its weighted dominant share (the lowest goes first)."""
+
+    tenant: str
+    weight: float
+    configured: bool
+    models: tuple[TenantModelStatus, ...]
+    fair_share: float
