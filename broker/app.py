@@ -15,13 +15,15 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
+from broker.config.tenants_file import TenantsFile
 from broker.jobflow.capacity_view import CapacityView
 from broker.jobflow.driver import JobDriver
 from broker.jobflow.placement_loop import SUBMITTED, LoopTiming, PlacementLoop
+from broker.jobflow.tenant_views import LoopTenancyView
 from broker.jobs_api.accounting import AccountingQueries
 from broker.jobs_api.hub import EventHub
 from broker.jobs_api.manager import JobManager
-from broker.jobs_api.queue_view import LedgerTenancyView, TenancyView
+from broker.jobs_api.queue_view import TenancyView
 from broker.jobs_api.tail import EventTail
 from broker.leadership.cluster import cluster_status
 from broker.leadership.elector import Elector, ReplicaIdentity
@@ -102,6 +104,7 @@ class Broker:
         self.writer.on_events(self.hub.publish)
         self.writer.on_created(self._created)
         self.writer.on_events(self._observed)
+        self.tenants = TenantsFile(settings.config_path, settings.tenants)
         self._policy = Policy.default(settings.policy)
         self._placer = lambda spec, snap: place(spec, snap, self._policy)
         self._timing = LoopTiming(round_budget_s=settings.placement_round_budget_s)
@@ -185,14 +188,9 @@ class Broker:
         return self.leader().rebalance
 
     def tenancy_view(self) -> TenancyView:
-        """The queue and tenants as the tenancy core sees them (the leader's capacity)."""
-        role = self.leader()
-        return LedgerTenancyView(
-            writer=self.writer,
-            tenants=lambda: self.settings.tenants,
-            capacity=lambda: role.capacity,
-            pending_reasons=lambda: role.placement.pending_reasons,
-        )
+        """The queue and tenants of the leader's placement rounds; NotLeaderError on a
+        follower."""
+        return LoopTenancyView(self.leader().placement)
 
     def _created(self, jobs: Sequence[Job]) -> None:
         if self.role is not None:
@@ -225,6 +223,7 @@ class Broker:
             timing=self._timing,
             rebalance=self.settings.rebalance,
             usage_every_s=self.settings.usage_every_s,
+            tenants=self.tenants.current,
         )
         # building opens the rebalancing store (a connection pool, a schema check): off the loop
         role = await asyncio.to_thread(
@@ -238,6 +237,7 @@ class Broker:
                 broker_id=self.elector.identity.broker_id,
                 on_decision=self.metrics.observe_decision,
                 on_usage=self.metrics.count_usage,
+                on_preempted=self.metrics.count_preemption,
             )
         )
         role.driver.on_fence_lost = self._fence_lost

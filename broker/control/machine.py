@@ -41,6 +41,8 @@ from computenet.types import ACTIVE_STATES, Job, JobState, SiteId, StartFailure
 
 SUPERSEDED = "superseded: the job runs elsewhere now"
 CANCEL_REASON = "cancel requested"
+PREEMPTED = "preempted"
+"""Cause of the event that records a preemption (its message says why)."""
 MOVABLE = frozenset({JobState.PLACED, JobState.DISPATCHED, JobState.RUNNING})
 _ACTIVE = frozenset(ACTIVE_STATES)
 _STARTABLE = frozenset({JobState.PLACED, JobState.DISPATCHED})
@@ -118,9 +120,7 @@ class JobMachine:
             case MigrationAbandoned():
                 return self._migration_abandoned(job, stimulus)
             case Preempt():
-                if job.state not in MOVABLE or job.site is None:
-                    return []
-                return [Stop(job.site, job.job_id, job.attempt, stimulus.reason, checkpoint=True)]
+                return self._preempt(job, stimulus)
             case _:
                 assert_never(stimulus)
 
@@ -248,6 +248,22 @@ class JobMachine:
     def _failed_start(self, job: Job, failure: StartFailure, now_unix_ms: int) -> Transition:
         cause = LAUNCH_FAILED if failure.launch_failed else LOST_BEFORE_START
         return failed_start(job, failure, cause=cause, now_unix_ms=now_unix_ms, policy=self.retry)
+
+    def _preempt(self, job: Job, stimulus: Preempt) -> list[Effect]:
+        """Record the preemption with its reason, then stop the attempt with a checkpoint; the
+        site's confirmation requeues the job (`_reported`), keeping what it exported."""
+        if job.state not in MOVABLE or job.site is None or job.cancel_requested:
+            return []
+        reason = stimulus.reason or PREEMPTED
+        mark = Transition(
+            job_id=job.job_id,
+            new_state=job.state,
+            cause=PREEMPTED,
+            expect_states=frozenset({job.state}),
+            expect_attempt=job.attempt,
+            message=reason,
+        )
+        return [Write(mark), Stop(job.site, job.job_id, job.attempt, reason, checkpoint=True)]
 
     def _cancel(self, job: Job, stimulus: CancelRequested) -> list[Effect]:
         message = stimulus.reason or "cancelled by request"

@@ -16,13 +16,30 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from broker.control import Allocation, Placed, PoolShare
 from broker.jobflow.capacity_view import CapacityView
 from broker.jobflow.driver import JobDriver
+from broker.jobflow.reclaim import Reclaimer
+from broker.jobflow.tenant_usage import TenantUsageTracker
+from broker.jobflow.tenant_views import demand_of, free_capacity, model_totals, queue_view
 from broker.placement import FederationSnapshot, Policy, place, place_batch
 from broker.sites.registry import SiteRegistry
+from broker.store.protocol import Hold
+from broker.tenancy import (
+    FreeCapacity,
+    JobDemand,
+    QueueEntry,
+    TenantRow,
+    TenantsTable,
+    UsageSnapshot,
+    Waiting,
+    WaitReason,
+    admit_round,
+    pending_order,
+    tenant_rows,
+)
 from broker.writer import StoreWriter
 from computenet.spec import JobSpec
 from computenet.types import Job, JobEvent, JobId, JobState, Placement, SiteId
@@ -37,6 +54,7 @@ MS_PER_HOUR = 3_600_000
 EXPLAIN_SITES = 10
 """Feasible and rejected sites an explanation lists (each), so it stays small at any scale."""
 EXPLAIN_CHUNK = 500
+_PLACER_EXPLAINS = frozenset({WaitReason.NO_CAPACITY, WaitReason.SITE_DRAINING})
 
 
 @dataclass
@@ -70,14 +88,20 @@ class RoundStats:
         return self.snapshot_s + self.solve_s + self.explain_s + self.write_s
 
 
-def placement_spec(job: Job) -> JobSpec:
-    """The spec placement sees: the job's own, with the sites that could not launch it excluded."""
+def placement_spec(job: Job, model: str = "") -> JobSpec:
+    """The spec placement sees: the job's own, with the sites that could not launch it excluded
+    and, for a job of any model, the `model` admission counted it against (if given)."""
+    spec = job.spec
+    if model and not spec.resources.accelerator:
+        spec = spec.model_copy(
+            update={"resources": spec.resources.model_copy(update={"accelerator": model})}
+        )
     failed = job.failed_sites
     if not failed:
-        return job.spec
-    constraints = job.spec.constraints
+        return spec
+    constraints = spec.constraints
     excluded = tuple(dict.fromkeys([*constraints.excluded_sites, *sorted(failed)]))
-    return job.spec.model_copy(
+    return spec.model_copy(
         update={"constraints": constraints.model_copy(update={"excluded_sites": excluded})}
     )
 
@@ -103,6 +127,20 @@ def allocation_for(spec: JobSpec, site: SiteId, pool: str, now_ms: int) -> Alloc
     )
 
 
+@dataclass(slots=True)
+class _Admission:
+    """One round's admission: what it decided on, the admitted jobs and their pinned models."""
+
+    table: TenantsTable
+    holds: list[Hold]
+    free: FreeCapacity
+    ordered: list[JobDemand]
+    admitted: list[Job] = field(default_factory=list)
+    pins: dict[str, str] = field(default_factory=dict)
+    explained: list[Job] = field(default_factory=list)
+    """Jobs waiting for cards that are not there: given to the placer for its reasons only."""
+
+
 class PlacementLoop:
     """Places pending jobs on ledger snapshots and feeds `Placed` stimuli to the driver."""
 
@@ -116,7 +154,11 @@ class PlacementLoop:
         policy: Policy,
         timing: LoopTiming | None = None,
         on_decision: Callable[[float], None] | None = None,
+        tenants: Callable[[], TenantsTable] | None = None,
+        on_preempted: Callable[[str], None] | None = None,
     ) -> None:
+        """`tenants` gives the tenants table for each round (re-read from the config file);
+        `on_preempted` is told the tenant of every job preempted to reclaim cards."""
         self._writer = writer
         self._registry = registry
         self._capacity = capacity
@@ -131,6 +173,11 @@ class PlacementLoop:
         """Pending jobs waiting out a retry backoff: the time (Unix ms) they may be placed."""
         self._capacity_changed = True
         self.pending_reasons: dict[str, str] = {}
+        self.pending_kinds: dict[str, WaitReason] = {}
+        """Why pending jobs wait, by kind, where the tenancy core or the placer said."""
+        self._tenants = tenants or TenantsTable
+        self.usage = TenantUsageTracker(writer)
+        self._reclaimer = Reclaimer(driver, on_preempted=on_preempted)
         self.last_round: RoundStats | None = None
         self._explaining: set[asyncio.Task[None]] = set()
 
@@ -163,6 +210,7 @@ class PlacementLoop:
                 self._fresh.discard(event.job_id)
                 self._backing_off.pop(event.job_id, None)
                 self.pending_reasons.pop(event.job_id, None)
+                self.pending_kinds.pop(event.job_id, None)
             if event.state.is_final and event.site is not None:
                 self._capacity_changed = True
         self._wake.set()
@@ -205,10 +253,72 @@ class PlacementLoop:
                 self._backing_off[job.job_id] = job.not_before_unix_ms
                 wait_s = (job.not_before_unix_ms - now_ms) / 1000
                 self.pending_reasons[job.job_id] = f"{RETRY_WAIT}: next try in {wait_s:.1f} s"
+                self.pending_kinds.pop(job.job_id, None)
             else:
                 ready.append(job)
         ready.sort(key=lambda j: (-j.spec.priority, j.created_unix_ms))
         return ready
+
+    async def _admit(self, candidates: list[Job], snapshot: FederationSnapshot) -> _Admission:
+        """Order the candidates by fair share and admit those within their tenants' quota plus
+        borrowing limit and the idle cards; the others get their reason."""
+        table = self._tenants()
+        holds = await self._capacity.holds()
+        await self.usage.learn(holds)
+        usage = self.usage.snapshot(holds, model_totals(self._capacity.pool_totals()), table)
+        free = free_capacity(snapshot)
+        ordered = pending_order([demand_of(j, table) for j in candidates], table, usage)
+        by_id = {j.job_id: j for j in candidates}
+        admission = _Admission(table=table, holds=holds, free=free, ordered=ordered)
+        for demand, decision in admit_round(ordered, table, usage, free):
+            if isinstance(decision, Waiting):
+                self.pending_reasons[demand.job_id] = decision.text
+                self.pending_kinds[demand.job_id] = decision.reason
+                if decision.reason in _PLACER_EXPLAINS:
+                    # Fewer idle cards of its model than it asks, in the whole federation:
+                    # the placer cannot place it either, and says site by site why not.
+                    admission.explained.append(by_id[JobId(demand.job_id)])
+                continue
+            self.pending_kinds.pop(demand.job_id, None)
+            admission.admitted.append(by_id[JobId(demand.job_id)])
+            if decision.pinned and not demand.model and demand.cards:
+                admission.pins[demand.job_id] = decision.model
+        return admission
+
+    async def _reclaim(self, admission: _Admission, placed: set[JobId]) -> None:
+        """Preempt borrowed jobs for tenants below their quota whose jobs still wait."""
+        waiting = [d for d in admission.ordered if d.job_id not in placed]
+        if waiting:
+            placed_cards: dict[str, int] = {}
+            for demand in admission.ordered:
+                if demand.job_id in placed and demand.model:
+                    placed_cards[demand.model] = placed_cards.get(demand.model, 0) + demand.cards
+            free = FreeCapacity(
+                {m: n - placed_cards.get(m, 0) for m, n in admission.free.free.items()},
+                admission.free.draining,
+            )
+            running = self.usage.running(admission.holds, admission.table)
+            await self._reclaimer.reclaim(waiting, running, admission.table, free)
+        if self._reclaimer.busy:
+            self._capacity_changed = True  # retry the whole queue while cards are reclaimed
+
+    async def usage_now(self) -> UsageSnapshot:
+        """Cards held per tenant and model now (from the ledger), with decayed card-hours."""
+        holds = await self._capacity.holds()
+        await self.usage.learn(holds)
+        totals = model_totals(self._capacity.pool_totals())
+        return self.usage.snapshot(holds, totals, self._tenants())
+
+    async def queue_view(self) -> list[QueueEntry]:
+        """Pending jobs in admission order, each with the reason it waits (the leader's view)."""
+        usage = await self.usage_now()
+        jobs = [j for j in self._pending.values() if j is not None]
+        return queue_view(jobs, self._tenants(), usage, self.pending_reasons, self.pending_kinds)
+
+    async def tenants_view(self) -> list[TenantRow]:
+        """Each tenant's quota, borrowing limit, cards held and borrowed, and fair share."""
+        usage = await self.usage_now()
+        return tenant_rows(self._tenants(), usage)
 
     def next_retry_in_s(self) -> float | None:
         """Seconds until the first job waiting out a backoff may be placed; None if none waits."""
@@ -225,6 +335,7 @@ class PlacementLoop:
             # Nothing can be placed; keep the queue as it is until a site becomes active.
             for job_id in self._fresh:
                 self.pending_reasons[job_id] = NO_SITE_ACCEPTING
+                self.pending_kinds[job_id] = WaitReason.NO_CAPACITY
             self._fresh.clear()
             self._capacity_changed = True
             return 0
@@ -234,35 +345,44 @@ class PlacementLoop:
         started = time.perf_counter()
         queue = [j.spec for j in self._pending.values() if j is not None]
         snapshot = await self._capacity.snapshot(queue)
+        admission = await self._admit(candidates, snapshot)
+        admitted, pins = [*admission.admitted, *admission.explained], admission.pins
         snapped = time.perf_counter()
         result = await asyncio.to_thread(
             place_batch,
-            [(j.job_id, placement_spec(j)) for j in candidates],
+            [(j.job_id, placement_spec(j, pins.get(j.job_id, ""))) for j in admitted],
             snapshot,
             self._policy,
             time_budget_s=self._timing.round_budget_s,
             pool_totals=self._capacity.pool_totals(),
         )
         solved = time.perf_counter()
-        if self._on_decision is not None:
-            self._on_decision(1000.0 * result.solve_s / len(candidates))
+        if self._on_decision is not None and admitted:
+            self._on_decision(1000.0 * result.solve_s / len(admitted))
         now_ms = int(time.time() * 1000)
         explainer = _Explainer(snapshot, self._policy, solved + self._timing.explain_budget_s)
         pairs = []
-        for job in candidates:
+        for job in admitted:
             site = result.assignment.get(job.job_id)
             if site is None:
-                self.pending_reasons[job.job_id] = result.reasons.get(job.job_id, "")
+                said = result.reasons.get(job.job_id, "")
+                self.pending_reasons[job.job_id] = said or self.pending_reasons.get(job.job_id, "")
+                self.pending_kinds.setdefault(job.job_id, WaitReason.NO_CAPACITY)
                 continue
             self.pending_reasons.pop(job.job_id, None)
+            self.pending_kinds.pop(job.job_id, None)
+            spec = placement_spec(job, pins.get(job.job_id, ""))
             allocation = allocation_for(
-                job.spec, SiteId(site), result.models.get(job.job_id, ""), now_ms
+                spec, SiteId(site), result.models.get(job.job_id, ""), now_ms
             )
             why = explainer.now_or_later(job, SiteId(site), allocation.pool, result.method)
             pairs.append((job, Placed(allocation, placement_json=why)))
+            self.usage.placed(job, now_ms)
         explained_at = time.perf_counter()
         outcomes = await self._driver.feed_many(pairs)
         placed = sum(1 for o in outcomes if o.applied)
+        placed_ids = {job.job_id for (job, _), o in zip(pairs, outcomes, strict=True) if o.applied}
+        await self._reclaim(admission, placed_ids)
         if explainer.later:
             task = asyncio.create_task(self._explain_later(explainer))
             self._explaining.add(task)

@@ -31,6 +31,7 @@ from broker.sites.registry import SiteRegistry, report_from_json
 from broker.sites.sessions import SessionTable
 from broker.store.accounting import UsageIncrement
 from broker.store.protocol import Fence
+from broker.tenancy import TenantsTable
 from broker.writer import StoreWriter
 from computenet.types import Job, JobEvent, SiteId
 from topology import Topology
@@ -53,6 +54,8 @@ class RoleSettings:
     rebalance: RebalanceSettings
     usage_every_s: float = DEFAULT_EVERY_S
     """How often running attempts' usage is priced and recorded."""
+    tenants: Callable[[], TenantsTable] = TenantsTable
+    """The tenants table of each placement round (re-read from the config file)."""
 
 
 class LeaderRole:
@@ -71,6 +74,7 @@ class LeaderRole:
         broker_id: str,
         on_decision: Callable[[float], None] | None = None,
         on_usage: Callable[[Sequence[UsageIncrement]], None] | None = None,
+        on_preempted: Callable[[str], None] | None = None,
     ) -> None:
         self.term = term
         self.fence = Fence(LEADER_LEASE, term.epoch)
@@ -97,6 +101,8 @@ class LeaderRole:
             policy=policy,
             timing=settings.timing,
             on_decision=on_decision,
+            tenants=settings.tenants,
+            on_preempted=on_preempted,
         )
         self.liveness = LivenessLoop(
             registry=self.registry,

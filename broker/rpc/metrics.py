@@ -76,12 +76,22 @@ class BrokerMetrics:
             ["tenant"],
             registry=self.registry,
         )
+        self.preemptions = PromCounter(
+            "computenet_tenant_preemptions",
+            "Jobs preempted to reclaim borrowed cards, by the tenant whose job was preempted.",
+            ["tenant"],
+            registry=self.registry,
+        )
         self.rpcs = PromCounter(
             "computenet_rpcs",
             "RPCs by method and status code.",
             ["method", "code"],
             registry=self.registry,
         )
+
+    def count_preemption(self, tenant: str) -> None:
+        """Count one job of `tenant` preempted to reclaim cards for another tenant."""
+        self.preemptions.labels(tenant=tenant).inc()
 
     def observe_decision(self, decision_ms: float) -> None:
         """Record one placement decision's latency."""

@@ -58,6 +58,10 @@ class Admitted:
 
     kind: AdmissionKind
     model: str
+    pinned: bool = True
+    """The job must be placed on `model`. False for a job of any model whose tenant may take
+    any of the models with room: placement chooses, and `model` is only what the round
+    counted it against."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +131,10 @@ def admit(
         if isinstance(decision, Admitted):
             options.append((decision.kind != AdmissionKind.NOMINAL, model, decision))
     if options:
-        return min(options, key=lambda o: (o[0], o[1]))[2]
+        best = min(options, key=lambda o: (o[0], o[1]))[2]
+        if all(policy.ceiling(m) is None for _, m, _ in options):
+            return Admitted(best.kind, best.model, pinned=False)
+        return best
     quota_room = [m for m in free.free if _kind_within(policy, held.get(m, 0), m, job.cards)]
     if not quota_room and free.free:
         return Waiting(

@@ -10,7 +10,7 @@ until the shortfall is covered or the round's budget is spent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from broker.tenancy.admission import FreeCapacity, JobDemand
@@ -89,12 +89,14 @@ def choose_preemptions(
     free: FreeCapacity,
     *,
     reclaiming: Mapping[str, int] | None = None,
+    stopping: Collection[str] = (),
     budget: int | None = None,
 ) -> list[Victim]:
     """Borrowed jobs to preempt for the tenants below nominal quota among `waiting`.
 
     `reclaiming` counts cards per model already being freed by earlier preemptions (so the
-    same demand is not met twice); `budget` caps the jobs chosen (default: the table's
+    same demand is not met twice) and `stopping` names those jobs (still holding, never chosen
+    again); `budget` caps the jobs chosen (default: the table's
     per-round budget). Never returns a job within its tenant's nominal quota.
     """
     if not table.preemption.enabled:
@@ -114,7 +116,11 @@ def choose_preemptions(
             continue
         claimants = sorted(t for t, d in demand.items() if d.get(model, 0) > 0)
         candidates = sorted(
-            (j for j in running if j.model == model and j.job_id not in inside),
+            (
+                j
+                for j in running
+                if j.model == model and j.job_id not in inside and j.job_id not in stopping
+            ),
             key=lambda j: (j.priority, not j.checkpointable, -j.started_unix_ms, j.job_id),
         )
         for job in candidates:

@@ -218,7 +218,9 @@ def test_a_move_whose_source_is_gone_restores_the_last_exported_checkpoint() -> 
 
 def test_a_preempted_job_stops_with_a_checkpoint() -> None:
     effects = machine.handle(job(S.RUNNING), Preempt("reclaim"))
-    assert effects == [Stop(WEST, J, 3, "reclaim", checkpoint=True)]
+    assert effects[1:] == [Stop(WEST, J, 3, "reclaim", checkpoint=True)]
+    mark = only_write(effects[:1])
+    assert (mark.new_state, mark.cause, mark.message) == (S.RUNNING, "preempted", "reclaim")
 
 
 def test_a_redelivered_dispatch_carries_the_checkpoint() -> None:

@@ -66,12 +66,19 @@ def test_cards_only_at_draining_sites() -> None:
 
 
 def test_a_job_of_any_model_takes_the_model_of_its_quota_first() -> None:
-    policy = TenantPolicy(quota={"h100": 2})
+    policy = TenantPolicy(quota={"h100": 2}, borrowing_limit={"a800": 2, "h100": 0})
     free = FreeCapacity({"a800": 8, "h100": 2})
     assert admit(job("t", 2, model=""), policy, {}, free) == Admitted(AdmissionKind.NOMINAL, "h100")
     assert admit(job("t", 2, model=""), policy, {"h100": 2}, free) == Admitted(
         AdmissionKind.BORROWING, "a800"
     )
+
+
+def test_a_job_of_any_model_is_left_to_placement_when_no_limit_applies() -> None:
+    decision = admit(
+        job("t", 2, model=""), TenantPolicy(), {}, FreeCapacity({"a800": 8, "h100": 2})
+    )
+    assert isinstance(decision, Admitted) and not decision.pinned
 
 
 def test_host_only_jobs_are_always_admitted() -> None:

@@ -57,6 +57,14 @@ def test_idle_and_reclaiming_cards_count_against_the_shortfall() -> None:
     assert len(choose_preemptions(wants, FULL_A, TABLE, FreeCapacity({"a800": 1}))) == 3
 
 
+def test_jobs_already_stopping_are_not_chosen_again_but_count_as_held() -> None:
+    wants = [waiting("b1", "lab-b", 2)]
+    stopping = {"a7", "a6"}
+    victims = choose_preemptions(wants, FULL_A, TABLE, FreeCapacity(), stopping=stopping)
+    assert [v.job_id for v in victims] == ["a5", "a4"]
+    assert victims[0].reason.endswith("lab-a borrowing 4")
+
+
 def test_a_budget_and_the_switch() -> None:
     wants = [waiting("b1", "lab-b", 4)]
     assert len(choose_preemptions(wants, FULL_A, TABLE, FreeCapacity(), budget=2)) == 2
