@@ -128,3 +128,14 @@ def test_the_loop_prices_an_ended_attempt_without_waiting_for_its_interval(
             await task
 
     asyncio.run(main())
+
+
+def test_the_config_file_sets_how_often_usage_is_priced() -> None:
+    from broker.config.schema import BrokerConfig
+    from broker.config.settings import broker_settings
+
+    assert broker_settings(BrokerConfig()).usage_every_s == 60.0
+    config = BrokerConfig.model_validate({"accounting": {"every_s": 5}})
+    assert broker_settings(config).usage_every_s == 5.0
+    with pytest.raises(ValueError, match="every_s"):
+        BrokerConfig.model_validate({"accounting": {"every_s": 0}})
