@@ -8,6 +8,7 @@ in `computenet queue` with a reason each.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -20,9 +21,9 @@ from typing import Any
 import pytest
 
 from broker.accounting.pricing import cst_day
-from computenet.client import Client
+from computenet.client import AsyncClient, Client
 from computenet.types import JobState, SiteStatus
-from computenet.usage import WaitReason
+from computenet.usage import UsageReport, WaitReason
 from tests.e2e.conftest import BrokerFactory
 from tests.sdk.test_cli import cli
 from tests.support.pki import Pki
@@ -152,6 +153,16 @@ def test_usage_totals_match_recorded_runs_and_are_scoped_by_tenant(
     assert _usage_json(capsys, broker, "--until", "2000-01-01")["groups"] == []
     by_day = _usage_json(capsys, broker, "--by", "day")
     assert by_day["groups"][-1]["day"] == today  # the jobs ran minutes ago
+
+    async def through_asyncio() -> UsageReport:
+        async with AsyncClient(
+            address=broker.address, credentials=pki.channel_credentials(), token=pki.tokens["bob"]
+        ) as client:
+            return await client.usage(by="model")
+
+    bobs = asyncio.run(through_asyncio())
+    assert [g.key for g in bobs.groups] == ["h20"] and bobs.tenant == "tenant-b"
+    assert bobs.total.cost_cny == pytest.approx(by_tenant["tenant-b"]["cost_cny"])
 
     operator_b = _usage_json(capsys, broker, "--tenant", "tenant-b")
     assert [g["tenant"] for g in operator_b["groups"]] == ["tenant-b"]
