@@ -10,7 +10,6 @@ across a failover never count a stretch twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +24,7 @@ from topology import Topology
 log = logging.getLogger(__name__)
 
 DEFAULT_EVERY_S = 60.0
-_STILL_RUNNING = frozenset({JobState.RUNNING, JobState.MIGRATING})
+SUBMITTED = "submitted"
 _SETTLE_DELAY_S = 0.2
 """Wait this long after an ending event before a pass, so a burst of them makes one pass."""
 
@@ -58,14 +57,21 @@ class UsageAccountant:
         self._wake = asyncio.Event()
 
     def observe(self, events: Sequence[JobEvent]) -> None:
-        """Committed events: one leaving RUNNING ends an attempt, so price it soon."""
-        if any(e.state not in _STILL_RUNNING for e in events):
+        """Committed events: one that ends an attempt (a final state, a requeue) has its run
+        priced soon (other ends, such as a finished move, wait for the next regular pass)."""
+        if any(_ends_an_attempt(e) for e in events):
             self._wake.set()
 
-    async def account(self) -> list[UsageIncrement]:
-        """One pass: price every unsettled run up to now; returns the increments recorded."""
+    @property
+    def woken(self) -> bool:
+        """True once an attempt ended since the last pass began (the loop runs one soon)."""
+        return self._wake.is_set()
+
+    async def account(self, *, ended_only: bool = False) -> list[UsageIncrement]:
+        """One pass: price every unsettled run up to now (with `ended_only`, only the runs
+        that ended); returns the increments recorded."""
         store = self._writer.store
-        runs = await self._writer.read(store.open_runs)
+        runs = await self._writer.read(lambda: store.open_runs(ended_only=ended_only))
         now = self._clock()
         increments = []
         for run in runs:
@@ -87,26 +93,40 @@ class UsageAccountant:
         return recorded
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Account every `every_s` and after attempts end, until `stop` is set."""
+        """Account every `every_s` and after attempts end, until `stop` is set.
+
+        A wake after an attempt ended prices the ended runs only, so submissions and ends
+        under load never re-price every running attempt; the full pass keeps its own clock.
+        """
         failures = 0
+        next_full = time.monotonic()
         while not stop.is_set():
+            full = time.monotonic() >= next_full
+            self._wake.clear()  # ends committed from here on wake the next pass
             try:
-                await self.account()
+                await self.account(ended_only=not full)
                 failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception:
                 failures += 1
                 log.exception("usage accounting pass failed failures=%d", failures)
-            # back off on repeated failures, never beyond the regular interval
-            delay = min(self._every_s, 0.5 * 2**failures) if failures else self._every_s
-            self._wake.clear()
-            waits = [asyncio.create_task(stop.wait()), asyncio.create_task(self._wake.wait())]
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED), delay
-                )
+            if full:
+                # on repeated failures, retry sooner (backing off), never later than usual
+                retry_s = min(self._every_s, 0.5 * 2**failures) if failures else self._every_s
+                next_full = time.monotonic() + retry_s
+            await self._wait(stop, max(0.0, next_full - time.monotonic()))
+            if self._wake.is_set() and not stop.is_set():
+                await asyncio.sleep(_SETTLE_DELAY_S)  # a burst of ends makes one pass
+
+    async def _wait(self, stop: asyncio.Event, timeout_s: float) -> None:
+        waits = [asyncio.create_task(stop.wait()), asyncio.create_task(self._wake.wait())]
+        try:
+            await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
             for task in waits:
                 task.cancel()
-            if self._wake.is_set() and not stop.is_set():
-                await asyncio.sleep(_SETTLE_DELAY_S)
+
+
+def _ends_an_attempt(event: JobEvent) -> bool:
+    return event.state.is_final or (event.state == JobState.PENDING and event.cause != SUBMITTED)

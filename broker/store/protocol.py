@@ -257,8 +257,9 @@ class Store(Protocol):
         """Every site record."""
         ...
 
-    def open_runs(self) -> list[AttemptRun]:
-        """Attempt runs still running or not yet priced up to their end, oldest first.
+    def open_runs(self, *, ended_only: bool = False) -> list[AttemptRun]:
+        """Attempt runs still running or not yet priced up to their end, oldest first; with
+        `ended_only`, only those that ended.
 
         A transition that takes a job into RUNNING opens its attempt's run (with the cards the
         attempt holds then), and one that takes it out of RUNNING and MIGRATING, or to another

@@ -211,10 +211,10 @@ class SqlStore:
         with self._engine.connect() as connection:
             return [site_from_row(row) for row in connection.execute(query).mappings()]
 
-    def open_runs(self) -> list[AttemptRun]:
+    def open_runs(self, *, ended_only: bool = False) -> list[AttemptRun]:
         """See Store.open_runs."""
         with self._engine.connect() as connection:
-            return usage_sql.open_runs(connection)
+            return usage_sql.open_runs(connection, ended_only)
 
     def runs_of(self, job_id: JobId) -> list[AttemptRun]:
         """See Store.runs_of."""

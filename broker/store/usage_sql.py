@@ -71,10 +71,14 @@ def end_runs(connection: Connection, ended: Sequence[RunKey], now_unix_ms: int) 
         )
 
 
-def open_runs(connection: Connection) -> list[AttemptRun]:
-    """Runs still running or not yet priced up to their end, oldest first."""
+def open_runs(connection: Connection, ended_only: bool = False) -> list[AttemptRun]:
+    """Runs still running or not yet priced up to their end (with `ended_only`, only the
+    latter), oldest first."""
     r = tables.attempt_runs
-    query = select(r).where(r.c.settled.is_(False)).order_by(r.c.started_unix_ms, r.c.job_id)
+    query = select(r).where(r.c.settled.is_(False))
+    if ended_only:
+        query = query.where(r.c.ended_unix_ms > 0)
+    query = query.order_by(r.c.started_unix_ms, r.c.job_id)
     return [_run(row) for row in connection.execute(query).mappings()]
 
 

@@ -139,3 +139,27 @@ def test_the_config_file_sets_how_often_usage_is_priced() -> None:
     assert broker_settings(config).usage_every_s == 5.0
     with pytest.raises(ValueError, match="every_s"):
         BrokerConfig.model_validate({"accounting": {"every_s": 0}})
+
+
+def test_only_ends_wake_the_loop_and_a_wake_prices_ended_runs_only(
+    store: SqlStore, clock: SetClock
+) -> None:
+    async def main() -> None:
+        writer = StoreWriter(store)
+        accountant = _accountant(writer, clock)
+        _run(store, "j1")
+        _run(store, "j2")
+        submitted = store.events_after(0, job_id=JobId("j1"))[0]
+        accountant.observe([submitted])
+        assert not accountant.woken
+        clock.now_unix_ms = T0 + H
+        _end(store, "j1")
+        [ended] = store.events_after(0, job_id=JobId("j1"))[-1:]
+        accountant.observe([ended])
+        assert accountant.woken
+        [inc] = await accountant.account(ended_only=True)
+        assert inc.job_id == "j1"
+        [running] = store.open_runs()
+        assert running.job_id == "j2" and running.accounted_until_unix_ms == T0
+
+    asyncio.run(main())
