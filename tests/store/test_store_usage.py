@@ -181,3 +181,11 @@ def test_a_fenced_increment_needs_the_live_token(
         store.record_usage([_inc("j1", started, started + 5)], fence=Fence("leader", token + 1))
     assert store.usage_records() == []
     assert store.record_usage([_inc("j1", started, started + 5)], fence=Fence("leader", token))
+
+
+def test_open_runs_can_be_limited_to_ended_ones(store: SqlStore) -> None:
+    _start(store, "j1")
+    _start(store, "j2")
+    store.apply([_to("j2", JobState.SUCCEEDED, release_hold=True)])
+    assert [r.job_id for r in store.open_runs()] == ["j1", "j2"]
+    assert [r.job_id for r in store.open_runs(ended_only=True)] == ["j2"]
