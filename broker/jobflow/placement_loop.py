@@ -259,11 +259,12 @@ class PlacementLoop:
         ready.sort(key=lambda j: (-j.spec.priority, j.created_unix_ms))
         return ready
 
-    async def _admit(self, candidates: list[Job], snapshot: FederationSnapshot) -> _Admission:
+    async def _admit(
+        self, candidates: list[Job], snapshot: FederationSnapshot, holds: list[Hold]
+    ) -> _Admission:
         """Order the candidates by fair share and admit those within their tenants' quota plus
         borrowing limit and the idle cards; the others get their reason."""
         table = self._tenants()
-        holds = await self._capacity.holds()
         await self.usage.learn(holds)
         usage = self.usage.snapshot(holds, model_totals(self._capacity.pool_totals()), table)
         free = free_capacity(snapshot)
@@ -301,6 +302,10 @@ class PlacementLoop:
             await self._reclaimer.reclaim(waiting, running, admission.table, free)
         if self._reclaimer.busy:
             self._capacity_changed = True  # retry the whole queue while cards are reclaimed
+
+    def tenants_table(self) -> TenantsTable:
+        """The tenants table rounds admit by now (the config file's, as last read)."""
+        return self._tenants()
 
     async def usage_now(self) -> UsageSnapshot:
         """Cards held per tenant and model now (from the ledger), with decayed card-hours."""
@@ -344,8 +349,12 @@ class PlacementLoop:
             return 0
         started = time.perf_counter()
         queue = [j.spec for j in self._pending.values() if j is not None]
+        # Holds before the snapshot: a preempted job's cards released in between then count
+        # twice (free and still being reclaimed) for one round, never zero times, so the
+        # same shortfall is never met by a second preemption.
+        holds = await self._capacity.holds()
         snapshot = await self._capacity.snapshot(queue)
-        admission = await self._admit(candidates, snapshot)
+        admission = await self._admit(candidates, snapshot, holds)
         admitted, pins = [*admission.admitted, *admission.explained], admission.pins
         snapped = time.perf_counter()
         result = await asyncio.to_thread(

@@ -60,3 +60,26 @@ def test_the_planner_rules_are_what_the_broker_plans_with(tmp_path: Path) -> Non
         assert (config.max_moves_per_run, config.min_gain_cny) == (3, 75.0)
 
     _leading(tmp_path, check)
+
+
+def test_the_placement_loop_admits_by_the_tenants_of_the_file_as_it_changes(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "broker.yaml"
+    base = CONFIG.format(db=tmp_path / "broker.db")
+    path.write_text(base + "tenants:\n  lab-a: {quota: {a800: 4}}\n")
+
+    async def main() -> None:
+        broker = Broker(broker_settings(load_broker_config(path), path))
+        await broker.start()
+        try:
+            tenants = broker.tenants
+            assert broker.placement.tenants_table().policy("lab-a").nominal("a800") == 4
+            path.write_text(base + "tenants:\n  lab-a: {quota: {a800: 6}, weight: 3}\n")
+            tenants._checked_s -= 60  # as if the check interval had passed
+            table = broker.placement.tenants_table()
+            assert (table.policy("lab-a").nominal("a800"), table.policy("lab-a").weight) == (6, 3)
+        finally:
+            await broker.stop()
+
+    asyncio.run(main())

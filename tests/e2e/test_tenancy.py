@@ -240,4 +240,5 @@ def test_a_tenant_below_its_quota_reclaims_borrowed_cards_and_the_preempted_jobs
         after = a_events[job_id][a_events[job_id].index(preempted) + 1]
         assert after.state == JobState.PENDING, "requeued, not failed"
     for job_id in set(borrowed) - set(pending_a):
-        assert "preempted" not in [e.cause for e in a_events[job_id]]
+        trail = [(e.state.value, e.cause, e.attempt, e.message) for e in a_events[job_id]]
+        assert "preempted" not in [e.cause for e in a_events[job_id]], trail
