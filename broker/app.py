@@ -19,8 +19,11 @@ from broker.config.tenants_file import TenantsFile
 from broker.jobflow.capacity_view import CapacityView
 from broker.jobflow.driver import JobDriver
 from broker.jobflow.placement_loop import SUBMITTED, LoopTiming, PlacementLoop
+from broker.jobflow.tenant_views import LoopTenancyView
+from broker.jobs_api.accounting import AccountingQueries
 from broker.jobs_api.hub import EventHub
 from broker.jobs_api.manager import JobManager
+from broker.jobs_api.queue_view import TenancyView
 from broker.jobs_api.tail import EventTail
 from broker.leadership.cluster import cluster_status
 from broker.leadership.elector import Elector, ReplicaIdentity
@@ -28,6 +31,7 @@ from broker.leadership.role import LeaderRole, RoleSettings
 from broker.leadership.term import LeadershipTiming, Term
 from broker.placement import Policy, place
 from broker.rebalance.service import RebalanceService, default_holder
+from broker.rpc.accounting_servicer import AccountingServicer
 from broker.rpc.decoding import MalformedRequestInterceptor
 from broker.rpc.federation_servicer import FederationServicer
 from broker.rpc.gateways import (
@@ -115,6 +119,7 @@ class Broker:
             driver=lambda: self.leader().driver,
             pending_reasons=lambda: self.role.placement.pending_reasons if self.role else {},
         )
+        self.accounting = AccountingQueries(writer=self.writer, view=self.tenancy_view)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.server: BoundServer | None = None
@@ -183,6 +188,11 @@ class Broker:
         """The leader's rebalancing service."""
         return self.leader().rebalance
 
+    def tenancy_view(self) -> TenancyView:
+        """The queue and tenants of the leader's placement rounds; NotLeaderError on a
+        follower."""
+        return LoopTenancyView(self.leader().placement)
+
     def _created(self, jobs: Sequence[Job]) -> None:
         if self.role is not None:
             self.role.created(list(jobs))
@@ -213,6 +223,7 @@ class Broker:
             retry=self.settings.retry,
             timing=self._timing,
             rebalance=self.settings.rebalance,
+            usage_every_s=self.settings.usage_every_s,
             tenants=self.tenants.current,
         )
         # building opens the rebalancing store (a connection pool, a schema check): off the loop
@@ -226,6 +237,7 @@ class Broker:
                 leading=self.elector.leading,
                 broker_id=self.elector.identity.broker_id,
                 on_decision=self.metrics.observe_decision,
+                on_usage=self.metrics.count_usage,
                 on_preempted=self.metrics.count_preemption,
             )
         )
@@ -310,6 +322,7 @@ class Broker:
             ),
             federation=FederationGateway(gate, self.cluster_status),
             rebalance=RebalanceGateway(gate),
+            accounting=AccountingServicer(self.accounting),
         )
 
     @property

@@ -44,6 +44,9 @@ class BrokerSettings:
     placement_round_budget_s: float = 0.5
     """Time budget in seconds of one joint placement round over the pending queue; the live
     placement loop keeps the best assignment found within it."""
+    usage_every_s: float = 60.0
+    """How often the leader prices running attempts' usage and records it (an attempt that
+    ends is priced soon after its end whatever this is)."""
     security: SecuritySettings = field(default_factory=lambda: SecuritySettings(insecure=True))
     """TLS, tokens and limits; insecure (loopback only) unless configured."""
     rebalance: RebalanceSettings = field(default_factory=RebalanceSettings)

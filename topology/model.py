@@ -63,6 +63,10 @@ class Site(SiteBase):
     hourly_price_cny_per_kwh: tuple[float, ...] = Field(
         description="price for each hour of the day in China Standard Time, 24 values"
     )
+    tariff_cny_per_card_hour: tuple[tuple[str, float], ...] = Field(
+        default=(),
+        description="card rent by accelerator model, (model, CNY per card-hour) sorted by model",
+    )
 
     @field_validator("hourly_price_cny_per_kwh")
     @classmethod
@@ -83,6 +87,10 @@ class Site(SiteBase):
     def effective_carbon_kg_per_kwh(self) -> float:
         """Grid factor net of the green-power share."""
         return self.carbon_kg_per_kwh * (1.0 - self.green_share)
+
+    def card_tariff_cny_per_hour(self, model: str) -> float:
+        """What one card of `model` costs per hour at this site besides energy (0 if unpriced)."""
+        return dict(self.tariff_cny_per_card_hour).get(model, 0.0)
 
     def pool(self, model: str) -> AcceleratorPool | None:
         """The pool of that accelerator model, if the site has one."""

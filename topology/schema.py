@@ -30,6 +30,8 @@ from topology.pricing import expand_bands
 Provenance = dict[str, str]
 _PROVENANCE = re.compile(r"^(?P<basis>[SDM]):(?P<refs>[^\s]+)(?:\s.*)?$")
 PositiveFloat = Annotated[float, Field(gt=0)]
+CardTariffs = dict[Annotated[str, Field(pattern=ID_PATTERN)], Annotated[float, Field(ge=0)]]
+"""CNY per card-hour by accelerator model."""
 
 
 class _Entry(BaseModel):
@@ -79,6 +81,8 @@ class SiteEntry(SiteBase):
     pools: list[PoolEntry] = Field(default_factory=list)
     tariff: Tariff | None = None
     price_cny_per_kwh: list[float] | None = None
+    tariff_cny_per_card_hour: CardTariffs = Field(default_factory=dict)
+    """This site's card rent by model, overriding `card_rent` for the models it names."""
     provenance: Provenance = Field(default_factory=dict)
 
     @field_validator("price_cny_per_kwh")
@@ -91,6 +95,13 @@ class SiteEntry(SiteBase):
         if (self.tariff is None) == (self.price_cny_per_kwh is None):
             raise ValueError("give exactly one of `tariff` and `price_cny_per_kwh`")
         return self
+
+
+class CardRentEntry(_Entry):
+    """The default card rent of every site: CNY per card-hour by accelerator model."""
+
+    tariff_cny_per_card_hour: CardTariffs = Field(default_factory=dict)
+    provenance: Provenance = Field(default_factory=dict)
 
 
 class RegionEntry(UserRegion):
@@ -118,6 +129,7 @@ class TopologyFile(BaseModel):
     throughput_reference: str | None = None
     """The accelerator whose throughput is 1.0 in every class (the unit of `throughput`)."""
     tou_profiles: dict[str, list[TouBand]] = {}
+    card_rent: CardRentEntry = CardRentEntry()
     sites: list[SiteEntry] = Field(min_length=1)
     user_regions: list[RegionEntry] = []
     links: list[LinkEntry] = []
@@ -129,6 +141,11 @@ def build_records(
     """Resolve catalogue references and tariffs, collecting problems rather than stopping."""
     problems = _provenance_problems(doc)
     declared = _catalogue(doc, problems)
+    problems += [
+        Problem(("card_rent", "tariff_cny_per_card_hour", model), f"unknown accelerator {model!r}")
+        for model in doc.card_rent.tariff_cny_per_card_hour
+        if model not in doc.accelerators
+    ]
     sites: list[Site] = []
     for i, entry in enumerate(doc.sites):
         pools = [
@@ -138,8 +155,14 @@ def build_records(
         if prices is None or any(p is None for p in pools):
             continue
         fields = entry.model_dump(include=set(SiteBase.model_fields))
+        rent = _card_rent(doc, ("sites", i), entry, problems)
         sites.append(
-            Site(**fields, pools=tuple(p for p in pools if p), hourly_price_cny_per_kwh=prices)
+            Site(
+                **fields,
+                pools=tuple(p for p in pools if p),
+                hourly_price_cny_per_kwh=prices,
+                tariff_cny_per_card_hour=rent,
+            )
         )
     regions = [UserRegion(**r.model_dump(exclude={"provenance"})) for r in doc.user_regions]
     links = [Link(**x.model_dump(exclude={"provenance"})) for x in doc.links]
@@ -233,12 +256,27 @@ def _prices(
         return None
 
 
+def _card_rent(
+    doc: TopologyFile, loc: Loc, entry: SiteEntry, problems: list[Problem]
+) -> tuple[tuple[str, float], ...]:
+    """The site's card rent: the `card_rent` defaults (every model, so a pool an agent reports
+    beyond the file's is priced too), then the site's overrides."""
+    for model in entry.tariff_cny_per_card_hour:
+        if model not in doc.accelerators:
+            where = (*loc, "tariff_cny_per_card_hour", model)
+            problems.append(Problem(where, f"unknown accelerator {model!r}"))
+    merged = dict(doc.card_rent.tariff_cny_per_card_hour)
+    merged.update(entry.tariff_cny_per_card_hour)
+    return tuple(sorted(merged.items()))
+
+
 def _provenance_problems(doc: TopologyFile) -> list[Problem]:
     """Provenance keys name fields; values are `S:<source keys>`, `M:<model keys>` or `D:...`."""
     problems: list[Problem] = []
     groups: list[tuple[Loc, BaseModel, Provenance]] = [
         (("accelerators", key), spec, spec.provenance) for key, spec in doc.accelerators.items()
     ]
+    groups += [(("card_rent",), doc.card_rent, doc.card_rent.provenance)]
     groups += [(("sites", i), e, e.provenance) for i, e in enumerate(doc.sites)]
     groups += [(("user_regions", i), e, e.provenance) for i, e in enumerate(doc.user_regions)]
     groups += [(("links", i), e, e.provenance) for i, e in enumerate(doc.links)]

@@ -49,6 +49,22 @@ class PlacementConfig(PolicyConfig):
         return PolicyConfig(**self.model_dump(exclude={"round_budget_s"}))
 
 
+class AccountingConfig(BaseModel):
+    """Usage accounting (docs/usage.md)."""
+
+    model_config = STRICT
+
+    every_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description=(
+            "How often the leader prices running attempts' usage and records it; an attempt "
+            "that ends is priced at once whatever this is."
+        ),
+    )
+
+
 class JobsConfig(BaseModel):
     """Retries of jobs whose attempts fail to start (docs/faults.md: Jobs that cannot start)."""
 
@@ -152,6 +168,10 @@ class BrokerConfig(BaseModel):
             "borrowing limit per accelerator model. Re-read while the broker runs when this "
             "file changes; a tenant missing here has no quota and only borrows idle cards."
         ),
+    )
+    accounting: AccountingConfig = Field(
+        default_factory=AccountingConfig,
+        description="Usage accounting: how often running attempts are priced (docs/usage.md).",
     )
     log_level: LogLevel = Field(
         "INFO",

@@ -41,6 +41,7 @@ def broker_settings(config: BrokerConfig, config_path: Path | None = None) -> Br
         cluster=cluster_settings(config.cluster),
         tenants=tenants_table(config.tenants, config.tenancy),
         config_path=config_path,
+        usage_every_s=config.accounting.every_s,
     )
 
 

@@ -14,9 +14,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from broker.accounting.accountant import DEFAULT_EVERY_S, UsageAccountant
 from broker.control import JobMachine, RetryPolicy
 from broker.jobflow.capacity_view import CapacityView
 from broker.jobflow.driver import JobDriver
@@ -28,6 +29,7 @@ from broker.placement import Policy
 from broker.rebalance.service import RebalanceService, RebalanceSettings, build_rebalance
 from broker.sites.registry import SiteRegistry, report_from_json
 from broker.sites.sessions import SessionTable
+from broker.store.accounting import UsageIncrement
 from broker.store.protocol import Fence
 from broker.tenancy import TenantsTable
 from broker.writer import StoreWriter
@@ -50,6 +52,8 @@ class RoleSettings:
     retry: RetryPolicy
     timing: LoopTiming
     rebalance: RebalanceSettings
+    usage_every_s: float = DEFAULT_EVERY_S
+    """How often running attempts' usage is priced and recorded."""
     tenants: Callable[[], TenantsTable] = TenantsTable
     """The tenants table of each placement round (re-read from the config file)."""
 
@@ -69,6 +73,7 @@ class LeaderRole:
         leading: Callable[[], bool],
         broker_id: str,
         on_decision: Callable[[float], None] | None = None,
+        on_usage: Callable[[Sequence[UsageIncrement]], None] | None = None,
         on_preempted: Callable[[str], None] | None = None,
     ) -> None:
         self.term = term
@@ -116,6 +121,13 @@ class LeaderRole:
             # the rebalancing lease is held under this replica's name unless one is configured
             settings=replace(settings.rebalance, holder=settings.rebalance.holder or broker_id),
         )
+        self.accountant = UsageAccountant(
+            writer=writer,
+            topology=topology,
+            fence=self.fence,
+            every_s=settings.usage_every_s,
+            on_recorded=on_usage,
+        )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
@@ -129,6 +141,7 @@ class LeaderRole:
         """Committed events, from this replica's writer or read back from the database."""
         if not self._stopped:
             self.placement.observe(events)
+            self.accountant.observe(events)
 
     async def start(self) -> None:
         """Read the database's state and start the leader's loops."""
@@ -145,6 +158,7 @@ class LeaderRole:
         self._tasks = [
             asyncio.create_task(self.placement.run(self._stop)),
             asyncio.create_task(self.liveness.run(self._stop)),
+            asyncio.create_task(self.accountant.run(self._stop)),
         ]
         log.info("leader started epoch=%d", self.term.epoch)
 

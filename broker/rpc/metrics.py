@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -11,6 +12,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_se
 from prometheus_client import Counter as PromCounter
 
 from broker.security.handlers import WrappedHandlers
+from broker.store.accounting import UsageIncrement
 from computenet.address import Address
 from computenet.types import JobState, SiteStatus
 
@@ -48,6 +50,30 @@ class BrokerMetrics:
         self.leader_terms = PromCounter(
             "computenet_leader_terms",
             "Terms this replica has started as leader (each one a failover or a first start).",
+            registry=self.registry,
+        )
+        self.usage_card_hours = PromCounter(
+            "computenet_usage_card_hours",
+            "Card-hours recorded by usage accounting, by tenant and accelerator model.",
+            ["tenant", "model"],
+            registry=self.registry,
+        )
+        self.usage_kwh = PromCounter(
+            "computenet_usage_kwh",
+            "Facility energy recorded by usage accounting, kWh, by tenant.",
+            ["tenant"],
+            registry=self.registry,
+        )
+        self.usage_cny = PromCounter(
+            "computenet_usage_cny",
+            "Cost recorded by usage accounting (card rent plus energy), CNY, by tenant.",
+            ["tenant"],
+            registry=self.registry,
+        )
+        self.usage_carbon_kg = PromCounter(
+            "computenet_usage_carbon_kg",
+            "Carbon recorded by usage accounting, kg CO2, by tenant.",
+            ["tenant"],
             registry=self.registry,
         )
         self.preemptions = PromCounter(
@@ -91,6 +117,20 @@ class BrokerMetrics:
     def set_stale_capacity(self, sites: int) -> None:
         """Set the gauge of alive sites whose capacity probe fails (last good capacity kept)."""
         self.stale_capacity.set(sites)
+
+    def count_usage(self, increments: Sequence[UsageIncrement]) -> None:
+        """Add usage this replica recorded to the per-tenant counters (each increment is
+        recorded by one replica once, so the counters summed over replicas never double)."""
+        for inc in increments:
+            tenant = inc.tenant
+            for line in inc.lines:
+                self.usage_card_hours.labels(tenant=tenant, model=line.model).inc(line.card_hours)
+            self.usage_kwh.labels(tenant=tenant).inc(math.fsum(x.kwh for x in inc.lines))
+            self.usage_carbon_kg.labels(tenant=tenant).inc(
+                math.fsum(x.carbon_kg for x in inc.lines)
+            )
+            cost = math.fsum(x.card_cny + x.energy_cny for x in inc.lines)
+            self.usage_cny.labels(tenant=tenant).inc(cost)
 
     def serve(self, address: Address) -> int:
         """Serve /metrics over HTTP; returns the bound port."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -12,6 +12,8 @@ from grpc_reflection.v1alpha import reflection
 
 from computenet.address import Address
 from computenet.v1 import (
+    accounting_service_pb2,
+    accounting_service_pb2_grpc,
     federation_service_pb2,
     federation_service_pb2_grpc,
     job_service_pb2,
@@ -31,6 +33,7 @@ SERVICE_NAMES: tuple[str, ...] = (
     job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     federation_service_pb2.DESCRIPTOR.services_by_name["FederationService"].full_name,
     rebalance_service_pb2.DESCRIPTOR.services_by_name["RebalanceService"].full_name,
+    accounting_service_pb2.DESCRIPTOR.services_by_name["AccountingService"].full_name,
 )
 
 
@@ -42,6 +45,10 @@ class Servicers:
     job: job_service_pb2_grpc.JobServiceServicer
     federation: federation_service_pb2_grpc.FederationServiceServicer
     rebalance: rebalance_service_pb2_grpc.RebalanceServiceServicer
+    accounting: accounting_service_pb2_grpc.AccountingServiceServicer = field(
+        default_factory=accounting_service_pb2_grpc.AccountingServiceServicer
+    )
+    """Usage, queue and tenants (the generated base answers UNIMPLEMENTED)."""
 
 
 class BoundServer:
@@ -87,6 +94,9 @@ async def start_server(
         servicers.federation, server
     )
     rebalance_service_pb2_grpc.add_RebalanceServiceServicer_to_server(servicers.rebalance, server)
+    accounting_service_pb2_grpc.add_AccountingServiceServicer_to_server(
+        servicers.accounting, server
+    )
     for add in extra:
         add(server)
     health_servicer = health.aio.HealthServicer()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from computenet.v1 import (
+    accounting_service_pb2,
     federation_service_pb2,
     job_service_pb2,
     rebalance_service_pb2,
@@ -48,7 +49,12 @@ MUTATING_METHODS: frozenset[str] = frozenset(
 
 CLIENT_METHODS: frozenset[str] = frozenset(
     f"/{service.full_name}/{method.name}"
-    for module in (job_service_pb2, federation_service_pb2, rebalance_service_pb2)
+    for module in (
+        job_service_pb2,
+        federation_service_pb2,
+        rebalance_service_pb2,
+        accounting_service_pb2,
+    )
     for service in module.DESCRIPTOR.services_by_name.values()
     for method in service.methods
 )

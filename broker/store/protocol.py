@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from broker.store.accounting import AttemptRun, UsageIncrement
 from computenet.spec import JobSpec
 from computenet.types import (
     InferenceDemand,
@@ -25,6 +26,7 @@ from computenet.types import (
     StartFailure,
     TenantId,
 )
+from computenet.usage import UsageRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +265,41 @@ class Store(Protocol):
 
     def demands(self, job_ids: Sequence[JobId] | None = None) -> dict[JobId, InferenceDemand]:
         """The stored demand of these jobs (of every job with None); jobs without are absent."""
+
+    def open_runs(self, *, ended_only: bool = False) -> list[AttemptRun]:
+        """Attempt runs still running or not yet priced up to their end, oldest first; with
+        `ended_only`, only those that ended.
+
+        A transition that takes a job into RUNNING opens its attempt's run (with the cards the
+        attempt holds then), and one that takes it out of RUNNING and MIGRATING, or to another
+        attempt, closes it: both at the transition's own time, in its transaction.
+        """
+        ...
+
+    def runs_of(self, job_id: JobId) -> list[AttemptRun]:
+        """Every run of one job's attempts, by attempt."""
+        ...
+
+    def record_usage(
+        self,
+        increments: Sequence[UsageIncrement],
+        *,
+        fence: Fence | tuple[Fence, ...] | None = None,
+    ) -> list[bool]:
+        """Add priced increments in one transaction; per increment, whether it applied.
+
+        One applies only if its run is accounted exactly up to its `from_unix_ms` (then the run
+        is accounted up to its `to_unix_ms`, settled once that reaches its end); any other is
+        skipped, so an increment computed twice, or from a stale read, is counted at most once.
+        With a `fence`, raises FenceLostError and writes nothing unless its token is live.
+        """
+        ...
+
+    def usage_records(
+        self, *, tenant: TenantId | None = None, since_day: str = "", until_day: str = ""
+    ) -> list[UsageRecord]:
+        """Recorded usage summed per (tenant, site, model, CST day), in that order; `tenant`
+        None for every tenant, days from `since_day` to `until_day` included ("": open)."""
         ...
 
     def close(self) -> None:

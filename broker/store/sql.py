@@ -10,7 +10,8 @@ from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
-from broker.store import tables
+from broker.store import tables, usage_sql
+from broker.store.accounting import AttemptRun, UsageIncrement
 from broker.store.codecs import (
     event_from_row,
     hold_from_row,
@@ -45,6 +46,7 @@ from computenet.types import (
     JobState,
     TenantId,
 )
+from computenet.usage import UsageRecord
 
 _IN_CHUNK = 500
 
@@ -230,6 +232,36 @@ class SqlStore:
         """See Store.demands."""
         with self._engine.connect() as connection:
             return read_demands(connection, job_ids, _IN_CHUNK)
+
+    def open_runs(self, *, ended_only: bool = False) -> list[AttemptRun]:
+        """See Store.open_runs."""
+        with self._engine.connect() as connection:
+            return usage_sql.open_runs(connection, ended_only)
+
+    def runs_of(self, job_id: JobId) -> list[AttemptRun]:
+        """See Store.runs_of."""
+        with self._engine.connect() as connection:
+            return usage_sql.runs_of(connection, job_id)
+
+    def record_usage(
+        self,
+        increments: Sequence[UsageIncrement],
+        *,
+        fence: Fence | tuple[Fence, ...] | None = None,
+    ) -> list[bool]:
+        """See Store.record_usage."""
+        if not increments:
+            return []
+        with self._writer.begin() as connection:
+            _check_fences(connection, fence, self._clock())
+            return usage_sql.record_increments(connection, increments)
+
+    def usage_records(
+        self, *, tenant: TenantId | None = None, since_day: str = "", until_day: str = ""
+    ) -> list[UsageRecord]:
+        """See Store.usage_records."""
+        with self._engine.connect() as connection:
+            return usage_sql.usage_records(connection, tenant, since_day, until_day)
 
     def close(self) -> None:
         """See Store.close; idempotent."""

@@ -194,6 +194,51 @@ class DemandRow(SQLModel, table=True):
     reported_unix_ms: int = Field(sa_type=BigInteger)
 
 
+class AttemptRunRow(SQLModel, table=True):
+    """When and where one attempt of a job ran, on which cards, and how far it is priced.
+
+    Written by the transitions that start and end the attempt (in their transaction), advanced
+    by usage accounting; `settled` once it ended and is priced up to its end.
+    """
+
+    __tablename__ = "attempt_runs"
+    __table_args__ = (Index("ix_attempt_runs_settled", "settled"),)
+
+    job_id: str = Field(primary_key=True)
+    attempt: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    tenant: str
+    site: str
+    pools_json: str = Field(sa_type=Text)
+    cpu_cores: float = Field(sa_type=Float)
+    started_unix_ms: int = Field(sa_type=BigInteger)
+    ended_unix_ms: int = Field(default=0, sa_type=BigInteger)
+    accounted_until_unix_ms: int = Field(sa_type=BigInteger)
+    settled: bool = False
+
+
+class UsageRow(SQLModel, table=True):
+    """Priced usage of one attempt's cards of one model on one day (CST)."""
+
+    __tablename__ = "usage"
+    __table_args__ = (
+        Index("ix_usage_day_tenant", "day", "tenant"),
+        Index("ix_usage_tenant_day", "tenant", "day"),
+    )
+
+    job_id: str = Field(primary_key=True)
+    attempt: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    model: str = Field(primary_key=True)
+    day: str = Field(sa_column=Column(String(10), primary_key=True))
+    tenant: str
+    site: str
+    cards: int
+    card_hours: float = Field(sa_type=Float)
+    kwh: float = Field(sa_type=Float)
+    carbon_kg: float = Field(sa_type=Float)
+    card_cny: float = Field(sa_type=Float)
+    energy_cny: float = Field(sa_type=Float)
+
+
 def _table(model: type[SQLModel]) -> Table:
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
@@ -209,5 +254,7 @@ rebalance_fires = _table(RebalanceFireRow)
 leases = _table(LeaseRow)
 replicas = _table(ReplicaRow)
 job_demand = _table(DemandRow)
+attempt_runs = _table(AttemptRunRow)
+usage = _table(UsageRow)
 
 metadata: MetaData = SQLModel.metadata

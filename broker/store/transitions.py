@@ -10,9 +10,11 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from broker.store import tables
+from broker.store.accounting import RUNNING_STATES
 from broker.store.codecs import event_to_row, hold_to_row, start_failures_to_json
 from broker.store.protocol import Transition
 from broker.store.sequence import EventSequence
+from broker.store.usage_sql import RunKey, end_runs, start_runs
 from computenet.types import JobEvent, JobState, SiteId
 
 _MUTABLE = (
@@ -41,6 +43,10 @@ class _Writes:
     events: list[dict[str, Any]] = field(default_factory=list)
     released: set[str] = field(default_factory=set)
     new_holds: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    runs_started: dict[RunKey, tuple[str, str]] = field(default_factory=dict)
+    """Attempts that started running: (job, attempt) -> (tenant, site)."""
+    runs_ended: list[RunKey] = field(default_factory=list)
+    """Attempts that stopped running."""
 
 
 def apply_batch(
@@ -64,6 +70,8 @@ def apply_batch(
             continue
         results.append(_record(t, job, sequence.take(), now_unix_ms, writes))
     _write(connection, writes)
+    end_runs(connection, writes.runs_ended, now_unix_ms)
+    start_runs(connection, writes.runs_started, now_unix_ms)
     sequence.save()
     return results
 
@@ -86,6 +94,7 @@ def _record(
     requeue clears an old failure's exit code); `reason` is replaced only when one is given.
     Within one transition the old holds are released before the new one is recorded.
     """
+    _note_run(t, job, writes)
     job["state"] = t.new_state.value
     if t.site is not None:
         job["site"] = t.site or None
@@ -131,6 +140,23 @@ def _record(
     if t.holds:
         writes.new_holds.setdefault(t.job_id, []).extend(hold_to_row(h) for h in t.holds)
     return event
+
+
+def _note_run(t: Transition, job: dict[str, Any], writes: _Writes) -> None:
+    """Queue the start or end of the attempt's run (usage accounting) that `t` makes."""
+    before = (job["state"], job["attempt"])
+    attempt = t.attempt if t.attempt is not None else job["attempt"]
+    after = (t.new_state.value, attempt)
+    was_running = before[0] in RUNNING_STATES
+    if was_running and (after[0] not in RUNNING_STATES or after[1] != before[1]):
+        key = (t.job_id, before[1])
+        if writes.runs_started.pop(key, None) is None:
+            writes.runs_ended.append(key)
+        # started and ended in one batch: it never ran for a measurable time
+    if t.new_state == JobState.RUNNING and not (was_running and after[1] == before[1]):
+        site = t.site if t.site else job["site"]
+        if site:
+            writes.runs_started[(t.job_id, attempt)] = (job["tenant"], site)
 
 
 def _load_jobs(connection: Connection, job_ids: set[str]) -> dict[str, dict[str, Any]]:

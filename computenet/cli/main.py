@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from computenet.cli import accounting as accounting_cmd
 from computenet.cli import cluster as cluster_cmd
 from computenet.cli import config as config_cmd
 from computenet.cli import demand as demand_cmd
@@ -26,6 +27,9 @@ app.command("submit")(jobs_cmd.submit)
 app.command("plan")(jobs_cmd.plan)
 app.command("explain")(jobs_cmd.explain)
 app.command("demo")(demo_cmd.demo)
+app.command("usage")(accounting_cmd.usage)
+app.command("queue")(accounting_cmd.queue)
+app.command("tenants")(accounting_cmd.tenants)
 app.add_typer(jobs_cmd.app, name="jobs")
 app.add_typer(sites_cmd.app, name="sites")
 app.add_typer(rebalance_cmd.app, name="rebalance")

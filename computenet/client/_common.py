@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import random
 import uuid
 from collections.abc import Mapping
@@ -11,6 +12,7 @@ from typing import Any
 import grpc
 
 from computenet.convert import (
+    grouping_to_proto,
     kind_to_proto,
     site_status_to_proto,
     spec_to_proto,
@@ -27,6 +29,9 @@ from computenet.errors import (
 from computenet.spec import JobSpec, checked_spec, parse_spec
 from computenet.status import error_from_rpc_error
 from computenet.types import Job, JobKind, JobState, SiteStatus
+from computenet.usage import UsageGrouping
+from computenet.v1 import accounting_service_pb2 as accounting_pb
+from computenet.v1 import accounting_service_pb2_grpc as accounting_grpc
 from computenet.v1 import federation_service_pb2 as fed_pb
 from computenet.v1 import federation_service_pb2_grpc as fed_grpc
 from computenet.v1 import job_service_pb2 as job_pb
@@ -95,6 +100,7 @@ class Stubs:
     jobs: job_grpc.JobServiceStub
     federation: fed_grpc.FederationServiceStub
     rebalance: rebalance_grpc.RebalanceServiceStub
+    accounting: accounting_grpc.AccountingServiceStub
 
     @classmethod
     def of(cls, channel: Any) -> Stubs:
@@ -103,7 +109,36 @@ class Stubs:
             job_grpc.JobServiceStub(channel),
             fed_grpc.FederationServiceStub(channel),
             rebalance_grpc.RebalanceServiceStub(channel),
+            accounting_grpc.AccountingServiceStub(channel),
         )
+
+
+def _day(value: datetime.date | str | None) -> str:
+    if value is None:
+        return ""
+    return value.isoformat() if isinstance(value, datetime.date) else value
+
+
+def usage_request(
+    tenant: str | None,
+    since: datetime.date | str | None,
+    until: datetime.date | str | None,
+    by: UsageGrouping | str,
+) -> accounting_pb.GetUsageRequest:
+    """The GetUsage request of `usage(...)`; raises InvalidArgumentError for an unknown `by`."""
+    try:
+        grouping = UsageGrouping(by)
+    except ValueError:
+        choices = ", ".join(g.value for g in UsageGrouping)
+        raise InvalidArgumentError(
+            "invalid usage request", [FieldViolation("by", f"must be one of {choices}")]
+        ) from None
+    return accounting_pb.GetUsageRequest(
+        tenant=tenant or "",
+        since_day=_day(since),
+        until_day=_day(until),
+        by=grouping_to_proto(grouping),
+    )
 
 
 def channel_options() -> list[tuple[str, Any]]:

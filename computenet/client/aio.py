@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import datetime
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from operator import attrgetter
@@ -28,6 +29,7 @@ from computenet.client._common import (
     list_sites_request,
     new_request_id,
     submit_request,
+    usage_request,
     watch_jobs_request,
 )
 from computenet.client._failover import (
@@ -43,11 +45,14 @@ from computenet.convert import (
     event_from_proto,
     job_from_proto,
     placement_from_proto,
+    queued_job_from_proto,
     rebalance_run_from_proto,
     rebalance_run_page_from_proto,
     region_weights_to_proto,
     site_from_proto,
     spec_to_proto,
+    tenant_status_from_proto,
+    usage_report_from_proto,
 )
 from computenet.rebalance_types import RebalanceRunInfo, RebalanceRunPage
 from computenet.spec import JobSpec
@@ -62,6 +67,8 @@ from computenet.types import (
     SiteInfo,
     SiteStatus,
 )
+from computenet.usage import QueuedJob, TenantStatus, UsageGrouping, UsageReport
+from computenet.v1 import accounting_service_pb2 as accounting_pb
 from computenet.v1 import federation_service_pb2 as fed_pb
 from computenet.v1 import job_service_pb2 as job_pb
 from computenet.v1 import rebalance_service_pb2 as rebalance_pb
@@ -327,3 +334,29 @@ class AsyncClient:
         return rebalance_run_page_from_proto(
             await self._unary("rebalance.ListRebalanceRuns", request)
         )
+
+    async def usage(
+        self,
+        *,
+        tenant: str | None = None,
+        since: datetime.date | str | None = None,
+        until: datetime.date | str | None = None,
+        by: UsageGrouping | str = UsageGrouping.TENANT,
+    ) -> UsageReport:
+        """Recorded usage grouped by tenant, site, model or day (CST), days `since` to `until`
+        included. A user sees its own tenant (another raises PermissionDeniedError); an
+        operator sees every tenant, or the one named."""
+        request = usage_request(tenant, since, until, by)
+        return usage_report_from_proto(await self._unary("accounting.GetUsage", request))
+
+    async def queue(self, *, tenant: str | None = None) -> builtins.list[QueuedJob]:
+        """Pending jobs in admission order, each with why it waits (a user: its own)."""
+        request = accounting_pb.ListQueueRequest(tenant=tenant or "")
+        response = await self._unary("accounting.ListQueue", request)
+        return [queued_job_from_proto(j) for j in response.jobs]
+
+    async def tenants(self) -> builtins.list[TenantStatus]:
+        """Each tenant's quota, borrowed and held cards, card-hours and fair share (a user:
+        its own)."""
+        response = await self._unary("accounting.ListTenants", accounting_pb.ListTenantsRequest())
+        return [tenant_status_from_proto(t) for t in response.tenants]

@@ -89,6 +89,18 @@ from computenet.convert.sites import (
     user_region_to_proto,
 )
 from computenet.convert.spec import spec_from_proto, spec_to_proto
+from computenet.convert.usage import (
+    grouping_from_proto,
+    grouping_to_proto,
+    queued_job_from_proto,
+    queued_job_to_proto,
+    tenant_status_from_proto,
+    tenant_status_to_proto,
+    usage_report_from_proto,
+    usage_report_to_proto,
+    usage_totals_from_proto,
+    usage_totals_to_proto,
+)
 
 __all__ = [
     "ack_from_proto",
@@ -119,6 +131,8 @@ __all__ = [
     "drain_to_proto",
     "event_from_proto",
     "event_to_proto",
+    "grouping_from_proto",
+    "grouping_to_proto",
     "heartbeat_from_proto",
     "heartbeat_to_proto",
     "hello_from_proto",
@@ -141,6 +155,8 @@ __all__ = [
     "placement_to_proto",
     "pool_from_proto",
     "pool_to_proto",
+    "queued_job_from_proto",
+    "queued_job_to_proto",
     "rebalance_run_from_proto",
     "rebalance_run_page_from_proto",
     "rebalance_run_page_to_proto",
@@ -157,6 +173,12 @@ __all__ = [
     "spec_to_proto",
     "state_from_proto",
     "state_to_proto",
+    "tenant_status_from_proto",
+    "tenant_status_to_proto",
+    "usage_report_from_proto",
+    "usage_report_to_proto",
+    "usage_totals_from_proto",
+    "usage_totals_to_proto",
     "user_region_from_proto",
     "user_region_to_proto",
     "welcome_from_proto",

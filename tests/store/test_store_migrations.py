@@ -272,6 +272,51 @@ def test_upgrading_from_0005_gives_jobs_no_checkpoint_to_restore(store_url: str)
         assert (job.restore_ref, job.migration_checkpoint) == ("", False)
 
 
+def test_upgrading_from_0006_accounts_running_attempts_from_their_start(store_url: str) -> None:
+    engine = create_store_engine(store_url)
+    try:
+        _migrate_to(engine, "0006")
+        with engine.begin() as connection:
+            for job_id, state in (("j1", "running"), ("j2", "succeeded")):
+                connection.execute(
+                    text(
+                        "INSERT INTO jobs (job_id, created_seq, tenant, request_id, kind, state,"
+                        " site, spec_json, attempt, reason, cancel_requested, pool,"
+                        " start_failures_json, not_before_unix_ms, last_sequence,"
+                        " created_unix_ms, updated_unix_ms, migration_checkpoint, restore_ref)"
+                        " VALUES (:id, :seq, 't', :id, 'training', :state, 'gansu-1', :spec, 2,"
+                        " '', false, 'a800', '[]', 0, 1, 1, 1, false, '')"
+                    ),
+                    {"id": job_id, "seq": int(job_id[1:]), "state": state, "spec": "{}"},
+                )
+            connection.execute(
+                text(
+                    "INSERT INTO job_events (sequence, job_id, tenant, kind, state, cause,"
+                    " time_unix_ms, site, attempt, message) VALUES"
+                    " (1, 'j1', 't', 'training', 'running', 'x', 5000, 'gansu-1', 1, ''),"
+                    " (2, 'j1', 't', 'training', 'running', 'x', 7000, 'gansu-1', 2, '')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO holds (job_id, attempt, site, accelerator, count, cpu_cores,"
+                    " memory_gb, expected_end_unix_ms) VALUES"
+                    " ('j1', 2, 'gansu-1', 'a800', 8, 16.0, 128.0, 0),"
+                    " ('j1', 2, 'gansu-1', 'h20', 2, 4.0, 32.0, 0)"
+                )
+            )
+        upgrade_to_head(engine)
+        _assert_schema_matches(engine)
+    finally:
+        engine.dispose()
+    with open_store(store_url) as store:
+        [run] = store.open_runs()
+        assert (run.job_id, run.attempt, run.tenant, run.site) == ("j1", 2, "t", "gansu-1")
+        assert run.pools == (("a800", 8), ("h20", 2)) and run.cpu_cores == 20.0
+        assert run.started_unix_ms == run.accounted_until_unix_ms == 7000
+        assert store.usage_records() == []
+
+
 def test_in_memory_sqlite_works() -> None:
     with open_store("sqlite://") as store:
         assert store.last_sequence() == 0 and store.dialect == "sqlite"
