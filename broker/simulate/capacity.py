@@ -7,6 +7,7 @@ from types import MappingProxyType
 
 from broker.placement.snapshot import FederationSnapshot, SiteCapacity
 from computenet.types import SiteStatus
+from computenet.workload import WorkloadJob
 from topology import Topology
 from topology.pool_fit import Allocation, CardPool, allocation_watts, fit, pools_by_watts
 
@@ -64,6 +65,18 @@ class Capacity:
     def watts(self, site: str, allocation: Allocation) -> float:
         """Board power of the allocated cards."""
         return allocation_watts(self.pools[site], allocation)
+
+    def speed(self, site: str, allocation: Allocation, job: WorkloadJob) -> float:
+        """How fast the job runs on these cards relative to its reference model (1: as traced)."""
+        return 1.0
+
+    def cards_by_model(self) -> dict[str, int]:
+        """Cards offered per accelerator model over the federation."""
+        out: dict[str, int] = {}
+        for pools in self.pools.values():
+            for pool in pools:
+                out[pool.model] = out.get(pool.model, 0) + pool.cards
+        return out
 
     def take(self, site: str, allocation: Allocation) -> None:
         """Hold the cards; raises CapacityError rather than overcommit a pool."""

@@ -12,10 +12,11 @@ from broker.simulate.capacity import Capacity
 from broker.simulate.clock import DEFAULT_WINDOW_S, SECONDS_PER_HOUR
 from broker.simulate.engine_policies import EngineGreedy, EngineOptimal
 from broker.simulate.heuristics import CheapestEnergy, Nearest, RandomSite
+from broker.simulate.load import OfferedLoad, load_factor, offered_load, scale_arrivals
 from broker.simulate.metrics import PolicyMetrics, summarise
 from broker.simulate.policy_base import SimPolicy
 from broker.simulate.rebalancing import ReplayRebalancer
-from broker.simulate.replay import replay
+from broker.simulate.replay import never_fits, replay
 from computenet.workload import WorkloadJob
 from topology import Topology
 
@@ -72,6 +73,30 @@ class Scenario:
     """Run the rebalancing planner on the running jobs this often (0: never)."""
 
 
+def servable(jobs: Sequence[WorkloadJob], capacity: Capacity) -> list[WorkloadJob]:
+    """The jobs some pool could hold with everything free (the rest are "too large")."""
+    return [job for job in jobs if not never_fits(job, capacity)]
+
+
+def scenario_load(scenario: Scenario) -> OfferedLoad:
+    """Offered load of the scenario's servable jobs on its scaled pools."""
+    capacity = Capacity(scenario.topology, scenario.capacity_scale)
+    return offered_load(servable(scenario.jobs, capacity), capacity.cards_by_model())
+
+
+def jobs_at_load(
+    jobs: Sequence[WorkloadJob], topology: Topology, capacity_scale: float, target: float
+) -> tuple[list[WorkloadJob], float]:
+    """The jobs with arrivals compressed (or stretched) so the peak class load is `target`.
+
+    The factor is measured on the servable jobs; every job's arrival is scaled by it, so the
+    too-large ones keep their place in the timeline. Returns the jobs and the factor.
+    """
+    capacity = Capacity(topology, capacity_scale)
+    factor = load_factor(servable(jobs, capacity), capacity.cards_by_model(), target)
+    return scale_arrivals(jobs, factor), factor
+
+
 def run_policy(scenario: Scenario, name: str, *, progress: bool = False) -> PolicyMetrics:
     """Replay the scenario under one policy from empty capacity."""
     capacity = Capacity(scenario.topology, scenario.capacity_scale)
@@ -91,7 +116,8 @@ def run_policy(scenario: Scenario, name: str, *, progress: bool = False) -> Poli
         rebalancer=rebalancer,
     )
     log.info("replayed policy=%s jobs=%d wall_s=%.2f", name, len(result.runs), result.wall_s)
-    return summarise(result, capacity, scenario.config, policy.batch_stats())
+    load = offered_load(servable(scenario.jobs, capacity), capacity.cards_by_model())
+    return summarise(result, capacity, scenario.config, policy.batch_stats(), load)
 
 
 def compare(

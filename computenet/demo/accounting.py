@@ -141,15 +141,15 @@ class Totals:
 
 
 def totals(jobs: Sequence[PlacedJob]) -> Totals:
-    """Sum energy and carbon; SLO attainment as the simulator defines it (% of inference
-    card-hours within SLO)."""
+    """Sum energy and carbon; SLO attainment as the simulator defines it (the fraction of
+    inference card-hours within SLO)."""
     inference = [j for j in jobs if j.kind == "inference"]
     card_h = math.fsum(j.card_hours for j in inference)
     ok_h = math.fsum(j.card_hours for j in inference if within_slo(j))
     return Totals(
         energy_cny=math.fsum(j.energy_cny for j in jobs),
         carbon_t=math.fsum(j.carbon_kg for j in jobs) / KG_PER_TONNE,
-        slo_attainment=100.0 * ok_h / card_h if card_h > 0 else None,
+        slo_attainment=ok_h / card_h if card_h > 0 else None,
         inference_within_slo=sum(within_slo(j) for j in inference),
         inference_jobs=len(inference),
     )

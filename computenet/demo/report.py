@@ -39,8 +39,8 @@ def placement_table(summary: Summary) -> Table:
     return table
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} %"
+def _fraction(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def comparison_table(summary: Summary) -> Table:
@@ -54,12 +54,13 @@ def comparison_table(summary: Summary) -> Table:
     carbon_pct = 100.0 * (t.carbon_t - b.carbon_t) / b.carbon_t if b.carbon_t > 0 else 0.0
     table.add_row("carbon t", f"{t.carbon_t:,.3f}", f"{b.carbon_t:,.3f}", f"{carbon_pct:+.1f} %")
     slo_change = (
-        f"{t.slo_attainment - b.slo_attainment:+.1f} pt"
+        f"{t.slo_attainment - b.slo_attainment:+.3f}"
         if t.slo_attainment is not None and b.slo_attainment is not None
         else "-"
     )
     table.add_row(
-        "inference SLO", _pct(t.slo_attainment), _pct(b.slo_attainment), slo_change,
+        "inference SLO (fraction)", _fraction(t.slo_attainment), _fraction(b.slo_attainment),
+        slo_change,
     )  # fmt: skip
     return table
 

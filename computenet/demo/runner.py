@@ -263,8 +263,8 @@ class DemoRun:
 
     def _draw(self, summary: Summary, accounted: Sequence[PlacedJob]) -> None:
         t, b = summary.totals, summary.baseline
-        slo = "-" if t.slo_attainment is None else f"{t.slo_attainment:.1f} %"
-        base_slo = "-" if b.slo_attainment is None else f"{b.slo_attainment:.1f} %"
+        slo = "-" if t.slo_attainment is None else f"{t.slo_attainment:.3f}"
+        base_slo = "-" if b.slo_attainment is None else f"{b.slo_attainment:.3f}"
         notes = [
             f"{len(accounted)} jobs from the first {self.options.days} trace days "
             "(Philly + Alibaba GenAI)",

@@ -148,7 +148,7 @@ def test_demo_numbers_match_the_broker_and_nothing_is_left(demo: Any) -> None:
         for j in inference
         if j.spec.inference
     )
-    assert summary["slo_attainment"] == 100.0
+    assert summary["slo_attainment"] == 1.0
     assert summary["placements"]["training"]["west"] > summary["placements"]["training"]["east"]
 
     workload = Path(summary["workdir"]) / "workload.csv"
