@@ -1,5 +1,12 @@
 """The federation as a graph: sites, user regions and links with precomputed lookups."""
 
+from topology.accelerators import (
+    WORKLOADS,
+    AcceleratorModel,
+    Catalogue,
+    UnknownAcceleratorError,
+    Workload,
+)
 from topology.errors import NoRouteError, TopologyError, TopologyIssue, UnknownNodeError
 from topology.graph import Topology
 from topology.loader import default_topology, load_topology, parse_topology
@@ -9,7 +16,10 @@ from topology.synthetic import synthetic_topology
 
 __all__ = [
     "CST",
+    "WORKLOADS",
+    "AcceleratorModel",
     "AcceleratorPool",
+    "Catalogue",
     "Link",
     "NoRouteError",
     "RegionId",
@@ -20,8 +30,10 @@ __all__ = [
     "Topology",
     "TopologyError",
     "TopologyIssue",
+    "UnknownAcceleratorError",
     "UnknownNodeError",
     "UserRegion",
+    "Workload",
     "default_topology",
     "hour_of_day_cst",
     "load_topology",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
@@ -10,6 +11,7 @@ import networkx as nx
 import numpy as np
 
 from located_yaml import field_path
+from topology.accelerators import AcceleratorModel, Catalogue, catalogue_from_pools
 from topology.checks import consistency_problems
 from topology.errors import NoRouteError, TopologyError, TopologyIssue, UnknownNodeError
 from topology.model import Link, RegionId, Site, SiteId, UserRegion
@@ -26,6 +28,7 @@ class Topology:
     """
 
     __slots__ = (
+        "_catalogue",
         "_graph",
         "_index",
         "_links",
@@ -42,7 +45,12 @@ class Topology:
     )
 
     def __init__(
-        self, sites: Iterable[Site], regions: Iterable[UserRegion] = (), links: Iterable[Link] = ()
+        self,
+        sites: Iterable[Site],
+        regions: Iterable[UserRegion] = (),
+        links: Iterable[Link] = (),
+        *,
+        accelerators: Catalogue | None = None,
     ) -> None:
         self._sites = tuple(sites)
         self._regions = tuple(regions)
@@ -66,6 +74,14 @@ class Topology:
             s.id: PriceSchedule(s.hourly_price_cny_per_kwh) for s in self._sites
         }
         self._graph = self._build_graph()
+        # models only pools name (synthetic topologies) join with TFLOPS-ratio throughput
+        self._catalogue = catalogue_from_pools(
+            self._sites,
+            accelerators.models.values() if accelerators else (),
+            accelerators.reference if accelerators else None,
+        )
+        if accelerators is not None and accelerators.speed_blind:
+            self._catalogue = self._catalogue.equal_speeds()
 
     # -- accessors -------------------------------------------------------------------------------
 
@@ -206,6 +222,45 @@ class Topology:
     def carbon_kg(self, site: str, kwh: float) -> float:
         """Emissions of `kwh` at a site: kwh x grid factor x (1 - green share)."""
         return kwh * self.site(site).effective_carbon_kg_per_kwh
+
+    # -- accelerators ----------------------------------------------------------------------------
+
+    @property
+    def accelerators(self) -> Mapping[str, AcceleratorModel]:
+        """The accelerator catalogue: every model the topology knows (and every pool's model)."""
+        return self._catalogue.models
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The catalogue object itself (reference model, speed-blindness)."""
+        return self._catalogue
+
+    @property
+    def speed_blind(self) -> bool:
+        """True for a topology from `with_equal_speeds`: every speed is 1.0."""
+        return self._catalogue.speed_blind
+
+    def accelerator(self, model: str) -> AcceleratorModel:
+        """The catalogue entry of a model; UnknownAcceleratorError (a KeyError) otherwise."""
+        return self._catalogue.model(model)
+
+    def speed(self, model: str, reference: str, workload: str) -> float:
+        """Throughput of `model` over `reference` in a workload class (1.0 if they are equal).
+
+        Hours estimated on `reference` take `hours / speed(...)` on `model`. Raises
+        UnknownAcceleratorError for an unknown model and ValueError for an unknown class.
+        """
+        return self._catalogue.speed(model, reference, workload)
+
+    def with_equal_speeds(self) -> Topology:
+        """The same topology whose `speed` is always 1.0: replays "as if all cards were equal".
+
+        Power, memory and everything else stay; only duration scaling is switched off. Cheap:
+        the route and price tables are shared, not rebuilt.
+        """
+        clone = copy.copy(self)
+        clone._catalogue = self._catalogue.equal_speeds()
+        return clone
 
     # -- internals -------------------------------------------------------------------------------
 

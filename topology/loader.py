@@ -31,11 +31,11 @@ def parse_topology(text: str, file: str = "<string>") -> Topology:
         schema = validate_mapping(TopologyFile, doc, file=file)
     except LocatedError as exc:
         raise TopologyError(exc.issues) from None
-    sites, regions, links, problems = build_records(schema)
+    sites, regions, links, catalogue, problems = build_records(schema)
     problems += consistency_problems(sites, regions, links) if not problems else []
     if problems:
         raise TopologyError(locate(file, doc, problems))
-    return Topology(sites, regions, links)
+    return Topology(sites, regions, links, accelerators=catalogue)
 
 
 @functools.cache

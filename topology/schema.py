@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import re
+from types import MappingProxyType
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from located_yaml import Loc, Problem
+from topology.accelerators import (
+    WORKLOADS,
+    AcceleratorModel,
+    Catalogue,
+    catalogue_from_pools,
+    complete_throughput,
+)
 from topology.model import (
     ID_PATTERN,
     AcceleratorPool,
@@ -35,6 +43,9 @@ class AcceleratorSpec(_Entry):
     memory_gb: PositiveFloat
     tflops_bf16: PositiveFloat
     watts: PositiveFloat
+    throughput: dict[str, PositiveFloat] = Field(default_factory=dict)
+    """Relative throughput per workload class (`throughput_reference` = 1.0); classes left out
+    default to the dense TFLOPS ratio to the reference model."""
     provenance: Provenance = Field(default_factory=dict)
 
 
@@ -104,6 +115,8 @@ class TopologyFile(BaseModel):
     sources: dict[str, str] = {}
     models: dict[str, str] = {}
     accelerators: dict[Annotated[str, Field(pattern=ID_PATTERN)], AcceleratorSpec] = {}
+    throughput_reference: str | None = None
+    """The accelerator whose throughput is 1.0 in every class (the unit of `throughput`)."""
     tou_profiles: dict[str, list[TouBand]] = {}
     sites: list[SiteEntry] = Field(min_length=1)
     user_regions: list[RegionEntry] = []
@@ -112,9 +125,10 @@ class TopologyFile(BaseModel):
 
 def build_records(
     doc: TopologyFile,
-) -> tuple[list[Site], list[UserRegion], list[Link], list[Problem]]:
+) -> tuple[list[Site], list[UserRegion], list[Link], Catalogue, list[Problem]]:
     """Resolve catalogue references and tariffs, collecting problems rather than stopping."""
     problems = _provenance_problems(doc)
+    declared = _catalogue(doc, problems)
     sites: list[Site] = []
     for i, entry in enumerate(doc.sites):
         pools = [
@@ -129,7 +143,53 @@ def build_records(
         )
     regions = [UserRegion(**r.model_dump(exclude={"provenance"})) for r in doc.user_regions]
     links = [Link(**x.model_dump(exclude={"provenance"})) for x in doc.links]
-    return sites, regions, links, problems
+    catalogue = catalogue_from_pools(sites, declared, doc.throughput_reference)
+    return sites, regions, links, catalogue, problems
+
+
+def _catalogue(doc: TopologyFile, problems: list[Problem]) -> list[AcceleratorModel]:
+    """The declared accelerator models with every workload class filled in."""
+    reference = doc.accelerators.get(doc.throughput_reference or "")
+    if doc.throughput_reference is not None and reference is None:
+        problems.append(
+            Problem(
+                ("throughput_reference",),
+                f"unknown accelerator {doc.throughput_reference!r} (add it to `accelerators`)",
+            )
+        )
+    models: list[AcceleratorModel] = []
+    for key, spec in doc.accelerators.items():
+        loc: Loc = ("accelerators", key, "throughput")
+        for workload, value in spec.throughput.items():
+            if workload not in WORKLOADS:
+                problems.append(
+                    Problem(
+                        (*loc, workload),
+                        f"unknown workload class {workload!r} (expected one of "
+                        f"{', '.join(WORKLOADS)})",
+                    )
+                )
+            elif spec is reference and value != 1.0:
+                problems.append(
+                    Problem((*loc, workload), f"the throughput reference must be 1.0 (got {value})")
+                )
+        if spec.throughput and reference is None:
+            problems.append(Problem(loc, "relative throughput needs `throughput_reference`"))
+        unit = reference.tflops_bf16 if reference is not None else 1.0
+        given: dict[str, float] = {w: v for w, v in spec.throughput.items() if w in WORKLOADS}
+        figures, filled = complete_throughput(given, spec.tflops_bf16, unit)
+        models.append(
+            AcceleratorModel(
+                id=key,
+                name=spec.name or key,
+                memory_gb=spec.memory_gb,
+                tflops_bf16=spec.tflops_bf16,
+                watts=spec.watts,
+                throughput=MappingProxyType(figures),
+                provenance=MappingProxyType({**spec.provenance, **filled}),
+            )
+        )
+    return models
 
 
 def _pool(
@@ -185,7 +245,7 @@ def _provenance_problems(doc: TopologyFile) -> list[Problem]:
     for loc, entry, provenance in groups:
         for field, basis in provenance.items():
             where = (*loc, "provenance", field)
-            if field not in type(entry).model_fields:
+            if not _names_a_field(entry, field):
                 problems.append(Problem(where, f"provenance for unknown field {field!r}"))
                 continue
             match = _PROVENANCE.match(basis)
@@ -201,4 +261,26 @@ def _provenance_problems(doc: TopologyFile) -> list[Problem]:
             if missing:
                 table = "sources" if match["basis"] == "S" else "models"
                 problems.append(Problem(where, f"unknown {table} key(s) {', '.join(missing)}"))
+    for key, spec in doc.accelerators.items():
+        untagged = [w for w in spec.throughput if f"throughput.{w}" not in spec.provenance]
+        problems += [
+            Problem(
+                ("accelerators", key, "throughput", w),
+                f"give its basis in `provenance` as 'throughput.{w}'",
+            )
+            for w in untagged
+            if w in WORKLOADS
+        ]
     return problems
+
+
+def _names_a_field(entry: BaseModel, field: str) -> bool:
+    """A field of the entry, or `throughput.<class>` for a class the accelerator gives."""
+    if field in type(entry).model_fields:
+        return True
+    prefix, _, workload = field.partition(".")
+    return (
+        isinstance(entry, AcceleratorSpec)
+        and prefix == "throughput"
+        and (workload in entry.throughput)
+    )
