@@ -97,6 +97,14 @@ def simulate_command(
             min=0.0,
         ),
     ] = None,
+    speed_blind: Annotated[
+        bool,
+        typer.Option(
+            "--speed-blind",
+            help="Policies decide as if every card were equally fast (runs still take as long "
+            "as the card they got makes them): what heterogeneity awareness buys.",
+        ),
+    ] = False,
     rebalance_every: Annotated[
         float,
         typer.Option(
@@ -124,7 +132,9 @@ def simulate_command(
             fail(PROG, str(exc), EXIT_USAGE)
     if export_workload is not None:
         export_jobs(jobs, export_workload)
-    scenario = Scenario(tuple(jobs), topo, capacity_scale=capacity_scale, seed=seed)
+    scenario = Scenario(
+        tuple(jobs), topo, capacity_scale=capacity_scale, seed=seed, speed_blind=speed_blind
+    )
     offered = scenario_load(scenario)
     results = compare(scenario, names, progress=len(loaded.jobs) >= LONG_RUN_JOBS)
     rebalanced = None
@@ -141,7 +151,7 @@ def simulate_command(
     title = (
         f"{loaded.name}: {len(jobs)} jobs, capacity x{capacity_scale:g}, "
         f"offered load {_load_text(offered.overall)} (peak class {_load_text(offered.peak)}), "
-        f"arrivals x{factor:.4g}, seed {seed}"
+        f"arrivals x{factor:.4g}, seed {seed}{', speed-blind' if speed_blind else ''}"
     )
     if plot is not None:
         plot_comparison(results, plot, title=title)
@@ -155,6 +165,7 @@ def simulate_command(
             offered=offered,
             load_target=load,
             arrival_factor=factor,
+            speed_blind=speed_blind,
         )
         if rebalanced is not None:
             document["rebalancing"] = rebalancing_json(results, rebalanced, rebalance_every)

@@ -36,7 +36,7 @@ def make_policy(
     if name == "nearest":
         return Nearest(topology)
     if name == "cheapest-energy":
-        return CheapestEnergy(topology, capacity.watts)
+        return CheapestEnergy(topology, capacity)
     if name == "random":
         return RandomSite(topology, seed)
     if name == "greedy":
@@ -71,6 +71,8 @@ class Scenario:
     window_s: float = DEFAULT_WINDOW_S
     rebalance_every_h: float = 0.0
     """Run the rebalancing planner on the running jobs this often (0: never)."""
+    speed_blind: bool = False
+    """Policies (and the pool rule) see every card as equally fast; runs keep the real speeds."""
 
 
 def servable(jobs: Sequence[WorkloadJob], capacity: Capacity) -> list[WorkloadJob]:
@@ -81,7 +83,12 @@ def servable(jobs: Sequence[WorkloadJob], capacity: Capacity) -> list[WorkloadJo
 def scenario_load(scenario: Scenario) -> OfferedLoad:
     """Offered load of the scenario's servable jobs on its scaled pools."""
     capacity = Capacity(scenario.topology, scenario.capacity_scale)
-    return offered_load(servable(scenario.jobs, capacity), capacity.cards_by_model())
+    return capacity_load(scenario.jobs, capacity)
+
+
+def capacity_load(jobs: Sequence[WorkloadJob], capacity: Capacity) -> OfferedLoad:
+    """Offered load of the servable jobs on the capacity's pools, at the cards' real speeds."""
+    return offered_load(servable(jobs, capacity), capacity.cards_by_model(), capacity.mean_speed)
 
 
 def jobs_at_load(
@@ -93,13 +100,17 @@ def jobs_at_load(
     too-large ones keep their place in the timeline. Returns the jobs and the factor.
     """
     capacity = Capacity(topology, capacity_scale)
-    factor = load_factor(servable(jobs, capacity), capacity.cards_by_model(), target)
+    factor = load_factor(
+        servable(jobs, capacity), capacity.cards_by_model(), target, capacity.mean_speed
+    )
     return scale_arrivals(jobs, factor), factor
 
 
 def run_policy(scenario: Scenario, name: str, *, progress: bool = False) -> PolicyMetrics:
     """Replay the scenario under one policy from empty capacity."""
-    capacity = Capacity(scenario.topology, scenario.capacity_scale)
+    capacity = Capacity(
+        scenario.topology, scenario.capacity_scale, speed_blind=scenario.speed_blind
+    )
     policy = make_policy(
         name, scenario.topology, capacity, seed=scenario.seed, config=scenario.config
     )
@@ -116,7 +127,7 @@ def run_policy(scenario: Scenario, name: str, *, progress: bool = False) -> Poli
         rebalancer=rebalancer,
     )
     log.info("replayed policy=%s jobs=%d wall_s=%.2f", name, len(result.runs), result.wall_s)
-    load = offered_load(servable(scenario.jobs, capacity), capacity.cards_by_model())
+    load = capacity_load(scenario.jobs, capacity)
     return summarise(result, capacity, scenario.config, policy.batch_stats(), load)
 
 

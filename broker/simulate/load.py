@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -87,9 +87,10 @@ def arrival_window(jobs: Sequence[WorkloadJob]) -> Window:
 class OfferedLoad:
     """Card-hours demanded per card-hour available over a window, overall and per class.
 
-    A class's demand is the card-hours (on the reference model) inside the window that the jobs
-    able to run only on the class's models (accepted set a subset of them) would hold if each
-    started on arrival; its supply is the class's cards times the window. `overall` is all
+    A class's demand is the card-hours inside the window that the jobs able to run only on the
+    class's models (accepted set a subset of them) would hold if each started on arrival on an
+    average card it accepts (its reference duration over the card-weighted mean speed of its
+    models); its supply is the class's cards times the window. `overall` is all
     demand over all cards. None where the window is empty. Counting only card-hours inside the
     window keeps a multi-week job that arrives late from loading a short window with work it
     could never do there.
@@ -127,17 +128,31 @@ def _ratio(demand: float, cards: int, hours: float) -> float | None:
     return demand / supply if supply > 0 and math.isfinite(supply) else None
 
 
-def card_hours(job: WorkloadJob, window: Window) -> float:
-    """Card-hours on its reference model a job would hold inside the window from its arrival."""
-    return job.count * window.overlap_h(job.submit_s, job.submit_s + job.duration_s)
+MeanSpeed = Callable[[WorkloadJob], float]
+"""A job's card-weighted mean speed over the models it accepts (1: durations as traced)."""
 
 
-def offered_load(jobs: Sequence[WorkloadJob], cards_by_model: Mapping[str, int]) -> OfferedLoad:
+def _as_traced(job: WorkloadJob) -> float:
+    return 1.0
+
+
+def card_hours(job: WorkloadJob, window: Window, speed: float = 1.0) -> float:
+    """Card-hours a job would hold inside the window from its arrival at `speed`."""
+    return job.count * window.overlap_h(job.submit_s, job.submit_s + job.duration_s / speed)
+
+
+def offered_load(
+    jobs: Sequence[WorkloadJob],
+    cards_by_model: Mapping[str, int],
+    mean_speed: MeanSpeed = _as_traced,
+) -> OfferedLoad:
     """Offered load of `jobs` on pools holding `cards_by_model`, over their arrival window."""
     window = arrival_window(jobs)
     classes = job_classes(jobs, cards_by_model)
     all_models = next(iter(classes))
-    accepted = [(accepted_models(job, all_models), card_hours(job, window)) for job in jobs]
+    accepted = [
+        (accepted_models(job, all_models), card_hours(job, window, mean_speed(job))) for job in jobs
+    ]
     loads: dict[str, float | None] = {}
     models: dict[str, frozenset[str]] = {}
     for key, group in classes.items():
@@ -175,13 +190,19 @@ REL_TOLERANCE = 1e-6
 
 
 def _peak_at(
-    jobs: Sequence[WorkloadJob], cards_by_model: Mapping[str, int], factor: float
+    jobs: Sequence[WorkloadJob],
+    cards_by_model: Mapping[str, int],
+    factor: float,
+    mean_speed: MeanSpeed,
 ) -> float:
-    return offered_load(scale_arrivals(jobs, factor), cards_by_model).peak or 0.0
+    return offered_load(scale_arrivals(jobs, factor), cards_by_model, mean_speed).peak or 0.0
 
 
 def load_factor(
-    jobs: Sequence[WorkloadJob], cards_by_model: Mapping[str, int], target: float
+    jobs: Sequence[WorkloadJob],
+    cards_by_model: Mapping[str, int],
+    target: float,
+    mean_speed: MeanSpeed = _as_traced,
 ) -> float:
     """The arrival factor that brings the most loaded class's offered load to `target`.
 
@@ -195,18 +216,18 @@ def load_factor(
     if arrival_window(jobs).hours <= 0:
         raise LoadError("cannot scale to an offered load: the workload needs two arrival times")
     low, high = FACTOR_RANGE
-    reachable = _peak_at(jobs, cards_by_model, high)
+    reachable = _peak_at(jobs, cards_by_model, high, mean_speed)
     if reachable < target:
         raise LoadError(
             f"offered load {target:g} is out of reach: with every arrival compressed into one "
             f"instant the most loaded class reaches {reachable:.3g} (fewer cards, via "
             "--capacity-scale, or more jobs, via --limit, raise it)"
         )
-    if _peak_at(jobs, cards_by_model, low) >= target:
+    if _peak_at(jobs, cards_by_model, low, mean_speed) >= target:
         return low
     for _ in range(200):
         middle = math.sqrt(low * high)
-        if _peak_at(jobs, cards_by_model, middle) < target:
+        if _peak_at(jobs, cards_by_model, middle, mean_speed) < target:
             low = middle
         else:
             high = middle
@@ -216,8 +237,11 @@ def load_factor(
 
 
 def at_load(
-    jobs: Sequence[WorkloadJob], cards_by_model: Mapping[str, int], target: float
+    jobs: Sequence[WorkloadJob],
+    cards_by_model: Mapping[str, int],
+    target: float,
+    mean_speed: MeanSpeed = _as_traced,
 ) -> tuple[list[WorkloadJob], float]:
     """The jobs with arrivals scaled so the peak class load is `target`, and the factor used."""
-    factor = load_factor(jobs, cards_by_model, target)
+    factor = load_factor(jobs, cards_by_model, target, mean_speed)
     return scale_arrivals(jobs, factor), factor

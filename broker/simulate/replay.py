@@ -101,11 +101,7 @@ def _queue_key(job: WorkloadJob, seq: int) -> tuple[int, float, int]:
 
 def never_fits(job: WorkloadJob, capacity: Capacity) -> bool:
     """True if no site could ever give the job its cards, even with everything free."""
-    for pools in capacity.pools.values():
-        usable = [p.cards for p in pools if not job.accelerator or p.model == job.accelerator]
-        if (max(usable, default=0) if job.gang else sum(usable)) >= job.count and usable:
-            return False
-    return True
+    return capacity.never_fits(job)
 
 
 def replay(
@@ -208,7 +204,7 @@ def _migrate(runs: list[Run], move: Migration, capacity: Capacity, now: float) -
     """Cut the moved run at `now` and return the rest at the target (None if it does not fit)."""
     old = runs[move.run_index]
     job = old.job
-    allocation = capacity.fit(move.site, job.accelerator, job.count, job.gang)
+    allocation = capacity.fit(move.site, job)
     if allocation is None or old.end_s <= now:
         return None
     capacity.give_back(old.site, old.allocation)

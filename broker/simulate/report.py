@@ -26,6 +26,7 @@ def report_json(
     offered: OfferedLoad,
     load_target: float | None = None,
     arrival_factor: float = 1.0,
+    speed_blind: bool = False,
 ) -> dict[str, object]:
     """The documented JSON shape of `simulate --json`."""
     return {
@@ -37,6 +38,7 @@ def report_json(
         "offered_load": offered.to_json(),
         "load_target": load_target,
         "arrival_factor": round(arrival_factor, 6),
+        "speed_blind": speed_blind,
     }
 
 

@@ -71,6 +71,7 @@ def test_json_shape(tmp_path: Path) -> None:
         "offered_load",
         "load_target",
         "arrival_factor",
+        "speed_blind",
     }
     assert (document["workload"], document["topology"]) == ("philly,alibaba-genai", "default")
     assert (document["capacity_scale"], document["seed"]) == (DEFAULT_CAPACITY_SCALE, 2)
