@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AliasChoices,
@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -34,6 +35,7 @@ from computenet.spec_limits import (
     ConstraintEntries,
     LabelKey,
     LabelValue,
+    ModelIds,
     Text,
     enforced,
     spec_size_violation,
@@ -45,6 +47,8 @@ from located_yaml.limits import YamlLimits
 __all__ = [
     "MAX_COMMAND_ARGS",
     "MAX_NAME_CHARS",
+    "WORKLOADS",
+    "WORKLOAD_BY_KIND",
     "Checkpoint",
     "Constraints",
     "Dataset",
@@ -52,6 +56,7 @@ __all__ = [
     "JobSpec",
     "RegionDemand",
     "Resources",
+    "Workload",
     "checked_spec",
     "load_spec",
     "parse_spec",
@@ -60,9 +65,24 @@ __all__ = [
 
 _Frozen = ConfigDict(extra="forbid", frozen=True)
 
+Workload = Literal["llm-training", "vision-training", "llm-inference", "generic"]
+WORKLOADS: tuple[Workload, ...] = get_args(Workload)
+"""Workload classes of the accelerator catalogue (the same as `topology.WORKLOADS`)."""
+WORKLOAD_BY_KIND: dict[str, Workload] = {
+    "training": "llm-training",
+    "inference": "llm-inference",
+    "batch": "generic",
+}
+"""The workload class of a job that names none, by its kind."""
+
 
 class Resources(BaseModel):
-    """Accelerators and host resources for the job (per replica for inference)."""
+    """Accelerators and host resources for the job (per replica for inference).
+
+    A job names one accelerator model (`accelerator`), several it accepts (`accelerators`,
+    with the `reference` its duration is estimated on), or none (any model, durations taken
+    as they are on every model).
+    """
 
     model_config = _Frozen
     accelerator: Text = Field(
@@ -73,6 +93,68 @@ class Resources(BaseModel):
         1.0, ge=0, le=1_000_000, validation_alias=AliasChoices("cpu_cores", "cpu")
     )
     memory_gb: float = Field(4.0, ge=0, le=100_000_000)
+    accelerators: ModelIds = Field(
+        (), description="Accelerator models the job accepts; placement chooses one."
+    )
+    reference: Text = Field(
+        "",
+        max_length=MAX_ID_CHARS,
+        description="Model `duration_hours` is estimated on; default the first accepted one.",
+    )
+    workload: Text = Field(
+        "", description="Workload class that sets the models' relative speed; default by kind."
+    )
+    min_memory_gb: float = Field(
+        0.0, ge=0, le=100_000, description="Device memory each card must have, GB."
+    )
+
+    @field_validator("accelerators")
+    @classmethod
+    def _one_way_to_name_models(
+        cls, models: tuple[str, ...], info: ValidationInfo
+    ) -> tuple[str, ...]:
+        if models and info.data.get("accelerator"):
+            raise ValueError("give `accelerator` (one model) or `accelerators`, not both")
+        repeated = sorted({m for m in models if models.count(m) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(map(repr, repeated))} listed more than once")
+        return models
+
+    @field_validator("workload")
+    @classmethod
+    def _known_workload(cls, workload: str) -> str:
+        if workload and workload not in WORKLOADS:
+            raise ValueError(f"unknown workload class {workload!r}; known: {', '.join(WORKLOADS)}")
+        return workload
+
+    @field_validator("reference")
+    @classmethod
+    def _reference_is_accepted(cls, reference: str, info: ValidationInfo) -> str:
+        if not reference:
+            return reference
+        accepted = info.data.get("accelerators") or (
+            (info.data["accelerator"],) if info.data.get("accelerator") else ()
+        )
+        if not accepted:
+            raise ValueError("a reference model needs `accelerators` (or `accelerator`)")
+        if reference not in accepted:
+            raise ValueError(
+                f"{reference!r} is not one of the accepted models ({', '.join(accepted)})"
+            )
+        return reference
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        """The models the job may run on; empty means any model."""
+        if self.accelerators:
+            return tuple(self.accelerators)
+        return (self.accelerator,) if self.accelerator else ()
+
+    @property
+    def reference_model(self) -> str:
+        """The model `duration_hours` is estimated on ("" when the job names no model)."""
+        accepted = self.accepted
+        return self.reference or (accepted[0] if accepted else "")
 
 
 class Dataset(BaseModel):
@@ -160,6 +242,12 @@ class JobSpec(BaseModel):
         return self.inference.replicas if self.inference else 1
 
     @property
+    def workload(self) -> Workload:
+        """The job's workload class: as given, or by kind (training: llm-training, ...)."""
+        given = self.resources.workload
+        return given if given in WORKLOADS else WORKLOAD_BY_KIND[self.kind]  # type: ignore[return-value]
+
+    @property
     def accelerators_total(self) -> int:
         """Accelerators the whole job holds (all replicas), as the broker and agents count it."""
         return self.resources.count * self.replicas
@@ -175,10 +263,15 @@ class JobSpec(BaseModel):
         return self.resources.memory_gb * self.replicas
 
     def in_pool(self, pool: str) -> JobSpec:
-        """This spec pinned to the pool placement chose (unchanged if it names a model)."""
+        """This spec pinned to the pool placement chose (unchanged if it names one model).
+
+        A job that accepted several models names the chosen one alone; its workload class and
+        memory floor stay, its `duration_hours` is still the reference model's estimate.
+        """
         if not pool or self.resources.accelerator:
             return self
-        resources = self.resources.model_copy(update={"accelerator": pool})
+        update = {"accelerator": pool, "accelerators": (), "reference": ""}
+        resources = self.resources.model_copy(update=update)
         return self.model_copy(update={"resources": resources})
 
     def canonical_json(self) -> str:

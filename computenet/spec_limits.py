@@ -23,6 +23,8 @@ MAX_ID_CHARS = 64
 """Accelerator models, topology node, region, site and province ids."""
 MAX_CONSTRAINT_ENTRIES = 256
 """Entries of each constraints list."""
+MAX_ACCEPTED_MODELS = 32
+"""Accelerator models one job may accept (`resources.accelerators`)."""
 MAX_USER_REGIONS = 256
 MAX_COMMAND_ARGS = 256
 MAX_ARG_CHARS = 4096
@@ -127,6 +129,10 @@ LabelValue = Annotated[str, AfterValidator(_label_value)]
 ConstraintEntries = Annotated[
     tuple[Annotated[Text, _bounded(MAX_ID_CHARS, "characters")], ...],
     _bounded(MAX_CONSTRAINT_ENTRIES, "entries"),
+]
+ModelIds = Annotated[
+    tuple[Annotated[Text, _bounded(MAX_ID_CHARS, "characters")], ...],
+    _bounded(MAX_ACCEPTED_MODELS, "models"),
 ]
 
 

@@ -246,13 +246,20 @@ class SiteInfo:
 
 @dataclass(frozen=True, slots=True)
 class CandidateSite:
-    """Cost breakdown and verdict for one candidate site of a placement."""
+    """Cost breakdown and verdict for one candidate site (and accelerator model) of a placement.
+
+    `accelerator` is the pool model the costs are for ("" for a rejected site or host cores)
+    and `run_hours` the job's run time there: its duration on its reference model over that
+    model's speed.
+    """
 
     site: SiteId
     feasible: bool
     reason: str = ""
     terms_cny: dict[str, float] = field(default_factory=dict)
     total_cny: float = 0.0
+    accelerator: str = ""
+    run_hours: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +281,8 @@ class Placement:
                     "reason": c.reason,
                     "terms": dict(c.terms_cny),
                     "total_cny": c.total_cny,
+                    "accelerator": c.accelerator,
+                    "run_hours": c.run_hours,
                 }
                 for c in self.candidates
             ],

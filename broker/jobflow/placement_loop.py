@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from broker.control import Allocation, Placed, PoolShare
 from broker.jobflow.capacity_view import CapacityView
 from broker.jobflow.driver import JobDriver
-from broker.placement import FederationSnapshot, Policy, place, place_batch
+from broker.placement import FederationSnapshot, JobDemand, Policy, place, place_batch
+from broker.placement.runtime import run_hours
 from broker.sites.registry import SiteRegistry
 from broker.writer import StoreWriter
 from computenet.spec import JobSpec
 from computenet.types import Job, JobEvent, JobId, JobState, Placement, SiteId
+from topology import Topology
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +93,17 @@ def placement_to_json(placement: Placement) -> str:
     return json.dumps({**placement.to_dict(), "decision_ms": placement.decision_ms})
 
 
-def allocation_for(spec: JobSpec, site: SiteId, pool: str, now_ms: int) -> Allocation:
-    """What an attempt of `spec` holds when placed in `pool` at `site` (all replicas)."""
+def allocation_for(
+    spec: JobSpec, site: SiteId, pool: str, now_ms: int, *, topology: Topology | None = None
+) -> Allocation:
+    """What an attempt of `spec` holds when placed in `pool` at `site` (all replicas).
+
+    The hold is expected to end after the job's run time on that pool's model (its duration
+    on its reference model over the model's speed, when `topology` is given).
+    """
     hours = spec.duration_hours or 0.0
+    if topology is not None and hours:
+        hours = run_hours(JobDemand.from_spec(spec), topology, pool)
     return Allocation(
         site=site,
         shares=(PoolShare(pool if spec.accelerators_total else "", spec.accelerators_total),),
@@ -256,7 +266,11 @@ class PlacementLoop:
                 continue
             self.pending_reasons.pop(job.job_id, None)
             allocation = allocation_for(
-                job.spec, SiteId(site), result.models.get(job.job_id, ""), now_ms
+                job.spec,
+                SiteId(site),
+                result.models.get(job.job_id, ""),
+                now_ms,
+                topology=snapshot.topology,
             )
             why = explainer.now_or_later(job, SiteId(site), allocation.pool, result.method)
             pairs.append((job, Placed(allocation, placement_json=why)))

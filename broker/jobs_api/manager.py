@@ -205,6 +205,8 @@ def placement_from_json(text: str) -> Placement:
                 reason=c["reason"],
                 terms_cny=c["terms"],
                 total_cny=c["total_cny"],
+                accelerator=c.get("accelerator", ""),
+                run_hours=c.get("run_hours", 0.0),
             )
             for c in data["candidates"]
         ),

@@ -18,6 +18,7 @@ from broker.placement.delay import add_delay_costs, contention, pool_cards
 from broker.placement.demand import DemandArrays, JobDemand
 from broker.placement.engine import rejection_reasons
 from broker.placement.policy import Policy, evaluate_many
+from broker.placement.runtime import run_hours_many
 from broker.placement.tables import EvalContext, FloatArray, IntArray
 from computenet.spec import JobSpec
 
@@ -183,7 +184,8 @@ def _price_delay(
     for chunk in priced:
         arrays = chunk.arrays
         rho_here = rho[chunk.opts]
-        delay = add_delay_costs(chunk.cost, arrays.duration_h, arrays.cards, rho_here, value)
+        run_h = run_hours_many(arrays, ctx, chunk.opts)
+        delay = add_delay_costs(chunk.cost, run_h, arrays.cards, rho_here, value)
         most = max(most, delay)
     for cls in classes:
         cls.penalty += most * value * max(cls.demand.cards, 1)

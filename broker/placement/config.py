@@ -6,6 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from topology.energy import (
+    DEFAULT_CPU_WATTS_PER_CORE,
+    DEFAULT_HOST_WATTS_PER_CARD,
+    DEFAULT_UTILISATION,
+    EnergyModel,
+)
+
 TERM_NAMES = ("energy", "carbon", "data_movement", "queue_wait", "reliability", "latency")
 
 
@@ -34,9 +41,27 @@ class PolicyConfig(BaseModel):
         ),
     )
     cpu_watts_per_core: float = Field(
-        3.0,
+        DEFAULT_CPU_WATTS_PER_CORE,
         ge=0,
-        description="Host power per requested CPU core in W (a 128-core, 360 W server CPU).",
+        description=(
+            "Host power per requested CPU core in W (a 128-core, 360 W server CPU); a job "
+            "draws the larger of its cores' power and its cards' host share."
+        ),
+    )
+    host_watts_per_card: float = Field(
+        DEFAULT_HOST_WATTS_PER_CARD,
+        ge=0,
+        description=(
+            "Host share of each card's server in W (CPUs, memory, NICs, fans); modelled as "
+            "about half of a DGX A100's non-GPU maximum, (6.5 kW - 8 x 400 W) / 8."
+        ),
+    )
+    card_utilisation: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_UTILISATION),
+        description=(
+            "Mean board power as a share of rated board power, per workload class "
+            "(llm-training, vision-training, llm-inference, generic); modelled."
+        ),
     )
     latency_cny_per_ms_replica_hour: float = Field(
         0.5,
@@ -122,6 +147,20 @@ class PolicyConfig(BaseModel):
         if any(w < 0 for w in weights.values()):
             raise ValueError("term weights must be >= 0")
         return weights
+
+    @field_validator("card_utilisation")
+    @classmethod
+    def _known_classes(cls, shares: dict[str, float]) -> dict[str, float]:
+        EnergyModel(utilisation=shares)  # the energy model's own checks
+        return shares
+
+    def energy_model(self) -> EnergyModel:
+        """The energy model (topology.energy) with these settings."""
+        return EnergyModel(
+            utilisation=dict(self.card_utilisation),
+            host_watts_per_card=self.host_watts_per_card,
+            cpu_watts_per_core=self.cpu_watts_per_core,
+        )
 
     def weight(self, term: str) -> float:
         """The multiplier of a cost term (1 unless configured)."""

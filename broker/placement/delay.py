@@ -73,12 +73,14 @@ def add_delay_costs(
 ) -> float:
     """Add each option's delay cost to `cost` (jobs x options, inf where infeasible), in place.
 
-    `rho` holds the options' contention (columns of `cost`). Returns the largest delay cost per
-    card of any feasible option (in hours of a card's value), which the caller adds to every
-    pending penalty so that starting a job still beats leaving cards idle, while the job
-    imposing the least delay per card is started first.
+    `rho` holds the options' contention (columns of `cost`); `duration_h` is each job's run
+    time, one per job or one per job and option (on the option's model). Returns the largest
+    delay cost per card of any feasible option (in hours of a card's value), which the caller
+    adds to every pending penalty so that starting a job still beats leaving cards idle, while
+    the job imposing the least delay per card is started first.
     """
-    hours = duration_h[:, None] * rho[None, :]
+    run_h = duration_h if duration_h.ndim == 2 else duration_h[:, None]
+    hours = run_h * rho[None, :]
     hours = np.where((cards[:, None] > 0) & np.isfinite(cost), hours, 0.0)
     cost += hours * (cards[:, None] * value)
     return float(hours.max(initial=0.0))

@@ -20,6 +20,9 @@ class JobDemand:
 
     Two jobs with equal demands are interchangeable for placement, which is what lets batch
     placement group them into classes. Host resources and cards cover all inference replicas.
+    `accelerator` is the one model the job names ("" for any or several); `accepted` lists
+    every model it accepts (empty: any), `duration_h` is its run on `reference` ("": the same
+    on every model) for work of class `workload`.
     """
 
     accelerator: str
@@ -38,6 +41,15 @@ class JobDemand:
     allowed_provinces: frozenset[str]
     allowed_sites: frozenset[str]
     excluded_sites: frozenset[str]
+    accepted: tuple[str, ...] = ()
+    reference: str = ""
+    workload: str = "generic"
+    min_memory_gb: float = 0.0
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The models the job may use (empty: any), also for demands built with `accelerator`."""
+        return self.accepted or ((self.accelerator,) if self.accelerator else ())
 
     @property
     def has_residency_rules(self) -> bool:
@@ -50,8 +62,9 @@ class JobDemand:
         res, inference, cons = spec.resources, spec.inference, spec.constraints
         replicas = inference.replicas if inference is not None else 1
         dataset, checkpoint = spec.dataset, spec.checkpoint
+        accepted = res.accepted
         return cls(
-            accelerator=res.accelerator,
+            accelerator=accepted[0] if len(accepted) == 1 else "",
             cards=res.count * replicas,
             cpu_cores=res.cpu_cores * replicas,
             memory_gb=res.memory_gb * replicas,
@@ -67,6 +80,11 @@ class JobDemand:
             allowed_provinces=frozenset(cons.allowed_provinces),
             allowed_sites=frozenset(cons.allowed_sites),
             excluded_sites=frozenset(cons.excluded_sites),
+            # sorted: the order of accepted models is no part of the demand
+            accepted=tuple(sorted(accepted)),
+            reference=res.reference_model,
+            workload=spec.workload,
+            min_memory_gb=res.min_memory_gb,
         )
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from broker.placement.demand import DemandArrays, JobDemand
 from broker.placement.policy import Evaluation, Policy, evaluate, first_failures_many
+from broker.placement.runtime import run_hours
 from broker.placement.snapshot import FederationSnapshot
 from broker.placement.tables import EvalContext, context_for
 from computenet.spec import JobSpec
@@ -27,7 +28,8 @@ def place(
     """Choose the feasible site of least total cost for `spec`, or None if no site passes.
 
     Candidates list feasible sites cheapest first, then rejected sites in topology order with
-    the first filter they failed. Ties go to the site defined first in the topology. With
+    the first filter they failed. Ties go to the site defined first in the topology. A job
+    that accepts several models lists each feasible (site, model) pair. With
     `explain_limit`, at most that many feasible and that many rejected sites are listed (the
     choice is the same), which keeps explanations small on federations of many sites.
     """
@@ -48,27 +50,33 @@ def explain(
     evaluation: Evaluation,
     limit: int | None = None,
 ) -> tuple[CandidateSite, ...]:
-    """One candidate per site: its best feasible option's costs, or why its options failed.
+    """Per site its best feasible option's costs (each feasible option's for a job accepting
+    several models), or why its options failed.
 
-    With `limit`, the cheapest `limit` feasible sites and the first `limit` rejected ones.
+    With `limit`, the cheapest `limit` feasible candidates and the first `limit` rejected sites.
     """
     table = ctx.table
     feasible_sites = table.opt_site[evaluation.feasible]
     best = _cheapest_per_site(feasible_sites, evaluation.total_cny, len(table.site_ids))
     names = policy.term_names
+    columns = range(len(evaluation.feasible)) if len(job.models) > 1 else best
     ranked = sorted(
-        (float(evaluation.total_cny[column]), site)
-        for site, column in enumerate(best)
+        (float(evaluation.total_cny[column]), int(feasible_sites[column]), column)
+        for column in columns
         if column >= 0
     )
     accepted: list[CandidateSite] = []
-    for total, site in ranked[:limit]:
-        column = best[site]
+    for total, site, column in ranked[:limit]:
         terms = {
             name: _cny(float(v))
             for name, v in zip(names, evaluation.term_cny[:, column], strict=True)
         }
-        accepted.append(CandidateSite(SiteId(table.site_ids[site]), True, "", terms, _cny(total)))
+        model = table.opt_model[int(evaluation.feasible[column])]
+        hours = run_hours(job, table.topology, model)
+        candidate = CandidateSite(
+            SiteId(table.site_ids[site]), True, "", terms, _cny(total), model, hours
+        )
+        accepted.append(candidate)
     rejected: list[CandidateSite] = []
     for site, site_id in enumerate(table.site_ids):
         if limit is not None and len(rejected) >= limit:

@@ -109,7 +109,10 @@ def _residency_problem(job: JobDemand, table: FederationTable, site: int) -> str
 
 
 class RequireAccelerator(_Batched):
-    """The option offers the requested model (any pool if unnamed; host only for CPU-only jobs)."""
+    """The option offers a model the job accepts, with at least its memory per card.
+
+    Any pool if the job names no model; host only for CPU-only jobs.
+    """
 
     name = "accelerator"
 
@@ -125,22 +128,40 @@ class RequireAccelerator(_Batched):
     def reason(self, job: JobDemand, ctx: EvalContext, opt: int) -> str:
         if job.cards == 0:
             return "CPU-only job runs on host cores"
-        return f"no {job.accelerator} accelerators" if job.accelerator else "no accelerators"
+        model = ctx.table.opt_model[opt]
+        if model and (not job.models or model in job.models) and job.min_memory_gb:
+            memory = float(ctx.table.opt_memory_gb[opt])
+            return f"{model} has {memory:g} GB per card, the job needs {job.min_memory_gb:g} GB"
+        return f"no {_either(job.models)} accelerators" if job.models else "no accelerators"
 
 
-def _model_key(job: JobDemand) -> tuple[str, bool]:
-    """What decides which options offer the job's accelerator: the model, and CPU-only."""
-    return job.accelerator, job.cards == 0
+def _either(models: tuple[str, ...]) -> str:
+    return models[0] if len(models) == 1 else f"{', '.join(models[:-1])} or {models[-1]}"
 
 
-def _acceptable(key: tuple[str, bool], table: FederationTable, opts: IntArray) -> BoolArray:
-    accelerator, cpu_only = key
+_ModelKey = tuple[tuple[str, ...], bool, float]
+
+
+def _model_key(job: JobDemand) -> _ModelKey:
+    """What decides which options offer the job's accelerator: the models, CPU-only, memory."""
+    return job.models, job.cards == 0, job.min_memory_gb
+
+
+def _acceptable(key: _ModelKey, table: FederationTable, opts: IntArray) -> BoolArray:
+    models, cpu_only, min_memory_gb = key
     if cpu_only:
         return table.model_mask[HOST_ONLY][opts]
-    if accelerator:
-        mask = table.model_mask.get(accelerator)
-        return np.zeros(len(opts), dtype=np.bool_) if mask is None else mask[opts]
-    return ~table.model_mask[HOST_ONLY][opts]
+    if models:
+        mask = np.zeros(len(opts), dtype=np.bool_)
+        for model in models:
+            offered = table.model_mask.get(model)
+            if offered is not None:
+                mask |= offered[opts]
+    else:
+        mask = ~table.model_mask[HOST_ONLY][opts]
+    if min_memory_gb > 0:
+        mask &= table.opt_memory_gb[opts] + _EPS >= min_memory_gb
+    return mask
 
 
 class RequireGangFit(_Batched):
@@ -182,7 +203,8 @@ class RequireGangFit(_Batched):
             return f"gang of {job.cards} {model} needs one pool, {int(free[opt])} free"
         site_opts = table.site_options[int(table.opt_site[opt])]
         total = int(free[site_opts[_acceptable(_model_key(job), table, site_opts)]].sum())
-        return f"needs {job.cards} {job.accelerator or 'accelerators'}, {total} free"
+        wanted = _either(job.models) if job.models else "accelerators"
+        return f"needs {job.cards} {wanted}, {total} free"
 
 
 def _whole_nodes_reason(

@@ -47,6 +47,7 @@ class FederationTable:
     opt_site: IntArray
     opt_model: tuple[str, ...]
     opt_watts: FloatArray
+    opt_memory_gb: FloatArray  # device memory per card, 0 for host-only options
     opt_pue: FloatArray
     opt_carbon_kg_per_kwh: FloatArray
     opt_mtbf_h: FloatArray
@@ -56,6 +57,7 @@ class FederationTable:
     site_options: tuple[IntArray, ...]
     model_mask: dict[str, BoolArray]
     _routes: dict[str, DataRoute | None] = field(default_factory=dict)
+    _speeds: dict[tuple[str, str], FloatArray] = field(default_factory=dict)
 
     @property
     def n_options(self) -> int:
@@ -80,6 +82,27 @@ class FederationTable:
         self._routes[origin] = route
         return route
 
+    def speeds(self, reference: str, workload: str) -> FloatArray:
+        """Each option's speed over `reference` for `workload` (1 for host-only options).
+
+        An empty or uncatalogued reference gives 1 everywhere: durations are then taken as
+        they are on every model.
+        """
+        key = (reference, workload)
+        hit = self._speeds.get(key)
+        if hit is None:
+            catalogue = self.topology.accelerators
+            known = reference in catalogue
+            hit = np.asarray(
+                [
+                    self.topology.speed(m, reference, workload) if known and m in catalogue else 1.0
+                    for m in self.opt_model
+                ],
+                dtype=np.float64,
+            )
+            self._speeds[key] = hit
+        return hit
+
     @classmethod
     def build(cls, topology: Topology) -> FederationTable:
         """Gather the topology's facts into option-indexed arrays."""
@@ -87,14 +110,17 @@ class FederationTable:
         opt_site: list[int] = []
         opt_model: list[str] = []
         opt_watts: list[float] = []
+        opt_memory_gb: list[float] = []
         for i, site in enumerate(sites):
             opt_site.append(i)
             opt_model.append(HOST_ONLY)
             opt_watts.append(0.0)
+            opt_memory_gb.append(0.0)
             for pool in site.pools:
                 opt_site.append(i)
                 opt_model.append(pool.model)
                 opt_watts.append(pool.watts)
+                opt_memory_gb.append(pool.memory_gb)
         at = np.asarray(opt_site, dtype=np.int64)
         hourly = np.asarray([s.hourly_price_cny_per_kwh for s in sites], dtype=np.float64)
         prefix = np.concatenate([np.zeros((len(sites), 1)), np.cumsum(hourly, axis=1)], axis=1)
@@ -112,6 +138,7 @@ class FederationTable:
             opt_site=at,
             opt_model=models,
             opt_watts=np.asarray(opt_watts, dtype=np.float64),
+            opt_memory_gb=np.asarray(opt_memory_gb, dtype=np.float64),
             opt_pue=np.asarray([s.pue for s in sites], dtype=np.float64)[at],
             opt_carbon_kg_per_kwh=np.asarray(
                 [s.effective_carbon_kg_per_kwh for s in sites], dtype=np.float64

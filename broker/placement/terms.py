@@ -12,7 +12,9 @@ import numpy as np
 
 from broker.placement.config import PolicyConfig
 from broker.placement.demand import DemandArrays, JobDemand
+from broker.placement.runtime import run_hours_many
 from broker.placement.tables import EvalContext, FloatArray, IntArray
+from topology.energy import EnergyModel, facility_kw
 
 HOURS_PER_DAY = 24
 BITS_PER_BYTE = 8.0
@@ -50,20 +52,30 @@ class _Batched:
 
 
 def power_kw(
-    job: JobDemand, ctx: EvalContext, opts: IntArray, cpu_watts_per_core: float
+    job: JobDemand, ctx: EvalContext, opts: IntArray, model: EnergyModel | float
 ) -> FloatArray:
-    """Facility power of the job at each option: (card watts + host watts) x PUE / 1000."""
-    return power_kw_many(DemandArrays.of((job,)), ctx, opts, cpu_watts_per_core)[0]
+    """Facility power of the job at each option by the energy model (topology.energy).
+
+    A bare number is taken as the model's CPU watts per core, all else at its defaults.
+    """
+    return power_kw_many(DemandArrays.of((job,)), ctx, opts, model)[0]
 
 
 def power_kw_many(
-    jobs: DemandArrays, ctx: EvalContext, opts: IntArray, cpu_watts_per_core: float
+    jobs: DemandArrays, ctx: EvalContext, opts: IntArray, model: EnergyModel | float
 ) -> FloatArray:
-    """`power_kw` of each job (rows) at each option (columns)."""
+    """`power_kw` of each job (rows) at each option (columns): IT watts x PUE / 1000."""
+    if not isinstance(model, EnergyModel):
+        model = EnergyModel(cpu_watts_per_core=model)
     table = ctx.table
-    host_w = jobs.cpu_cores[:, None] * cpu_watts_per_core
-    watts = table.opt_watts[opts][None, :] * jobs.cards[:, None] + host_w
-    return watts * table.opt_pue[opts][None, :] / 1000.0
+    out = np.empty((len(jobs), opts.size))
+    board_w = table.opt_watts[opts][None, :] * jobs.cards[:, None]
+    for workload, rows in jobs.groups(lambda d: d.workload):
+        it_w = model.it_watts(
+            board_w[rows], jobs.cards[rows, None], jobs.cpu_cores[rows, None], workload
+        )
+        out[rows] = facility_kw(it_w, table.opt_pue[opts][None, :])
+    return out
 
 
 def price_integral(
@@ -76,6 +88,26 @@ def price_integral(
     ends = np.append(start_hour + np.asarray(hours, dtype=np.float64), start_hour)
     cumulative = _cumulative(ctx, opts, ends)
     return cumulative[:-1] - cumulative[-1:]
+
+
+def price_integral_each(
+    ctx: EvalContext, opts: IntArray, start_hour: float, hours: FloatArray
+) -> FloatArray:
+    """`price_integral` with its own run length per job and option (`hours`: jobs x opts)."""
+    prefix, hourly = ctx.table.opt_prefix[opts], ctx.table.opt_hourly[opts]
+
+    def cumulative(hour: FloatArray) -> FloatArray:
+        days, rest = np.divmod(hour, HOURS_PER_DAY)
+        whole = rest.astype(np.int64)
+        full = whole >= HOURS_PER_DAY  # rest can round up to 24.0
+        days, whole = days + full, np.where(full, 0, whole)
+        rest = np.where(full, 0.0, rest)
+        cols = np.broadcast_to(np.arange(opts.size)[None, :], whole.shape)
+        daily = prefix[:, HOURS_PER_DAY][None, :]
+        return days * daily + prefix[cols, whole] + (rest - whole) * hourly[cols, whole]
+
+    start = np.full((1, opts.size), float(start_hour))
+    return cumulative(start + np.asarray(hours, dtype=np.float64)) - cumulative(start)
 
 
 def _cumulative(ctx: EvalContext, opts: IntArray, hour: FloatArray) -> FloatArray:
@@ -96,16 +128,20 @@ def _cumulative(ctx: EvalContext, opts: IntArray, hour: FloatArray) -> FloatArra
 
 
 class EnergyCost(_Batched):
-    """Electricity over the run window starting now, priced by the site's hourly schedule (CST)."""
+    """Electricity of the run starting now (topology.energy's model: cards at their utilisation
+    plus host share, x PUE), priced by the site's hourly schedule (CST) over its run time on the
+    option's model."""
 
     name = "energy"
 
-    def __init__(self, cpu_watts_per_core: float) -> None:
-        self.cpu_watts_per_core = cpu_watts_per_core
+    def __init__(self, model: EnergyModel | float) -> None:
+        self.model = (
+            model if isinstance(model, EnergyModel) else EnergyModel(cpu_watts_per_core=model)
+        )
 
     def cost_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> FloatArray:
-        kw = power_kw_many(jobs, ctx, opts, self.cpu_watts_per_core)
-        return kw * price_integral(ctx, opts, ctx.start_hour, jobs.duration_h)
+        kw = power_kw_many(jobs, ctx, opts, self.model)
+        return kw * price_integral_each(ctx, opts, ctx.start_hour, run_hours_many(jobs, ctx, opts))
 
 
 class CarbonCost(_Batched):
@@ -113,13 +149,15 @@ class CarbonCost(_Batched):
 
     name = "carbon"
 
-    def __init__(self, cpu_watts_per_core: float, carbon_price_cny_per_t: float) -> None:
-        self.cpu_watts_per_core = cpu_watts_per_core
+    def __init__(self, model: EnergyModel | float, carbon_price_cny_per_t: float) -> None:
+        self.model = (
+            model if isinstance(model, EnergyModel) else EnergyModel(cpu_watts_per_core=model)
+        )
         self.cny_per_kg = carbon_price_cny_per_t / KG_PER_TONNE
 
     def cost_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> FloatArray:
-        kw = power_kw_many(jobs, ctx, opts, self.cpu_watts_per_core)
-        kwh = kw * jobs.duration_h[:, None]
+        kw = power_kw_many(jobs, ctx, opts, self.model)
+        kwh = kw * run_hours_many(jobs, ctx, opts)
         return kwh * ctx.table.opt_carbon_kg_per_kwh[opts][None, :] * self.cny_per_kg
 
 
@@ -165,10 +203,11 @@ class QueueWaitCost(_Batched):
 class ReliabilityCost(_Batched):
     """Expected work lost to interruptions of a gang job.
 
-    Interruptions arrive at rate max(1, cards / reference_cards) / site MTBF: the site's figure
-    holds for a job of reference size, and a larger gang spans proportionally more nodes, any
-    of which stops it. Each interruption loses half a checkpoint interval of every card's work
-    (half the run without checkpoints); an inference replica loses its restart time instead.
+    Interruptions arrive at rate max(1, cards / reference_cards) / site MTBF over the run time
+    on the option's model: the site's figure holds for a job of reference size, and a larger
+    gang spans proportionally more nodes, any of which stops it. Each interruption loses half a
+    checkpoint interval of every card's work (half the run without checkpoints); an inference
+    replica loses its restart time instead.
     """
 
     name = "reliability"
@@ -181,13 +220,14 @@ class ReliabilityCost(_Batched):
         self.restart_h = restart_h
 
     def cost_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> FloatArray:
-        cards, duration = jobs.cards, jobs.duration_h
+        cards, run_h = jobs.cards, run_hours_many(jobs, ctx, opts)
         scale = np.maximum(1.0, cards / self.reference_cards)
-        failures = (duration * scale)[:, None] / ctx.table.opt_mtbf_h[opts][None, :]
-        checkpointed = np.minimum(jobs.checkpoint_h, duration) / 2.0
-        lost_h = np.where(jobs.serving, self.restart_h, checkpointed)
-        per_failure = np.where(jobs.gang & (cards > 0), lost_h * cards * self.value, 0.0)
-        return failures * per_failure[:, None]
+        failures = run_h * scale[:, None] / ctx.table.opt_mtbf_h[opts][None, :]
+        checkpointed = np.minimum(jobs.checkpoint_h[:, None], run_h) / 2.0
+        lost_h = np.where(jobs.serving[:, None], self.restart_h, checkpointed)
+        gang = (jobs.gang & (cards > 0))[:, None]
+        per_failure = np.where(gang, lost_h * (cards * self.value)[:, None], 0.0)
+        return failures * per_failure
 
     def lost_hours(self, job: JobDemand) -> float:
         """Hours of work one interruption costs each card of the job."""
@@ -224,9 +264,10 @@ class LatencyCost(_Batched):
 def default_terms(config: PolicyConfig) -> tuple[CostTerm, ...]:
     """The standard cost terms priced by `config`."""
     value = config.accelerator_hour_value_cny
+    energy = config.energy_model()
     return (
-        EnergyCost(config.cpu_watts_per_core),
-        CarbonCost(config.cpu_watts_per_core, config.carbon_price_cny_per_t),
+        EnergyCost(energy),
+        CarbonCost(energy, config.carbon_price_cny_per_t),
         DataMovementCost(value),
         QueueWaitCost(value),
         ReliabilityCost(value, config.reliability_reference_cards, config.serving_restart_hours),

@@ -186,9 +186,9 @@ class LiveRebalance:
                 raise MoveError(f"{target} cannot take the job now")
             return False
         why = place(job.spec, snapshot, self._policy)
-        allocation = allocation_for(
-            job.spec, target, result.models.get(job.job_id, ""), int(time.time() * 1000)
-        )
+        model = result.models.get(job.job_id, "")
+        now_ms = int(time.time() * 1000)
+        allocation = allocation_for(job.spec, target, model, now_ms, topology=snapshot.topology)
         stimulus = Placed(
             allocation,
             cause=cause,

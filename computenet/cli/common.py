@@ -181,14 +181,25 @@ def placement_table(placement: Placement, title: str) -> Table:
     table = Table(title=cell(title), title_justify="left", caption="CNY per job; * chosen")
     table.add_column("", width=1, no_wrap=True)
     table.add_column("site", no_wrap=True)
+    # the model and run time, where the broker says (it does for every feasible candidate)
+    with_model = any(c.accelerator for c in placement.candidates)
+    if with_model:
+        table.add_column("model", no_wrap=True)
+        table.add_column("hours", justify="right", no_wrap=True)
     table.add_column("feasible", no_wrap=True)
     table.add_column("reason", overflow="fold", ratio=1)
     for term in terms:
         table.add_column(cell(term), justify="right", no_wrap=True)
     table.add_column("total", justify="right", no_wrap=True)
+    marked = False
     for c in placement.candidates:
-        chosen = c.site == placement.chosen
-        cells = ["*" if chosen else "", c.site, "yes" if c.feasible else "no", c.reason]
+        # rows are cheapest first: mark the chosen site's first (a site may list several models)
+        chosen = not marked and c.site == placement.chosen
+        marked = marked or chosen
+        cells = ["*" if chosen else "", c.site]
+        if with_model:
+            cells += [c.accelerator, f"{c.run_hours:,.1f}" if c.feasible else ""]
+        cells += ["yes" if c.feasible else "no", c.reason]
         cells += [f"{c.terms_cny[t]:,.2f}" if t in c.terms_cny else "" for t in terms]
         cells.append(f"{c.total_cny:,.2f}" if c.feasible else "")
         table.add_row(*map(cell, cells), style="bold green" if chosen else None)

@@ -102,6 +102,8 @@ def candidate_to_proto(candidate: CandidateSite) -> pb.CandidateSite:
         reason=candidate.reason,
         terms_cny=dict(candidate.terms_cny),
         total_cny=candidate.total_cny,
+        accelerator=candidate.accelerator,
+        run_hours=candidate.run_hours,
     )
 
 
@@ -113,6 +115,8 @@ def candidate_from_proto(msg: pb.CandidateSite) -> CandidateSite:
         reason=msg.reason,
         terms_cny=dict(msg.terms_cny),
         total_cny=msg.total_cny,
+        accelerator=msg.accelerator,
+        run_hours=msg.run_hours,
     )
 
 

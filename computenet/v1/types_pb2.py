@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63omputenet/v1/types.proto\x12\rcomputenet.v1\"U\n\tResources\x12\x13\n\x0b\x61\x63\x63\x65lerator\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\x11\n\tcpu_cores\x18\x03 \x01(\x01\x12\x11\n\tmemory_gb\x18\x04 \x01(\x01\"*\n\x07\x44\x61taset\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x0f\n\x07size_gb\x18\x02 \x01(\x01\"5\n\nCheckpoint\x12\x16\n\x0einterval_hours\x18\x01 \x01(\x01\x12\x0f\n\x07size_gb\x18\x02 \x01(\x01\".\n\x0cRegionDemand\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x01\"l\n\rInferenceSpec\x12\x31\n\x0cuser_regions\x18\x01 \x03(\x0b\x32\x1b.computenet.v1.RegionDemand\x12\x16\n\x0elatency_slo_ms\x18\x02 \x01(\x01\x12\x10\n\x08replicas\x18\x03 \x01(\r\"W\n\x0b\x43onstraints\x12\x19\n\x11\x61llowed_provinces\x18\x01 \x03(\t\x12\x15\n\rallowed_sites\x18\x02 \x03(\t\x12\x16\n\x0e\x65xcluded_sites\x18\x03 \x03(\t\"\x85\x04\n\x07JobSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.computenet.v1.JobKind\x12+\n\tresources\x18\x03 \x01(\x0b\x32\x18.computenet.v1.Resources\x12\x0c\n\x04gang\x18\x04 \x01(\x08\x12\x16\n\x0e\x64uration_hours\x18\x05 \x01(\x01\x12\'\n\x07\x64\x61taset\x18\x06 \x01(\x0b\x32\x16.computenet.v1.Dataset\x12-\n\ncheckpoint\x18\x07 \x01(\x0b\x32\x19.computenet.v1.Checkpoint\x12/\n\tinference\x18\x08 \x01(\x0b\x32\x1c.computenet.v1.InferenceSpec\x12\x10\n\x08priority\x18\t \x01(\x05\x12/\n\x0b\x63onstraints\x18\n \x01(\x0b\x32\x1a.computenet.v1.Constraints\x12\x0f\n\x07\x63ommand\x18\x0b \x03(\t\x12\x32\n\x06labels\x18\x0c \x03(\x0b\x32\".computenet.v1.JobSpec.LabelsEntry\x12\x33\n\x0con_site_loss\x18\r \x01(\x0e\x32\x1d.computenet.v1.SiteLossPolicy\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xd4\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12$\n\x04spec\x18\x03 \x01(\x0b\x32\x16.computenet.v1.JobSpec\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.computenet.v1.JobState\x12\x0c\n\x04site\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x11\n\texit_code\x18\x08 \x01(\x05\x12\x15\n\rlast_sequence\x18\t \x01(\x04\x12\x17\n\x0f\x63reated_unix_ms\x18\n \x01(\x03\x12\x17\n\x0fupdated_unix_ms\x18\x0b \x01(\x03\x12\x12\n\nrequest_id\x18\x0c \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\r \x01(\x08\x12\x18\n\x10migration_target\x18\x0e \x01(\t\x12\x0c\n\x04pool\x18\x0f \x01(\t\"\xbc\x01\n\x08JobEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.computenet.v1.JobState\x12\x0c\n\x04site\x18\x04 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12\r\n\x05\x63\x61use\x18\x06 \x01(\t\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\x14\n\x0ctime_unix_ms\x18\x08 \x01(\x03\x12\x11\n\texit_code\x18\t \x01(\x05\"\xaf\x01\n\x0cPoolCapacity\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05total\x18\x02 \x01(\r\x12\x13\n\x0b\x61llocatable\x18\x03 \x01(\r\x12\x0e\n\x06in_use\x18\x04 \x01(\r\x12\x19\n\x11\x66\x65\x64\x65ration_in_use\x18\x05 \x01(\r\x12\x0c\n\x04held\x18\x06 \x01(\r\x12\x0c\n\x04\x66ree\x18\x07 \x01(\r\x12\r\n\x05nodes\x18\x08 \x01(\r\x12\x16\n\x0e\x63\x61rds_per_node\x18\t \x01(\r\"\xe8\x02\n\x04Site\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08province\x18\x03 \x01(\t\x12\x0c\n\x04side\x18\x04 \x01(\t\x12)\n\x06status\x18\x05 \x01(\x0e\x32\x19.computenet.v1.SiteStatus\x12*\n\x05pools\x18\x06 \x03(\x0b\x32\x1b.computenet.v1.PoolCapacity\x12\x11\n\tcpu_cores\x18\x07 \x01(\x01\x12\x11\n\tmemory_gb\x18\x08 \x01(\x01\x12\x1b\n\x13last_report_unix_ms\x18\t \x01(\x03\x12\x14\n\x0crunning_jobs\x18\n \x01(\r\x12\x10\n\x08\x65xecutor\x18\x0b \x01(\t\x12\x15\n\ragent_version\x18\x0c \x01(\t\x12\x16\n\x0e\x63\x61pacity_stale\x18\r \x01(\x08\x12\x16\n\x0e\x63\x61pacity_error\x18\x0e \x01(\t\x12\x18\n\x10\x63\x61pacity_unix_ms\x18\x0f \x01(\x03\"\xc2\x01\n\rCandidateSite\x12\x0c\n\x04site\x18\x01 \x01(\t\x12\x10\n\x08\x66\x65\x61sible\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12=\n\tterms_cny\x18\x04 \x03(\x0b\x32*.computenet.v1.CandidateSite.TermsCnyEntry\x12\x11\n\ttotal_cny\x18\x05 \x01(\x01\x1a/\n\rTermsCnyEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"b\n\tPlacement\x12\x0e\n\x06\x63hosen\x18\x01 \x01(\t\x12\x30\n\ncandidates\x18\x02 \x03(\x0b\x32\x1c.computenet.v1.CandidateSite\x12\x13\n\x0b\x64\x65\x63ision_ms\x18\x03 \x01(\x01*f\n\x07JobKind\x12\x18\n\x14JOB_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_KIND_TRAINING\x10\x01\x12\x16\n\x12JOB_KIND_INFERENCE\x10\x02\x12\x12\n\x0eJOB_KIND_BATCH\x10\x03*\xe4\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x14\n\x10JOB_STATE_PLACED\x10\x02\x12\x18\n\x14JOB_STATE_DISPATCHED\x10\x03\x12\x15\n\x11JOB_STATE_RUNNING\x10\x04\x12\x17\n\x13JOB_STATE_MIGRATING\x10\x05\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x06\x12\x14\n\x10JOB_STATE_FAILED\x10\x07\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x08*\xa3\x01\n\nSiteStatus\x12\x1b\n\x17SITE_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12SITE_STATUS_ACTIVE\x10\x01\x12\x17\n\x13SITE_STATUS_SUSPECT\x10\x02\x12\x14\n\x10SITE_STATUS_LOST\x10\x03\x12\x18\n\x14SITE_STATUS_DRAINING\x10\x04\x12\x17\n\x13SITE_STATUS_OFFLINE\x10\x05*k\n\x0eSiteLossPolicy\x12 \n\x1cSITE_LOSS_POLICY_UNSPECIFIED\x10\x00\x12\x1c\n\x18SITE_LOSS_POLICY_REQUEUE\x10\x01\x12\x19\n\x15SITE_LOSS_POLICY_FAIL\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63omputenet/v1/types.proto\x12\rcomputenet.v1\"\xa7\x01\n\tResources\x12\x13\n\x0b\x61\x63\x63\x65lerator\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\x11\n\tcpu_cores\x18\x03 \x01(\x01\x12\x11\n\tmemory_gb\x18\x04 \x01(\x01\x12\x14\n\x0c\x61\x63\x63\x65lerators\x18\x05 \x03(\t\x12\x11\n\treference\x18\x06 \x01(\t\x12\x10\n\x08workload\x18\x07 \x01(\t\x12\x15\n\rmin_memory_gb\x18\x08 \x01(\x01\"*\n\x07\x44\x61taset\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x0f\n\x07size_gb\x18\x02 \x01(\x01\"5\n\nCheckpoint\x12\x16\n\x0einterval_hours\x18\x01 \x01(\x01\x12\x0f\n\x07size_gb\x18\x02 \x01(\x01\".\n\x0cRegionDemand\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x01\"l\n\rInferenceSpec\x12\x31\n\x0cuser_regions\x18\x01 \x03(\x0b\x32\x1b.computenet.v1.RegionDemand\x12\x16\n\x0elatency_slo_ms\x18\x02 \x01(\x01\x12\x10\n\x08replicas\x18\x03 \x01(\r\"W\n\x0b\x43onstraints\x12\x19\n\x11\x61llowed_provinces\x18\x01 \x03(\t\x12\x15\n\rallowed_sites\x18\x02 \x03(\t\x12\x16\n\x0e\x65xcluded_sites\x18\x03 \x03(\t\"\x85\x04\n\x07JobSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04kind\x18\x02 \x01(\x0e\x32\x16.computenet.v1.JobKind\x12+\n\tresources\x18\x03 \x01(\x0b\x32\x18.computenet.v1.Resources\x12\x0c\n\x04gang\x18\x04 \x01(\x08\x12\x16\n\x0e\x64uration_hours\x18\x05 \x01(\x01\x12\'\n\x07\x64\x61taset\x18\x06 \x01(\x0b\x32\x16.computenet.v1.Dataset\x12-\n\ncheckpoint\x18\x07 \x01(\x0b\x32\x19.computenet.v1.Checkpoint\x12/\n\tinference\x18\x08 \x01(\x0b\x32\x1c.computenet.v1.InferenceSpec\x12\x10\n\x08priority\x18\t \x01(\x05\x12/\n\x0b\x63onstraints\x18\n \x01(\x0b\x32\x1a.computenet.v1.Constraints\x12\x0f\n\x07\x63ommand\x18\x0b \x03(\t\x12\x32\n\x06labels\x18\x0c \x03(\x0b\x32\".computenet.v1.JobSpec.LabelsEntry\x12\x33\n\x0con_site_loss\x18\r \x01(\x0e\x32\x1d.computenet.v1.SiteLossPolicy\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xd4\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12$\n\x04spec\x18\x03 \x01(\x0b\x32\x16.computenet.v1.JobSpec\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.computenet.v1.JobState\x12\x0c\n\x04site\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x11\n\texit_code\x18\x08 \x01(\x05\x12\x15\n\rlast_sequence\x18\t \x01(\x04\x12\x17\n\x0f\x63reated_unix_ms\x18\n \x01(\x03\x12\x17\n\x0fupdated_unix_ms\x18\x0b \x01(\x03\x12\x12\n\nrequest_id\x18\x0c \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\r \x01(\x08\x12\x18\n\x10migration_target\x18\x0e \x01(\t\x12\x0c\n\x04pool\x18\x0f \x01(\t\"\xbc\x01\n\x08JobEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.computenet.v1.JobState\x12\x0c\n\x04site\x18\x04 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12\r\n\x05\x63\x61use\x18\x06 \x01(\t\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\x14\n\x0ctime_unix_ms\x18\x08 \x01(\x03\x12\x11\n\texit_code\x18\t \x01(\x05\"\xaf\x01\n\x0cPoolCapacity\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05total\x18\x02 \x01(\r\x12\x13\n\x0b\x61llocatable\x18\x03 \x01(\r\x12\x0e\n\x06in_use\x18\x04 \x01(\r\x12\x19\n\x11\x66\x65\x64\x65ration_in_use\x18\x05 \x01(\r\x12\x0c\n\x04held\x18\x06 \x01(\r\x12\x0c\n\x04\x66ree\x18\x07 \x01(\r\x12\r\n\x05nodes\x18\x08 \x01(\r\x12\x16\n\x0e\x63\x61rds_per_node\x18\t \x01(\r\"\xe8\x02\n\x04Site\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08province\x18\x03 \x01(\t\x12\x0c\n\x04side\x18\x04 \x01(\t\x12)\n\x06status\x18\x05 \x01(\x0e\x32\x19.computenet.v1.SiteStatus\x12*\n\x05pools\x18\x06 \x03(\x0b\x32\x1b.computenet.v1.PoolCapacity\x12\x11\n\tcpu_cores\x18\x07 \x01(\x01\x12\x11\n\tmemory_gb\x18\x08 \x01(\x01\x12\x1b\n\x13last_report_unix_ms\x18\t \x01(\x03\x12\x14\n\x0crunning_jobs\x18\n \x01(\r\x12\x10\n\x08\x65xecutor\x18\x0b \x01(\t\x12\x15\n\ragent_version\x18\x0c \x01(\t\x12\x16\n\x0e\x63\x61pacity_stale\x18\r \x01(\x08\x12\x16\n\x0e\x63\x61pacity_error\x18\x0e \x01(\t\x12\x18\n\x10\x63\x61pacity_unix_ms\x18\x0f \x01(\x03\"\xea\x01\n\rCandidateSite\x12\x0c\n\x04site\x18\x01 \x01(\t\x12\x10\n\x08\x66\x65\x61sible\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12=\n\tterms_cny\x18\x04 \x03(\x0b\x32*.computenet.v1.CandidateSite.TermsCnyEntry\x12\x11\n\ttotal_cny\x18\x05 \x01(\x01\x12\x13\n\x0b\x61\x63\x63\x65lerator\x18\x06 \x01(\t\x12\x11\n\trun_hours\x18\x07 \x01(\x01\x1a/\n\rTermsCnyEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"b\n\tPlacement\x12\x0e\n\x06\x63hosen\x18\x01 \x01(\t\x12\x30\n\ncandidates\x18\x02 \x03(\x0b\x32\x1c.computenet.v1.CandidateSite\x12\x13\n\x0b\x64\x65\x63ision_ms\x18\x03 \x01(\x01*f\n\x07JobKind\x12\x18\n\x14JOB_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_KIND_TRAINING\x10\x01\x12\x16\n\x12JOB_KIND_INFERENCE\x10\x02\x12\x12\n\x0eJOB_KIND_BATCH\x10\x03*\xe4\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x14\n\x10JOB_STATE_PLACED\x10\x02\x12\x18\n\x14JOB_STATE_DISPATCHED\x10\x03\x12\x15\n\x11JOB_STATE_RUNNING\x10\x04\x12\x17\n\x13JOB_STATE_MIGRATING\x10\x05\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x06\x12\x14\n\x10JOB_STATE_FAILED\x10\x07\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x08*\xa3\x01\n\nSiteStatus\x12\x1b\n\x17SITE_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12SITE_STATUS_ACTIVE\x10\x01\x12\x17\n\x13SITE_STATUS_SUSPECT\x10\x02\x12\x14\n\x10SITE_STATUS_LOST\x10\x03\x12\x18\n\x14SITE_STATUS_DRAINING\x10\x04\x12\x17\n\x13SITE_STATUS_OFFLINE\x10\x05*k\n\x0eSiteLossPolicy\x12 \n\x1cSITE_LOSS_POLICY_UNSPECIFIED\x10\x00\x12\x1c\n\x18SITE_LOSS_POLICY_REQUEUE\x10\x01\x12\x19\n\x15SITE_LOSS_POLICY_FAIL\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,42 +35,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBSPEC_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_CANDIDATESITE_TERMSCNYENTRY']._loaded_options = None
   _globals['_CANDIDATESITE_TERMSCNYENTRY']._serialized_options = b'8\001'
-  _globals['_JOBKIND']._serialized_start=2369
-  _globals['_JOBKIND']._serialized_end=2471
-  _globals['_JOBSTATE']._serialized_start=2474
-  _globals['_JOBSTATE']._serialized_end=2702
-  _globals['_SITESTATUS']._serialized_start=2705
-  _globals['_SITESTATUS']._serialized_end=2868
-  _globals['_SITELOSSPOLICY']._serialized_start=2870
-  _globals['_SITELOSSPOLICY']._serialized_end=2977
-  _globals['_RESOURCES']._serialized_start=44
-  _globals['_RESOURCES']._serialized_end=129
-  _globals['_DATASET']._serialized_start=131
-  _globals['_DATASET']._serialized_end=173
-  _globals['_CHECKPOINT']._serialized_start=175
-  _globals['_CHECKPOINT']._serialized_end=228
-  _globals['_REGIONDEMAND']._serialized_start=230
-  _globals['_REGIONDEMAND']._serialized_end=276
-  _globals['_INFERENCESPEC']._serialized_start=278
-  _globals['_INFERENCESPEC']._serialized_end=386
-  _globals['_CONSTRAINTS']._serialized_start=388
-  _globals['_CONSTRAINTS']._serialized_end=475
-  _globals['_JOBSPEC']._serialized_start=478
-  _globals['_JOBSPEC']._serialized_end=995
-  _globals['_JOBSPEC_LABELSENTRY']._serialized_start=950
-  _globals['_JOBSPEC_LABELSENTRY']._serialized_end=995
-  _globals['_JOB']._serialized_start=998
-  _globals['_JOB']._serialized_end=1338
-  _globals['_JOBEVENT']._serialized_start=1341
-  _globals['_JOBEVENT']._serialized_end=1529
-  _globals['_POOLCAPACITY']._serialized_start=1532
-  _globals['_POOLCAPACITY']._serialized_end=1707
-  _globals['_SITE']._serialized_start=1710
-  _globals['_SITE']._serialized_end=2070
-  _globals['_CANDIDATESITE']._serialized_start=2073
-  _globals['_CANDIDATESITE']._serialized_end=2267
-  _globals['_CANDIDATESITE_TERMSCNYENTRY']._serialized_start=2220
-  _globals['_CANDIDATESITE_TERMSCNYENTRY']._serialized_end=2267
-  _globals['_PLACEMENT']._serialized_start=2269
-  _globals['_PLACEMENT']._serialized_end=2367
+  _globals['_JOBKIND']._serialized_start=2492
+  _globals['_JOBKIND']._serialized_end=2594
+  _globals['_JOBSTATE']._serialized_start=2597
+  _globals['_JOBSTATE']._serialized_end=2825
+  _globals['_SITESTATUS']._serialized_start=2828
+  _globals['_SITESTATUS']._serialized_end=2991
+  _globals['_SITELOSSPOLICY']._serialized_start=2993
+  _globals['_SITELOSSPOLICY']._serialized_end=3100
+  _globals['_RESOURCES']._serialized_start=45
+  _globals['_RESOURCES']._serialized_end=212
+  _globals['_DATASET']._serialized_start=214
+  _globals['_DATASET']._serialized_end=256
+  _globals['_CHECKPOINT']._serialized_start=258
+  _globals['_CHECKPOINT']._serialized_end=311
+  _globals['_REGIONDEMAND']._serialized_start=313
+  _globals['_REGIONDEMAND']._serialized_end=359
+  _globals['_INFERENCESPEC']._serialized_start=361
+  _globals['_INFERENCESPEC']._serialized_end=469
+  _globals['_CONSTRAINTS']._serialized_start=471
+  _globals['_CONSTRAINTS']._serialized_end=558
+  _globals['_JOBSPEC']._serialized_start=561
+  _globals['_JOBSPEC']._serialized_end=1078
+  _globals['_JOBSPEC_LABELSENTRY']._serialized_start=1033
+  _globals['_JOBSPEC_LABELSENTRY']._serialized_end=1078
+  _globals['_JOB']._serialized_start=1081
+  _globals['_JOB']._serialized_end=1421
+  _globals['_JOBEVENT']._serialized_start=1424
+  _globals['_JOBEVENT']._serialized_end=1612
+  _globals['_POOLCAPACITY']._serialized_start=1615
+  _globals['_POOLCAPACITY']._serialized_end=1790
+  _globals['_SITE']._serialized_start=1793
+  _globals['_SITE']._serialized_end=2153
+  _globals['_CANDIDATESITE']._serialized_start=2156
+  _globals['_CANDIDATESITE']._serialized_end=2390
+  _globals['_CANDIDATESITE_TERMSCNYENTRY']._serialized_start=2343
+  _globals['_CANDIDATESITE_TERMSCNYENTRY']._serialized_end=2390
+  _globals['_PLACEMENT']._serialized_start=2392
+  _globals['_PLACEMENT']._serialized_end=2490
 # @@protoc_insertion_point(module_scope)

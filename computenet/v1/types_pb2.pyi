@@ -167,6 +167,10 @@ class Resources(_message.Message):
     COUNT_FIELD_NUMBER: _builtins.int
     CPU_CORES_FIELD_NUMBER: _builtins.int
     MEMORY_GB_FIELD_NUMBER: _builtins.int
+    ACCELERATORS_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    WORKLOAD_FIELD_NUMBER: _builtins.int
+    MIN_MEMORY_GB_FIELD_NUMBER: _builtins.int
     accelerator: _builtins.str
     """Accelerator model id as in the topology (e.g. "a800", "910b"); empty means any model."""
     count: _builtins.int
@@ -175,6 +179,20 @@ class Resources(_message.Message):
     """CPU cores."""
     memory_gb: _builtins.float
     """Host memory in GB."""
+    reference: _builtins.str
+    """Model `duration_hours` is estimated on; empty means the first accepted model."""
+    workload: _builtins.str
+    """Workload class that sets the models' relative speed ("llm-training", "vision-training",
+    "llm-inference", "generic"); empty means by kind.
+    """
+    min_memory_gb: _builtins.float
+    """Device memory each card must have, GB; 0 for no floor."""
+    @_builtins.property
+    def accelerators(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Accelerator models the job accepts (placement chooses one with the site); mutually
+        exclusive with `accelerator`. Empty with an empty `accelerator` means any model.
+        """
+
     def __init__(
         self,
         *,
@@ -182,10 +200,14 @@ class Resources(_message.Message):
         count: _builtins.int = ...,
         cpu_cores: _builtins.float = ...,
         memory_gb: _builtins.float = ...,
+        accelerators: _abc.Iterable[_builtins.str] | None = ...,
+        reference: _builtins.str = ...,
+        workload: _builtins.str = ...,
+        min_memory_gb: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accelerator", b"accelerator", "count", b"count", "cpu_cores", b"cpu_cores", "memory_gb", b"memory_gb"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accelerator", b"accelerator", "accelerators", b"accelerators", "count", b"count", "cpu_cores", b"cpu_cores", "memory_gb", b"memory_gb", "min_memory_gb", b"min_memory_gb", "reference", b"reference", "workload", b"workload"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -744,6 +766,8 @@ class CandidateSite(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     TERMS_CNY_FIELD_NUMBER: _builtins.int
     TOTAL_CNY_FIELD_NUMBER: _builtins.int
+    ACCELERATOR_FIELD_NUMBER: _builtins.int
+    RUN_HOURS_FIELD_NUMBER: _builtins.int
     site: _builtins.str
     """Site id."""
     feasible: _builtins.bool
@@ -752,6 +776,12 @@ class CandidateSite(_message.Message):
     """Filter that rejected the site and why (e.g. "rtt 31.2 ms > slo 15 ms"); empty if feasible."""
     total_cny: _builtins.float
     """Sum of the weighted terms in CNY."""
+    accelerator: _builtins.str
+    """Accelerator model (pool) the costs are for; empty for a rejected site or host cores."""
+    run_hours: _builtins.float
+    """The job's run time there in hours: its duration on its reference model over this model's
+    speed for its workload class.
+    """
     @_builtins.property
     def terms_cny(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
         """Cost terms in CNY by name (energy, carbon, data, wait, reliability, latency)."""
@@ -764,10 +794,12 @@ class CandidateSite(_message.Message):
         reason: _builtins.str = ...,
         terms_cny: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
         total_cny: _builtins.float = ...,
+        accelerator: _builtins.str = ...,
+        run_hours: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["feasible", b"feasible", "reason", b"reason", "site", b"site", "terms_cny", b"terms_cny", "total_cny", b"total_cny"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accelerator", b"accelerator", "feasible", b"feasible", "reason", b"reason", "run_hours", b"run_hours", "site", b"site", "terms_cny", b"terms_cny", "total_cny", b"total_cny"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

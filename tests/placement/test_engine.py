@@ -40,7 +40,8 @@ def test_energy_and_carbon_terms_match_the_topology_formulas() -> None:
     spec = _spec(resources={"accelerator": "h800", "count": 8, "cpu_cores": 0, "memory_gb": 0})
     placement = place(spec, snapshot, Policy.default(PolicyConfig(carbon_price_cny_per_t=80)))
     west = _by_site(placement)["west"]
-    power_kw = 700 * 8 * 1.2 / 1000
+    # 8 cards at training utilisation plus each card's host share, x PUE
+    power_kw = (700 * 8 * 0.85 + 8 * 200) * 1.2 / 1000
     hour = snapshot.hour_of_day_cst
     expected_energy = topology.energy_cost_cny("west", power_kw, hour, 10)
     assert west.terms_cny["energy"] == pytest.approx(expected_energy, abs=0.01)

@@ -19,6 +19,7 @@ from computenet.site_messages import (
     Welcome,
 )
 from computenet.spec import (
+    WORKLOADS,
     Checkpoint,
     Constraints,
     Dataset,
@@ -105,14 +106,19 @@ def specs(draw: st.DrawFn) -> JobSpec:
     """A valid job spec with every section drawn (cores and memory above zero)."""
     kind = draw(st.sampled_from(["training", "inference", "batch"]))
     inference = draw(inference_specs() if kind == "inference" else st.none() | inference_specs())
+    accepted = draw(st.lists(names(1, 64), max_size=4, unique=True))
     return JobSpec(
         name=draw(names(1, 128)),
         kind=kind,
         resources=Resources(
-            accelerator=draw(names(0, 64)),
+            accelerator="" if accepted else draw(names(0, 64)),
             count=draw(st.integers(0, 100_000)),
             cpu_cores=draw(positive(1_000_000)),
             memory_gb=draw(positive(100_000_000)),
+            accelerators=tuple(accepted),
+            reference=draw(st.sampled_from(["", *accepted])),
+            workload=draw(st.sampled_from(["", *WORKLOADS])),
+            min_memory_gb=draw(st.just(0.0) | positive(100_000)),
         ),
         gang=draw(st.booleans()),
         duration_hours=draw(positive(24 * 365)),
@@ -185,6 +191,8 @@ CANDIDATES = st.builds(
     reason=texts(),
     terms_cny=st.dictionaries(texts(), FLOATS, max_size=4),
     total_cny=FLOATS,
+    accelerator=texts(),
+    run_hours=FLOATS,
 )
 PLACEMENTS = st.builds(
     Placement,
