@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from broker.placement.snapshot import FederationSnapshot, SiteCapacity
-from broker.simulate.load import accepted_models
+from broker.simulate.load import accepted_models, fits_somewhere
 from computenet.types import SiteStatus
 from computenet.workload import WorkloadJob
 from topology import Topology
@@ -44,6 +44,9 @@ class Capacity:
         }
         self.free: dict[str, list[int]] = {s: [p.cards for p in ps] for s, ps in self.pools.items()}
         self.models = frozenset(p.model for ps in self.pools.values() for p in ps)
+        self._pool_cards = {
+            site: [(p.model, p.cards) for p in ps] for site, ps in self.pools.items()
+        }
         self._mean_speeds: dict[tuple[frozenset[str], str, str, bool], float] = {}
         self._orders: dict[tuple[str, frozenset[str], str, str, bool], tuple[int, ...]] = {}
 
@@ -142,12 +145,7 @@ class Capacity:
 
     def never_fits(self, job: WorkloadJob) -> bool:
         """True if no site could ever give the job its cards, even with everything free."""
-        models = self.accepted(job)
-        for pools in self.pools.values():
-            usable = [p.cards for p in pools if p.model in models]
-            if usable and (max(usable) if job.gang else sum(usable)) >= job.count:
-                return False
-        return True
+        return not fits_somewhere(job, self._pool_cards, self.models)
 
     def watts(self, site: str, allocation: Allocation) -> float:
         """Board power of the allocated cards."""

@@ -43,7 +43,8 @@ def could_fit(job: WorkloadJob, capacity: Capacity) -> bool:
 
 def _model(placement: Placement) -> str:
     """The model the engine chose with the site ("" if it leaves the pool to the pool rule)."""
-    return ""
+    best = placement.candidates[0] if placement.candidates else None
+    return best.accelerator if best is not None and best.feasible else ""
 
 
 def _pool_totals(capacity: Capacity) -> dict[str, dict[str, int]]:

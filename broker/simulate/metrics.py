@@ -15,6 +15,8 @@ from broker.simulate.clock import SECONDS_PER_HOUR, hours_since_day0
 from broker.simulate.load import OfferedLoad, Window, arrival_window
 from broker.simulate.policy_base import BatchStats
 from broker.simulate.replay import ReplayResult, Run
+from computenet.spec import WORKLOAD_BY_KIND
+from computenet.workload import WorkloadJob
 from topology.energy import RunEnergy
 from topology.energy import run_energy as energy_of
 
@@ -74,6 +76,8 @@ class PolicyMetrics:
             "total_cost_cny": round(self.total_cost_cny, 2),
             "lp_gap": None if self.lp_gap is None else round(self.lp_gap, 6),
             "jobs": self.jobs,
+            "still_queued": self.stranded,
+            "too_large": self.unplaceable,
         }
 
 
@@ -81,11 +85,21 @@ def _opt_round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
+def workload_class(job: WorkloadJob) -> str:
+    """The job's workload class: its own, else the spec's default for its kind."""
+    return job.workload or WORKLOAD_BY_KIND[job.kind]
+
+
 def run_energy(run: Run, capacity: Capacity) -> RunEnergy:
-    """Energy of a run's cards over its actual CST window (the model of topology.energy)."""
+    """Energy of a run over its actual CST window by topology.energy (the placement engine's
+    model): its cards at their workload's utilisation plus their host share, for its run time
+    on those cards."""
     watts = capacity.watts(run.site, run.allocation)
     start_h = hours_since_day0(run.start_s)
-    return energy_of(capacity.topology, run.site, watts, start_h, run.hours)
+    return energy_of(
+        capacity.topology, run.site, watts, start_h, run.hours,
+        cards=run.job.count, workload=workload_class(run.job),
+    )  # fmt: skip
 
 
 def _slo_met(run: Run, capacity: Capacity) -> bool:

@@ -26,6 +26,8 @@ POLICY_KEYS = {
     "total_cost_cny",
     "lp_gap",
     "jobs",
+    "still_queued",
+    "too_large",
 }
 
 
