@@ -40,7 +40,7 @@ CompressionOption = Annotated[
         min=1.0,
         show_default=False,
         help="Trace seconds per wall second (3600: one trace hour lasts one second). "
-        "Default: the slice's submissions play in 45 s.",
+        "Default: the slice's submissions play in 30 s.",
     ),
 ]
 MaxJobOption = Annotated[
