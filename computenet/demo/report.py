@@ -108,9 +108,13 @@ def map_notes(summary: Summary, days: int) -> list[str]:
     """The map's captions, from the results."""
     t, b = summary.totals, summary.baseline
     ours, theirs = _counts(summary)
+    load = summary.load
+    overall = load.offered.overall
     return [
         f"{summary.submitted} jobs from the first {days} trace days (Philly + Alibaba GenAI)",
-        load_sentence(summary),
+        f"offered load {'-' if overall is None else format(overall, '.2f')} over "
+        f"{load.offered.window.hours:,.1f} trace h, on {load.cards:,} cards "
+        f"(pools x{load.scale:.3g})",
         f"ComputeNet: {ours}; nearest: {theirs}",
         f"energy ¥{t.energy_cny:,.0f} vs ¥{b.energy_cny:,.0f} nearest "
         f"({-summary.saving_pct:+.1f} %); carbon {t.carbon_t:,.2f} t vs {b.carbon_t:,.2f} t",
