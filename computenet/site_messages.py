@@ -53,6 +53,8 @@ class Hello:
     attempts: tuple[AttemptStatus, ...] = ()
     heartbeat_sequence: int = 0
     """The welcome renews the lease from this hello's send time; 0: no lease from the welcome."""
+    checkpoints: bool = False
+    """True if the agent can send and receive checkpoints of moved jobs (a store or commands)."""
 
 
 @dataclass(frozen=True, slots=True)

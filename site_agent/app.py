@@ -181,6 +181,7 @@ async def _run(
         heartbeat_interval_s=cfg.heartbeat_interval_s,
         credentials=credentials_for(cfg.tls),
         server_name=cfg.tls.server_name if cfg.tls else None,
+        checkpoints=checkpoints.configured,
     )
     link = BrokerLink(settings, runtime, lambda: runtime.capacity(source))
     started = Started(

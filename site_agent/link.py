@@ -100,6 +100,8 @@ class LinkSettings:
     """mTLS credentials naming the site; None for a plaintext (loopback) broker."""
     server_name: str | None = None
     """Name checked in the broker certificate if not the dialled host."""
+    checkpoints: bool = False
+    """True if the site sends and receives checkpoints of moved jobs; announced in the hello."""
 
 
 def open_channel(
@@ -164,7 +166,15 @@ class BrokerLink:
         attempts = tuple(AttemptStatus(JobId(j), a, st) for j, a, st in hello.attempts)
         sequence = self._next_sequence()
         self._put(
-            Hello(SiteId(s.site_id), s.agent_version, s.epoch, s.executor_kind, attempts, sequence)
+            Hello(
+                SiteId(s.site_id),
+                s.agent_version,
+                s.epoch,
+                s.executor_kind,
+                attempts,
+                sequence,
+                checkpoints=s.checkpoints,
+            )
         )
 
     def _next_sequence(self) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal, get_args
 
@@ -155,8 +155,3 @@ def catalogue_from_pools(
                 provenance=MappingProxyType(provenance),
             )
     return Catalogue(models.values(), reference=reference, speed_blind=False)
-
-
-def with_throughput(model: AcceleratorModel, throughput: Mapping[str, float]) -> AcceleratorModel:
-    """A copy of `model` with other throughput figures (for tests and what-if catalogues)."""
-    return replace(model, throughput=MappingProxyType(dict(throughput)))

@@ -4,8 +4,9 @@ The ledger's holds are the broker's commitments; a site's report says what is al
 and what is busy, and how much of the busy part the agent runs for the federation. Free is
 a sum, never a max: allocatable - held by the broker - in use by others. Held cards of a
 running attempt also show in the site's `federation_in_use`, so nothing is counted twice.
-In a pool of known node shape, work takes whole nodes, and only nodes surely free of any work
-are offered (`whole_nodes_free`; docs/placement.md, "Node shapes").
+A pool of known node shape also counts its whole nodes surely free of any work (`node_balance`):
+a job that fits on one node needs free cards, one that outgrows a node needs whole free nodes
+(broker/placement/shapes.py; docs/placement.md, "Node shapes").
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from broker.placement.shapes import nodes_needed
+from broker.placement import shapes
 from broker.placement.snapshot import SiteCapacity
 from broker.store.protocol import Hold
 from computenet.types import CapacityReport, PoolCapacity, SiteStatus
@@ -58,29 +59,47 @@ def pool_views(pools: Iterable[PoolCapacity], held: SiteHolds | None) -> tuple[P
 
 
 def node_shaped(pool: PoolCapacity) -> bool:
-    """True if the pool's node shape is known: its jobs then take whole nodes."""
+    """True if the pool's node shape is known: it then counts whole free nodes beside cards."""
     return pool.nodes > 0 and pool.cards_per_node > 0
 
 
-def whole_nodes_free(pool: PoolCapacity, lines: Iterable[Hold]) -> int:
-    """Nodes of a node-shaped pool that are surely free of any work: never counted too high.
+def nodes_in_service(pool: PoolCapacity) -> int:
+    """Nodes of a node-shaped pool in service: capacity sources leave whole nodes (a down or
+    drained node) out of `allocatable`, so a node partly out counts as out."""
+    return min(pool.nodes, pool.allocatable // pool.cards_per_node)
 
-    Nodes in service are floor(allocatable / cards per node): capacity sources leave out whole
-    nodes (a down or drained node) from `allocatable`. Each ledger line (one job in this pool)
-    covers ceil(count / cards per node) nodes, however its cards are laid out. Cards busy with
-    the site's own work may sit one on each node, so each of them may spoil a whole node.
+
+def node_balance(pool: PoolCapacity, lines: Iterable[Hold]) -> int:
+    """Nodes in service less those the pool's ledger lines and the site's own work may touch.
+
+    Each ledger line is one job: a multi-node one takes its whole nodes, a single-node one may
+    sit on a node of its own; each card busy with the site's own work may sit on a node of its
+    own. Whatever the layout, at least max(0, balance) nodes carry no work at all.
     """
-    per_node = pool.cards_per_node
-    in_service = min(pool.nodes, pool.allocatable // per_node)
-    held = sum(nodes_needed(h.count, per_node) for h in lines)
-    return max(0, in_service - held - pool.in_use_by_others)
+    return shapes.node_balance(
+        nodes_in_service(pool),
+        (h.count for h in lines),
+        pool.cards_per_node,
+        pool.in_use_by_others,
+    )
+
+
+def whole_nodes_free(pool: PoolCapacity, lines: Iterable[Hold]) -> int:
+    """Nodes of a node-shaped pool surely free of any work: never counted too high."""
+    return max(0, node_balance(pool, lines))
 
 
 def placeable_cards(pool: PoolCapacity, lines: Iterable[Hold]) -> int:
-    """Cards new work may take in the pool: the whole free nodes' cards if shaped, else free."""
+    """Cards new work may take in the pool: allocatable - footprints held - in use by others.
+
+    A multi-node job's footprint is its whole nodes' cards, so the cards it leaves idle on
+    them are not offered; elsewhere the footprint is the job's cards and this is `pool.free`.
+    """
     if not node_shaped(pool):
         return pool.free
-    return min(pool.free, whole_nodes_free(pool, lines) * pool.cards_per_node)
+    per_node = pool.cards_per_node
+    idle = sum(shapes.footprint(h.count, per_node) - h.count for h in lines)
+    return max(0, pool.free - idle)
 
 
 def host_free(host: CapacityReport, held: SiteHolds | None) -> tuple[float, float]:
@@ -106,17 +125,20 @@ def site_capacity(
 ) -> SiteCapacity:
     """What placement sees of one site: free cards per pool, cores and memory, queue waits.
 
-    A node-shaped pool offers only its wholly free nodes (`placeable_cards`).
+    A node-shaped pool also gives its node balance (`node_balance`).
     """
     views = pool_views(report.pools, held)
     cpu_free, memory_free = host_free(report, held)
     waits = dict(wait_h_by_pool or {})
     shaped = [p for p in views if node_shaped(p)]
     free = {p.model: p.free for p in views}
+    balance: dict[str, int] = {}
     if shaped:
         lines = held.lines if held is not None else []
         for pool in shaped:
-            free[pool.model] = placeable_cards(pool, (h for h in lines if h.pool == pool.model))
+            mine = [h for h in lines if h.pool == pool.model]
+            free[pool.model] = placeable_cards(pool, mine)
+            balance[pool.model] = node_balance(pool, mine)
     return SiteCapacity(
         site_id=site_id,
         status=status,
@@ -128,6 +150,7 @@ def site_capacity(
         capacity_stale=capacity_stale,
         cards_per_node={p.model: p.cards_per_node for p in shaped},
         nodes={p.model: p.nodes for p in shaped},
+        whole_nodes=balance,
     )
 
 

@@ -292,9 +292,12 @@ class JobMachine:
                     expect_attempt=job.attempt,
                     message=stimulus.note,
                     migration_target=stimulus.target,
-                    # An attempt that has not started has nothing to checkpoint.
+                    # An attempt that has not started has nothing to checkpoint; a move priced
+                    # as a restart is carried out as one, not as a fall-back.
                     migration_checkpoint=(
-                        job.spec.checkpoint is not None and job.state == JobState.RUNNING
+                        stimulus.checkpoint
+                        and job.spec.checkpoint is not None
+                        and job.state == JobState.RUNNING
                     ),
                 )
             )

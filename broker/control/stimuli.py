@@ -122,11 +122,16 @@ class CancelRequested:
 
 @dataclass(frozen=True, slots=True)
 class MigrationBegun:
-    """Rebalancing starts moving the job from `site` to `target`."""
+    """Rebalancing starts moving the job from `site` to `target`.
+
+    `checkpoint` is False when the move was priced as a restart (a site of the move cannot
+    send or receive checkpoints): the job is then stopped without one and starts afresh.
+    """
 
     site: SiteId
     target: SiteId
     note: str = ""
+    checkpoint: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from broker.placement.demand import JobDemand
-from broker.placement.shapes import footprint, footprints
+from broker.placement.shapes import (
+    fits_pool,
+    footprint,
+    footprints,
+    nodes_taken,
+    whole_nodes_wanted,
+)
 from broker.placement.tables import HOST_ONLY, BoolArray, EvalContext, FloatArray, IntArray
 
 _EPS = 1e-9
@@ -63,10 +69,15 @@ def pending_penalty(
 
 
 class Ledger:
-    """Remaining capacity during a batch: cards per pool option, cores and memory per site.
+    """Remaining capacity during a batch: cards and whole nodes per pool option, cores and memory
+    per site.
 
-    A job takes its footprint of a pool's cards: whole nodes' cards where the pool's node shape
-    is known, its own cards elsewhere (broker/placement/shapes.py).
+    A job takes its footprint of a pool's cards (broker/placement/shapes.py): its own cards,
+    or whole nodes' cards where it outgrows a node of a pool of known shape. It also takes
+    `nodes_taken` from the pool's node balance: a multi-node job its nodes, a single-node job
+    one (it may sit on a node of its own). A multi-node job fits only where the balance covers
+    its nodes; a single-node job needs only cards. Balances may go below zero, so `release`
+    undoes `take` exactly.
     """
 
     def __init__(self, ctx: EvalContext) -> None:
@@ -79,6 +90,7 @@ class Ledger:
         )
         self.cards_per_node = avail.opt_cards_per_node
         self.shaped = bool(self.cards_per_node.any())
+        self.nodes = avail.opt_whole_nodes.astype(np.int64)
         self.cpu = avail.site_cpu_free.copy()
         self.memory_gb = avail.site_memory_gb_free.copy()
 
@@ -87,8 +99,9 @@ class Ledger:
         twin = object.__new__(Ledger)
         twin.opt_site, twin.host = self.opt_site, self.host
         twin.cards_per_node, twin.shaped = self.cards_per_node, self.shaped
-        twin.cards, twin.cpu, twin.memory_gb = (
+        twin.cards, twin.nodes, twin.cpu, twin.memory_gb = (
             self.cards.copy(),
+            self.nodes.copy(),
             self.cpu.copy(),
             self.memory_gb.copy(),
         )
@@ -104,6 +117,12 @@ class Ledger:
             return np.broadcast_to(np.asarray(cards, dtype=np.int64), opts.shape)
         return footprints(np.asarray(cards), self.cards_per_node[opts])
 
+    def nodes_wanted(self, cards: NDArray[np.generic] | int, opts: IntArray) -> IntArray:
+        """Whole free nodes a job of `cards` must find at each of `opts` (0: cards alone)."""
+        if not self.shaped:
+            return np.zeros(opts.shape, dtype=np.int64)
+        return whole_nodes_wanted(np.asarray(cards), self.cards_per_node[opts])
+
     def caps(self, demand: JobDemand, opts: IntArray, most: int) -> FloatArray:
         """How many jobs of `demand` each option could still take on its own (at most `most`)."""
         sites = self.opt_site[opts]
@@ -111,6 +130,11 @@ class Ledger:
         if demand.cards > 0:
             need = self.needs(demand.cards, opts)
             caps = np.minimum(caps, np.floor(self.cards[opts] / np.maximum(need, 1) + 1e-9))
+            wanted = self.nodes_wanted(demand.cards, opts)
+            multi = wanted > 0
+            caps[multi] = np.minimum(
+                caps[multi], np.maximum(self.nodes[opts][multi], 0) // wanted[multi]
+            )
         for need_h, free in (
             (demand.cpu_cores, self.cpu[sites]),
             (demand.memory_gb, self.memory_gb[sites]),
@@ -122,8 +146,9 @@ class Ledger:
     def fits(self, demand: JobDemand, opt: int) -> bool:
         """True if one more job of `demand` fits at option `opt` now."""
         site = int(self.opt_site[opt])
+        per_node = int(self.cards_per_node[opt]) if self.shaped else 0
         return (
-            int(self.cards[opt]) >= self.need(demand.cards, opt)
+            fits_pool(demand.cards, per_node, int(self.cards[opt]), int(self.nodes[opt]))
             and self.cpu[site] + _EPS >= demand.cpu_cores
             and self.memory_gb[site] + _EPS >= demand.memory_gb
         )
@@ -132,6 +157,8 @@ class Ledger:
         """For each of `opts`, whether one more job of `demand` fits there now."""
         sites = self.opt_site[opts]
         ok: BoolArray = self.cards[opts] >= self.needs(demand.cards, opts)
+        if self.shaped:
+            ok &= self.nodes[opts] >= self.nodes_wanted(demand.cards, opts)
         if demand.cpu_cores > 0:
             ok &= self.cpu[sites] + _EPS >= demand.cpu_cores
         if demand.memory_gb > 0:
@@ -153,6 +180,8 @@ class Ledger:
         """Hold capacity for one job of `demand` at option `opt`."""
         site = int(self.opt_site[opt])
         self.cards[opt] -= self.need(demand.cards, opt)
+        if self.shaped:
+            self.nodes[opt] -= nodes_taken(demand.cards, int(self.cards_per_node[opt]))
         self.cpu[site] -= demand.cpu_cores
         self.memory_gb[site] -= demand.memory_gb
 
@@ -160,6 +189,8 @@ class Ledger:
         """Give back the capacity of one job of `demand` at option `opt`."""
         site = int(self.opt_site[opt])
         self.cards[opt] += self.need(demand.cards, opt)
+        if self.shaped:
+            self.nodes[opt] += nodes_taken(demand.cards, int(self.cards_per_node[opt]))
         self.cpu[site] += demand.cpu_cores
         self.memory_gb[site] += demand.memory_gb
 

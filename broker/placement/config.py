@@ -155,8 +155,8 @@ class PolicyConfig(BaseModel):
         return shares
 
     def energy_model(self) -> EnergyModel:
-        """The energy model (topology.energy) with these settings."""
-        return EnergyModel(
+        """The energy model (topology.energy) with these settings (checked when they were read)."""
+        return EnergyModel.model_construct(
             utilisation=dict(self.card_utilisation),
             host_watts_per_card=self.host_watts_per_card,
             cpu_watts_per_core=self.cpu_watts_per_core,

@@ -12,8 +12,15 @@ from typing import Protocol
 import numpy as np
 
 from broker.placement.demand import DemandArrays, JobDemand
-from broker.placement.shapes import nodes_needed, plural
-from broker.placement.tables import HOST_ONLY, BoolArray, EvalContext, FederationTable, IntArray
+from broker.placement.shapes import multi_node, nodes_needed, plural, whole_nodes_wanted
+from broker.placement.tables import (
+    HOST_ONLY,
+    BoolArray,
+    EvalContext,
+    FederationTable,
+    FloatArray,
+    IntArray,
+)
 
 _EPS = 1e-9
 
@@ -128,10 +135,15 @@ class RequireAccelerator(_Batched):
     def reason(self, job: JobDemand, ctx: EvalContext, opt: int) -> str:
         if job.cards == 0:
             return "CPU-only job runs on host cores"
-        model = ctx.table.opt_model[opt]
-        if model and (not job.models or model in job.models) and job.min_memory_gb:
-            memory = float(ctx.table.opt_memory_gb[opt])
-            return f"{model} has {memory:g} GB per card, the job needs {job.min_memory_gb:g} GB"
+        table = ctx.table
+        if job.min_memory_gb:  # an accepted model that is there, but too small, says so
+            site_opts = table.site_options[int(table.opt_site[opt])]
+            offered = _acceptable((job.models, False, 0.0), table, site_opts)
+            if offered.any():
+                small = int(site_opts[offered][0])
+                memory = float(table.opt_memory_gb[small])
+                model = table.opt_model[small]
+                return f"{model} has {memory:g} GB per card, the job needs {job.min_memory_gb:g} GB"
         return f"no {_either(job.models)} accelerators" if job.models else "no accelerators"
 
 
@@ -165,18 +177,17 @@ def _acceptable(key: _ModelKey, table: FederationTable, opts: IntArray) -> BoolA
 
 
 class RequireGangFit(_Batched):
-    """Enough cards are free now: in one pool for gang jobs, over the site's pools otherwise.
+    """Enough capacity is free now: in one pool for gang jobs, over the site's pools otherwise.
 
     "The site's pools" are those offering the job's accelerator. In a pool of known node shape
-    a job takes whole nodes (ceil(cards / cards per node) of them), and the pool's free cards
-    are those of its wholly free nodes, so comparing cards is comparing nodes there.
+    a job that fits on one node needs only free cards, and one that outgrows a node needs
+    ceil(cards / cards per node) whole free nodes (broker/placement/shapes.py).
     """
 
     name = "gang_fit"
 
     def passes_many(self, jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> BoolArray:
-        free = ctx.avail.opt_free
-        out = free[opts][None, :] >= jobs.cards[:, None]
+        out = _room(jobs.cards, ctx, opts) >= jobs.cards[:, None]
         if ctx.single_pool:
             return out
         table = ctx.table
@@ -187,10 +198,8 @@ class RequireGangFit(_Batched):
             rows = rows[spread[rows]]
             if rows.size:
                 pools = _acceptable(key, table, every)
-                total = np.bincount(
-                    table.opt_site, weights=free * pools, minlength=len(table.site_ids)
-                )
-                out[rows] = total[sites][None, :] >= jobs.cards[rows, None]
+                total = _site_room(jobs.cards[rows], ctx, pools)
+                out[rows] = total[:, sites] >= jobs.cards[rows, None]
         return out
 
     def reason(self, job: JobDemand, ctx: EvalContext, opt: int) -> str:
@@ -198,25 +207,58 @@ class RequireGangFit(_Batched):
         model = table.opt_model[opt] or "cards"
         if job.gang or ctx.single_pool:
             per_node = int(ctx.avail.opt_cards_per_node[opt])
-            if per_node:
+            if multi_node(job.cards, per_node):
                 return _whole_nodes_reason(job, model, per_node, ctx, opt)
             return f"gang of {job.cards} {model} needs one pool, {int(free[opt])} free"
-        site_opts = table.site_options[int(table.opt_site[opt])]
-        total = int(free[site_opts[_acceptable(_model_key(job), table, site_opts)]].sum())
+        site = int(table.opt_site[opt])
+        site_opts = table.site_options[site]
+        pools = np.zeros(table.n_options, dtype=np.bool_)
+        pools[site_opts[_acceptable(_model_key(job), table, site_opts)]] = True
+        total = int(_site_room(np.asarray([float(job.cards)]), ctx, pools)[0, site])
         wanted = _either(job.models) if job.models else "accelerators"
         return f"needs {job.cards} {wanted}, {total} free"
+
+
+def _room(cards: FloatArray, ctx: EvalContext, opts: IntArray) -> FloatArray:
+    """Jobs x `opts`: the cards each option offers a job of `cards` in one pool.
+
+    Free cards, or where a job outgrows a node of a shaped pool, the cards of its surely
+    free whole nodes: that covers the job exactly when its nodes (and their cards) are free.
+    """
+    avail = ctx.avail
+    free = avail.opt_free[opts].astype(np.float64)[None, :]
+    per_node = avail.opt_cards_per_node[opts]
+    if not per_node.any():
+        return np.broadcast_to(free, (len(cards), len(opts)))
+    wanted = whole_nodes_wanted(np.ceil(cards).astype(np.int64)[:, None], per_node[None, :])
+    whole = np.minimum(avail.opt_whole_nodes[opts], free[0] // np.maximum(per_node, 1))
+    offered = np.maximum(whole, 0) * per_node
+    return np.where(wanted > 0, offered[None, :], free)
+
+
+def _site_room(cards: FloatArray, ctx: EvalContext, pools: BoolArray) -> FloatArray:
+    """Jobs x sites: what the acceptable `pools` of each site offer a job of `cards`."""
+    table = ctx.table
+    every = np.arange(table.n_options)
+    room = _room(cards, ctx, every) * pools[None, :]
+    out = np.zeros((len(cards), len(table.site_ids)))
+    for row in range(len(cards)):
+        out[row] = np.bincount(table.opt_site, weights=room[row], minlength=len(table.site_ids))
+    return out
 
 
 def _whole_nodes_reason(
     job: JobDemand, model: str, per_node: int, ctx: EvalContext, opt: int
 ) -> str:
-    """Why a pool of known node shape cannot take the job as whole nodes."""
+    """Why a pool of known node shape cannot give a multi-node job its whole nodes."""
     needed = nodes_needed(job.cards, per_node)
-    wanted = f"gang of {job.cards} {model} needs {plural(needed, 'node')} of {per_node} cards"
+    kind = "gang" if job.gang else "job"
+    wanted = f"{kind} of {job.cards} {model} needs {plural(needed, 'node')} of {per_node} cards"
     nodes = int(ctx.avail.opt_nodes[opt])
     if needed > nodes:
         return f"{wanted}, the pool has {plural(nodes, 'node')}"
-    return f"{wanted}, {int(ctx.avail.opt_free[opt]) // per_node} of {nodes} wholly free"
+    whole = min(int(ctx.avail.opt_whole_nodes[opt]), int(ctx.avail.opt_free[opt]) // per_node)
+    return f"{wanted}, {max(0, whole)} of {nodes} wholly free"
 
 
 class RequireHostResources(_Batched):

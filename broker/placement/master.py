@@ -6,6 +6,9 @@ its packing cuts (broker/placement/cuts.py); per site, free cores and memory. A 
 site's rows come with the first column that uses it, and only if the batch's jobs could fill
 them; a packing cut comes when a solution violates it. Changing the capacity or the job counts
 (as diving does) only changes row and column bounds, so HiGHS re-solves from the last basis.
+Whole free nodes of node-shaped pools have no rows: a column's bound stops a multi-node class
+at the nodes its pool has on its own, but the LP counts cards (so its bound stays a bound), and
+rounding commits jobs through the Ledger, which checks both (docs/placement.md, "Node shapes").
 """
 
 from __future__ import annotations

@@ -42,7 +42,9 @@ class OptionIndex:
         self.counts = np.asarray(counts, dtype=np.float64)
         self.cards = np.asarray([c.demand.cards for c in classes], dtype=np.int64)
         self.need = ledger.needs(self.cards[self.cls], self.opt)
-        """Per pair, the cards its option's pool gives one job (whole nodes where shaped)."""
+        """Per pair, the cards its option's pool gives one job (whole nodes if multi-node)."""
+        self.nodes = ledger.nodes_wanted(self.cards[self.cls], self.opt)
+        """Per pair, the whole free nodes one job needs there (0: its cards alone)."""
         self.cpu = np.asarray([c.demand.cpu_cores for c in classes], dtype=np.float64)
         self.memory_gb = np.asarray([c.demand.memory_gb for c in classes], dtype=np.float64)
         self.penalty = np.asarray([c.penalty for c in classes], dtype=np.float64)
@@ -71,6 +73,11 @@ class OptionIndex:
         ):
             used = need > 0
             caps[used] = np.minimum(caps[used], np.floor(free[used] / need[used] + 1e-9))
+        wanted = self.nodes[flat]
+        multi = wanted > 0  # the LP's rows count cards; a bound per pair keeps nodes in view
+        caps[multi] = np.minimum(
+            caps[multi], np.maximum(ledger.nodes[opt[multi]], 0) // wanted[multi]
+        )
         return np.maximum(caps, 0.0)
 
     def _find_binding_rows(self, ledger: Ledger) -> None:

@@ -39,8 +39,11 @@ def run_hours_many(jobs: DemandArrays, ctx: EvalContext, opts: IntArray) -> Floa
 def run_hours_table(jobs: DemandArrays, table: FederationTable, opts: IntArray) -> FloatArray:
     """`run_hours_many` from the federation table alone."""
     out = np.repeat(jobs.duration_h[:, None], opts.size, axis=1)
+    scaling = ~jobs.serving & (jobs.cards > 0)  # as `scales`, for every job at once
+    if not scaling.any():
+        return out
     for (reference, workload), rows in jobs.groups(lambda d: (d.reference, d.workload)):
-        rows = rows[[scales(jobs.demands[int(r)]) for r in rows]]
+        rows = rows[scaling[rows]]
         if reference and rows.size:
             out[rows] = (
                 jobs.duration_h[rows, None] / table.speeds(reference, workload)[opts][None, :]

@@ -19,10 +19,10 @@ class SiteCapacity:
     """What one site can take right now, as its agent last reported it.
 
     `free` maps accelerator model to cards that can be given to new work now; a model the site
-    does not report has no free cards. For a pool whose node shape is known (`cards_per_node`
-    names it) those are the cards of its wholly free nodes, and a job there takes whole nodes
-    (broker/placement/shapes.py). `queue_wait_h` is the expected wait before a job starts;
-    `queue_wait_h_by_pool`, where it names a pool, overrides it for that pool.
+    does not report has no free cards. A pool whose node shape is known (`cards_per_node` names
+    it) also counts its whole nodes surely free (`whole_nodes`): a job there that outgrows one
+    node needs them (broker/placement/shapes.py). `queue_wait_h` is the expected wait before a
+    job starts; `queue_wait_h_by_pool`, where it names a pool, overrides it for that pool.
     """
 
     site_id: str
@@ -38,6 +38,21 @@ class SiteCapacity:
     """Cards on each node of the pools whose node shape is known; others are one bin of cards."""
     nodes: Mapping[str, int] = field(default_factory=dict)
     """Nodes of the pools whose node shape is known (in service or not)."""
+    whole_nodes: Mapping[str, int] = field(default_factory=dict)
+    """Per shaped pool, nodes in service less those its work takes or may spoil (the node
+    balance, broker/placement/shapes.py): max(0, balance) nodes are surely wholly free. It may
+    be below zero, so that releasing a job gives back exactly what it took. A shaped pool
+    missing here is taken as min(nodes, free // cards_per_node), true of a pool with no work."""
+
+    def node_balance(self, model: str) -> int:
+        """The node balance of the pool of `model` (see `whole_nodes`); 0 if of unknown shape."""
+        per_node = self.cards_per_node.get(model, 0)
+        if per_node <= 0 or self.nodes.get(model, 0) <= 0:
+            return 0
+        balance = self.whole_nodes.get(model)
+        if balance is None:
+            return min(self.nodes[model], max(0, self.free.get(model, 0)) // per_node)
+        return balance
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,9 +159,10 @@ class FederationTable:
 class Availability:
     """Per-snapshot arrays: which sites accept work and what is free there, per option.
 
-    `opt_free` is what a job may use: for a pool of known node shape, the cards of its wholly
-    free nodes. `opt_cards_per_node` and `opt_nodes` give that shape (0 where unknown, and
-    for host-only options).
+    `opt_free` is the free cards of each option. For a pool of known node shape,
+    `opt_cards_per_node` and `opt_nodes` give that shape and `opt_whole_nodes` its node balance
+    (max(0, balance) whole nodes are surely free; broker/placement/shapes.py); all three are 0
+    where the shape is unknown, and for host-only options.
     """
 
     snapshot: FederationSnapshot
@@ -173,6 +174,7 @@ class Availability:
     opt_wait_h: FloatArray
     opt_cards_per_node: IntArray
     opt_nodes: IntArray
+    opt_whole_nodes: IntArray
 
     @classmethod
     def build(cls, table: FederationTable, snapshot: FederationSnapshot) -> Availability:
@@ -188,13 +190,12 @@ class Availability:
         free_by_site = [{} if r is None else r.free for r in reports]
         pairs = list(zip(table.opt_site.tolist(), table.opt_model, strict=True))
         free = np.asarray([int(free_by_site[s].get(m, 0)) for s, m in pairs], dtype=np.int64)
-        cards_per_node, nodes = _node_shapes(reports, pairs)
+        cards_per_node, nodes, whole = _node_shapes(reports, pairs)
         return cls(
             snapshot=snapshot,
             site_status=status,
             opt_accepting=accepting[table.opt_site],
-            # a shaped pool gives whole nodes only: its free cards are a multiple of the node
-            opt_free=np.maximum(free - free % np.maximum(cards_per_node, 1), 0),
+            opt_free=np.maximum(free, 0),
             site_cpu_free=np.asarray([r.cpu_free if r else 0.0 for r in reports], dtype=np.float64),
             site_memory_gb_free=np.asarray(
                 [r.memory_gb_free if r else 0.0 for r in reports], dtype=np.float64
@@ -208,16 +209,17 @@ class Availability:
             ),
             opt_cards_per_node=cards_per_node,
             opt_nodes=nodes,
+            opt_whole_nodes=whole,
         )
 
 
 def _node_shapes(
     reports: list[SiteCapacity | None], pairs: list[tuple[int, str]]
-) -> tuple[IntArray, IntArray]:
-    """Cards per node and nodes per option; 0 where the shape is unknown (or half known)."""
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Cards per node, nodes and node balance per option; 0 where the shape is (half) unknown."""
+    zeros = np.zeros(len(pairs), dtype=np.int64)
     if not any(r is not None and r.cards_per_node for r in reports):
-        zeros = np.zeros(len(pairs), dtype=np.int64)
-        return zeros, zeros.copy()
+        return zeros, zeros.copy(), zeros.copy()
     empty: dict[str, int] = {}
     per_node = [r.cards_per_node if r is not None else empty for r in reports]
     counts = [r.nodes if r is not None else empty for r in reports]
@@ -226,7 +228,22 @@ def _node_shapes(
     )
     nodes = np.asarray([max(0, int(counts[s].get(m, 0))) if m else 0 for s, m in pairs])
     known = (cards_per_node > 0) & (nodes > 0)
-    return np.where(known, cards_per_node, 0), np.where(known, nodes, 0).astype(np.int64)
+    balance = np.asarray(
+        [
+            _node_balance(reports[s], m) if ok else 0
+            for (s, m), ok in zip(pairs, known.tolist(), strict=True)
+        ],
+        dtype=np.int64,
+    )
+    return (
+        np.where(known, cards_per_node, 0),
+        np.where(known, nodes, 0).astype(np.int64),
+        balance,
+    )
+
+
+def _node_balance(report: SiteCapacity | None, model: str) -> int:
+    return 0 if report is None else report.node_balance(model)
 
 
 def _wait_h(report: SiteCapacity | None, model: str) -> float:

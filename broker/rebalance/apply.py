@@ -9,8 +9,9 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from broker.placement import FederationSnapshot, JobDemand, SiteCapacity
-from broker.placement.shapes import footprint
+from broker.placement.shapes import footprint, nodes_taken
 from broker.rebalance.model import ActiveJob, LastMove, Move, MoveKind, RebalanceInput
+from broker.rebalance.pricing import sites_move_checkpoints
 from computenet.types import SiteStatus
 
 
@@ -39,7 +40,8 @@ class Step:
 def plan_steps(moves: Sequence[Move], state: RebalanceInput, run_id: str) -> list[Step]:
     """The steps of every move, in plan order: stop the old attempt before dispatching the new.
 
-    A job on a lost site has nothing left to stop; a checkpointable job checkpoints as it stops.
+    A job on a lost site has nothing left to stop; a checkpointable job checkpoints as it stops
+    when both sites move checkpoints (else the move is a plain restart).
     """
     jobs = {job.job_id: job for job in state.active}
     steps: list[Step] = []
@@ -52,7 +54,10 @@ def plan_steps(moves: Sequence[Move], state: RebalanceInput, run_id: str) -> lis
                 Step(move.job_id, Action.MARK_MIGRATING, source, cause=cause, target=move.to_site)
             )
             if _status(state, source) != SiteStatus.LOST:
-                action = Action.CHECKPOINT_AND_STOP if job.can_checkpoint else Action.STOP
+                carried = sites_move_checkpoints(source, move.to_site, state.checkpoint_sites)
+                action = (
+                    Action.CHECKPOINT_AND_STOP if job.can_checkpoint and carried else Action.STOP
+                )
                 steps.append(Step(move.job_id, action, source, cause=cause, target=move.to_site))
         steps.append(
             Step(move.job_id, Action.DISPATCH, move.to_site, move.accelerator, cause, move.to_site)
@@ -72,6 +77,9 @@ def project(
     snapshot = state.snapshot
     free = {s: dict(cap.free) for s, cap in snapshot.sites.items()}
     per_node = {s: cap.cards_per_node for s, cap in snapshot.sites.items()}
+    nodes = {
+        s: {m: cap.node_balance(m) for m in cap.cards_per_node} for s, cap in snapshot.sites.items()
+    }
     host = {s: [cap.cpu_free, cap.memory_gb_free] for s, cap in snapshot.sites.items()}
     active = {job.job_id: job for job in state.active}
     pending = {job.job_id: job for job in state.pending}
@@ -79,10 +87,10 @@ def project(
         job = active.get(move.job_id)
         spec = job.spec if job is not None else pending.pop(move.job_id).spec
         demand = JobDemand.from_spec(spec)
-        _adjust(free, per_node, host, move.to_site, move.accelerator, demand, -1)
+        _adjust(free, nodes, per_node, host, move.to_site, move.accelerator, demand, -1)
         if job is not None and release_sources and move.from_site is not None:
             source_model = job.accelerator or move.accelerator
-            _adjust(free, per_node, host, move.from_site, source_model, demand, +1)
+            _adjust(free, nodes, per_node, host, move.from_site, source_model, demand, +1)
         base = job or ActiveJob(move.job_id, spec, move.to_site)
         active[move.job_id] = dataclasses.replace(
             base, site=move.to_site, accelerator=move.accelerator
@@ -94,7 +102,11 @@ def project(
         )
     sites = {
         s: dataclasses.replace(
-            cap, free=MappingProxyType(free[s]), cpu_free=host[s][0], memory_gb_free=host[s][1]
+            cap,
+            free=MappingProxyType(free[s]),
+            whole_nodes=MappingProxyType(nodes[s]),
+            cpu_free=host[s][0],
+            memory_gb_free=host[s][1],
         )
         for s, cap in snapshot.sites.items()
     }
@@ -111,6 +123,7 @@ def project(
 
 def _adjust(
     free: dict[str, dict[str, int]],
+    nodes: dict[str, dict[str, int]],
     per_node: Mapping[str, Mapping[str, int]],
     host: dict[str, list[float]],
     site: str,
@@ -121,8 +134,10 @@ def _adjust(
     if site not in free:
         return
     if demand.cards:
-        need = footprint(demand.cards, per_node.get(site, {}).get(model, 0))
-        free[site][model] = free[site].get(model, 0) + sign * need
+        shape = per_node.get(site, {}).get(model, 0)
+        free[site][model] = free[site].get(model, 0) + sign * footprint(demand.cards, shape)
+        if model in nodes[site]:  # node balances undo exactly: a release gives back its nodes
+            nodes[site][model] += sign * nodes_taken(demand.cards, shape)
     host[site][0] += sign * demand.cpu_cores
     host[site][1] += sign * demand.memory_gb
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, TypeVar
 
 from broker.control import (
@@ -28,6 +28,7 @@ from broker.jobflow.placement_loop import allocation_for, placement_to_json
 from broker.placement import FederationSnapshot, Policy, place, place_batch
 from broker.rebalance.apply import Action, Step
 from broker.rebalance.model import ActiveJob, LastMove, PendingJob, RebalanceInput
+from broker.rebalance.pricing import with_checkpoint
 from broker.store import Lease
 from broker.store.protocol import Fence, FenceLostError
 from broker.writer import StoreWriter
@@ -97,7 +98,13 @@ class LiveRebalance:
             demand=self._demand(),
             history=history,
             policy=self._policy,
+            checkpoint_sites=self._checkpoint_sites(snapshot.sites),
         )
+
+    def _checkpoint_sites(self, sites: Iterable[str]) -> frozenset[str]:
+        """Those of `sites` whose agents said in their last hello that they move checkpoints."""
+        entries = (self._capacity.site_entry(SiteId(s)) for s in sites)
+        return frozenset(e.site_id for e in entries if e is not None and e.checkpoints)
 
     def apply_step(self, step: Step, token: int) -> None:
         """Perform one step if `token` still holds the lease; raises MoveError if it cannot."""
@@ -118,7 +125,14 @@ class LiveRebalance:
                 raise MoveError(
                     f"job is {job.state.value} at {job.site}, not movable from {step.site}"
                 )
-            begun = MigrationBegun(SiteId(step.site), SiteId(step.target), step.cause)
+            # carried out as priced: with a checkpoint only where the planner counted one
+            now_ms = int(time.time() * 1000)
+            carried = with_checkpoint(
+                _active(job, now_ms), step.target, self._checkpoint_sites((step.site, step.target))
+            )
+            begun = MigrationBegun(
+                SiteId(step.site), SiteId(step.target), step.cause, checkpoint=carried
+            )
             if not (await self._driver.feed(job, begun, fence=fence)).applied:
                 raise MoveError("job changed while the move began")
         elif step.action in (Action.CHECKPOINT_AND_STOP, Action.STOP):

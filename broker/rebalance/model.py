@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from broker.placement import FederationSnapshot, Policy
@@ -73,7 +74,9 @@ class RebalanceInput:
     """Everything a run decides on, read once at its start.
 
     `snapshot.sites` carries each site's status (draining and lost sites included) and the
-    capacity free now; `demand` maps an inference job to its users' current region weights.
+    capacity free now; `demand` maps an inference job to its users' current region weights;
+    `checkpoint_sites` are the sites whose agents send and receive checkpoints of moved jobs
+    (None: every site does, as in the simulator).
     """
 
     snapshot: FederationSnapshot
@@ -82,6 +85,7 @@ class RebalanceInput:
     demand: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     history: Mapping[str, LastMove] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy.default)
+    checkpoint_sites: AbstractSet[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,6 +101,7 @@ class _Run:
                 topology,
                 restart_overhead_h=self.config.restart_overhead_h,
                 source_lost=lost,
+                checkpoint_sites=self.state.checkpoint_sites,
             )
             if math.isinf(moving.transfer_h):
                 continue

@@ -11,7 +11,7 @@ import numpy as np
 
 from broker.placement import FederationSnapshot, JobDemand, Policy, SiteCapacity
 from broker.placement.policy import evaluate
-from broker.placement.shapes import footprint
+from broker.placement.shapes import footprint, nodes_taken
 from broker.placement.tables import HOST_ONLY, EvalContext, context_for
 from broker.placement.terms import power_kw
 
@@ -26,6 +26,10 @@ class CapacityLedger:
     def __init__(self, snapshot: FederationSnapshot) -> None:
         self._base = snapshot
         self._free = {s: dict(cap.free) for s, cap in snapshot.sites.items()}
+        self._nodes = {
+            s: {m: cap.node_balance(m) for m in cap.cards_per_node}
+            for s, cap in snapshot.sites.items()
+        }
         self._cpu = {s: cap.cpu_free for s, cap in snapshot.sites.items()}
         self._memory_gb = {s: cap.memory_gb_free for s, cap in snapshot.sites.items()}
         self._current: FederationSnapshot | None = snapshot
@@ -44,6 +48,7 @@ class CapacityLedger:
                     capacity_stale=cap.capacity_stale,
                     cards_per_node=cap.cards_per_node,
                     nodes=cap.nodes,
+                    whole_nodes=MappingProxyType(dict(self._nodes[s])),
                 )
                 for s, cap in self._base.sites.items()
             }
@@ -55,13 +60,15 @@ class CapacityLedger:
     def take(self, site: str, model: str, demand: JobDemand) -> None:
         """Hold a job's capacity in one pool of `site` (host cores only when `model` is empty).
 
-        In a pool of known node shape the job takes whole nodes, as placement counts them.
+        In a pool of known node shape the job takes its footprint and nodes, as placement does.
         """
         if demand.cards:
             per_node = self._base.sites[site].cards_per_node.get(model, 0)
             self._free[site][model] = self._free[site].get(model, 0) - footprint(
                 demand.cards, per_node
             )
+            if model in self._nodes[site]:
+                self._nodes[site][model] -= nodes_taken(demand.cards, per_node)
         self._cpu[site] -= demand.cpu_cores
         self._memory_gb[site] -= demand.memory_gb
         self._current = None
@@ -147,7 +154,7 @@ class Valuer:
             else 0.0
         )
         kwh = (
-            power_kw(demand, self.ctx, opts, self.policy.config.cpu_watts_per_core)[0]
+            power_kw(demand, self.ctx, opts, self.policy.config.energy_model())[0]
             * demand.duration_h
         )
         return Option(

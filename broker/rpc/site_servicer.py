@@ -86,8 +86,14 @@ class SiteServicer(pb_grpc.SiteServiceServicer):
             executor=hello.executor,
             version=hello.agent_version,
             epoch=hello.epoch,
+            checkpoints=hello.checkpoints,
         )
-        log.info("agent connected site=%s epoch=%s", site_id, hello.epoch)
+        log.info(
+            "agent connected site=%s epoch=%s checkpoints=%s",
+            site_id,
+            hello.epoch,
+            hello.checkpoints,
+        )
         if change is not None:
             await self._on_status([change])
         # the welcome renews the lease from the hello's send time, as a renewal would

@@ -52,6 +52,7 @@ class ReplayRebalancer:
             active=tuple(active),
             history=dict(self.history),
             policy=Policy.default(self.topology_config),
+            checkpoint_sites=None,  # every simulated site moves checkpoints
         )
         moves = [m for m in plan_moves(state, self.config) if m.kind in MOVING_KINDS]
         jobs = {job.job_id: job for job in active}

@@ -86,6 +86,8 @@ class SiteEntry:
     agent_version: str = ""
     agent_epoch: str = ""
     connected: bool = False
+    checkpoints: bool = False
+    """The agent's last hello said it sends and receives checkpoints of moved jobs."""
     capacity_unix_ms: int = 0
     """When the last good capacity report arrived (0: never)."""
     capacity_error: str = ""
@@ -169,11 +171,18 @@ class SiteRegistry:
         return SiteStatus.DRAINING if entry.drained else SiteStatus.ACTIVE
 
     def connected(
-        self, site_id: SiteId, *, now_s: float, executor: str, version: str, epoch: str
+        self,
+        site_id: SiteId,
+        *,
+        now_s: float,
+        executor: str,
+        version: str,
+        epoch: str,
+        checkpoints: bool = False,
     ) -> StatusChange | None:
-        """An agent said hello."""
+        """An agent said hello (`checkpoints`: it can send and receive moved checkpoints)."""
         entry = self._sites[site_id]
-        entry.connected = True
+        entry.connected, entry.checkpoints = True, checkpoints
         entry.executor, entry.agent_version, entry.agent_epoch = executor, version, epoch
         return self._seen(entry, now_s)
 

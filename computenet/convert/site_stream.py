@@ -51,6 +51,7 @@ def hello_to_proto(hello: Hello) -> pb.Hello:
         executor=hello.executor,
         attempts=[attempt_status_to_proto(a) for a in hello.attempts],
         heartbeat_sequence=hello.heartbeat_sequence,
+        checkpoints=hello.checkpoints,
     )
 
 
@@ -63,6 +64,7 @@ def hello_from_proto(msg: pb.Hello) -> Hello:
         executor=msg.executor,
         attempts=tuple(attempt_status_from_proto(a) for a in msg.attempts),
         heartbeat_sequence=msg.heartbeat_sequence,
+        checkpoints=msg.checkpoints,
     )
 
 

@@ -61,6 +61,7 @@ class Hello(_message.Message):
     EXECUTOR_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     HEARTBEAT_SEQUENCE_FIELD_NUMBER: _builtins.int
+    CHECKPOINTS_FIELD_NUMBER: _builtins.int
     site_id: _builtins.str
     """Site id; must be a site of the broker's topology (and match the certificate when mTLS is on)."""
     agent_version: _builtins.str
@@ -72,6 +73,11 @@ class Hello(_message.Message):
     heartbeat_sequence: _builtins.int
     """Heartbeat sequence number of this hello; the welcome renews the agent's lease from the
     moment the agent sent it. 0: the agent takes no lease from the welcome.
+    """
+    checkpoints: _builtins.bool
+    """True when the agent can send and receive checkpoints of moved jobs (it has a checkpoint
+    store, or export and import commands); the broker prices and carries out a move without it
+    as a restart.
     """
     @_builtins.property
     def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___AttemptStatus]:
@@ -86,10 +92,11 @@ class Hello(_message.Message):
         executor: _builtins.str = ...,
         attempts: _abc.Iterable[Global___AttemptStatus] | None = ...,
         heartbeat_sequence: _builtins.int = ...,
+        checkpoints: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "attempts", b"attempts", "epoch", b"epoch", "executor", b"executor", "heartbeat_sequence", b"heartbeat_sequence", "site_id", b"site_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "attempts", b"attempts", "checkpoints", b"checkpoints", "epoch", b"epoch", "executor", b"executor", "heartbeat_sequence", b"heartbeat_sequence", "site_id", b"site_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -31,6 +31,15 @@ def test_sites_start_offline_and_become_active_on_hello() -> None:
     assert reg.get(A).connected
 
 
+def test_a_hello_says_whether_the_site_moves_checkpoints_and_a_later_one_may_change_it() -> None:
+    reg = registry()
+    assert not reg.get(A).checkpoints, "unknown until the agent says so"
+    reg.connected(A, now_s=1, executor="local", version="1", epoch="e", checkpoints=True)
+    assert reg.get(A).checkpoints
+    reg.connected(A, now_s=2, executor="local", version="1", epoch="f", checkpoints=False)
+    assert not reg.get(A).checkpoints
+
+
 def test_silence_makes_suspect_then_lost() -> None:
     reg = registry()
     reg.connected(A, now_s=0, executor="local", version="1", epoch="e")

@@ -85,19 +85,23 @@ def at(site: SiteId) -> Allocation:
 
 
 @pytest.mark.parametrize(
-    ("the_job", "with_checkpoint"),
+    ("the_job", "carried", "with_checkpoint"),
     [
-        (job(S.RUNNING), True),
-        (job(S.DISPATCHED), False),  # not started: nothing to checkpoint
-        (job(S.PLACED), False),
-        (job(S.RUNNING, checkpointing=False), False),
+        (job(S.RUNNING), True, True),
+        (job(S.DISPATCHED), True, False),  # not started: nothing to checkpoint
+        (job(S.PLACED), True, False),
+        (job(S.RUNNING, checkpointing=False), True, False),
+        # priced as a restart (a site of the move has no checkpoint store): carried out as one
+        (job(S.RUNNING), False, False),
+        (job(S.DISPATCHED), False, False),
     ],
-    ids=["running", "dispatched", "placed", "not checkpointing"],
+    ids=["running", "dispatched", "placed", "not checkpointing", "restart", "restart unstarted"],
 )
-def test_a_move_is_with_checkpoint_only_for_a_running_checkpointing_job(
-    the_job: Job, with_checkpoint: bool
+def test_a_move_is_with_checkpoint_only_for_a_running_checkpointing_job_priced_so(
+    the_job: Job, carried: bool, with_checkpoint: bool
 ) -> None:
-    t = only_write(machine.handle(the_job, MigrationBegun(WEST, EAST, "cheaper")))
+    begun = MigrationBegun(WEST, EAST, "cheaper", checkpoint=carried)
+    t = only_write(machine.handle(the_job, begun))
     assert (t.new_state, t.migration_target, t.migration_checkpoint) == (
         S.MIGRATING,
         EAST,

@@ -216,7 +216,7 @@ stimulus_st = st.one_of(
     st.builds(lambda s: ("launch_fail", s), site_st),
     st.builds(lambda s: ("suspect", s), site_st),
     st.just(("cancel",)),
-    st.builds(lambda s: ("migrate", s), site_st),
+    st.builds(lambda s, c: ("migrate", s, c), site_st, st.booleans()),
     st.booleans().map(lambda c: ("migration_stop", c)),
     st.just(("source_gone",)),
     st.booleans().map(lambda full: ("target_full", full)),
@@ -286,7 +286,8 @@ def _step(world: World, op: tuple[object, ...]) -> None:
         world.feed(CancelRequested("test"))
     elif kind == "migrate":
         if job.site is not None:
-            world.feed(MigrationBegun(job.site, site))
+            # op[2]: whether both sites move checkpoints (else the move is a plain restart)
+            world.feed(MigrationBegun(job.site, site, checkpoint=bool(op[2])))
     elif kind == "migration_stop":
         world.feed(MigrationStop(bool(op[1])))
     elif kind == "source_gone":
@@ -369,7 +370,7 @@ reconnect_st = st.one_of(
     st.builds(lambda s, ok: ("finish", s, ok), site_st, st.booleans()),
     st.builds(lambda s: ("lose", s), site_st),
     st.just(("cancel",)),
-    st.builds(lambda s: ("migrate", s), site_st),
+    st.builds(lambda s, c: ("migrate", s, c), site_st, st.booleans()),
     st.booleans().map(lambda c: ("migration_stop", c)),
     st.builds(lambda s: ("drop", s), site_st),
     st.builds(lambda s: ("stall", s), site_st),

@@ -1,4 +1,4 @@
-"""A real broker and a static agent whose pool has a node shape: gangs run as whole nodes only."""
+"""A real broker and a static agent with a node-shaped pool: big gangs take whole nodes only."""
 
 from __future__ import annotations
 
@@ -43,11 +43,12 @@ def test_a_three_node_gang_is_never_sent_to_a_two_node_site_and_explain_says_why
         tmp_path, SITE, broker.agent_address, pools=TWO_NODES, pki=broker.pki
     )
     with broker.client() as client:
-        wait_for(
-            lambda: SITE in {s.site_id for s in client.sites(status=SiteStatus.ACTIVE)},
-            what="the two-node site active",
+        # active comes with the hello; the pools with the first capacity report
+        site = wait_for(
+            lambda: (s := client.site(SITE)).status == SiteStatus.ACTIVE and s.pools and s,
+            what="the two-node site active with capacity",
         )
-        (pool,) = client.site(SITE).pools
+        (pool,) = site.pools
         assert (pool.nodes, pool.cards_per_node) == (2, 2)
         fits = client.submit(gang("fits", 4), request_id="fits").job.job_id
         wait_for(lambda: client.get(fits).state == JobState.SUCCEEDED, what="the 2-node gang ran")

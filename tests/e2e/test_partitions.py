@@ -39,7 +39,7 @@ liveness:
 FAKE_SCONTROL = """\
 #!/bin/sh
 # scontrol stand-in: logs each probe; fails while the flag file exists, as a downed slurmctld.
-# Two nodes of 4 cards: each job of the test takes a whole node of its own.
+# Two nodes of 4 cards: room for both 2-card jobs of the test.
 echo probe >> "{log}"
 if [ -e "{flag}" ]; then
   echo "slurm_load_node error: Unable to contact slurm controller (connect failure)" >&2

@@ -92,23 +92,112 @@ def site_active(client: Client, site: str) -> bool:
     return client.site(site).status == SiteStatus.ACTIVE
 
 
+# A job that counts steps: it saves its counter every EVERY steps and when stopped (SIGTERM),
+# resumes from the counter it is given, and appends "STEP SITE ATTEMPT" per step to a file.
+# It holds at step HOLD until the test releases it, so the move lands mid-run, whatever the
+# machine's load; HOLD is off the EVERY grid, so the last periodic save is behind the stop.
+COUNTER = """
+import json, os, signal, sys, time
+from pathlib import Path
+
+target, every, hold = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+out, release = Path(sys.argv[4]), Path(sys.argv[5])
+site, attempt = os.environ["COMPUTENET_SITE"], os.environ["COMPUTENET_ATTEMPT"]
+save_to = Path(os.environ["COMPUTENET_CHECKPOINT_DIR"]) / "counter.json"
+restore = Path(os.environ.get("COMPUTENET_RESTORE_DIR") or "/nonexistent") / "counter.json"
+step = json.loads(restore.read_text())["step"] if restore.exists() else 0
+stopping = False
+
+def stop(signum, frame):
+    global stopping
+    stopping = True
+
+def save():
+    save_to.with_suffix(".tmp").write_text(json.dumps({"step": step}))
+    os.replace(save_to.with_suffix(".tmp"), save_to)
+
+signal.signal(signal.SIGTERM, stop)
+while step < target and not stopping:
+    if step >= hold and not release.exists():
+        time.sleep(0.05)
+        continue
+    time.sleep(0.2)
+    step += 1
+    with out.open("a") as f:
+        f.write(f"{step} {site} {attempt}\\n")
+    if step % every == 0:
+        save()
+save()
+sys.exit(143 if stopping else 0)
+"""
+TARGET, EVERY, HOLD = 60, 5, 32
+
+
+def counting(name: str, script: Path, out: Path, release: Path, cards: int) -> dict[str, Any]:
+    """A long checkpointing training job (as the planner sees it) that counts TARGET steps."""
+    argv = [sys.executable, str(script), str(TARGET), str(EVERY), str(HOLD), str(out), str(release)]
+    return {
+        "name": name,
+        "kind": "training",
+        "resources": {"accelerator": "a800", "count": cards, "cpu": 1, "memory_gb": 0.1},
+        "duration_hours": 300.0,
+        "checkpoint": {"interval_hours": 1.0, "size_gb": 1.0},
+        "command": argv,
+    }
+
+
+def steps(out: Path) -> list[tuple[int, str, int]]:
+    """(step, site, attempt) per line the job wrote."""
+    rows = [line.split() for line in out.read_text().splitlines() if line.strip()]
+    return [(int(r[0]), r[1], int(r[2])) for r in rows]
+
+
 @pytest.mark.e2e
-def test_a_long_training_job_migrates_west_with_a_checkpoint(
-    broker_factory: BrokerFactory, agents: dict[str, subprocess.Popen[str]], tmp_path: Path
+@pytest.mark.parametrize(
+    "executor",
+    ["local", pytest.param("slurm", marks=[pytest.mark.slurm, pytest.mark.timeout(300)])],
+)
+def test_a_counting_job_moved_west_by_a_rebalancing_apply_resumes_from_its_checkpoint(
+    broker_factory: BrokerFactory,
+    agents: dict[str, subprocess.Popen[str]],
+    tmp_path: Path,
+    executor: str,
+    request: pytest.FixtureRequest,
 ) -> None:
+    # the Slurm sites submit to the one test cluster, whose node runs on this machine: the
+    # agents' state folders, the checkpoint store and the job's output file are shared as is
+    env = request.getfixturevalue("slurm_cluster").env if executor == "slurm" else None
+    cards = 2 if executor == "slurm" else 8  # the Slurm node has 4 cards
+    pools = [{"model": "a800", "count": 2 * cards}]
+    store = tmp_path / "checkpoint-store"  # the store both sites mount
+    store.mkdir()
+    script, out, release = tmp_path / "counter.py", tmp_path / "steps.txt", tmp_path / "release"
+    script.write_text(COUNTER)
     broker = broker_factory("--rebalance-every", "0", "--broker-id", "b1")
-    pki = broker.pki
-    agents[EAST] = start_agent(tmp_path, EAST, broker.agent_address, pools=A800, pki=pki)
-    marker = tmp_path / "starts.txt"
+
+    def agent(site: str) -> subprocess.Popen[str]:
+        return start_agent(
+            tmp_path,
+            site,
+            broker.agent_address,
+            pools=pools,
+            executor=executor,
+            env=env,
+            pki=broker.pki,
+            checkpoints={"store": str(store)},
+        )
+
+    agents[EAST] = agent(EAST)
     with broker.client() as client:
         wait_for(lambda: site_active(client, EAST), timeout_s=30, what="the eastern site")
-        job_id = client.submit(training("llm", marker), request_id="llm").job.job_id
+        spec = counting("llm", script, out, release, cards)
+        job_id = client.submit(spec, request_id="llm").job.job_id
         wait_for(
-            lambda: state_of(client, job_id) == (JobState.RUNNING, EAST),
-            timeout_s=30,
-            what="running east",
+            lambda: out.exists() and any(step >= HOLD for step, _, _ in steps(out)),
+            timeout_s=120,
+            what="the job to count up to its hold, east",
         )
-        agents[WEST] = start_agent(tmp_path, WEST, broker.agent_address, pools=A800, pki=pki)
+        agents[WEST] = agent(WEST)
         wait_for(lambda: site_active(client, WEST), timeout_s=30, what="the western site")
 
         plan = cli(broker, "rebalance", "plan")
@@ -122,17 +211,41 @@ def test_a_long_training_job_migrates_west_with_a_checkpoint(
         run = cli(broker, "rebalance", "apply")
         assert not run["dry_run"] and run["moves_applied"] == 1, run
         assert run["realised_savings_cny"] == pytest.approx(move["net_cny"], rel=0.05)
-        events = []
-        for event in client.watch(job_id):  # from the first event on, until it runs west
-            events.append(event)
-            if (event.state, event.site, event.attempt) == (JobState.RUNNING, WEST, 2):
-                break
-    assert [(a, s) for j, a, s in starts(marker) if j == job_id] == [(1, EAST), (2, WEST)]
+        wait_for(
+            lambda: client.get(job_id).attempt == 2, timeout_s=60, what="the stop east, attempt 2"
+        )
+        release.touch()
+        done = wait_for(
+            lambda: (j := client.get(job_id)).state.is_final and j,
+            timeout_s=120,
+            what="the job to finish",
+        )
+        events = list(client.watch(job_id))
+    assert (done.state, done.site, done.attempt) == (JobState.SUCCEEDED, WEST, 2)
+
+    counted = steps(out)
+    east = [step for step, site, attempt in counted if (site, attempt) == (EAST, 1)]
+    west = [step for step, site, attempt in counted if (site, attempt) == (WEST, 2)]
+    assert len(east) + len(west) == len(counted), "attempt 1 east, attempt 2 west, nothing else"
+    assert east == list(range(1, len(east) + 1)) and west, counted
+    assert west == list(range(west[0], TARGET + 1)), "it reached its target count"
+    # the west attempt resumed from the counter the east one saved: it redid at most one
+    # checkpoint interval (none when the stop's own save came through)
+    restored = json.loads(
+        (
+            tmp_path / f"agent-{WEST}" / "state" / "restore" / job_id / "2" / "counter.json"
+        ).read_text()
+    )
+    assert restored == {"step": west[0] - 1}
+    assert east[-1] - EVERY <= west[0] - 1 <= east[-1]
+
     trail = [(e.state, e.site, e.attempt) for e in events]
     migrating = trail.index((JobState.MIGRATING, EAST, 1))
-    after = trail[migrating + 1 :]
-    assert after[0] == (JobState.PLACED, WEST, 2)
-    assert (JobState.RUNNING, WEST, 2) in after
+    moved = events[migrating + 1]
+    assert (moved.state, moved.site, moved.attempt) == (JobState.PLACED, WEST, 2)
+    assert f"checkpoint {job_id}/1" in moved.message, moved
+    assert "migration_fell_back" not in [e.cause for e in events]
+    assert trail[-1] == (JobState.SUCCEEDED, WEST, 2)
     history = cli(broker, "rebalance", "history")
     assert [r["dry_run"] for r in history] == [False, True]
     assert history[0]["moves"][0]["applied"]

@@ -39,7 +39,7 @@ REF = "ckpt://chongqing/trainer/1"
 class Broker:
     """The broker's job flow on one SQLite file, with live rebalancing hooked in."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, checkpoints: frozenset[SiteId]) -> None:
         url = f"sqlite:///{tmp_path / 'b.db'}"
         self.store = open_store(url)
         self.rebalance_store = open_rebalance_store(url)
@@ -55,6 +55,15 @@ class Broker:
             now_s=time.monotonic(),
         )
         for site in (WEST, EAST):
+            # what the site's agent says in its hello: does it move checkpoints
+            self.registry.connected(
+                site,
+                now_s=time.monotonic(),
+                executor="local",
+                version="t",
+                epoch="epoch",
+                checkpoints=site in checkpoints,
+            )
             self.report(site, allocatable=8)
         capacity = CapacityView(writer=self.writer, registry=self.registry, topology=topology)
         self.live = LiveRebalance(
@@ -127,9 +136,13 @@ def drain(session: AgentSession) -> list[object]:
     return [session.acknowledged(i) for i in sorted(session.in_flight)]
 
 
-def run(tmp_path: Path, scenario: Callable[[Broker], Awaitable[None]]) -> None:
+def run(
+    tmp_path: Path,
+    scenario: Callable[[Broker], Awaitable[None]],
+    checkpoints: frozenset[SiteId] = frozenset({WEST, EAST}),
+) -> None:
     async def main() -> None:
-        broker = Broker(tmp_path)
+        broker = Broker(tmp_path, checkpoints)
         try:
             broker.live.bind(asyncio.get_running_loop())
             await scenario(broker)
@@ -200,3 +213,26 @@ def test_a_fall_back_the_source_cannot_take_requeues_the_job(tmp_path: Path) -> 
         assert b.store.holds() == []
 
     run(tmp_path, scenario)
+
+
+def test_a_move_from_a_site_that_cannot_send_checkpoints_is_a_plain_restart_at_the_target(
+    tmp_path: Path,
+) -> None:
+    async def scenario(b: Broker) -> None:
+        await b.running_at_west()
+        state = await b.live.read_input({})
+        assert state.checkpoint_sites is not None
+        assert EAST in state.checkpoint_sites and WEST not in state.checkpoint_sites
+        stop = await b.move_to_east()
+        assert not stop.checkpoint, "priced as a restart, stopped as one"
+        await b.stopped("")
+        assert drain(b.west) == []
+        (dispatch,) = drain(b.east)
+        assert isinstance(dispatch, OutDispatch)
+        assert (dispatch.attempt, dispatch.restore_ref) == (2, "")
+        job = await b.job()
+        assert (job.state, job.site) == (JobState.PLACED, EAST)
+        assert MIGRATION_FELL_BACK not in b.causes()
+        assert b.causes()[-1] == "migrated"
+
+    run(tmp_path, scenario, checkpoints=frozenset({EAST}))

@@ -123,16 +123,43 @@ def test_a_gang_no_site_can_hold_stays_pending_and_explain_says_why(tmp_path: Pa
     asyncio.run(scenario())
 
 
-def test_small_gangs_each_hold_a_whole_node(tmp_path: Path) -> None:
-    """Three 1-card gangs on two 2-card nodes: two run, the third waits for a whole node."""
+def test_one_card_jobs_share_nodes_and_a_two_node_gang_waits_for_whole_nodes(
+    tmp_path: Path,
+) -> None:
+    """Four 1-card jobs fill two 2-card nodes; with one held, a 2-node gang waits, 1 node fits."""
 
     async def scenario() -> None:
-        writer, loop, manager = await _served(tmp_path, {TWO_NODES: 2}, gangs=[1, 1, 1])
-        states = [(await manager.get(JobId(f"j{i}"))).state for i in range(3)]
-        assert sorted(states) == sorted([JobState.PLACED, JobState.PLACED, JobState.PENDING])
-        assert sum(h.count for h in writer.store.holds()) == 2  # the ledger holds cards used
+        writer, loop, manager = await _served(tmp_path, {TWO_NODES: 2}, gangs=[1, 1, 1, 1])
+        states = [(await manager.get(JobId(f"j{i}"))).state for i in range(4)]
+        assert states == [JobState.PLACED] * 4  # no card left idle
         snapshot = await loop._capacity.snapshot()
         assert snapshot.sites[TWO_NODES].free == {"a800": 0}
+        writer.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_held_card_keeps_a_two_node_gang_out_but_not_a_one_node_job(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        writer, loop, manager = await _served(tmp_path, {TWO_NODES: 2}, gangs=[1])
+        assert (await manager.get(JobId("j0"))).state == JobState.PLACED
+        writer.store.submit_jobs(
+            [NewJob(JobId("wide"), TenantId("t"), "wide", parse_spec(_gang(4)), 2_000)]
+        )
+        await loop.load_pending()
+        await loop.place_pending()
+        wide = await manager.get(JobId("wide"))
+        why = "gang of 4 a800 needs 2 nodes of 2 cards, 1 of 2 wholly free"
+        assert wide.state == JobState.PENDING and f"{TWO_NODES}: {why}" in wide.reason
+        writer.store.submit_jobs(
+            [NewJob(JobId("narrow"), TenantId("t"), "narrow", parse_spec(_gang(2)), 3_000)]
+        )
+        await loop.load_pending()
+        await loop.place_pending()
+        assert (await manager.get(JobId("narrow"))).state == JobState.PLACED
+        assert (await manager.get(JobId("wide"))).state == JobState.PENDING
+        held = sorted((h.job_id, h.count) for h in writer.store.holds())
+        assert held == [(JobId("j0"), 1), (JobId("narrow"), 2)]
         writer.close()
 
     asyncio.run(scenario())

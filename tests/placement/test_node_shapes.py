@@ -23,7 +23,15 @@ from broker.placement import (
 from broker.placement.batch import BatchResult
 from broker.placement.demand import JobDemand
 from broker.placement.filters import RequireGangFit
-from broker.placement.shapes import footprint, footprints, nodes_needed
+from broker.placement.shapes import (
+    fits_pool,
+    footprint,
+    footprints,
+    multi_node,
+    node_balance,
+    nodes_needed,
+    nodes_taken,
+)
 from broker.placement.tables import context_for
 from computenet.spec import JobSpec, parse_spec
 from computenet.types import SiteStatus
@@ -54,8 +62,10 @@ def _shaped(
     site_id: str,
     free: dict[str, int],
     shapes: dict[str, tuple[int, int]],
+    whole: dict[str, int] | None = None,
 ) -> SiteCapacity:
-    """An active site with `free` cards and (nodes, cards per node) per shaped pool."""
+    """An active site with `free` cards, (nodes, cards per node) per shaped pool and, if
+    given, the pools' node balances (else as for a pool with no work)."""
     return SiteCapacity(
         site_id,
         SiteStatus.ACTIVE,
@@ -64,6 +74,7 @@ def _shaped(
         memory_gb_free=65536,
         cards_per_node={m: per_node for m, (_, per_node) in shapes.items()},
         nodes={m: nodes for m, (nodes, _) in shapes.items()},
+        whole_nodes=whole or {},
     )
 
 
@@ -71,12 +82,14 @@ def _snapshot(topology: Topology, *sites: SiteCapacity) -> FederationSnapshot:
     return FederationSnapshot(topology, {s.site_id: s for s in sites}, NOW_UNIX_S)
 
 
-def test_footprint_rounds_up_to_whole_nodes_only_where_the_shape_is_known() -> None:
+def test_only_multi_node_jobs_round_up_to_whole_nodes() -> None:
     assert [nodes_needed(c, 4) for c in (0, 1, 4, 5, 8, 9)] == [0, 1, 1, 2, 2, 3]
-    assert [footprint(c, 4) for c in (1, 4, 5, 9)] == [4, 4, 8, 12]
+    assert [footprint(c, 4) for c in (1, 4, 5, 9)] == [1, 4, 8, 12]
     assert [footprint(c, 0) for c in (1, 5)] == [1, 5]
+    assert [nodes_taken(c, 4) for c in (0, 1, 4, 5, 9)] == [0, 1, 1, 2, 3]
+    assert [nodes_taken(c, 0) for c in (1, 5)] == [0, 0]
     cards = np.asarray([1, 5, 5, 0])
-    assert footprints(cards, np.asarray([4, 4, 0, 8])).tolist() == [4, 8, 5, 0]
+    assert footprints(cards, np.asarray([4, 4, 0, 8])).tolist() == [1, 8, 5, 0]
 
 
 # (nodes, cards per node) or None for an unknown shape, free cards reported, gang size,
@@ -89,7 +102,8 @@ GANG_FIT_TABLE = [
     ((2, 8), 16, 17, "gang of 17 h800 needs 3 nodes of 8 cards, the pool has 2 nodes"),
     ((2, 8), 8, 12, "gang of 12 h800 needs 2 nodes of 8 cards, 1 of 2 wholly free"),
     ((2, 8), 8, 3, None),
-    ((2, 8), 0, 1, "gang of 1 h800 needs 1 node of 8 cards, 0 of 2 wholly free"),
+    ((2, 8), 0, 1, "gang of 1 h800 needs one pool, 0 free"),
+    ((2, 8), 1, 1, None),  # a job within a node needs cards, not a whole node
     # 14 free cards on 4-card nodes are 3 whole nodes at most
     ((4, 4), 14, 12, None),
     ((4, 4), 14, 13, "gang of 13 h800 needs 4 nodes of 4 cards, 3 of 4 wholly free"),
@@ -127,11 +141,20 @@ def test_a_spread_job_counts_only_whole_free_nodes_of_each_pool() -> None:
     loose = _shaped("west", {"h800": 12, "910b": 8}, {})
     assert place(spec, _snapshot(topology, loose), Policy.default()).chosen == "west"
     shaped = _shaped("west", {"h800": 12, "910b": 8}, shapes)  # 1 whole h800 node, 2 of 910b
-    placement = place(spec, _snapshot(topology, shaped), Policy.default())
+    east = _shaped("east", {"h800": 4}, {})  # too small, and not counted for west
+    placement = place(spec, _snapshot(topology, shaped, east), Policy.default())
     assert placement.chosen is None
     assert {c.site: c.reason for c in placement.candidates}["west"] == (
         "needs 20 accelerators, 16 free"
     )
+    # a job within a node of each pool counts their free cards: 3 + 3 on crowded nodes
+    crowded = _snapshot(
+        topology, _shaped("west", {"h800": 3, "910b": 3}, shapes, {"h800": -4, "910b": -4})
+    )
+    assert place(_spec(4, model="", gang=False), crowded, Policy.default()).chosen == "west"
+    # beyond a 910b node, only h800 cards count
+    wide = place(_spec(6, model="", gang=False), crowded, Policy.default())
+    assert {c.site: c.reason for c in wide.candidates}["west"] == "needs 6 accelerators, 3 free"
 
 
 def _federation_of_a800(pools: dict[str, int]) -> Topology:
@@ -163,31 +186,123 @@ def test_a_three_node_gang_is_never_placed_on_a_two_node_site_and_says_why() -> 
     assert batch.reasons["g"].startswith("no feasible site (")
 
 
-@pytest.mark.parametrize("how", ["batch", "greedy"])
-def test_jobs_smaller_than_a_node_each_take_a_whole_node(how: str) -> None:
-    """Four 4-card nodes hold four 3-card gangs, not five, whatever the solver."""
+@pytest.mark.parametrize(
+    ("free", "whole", "cards", "reason"),
+    [
+        (15, 1, 16, "gang of 16 h800 needs 2 nodes of 8 cards, 1 of 2 wholly free"),
+        (15, 1, 8, None),  # one node's worth fits in free cards
+        (15, 1, 9, "gang of 9 h800 needs 2 nodes of 8 cards, 1 of 2 wholly free"),
+        (3, -5, 3, None),  # many small jobs: no whole node, yet cards for one more
+        (3, -5, 4, "gang of 4 h800 needs one pool, 3 free"),
+    ],
+)
+def test_multi_node_jobs_need_whole_free_nodes_and_others_cards(
+    free: int, whole: int, cards: int, reason: str | None
+) -> None:
+    topology = small_topology()
+    east = _shaped("east", {"h800": free}, {"h800": (2, 8)}, {"h800": whole})
+    placement = place(_spec(cards), _snapshot(topology, east), Policy.default())
+    verdict = {c.site: c for c in placement.candidates}["east"]
+    assert verdict.feasible == (reason is None)
+    if reason is not None:
+        assert verdict.reason == reason
+
+
+def _two_by_eight() -> tuple[Topology, FederationSnapshot]:
     topology = _federation_of_a800({"only": 16})
-    snapshot = _snapshot(topology, _shaped("only", {"a800": 16}, {"a800": (4, 4)}))
-    jobs = [(f"j{i}", _spec(3, model="a800")) for i in range(6)]
-    if how == "batch":
-        result = place_batch(jobs, snapshot, Policy.default())
-    else:
-        result = place_greedy(jobs, snapshot, Policy.default())
+    return topology, _snapshot(topology, _shaped("only", {"a800": 16}, {"a800": (2, 8)}))
+
+
+@pytest.mark.parametrize("how", ["batch", "greedy"])
+def test_two_eight_card_nodes_take_sixteen_one_card_jobs_in_one_round(how: str) -> None:
+    _, snapshot = _two_by_eight()
+    jobs = [(f"j{i}", _spec(1, model="a800")) for i in range(18)]
+    place_jobs = place_batch if how == "batch" else place_greedy
+    result = place_jobs(jobs, snapshot, Policy.default())
     placed = [j for j, s in result.assignment.items() if s is not None]
-    assert len(placed) == 4
+    assert len(placed) == 16
     for job_id, where in result.assignment.items():
         if where is None:
             assert result.reasons[job_id] == "no capacity left at any feasible site"
-    unshaped = _snapshot(topology, _shaped("only", {"a800": 16}, {}))
-    loose = place_batch(jobs, unshaped, Policy.default())
-    assert sum(s is not None for s in loose.assignment.values()) == 5
+
+
+@pytest.mark.parametrize("how", ["batch", "greedy"])
+def test_a_one_card_job_in_the_round_keeps_a_two_node_gang_out(how: str) -> None:
+    """Placed together, a 1-card job and a 16-card gang cannot both have the 2 x 8 pool."""
+    _, snapshot = _two_by_eight()
+    jobs = [("one", _spec(1, model="a800")), ("gang", _spec(16, model="a800"))]
+    place_jobs = place_batch if how == "batch" else place_greedy
+    result = place_jobs(jobs, snapshot, Policy.default())
+    assert sum(s is not None for s in result.assignment.values()) == 1
+
+
+def test_with_one_card_held_a_two_node_gang_does_not_fit_and_a_one_node_job_does() -> None:
+    """The pool as the ledger reports it with one 1-card job held: 15 cards, 1 whole node."""
+    topology, _ = _two_by_eight()
+    held = _shaped("only", {"a800": 15}, {"a800": (2, 8)}, {"a800": node_balance(2, [1], 8, 0)})
+    snapshot = _snapshot(topology, held)
+    why = "gang of 16 a800 needs 2 nodes of 8 cards, 1 of 2 wholly free"
+    gang = place(_spec(16, model="a800"), snapshot, Policy.default())
+    assert gang.chosen is None
+    assert {c.site: c.reason for c in gang.candidates}["only"] == why
+    batch = place_batch([("g", _spec(16, model="a800"))], snapshot, Policy.default())
+    assert batch.assignment == {"g": None} and f"only: {why}" in batch.reasons["g"]
+    assert place(_spec(8, model="a800"), snapshot, Policy.default()).chosen == "only"
+    jobs = [(f"j{i}", _spec(1, model="a800")) for i in range(16)]
+    assert (
+        sum(
+            s is not None for s in place_batch(jobs, snapshot, Policy.default()).assignment.values()
+        )
+        == 15
+    )
+
+
+@pytest.mark.parametrize("how", ["batch", "greedy"])
+def test_jobs_smaller_than_a_node_share_nodes(how: str) -> None:
+    """Four 4-card nodes hold five 3-card gangs, as one bin of 16 cards would."""
+    topology = _federation_of_a800({"only": 16})
+    snapshot = _snapshot(topology, _shaped("only", {"a800": 16}, {"a800": (4, 4)}))
+    jobs = [(f"j{i}", _spec(3, model="a800")) for i in range(6)]
+    place_jobs = place_batch if how == "batch" else place_greedy
+    result = place_jobs(jobs, snapshot, Policy.default())
+    assert sum(s is not None for s in result.assignment.values()) == 5
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 6),
+    st.integers(1, 8),
+    st.integers(0, 6),
+    st.lists(st.integers(1, 24), max_size=30),
+)
+def test_every_multi_node_job_accepted_finds_its_nodes_whatever_the_layout(
+    nodes: int, per_node: int, others: int, asks: list[int]
+) -> None:
+    """Accept jobs in turn by the two numbers; at each multi-node job, lay out everything
+    accepted before it as badly as possible (every single-node job and every card of other
+    work alone on a node of its own): the job's whole nodes are still free."""
+    others = min(others, nodes * per_node)  # the site's own work uses cards it has
+    free, accepted = nodes * per_node - others, []
+    for cards in asks:
+        balance = node_balance(nodes, accepted, per_node, others)
+        if not fits_pool(cards, per_node, free, balance):
+            continue
+        if multi_node(cards, per_node):
+            gangs = sum(nodes_needed(c, per_node) for c in accepted if multi_node(c, per_node))
+            singles = sum(1 for c in accepted if not multi_node(c, per_node))
+            untouched = nodes - gangs - min(singles + others, nodes - gangs)
+            assert untouched >= nodes_needed(cards, per_node)
+        accepted.append(cards)
+        free -= footprint(cards, per_node)
+    assert free >= 0
 
 
 def _check_nodes(
     snapshot: FederationSnapshot, jobs: list[tuple[str, JobSpec]], result: BatchResult
 ) -> None:
-    """Per pool: whole nodes taken <= wholly free nodes (shaped), cards <= free (otherwise)."""
-    taken: dict[tuple[str, str], int] = defaultdict(int)
+    """Per pool: footprints <= free cards, multi-node jobs' nodes <= whole free nodes."""
+    cards_taken: dict[tuple[str, str], int] = defaultdict(int)
+    nodes_taken_by_gangs: dict[tuple[str, str], int] = defaultdict(int)
     specs = dict(jobs)
     for job_id, where in result.assignment.items():
         if where is None or not specs[job_id].accelerators_total:
@@ -195,17 +310,19 @@ def _check_nodes(
         model = result.models[job_id]
         per_node = snapshot.sites[where].cards_per_node.get(model, 0)
         cards = specs[job_id].accelerators_total
-        taken[where, model] += nodes_needed(cards, per_node) if per_node else cards
-    for (where, model), used in taken.items():
+        cards_taken[where, model] += footprint(cards, per_node)
+        if multi_node(cards, per_node):
+            nodes_taken_by_gangs[where, model] += nodes_needed(cards, per_node)
+    for (where, model), used in cards_taken.items():
         cap = snapshot.sites[where]
-        per_node = cap.cards_per_node.get(model, 0)
-        free = cap.free.get(model, 0)
-        assert used <= (free // per_node if per_node else free), (where, model)
+        assert used <= cap.free.get(model, 0), (where, model)
+        assert nodes_taken_by_gangs[where, model] <= max(0, cap.node_balance(model))
 
 
 @st.composite
 def shaped_instances(draw: st.DrawFn) -> Instance:
-    """Random batches on random federations, with most pools given a node shape."""
+    """Random batches on random federations, with most pools given a node shape and a node
+    balance no higher than their free cards allow (below zero where small jobs crowd them)."""
     snapshot, jobs = draw(instances())
     sites = {}
     for site_id, cap in snapshot.sites.items():
@@ -213,7 +330,11 @@ def shaped_instances(draw: st.DrawFn) -> Instance:
         per_node = {p.model: draw(st.sampled_from([0, 1, 2, 4, 8, 16])) for p in pools}
         shaped = {m: c for m, c in per_node.items() if c}
         nodes = {p.model: max(1, p.count // shaped[p.model]) for p in pools if p.model in shaped}
-        sites[site_id] = replace(cap, cards_per_node=shaped, nodes=nodes)
+        whole = {
+            m: draw(st.integers(-3, min(n, cap.free.get(m, 0) // shaped[m])))
+            for m, n in nodes.items()
+        }
+        sites[site_id] = replace(cap, cards_per_node=shaped, nodes=nodes, whole_nodes=whole)
     return replace(snapshot, sites=sites), jobs
 
 

@@ -5,15 +5,21 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from broker.placement import FederationSnapshot, PolicyConfig, SiteCapacity
-from computenet.spec import JobSpec
+from computenet.spec import WORKLOADS, JobSpec
 from computenet.types import SiteStatus
 from topology import Topology, default_topology
 
 SECONDS_PER_HOUR = 3600
 # a Unix time at 00:00 China Standard Time (UTC+8)
 CST_MIDNIGHT_UNIX_S = 1_699_977_600
+# Cards at full board power and no host share per card: the planner's arithmetic is checked
+# against board watts x cards + cores x 3 W, a model the tests can restate in one line.
 POLICY = PolicyConfig(
-    carbon_price_cny_per_t=100.0, accelerator_hour_value_cny=10.0, cpu_watts_per_core=3.0
+    carbon_price_cny_per_t=100.0,
+    accelerator_hour_value_cny=10.0,
+    cpu_watts_per_core=3.0,
+    host_watts_per_card=0.0,
+    card_utilisation=dict.fromkeys(WORKLOADS, 1.0),
 )
 
 

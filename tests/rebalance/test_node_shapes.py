@@ -46,3 +46,16 @@ def test_projected_capacity_takes_whole_nodes_and_keeps_the_shape() -> None:
     after = project(state, moves).snapshot.sites[SITE]
     assert after.free == {"a800": 320 - 2 * 128}
     assert after.cards_per_node == {"a800": 64}
+    assert after.whole_nodes == {"a800": 5 - 2 * 2}  # each 100-card job takes two whole nodes
+
+
+def test_one_node_jobs_take_their_cards_and_may_spoil_a_node_each() -> None:
+    """Eight 16-card jobs share 64-card nodes: their cards, not whole nodes, leave the pool."""
+    state = _input(shaped=True)
+    pending = [PendingJob(f"q{k}", training(24.0, cards=16, priority=k)) for k in range(8)]
+    state = replace(state, pending=tuple(pending))
+    moves = plan_moves(state, CONFIG)
+    assert len(moves) == 8
+    after = project(state, moves).snapshot.sites[SITE]
+    assert after.free == {"a800": 320 - 8 * 16}
+    assert after.whole_nodes == {"a800": 5 - 8}  # each may sit alone on a node: none surely free

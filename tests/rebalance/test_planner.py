@@ -181,3 +181,29 @@ def test_pending_jobs_that_fit_are_placed_without_overbooking() -> None:
         ("p2", MoveKind.PLACE, "horinger"),
         ("p1", MoveKind.PLACE, "horinger"),
     ]
+
+
+@pytest.mark.parametrize("elapsed_h", [1.0, 5.0, 20.0])
+def test_a_long_job_stays_at_a_site_that_cannot_send_its_checkpoint(elapsed_h: float) -> None:
+    """The move that pays with a checkpoint is a restart from a site without a checkpoint store:
+    the redone run outweighs the savings, so no run plans it (and none falls back)."""
+    job = ActiveJob("long", training(27.0 + elapsed_h), "zhangjiakou", elapsed_h=elapsed_h)
+    snap = snapshot(at_cst(10.0))
+    others = frozenset(snap.sites) - {"zhangjiakou"}
+    carried = plan_moves(_input(at_cst(10.0), active=[job], snap=snap), CONFIG)
+    stays = plan_moves(
+        _input(at_cst(10.0), active=[job], snap=snap, checkpoint_sites=others), CONFIG
+    )
+    assert [m.job_id for m in carried] == ["long"]
+    assert stays == []
+
+
+def test_a_job_is_not_moved_with_its_checkpoint_to_a_site_that_cannot_receive_it() -> None:
+    job = ActiveJob("long", training(28.0), "zhangjiakou", elapsed_h=1.0)
+    snap = snapshot(at_cst(10.0))
+    [pays] = plan_moves(_input(at_cst(10.0), active=[job], snap=snap), CONFIG)
+    senders = frozenset(snap.sites) - {pays.to_site}
+    moves = plan_moves(
+        _input(at_cst(10.0), active=[job], snap=snap, checkpoint_sites=senders), CONFIG
+    )
+    assert pays.to_site not in {m.to_site for m in moves}

@@ -6,6 +6,7 @@ import pytest
 
 from broker.placement import Policy
 from broker.rebalance import ActiveJob, MoveKind, RebalanceConfig, RebalanceInput, plan_moves
+from broker.rebalance.apply import Action, plan_steps
 from broker.rebalance.pricing import MoveTime, move_time
 from computenet.types import SiteStatus
 from tests.rebalance.factories import POLICY, at_cst, inference, snapshot, training
@@ -101,3 +102,50 @@ def test_the_longer_a_job_without_checkpoint_ran_the_more_its_move_costs() -> No
         for h in (1.0, 5.0)
     ]
     assert costs[1] - costs[0] == pytest.approx(4.0 * 64 * CARD_HOUR_CNY, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("sites", "with_checkpoint"),
+    [
+        (None, True),
+        (frozenset({SOURCE, TARGET}), True),
+        (frozenset({TARGET}), False),
+        (frozenset({SOURCE}), False),
+        (frozenset(), False),
+    ],
+    ids=["every site", "both sites", "source cannot", "target cannot", "neither"],
+)
+def test_a_checkpoint_moves_only_between_sites_that_both_move_checkpoints(
+    sites: frozenset[str] | None, with_checkpoint: bool
+) -> None:
+    job = ActiveJob("a", training(30.0), SOURCE, elapsed_h=6.0)
+    got = move_time(job, TARGET, TOPOLOGY, restart_overhead_h=RESTART_H, checkpoint_sites=sites)
+    restart = MoveTime(6.0, 0.0, 0.0, RESTART_H)
+    carried = MoveTime(0.0, 200.0, CKPT_H, CKPT_H + RESTART_H)
+    assert got == (carried if with_checkpoint else restart)
+
+
+def test_evacuating_from_a_site_without_checkpoints_costs_the_run_so_far() -> None:
+    job = ActiveJob("ck", training(30.0, cards=64), SOURCE, elapsed_h=6.0)
+    snap = snapshot(at_cst(3.0), status={SOURCE: SiteStatus.DRAINING})
+    others = frozenset(snap.sites) - {SOURCE}
+    state = RebalanceInput(
+        snapshot=snap, active=[job], policy=Policy.default(POLICY), checkpoint_sites=others
+    )
+    [move] = plan_moves(state, CONFIG)
+    assert move.cost_cny == pytest.approx((RESTART_H + 6.0) * 64 * CARD_HOUR_CNY, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("sites", "stop"), [(None, Action.CHECKPOINT_AND_STOP), (set(), Action.STOP)]
+)
+def test_the_steps_of_a_move_checkpoint_only_where_it_was_priced_with_one(
+    sites: set[str] | None, stop: Action
+) -> None:
+    job = ActiveJob("ck", training(30.0, cards=64), SOURCE, elapsed_h=6.0)
+    snap = snapshot(at_cst(3.0), status={SOURCE: SiteStatus.DRAINING})
+    state = RebalanceInput(
+        snapshot=snap, active=[job], policy=Policy.default(POLICY), checkpoint_sites=sites
+    )
+    steps = plan_steps(plan_moves(state, CONFIG), state, "r1")
+    assert [s.action for s in steps] == [Action.MARK_MIGRATING, stop, Action.DISPATCH]

@@ -256,6 +256,7 @@ HELLOS = st.builds(
     executor=texts(),
     attempts=st.lists(ATTEMPT_STATUSES, max_size=3).map(tuple),
     heartbeat_sequence=UINT64,
+    checkpoints=st.booleans(),
 )
 JOB_EVENT_REPORTS = st.builds(
     JobEventReport,

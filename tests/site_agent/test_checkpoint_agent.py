@@ -87,7 +87,8 @@ def stop_agent(proc: subprocess.Popen[bytes]) -> None:
 
 async def welcomed(fake: FakeBroker) -> Session:
     session = await fake.next_session()
-    await session.next("hello")
+    hello = (await session.next("hello")).hello
+    assert hello.checkpoints, "an agent with a checkpoint store says it moves checkpoints"
     session.welcome()
     await session.next("heartbeat")
     return session

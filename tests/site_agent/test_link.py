@@ -76,6 +76,7 @@ def test_dispatch_ack_reports_and_resume_after_a_dropped_stream(tmp_path: Path) 
         s1 = await fake.next_session()
         hello = (await s1.next("hello", skip=())).hello
         assert (hello.site_id, hello.executor, list(hello.attempts)) == ("zhangjiakou", "local", [])
+        assert not hello.checkpoints, "no checkpoint store: moved jobs restart here"
         assert hello.epoch
         s1.welcome()
         cap = (await s1.next("heartbeat", skip=())).heartbeat.capacity

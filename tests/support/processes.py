@@ -140,8 +140,10 @@ def start_agent(
     capacity: dict[str, object] | None = None,
     env: dict[str, str] | None = None,
     pki: Pki | None = None,
+    checkpoints: dict[str, object] | None = None,
 ) -> subprocess.Popen[str]:
-    """Start `computenet-agent run` for a site (mTLS with `pki`) with its own state folder."""
+    """Start `computenet-agent run` for a site (mTLS with `pki`) with its own state folder;
+    `checkpoints` is the agent's checkpoint store section (e.g. a store folder the sites share)."""
     import yaml
 
     folder = workdir / f"agent-{site}"
@@ -156,6 +158,8 @@ def start_agent(
     }
     if pki is not None:
         config["tls"] = pki.site_tls(site)
+    if checkpoints is not None:
+        config["checkpoints"] = checkpoints
     path = folder / "agent.yaml"
     path.write_text(yaml.safe_dump(config))
     log = open(folder / "agent.log", "a")  # noqa: SIM115 - closed with the process
