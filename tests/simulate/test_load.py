@@ -90,8 +90,11 @@ def test_scaling_arrivals_by_the_factor_gives_the_target_load(
     assert [(j.job_id, j.count, j.duration_s) for j in scaled] == [
         (j.job_id, j.count, j.duration_s) for j in jobs
     ]
-    order = sorted(range(len(jobs)), key=lambda k: (jobs[k].submit_s, k))
-    assert sorted(range(len(jobs)), key=lambda k: (scaled[k].submit_s, k)) == order
+    # arrivals keep their order (equal times may merge when compressed hard)
+    for a, b in zip(jobs, scaled, strict=True):
+        for c, d in zip(jobs, scaled, strict=True):
+            if a.submit_s < c.submit_s:
+                assert b.submit_s <= d.submit_s
 
 
 def test_a_class_carries_the_jobs_that_can_run_only_on_its_models() -> None:
