@@ -84,8 +84,9 @@ def test_scaling_arrivals_by_the_factor_gives_the_target_load(
         return
     scaled = scale_arrivals(jobs, factor)
     load = offered_load(scaled, CARDS)
-    assert load.peak == pytest.approx(target, rel=1e-4)
-    assert all(value is None or value <= load.peak + 1e-12 for value in load.classes.values())
+    peak = load.peak
+    assert peak is not None and peak == pytest.approx(target, rel=1e-4)
+    assert all(value is None or value <= peak + 1e-12 for value in load.classes.values())
     # only the gaps between arrivals change
     assert [(j.job_id, j.count, j.duration_s) for j in scaled] == [
         (j.job_id, j.count, j.duration_s) for j in jobs

@@ -127,7 +127,8 @@ def test_demo_accounting_of_the_simulators_runs_matches_the_simulator(
     # the broker records one pool per job: compare the runs that took one
     single = {job_id: r for job_id, r in runs.items() if len(r.allocation) == 1}
     assert {r.job.kind for r in single.values()} == {"training", "inference", "batch"}
-    records, events = [], {}
+    records: list[Job] = []
+    events: dict[str, list[JobEvent]] = {}
     for run in single.values():
         model = capacity.pools[run.site][run.allocation[0][0]].model
         record = _record(run.job, run.site, model)
