@@ -8,9 +8,11 @@ from collections.abc import Sequence
 
 from broker.simulate.capacity import Allocation, Capacity
 from broker.simulate.clock import hours_since_day0
+from broker.simulate.metrics import workload_class
 from broker.simulate.policy_base import BatchStats, Blocked, Start
 from computenet.workload import WorkloadJob
 from topology import Topology
+from topology.energy import run_energy
 
 
 def anchor(job: WorkloadJob) -> str:
@@ -94,9 +96,12 @@ class CheapestEnergy(OneAtATime):
 
         def cost(fit: tuple[str, Allocation]) -> float:
             site, allocation = fit
-            kw = self._capacity.watts(site, allocation) * self.topology.site(site).pue / 1000.0
+            watts = self._capacity.watts(site, allocation)
             hours = job.duration_h / self._capacity.view_speed(site, allocation, job)
-            return self.topology.energy_cost_cny(site, kw, start_h, hours)
+            return run_energy(
+                self.topology, site, watts, start_h, hours,
+                cards=job.count, workload=workload_class(job),
+            ).cny  # fmt: skip
 
         return min(fits, key=cost)
 
