@@ -24,7 +24,8 @@ REQUIRED_COLUMNS = (
     "latency_slo_ms",
     "tenant",
 )
-OPTIONAL_COLUMNS = ("job_id", "priority")
+OPTIONAL_COLUMNS = ("job_id", "priority", "accelerators", "reference", "workload")
+MODEL_SEPARATOR = " "
 DEFAULT_SLO_MS = 15.0
 
 
@@ -53,6 +54,13 @@ class WorkloadJob:
     latency_slo_ms: float | None
     tenant: str
     priority: int = 0
+    accelerators: tuple[str, ...] = ()
+    """Models the job accepts besides `accelerator` being empty; () means `accelerator` alone
+    (or any model when that is empty too)."""
+    reference: str = ""
+    """The model `duration_s` was measured on (multi-model jobs)."""
+    workload: str = ""
+    """Workload class of the throughput matrix (e.g. `llm-training`); empty: generic."""
 
     @property
     def duration_h(self) -> float:
@@ -107,6 +115,9 @@ def job_from_row(row: dict[str, str], where: str, default_id: str) -> WorkloadJo
         latency_slo_ms=slo,
         tenant=(row.get("tenant") or "").strip(),
         priority=int(_number(row, "priority", where)) if priority_text else 0,
+        accelerators=tuple((row.get("accelerators") or "").split()),
+        reference=(row.get("reference") or "").strip(),
+        workload=(row.get("workload") or "").strip(),
     )
 
 
@@ -143,7 +154,7 @@ def _cell(value: float | None) -> str:
 
 
 def write_jobs(jobs: Iterable[WorkloadJob], stream: TextIO) -> None:
-    """Write jobs in the normalised format (required columns, then job_id and priority)."""
+    """Write jobs in the normalised format (required columns, then the optional ones)."""
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow((*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS))
     for job in jobs:
@@ -161,6 +172,9 @@ def write_jobs(jobs: Iterable[WorkloadJob], stream: TextIO) -> None:
                 job.tenant,
                 job.job_id,
                 job.priority,
+                MODEL_SEPARATOR.join(job.accelerators),
+                job.reference,
+                job.workload,
             )
         )
 

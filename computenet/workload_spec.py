@@ -26,7 +26,9 @@ def workload_spec(
     Cards only: no host cores or memory, so a job's power is its cards' alone. Inference jobs
     become `count` one-card replicas serving their user region within their SLO (the workload
     default if they have none); training and batch jobs are gangs with their dataset at
-    `origin`. The duration is the real one, clipped to the spec's one-year ceiling (a replay
+    `origin`. A job accepting several models keeps them, its reference model and its workload
+    class, so placement scales its run time by the chosen model's speed. The duration is the
+    real one (on the reference model), clipped to the spec's one-year ceiling (a replay
     still runs the real duration); priorities are clipped to the spec's range.
     """
     serving = job.kind == "inference"
@@ -45,7 +47,10 @@ def workload_spec(
         name=escaped(job.job_id)[:MAX_NAME_CHARS] or "job",
         kind=job.kind,
         resources=Resources(
-            accelerator=job.accelerator,
+            accelerator="" if job.accelerators else job.accelerator,
+            accelerators=job.accelerators,
+            reference=job.reference if job.accelerators or job.accelerator else "",
+            workload=job.workload,
             count=min(job.count, 1) if serving else job.count,
             cpu_cores=0.0,
             memory_gb=0.0,

@@ -20,9 +20,12 @@ from broker.simulate import (
     load_workload,
     parse_policies,
 )
+from broker.simulate.compare import jobs_at_load, scenario_load
+from broker.simulate.load import LoadError
 from broker.simulate.plot import plot_comparison
 from broker.simulate.report import (
     rebalancing_json,
+    render_load,
     render_rebalancing,
     render_table,
     report_json,
@@ -31,6 +34,8 @@ from computenet.cli.runner import EXIT_USAGE, fail
 from topology import Topology, TopologyError, default_topology, load_topology
 
 PROG = "computenet-broker simulate"
+DEFAULT_CAPACITY_SCALE = 0.032
+"""The federation at 3.2 %: short of cards at --load 0.8-1.0 (docs/simulator.md)."""
 LONG_RUN_JOBS = 20_000
 
 
@@ -41,6 +46,10 @@ def _topology(path: Path | None) -> tuple[Topology, str]:
         return load_topology(path), str(path)
     except TopologyError as exc:
         fail(PROG, str(exc), EXIT_USAGE)
+
+
+def _load_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
 
 
 def simulate_command(
@@ -69,11 +78,33 @@ def simulate_command(
         Path | None, typer.Option(help="Write a PNG bar chart of the comparison.")
     ] = None,
     capacity_scale: Annotated[
-        float, typer.Option(help="Multiply every accelerator pool by this factor.", min=0.0)
-    ] = 1.0,
+        float,
+        typer.Option(
+            help="Multiply every accelerator pool by this factor (the default keeps Philly's "
+            "largest gang, 16 cards, within every 512-card pool; 1: the full federation).",
+            min=0.0,
+        ),
+    ] = DEFAULT_CAPACITY_SCALE,
     export_workload: Annotated[
         Path | None, typer.Option(help="Write the replayed jobs in the normalised CSV format.")
     ] = None,
+    load: Annotated[
+        float | None,
+        typer.Option(
+            help="Compress (or stretch) arrivals so the offered load of the most loaded "
+            "accelerator class is L (card-hours demanded per card-hour available over the "
+            "replay window); unset: the trace's own pace.",
+            min=0.0,
+        ),
+    ] = None,
+    speed_blind: Annotated[
+        bool,
+        typer.Option(
+            "--speed-blind",
+            help="Policies decide as if every card were equally fast (runs still take as long "
+            "as the card they got makes them): what heterogeneity awareness buys.",
+        ),
+    ] = False,
     rebalance_every: Annotated[
         float,
         typer.Option(
@@ -93,9 +124,18 @@ def simulate_command(
         loaded = load_workload(workload, topo, seed=seed, limit=limit or None)
     except WorkloadError as exc:
         fail(PROG, str(exc), EXIT_USAGE)
+    jobs, factor = list(loaded.jobs), 1.0
+    if load is not None:
+        try:
+            jobs, factor = jobs_at_load(jobs, topo, capacity_scale, load)
+        except LoadError as exc:
+            fail(PROG, str(exc), EXIT_USAGE)
     if export_workload is not None:
-        export_jobs(loaded.jobs, export_workload)
-    scenario = Scenario(loaded.jobs, topo, capacity_scale=capacity_scale, seed=seed)
+        export_jobs(jobs, export_workload)
+    scenario = Scenario(
+        tuple(jobs), topo, capacity_scale=capacity_scale, seed=seed, speed_blind=speed_blind
+    )
+    offered = scenario_load(scenario)
     results = compare(scenario, names, progress=len(loaded.jobs) >= LONG_RUN_JOBS)
     rebalanced = None
     if rebalance_every > 0:
@@ -108,7 +148,11 @@ def simulate_command(
                 f"{metrics.unplaceable} too large for any pool at this capacity scale",
                 file=sys.stderr,
             )
-    title = f"{loaded.name}: {len(loaded.jobs)} jobs, capacity x{capacity_scale:g}, seed {seed}"
+    title = (
+        f"{loaded.name}: {len(jobs)} jobs, capacity x{capacity_scale:g}, "
+        f"offered load {_load_text(offered.overall)} (peak class {_load_text(offered.peak)}), "
+        f"arrivals x{factor:.4g}, seed {seed}{', speed-blind' if speed_blind else ''}"
+    )
     if plot is not None:
         plot_comparison(results, plot, title=title)
     if json_out:
@@ -118,12 +162,17 @@ def simulate_command(
             topology=topo_name,
             capacity_scale=capacity_scale,
             seed=seed,
+            offered=offered,
+            load_target=load,
+            arrival_factor=factor,
+            speed_blind=speed_blind,
         )
         if rebalanced is not None:
             document["rebalancing"] = rebalancing_json(results, rebalanced, rebalance_every)
         print(json.dumps(document, indent=2))
     else:
         render_table(results, title=title)
+        render_load(offered)
         if rebalanced is not None:
             render_rebalancing(results, rebalanced, rebalance_every)
 

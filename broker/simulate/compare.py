@@ -12,10 +12,11 @@ from broker.simulate.capacity import Capacity
 from broker.simulate.clock import DEFAULT_WINDOW_S, SECONDS_PER_HOUR
 from broker.simulate.engine_policies import EngineGreedy, EngineOptimal
 from broker.simulate.heuristics import CheapestEnergy, Nearest, RandomSite
+from broker.simulate.load import OfferedLoad, load_factor, offered_load, scale_arrivals
 from broker.simulate.metrics import PolicyMetrics, summarise
 from broker.simulate.policy_base import SimPolicy
 from broker.simulate.rebalancing import ReplayRebalancer
-from broker.simulate.replay import replay
+from broker.simulate.replay import never_fits, replay
 from computenet.workload import WorkloadJob
 from topology import Topology
 
@@ -35,7 +36,7 @@ def make_policy(
     if name == "nearest":
         return Nearest(topology)
     if name == "cheapest-energy":
-        return CheapestEnergy(topology, capacity.watts)
+        return CheapestEnergy(topology, capacity)
     if name == "random":
         return RandomSite(topology, seed)
     if name == "greedy":
@@ -70,11 +71,46 @@ class Scenario:
     window_s: float = DEFAULT_WINDOW_S
     rebalance_every_h: float = 0.0
     """Run the rebalancing planner on the running jobs this often (0: never)."""
+    speed_blind: bool = False
+    """Policies (and the pool rule) see every card as equally fast; runs keep the real speeds."""
+
+
+def servable(jobs: Sequence[WorkloadJob], capacity: Capacity) -> list[WorkloadJob]:
+    """The jobs some pool could hold with everything free (the rest are "too large")."""
+    return [job for job in jobs if not never_fits(job, capacity)]
+
+
+def scenario_load(scenario: Scenario) -> OfferedLoad:
+    """Offered load of the scenario's servable jobs on its scaled pools."""
+    capacity = Capacity(scenario.topology, scenario.capacity_scale)
+    return capacity_load(scenario.jobs, capacity)
+
+
+def capacity_load(jobs: Sequence[WorkloadJob], capacity: Capacity) -> OfferedLoad:
+    """Offered load of the servable jobs on the capacity's pools, at the cards' real speeds."""
+    return offered_load(servable(jobs, capacity), capacity.cards_by_model(), capacity.mean_speed)
+
+
+def jobs_at_load(
+    jobs: Sequence[WorkloadJob], topology: Topology, capacity_scale: float, target: float
+) -> tuple[list[WorkloadJob], float]:
+    """The jobs with arrivals compressed (or stretched) so the peak class load is `target`.
+
+    The factor is measured on the servable jobs; every job's arrival is scaled by it, so the
+    too-large ones keep their place in the timeline. Returns the jobs and the factor.
+    """
+    capacity = Capacity(topology, capacity_scale)
+    factor = load_factor(
+        servable(jobs, capacity), capacity.cards_by_model(), target, capacity.mean_speed
+    )
+    return scale_arrivals(jobs, factor), factor
 
 
 def run_policy(scenario: Scenario, name: str, *, progress: bool = False) -> PolicyMetrics:
     """Replay the scenario under one policy from empty capacity."""
-    capacity = Capacity(scenario.topology, scenario.capacity_scale)
+    capacity = Capacity(
+        scenario.topology, scenario.capacity_scale, speed_blind=scenario.speed_blind
+    )
     policy = make_policy(
         name, scenario.topology, capacity, seed=scenario.seed, config=scenario.config
     )
@@ -91,7 +127,8 @@ def run_policy(scenario: Scenario, name: str, *, progress: bool = False) -> Poli
         rebalancer=rebalancer,
     )
     log.info("replayed policy=%s jobs=%d wall_s=%.2f", name, len(result.runs), result.wall_s)
-    return summarise(result, capacity, scenario.config, policy.batch_stats())
+    load = capacity_load(scenario.jobs, capacity)
+    return summarise(result, capacity, scenario.config, policy.batch_stats(), load)
 
 
 def compare(

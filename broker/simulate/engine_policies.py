@@ -10,6 +10,7 @@ from broker.simulate.capacity import Allocation, Capacity
 from broker.simulate.clock import unix_s
 from broker.simulate.policy_base import BatchStats, Blocked, Start
 from computenet.spec import JobSpec
+from computenet.types import Placement
 from computenet.workload import WorkloadJob
 from computenet.workload_spec import workload_spec
 
@@ -37,7 +38,13 @@ def _scope(job: WorkloadJob) -> str:
 
 def could_fit(job: WorkloadJob, capacity: Capacity) -> bool:
     """Cheap necessary condition: some site has enough free cards of an acceptable model."""
-    return capacity.largest_fit(job.accelerator, job.gang) >= job.count
+    return capacity.largest_fit(job) >= job.count
+
+
+def _model(placement: Placement) -> str:
+    """The model the engine chose with the site ("" if it leaves the pool to the pool rule)."""
+    best = placement.candidates[0] if placement.candidates else None
+    return best.accelerator if best is not None and best.feasible else ""
 
 
 def _pool_totals(capacity: Capacity) -> dict[str, dict[str, int]]:
@@ -72,9 +79,7 @@ class EngineGreedy:
             placement = place(self.spec(job), capacity.snapshot(unix_s(now_s)), self.policy)
             elapsed_ms = (time.perf_counter() - began) * 1000.0
             site = placement.chosen
-            allocation = (
-                None if site is None else capacity.fit(site, job.accelerator, job.count, job.gang)
-            )
+            allocation = None if site is None else capacity.fit(site, job, _model(placement))
             if site is None or allocation is None:
                 blocked.fail(job, _scope(job))
                 continue
@@ -159,10 +164,10 @@ class EngineOptimal:
     ) -> Allocation | None:
         """The pool of the model the solver chose, else wherever the job fits at that site."""
         if model:
-            exact = capacity.fit(site, model, job.count, True)
+            exact = capacity.fit(site, job, model)
             if exact is not None:
                 return exact
-        return capacity.fit(site, job.accelerator, job.count, job.gang)
+        return capacity.fit(site, job)
 
     def _record(self, objective: float, bound: float, gap: float, method: str) -> None:
         stats = self.stats

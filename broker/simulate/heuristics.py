@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from broker.simulate.capacity import Allocation, Capacity
 from broker.simulate.clock import hours_since_day0
+from broker.simulate.metrics import workload_class
 from broker.simulate.policy_base import BatchStats, Blocked, Start
 from computenet.workload import WorkloadJob
 from topology import Topology
+from topology.energy import run_energy
 
 
 def anchor(job: WorkloadJob) -> str:
@@ -40,7 +42,7 @@ class OneAtATime:
             began = time.perf_counter()
             fits: list[tuple[str, Allocation]] = []
             for site in self.topology.site_ids:
-                allocation = capacity.fit(site, job.accelerator, job.count, job.gang)
+                allocation = capacity.fit(site, job)
                 if allocation is not None:
                     fits.append((site, allocation))
             if not fits:
@@ -83,11 +85,9 @@ class Nearest(OneAtATime):
 class CheapestEnergy(OneAtATime):
     """The site where the job's electricity over its run window costs least; latency ignored."""
 
-    def __init__(
-        self, topology: Topology, capacity_watts: Callable[[str, Allocation], float]
-    ) -> None:
+    def __init__(self, topology: Topology, capacity: Capacity) -> None:
         super().__init__("cheapest-energy", topology)
-        self._watts = capacity_watts
+        self._capacity = capacity
 
     def choose(
         self, job: WorkloadJob, fits: list[tuple[str, Allocation]], now_s: float
@@ -96,8 +96,12 @@ class CheapestEnergy(OneAtATime):
 
         def cost(fit: tuple[str, Allocation]) -> float:
             site, allocation = fit
-            kw = self._watts(site, allocation) * self.topology.site(site).pue / 1000.0
-            return self.topology.energy_cost_cny(site, kw, start_h, job.duration_h)
+            watts = self._capacity.watts(site, allocation)
+            hours = job.duration_h / self._capacity.view_speed(site, allocation, job)
+            return run_energy(
+                self.topology, site, watts, start_h, hours,
+                cards=job.count, workload=workload_class(job),
+            ).cny  # fmt: skip
 
         return min(fits, key=cost)
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
 from broker.placement import PolicyConfig
 from broker.simulate.capacity import Capacity
 from broker.simulate.clock import SECONDS_PER_HOUR, hours_since_day0
+from broker.simulate.load import OfferedLoad, Window, arrival_window
 from broker.simulate.policy_base import BatchStats
 from broker.simulate.replay import ReplayResult, Run
 from computenet.spec import WORKLOAD_BY_KIND
+from computenet.workload import WorkloadJob
 from topology.energy import RunEnergy
 from topology.energy import run_energy as energy_of
 
@@ -27,6 +31,7 @@ class PolicyMetrics:
     energy_cny: float
     carbon_t: float
     slo_attainment: float | None
+    """Fraction in [0, 1] of inference card-hours run within SLO (None without inference)."""
     wait_mean_h: float
     wait_p95_h: float
     utilization_east: float
@@ -42,44 +47,59 @@ class PolicyMetrics:
     migrations: int = 0
     migration_cost_cny: float = 0.0
     rebalance_runs: int = 0
+    energy_kwh: float = 0.0
+    jct_mean_h: float | None = None
+    """Training jobs: mean submit -> finish hours (None without training)."""
+    jct_p95_h: float | None = None
+    utilization_overall: float = 0.0
+    utilization_classes: Mapping[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         """The policy's entry in the `policies` object of the JSON report."""
         return {
             "energy_cny": round(self.energy_cny, 2),
+            "energy_kwh": round(self.energy_kwh, 1),
             "carbon_t": round(self.carbon_t, 4),
-            "slo_attainment": None
-            if self.slo_attainment is None
-            else round(self.slo_attainment, 3),
+            "slo_attainment": _opt_round(self.slo_attainment, 4),
+            "jct_mean_h": _opt_round(self.jct_mean_h, 4),
+            "jct_p95_h": _opt_round(self.jct_p95_h, 4),
             "wait_mean_h": round(self.wait_mean_h, 4),
             "wait_p95_h": round(self.wait_p95_h, 4),
             "utilization": {
+                "overall": round(self.utilization_overall, 4),
                 "east": round(self.utilization_east, 4),
                 "west": round(self.utilization_west, 4),
+                "classes": {k: round(v, 4) for k, v in self.utilization_classes.items()},
             },
             "data_moved_tb": round(self.data_moved_tb, 4),
             "decision_ms_p50": round(self.decision_ms_p50, 4),
             "total_cost_cny": round(self.total_cost_cny, 2),
             "lp_gap": None if self.lp_gap is None else round(self.lp_gap, 6),
             "jobs": self.jobs,
+            "still_queued": self.stranded,
+            "too_large": self.unplaceable,
         }
 
 
+def _opt_round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def workload_class(job: WorkloadJob) -> str:
+    """The job's workload class: its own, else the spec's default for its kind."""
+    return job.workload or WORKLOAD_BY_KIND[job.kind]
+
+
 def run_energy(run: Run, capacity: Capacity) -> RunEnergy:
-    """Energy of a run's cards over its actual CST window (the model of topology.energy)."""
+    """Energy of a run over its actual CST window by topology.energy (the placement engine's
+    model): its cards at their workload's utilisation plus their host share, for its run time
+    on those cards."""
     watts = capacity.watts(run.site, run.allocation)
     start_h = hours_since_day0(run.start_s)
-    job = run.job
-    workload = WORKLOAD_BY_KIND[job.kind]
     return energy_of(
-        capacity.topology,
-        run.site,
-        watts,
-        start_h,
-        job.duration_h,
-        cards=job.count,
-        workload=workload,
-    )
+        capacity.topology, run.site, watts, start_h, run.hours,
+        cards=run.job.count, workload=workload_class(run.job),
+    )  # fmt: skip
 
 
 def _slo_met(run: Run, capacity: Capacity) -> bool:
@@ -89,52 +109,56 @@ def _slo_met(run: Run, capacity: Capacity) -> bool:
 
 
 def summarise(
-    result: ReplayResult, capacity: Capacity, config: PolicyConfig, batch: BatchStats | None
+    result: ReplayResult,
+    capacity: Capacity,
+    config: PolicyConfig,
+    batch: BatchStats | None,
+    load: OfferedLoad | None = None,
 ) -> PolicyMetrics:
     """Account a replay identically for every policy.
 
-    Waits of jobs still queued at the end count up to the last instant. SLO attainment is the
-    share of inference card-hours run at a site within the job's SLO RTT of its user region.
-    Utilisation is card-hours used over card-hours offered by each side between the first
-    submission and the last instant.
+    Waits (and training JCTs) of jobs still queued at the end count up to the last instant.
+    SLO attainment is the fraction of inference card-hours run at a site within the job's SLO
+    RTT of its user region. Utilisation is card-hours used inside the replay window (first to
+    last arrival, `load.window`) over the card-hours offered in it, overall, by side and by the
+    load's accelerator classes.
     """
-    topology = capacity.topology
     runs = result.runs
-    energy = carbon_kg = data_gb = 0.0
-    used_h = {"east": 0.0, "west": 0.0}
+    energy = kwh = carbon_kg = data_gb = 0.0
     slo_ok_h = slo_all_h = 0.0
     for run in runs:
-        used = run_energy(run, capacity)
-        energy += used.cny
-        carbon_kg += used.carbon_kg
-        card_h = run.job.count * run.job.duration_h
-        used_h[topology.site(run.site).side] += card_h
+        spent = run_energy(run, capacity)
+        energy += spent.cny
+        kwh += spent.kwh
+        carbon_kg += spent.carbon_kg
+        card_h = run.job.count * run.hours
         if run.job.dataset_gb > 0 and run.job.origin != run.site:
             data_gb += run.job.dataset_gb
         if run.job.kind == "inference":
             slo_all_h += card_h
             slo_ok_h += card_h if _slo_met(run, capacity) else 0.0
     jobs = [run for run in runs if not run.resumed]  # a moved job's rest is no new job
-    waits_h = [run.wait_s / SECONDS_PER_HOUR for run in jobs]
-    waits_h += [max(0.0, result.end_s - job.submit_s) / SECONDS_PER_HOUR for job in result.stranded]
+    late = [max(0.0, result.end_s - job.submit_s) for job in result.stranded]
+    waits_h = [run.wait_s / SECONDS_PER_HOUR for run in jobs] + [s / SECONDS_PER_HOUR for s in late]
     wait_card_h = sum(run.job.count * run.wait_s for run in jobs) / SECONDS_PER_HOUR
     wait_card_h += (
         sum(job.count * max(0.0, result.end_s - job.submit_s) for job in result.stranded)
         / SECONDS_PER_HOUR
     )
-    first_s = min((r.job.submit_s for r in runs), default=0.0)
-    last_s = max([result.end_s, *(r.end_s for r in runs)])
-    span_h = max(last_s - first_s, 0.0) / SECONDS_PER_HOUR
+    jct_h = _training_jct_h(result)
+    window = load.window if load is not None else arrival_window([r.job for r in jobs])
+    used = _used_in_window(runs, capacity, window)
     carbon_t = carbon_kg / KG_PER_TONNE
     migration_cost = sum(m.cost_cny for m in result.migrations)
+    classes = load.models if load is not None else {}
     return PolicyMetrics(
         energy_cny=energy,
         carbon_t=carbon_t,
-        slo_attainment=100.0 * slo_ok_h / slo_all_h if slo_all_h > 0 else None,
+        slo_attainment=slo_ok_h / slo_all_h if slo_all_h > 0 else None,
         wait_mean_h=float(np.mean(waits_h)) if waits_h else 0.0,
         wait_p95_h=float(np.percentile(waits_h, 95)) if waits_h else 0.0,
-        utilization_east=_share(used_h["east"], capacity.total_cards("east") * span_h),
-        utilization_west=_share(used_h["west"], capacity.total_cards("west") * span_h),
+        utilization_east=_utilisation(used, capacity, window, side="east"),
+        utilization_west=_utilisation(used, capacity, window, side="west"),
         data_moved_tb=data_gb / GB_PER_TB,
         decision_ms_p50=float(np.median([r.decision_ms for r in jobs])) if jobs else 0.0,
         total_cost_cny=energy
@@ -149,7 +173,78 @@ def summarise(
         migrations=len(result.migrations),
         migration_cost_cny=migration_cost,
         rebalance_runs=result.rebalance_runs,
+        energy_kwh=kwh,
+        jct_mean_h=float(np.mean(jct_h)) if jct_h else None,
+        jct_p95_h=float(np.percentile(jct_h, 95)) if jct_h else None,
+        utilization_overall=_utilisation(used, capacity, window),
+        utilization_classes=MappingProxyType(
+            {
+                name: _utilisation(used, capacity, window, models=models)
+                for name, models in classes.items()
+            }
+        ),
     )
+
+
+def _training_jct_h(result: ReplayResult) -> list[float]:
+    """Submit -> finish hours of every training job (a moved job finishes with its last part)."""
+    submit: dict[str, float] = {}
+    finish: dict[str, float] = {}
+    for run in result.runs:
+        if run.job.kind != "training":
+            continue
+        if not run.resumed:
+            submit[run.job.job_id] = run.job.submit_s
+        finish[run.job.job_id] = max(finish.get(run.job.job_id, 0.0), run.end_s)
+    out = [(finish[j] - s) / SECONDS_PER_HOUR for j, s in submit.items()]
+    out += [
+        max(0.0, result.end_s - job.submit_s) / SECONDS_PER_HOUR
+        for job in result.stranded
+        if job.kind == "training"
+    ]
+    return out
+
+
+UsedCardHours = dict[tuple[str, str], float]
+"""Card-hours inside the window by (site, model)."""
+
+
+def _used_in_window(runs: Sequence[Run], capacity: Capacity, window: Window) -> UsedCardHours:
+    used: UsedCardHours = {}
+    for run in runs:
+        inside_h = window.overlap_h(run.start_s, run.end_s)
+        if inside_h <= 0:
+            continue
+        pools = capacity.pools[run.site]
+        for k, n in run.allocation:
+            key = (run.site, pools[k].model)
+            used[key] = used.get(key, 0.0) + n * inside_h
+    return used
+
+
+def _utilisation(
+    used: UsedCardHours,
+    capacity: Capacity,
+    window: Window,
+    *,
+    side: str | None = None,
+    models: frozenset[str] | None = None,
+) -> float:
+    """Card-hours used in the window over card-hours offered, on one side and/or models."""
+    topology = capacity.topology
+    sites = {s.id for s in topology.sites if side is None or s.side == side}
+    busy = sum(
+        hours
+        for (site, model), hours in used.items()
+        if site in sites and (models is None or model in models)
+    )
+    cards = sum(
+        p.cards
+        for site in sites
+        for p in capacity.pools[site]
+        if models is None or p.model in models
+    )
+    return _share(busy, cards * window.hours)
 
 
 def _share(used: float, offered: float) -> float:

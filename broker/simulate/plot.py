@@ -11,7 +11,7 @@ from broker.simulate.report import TRACE_CITATION
 _PANELS = (
     ("energy_cny", "Energy cost (CNY)"),
     ("carbon_t", "Carbon (tCO2)"),
-    ("slo_attainment", "Inference SLO attainment (%)"),
+    ("slo_attainment", "Inference SLO attainment (fraction)"),
     ("wait_mean_h", "Mean queue wait (h)"),
 )
 
@@ -35,7 +35,7 @@ def plot_comparison(results: Mapping[str, PolicyMetrics], path: Path, *, title: 
         ax.set_title(label)
         ax.tick_params(axis="x", labelrotation=20, labelsize=8)
         if field == "slo_attainment":
-            ax.set_ylim(0, 105)
+            ax.set_ylim(0, 1.05)
     fig.suptitle(title)
     fig.text(0.01, 0.005, TRACE_CITATION, fontsize=6, ha="left", va="bottom")
     fig.savefig(path, dpi=120)

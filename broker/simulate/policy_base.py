@@ -57,6 +57,11 @@ class SimPolicy(Protocol):
         ...
 
 
+def _shape(job: WorkloadJob, scope: str) -> tuple[str, tuple[str, ...], bool, str]:
+    """What decides whether a job of some size fits: the models it accepts and gang-ness."""
+    return (job.accelerator, job.accelerators, job.gang, scope)
+
+
 class Blocked:
     """Remembers, within one decision instant, job shapes that found no room.
 
@@ -66,14 +71,14 @@ class Blocked:
     """
 
     def __init__(self) -> None:
-        self._smallest: dict[tuple[str, bool, str], int] = {}
+        self._smallest: dict[tuple[str, tuple[str, ...], bool, str], int] = {}
 
     def skip(self, job: WorkloadJob, scope: str = "") -> bool:
         """True if a no-larger job of the same shape already failed."""
-        smallest = self._smallest.get((job.accelerator, job.gang, scope))
+        smallest = self._smallest.get(_shape(job, scope))
         return smallest is not None and job.count >= smallest
 
     def fail(self, job: WorkloadJob, scope: str = "") -> None:
         """Record that `job` found no room."""
-        key = (job.accelerator, job.gang, scope)
+        key = _shape(job, scope)
         self._smallest[key] = min(job.count, self._smallest.get(key, job.count))

@@ -31,11 +31,23 @@ class Run:
     decision_ms: float
     resumed: bool = False
     """True for the rest of a job after a rebalancing run moved it (not a new job)."""
+    speed: float = 1.0
+    """Throughput of the cards it got relative to the job's reference model."""
+
+    @property
+    def run_s(self) -> float:
+        """Seconds the job held its cards: its reference duration over the cards' speed."""
+        return self.job.duration_s / self.speed
+
+    @property
+    def hours(self) -> float:
+        """Hours the job held its cards."""
+        return self.run_s / 3600.0
 
     @property
     def end_s(self) -> float:
         """When the job finished and gave its cards back."""
-        return self.start_s + self.job.duration_s
+        return self.start_s + self.run_s
 
     @property
     def wait_s(self) -> float:
@@ -89,11 +101,7 @@ def _queue_key(job: WorkloadJob, seq: int) -> tuple[int, float, int]:
 
 def never_fits(job: WorkloadJob, capacity: Capacity) -> bool:
     """True if no site could ever give the job its cards, even with everything free."""
-    for pools in capacity.pools.values():
-        usable = [p.cards for p in pools if not job.accelerator or p.model == job.accelerator]
-        if (max(usable, default=0) if job.gang else sum(usable)) >= job.count and usable:
-            return False
-    return True
+    return capacity.never_fits(job)
 
 
 def replay(
@@ -167,7 +175,8 @@ def replay(
         starts = policy.decide([job for _, job in queue], capacity, now)
         begun = {start.job.job_id for start in starts}
         for start in starts:
-            run = Run(start.job, start.site, start.allocation, now, start.decision_ms)
+            speed = capacity.speed(start.site, start.allocation, start.job)
+            run = Run(start.job, start.site, start.allocation, now, start.decision_ms, speed=speed)
             runs.append(run)
             heapq.heappush(running, (run.end_s, len(runs), start.site, start.allocation))
         if begun:
@@ -195,13 +204,15 @@ def _migrate(runs: list[Run], move: Migration, capacity: Capacity, now: float) -
     """Cut the moved run at `now` and return the rest at the target (None if it does not fit)."""
     old = runs[move.run_index]
     job = old.job
-    allocation = capacity.fit(move.site, job.accelerator, job.count, job.gang)
+    allocation = capacity.fit(move.site, job)
     if allocation is None or old.end_s <= now:
         return None
     capacity.give_back(old.site, old.allocation)
     capacity.take(move.site, allocation)
-    done_s = max(0.0, now - old.start_s)
+    # work is counted in reference seconds: what ran at the old cards' speed
+    done_s = max(0.0, now - old.start_s) * old.speed
     runs[move.run_index] = replace(old, job=replace(job, duration_s=done_s))
-    redo_s = min(move.redo_s, done_s)
+    redo_s = min(move.redo_s * old.speed, done_s)
     rest = replace(job, duration_s=job.duration_s - done_s + redo_s)
-    return Run(rest, move.site, allocation, now + move.downtime_s, 0.0, resumed=True)
+    speed = capacity.speed(move.site, allocation, job)
+    return Run(rest, move.site, allocation, now + move.downtime_s, 0.0, resumed=True, speed=speed)

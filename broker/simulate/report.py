@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from rich.console import Console
 from rich.table import Table
 
+from broker.simulate.load import OfferedLoad
 from broker.simulate.metrics import PolicyMetrics
 
 TRACE_CITATION = (
@@ -22,6 +23,10 @@ def report_json(
     topology: str,
     capacity_scale: float,
     seed: int,
+    offered: OfferedLoad,
+    load_target: float | None = None,
+    arrival_factor: float = 1.0,
+    speed_blind: bool = False,
 ) -> dict[str, object]:
     """The documented JSON shape of `simulate --json`."""
     return {
@@ -30,6 +35,10 @@ def report_json(
         "topology": topology,
         "capacity_scale": capacity_scale,
         "seed": seed,
+        "offered_load": offered.to_json(),
+        "load_target": load_target,
+        "arrival_factor": round(arrival_factor, 6),
+        "speed_blind": speed_blind,
     }
 
 
@@ -41,10 +50,15 @@ def _rows(m: PolicyMetrics) -> list[tuple[str, str]]:
     gap = None if m.lp_gap is None else 100 * m.lp_gap
     return [
         ("energy (CNY)", f"{m.energy_cny:,.0f}"),
+        ("energy (MWh)", f"{m.energy_kwh / 1000:,.1f}"),
         ("carbon (tCO2)", f"{m.carbon_t:,.2f}"),
-        ("inference SLO (%)", _opt(m.slo_attainment, ".1f")),
+        ("inference SLO (fraction)", _opt(m.slo_attainment, ".3f")),
+        ("training JCT mean (h)", _opt(m.jct_mean_h, ".3f")),
+        ("training JCT p95 (h)", _opt(m.jct_p95_h, ".3f")),
         ("wait mean (h)", f"{m.wait_mean_h:.3f}"),
         ("wait p95 (h)", f"{m.wait_p95_h:.3f}"),
+        ("utilisation (window)", f"{m.utilization_overall:.2%}"),
+        *((f"utilisation {name}", f"{u:.2%}") for name, u in m.utilization_classes.items()),
         ("utilisation east", f"{m.utilization_east:.2%}"),
         ("utilisation west", f"{m.utilization_west:.2%}"),
         ("data moved (TB)", f"{m.data_moved_tb:.2f}"),
@@ -71,6 +85,18 @@ def render_table(
         for k, (label, _) in enumerate(columns[0]):
             table.add_row(label, *(column[k][1] for column in columns))
     (console or Console()).print(table)
+
+
+def render_load(offered: OfferedLoad, console: Console | None = None) -> None:
+    """Print the offered load per accelerator class and the window it is measured over."""
+    parts = [
+        f"{name} {'-' if value is None else format(value, '.3g')}"
+        for name, value in offered.classes.items()
+    ]
+    (console or Console()).print(
+        f"offered load over the {offered.window.hours:,.1f} h replay window "
+        f"({offered.demand_card_h:,.0f} card-hours demanded): {', '.join(parts)}"
+    )
 
 
 def _side(m: PolicyMetrics) -> dict[str, object]:

@@ -10,14 +10,19 @@ from pathlib import Path
 
 from broker.simulate import traces
 from broker.simulate.regions import assign_locations
+from broker.simulate.trace_gpus import ALIBABA_2023_GPU, PHILLY_GPU, accept_training_parts
 from computenet.workload import WorkloadError, WorkloadJob, load_jobs
 from topology import Topology
 
 DEFAULT_LIMIT = 5000
 
 NAMED: dict[str, Callable[[Topology, int], list[WorkloadJob]]] = {
-    "philly": lambda topology, seed: traces.philly_jobs(),
-    "alibaba-gpu2023": lambda topology, seed: traces.alibaba_gpu2023_jobs(),
+    "philly": lambda topology, seed: accept_training_parts(
+        traces.philly_jobs(), topology, PHILLY_GPU
+    ),
+    "alibaba-gpu2023": lambda topology, seed: accept_training_parts(
+        traces.alibaba_gpu2023_jobs(), topology, ALIBABA_2023_GPU
+    ),
     "alibaba-genai": traces.genai_jobs,
 }
 

@@ -11,7 +11,13 @@ import typer
 from rich.console import Console
 
 from computenet.cli.runner import EXIT_FAILURE, EXIT_USAGE, fail
-from computenet.demo.options import DEFAULT_DAYS, DEFAULT_JOBS, DEFAULT_MAX_JOB_S, DemoOptions
+from computenet.demo.options import (
+    DEFAULT_DAYS,
+    DEFAULT_JOBS,
+    DEFAULT_LOAD,
+    DEFAULT_MAX_JOB_S,
+    DemoOptions,
+)
 from computenet.demo.options import default_data_dir as _default_data_dir
 
 PROG = "computenet demo"
@@ -34,7 +40,7 @@ CompressionOption = Annotated[
         min=1.0,
         show_default=False,
         help="Trace seconds per wall second (3600: one trace hour lasts one second). "
-        "Default: the slice's submissions play in 60 s (28,800 for 20 days).",
+        "Default: the slice's submissions play in 30 s.",
     ),
 ]
 MaxJobOption = Annotated[
@@ -43,13 +49,23 @@ MaxJobOption = Annotated[
         "--max-job-seconds",
         min=0.1,
         help="Longest wall-clock run of one job, so week-long training does not hold the demo; "
-        "costs always use the real trace duration.",
+        "longer trace jobs are cut to this many compressed seconds in both arms.",
     ),
 ]
 DaysOption = Annotated[
     int,
     typer.Option(
         "--days", min=1, help="Take the jobs from the first DAYS days of the merged traces."
+    ),
+]
+LoadOption = Annotated[
+    float,
+    typer.Option(
+        "--load",
+        min=0.01,
+        help="Offered load to run at (card-hours demanded per card-hour available): the "
+        "federation is the fewest cards that hold every job, and the slice's arrivals are "
+        "compressed until it demands this much (or as much as it can).",
     ),
 ]
 SeedOption = Annotated[
@@ -98,6 +114,7 @@ def demo(
     max_job_s: MaxJobOption = DEFAULT_MAX_JOB_S,
     days: DaysOption = DEFAULT_DAYS,
     seed: SeedOption = 0,
+    load: LoadOption = DEFAULT_LOAD,
     keep_running: KeepRunningOption = False,
     keep: KeepOption = False,
     as_json: JsonOption = False,
@@ -123,6 +140,7 @@ def demo(
         max_job_s=max_job_s,
         days=days,
         seed=seed,
+        load=load,
         data_dir=folder.resolve(),
         map_path=map_path,
         as_json=as_json,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import yaml
@@ -23,15 +23,21 @@ BROKER_START_TIMEOUT_S = 60.0
 ACTIVE_TIMEOUT_S = 90.0
 
 
-def agent_config(site: Site, broker: str, state_dir: Path, pki: DemoPki) -> dict[str, object]:
-    """An agent config offering the site's topology pools, CPU and memory as static capacity,
-    connecting with the site's certificate."""
+def agent_config(
+    site: Site,
+    broker: str,
+    state_dir: Path,
+    pki: DemoPki,
+    pools: Sequence[tuple[str, int]],
+) -> dict[str, object]:
+    """An agent config offering `pools` (model, cards), the site's CPU and memory as static
+    capacity, connecting with the site's certificate. Pools without a card are left out."""
     return {
         "site": site.id,
         "broker": broker,
         "capacity": {
             "source": "static",
-            "pools": [{"model": p.model, "count": p.count} for p in site.pools],
+            "pools": [{"model": model, "count": cards} for model, cards in pools if cards > 0],
             "cpu_cores": site.cpu_cores,
             "memory_gb": site.memory_gb,
         },
@@ -63,14 +69,21 @@ def start_broker(
 
 
 def start_agents(
-    processes: ProcessSet, topology: Topology, broker: str, workdir: Path, pki: DemoPki
+    processes: ProcessSet,
+    topology: Topology,
+    broker: str,
+    workdir: Path,
+    pki: DemoPki,
+    pools: Mapping[str, Sequence[tuple[str, int]]],
 ) -> None:
-    """Write a config and start `python -m site_agent run` for every site of the topology."""
+    """Write a config and start `python -m site_agent run` for every site of the topology,
+    offering the site's `pools`."""
     for site in topology.sites:
         folder = workdir / "agents" / site.id
         folder.mkdir(parents=True, exist_ok=True)
         config = folder / "agent.yaml"
-        config.write_text(yaml.safe_dump(agent_config(site, broker, folder / "state", pki)))
+        settings = agent_config(site, broker, folder / "state", pki, pools[site.id])
+        config.write_text(yaml.safe_dump(settings))
         argv = [sys.executable, "-m", "site_agent", "run", "--config", str(config)]
         processes.spawn(f"agent {site.id}", argv, cwd=folder, log_path=folder / "agent.log")
 

@@ -9,11 +9,12 @@ from pathlib import Path
 DATA_DIR_ENV = "COMPUTENET_DATA_DIR"
 DEFAULT_JOBS = 200
 DEFAULT_DAYS = 20
-SUBMIT_WALL_S = 60.0
+SUBMIT_WALL_S = 30.0
 DEFAULT_MAX_JOB_S = 8.0
 SUSPECT_AFTER_S = 15.0
 LOST_AFTER_S = 60.0
 STOP_GRACE_S = 5.0
+DEFAULT_LOAD = 0.3
 
 
 def default_data_dir() -> Path:
@@ -39,6 +40,9 @@ class DemoOptions:
     """The slice comes from the first `days` days of the merged trace timeline."""
     seed: int = 0
     """Seed of the simulator's region and origin draws."""
+    load: float = DEFAULT_LOAD
+    """Offered load the federation is sized for: every pool is scaled down until the slice
+    demands this many card-hours per card-hour available (docs/demo.md)."""
     data_dir: Path
     """Folder holding `traces/` (the shared data checkout)."""
     map_path: Path | None = None

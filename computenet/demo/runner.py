@@ -10,7 +10,7 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
@@ -20,17 +20,24 @@ from rich.console import Console
 
 from computenet.client import Client
 from computenet.demo.accounting import PlacedJob
+from computenet.demo.capacity import DemoPlan, plan_at_load, scaled_pools
 from computenet.demo.federation import MARKER_ENV, start_agents, start_broker, wait_until_active
 from computenet.demo.mapview import draw_map
 from computenet.demo.options import SUBMIT_WALL_S, DemoOptions
 from computenet.demo.pki import DemoPki, make_demo_pki
 from computenet.demo.processes import ProcessError, ProcessSet
 from computenet.demo.progress import JobTracker, LiveView
-from computenet.demo.report import print_summary
+from computenet.demo.report import map_notes, map_title, print_summary
 from computenet.demo.simulator import BaselineRun, export_days
 from computenet.demo.summary import Summary, accounted_jobs, summarise, write_placements
-from computenet.demo.workload import auto_compression, job_spec, select_slice, write_workload
-from computenet.types import Job, SiteInfo
+from computenet.demo.workload import (
+    auto_compression,
+    job_spec,
+    like_for_like,
+    select_slice,
+    write_workload,
+)
+from computenet.types import Job, JobEvent, SiteInfo
 from computenet.workload import WorkloadJob
 from topology import Topology, default_topology
 
@@ -41,7 +48,13 @@ SITES_EVERY_S = 1.0
 LIST_EVERY_S = 5.0
 FINISH_SLACK_S = 120.0
 SETTLE_S = 6.0
-CAPACITY_SCALE = 1.0  # agents offer every pool of the topology in full
+
+
+TOO_LARGE = "too large for any pool at the demo's capacity scale"
+
+
+def _load_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 class DemoError(RuntimeError):
@@ -95,8 +108,15 @@ class Cleanup:
 class JobFeed:
     """Submits the slice's jobs at their compressed trace arrival times."""
 
-    def __init__(self, jobs: Sequence[WorkloadJob], compression: float, max_job_s: float) -> None:
+    def __init__(
+        self,
+        jobs: Sequence[WorkloadJob],
+        compression: float,
+        max_job_s: float,
+        too_large: Collection[str] = (),
+    ) -> None:
         self.jobs, self.compression, self.max_job_s = jobs, compression, max_job_s
+        self.too_large = frozenset(too_large)
         self.t0 = time.monotonic()
         first_s = jobs[0].submit_s
         self.due = [self.t0 + (j.submit_s - first_s) / compression for j in jobs]
@@ -113,7 +133,10 @@ class JobFeed:
         while not self.done and self.due[self.submitted] <= now:
             job = self.jobs[self.submitted]
             spec = job_spec(job, self.compression, self.max_job_s)
-            client.submit(spec, request_id=f"demo-{job.job_id}")
+            record = client.submit(spec, request_id=f"demo-{job.job_id}")
+            if job.job_id in self.too_large:
+                # it would wait for ever; the simulator counts it as "too large" the same way
+                client.cancel(record.job.job_id, reason=TOO_LARGE)
             self.submitted += 1
 
 
@@ -154,12 +177,14 @@ class DemoRun:
         address, agent_address = start_broker(
             self.processes, self.workdir, opts.suspect_after_s, opts.lost_after_s, pki
         )
-        start_agents(self.processes, self.topology, agent_address, self.workdir, pki)
-        jobs = self._load_slice()
+        plan = self._plan(self._load_slice())
+        jobs, load = list(plan.jobs), plan.load
+        pools = scaled_pools(self.topology, load.scale)
+        start_agents(self.processes, self.topology, agent_address, self.workdir, pki, pools)
         workload = self.workdir / "workload.csv"
         write_workload(jobs, workload)
         baseline = BaselineRun(
-            workload, seed=opts.seed, data_dir=opts.data_dir, scale=CAPACITY_SCALE,
+            workload, seed=opts.seed, data_dir=opts.data_dir, scale=load.scale,
             extra_env=self.marker,
         )  # fmt: skip
         self.cleanup.extra.append(baseline.stop)
@@ -167,11 +192,14 @@ class DemoRun:
         self.cleanup.extra.append(client.close)
         wait_until_active(client, self.processes, len(self.topology.sites))
         self.ui.print(f"All {len(self.topology.sites)} sites active; broker at {address}.")
-        records = self._submit_and_follow(client, jobs, pki)
-        accounted = accounted_jobs(records, self.topology)
+        records = self._submit_and_follow(client, jobs, pki, load.too_large)
+        events: dict[str, list[JobEvent]] = {
+            job.job_id: list(client.watch(job.job_id)) for job in records
+        }
+        accounted = accounted_jobs(records, events, self.compression, self.topology)
         write_placements(accounted, self.workdir / "placements.json")
         summary = summarise(
-            records, accounted, baseline.result(),
+            records, accounted, baseline.result(), load=load,
             map_png=self._map_path(), elapsed_s=0.0, extra=self._extra(address, jobs, pki),
         )  # fmt: skip
         self._draw(summary, accounted)
@@ -189,20 +217,38 @@ class DemoRun:
             self.workdir / "export.csv", days=opts.days, seed=opts.seed,
             data_dir=opts.data_dir, extra_env=self.marker,
         )  # fmt: skip
-        jobs = select_slice(exported, opts.days, opts.jobs)
-        self.compression = opts.compression or auto_compression(jobs, SUBMIT_WALL_S)
-        kinds = {k: sum(j.kind == k for j in jobs) for k in ("training", "inference")}
+        return select_slice(exported, opts.days, opts.jobs)
+
+    def _prepare(self, jobs: Sequence[WorkloadJob]) -> tuple[list[WorkloadJob], float]:
+        """The jobs both arms run at the compression their arrivals play at."""
+        opts = self.options
+        compression = opts.compression or auto_compression(jobs, SUBMIT_WALL_S)
+        return like_for_like(jobs, compression, opts.max_job_s), compression
+
+    def _plan(self, picked: Sequence[WorkloadJob]) -> DemoPlan:
+        opts = self.options
+        plan = plan_at_load(picked, self.topology, opts.load, self._prepare)
+        self.compression = plan.compression
+        load = plan.load
+        kinds = {k: sum(j.kind == k for j in plan.jobs) for k in ("training", "inference")}
         self.ui.print(
-            f"Slice: {len(jobs)} jobs ({kinds['training']} training, {kinds['inference']} "
-            f"inference); compression {self.compression:,.0f}x: one trace day plays in "
-            f"{86_400 / self.compression:.1f} s, jobs sleep at most {opts.max_job_s:g} s."
+            f"Slice: {len(plan.jobs)} jobs ({kinds['training']} training, "
+            f"{kinds['inference']} inference); arrivals x{plan.arrival_factor:.3g}, "
+            f"compression {self.compression:,.0f}x: one trace day plays in "
+            f"{86_400 / self.compression:.1f} s; trace jobs longer than "
+            f"{opts.max_job_s * self.compression / 3600:,.1f} h are cut to that in both arms."
         )
-        return jobs
+        self.ui.print(
+            f"Federation: every pool x{load.scale:.4g} = {load.cards:,} cards, the fewest that "
+            f"hold every job; offered load {_load_text(load.offered.overall)} (target "
+            f"{opts.load:g}) over {load.offered.window.hours:,.1f} trace hours."
+        )
+        return plan
 
     def _submit_and_follow(
-        self, client: Client, jobs: Sequence[WorkloadJob], pki: DemoPki
+        self, client: Client, jobs: Sequence[WorkloadJob], pki: DemoPki, too_large: Collection[str]
     ) -> list[Job]:
-        feed = JobFeed(jobs, self.compression, self.options.max_job_s)
+        feed = JobFeed(jobs, self.compression, self.options.max_job_s, too_large)
         tracker = JobTracker(pki.client(client.address))
         self.cleanup.extra.append(tracker.stop)
         tracker.start()
@@ -251,6 +297,7 @@ class DemoRun:
             "trace_days": opts.days,
             "seed": opts.seed,
             "compression": round(self.compression, 3),
+            "target_load": opts.load,
         }
         if opts.keep:
             extra["workdir"] = str(self.workdir)
@@ -262,20 +309,10 @@ class DemoRun:
         return extra
 
     def _draw(self, summary: Summary, accounted: Sequence[PlacedJob]) -> None:
-        t, b = summary.totals, summary.baseline
-        slo = "-" if t.slo_attainment is None else f"{t.slo_attainment:.1f} %"
-        base_slo = "-" if b.slo_attainment is None else f"{b.slo_attainment:.1f} %"
-        notes = [
-            f"{len(accounted)} jobs from the first {self.options.days} trace days "
-            "(Philly + Alibaba GenAI)",
-            f"energy ¥{t.energy_cny:,.0f} vs ¥{b.energy_cny:,.0f} nearest "
-            f"({-summary.saving_pct:+.1f} %)",
-            f"carbon {t.carbon_t:,.2f} t vs {b.carbon_t:,.2f} t nearest",
-            f"inference SLO {slo} (nearest {base_slo})",
-        ]
+        ran = [job for job in accounted if job.ran]
         draw_map(
-            self.topology, accounted, summary.map_png, notes=notes,
-            title="ComputeNet demo: training goes west, inference stays near its users",
+            self.topology, ran, summary.map_png,
+            title=map_title(summary), notes=map_notes(summary, self.options.days),
         )  # fmt: skip
 
     def _report(self, summary: Summary, address: str) -> None:

@@ -33,7 +33,14 @@ class Baseline:
     energy_cny: float
     carbon_t: float
     slo_attainment: float | None
+    """Fraction in [0, 1] of inference card-hours within SLO."""
     jobs: int
+    """Jobs that ran."""
+    still_queued: int = 0
+    too_large: int = 0
+    """Jobs no pool could ever hold at the capacity scale."""
+    wait_mean_h: float = 0.0
+    offered_load: float | None = None
 
 
 def simulate_argv(*args: str) -> list[str]:
@@ -68,6 +75,7 @@ def export_days(
     limit = FIRST_EXPORT_LIMIT
     while True:
         args = ["--workload", WORKLOADS, "--policy", BASELINE_POLICY, "--limit", str(limit)]
+        args += ["--capacity-scale", "1"]  # only the export is used: the quickest replay
         args += ["--seed", str(seed), "--json", "--export-workload", str(path)]
         _run(simulate_argv(*args), data_dir, extra_env)
         jobs = read_workload(path)
@@ -80,14 +88,20 @@ def export_days(
 def parse_baseline(stdout: str) -> Baseline:
     """The `nearest` policy's numbers from a `simulate --json` report."""
     try:
-        metrics = json.loads(stdout)["policies"][BASELINE_POLICY]
+        document = json.loads(stdout)
+        metrics = document["policies"][BASELINE_POLICY]
         slo = metrics.get("slo_attainment")
+        load = document.get("offered_load", {}).get("overall")
         return Baseline(
             policy=BASELINE_POLICY,
             energy_cny=float(metrics["energy_cny"]),
             carbon_t=float(metrics["carbon_t"]),
             slo_attainment=None if slo is None else float(slo),
-            jobs=int(metrics.get("jobs", 0)),
+            jobs=int(metrics["jobs"]),
+            still_queued=int(metrics["still_queued"]),
+            too_large=int(metrics["too_large"]),
+            wait_mean_h=float(metrics["wait_mean_h"]),
+            offered_load=None if load is None else float(load),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise SimulatorError(f"unreadable simulator report: {exc!r}") from None
@@ -106,7 +120,7 @@ class BaselineRun:
         extra_env: Mapping[str, str],
     ) -> None:
         args = ["--workload", str(workload), "--policy", BASELINE_POLICY, "--json"]
-        args += ["--seed", str(seed), "--capacity-scale", f"{scale:g}", "--limit", "0"]
+        args += ["--seed", str(seed), "--capacity-scale", repr(scale), "--limit", "0"]
         self._argv = simulate_argv(*args)
         self._proc = subprocess.Popen(
             self._argv,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,6 +58,30 @@ def select_slice(jobs: Sequence[WorkloadJob], days: int, n: int) -> list[Workloa
     if not chosen:
         raise WorkloadFileError(f"no jobs in the first {days} trace days")
     return sorted(chosen, key=lambda j: (j.submit_s, j.job_id))
+
+
+def like_for_like(
+    jobs: Sequence[WorkloadJob], compression: float, max_job_s: float
+) -> list[WorkloadJob]:
+    """The slice as both arms run it: any model at its traced speed, durations capped.
+
+    A demo job sleeps its duration over the compression whatever card it gets, so the jobs
+    accept any model with no reference (no run is shortened by a faster card, in the broker or
+    in the simulator), and a duration longer than `max_job_s` wall seconds is cut to that many
+    trace seconds (`max_job_s` x compression) in the workload both arms replay, so the cards a
+    job holds are held as long in both.
+    """
+    cap_s = max_job_s * compression
+    return [
+        dataclasses.replace(
+            job,
+            accelerators=(),
+            reference="",
+            workload="",
+            duration_s=min(job.duration_s, cap_s),
+        )
+        for job in jobs
+    ]
 
 
 def auto_compression(jobs: Sequence[WorkloadJob], wall_s: float) -> float:

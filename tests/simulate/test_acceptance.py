@@ -16,8 +16,12 @@ def test_optimal_saves_energy_over_nearest_within_slo() -> None:
     workload = load_workload("philly,alibaba-genai", topology, seed=0, limit=2000)
     results = compare(Scenario(workload.jobs, topology), ["nearest", "cheapest-energy", "optimal"])
     nearest, cheapest, optimal = (results[n] for n in ("nearest", "cheapest-energy", "optimal"))
-    assert optimal.energy_cny <= 0.75 * nearest.energy_cny
-    assert optimal.slo_attainment is not None and optimal.slo_attainment >= 99.0
+    # With the accelerator catalogue the western training parts (910B) are slower than the
+    # eastern A800/910C/H800 near the data, so cheap western power saves little: the 25 % this
+    # once asserted came from treating every card as equally fast (docs/simulator.md).
+    assert optimal.energy_cny < nearest.energy_cny
+    assert optimal.carbon_t < nearest.carbon_t
+    assert optimal.slo_attainment is not None and optimal.slo_attainment >= 0.99
     assert cheapest.slo_attainment is not None  # reported beside it (far below: it ignores latency)
 
 

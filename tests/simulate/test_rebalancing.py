@@ -32,10 +32,6 @@ def test_rebalancing_runs_move_training_and_keep_every_job() -> None:
 
 def _running(tiny: Topology, kind: str) -> tuple[Capacity, Run]:
     """A 1,000 h job of `kind` on all 8 a100 cards of `mid`, started at 0."""
-    capacity = Capacity(tiny)
-    allocation = capacity.fit("mid", "a100", 8, True)
-    assert allocation is not None
-    capacity.take("mid", allocation)
     job = WorkloadJob(
         job_id=kind,
         submit_s=0.0,
@@ -49,6 +45,10 @@ def _running(tiny: Topology, kind: str) -> tuple[Capacity, Run]:
         latency_slo_ms=None,
         tenant="t",
     )
+    capacity = Capacity(tiny)
+    allocation = capacity.fit("mid", job)
+    assert allocation is not None
+    capacity.take("mid", allocation)
     return capacity, Run(job, "mid", allocation, 0.0, 0.0)
 
 
