@@ -147,15 +147,17 @@ def test_silent_site_goes_suspect_then_lost_and_its_job_is_requeued(
     agent.next("welcome")
     agent.report_capacity("910b", 8)
     with broker.client() as client:
-        job = client.submit(
-            {**BATCH, "resources": {"accelerator": "910b", "count": 2}}, request_id="l1"
-        ).job
-        dispatch = agent.next("dispatch").dispatch
-        assert dispatch.job_id == job.job_id and dispatch.attempt == 1
-        agent.ack(dispatch.delivery_id)
-        agent.job_event(job.job_id, 1, types_pb2.JOB_STATE_RUNNING)
-        wait_for(lambda: client.get(job.job_id).state == JobState.RUNNING, what="running")
-        assert client.site("horinger").status == SiteStatus.ACTIVE
+        # heartbeats while the job is placed, however slow the machine: silence comes later
+        with agent.reporting("910b", 8):
+            job = client.submit(
+                {**BATCH, "resources": {"accelerator": "910b", "count": 2}}, request_id="l1"
+            ).job
+            dispatch = agent.next("dispatch").dispatch
+            assert dispatch.job_id == job.job_id and dispatch.attempt == 1
+            agent.ack(dispatch.delivery_id)
+            agent.job_event(job.job_id, 1, types_pb2.JOB_STATE_RUNNING)
+            wait_for(lambda: client.get(job.job_id).state == JobState.RUNNING, what="running")
+            assert client.site("horinger").status == SiteStatus.ACTIVE
         before = client.site("horinger").last_report_unix_ms
         agent.report_capacity("910b", 8)  # a last heartbeat, then silence
         last_ms = wait_for(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Iterator, Sequence
@@ -125,6 +126,23 @@ class ScriptedAgent:
                 )
             )
         )
+
+    @contextlib.contextmanager
+    def reporting(self, model: str, total: int, *, every_s: float = 0.2) -> Iterator[None]:
+        """Report capacity every `every_s` (a live agent's heartbeats) until the block ends."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(every_s):
+                self.report_capacity(model, total)
+
+        beater = threading.Thread(target=beat, daemon=True)
+        beater.start()
+        try:
+            yield
+        finally:
+            done.set()
+            beater.join()
 
     def ack(self, delivery_id: int) -> None:
         """Acknowledge a dispatch, cancel or drain."""
