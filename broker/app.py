@@ -45,9 +45,12 @@ from broker.rpc.site_servicer import SiteServicer
 from broker.security.limits import server_options
 from broker.security.setup import build_security
 from broker.settings import BrokerSettings
+from broker.sites.federation import Federation
 from broker.sites.registry import SiteRegistry
 from broker.sites.sessions import SessionTable
 from broker.store import claim_single_replica, open_coordination, open_store
+from broker.web.context import ConsoleServices
+from broker.web.server import ConsoleServer, console_tls
 from broker.writer import StoreWriter
 from computenet.address import Address
 from computenet.errors import NotLeaderError
@@ -117,6 +120,7 @@ class Broker:
         self.server: BoundServer | None = None
         self.metrics_address: Address | None = None
         self.security = build_security(settings.security, settings.listen)
+        self.console = self._console() if settings.http_listen is not None else None
         self._broker_epoch = uuid.uuid4().hex[:12]
         sqlite = self.coordination.dialect == "sqlite"
         replica_id = settings.cluster.replica_id or ("single" if sqlite else default_holder())
@@ -149,6 +153,29 @@ class Broker:
             leader_address=hint.address,
             leader_agent_address=hint.agent_address,
         )
+
+    def federation(self) -> Federation:
+        """The leader's site views and drains; NotLeaderError on a follower."""
+        servicers = self._term_servicers
+        if servicers is None:
+            raise self.not_leader()
+        return servicers.federation.federation
+
+    def _console(self) -> ConsoleServer:
+        listen = self.settings.http_listen
+        assert listen is not None
+        tls = console_tls(listen, self.security.tls_dir)
+        services = ConsoleServices(
+            jobs=self.jobs,
+            federation=self.federation,
+            rebalance=lambda: self.rebalance,
+            topology=self.topology,
+            hub=self.hub,
+            tokens=self.security.tokens,
+            anonymous=self.security.anonymous,
+            secure_cookies=tls is not None,
+        )
+        return ConsoleServer(services, listen, tls)
 
     @property
     def registry(self) -> SiteRegistry:
@@ -346,6 +373,8 @@ class Broker:
         self.elector.identity = replace(
             self.elector.identity, address=address, agent_address=agents
         )
+        if self.console is not None:
+            await self.console.start()
         if self.settings.metrics_listen is not None:
             port = self.metrics.serve(self.settings.metrics_listen)
             self.metrics_address = Address(self.settings.metrics_listen.host, port)
@@ -380,6 +409,8 @@ class Broker:
     async def stop(self) -> None:
         """Give up leadership, stop the loops and the server, then close the store."""
         self._stop.set()
+        if self.console is not None:
+            await self.console.stop()
         await self.elector.resign()
         if self.server is not None:
             await self.server.stop()
@@ -412,6 +443,8 @@ async def serve_forever(settings: BrokerSettings) -> None:
         print(f"agents on {broker.agent_address}", flush=True)
     if broker.metrics_address is not None:
         print(f"metrics on {broker.metrics_address}", flush=True)
+    if broker.console is not None:
+        print(f"console on {broker.console.url}", flush=True)
     await stop.wait()
     log.info("shutting down")
     await broker.stop()

@@ -36,6 +36,10 @@ def serve_command(
         str | None,
         typer.Option(help="Prometheus HOST:PORT; empty: off (config: listen.metrics)."),
     ] = None,
+    http_listen: Annotated[
+        str | None,
+        typer.Option(help="Web console HOST:PORT; empty: off (config: listen.http)."),
+    ] = None,
     suspect_after: Annotated[
         float | None,
         typer.Option(help="Silent seconds to suspect (config: liveness.suspect_after_s).", min=0.1),
@@ -111,6 +115,7 @@ def serve_command(
         (("listen", "grpc"), "--listen", listen),
         (("listen", "agents"), "--agent-listen", agent_listen),
         (("listen", "metrics"), "--metrics-listen", metrics_listen),
+        (("listen", "http"), "--http-listen", http_listen),
         (("store", "url"), "--db", db),
         (("topology", "path"), "--topology", _absolute(topology)),
         (("liveness", "suspect_after_s"), "--suspect-after", suspect_after),
@@ -138,7 +143,7 @@ def serve_command(
     _serve(config, given)
 
 
-_EMPTY_IS_NULL: set[Loc] = {("listen", "agents"), ("listen", "metrics")}
+_EMPTY_IS_NULL: set[Loc] = {("listen", "agents"), ("listen", "metrics"), ("listen", "http")}
 """Flags whose empty value sets the field to null (a free port, no metrics) over the file's."""
 
 
@@ -153,6 +158,7 @@ def _serve(config_path: Path | None, overrides: list[Override]) -> None:
     from broker.config.settings import broker_settings
     from broker.security.setup import SecurityConfigError, build_security
     from broker.store import ReplicaConflictError
+    from broker.web.server import ConsoleListenError, console_tls
 
     try:
         config = load_broker_config(config_path, overrides)
@@ -164,7 +170,9 @@ def _serve(config_path: Path | None, overrides: list[Override]) -> None:
     settings = broker_settings(config)
     try:
         build_security(settings.security, settings.listen)  # check early: a usage error
-    except (SecurityConfigError, OSError) as exc:
+        if settings.http_listen is not None:
+            console_tls(settings.http_listen, settings.security.tls_dir)
+    except (SecurityConfigError, ConsoleListenError, OSError) as exc:
         fail(PROG, str(exc), EXIT_USAGE)
     try:
         asyncio.run(serve_forever(settings))
