@@ -153,6 +153,7 @@ async def sites_page(
         sites=rows,
         message=message,
         colours=STATUS_COLOURS,
+        last_sequence=console.services.hub.last_sequence,
     )
 
 
