@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import ssl
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,7 +46,9 @@ class ConsoleBroker:
 
     def http(self) -> httpx.Client:
         """An HTTP client of the console (trusting the test CA over TLS)."""
-        verify: Any = str(self.pki.ca) if self.pki is not None else True
+        verify: Any = (
+            ssl.create_default_context(cafile=str(self.pki.ca)) if self.pki is not None else True
+        )
         return httpx.Client(base_url=self.url, verify=verify, timeout=20, follow_redirects=False)
 
     def stop(self) -> None:
