@@ -6,7 +6,7 @@ import functools
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
 
 from broker.control import CancelRequested
@@ -134,7 +134,7 @@ class JobManager:
 
     async def history(
         self, job_id: JobId, tenant: TenantId | None = None, limit: int = WATCH_BATCH
-    ) -> list[JobEvent]:
+    ) -> Sequence[JobEvent]:
         """The job's first `limit` events, oldest first; JobNotFoundError as `get`."""
         job = await self.get(job_id, tenant)
         query = functools.partial(self._store.events_after, 0, job_id=job.job_id, limit=limit)
