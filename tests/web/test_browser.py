@@ -19,6 +19,11 @@ from topology import default_topology
 pytestmark = pytest.mark.browser
 
 SITE = "horinger"
+OTHER_SITES = {
+    "yangtze-demo": [{"model": "a800", "count": 8}, {"model": "h20", "count": 16}],
+    "guian": [{"model": "910b", "count": 16}],
+}
+"""More live sites, so the map and the sites page show a federation at work."""
 
 
 def job(name: str, seconds: int = 300) -> dict[str, Any]:
@@ -36,15 +41,20 @@ def job(name: str, seconds: int = 300) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[ConsoleBroker]:
-    """A TLS broker serving the console, with a live agent at SITE."""
+    """A TLS broker serving the console, with live agents at SITE and OTHER_SITES."""
     running = start_console(tmp_path_factory.mktemp("console-tls"), pki=pki)
     try:
         running.start_agent(SITE)
+        for site, pools in OTHER_SITES.items():
+            running.start_agent(site, pools)
         with running.broker.client() as client:
-            wait_for(
-                lambda: client.site(SITE).status == SiteStatus.ACTIVE and client.site(SITE).pools,
-                what=f"{SITE} active with its pools",
-            )
+            for site in (SITE, *OTHER_SITES):
+                wait_for(
+                    lambda site=site: (
+                        client.site(site).status == SiteStatus.ACTIVE and client.site(site).pools
+                    ),
+                    what=f"{site} active with its pools",
+                )
         yield running
     finally:
         running.stop()
@@ -68,8 +78,38 @@ def test_login_and_the_map_shows_every_site_of_the_topology(
     regions = page.eval_on_selector_all("#regions g.region", "gs => gs.length")
     assert regions == len(default_topology().regions)
     assert page.get_attribute(f"#map-site-{SITE}", "data-status") == "active"
-    assert page.get_attribute("#map-site-guian", "data-status") == "offline"
+    assert page.get_attribute("#map-site-wuhu", "data-status") == "offline"
     page.context.close()
+
+
+SHOWCASE = [
+    {
+        "name": "chat-serving",
+        "kind": "inference",
+        "resources": {"accelerator": "h20", "count": 2},
+        "duration_hours": 4,
+        "inference": {
+            "user_regions": [
+                {"region": "shanghai", "weight": 3},
+                {"region": "hangzhou"},
+                {"region": "nanjing"},
+            ],
+            "latency_slo_ms": 60,
+        },
+        "constraints": {"allowed_sites": ["yangtze-demo"]},
+        "command": ["sleep", "300"],
+    },
+    {
+        "name": "llm-pretrain",
+        "kind": "training",
+        "resources": {"accelerator": "910b", "count": 8},
+        "duration_hours": 24,
+        "dataset": {"origin": "beijing", "size_gb": 200},
+        "constraints": {"allowed_sites": ["guian"]},
+        "command": ["sleep", "300"],
+    },
+]
+"""Jobs of other shapes at the other live sites: flows from users and from data."""
 
 
 def test_a_job_submitted_through_the_sdk_appears_without_a_reload(
@@ -83,11 +123,22 @@ def test_a_job_submitted_through_the_sdk_appears_without_a_reload(
         wait_live(page)
         page.evaluate("window.__notReloaded = true")
     with console.broker.client() as client:
+        others = [
+            client.submit(spec, request_id=f"browser-showcase-{i}").job.job_id
+            for i, spec in enumerate(SHOWCASE)
+        ]
         submitted = client.submit(job("live-train"), request_id="browser-live").job
         job_id = submitted.job_id
         jobs_page.wait_for_selector(f'#jobs-table tr[data-job="{job_id}"]')
         map_page.wait_for_selector(f'#flows g[data-job="{job_id}"]')
         wait_for(lambda: client.get(job_id).state == JobState.RUNNING, what="the job running")
+        for other in others:
+            wait_for(
+                lambda o=other: client.get(o).state == JobState.RUNNING, what=f"{other} running"
+            )
+            map_page.wait_for_selector(f'#flows g.flow-running[data-job="{other}"]')
+        inference = f'#flows g[data-job="{others[0]}"] path'
+        assert map_page.eval_on_selector_all(inference, "p => p.length") == 3  # one per region
     jobs_page.wait_for_selector(f'#jobs-table tr[data-job="{job_id}"] .state-running')
     map_page.wait_for_selector(f'#flows g.flow-running[data-job="{job_id}"]')
     assert map_page.get_attribute(f'#flows g[data-job="{job_id}"]', "data-site") == SITE
