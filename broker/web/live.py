@@ -39,6 +39,8 @@ class JobFacts:
     kind: str
     tenant: str
     origins: tuple[str, ...]
+    priority: int = 0
+    resources: str = ""
 
 
 class _Facts:
@@ -55,8 +57,14 @@ class _Facts:
             return self._cache[job_id]
         try:
             job = await self._console.services.jobs.get(job_id, self._viewer.scope)
+            spec = job.spec
             facts: JobFacts | None = JobFacts(
-                job.spec.name, job.spec.kind, job.tenant, tuple(flow_origins(job.spec))
+                spec.name,
+                spec.kind,
+                job.tenant,
+                tuple(flow_origins(spec)),
+                spec.priority,
+                f"{spec.resources.count} × {spec.resources.accelerator or 'cpu'}",
             )
         except ComputeNetError:
             facts = None
@@ -79,7 +87,12 @@ def event_payload(event: JobEvent, facts: JobFacts | None) -> dict[str, object]:
     }
     if facts is not None:
         payload.update(
-            name=facts.name, kind=facts.kind, tenant=facts.tenant, origins=list(facts.origins)
+            name=facts.name,
+            kind=facts.kind,
+            tenant=facts.tenant,
+            origins=list(facts.origins),
+            priority=facts.priority,
+            resources=facts.resources,
         )
     return payload
 

@@ -3,6 +3,7 @@
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
   const ACTIVE = new Set(["placed", "dispatched", "running", "migrating"]);
+  const FINAL = new Set(["succeeded", "failed", "cancelled"]);
   const page = document.body.dataset.page;
 
   function showTimes(root) {
@@ -125,8 +126,9 @@
     if (st) { st.textContent = ""; st.appendChild(stateBadge(e.state)); }
     const site = row.querySelector(".c-site");
     if (site) site.textContent = e.site || "—";
+    // a waiting or finished job's message says why; a running one's is the executor's detail
     const reason = row.querySelector(".c-reason");
-    if (reason && e.message) reason.textContent = e.message;
+    if (reason) reason.textContent = e.state === "pending" || FINAL.has(e.state) ? e.message : "";
     const t = row.querySelector(".c-time");
     if (t) { t.textContent = ""; t.appendChild(timeCell(e.time_unix_ms)); }
     row.classList.add("changed");
@@ -182,7 +184,23 @@
     if (!body) return;
     const row = body.querySelector(`tr[data-job="${CSS.escape(e.job_id)}"]`);
     if (row && e.state !== "pending") { row.remove(); return; }
-    if (row) { const r = row.querySelector(".c-reason"); if (r && e.message) r.textContent = e.message; }
+    if (row) { const r = row.querySelector(".c-reason"); if (r && e.message) r.textContent = e.message; return; }
+    if (e.state !== "pending" || !e.name) return;
+    // a new submission joins the end of the queue (submission order)
+    const tr = document.createElement("tr");
+    tr.dataset.job = e.job_id;
+    tr.className = "new";
+    const link = document.createElement("td");
+    const a = document.createElement("a");
+    a.href = "/jobs/" + encodeURIComponent(e.job_id);
+    a.textContent = e.job_id;
+    link.appendChild(a);
+    const prio = cell(String(e.priority || 0)); prio.className = "n";
+    const when = cell(""); when.appendChild(timeCell(e.time_unix_ms));
+    const reason = cell(e.message || "waiting for the next placement round"); reason.className = "c-reason";
+    tr.append(link, cell(e.name), cell(e.tenant), cell(e.kind), prio, cell(e.resources || ""), when, reason);
+    for (const empty of body.querySelectorAll("tr.empty")) empty.remove();
+    if (!document.querySelector(".pager a[href*='page_token']")) body.appendChild(tr);
   }
   function sitesTable(statuses) {
     for (const [site, status] of Object.entries(statuses)) {
