@@ -3,6 +3,8 @@ answered 4xx with a message on every page and form."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -228,3 +230,63 @@ def test_a_removed_token_ends_its_console_session(plain_console: ConsoleBroker) 
             lambda: (r := http.get("/jobs")).status_code == 303 and r, what="the removal seen"
         )
         assert "no+longer+valid" in answer.headers["location"]
+
+
+def test_a_user_cancels_their_own_job_but_not_another_tenants(
+    plain_console: ConsoleBroker,
+) -> None:
+    with _client(plain_console, "alice") as alice, _client(plain_console, "bob") as bob:
+        mine = alice.submit({**BATCH, "name": "to-cancel"}, request_id="http-c1").job.job_id
+        theirs = bob.submit({**BATCH, "name": "not-yours"}, request_id="http-c2").job.job_id
+        with signed_in(plain_console, "alice") as http:
+            csrf = csrf_of(http.get(f"/jobs/{mine}").text)
+            refused = http.post(f"/jobs/{theirs}/cancel", data={"csrf": csrf})
+            assert refused.status_code == 404
+            done = http.post(f"/jobs/{mine}/cancel", data={"csrf": csrf, "reason": "changed mind"})
+            assert done.status_code == 303 and done.headers["location"] == f"/jobs/{mine}"
+            assert "state-cancelled" in http.get(f"/jobs/{mine}").text
+        assert alice.get(mine).state.value == "cancelled"
+        assert bob.get(theirs).state.value == "pending"
+
+
+def test_an_operator_applies_a_rebalancing_run(plain_console: ConsoleBroker) -> None:
+    with signed_in(plain_console, "operator") as http:
+        page = http.get("/rebalance").text
+        before = page.count('class="run"')
+        applied = http.post("/rebalance/apply", data={"csrf": csrf_of(page), "move_budget": "0"})
+        assert applied.status_code == 303 and applied.headers["location"] == "/rebalance"
+        after = http.get("/rebalance").text
+        assert after.count('class="run"') == before + 1
+        newest = after.split('class="run"')[1]
+        assert "manual" in newest and "dry run" not in newest.split("</h2>")[0]
+
+
+def _stream_job_ids(http: httpx.Client, after: int, until: str) -> list[str]:
+    """Job ids of the `job` events on /events after `after`, read until `until` shows."""
+    seen: list[str] = []
+    with http.stream("GET", f"/events?after={after}", timeout=30) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        for line in stream.iter_lines():
+            if line.startswith("data: {") and '"job_id"' in line:
+                seen.append(json.loads(line[6:])["job_id"])
+                if seen[-1] == until:
+                    return seen
+    raise AssertionError("the stream ended early")
+
+
+def test_a_users_live_stream_carries_only_their_tenants_events(
+    plain_console: ConsoleBroker,
+) -> None:
+    with signed_in(plain_console, "operator") as http:
+        found = re.search(r'data-after="(\d+)"', http.get("/jobs").text)
+        assert found is not None
+        start = int(found.group(1))
+    with _client(plain_console, "bob") as bob, _client(plain_console, "alice") as alice:
+        theirs = bob.submit({**BATCH, "name": "b-live"}, request_id="http-s1").job.job_id
+        mine = alice.submit({**BATCH, "name": "a-live"}, request_id="http-s2").job.job_id
+    with signed_in(plain_console, "alice") as http:
+        seen = _stream_job_ids(http, start, until=mine)
+    assert theirs not in seen  # bob's event came first in sequence, and was left out
+    with signed_in(plain_console, "operator") as http:
+        seen = _stream_job_ids(http, start, until=mine)
+    assert seen.index(theirs) < seen.index(mine)
