@@ -121,6 +121,12 @@ class Console:
             raise LoginRequired("your token is no longer valid; sign in again")
         return Viewer(principal, session)
 
+    def still_valid(self, viewer: Viewer) -> bool:
+        """True while the viewer's token is still accepted (checked by open live streams)."""
+        if self.services.anonymous is not None:
+            return True
+        return self.services.tokens.authenticate_hash(viewer.session.token_sha256) is not None
+
     def check_csrf(self, viewer_session: Session | None, form: Any) -> None:
         """Forbidden unless the form carries the session's CSRF secret."""
         if not csrf_ok(viewer_session, form.get("csrf")):

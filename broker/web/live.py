@@ -123,26 +123,32 @@ async def _stream(console: Console, viewer: Viewer, after: int) -> AsyncIterator
     pump = asyncio.create_task(_pump(console, viewer, after, queue))
     facts = _Facts(console, viewer)
     revision = -1
-    idle_s = 0.0
+    loop = asyncio.get_running_loop()
+    checked_s = sent_s = loop.time()
     try:
         yield sse("hello", {"after": after})
         while not console.stopping.is_set() and not pump.done():
-            try:
+            event: JobEvent | None = None
+            with contextlib.suppress(TimeoutError):
                 event = await asyncio.wait_for(queue.get(), TICK_S)
-            except TimeoutError:
-                revision, sites = _site_changes(console, revision)
-                if sites is not None:
-                    yield sse("sites", sites)
-                    idle_s = 0.0
-                    continue
-                idle_s += TICK_S
-                if idle_s >= KEEPALIVE_S:
-                    idle_s = 0.0
-                    yield ": keepalive\n\n"
+            if event is not None:
+                payload = event_payload(event, await facts.get(event.job_id))
+                yield sse("job", payload, event.sequence)
+                sent_s = loop.time()
+            if loop.time() - checked_s < TICK_S:
                 continue
-            idle_s = 0.0
-            payload = event_payload(event, await facts.get(event.job_id))
-            yield sse("job", payload, event.sequence)
+            # once a tick, busy or idle: the token, the sites, and a keepalive when silent
+            checked_s = loop.time()
+            if not console.still_valid(viewer):  # a revoked token ends its open streams
+                yield sse("bye", {"reason": "your token is no longer valid"})
+                return
+            revision, sites = _site_changes(console, revision)
+            if sites is not None:
+                yield sse("sites", sites)
+                sent_s = checked_s
+            elif checked_s - sent_s >= KEEPALIVE_S:
+                yield ": keepalive\n\n"
+                sent_s = checked_s
     finally:
         pump.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -225,7 +225,12 @@ def test_a_removed_token_ends_its_console_session(plain_console: ConsoleBroker) 
     with plain_console.http() as http:
         wait_for(lambda: login(http, token).status_code == 303, what="the token file re-read")
         assert http.get("/jobs").status_code == 200
-        assert remove_token(path, "carol")
+        with http.stream("GET", "/events", timeout=30) as stream:
+            lines = stream.iter_lines()
+            assert next(lines) == "event: hello"
+            assert remove_token(path, "carol")
+            rest = list(lines)  # the open stream ends by itself once the removal is seen
+        assert "event: bye" in rest
         answer = wait_for(
             lambda: (r := http.get("/jobs")).status_code == 303 and r, what="the removal seen"
         )

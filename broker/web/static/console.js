@@ -227,6 +227,10 @@
       if (page === "jobs") { jobsJob(e); jobPage(e); }
       if (page === "queue") queueJob(e);
     });
+    source.addEventListener("bye", () => {
+      source.close();
+      if (live) { live.className = "live off"; live.title = "signed out: reload to sign in"; }
+    });
     source.addEventListener("sites", (msg) => {
       const statuses = JSON.parse(msg.data);
       if (page === "map") mapSites(statuses);
