@@ -6,7 +6,6 @@ import logging
 from collections.abc import Mapping
 from urllib.parse import quote
 
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -25,17 +24,19 @@ MAX_TOKEN_CHARS = 512
 MAX_REASON_CHARS = 500
 
 
-async def read_form(request: Request, known: frozenset[str]) -> FormData:
-    """The posted form, bounded; unknown fields are refused (BadInput)."""
+async def read_form(request: Request, known: frozenset[str]) -> dict[str, str]:
+    """The posted form's fields, bounded; files and unknown fields are refused (BadInput)."""
     try:
         form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
     except Exception as exc:  # a malformed body or too many fields (multipart's errors)
         raise BadInput("form", f"cannot read the form: {exc}") from None
-    reject_unknown(form, known | {"csrf"})  # type: ignore[arg-type]
+    fields: dict[str, str] = {}
     for key, value in form.multi_items():
         if not isinstance(value, str):
-            raise BadInput(key, "files are not accepted")
-    return form
+            raise BadInput(key[:40], "files are not accepted")
+        fields[key] = value
+    reject_unknown(fields, known | {"csrf"})
+    return fields
 
 
 def safe_next(target: str) -> str:
@@ -46,6 +47,7 @@ def safe_next(target: str) -> str:
 
 
 async def login_form(console: Console, request: Request) -> Response:
+    """`GET /login`: the token form, with a CSRF secret in a pre-login session."""
     params: Mapping[str, str] = request.query_params
     reject_unknown(params, frozenset({"next", "why"}))
     session = console.session(request) or fresh_session()
@@ -62,6 +64,7 @@ async def login_form(console: Console, request: Request) -> Response:
 
 
 async def login(console: Console, request: Request) -> Response:
+    """`POST /login`: accept a token, start a signed session, return where the viewer was."""
     form = await read_form(request, frozenset({"token", "next"}))
     session = console.session(request)
     target = safe_next(str(form.get("next", "/")))
@@ -91,6 +94,7 @@ async def login(console: Console, request: Request) -> Response:
 
 
 async def logout(console: Console, request: Request) -> Response:
+    """`POST /logout`: replace the session with a signed-out one."""
     form = await read_form(request, frozenset())
     console.check_csrf(console.session(request), form)
     response = RedirectResponse("/login", status_code=303)
@@ -99,9 +103,10 @@ async def logout(console: Console, request: Request) -> Response:
 
 
 async def drain(console: Console, request: Request, viewer: Viewer, site_id: str) -> Response:
+    """`POST /sites/ID/drain` (operators): drain or resume through the federation service."""
     form = await read_form(request, frozenset({"action"}))
     console.check_csrf(viewer.session, form)
-    draining = drain_flag(form)  # type: ignore[arg-type]
+    draining = drain_flag(form)
     viewer.require_operator("draining or resuming a site")
     federation = console.services.federation()
     site = await federation.drain(id_param({"site": site_id}, "site"), draining)
@@ -110,9 +115,10 @@ async def drain(console: Console, request: Request, viewer: Viewer, site_id: str
 
 
 async def rebalance(console: Console, request: Request, viewer: Viewer, apply: bool) -> Response:
+    """`POST /rebalance/plan|apply` (operators): a dry run shown at once, or a run applied."""
     form = await read_form(request, frozenset({"move_budget"}))
     console.check_csrf(viewer.session, form)
-    budget = move_budget(form)  # type: ignore[arg-type]
+    budget = move_budget(form)
     viewer.require_operator("applying a rebalancing run" if apply else "planning a rebalance")
     service = console.services.rebalance()
     if not apply:
@@ -127,6 +133,7 @@ async def rebalance(console: Console, request: Request, viewer: Viewer, apply: b
 
 
 async def cancel(console: Console, request: Request, viewer: Viewer, job_id: str) -> Response:
+    """`POST /jobs/ID/cancel`: cancel one of the viewer's jobs (any job for an operator)."""
     form = await read_form(request, frozenset({"reason"}))
     console.check_csrf(viewer.session, form)
     reason = str(form.get("reason", "")).strip()

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -127,7 +127,7 @@ class Console:
             return True
         return self.services.tokens.authenticate_hash(viewer.session.token_sha256) is not None
 
-    def check_csrf(self, viewer_session: Session | None, form: Any) -> None:
+    def check_csrf(self, viewer_session: Session | None, form: Mapping[str, str]) -> None:
         """Forbidden unless the form carries the session's CSRF secret."""
         if not csrf_ok(viewer_session, form.get("csrf")):
             raise Forbidden(

@@ -22,10 +22,11 @@ from broker.web.params import (
     token_param,
 )
 from computenet.errors import NotLeaderError, NotPlacedError
+from computenet.rebalance_types import RebalanceRunInfo
 from computenet.types import ACTIVE_STATES, Job, JobId, JobKind, JobState, SiteId, TenantId
 
 MAX_FLOWS = 200
-"""Flows drawn at page load (the newest active jobs); live updates add the rest."""
+"""Flows drawn at page load (the first active jobs by submission); live updates add the rest."""
 RUNS_PAGE_SIZE = 10
 
 
@@ -47,15 +48,13 @@ def job_flow(job: Job) -> Flow | None:
 
 
 async def map_page(console: Console, request: Request, viewer: Viewer) -> Response:
+    """`/`: the topology with site statuses and the viewer's active jobs as flows."""
     reject_unknown(request.query_params, frozenset())
     services = console.services
     statuses: dict[str, str] = {}
     follower = ""
     try:
-        federation = services.federation()
-        views = await federation.views()
-        for site_id in federation.site_ids():
-            statuses[site_id] = views[site_id].status.value
+        statuses = services.federation().statuses()
     except NotLeaderError as exc:
         follower = exc.message
     page = await services.jobs.list(
@@ -109,11 +108,9 @@ class SiteRow:
     carbon_kg_per_kwh: float
 
 
-async def sites_page(
-    console: Console, request: Request, viewer: Viewer, *, message: str = "", status: int = 200
-) -> Response:
-    if request.method == "GET":
-        reject_unknown(request.query_params, frozenset())
+async def sites_page(console: Console, request: Request, viewer: Viewer) -> Response:
+    """`/sites`: every site's pools through the ledger, status, last report, live power."""
+    reject_unknown(request.query_params, frozenset())
     federation = console.services.federation()
     views = await federation.views()
     rows = []
@@ -148,16 +145,15 @@ async def sites_page(
     return console.render(
         "sites.html",
         viewer,
-        status_code=status,
         page="sites",
         sites=rows,
-        message=message,
         colours=STATUS_COLOURS,
         last_sequence=console.services.hub.last_sequence,
     )
 
 
 async def jobs_page(console: Console, request: Request, viewer: Viewer) -> Response:
+    """`/jobs`: one page of the viewer's jobs matching the filters (ListJobs' page tokens)."""
     query = job_query(request.query_params)
     scope = viewer.scope
     hidden = scope is not None and query.tenant not in ("", scope)
@@ -188,6 +184,7 @@ async def jobs_page(console: Console, request: Request, viewer: Viewer) -> Respo
 
 
 async def job_page(console: Console, request: Request, viewer: Viewer, job_id: str) -> Response:
+    """`/jobs/ID`: spec, event timeline and the placement explanation."""
     reject_unknown(request.query_params, frozenset())
     jobs = console.services.jobs
     job = await jobs.get(_job_id(job_id), viewer.scope)
@@ -221,6 +218,7 @@ def _job_id(raw: str) -> JobId:
 
 
 async def queue_page(console: Console, request: Request, viewer: Viewer) -> Response:
+    """`/queue`: the viewer's pending jobs in submission order with their reasons."""
     params: Mapping[str, str] = request.query_params
     reject_unknown(params, frozenset({"page_size", "page_token"}))
     size = int_param(params, "page_size", default=DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
@@ -244,9 +242,9 @@ async def rebalance_page(
     request: Request,
     viewer: Viewer,
     *,
-    planned: object = None,
-    status: int = 200,
+    planned: RebalanceRunInfo | None = None,
 ) -> Response:
+    """`/rebalance` (operators): runs newest first, with a just-planned run if given."""
     viewer.require_operator("rebalancing")
     params: Mapping[str, str] = request.query_params if request.method == "GET" else {}
     reject_unknown(params, frozenset({"page_token"}))
@@ -255,7 +253,6 @@ async def rebalance_page(
     return console.render(
         "rebalance.html",
         viewer,
-        status_code=status,
         page="rebalance",
         runs=history.runs,
         next_token=history.next_page_token,
