@@ -71,10 +71,14 @@ class ConsoleBroker:
 
 
 def start_console(
-    workdir: Path, *extra: str, pki: Pki | None = None, tokens: dict[str, str] | None = None
+    workdir: Path,
+    *extra: str,
+    pki: Pki | None = None,
+    tokens: dict[str, str] | None = None,
+    db_url: str | None = None,
 ) -> ConsoleBroker:
     """A broker with the console on a free loopback port, its URL read from its output."""
-    broker = start_broker(workdir, "--http-listen", "127.0.0.1:0", *extra, pki=pki)
+    broker = start_broker(workdir, "--http-listen", "127.0.0.1:0", *extra, pki=pki, db_url=db_url)
     url = wait_for_line(broker.proc, _CONSOLE).group(1)
     return ConsoleBroker(broker, url, workdir, tokens or (pki.tokens if pki else {}), pki)
 
