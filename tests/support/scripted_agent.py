@@ -101,8 +101,17 @@ class ScriptedAgent:
             )
         self._outbox.put(pb.ConnectRequest(heartbeat=beat))
 
-    def report_capacity(self, model: str, total: int, *, cpu: float = 64, mem: float = 512) -> None:
-        """Send a capacity report (the heartbeat)."""
+    def report_capacity(
+        self,
+        model: str,
+        total: int,
+        *,
+        cpu: float = 64,
+        mem: float = 512,
+        price_cny_per_kwh: float = 0.0,
+        carbon_kg_per_kwh: float = 0.0,
+    ) -> None:
+        """Send a capacity report (the heartbeat), with a live power price and carbon if given."""
         self._outbox.put(
             pb.ConnectRequest(
                 capacity=pb.CapacityReport(
@@ -111,6 +120,8 @@ class ScriptedAgent:
                     cpu_cores_free=cpu,
                     memory_gb=mem,
                     memory_gb_free=mem,
+                    price_cny_per_kwh=price_cny_per_kwh,
+                    carbon_kg_per_kwh=carbon_kg_per_kwh,
                 )
             )
         )

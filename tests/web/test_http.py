@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from computenet import Client
+from tests.support.scripted_agent import ScriptedAgent
 from tests.support.waiting import wait_for
 from tests.web.conftest import ConsoleBroker
 from tests.web.forms import csrf_of, error_of, login
@@ -295,3 +296,25 @@ def test_a_users_live_stream_carries_only_their_tenants_events(
     with signed_in(plain_console, "operator") as http:
         seen = _stream_job_ids(http, start, until=mine)
     assert seen.index(theirs) < seen.index(mine)
+
+
+def test_the_sites_page_shows_a_sites_pools_and_its_live_price_and_carbon(
+    plain_console: ConsoleBroker,
+) -> None:
+    agent = ScriptedAgent(plain_console.broker.address, "wuhu")
+    try:
+        agent.next("welcome")
+        agent.report_capacity("910b", 16, price_cny_per_kwh=0.4213, carbon_kg_per_kwh=0.5871)
+        with signed_in(plain_console, "operator") as http:
+
+            def wuhu_row() -> str:
+                page = http.get("/sites").text
+                return page.split('id="site-wuhu"')[1].split('<tr id="site-')[0]
+
+            row = wait_for(lambda: "0.421" in wuhu_row() and wuhu_row(), what="the report")
+        assert "0.587" in row
+        assert "910b" in row
+        cells = re.findall(r'<td class="n">(\d+)</td>', row)
+        assert cells[:4] == ["16", "0", "0", "16"]  # allocatable, held, in use, free
+    finally:
+        agent.close()
