@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from broker.jobflow.capacity_view import CapacityView
 from broker.jobflow.driver import JobDriver
@@ -49,14 +50,15 @@ from broker.sites.federation import Federation
 from broker.sites.registry import SiteRegistry
 from broker.sites.sessions import SessionTable
 from broker.store import claim_single_replica, open_coordination, open_store
-from broker.web.context import ConsoleServices
-from broker.web.server import ConsoleServer, console_tls
 from broker.writer import StoreWriter
 from computenet.address import Address
 from computenet.errors import NotLeaderError
 from computenet.spec import JobSpec
 from computenet.types import ClusterStatus, Job, JobEvent, Placement
 from topology import Topology, default_topology, load_topology
+
+if TYPE_CHECKING:
+    from broker.web.server import ConsoleServer
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +164,10 @@ class Broker:
         return servicers.federation.federation
 
     def _console(self) -> ConsoleServer:
+        # imported only when the console is asked for: brokers without one skip its libraries
+        from broker.web.context import ConsoleServices
+        from broker.web.server import ConsoleServer, console_tls
+
         listen = self.settings.http_listen
         assert listen is not None
         tls = console_tls(listen, self.security.tls_dir)

@@ -158,7 +158,6 @@ def _serve(config_path: Path | None, overrides: list[Override]) -> None:
     from broker.config.settings import broker_settings
     from broker.security.setup import SecurityConfigError, build_security
     from broker.store import ReplicaConflictError
-    from broker.web.server import ConsoleListenError, console_tls
 
     try:
         config = load_broker_config(config_path, overrides)
@@ -171,8 +170,10 @@ def _serve(config_path: Path | None, overrides: list[Override]) -> None:
     try:
         build_security(settings.security, settings.listen)  # check early: a usage error
         if settings.http_listen is not None:
+            from broker.web.server import console_tls
+
             console_tls(settings.http_listen, settings.security.tls_dir)
-    except (SecurityConfigError, ConsoleListenError, OSError) as exc:
+    except (SecurityConfigError, OSError) as exc:
         fail(PROG, str(exc), EXIT_USAGE)
     try:
         asyncio.run(serve_forever(settings))

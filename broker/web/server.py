@@ -14,6 +14,7 @@ from pathlib import Path
 import uvicorn
 
 from broker.security.certs import CaLayout
+from broker.security.setup import SecurityConfigError
 from broker.security.transport import is_loopback
 from broker.web.app import console_app
 from broker.web.context import ConsoleServices
@@ -24,8 +25,8 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 2.0
 
 
-class ConsoleListenError(ValueError):
-    """The console cannot serve where it was asked to."""
+class ConsoleListenError(SecurityConfigError):
+    """The console cannot serve where it was asked to (a usage error, like TLS settings)."""
 
 
 @dataclass(frozen=True, slots=True)
