@@ -3,6 +3,7 @@ TLS is on, loopback only without TLS, and no login when the broker asks for no t
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from broker.app import Broker
+from broker.config import load_broker_config
+from broker.config.settings import broker_settings
 from broker.web.server import ConsoleListenError, console_tls
 from computenet.address import Address
+from located_yaml import Override
 from tests.support.pki import Pki
 from tests.web.conftest import start_console
 from tests.web.forms import login
@@ -71,3 +76,31 @@ def test_with_tls_the_console_is_https_with_secure_cookies(tmp_path: Path, pki: 
             http.get(console.url + "/login")  # the test CA is not a public one
     finally:
         console.stop()
+
+
+def test_the_config_files_listen_http_serves_the_console_in_process(tmp_path: Path) -> None:
+    """`listen.http` reaches the broker: the console serves from the broker's own event loop."""
+    path = tmp_path / "broker.yaml"
+    path.write_text(
+        "listen:\n  grpc: 127.0.0.1:0\n  http: 127.0.0.1:0\n"
+        f"store:\n  url: sqlite:///{tmp_path / 'broker.db'}\n"
+        "rebalance:\n  every_s: 0\nsecurity:\n  insecure: true\n"
+    )
+    settings = broker_settings(load_broker_config(path))
+    assert settings.http_listen == Address("127.0.0.1", 0)
+
+    async def main() -> None:
+        broker = Broker(settings)
+        await broker.start()
+        try:
+            assert broker.console is not None
+            async with httpx.AsyncClient(base_url=broker.console.url, timeout=20) as http:
+                answer = await http.get("/sites")
+                assert answer.status_code == 200
+                assert answer.text.count('class="site-row"') == len(broker.topology.sites)
+        finally:
+            await broker.stop()
+
+    asyncio.run(main())
+    empty = load_broker_config(path, [Override(("listen", "http"), None, "--http-listen")])
+    assert broker_settings(empty).http_listen is None
