@@ -212,32 +212,44 @@ def test_a_user_cannot_see_another_tenants_job_nor_drain_a_site(
 def test_an_operator_drains_a_site_and_its_status_changes(
     browser: Any, console: ConsoleBroker, shots: Path
 ) -> None:
+    movable = {
+        **job("movable"),
+        "kind": "training",
+        "resources": {"accelerator": "a800", "count": 4},
+        "checkpoint": {"interval_hours": 1, "size_gb": 10},
+        "constraints": {"allowed_sites": [SITE, "yangtze-demo"]},
+    }
+    with console.broker.client() as client:
+        moving = client.submit(movable, request_id="browser-movable").job.job_id
+        wait_for(lambda: client.get(moving).state == JobState.RUNNING, what="movable running")
+        target = client.get(moving).site  # the cheaper of the two for it now
+        assert target in (SITE, "yangtze-demo")
     page = open_page(browser, console)
     sign_in(page, console, "operator", then="/sites")
     watcher = page.context.new_page()
     watcher.goto(f"{console.url}/sites")
     wait_live(watcher)
-    status = f"#site-{SITE} .status"
+    status = f"#site-{target} .status"
     assert page.inner_text(status) == "active"
-    page.click(f"#site-{SITE} button.drain")
+    page.click(f"#site-{target} button.drain")
     page.wait_for_selector(f'{status}[data-status="draining"]')
     watcher.wait_for_selector(f'{status}[data-status="draining"]')  # live, not reloaded
     with console.broker.client() as client:
-        assert client.site(SITE).status == SiteStatus.DRAINING
+        assert client.site(target).status == SiteStatus.DRAINING
     screenshot(page, shots, "sites")
-    page.click(f"#site-{SITE} button.resume")
-    page.wait_for_selector(f'{status}[data-status="active"]')
-    watcher.wait_for_selector(f'{status}[data-status="active"]')
-    page.context.close()
-
-
-def test_an_operator_plans_a_rebalance(browser: Any, console: ConsoleBroker, shots: Path) -> None:
-    page = open_page(browser, console)
-    sign_in(page, console, "operator", then="/rebalance")
+    # the drained site's movable job is what a rebalancing run would evacuate (a dry run)
+    page.goto(f"{console.url}/rebalance")
     page.click("#plan")
     page.wait_for_selector("#planned")
     assert "dry run" in page.inner_text("#planned")
-    page.goto(f"{console.url}/rebalance")
-    assert page.locator("section.run").count() >= 1
+    run = page.locator("section.run").first
+    assert run.locator(f'a[href="/jobs/{moving}"]').count() == 1
+    assert "evacuate" in run.inner_text()
     screenshot(page, shots, "rebalance")
+    page.goto(f"{console.url}/sites")
+    page.click(f"#site-{target} button.resume")
+    page.wait_for_selector(f'{status}[data-status="active"]')
+    watcher.wait_for_selector(f'{status}[data-status="active"]')
+    with console.broker.client() as client:
+        assert client.get(moving).site == target  # planned only: nothing moved
     page.context.close()
