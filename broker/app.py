@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from broker.config.tenants_file import TenantsFile
 from broker.jobflow.capacity_view import CapacityView
@@ -50,6 +51,7 @@ from broker.rpc.site_servicer import SiteServicer
 from broker.security.limits import server_options
 from broker.security.setup import build_security
 from broker.settings import BrokerSettings
+from broker.sites.federation import Federation
 from broker.sites.registry import SiteRegistry
 from broker.sites.sessions import SessionTable
 from broker.store import claim_single_replica, open_coordination, open_store
@@ -60,6 +62,9 @@ from computenet.logging_setup import redact_url
 from computenet.spec import JobSpec
 from computenet.types import ClusterStatus, Job, JobEvent, Placement
 from topology import Topology, default_topology, load_topology
+
+if TYPE_CHECKING:
+    from broker.web.server import ConsoleServer
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +130,7 @@ class Broker:
         self.server: BoundServer | None = None
         self.metrics_address: Address | None = None
         self.security = build_security(settings.security, settings.listen)
+        self.console = self._console() if settings.http_listen is not None else None
         self._broker_epoch = uuid.uuid4().hex[:12]
         sqlite = self.coordination.dialect == "sqlite"
         replica_id = settings.cluster.replica_id or ("single" if sqlite else default_holder())
@@ -157,6 +163,33 @@ class Broker:
             leader_address=hint.address,
             leader_agent_address=hint.agent_address,
         )
+
+    def federation(self) -> Federation:
+        """The leader's site views and drains; NotLeaderError on a follower."""
+        servicers = self._term_servicers
+        if servicers is None:
+            raise self.not_leader()
+        return servicers.federation.federation
+
+    def _console(self) -> ConsoleServer:
+        # imported only when the console is asked for: brokers without one skip its libraries
+        from broker.web.context import ConsoleServices
+        from broker.web.server import ConsoleServer, console_tls
+
+        listen = self.settings.http_listen
+        assert listen is not None
+        tls = console_tls(listen, self.security.tls_dir)
+        services = ConsoleServices(
+            jobs=self.jobs,
+            federation=self.federation,
+            rebalance=lambda: self.rebalance,
+            topology=self.topology,
+            hub=self.hub,
+            tokens=self.security.tokens,
+            anonymous=self.security.anonymous,
+            secure_cookies=tls is not None,
+        )
+        return ConsoleServer(services, listen, tls)
 
     @property
     def registry(self) -> SiteRegistry:
@@ -364,6 +397,8 @@ class Broker:
         self.elector.identity = replace(
             self.elector.identity, address=address, agent_address=agents
         )
+        if self.console is not None:
+            await self.console.start()
         if self.settings.metrics_listen is not None:
             port = self.metrics.serve(self.settings.metrics_listen)
             self.metrics_address = Address(self.settings.metrics_listen.host, port)
@@ -398,6 +433,8 @@ class Broker:
     async def stop(self) -> None:
         """Give up leadership, stop the loops and the server, then close the store."""
         self._stop.set()
+        if self.console is not None:
+            await self.console.stop()
         await self.elector.resign()
         if self.server is not None:
             await self.server.stop()
@@ -441,6 +478,8 @@ async def serve_forever(settings: BrokerSettings) -> None:
         len(topo.links),
         role,
     )
+    if broker.console is not None:
+        print(f"console on {broker.console.url}", flush=True)
     await stop.wait()
     log.info("shutting down")
     await broker.stop()

@@ -27,6 +27,8 @@ class BrokerSettings:
     """Topology YAML; None for the built-in national network."""
     metrics_listen: Address | None = None
     """Where to serve Prometheus metrics; None disables them."""
+    http_listen: Address | None = None
+    """Where to serve the web console (over TLS when TLS is on); None disables it."""
     suspect_after_s: float = 15.0
     """Seconds without a heartbeat before a site is suspect."""
     lost_after_s: float = 60.0

@@ -24,6 +24,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         rig = _HOST_RIG_FIXTURES & set(getattr(item, "fixturenames", ()))
         if rig or item.get_closest_marker("slurm") or item.get_closest_marker("chaos"):
             item.add_marker(pytest.mark.xdist_group("host-rigs"))
+        elif item.get_closest_marker("browser"):
+            # one worker drives Chromium: a module's broker and browser are started once
+            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 def _utf8(text: str) -> str:

@@ -39,6 +39,10 @@ def serve_command(
         str | None,
         typer.Option(help="Prometheus HOST:PORT; empty: off (config: listen.metrics)."),
     ] = None,
+    http_listen: Annotated[
+        str | None,
+        typer.Option(help="Web console HOST:PORT; empty: off (config: listen.http)."),
+    ] = None,
     suspect_after: Annotated[
         float | None,
         typer.Option(help="Silent seconds to suspect (config: liveness.suspect_after_s).", min=0.1),
@@ -114,6 +118,7 @@ def serve_command(
         (("listen", "grpc"), "--listen", listen),
         (("listen", "agents"), "--agent-listen", agent_listen),
         (("listen", "metrics"), "--metrics-listen", metrics_listen),
+        (("listen", "http"), "--http-listen", http_listen),
         (("store", "url"), "--db", db),
         (("topology", "path"), "--topology", _absolute(topology)),
         (("liveness", "suspect_after_s"), "--suspect-after", suspect_after),
@@ -141,7 +146,7 @@ def serve_command(
     _serve(config, given)
 
 
-_EMPTY_IS_NULL: set[Loc] = {("listen", "agents"), ("listen", "metrics")}
+_EMPTY_IS_NULL: set[Loc] = {("listen", "agents"), ("listen", "metrics"), ("listen", "http")}
 """Flags whose empty value sets the field to null (a free port, no metrics) over the file's."""
 
 
@@ -168,6 +173,10 @@ def _serve(config_path: Path | None, overrides: list[Override]) -> None:
         # when it builds its security again as it starts, so this check stays silent
         with _silenced("broker.security.transport"):
             build_security(settings.security, settings.listen)
+        if settings.http_listen is not None:
+            from broker.web.server import console_tls
+
+            console_tls(settings.http_listen, settings.security.tls_dir)
     except (SecurityConfigError, OSError) as exc:
         fail(PROG, str(exc), EXIT_USAGE)
     try:

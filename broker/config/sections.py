@@ -36,6 +36,13 @@ class ListenConfig(BaseModel):
     metrics: AddressText | None = Field(
         None, description="HOST:PORT of the Prometheus endpoint; null: no metrics endpoint."
     )
+    http: AddressText | None = Field(
+        None,
+        description=(
+            "HOST:PORT of the web console (HTTPS with the broker's certificate when TLS is on; "
+            "loopback only without TLS); port 0 picks a free port; null: no console."
+        ),
+    )
 
 
 class StoreConfig(BaseModel):

@@ -26,6 +26,7 @@ def broker_settings(config: BrokerConfig, config_path: Path | None = None) -> Br
         db_url=config.store.url,
         topology_path=_path(config.topology.path),
         metrics_listen=_address(config.listen.metrics),
+        http_listen=_address(config.listen.http),
         suspect_after_s=config.liveness.suspect_after_s,
         lost_after_s=config.liveness.lost_after_s,
         heartbeat_interval_s=config.liveness.heartbeat_interval_s,

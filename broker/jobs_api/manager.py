@@ -139,6 +139,14 @@ class JobManager:
             [self._decorate(j) for j in page.jobs], page.next_page_token, page.resume_tokens
         )
 
+    async def history(
+        self, job_id: JobId, tenant: TenantId | None = None, limit: int = WATCH_BATCH
+    ) -> Sequence[JobEvent]:
+        """The job's first `limit` events, oldest first; JobNotFoundError as `get`."""
+        job = await self.get(job_id, tenant)
+        query = functools.partial(self._store.events_after, 0, job_id=job.job_id, limit=limit)
+        return await self._writer.read(query)
+
     async def cancel(self, job_id: JobId, reason: str, tenant: TenantId | None = None) -> Job:
         """Cancel: pending jobs at once, placed or running ones when their site confirms."""
         for _ in range(5):  # the job may move between our read and our write

@@ -54,6 +54,12 @@ class ServerSecurity:
     agent_port: AdditionalPort | None
     require_site_certificate: bool
     counters: SecurityCounters
+    tokens: TokenStore | TokenFile = field(default_factory=TokenStore)
+    """The client tokens (the console logs in with the same ones)."""
+    anonymous: Principal | None = None
+    """Who a token-less client is (insecure mode without a token file), else None."""
+    tls_dir: Path | None = None
+    """The broker's certificate folder when TLS is on (the console serves with it too)."""
 
 
 def build_security(settings: SecuritySettings, listen: Address) -> ServerSecurity:
@@ -83,7 +89,15 @@ def build_security(settings: SecuritySettings, listen: Address) -> ServerSecurit
             anonymous=None if tokens is not None else ANONYMOUS,
         )
         stack = SecurityStack.build(auth, settings.limits)
-        return ServerSecurity(stack.interceptors, None, None, False, stack.counters)
+        return ServerSecurity(
+            stack.interceptors,
+            None,
+            None,
+            False,
+            stack.counters,
+            tokens=tokens or TokenStore(),
+            anonymous=auth.anonymous,
+        )
     if tokens is None:
         raise SecurityConfigError("TLS mode needs --tokens FILE (`computenet-broker tokens add`)")
     layout = CaLayout(settings.tls_dir)
@@ -101,5 +115,11 @@ def build_security(settings: SecuritySettings, listen: Address) -> ServerSecurit
     )
     agent_listen = settings.agent_listen or Address(listen.host, 0)
     return ServerSecurity(
-        stack.interceptors, tls, AdditionalPort(agent_listen, mtls), True, stack.counters
+        stack.interceptors,
+        tls,
+        AdditionalPort(agent_listen, mtls),
+        True,
+        stack.counters,
+        tokens=tokens,
+        tls_dir=settings.tls_dir,
     )

@@ -113,10 +113,14 @@ class TokenStore:
 
     def authenticate(self, token: str) -> Principal | None:
         """The principal of a presented token, or None; compares every hash in constant time."""
-        presented = hash_token(token)
+        return self.authenticate_hash(hash_token(token))
+
+    def authenticate_hash(self, sha256: str) -> Principal | None:
+        """The principal whose token hashes to `sha256` (a session remembers the hash, never
+        the token), or None once that token is removed."""
         found: Principal | None = None
         for entry in self._entries:
-            if hmac.compare_digest(presented, entry.sha256):
+            if hmac.compare_digest(sha256, entry.sha256):
                 found = entry.principal
         return found
 
@@ -210,3 +214,8 @@ class TokenFile:
         """As `TokenStore.authenticate`, after re-reading the file if it changed."""
         self._maybe_reload()
         return self._store.authenticate(token)
+
+    def authenticate_hash(self, sha256: str) -> Principal | None:
+        """As `TokenStore.authenticate_hash`, after re-reading the file if it changed."""
+        self._maybe_reload()
+        return self._store.authenticate_hash(sha256)

@@ -1,0 +1,1 @@
+"""The broker's web console: an edge like broker.rpc, reading through the same domain services."""

@@ -1,0 +1,255 @@
+"""The console in a real browser (Debian's chromium, headless) against a real broker over TLS
+with a real agent: login, the map, live jobs, tenant scoping, draining, screenshots."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from computenet.types import JobState, SiteStatus
+from tests.support.pki import Pki
+from tests.support.waiting import wait_for
+from tests.web.browser_support import open_page, screenshot, sign_in, wait_live
+from tests.web.conftest import ConsoleBroker, screenshot_dir, start_console
+from topology import default_topology
+
+pytestmark = pytest.mark.browser
+
+SITE = "horinger"
+OTHER_SITES = {
+    "yangtze-demo": [{"model": "a800", "count": 8}, {"model": "h20", "count": 16}],
+    "guian": [{"model": "910b", "count": 16}],
+}
+"""More live sites, so the map and the sites page show a federation at work."""
+
+
+def job(name: str, seconds: int = 300) -> dict[str, Any]:
+    """A one-card job pinned to the live site, its data in Shanghai (a flow on the map)."""
+    return {
+        "name": name,
+        "kind": "batch",
+        "resources": {"accelerator": "a800", "count": 1},
+        "duration_hours": 0.5,
+        "dataset": {"origin": "shanghai", "size_gb": 20},
+        "constraints": {"allowed_sites": [SITE]},
+        "command": ["sleep", str(seconds)],
+    }
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[ConsoleBroker]:
+    """A TLS broker serving the console, with live agents at SITE and OTHER_SITES."""
+    running = start_console(tmp_path_factory.mktemp("console-tls"), pki=pki)
+    try:
+        running.start_agent(SITE)
+        for site, pools in OTHER_SITES.items():
+            running.start_agent(site, pools)
+        with running.broker.client() as client:
+            for site in (SITE, *OTHER_SITES):
+                wait_for(
+                    lambda site=site: (
+                        client.site(site).status == SiteStatus.ACTIVE and client.site(site).pools
+                    ),
+                    what=f"{site} active with its pools",
+                )
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return screenshot_dir(tmp_path_factory)
+
+
+def test_login_and_the_map_shows_every_site_of_the_topology(
+    browser: Any, console: ConsoleBroker, shots: Path
+) -> None:
+    page = open_page(browser, console)
+    page.goto(f"{console.url}/jobs")
+    page.wait_for_url("**/login?**")
+    screenshot(page, shots, "login")
+    sign_in(page, console, "operator", then="/")
+    drawn = page.eval_on_selector_all("#sites g.site", "gs => gs.map(g => g.dataset.site)")
+    assert sorted(drawn) == sorted(default_topology().site_ids)
+    regions = page.eval_on_selector_all("#regions g.region", "gs => gs.length")
+    assert regions == len(default_topology().regions)
+    assert page.get_attribute(f"#map-site-{SITE}", "data-status") == "active"
+    assert page.get_attribute("#map-site-wuhu", "data-status") == "offline"
+    page.context.close()
+
+
+SHOWCASE = [
+    {
+        "name": "chat-serving",
+        "kind": "inference",
+        "resources": {"accelerator": "h20", "count": 2},
+        "duration_hours": 4,
+        "inference": {
+            "user_regions": [
+                {"region": "shanghai", "weight": 3},
+                {"region": "hangzhou"},
+                {"region": "nanjing"},
+            ],
+            "latency_slo_ms": 60,
+        },
+        "constraints": {"allowed_sites": ["yangtze-demo"]},
+        "command": ["sleep", "300"],
+    },
+    {
+        "name": "llm-pretrain",
+        "kind": "training",
+        "resources": {"accelerator": "910b", "count": 8},
+        "duration_hours": 24,
+        "dataset": {"origin": "beijing", "size_gb": 200},
+        "constraints": {"allowed_sites": ["guian"]},
+        "command": ["sleep", "300"],
+    },
+]
+"""Jobs of other shapes at the other live sites: flows from users and from data."""
+
+
+def test_a_job_submitted_through_the_sdk_appears_without_a_reload(
+    browser: Any, console: ConsoleBroker, shots: Path
+) -> None:
+    jobs_page = open_page(browser, console)
+    sign_in(jobs_page, console, "operator", then="/jobs")
+    map_page = jobs_page.context.new_page()
+    map_page.goto(f"{console.url}/")
+    for page in (jobs_page, map_page):
+        wait_live(page)
+        page.evaluate("window.__notReloaded = true")
+    with console.broker.client() as client:
+        others = [
+            client.submit(spec, request_id=f"browser-showcase-{i}").job.job_id
+            for i, spec in enumerate(SHOWCASE)
+        ]
+        submitted = client.submit(job("live-train"), request_id="browser-live").job
+        job_id = submitted.job_id
+        jobs_page.wait_for_selector(f'#jobs-table tr[data-job="{job_id}"]')
+        map_page.wait_for_selector(f'#flows g[data-job="{job_id}"]')
+        wait_for(lambda: client.get(job_id).state == JobState.RUNNING, what="the job running")
+        for other in others:
+            wait_for(
+                lambda o=other: client.get(o).state == JobState.RUNNING, what=f"{other} running"
+            )
+            map_page.wait_for_selector(f'#flows g.flow-running[data-job="{other}"]')
+        inference = f'#flows g[data-job="{others[0]}"] path'
+        assert map_page.eval_on_selector_all(inference, "p => p.length") == 3  # one per region
+    jobs_page.wait_for_selector(f'#jobs-table tr[data-job="{job_id}"] .state-running')
+    map_page.wait_for_selector(f'#flows g.flow-running[data-job="{job_id}"]')
+    assert map_page.get_attribute(f'#flows g[data-job="{job_id}"]', "data-site") == SITE
+    assert map_page.eval_on_selector_all(f'#flows g[data-job="{job_id}"] path', "p => p.length")
+    for page in (jobs_page, map_page):
+        assert page.evaluate("window.__notReloaded") is True
+    screenshot(map_page, shots, "map")
+    screenshot(jobs_page, shots, "jobs")
+    jobs_page.click(f'#jobs-table tr[data-job="{job_id}"] a')
+    jobs_page.wait_for_selector("#explanation")
+    assert jobs_page.locator("#explanation tr.chosen td").first.inner_text() == SITE
+    infeasible = jobs_page.locator("#explanation tr.infeasible").count()
+    assert infeasible == len(default_topology().sites) - 1  # pinned: every other site refused
+    assert jobs_page.locator("#timeline li").count() >= 3
+    screenshot(jobs_page, shots, "job")
+    jobs_page.context.close()
+
+
+def test_the_queue_shows_pending_jobs_with_their_reasons(
+    browser: Any, console: ConsoleBroker, shots: Path
+) -> None:
+    too_big = {**job("waits"), "resources": {"accelerator": "a800", "count": 64}}
+    page = open_page(browser, console)
+    sign_in(page, console, "operator", then="/queue")
+    wait_live(page)
+    with console.broker.client() as client:
+        waiting = client.submit(too_big, request_id="browser-queue").job.job_id
+        page.wait_for_selector(f'#queue-body tr[data-job="{waiting}"]')  # joined live
+        expected = wait_for(lambda: client.get(waiting).reason, what="a reason for the job")
+    page.reload()
+    reason = page.inner_text(f'#queue-body tr[data-job="{waiting}"] .c-reason').strip()
+    assert reason == expected  # the placement loop's reason, as the SDK reads it
+    screenshot(page, shots, "queue")
+    page.context.close()
+
+
+def test_a_user_cannot_see_another_tenants_job_nor_drain_a_site(
+    browser: Any, console: ConsoleBroker, shots: Path
+) -> None:
+    with console.broker.client("bob") as bob:
+        bobs = bob.submit(job("bobs", seconds=1), request_id="browser-bob").job.job_id
+    page = open_page(browser, console)
+    sign_in(page, console, "alice", then="/jobs")
+    assert page.locator(f'tr[data-job="{bobs}"]').count() == 0
+    response = page.goto(f"{console.url}/jobs/{bobs}")
+    assert response.status == 404
+    assert "not found" in page.inner_text("#error-message")
+    page.goto(f"{console.url}/sites")
+    assert page.locator("button.drain").count() == 0  # no drain buttons for a user
+    # a forged drain form, posted with the user's own session: refused, and the page says why
+    page.evaluate(
+        """([site, csrf]) => {
+            const f = document.createElement('form');
+            f.method = 'post'; f.action = '/sites/' + site + '/drain';
+            for (const [k, v] of [['csrf', csrf], ['action', 'drain']]) {
+                const i = document.createElement('input');
+                i.type = 'hidden'; i.name = k; i.value = v; f.appendChild(i);
+            }
+            document.body.appendChild(f); f.submit();
+        }""",
+        [SITE, page.get_attribute("form[action='/logout'] input[name=csrf]", "value")],
+    )
+    page.wait_for_selector("#error-message")
+    assert "needs an operator token" in page.inner_text("#error-message")
+    screenshot(page, shots, "forbidden")
+    with console.broker.client() as client:
+        assert client.site(SITE).status == SiteStatus.ACTIVE
+    page.context.close()
+
+
+def test_an_operator_drains_a_site_and_its_status_changes(
+    browser: Any, console: ConsoleBroker, shots: Path
+) -> None:
+    movable = {
+        **job("movable"),
+        "kind": "training",
+        "resources": {"accelerator": "a800", "count": 4},
+        "checkpoint": {"interval_hours": 1, "size_gb": 10},
+        "constraints": {"allowed_sites": [SITE, "yangtze-demo"]},
+    }
+    with console.broker.client() as client:
+        moving = client.submit(movable, request_id="browser-movable").job.job_id
+        wait_for(lambda: client.get(moving).state == JobState.RUNNING, what="movable running")
+        target = client.get(moving).site  # the cheaper of the two for it now
+        assert target in (SITE, "yangtze-demo")
+    page = open_page(browser, console)
+    sign_in(page, console, "operator", then="/sites")
+    watcher = page.context.new_page()
+    watcher.goto(f"{console.url}/sites")
+    wait_live(watcher)
+    status = f"#site-{target} .status"
+    assert page.inner_text(status) == "active"
+    page.click(f"#site-{target} button.drain")
+    page.wait_for_selector(f'{status}[data-status="draining"]')
+    watcher.wait_for_selector(f'{status}[data-status="draining"]')  # live, not reloaded
+    with console.broker.client() as client:
+        assert client.site(target).status == SiteStatus.DRAINING
+    screenshot(page, shots, "sites")
+    # the drained site's movable job is what a rebalancing run would evacuate (a dry run)
+    page.goto(f"{console.url}/rebalance")
+    page.click("#plan")
+    page.wait_for_selector("#planned")
+    assert "dry run" in page.inner_text("#planned")
+    run = page.locator("section.run").first
+    assert run.locator(f'a[href="/jobs/{moving}"]').count() == 1
+    assert "evacuate" in run.inner_text()
+    screenshot(page, shots, "rebalance")
+    page.goto(f"{console.url}/sites")
+    page.click(f"#site-{target} button.resume")
+    page.wait_for_selector(f'{status}[data-status="active"]')
+    watcher.wait_for_selector(f'{status}[data-status="active"]')
+    with console.broker.client() as client:
+        assert client.get(moving).site == target  # planned only: nothing moved
+    page.context.close()
