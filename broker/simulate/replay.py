@@ -82,6 +82,27 @@ class Rebalancer(Protocol):
         ...
 
 
+Offer = tuple[WorkloadJob, str]
+"""A job offered to the policy and the id of the queued job it stands for."""
+
+
+class Admission(Protocol):
+    """Decides, at each decision instant, which queued jobs the policy may start and in what
+    order (tenancy: broker.simulate.tenancy)."""
+
+    def admit(
+        self,
+        queue: Sequence[WorkloadJob],
+        running: Sequence[Run],
+        capacity: Capacity,
+        now_s: float,
+    ) -> list[Offer]:
+        """The jobs of `queue` offered to the policy now, in the order to offer them, each
+        with its queued job's id (an offered job may be a copy narrowed to fewer models);
+        `running` holds cards now."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ReplayResult:
     """Every job that ran, the jobs still queued when events ran out, and the final instant."""
@@ -112,6 +133,7 @@ def replay(
     window_s: float = DEFAULT_WINDOW_S,
     progress: bool = False,
     rebalancer: Rebalancer | None = None,
+    admission: Admission | None = None,
 ) -> ReplayResult:
     """Replay `jobs` (any order) against `capacity` with `policy` deciding at each instant.
 
@@ -121,7 +143,8 @@ def replay(
     that fit (so small jobs backfill behind a blocked large one). Jobs too big for any pool at
     this capacity are set aside as unplaceable and never queued. With a `rebalancer`, every
     `every_s` while jobs run it may move running jobs: the moved run ends at that instant and
-    its rest runs at the target (a `resumed` run) after the move's downtime.
+    its rest runs at the target (a `resumed` run) after the move's downtime. With an
+    `admission`, the policy sees only the queued jobs it admits, in its order.
     """
     started = time.perf_counter()
     ordered = sorted(enumerate(jobs), key=lambda item: (item[1].submit_s, item[0]))
@@ -172,11 +195,19 @@ def replay(
         if not queue:
             continue
         queue.sort(key=lambda item: item[0])
-        starts = policy.decide([job for _, job in queue], capacity, now)
-        begun = {start.job.job_id for start in starts}
+        queued = [job for _, job in queue]
+        by_id = {job.job_id: job for job in queued}
+        offers: list[Offer] = [(job, job.job_id) for job in queued]
+        if admission is not None:
+            active = [runs[seq - 1] for _, seq, _, _ in running if seq not in moved]
+            offers = admission.admit(queued, active, capacity, now)
+        as_queued = {offered.job_id: by_id[queued_id] for offered, queued_id in offers}
+        starts = policy.decide([offered for offered, _ in offers], capacity, now)
+        begun = {as_queued[start.job.job_id].job_id for start in starts}
         for start in starts:
-            speed = capacity.speed(start.site, start.allocation, start.job)
-            run = Run(start.job, start.site, start.allocation, now, start.decision_ms, speed=speed)
+            job = as_queued[start.job.job_id]  # as submitted, not as admission narrowed it
+            speed = capacity.speed(start.site, start.allocation, job)
+            run = Run(job, start.site, start.allocation, now, start.decision_ms, speed=speed)
             runs.append(run)
             heapq.heappush(running, (run.end_s, len(runs), start.site, start.allocation))
         if begun:

@@ -1,0 +1,137 @@
+"""Tenancy inside a replay: the queue ordered and admitted by the tenancy core at each instant.
+
+The replay's running jobs stand for the capacity ledger's holds: what each tenant holds now,
+by model, and its decayed card-hours accrued in simulated time. At each decision instant the
+queued jobs are put in weighted fair-share order (`pending_order`) and admitted within their
+tenants' quota plus borrowing limit and the idle cards (`admit_round`), as the broker's
+placement loop does each round; only admitted jobs, in that order, go to the policy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+
+from broker.simulate.capacity import Capacity
+from broker.simulate.clock import SECONDS_PER_HOUR, unix_s
+from broker.simulate.replay import Offer, Run
+from broker.tenancy import (
+    Admitted,
+    FreeCapacity,
+    JobDemand,
+    TenantsTable,
+    TenantUsage,
+    UsageSnapshot,
+    accrue_card_hours,
+    admit_round,
+    pending_order,
+)
+from broker.tenancy.usage import held_by_tenant
+from computenet.workload import WorkloadJob
+
+
+def demand_of(job: WorkloadJob, capacity: Capacity, table: TenantsTable) -> JobDemand:
+    """A queued job as admission sees it (one model, or the models it accepts)."""
+    accepted = sorted(capacity.accepted(job))
+    return JobDemand(
+        job_id=job.job_id,
+        tenant=job.tenant,
+        model=accepted[0] if len(accepted) == 1 else "",
+        accepted=tuple(accepted) if len(accepted) > 1 else (),
+        cards=job.count,
+        priority=table.priority(job.tenant, job.priority),
+        created_unix_ms=int(unix_s(job.submit_s) * 1000),
+    )
+
+
+def free_capacity(capacity: Capacity) -> FreeCapacity:
+    """Idle cards per model over the federation (every simulated site takes new work)."""
+    free: dict[str, int] = {}
+    for site in capacity.pools:
+        for model, cards in capacity.free_by_model(site).items():
+            if cards > 0:
+                free[model] = free.get(model, 0) + cards
+    return FreeCapacity(free)
+
+
+def narrowed(job: WorkloadJob, model: str, capacity: Capacity) -> WorkloadJob:
+    """A copy of `job` that accepts `model` only, under its own id (policies cache a job's spec
+    by id) and with the duration it takes on `model` as the policies see speeds (its reference
+    model need not be `model`, and a one-model job's duration is measured on that model)."""
+    speed = capacity.job_speed(model, job, capacity.view)
+    return dataclasses.replace(
+        job,
+        job_id=f"{job.job_id}{PIN_SEPARATOR}{model}",
+        accelerator=model,
+        accelerators=(),
+        reference="",
+        duration_s=job.duration_s / speed,
+    )
+
+
+PIN_SEPARATOR = "@"
+
+
+def held_lines(runs: Iterable[Run], capacity: Capacity) -> Iterable[tuple[str, str, int]]:
+    """(tenant, model, cards) of every pool share the runs hold."""
+    for run in runs:
+        pools = capacity.pools[run.site]
+        for k, n in run.allocation:
+            yield run.job.tenant, pools[k].model, n
+
+
+class ReplayTenancy:
+    """Orders and admits the queue at each instant; accrues tenants' decayed card-hours."""
+
+    def __init__(self, table: TenantsTable) -> None:
+        self.table = table
+        self._card_hours: dict[str, dict[str, float]] = {}
+        self._accrued_s: float | None = None
+
+    def usage(self, running: Sequence[Run], capacity: Capacity, now_s: float) -> UsageSnapshot:
+        """Cards held per tenant now and decayed card-hours accrued up to `now_s`.
+
+        The cards held now stand for the whole step since the last instant, as in the broker:
+        every release makes an instant within one decision window, so a step never hides more
+        than one window of a finished job's cards.
+        """
+        held = held_by_tenant(held_lines(running, capacity))
+        if self._accrued_s is not None:
+            elapsed_h = (now_s - self._accrued_s) / SECONDS_PER_HOUR
+            self._card_hours = accrue_card_hours(
+                self._card_hours, held, elapsed_h, self.table.fair_share.half_life_h
+            )
+        self._accrued_s = now_s
+        tenants = {
+            t: TenantUsage(held=held.get(t, {}), card_hours=self._card_hours.get(t, {}))
+            for t in held.keys() | self._card_hours.keys()
+        }
+        return UsageSnapshot(tenants=tenants, capacity=capacity.cards_by_model())
+
+    def admit(
+        self,
+        queue: Sequence[WorkloadJob],
+        running: Sequence[Run],
+        capacity: Capacity,
+        now_s: float,
+    ) -> list[Offer]:
+        """The queued jobs admitted now, in fair-share order, each with its own id.
+
+        A job of several models that admission held to one model (its tenant's limits differ
+        between models) is offered as a copy asking that model only (`narrowed`), as the broker
+        pins it.
+        """
+        usage = self.usage(running, capacity, now_s)
+        by_id = {job.job_id: job for job in queue}
+        ordered = pending_order(
+            [demand_of(j, capacity, self.table) for j in queue], self.table, usage
+        )
+        out: list[Offer] = []
+        for demand, decision in admit_round(ordered, self.table, usage, free_capacity(capacity)):
+            if not isinstance(decision, Admitted):
+                continue
+            job = by_id[demand.job_id]
+            if decision.pinned and not demand.model and demand.cards:
+                job = narrowed(job, decision.model, capacity)
+            out.append((job, demand.job_id))
+        return out
