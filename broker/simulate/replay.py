@@ -199,8 +199,8 @@ def replay(
         by_id = {job.job_id: job for job in queued}
         offers: list[Offer] = [(job, job.job_id) for job in queued]
         if admission is not None:
-            active = [runs[seq - 1] for _, seq, _, _ in running if seq not in moved]
-            offers = admission.admit(queued, active, capacity, now)
+            holding = [runs[seq - 1] for _, seq, _, _ in running if seq not in moved]
+            offers = admission.admit(queued, holding, capacity, now)
         as_queued = {offered.job_id: by_id[queued_id] for offered, queued_id in offers}
         starts = policy.decide([offered for offered, _ in offers], capacity, now)
         begun = {as_queued[start.job.job_id].job_id for start in starts}
