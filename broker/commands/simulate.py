@@ -137,6 +137,14 @@ def simulate_command(
             "per-tenant waits and Jain's fairness index, with and without tenancy.",
         ),
     ] = None,
+    preempt: Annotated[
+        bool,
+        typer.Option(
+            "--preempt",
+            help="With --tenants: stop borrowed jobs for tenants below their nominal quota whose "
+            "jobs wait (requeued; a training job resumes from a checkpoint).",
+        ),
+    ] = False,
 ) -> None:
     """Replay a workload under several placement policies; compare cost, carbon, SLO and waits."""
     try:
@@ -145,6 +153,8 @@ def simulate_command(
         fail(PROG, str(exc), EXIT_USAGE)
     topo, topo_name = _topology(topology)
     table = _tenants(tenants)
+    if preempt and table is None:
+        fail(PROG, "--preempt needs --tenants", EXIT_USAGE)
     try:
         loaded = load_workload(workload, topo, seed=seed, limit=limit or None)
     except WorkloadError as exc:
@@ -164,6 +174,7 @@ def simulate_command(
         seed=seed,
         speed_blind=speed_blind,
         tenants=table,
+        preempt=preempt,
     )
     offered = scenario_load(scenario)
     long_run = len(loaded.jobs) >= LONG_RUN_JOBS
@@ -208,7 +219,9 @@ def simulate_command(
         if rebalanced is not None:
             document["rebalancing"] = rebalancing_json(results, rebalanced, rebalance_every)
         if plain is not None:
-            document["tenants"] = tenants_json(results, plain, file=str(tenants))
+            document["tenants"] = tenants_json(
+                results, plain, file=str(tenants), preemption=preempt
+            )
         print(json.dumps(document, indent=2))
     else:
         render_table(results, title=title)

@@ -82,6 +82,8 @@ class Scenario:
     `admit_tenants` the tenancy core orders and admits the queue at each instant."""
     admit_tenants: bool = True
     """False: tenancy off (the plain queue), outcomes still reported per tenant of `tenants`."""
+    preempt: bool = False
+    """With tenancy: stop borrowed jobs for tenants below their nominal quota (requeued)."""
 
 
 def servable(jobs: Sequence[WorkloadJob], capacity: Capacity) -> list[WorkloadJob]:
@@ -128,7 +130,9 @@ def run_policy(scenario: Scenario, name: str, *, progress: bool = False) -> Poli
         every_s = scenario.rebalance_every_h * SECONDS_PER_HOUR
         rebalancer = ReplayRebalancer(every_s, topology_config=scenario.config)
     tenants = scenario.tenants
-    admission = ReplayTenancy(tenants) if tenants is not None and scenario.admit_tenants else None
+    admission = None
+    if tenants is not None and scenario.admit_tenants:
+        admission = ReplayTenancy(tenants, preempt=scenario.preempt)
     result = replay(
         scenario.jobs,
         capacity,

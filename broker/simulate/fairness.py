@@ -57,6 +57,10 @@ class TenantOutcome:
     """Its fair-share weight over the weights of every tenant with jobs in the replay."""
     slowdown_mean: float
     """Mean bounded slowdown of its jobs: (finish - submit) / max(run, SLOWDOWN_FLOOR_S)."""
+    preempted: int = 0
+    """Times its running jobs were stopped to reclaim cards (`--preempt`)."""
+    lost_card_hours: float = 0.0
+    """Card-hours its preempted jobs spent again: work redone plus restart overhead."""
 
     def to_json(self) -> dict[str, object]:
         """The tenant's entry in the report's `tenants` object."""
@@ -69,6 +73,8 @@ class TenantOutcome:
             "card_hour_share": round(self.card_hour_share, 4),
             "weight_share": round(self.weight_share, 4),
             "slowdown_mean": round(self.slowdown_mean, 4),
+            "preempted": self.preempted,
+            "lost_card_hours": round(self.lost_card_hours, 2),
         }
 
 
@@ -93,6 +99,8 @@ class _Tally:
     slowdowns: list[float] = field(default_factory=list)
     card_hours: float = 0.0
     still_queued: int = 0
+    preempted: int = 0
+    lost_card_hours: float = 0.0
 
 
 def _slowdown(response_s: float, run_s: float) -> float:
@@ -105,7 +113,8 @@ def tenants_outcome(result: ReplayResult, table: TenantsTable) -> TenantsOutcome
     A job's wait is submit to its first start, its response submit to the end of its last part
     (a moved job runs in parts), its run the parts' run time. A job still queued at the end
     waits (and responds) up to the last instant and has run its reference duration: as in the
-    policy metrics, a job that never started counts against its tenant.
+    policy metrics, a job that never started counts against its tenant. A preempted job's rest
+    still queued at the end responds up to the last instant.
     """
     tallies: dict[str, _Tally] = {}
     submit: dict[str, tuple[str, float]] = {}
@@ -120,6 +129,8 @@ def tenants_outcome(result: ReplayResult, table: TenantsTable) -> TenantsOutcome
             tally.waits_h.append(run.wait_s / SECONDS_PER_HOUR)
         run_s[job.job_id] = run_s.get(job.job_id, 0.0) + run.run_s
         finish_s[job.job_id] = max(finish_s.get(job.job_id, 0.0), run.end_s)
+    for job in result.requeued:
+        finish_s[job.job_id] = max(finish_s[job.job_id], result.end_s)
     for job_id, (tenant, submitted_s) in submit.items():
         response_s = finish_s[job_id] - submitted_s
         tallies[tenant].slowdowns.append(_slowdown(response_s, run_s[job_id]))
@@ -129,6 +140,10 @@ def tenants_outcome(result: ReplayResult, table: TenantsTable) -> TenantsOutcome
         tally.waits_h.append(late_s / SECONDS_PER_HOUR)
         tally.slowdowns.append(_slowdown(late_s + job.duration_s, job.duration_s))
         tally.still_queued += 1
+    for cut in result.preemptions:
+        tally = tallies.setdefault(cut.tenant, _Tally())
+        tally.preempted += 1
+        tally.lost_card_hours += cut.cards * (cut.redo_s + cut.overhead_s) / SECONDS_PER_HOUR
     return _outcome(tallies, table)
 
 
@@ -149,6 +164,8 @@ def _outcome(tallies: Mapping[str, _Tally], table: TenantsTable) -> TenantsOutco
             card_hour_share=tally.card_hours / total_card_h if total_card_h > 0 else 0.0,
             weight_share=weights[name] / total_weight if total_weight > 0 else 0.0,
             slowdown_mean=float(np.mean(tally.slowdowns)) if tally.slowdowns else 1.0,
+            preempted=tally.preempted,
+            lost_card_hours=tally.lost_card_hours,
         )
     jain = jain_index([1.0 / t.slowdown_mean for t in tenants.values()])
     return TenantsOutcome(tenants=tenants, jain=jain)

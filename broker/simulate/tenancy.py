@@ -4,26 +4,33 @@ The replay's running jobs stand for the capacity ledger's holds: what each tenan
 by model, and its decayed card-hours accrued in simulated time. At each decision instant the
 queued jobs are put in weighted fair-share order (`pending_order`) and admitted within their
 tenants' quota plus borrowing limit and the idle cards (`admit_round`), as the broker's
-placement loop does each round; only admitted jobs, in that order, go to the policy.
+placement loop does each round; only admitted jobs, in that order, go to the policy. With
+preemption, borrowed jobs are then stopped for tenants below their nominal quota whose jobs
+did not start (`choose_preemptions`) and their rests queued again.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
+from broker.rebalance import RebalanceConfig
+from broker.rebalance.pricing import move_time
 from broker.simulate.capacity import Capacity
 from broker.simulate.clock import SECONDS_PER_HOUR, unix_s
-from broker.simulate.replay import Offer, Run
+from broker.simulate.rebalancing import active_job
+from broker.simulate.replay import Offer, Preemption, Run
 from broker.tenancy import (
     Admitted,
     FreeCapacity,
     JobDemand,
+    RunningJob,
     TenantsTable,
     TenantUsage,
     UsageSnapshot,
     accrue_card_hours,
     admit_round,
+    choose_preemptions,
     pending_order,
 )
 from broker.tenancy.usage import held_by_tenant
@@ -83,10 +90,21 @@ def held_lines(runs: Iterable[Run], capacity: Capacity) -> Iterable[tuple[str, s
 class ReplayTenancy:
     """Orders and admits the queue at each instant; accrues tenants' decayed card-hours."""
 
-    def __init__(self, table: TenantsTable) -> None:
+    def __init__(
+        self,
+        table: TenantsTable,
+        *,
+        preempt: bool = False,
+        rebalance: RebalanceConfig | None = None,
+    ) -> None:
+        """`preempt`: reclaim borrowed cards (if the table's preemption is enabled too);
+        `rebalance` gives the restart overhead a preempted job pays."""
         self.table = table
+        self.preempt = preempt and table.preemption.enabled
+        self._rebalance = rebalance or RebalanceConfig()
         self._card_hours: dict[str, dict[str, float]] = {}
         self._accrued_s: float | None = None
+        self._ordered: list[JobDemand] = []
 
     def usage(self, running: Sequence[Run], capacity: Capacity, now_s: float) -> UsageSnapshot:
         """Cards held per tenant now and decayed card-hours accrued up to `now_s`.
@@ -126,6 +144,7 @@ class ReplayTenancy:
         ordered = pending_order(
             [demand_of(j, capacity, self.table) for j in queue], self.table, usage
         )
+        self._ordered = ordered
         out: list[Offer] = []
         for demand, decision in admit_round(ordered, self.table, usage, free_capacity(capacity)):
             if not isinstance(decision, Admitted):
@@ -135,3 +154,62 @@ class ReplayTenancy:
                 job = narrowed(job, decision.model, capacity)
             out.append((job, demand.job_id))
         return out
+
+    def reclaim(
+        self,
+        started: Collection[str],
+        running: Sequence[tuple[int, Run]],
+        capacity: Capacity,
+        now_s: float,
+    ) -> list[Preemption]:
+        """Borrowed jobs to stop now for the jobs of the last admission order that did not
+        start, as the broker's round does after placing; each priced as a rebalancing move to
+        its own site prices it (a started training job stops with a checkpoint and redoes
+        nothing; a batch job redoes its run so far)."""
+        waiting = [d for d in self._ordered if d.job_id not in started]
+        if not self.preempt or not waiting:
+            return []
+        by_id = {run.job.job_id: (index, run) for index, run in running}
+        holding = [r for _, run in running for r in self._running(run, capacity)]
+        victims = choose_preemptions(waiting, holding, self.table, free_capacity(capacity))
+        out: list[Preemption] = []
+        for victim in victims:
+            index, run = by_id[victim.job_id]
+            if any(p.run_index == index for p in out):
+                continue  # a job holding cards of two models is stopped once
+            priced = move_time(
+                active_job(run, now_s, capacity),
+                run.site,
+                capacity.topology,
+                restart_overhead_h=self._rebalance.restart_overhead_h,
+            )
+            out.append(
+                Preemption(
+                    run_index=index,
+                    tenant=run.job.tenant,
+                    cards=run.job.count,
+                    redo_s=priced.redo_h * SECONDS_PER_HOUR,
+                    overhead_s=priced.idle_h * SECONDS_PER_HOUR,
+                    reason=victim.reason,
+                )
+            )
+        return out
+
+    def _running(self, run: Run, capacity: Capacity) -> list[RunningJob]:
+        """The run as the preemption choice takes it: one entry per model it holds."""
+        cards: dict[str, int] = {}
+        for _, model, n in held_lines([run], capacity):
+            cards[model] = cards.get(model, 0) + n
+        priority = self.table.priority(run.job.tenant, run.job.priority)
+        return [
+            RunningJob(
+                job_id=run.job.job_id,
+                tenant=run.job.tenant,
+                model=model,
+                cards=n,
+                priority=priority,
+                started_unix_ms=int(unix_s(run.start_s) * 1000),
+                checkpointable=run.job.kind == "training",
+            )
+            for model, n in cards.items()
+        ]

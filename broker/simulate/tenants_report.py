@@ -27,12 +27,14 @@ def tenants_json(
     without_tenancy: Mapping[str, PolicyMetrics],
     *,
     file: str,
+    preemption: bool = False,
 ) -> dict[str, object]:
     """The `tenants` object of `simulate --json`: each policy's per-tenant outcome and Jain's
     index with tenancy (admission and fair-share order) and without (the plain queue)."""
     return {
         "file": file,
         "fairness_metric": FAIRNESS_METRIC,
+        "preemption": preemption,
         "policies": {
             name: {
                 "with_tenancy": _outcome(metrics).to_json(),

@@ -184,6 +184,8 @@ TENANT_KEYS = {
     "card_hour_share",
     "weight_share",
     "slowdown_mean",
+    "preempted",
+    "lost_card_hours",
 }
 
 
@@ -203,13 +205,14 @@ def test_tenants_json_shape(tmp_path: Path) -> None:
         "0.05",
         "--tenants",
         str(tenants),
+        "--preempt",
         "--json",
     ]
     result = CliRunner().invoke(_app(), args)
     assert result.exit_code == 0, result.output
     section = json.loads(result.stdout)["tenants"]
-    assert set(section) == {"file", "fairness_metric", "policies"}
-    assert section["file"] == str(tenants)
+    assert set(section) == {"file", "fairness_metric", "preemption", "policies"}
+    assert (section["file"], section["preemption"]) == (str(tenants), True)
     assert set(section["policies"]) == {"nearest", "greedy"}
     for sides in section["policies"].values():
         assert set(sides) == {"with_tenancy", "without_tenancy"}
@@ -266,3 +269,10 @@ def test_a_bad_tenants_file_names_file_line_and_field(
     result = CliRunner().invoke(_app(), args)
     assert result.exit_code == 2
     assert f"{tenants}{where}" in result.stderr
+
+
+def test_preempt_needs_tenants(tmp_path: Path) -> None:
+    args = ["simulate", "--workload", str(_tenant_workload(tmp_path / "j.csv")), "--preempt"]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 2
+    assert "--preempt needs --tenants" in result.stderr

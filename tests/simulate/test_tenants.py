@@ -139,3 +139,51 @@ def test_a_tenant_never_holds_more_than_quota_plus_borrowing_limit(tiny: Topolog
     assert cards == {"a100": 8, "h20": 2}  # the sixth waits: h20 is full, a100 closed to it
     assert {run.job.job_id for run in result.runs} == {f"c-{k}" for k in range(6)}
     assert all(run.job.accelerators == ("a100", "h20") for run in result.runs)
+
+
+def test_preemption_reclaims_borrowed_cards_and_the_rest_resumes(tiny: Topology) -> None:
+    # both hold a quota of 8 a100; `flood` fills all 20 at t=0 (8 within its quota, 12
+    # borrowed), `lab` then asks its 8
+    table = TenantsTable(
+        tenants={"lab": TenantPolicy(quota={"a100": 8}), "flood": TenantPolicy(quota={"a100": 8})}
+    )
+    jobs = [_job(f"fill-{k}", "flood", 0.0, 10.0) for k in range(5)]
+    jobs += [_job(f"lab-{k}", "lab", HOUR_S, 1.0) for k in range(2)]
+    capacity = Capacity(tiny)
+    policy = make_policy("nearest", tiny, capacity, seed=0, config=Scenario((), tiny).config)
+    tenancy = ReplayTenancy(table, preempt=True)
+    result = replay(jobs, capacity, policy, admission=tenancy)
+
+    first = {run.job.job_id: run for run in result.runs if not run.resumed}
+    assert all(first[f"lab-{k}"].wait_s <= 120.0 for k in range(2))  # the next instant
+    cut = {result.runs[p.run_index].job.job_id for p in result.preemptions}
+    # never one within flood's quota (its two oldest jobs), only borrowed ones, and no more
+    # than lab's shortfall
+    assert cut <= {"fill-2", "fill-3", "fill-4"} and len(cut) == 2
+    overhead_s = 0.25 * HOUR_S  # RebalanceConfig().restart_overhead_h
+    for p in result.preemptions:
+        assert (p.tenant, p.cards, p.redo_s) == ("flood", 4, 0.0)  # stopped with a checkpoint
+        assert p.overhead_s == pytest.approx(overhead_s)
+    for job_id in cut:
+        parts = [run for run in result.runs if run.job.job_id == job_id]
+        assert [run.resumed for run in parts] == [False, True]
+        work_s = sum(run.run_s for run in parts)
+        assert work_s == pytest.approx(10.0 * HOUR_S + overhead_s)
+    assert result.stranded == () and result.requeued == ()
+    outcome = tenants_outcome(result, table)
+    assert outcome.tenants["flood"].preempted == 2
+    assert outcome.tenants["flood"].lost_card_hours == pytest.approx(2 * 4 * 0.25)
+    assert outcome.tenants["lab"].preempted == 0
+
+
+def test_without_preemption_the_tenant_within_quota_waits_for_cards_to_free(
+    tiny: Topology,
+) -> None:
+    jobs = [_job(f"fill-{k}", "flood", 0.0, 10.0) for k in range(5)]
+    jobs += [_job(f"lab-{k}", "lab", HOUR_S, 1.0) for k in range(2)]
+    capacity = Capacity(tiny)
+    policy = make_policy("nearest", tiny, capacity, seed=0, config=Scenario((), tiny).config)
+    result = replay(jobs, capacity, policy, admission=ReplayTenancy(TABLE))
+    assert result.preemptions == ()
+    lab = [run for run in result.runs if run.job.tenant == "lab"]
+    assert all(run.start_s >= 10.0 * HOUR_S for run in lab)
