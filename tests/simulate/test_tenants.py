@@ -187,3 +187,17 @@ def test_without_preemption_the_tenant_within_quota_waits_for_cards_to_free(
     assert result.preemptions == ()
     lab = [run for run in result.runs if run.job.tenant == "lab"]
     assert all(run.start_s >= 10.0 * HOUR_S for run in lab)
+
+
+def test_the_documented_tenants_file_loads() -> None:
+    from pathlib import Path
+
+    from broker.config.tenants_file import load_tenants_file
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    table = load_tenants_file(docs / "examples" / "philly-tenants.yaml")
+    # the virtual clusters' names stay strings (quoted: YAML would read 6214e9 as a number)
+    assert {"6214e9", "103959", "genai"} <= set(table.tenants)
+    assert table.policy("b436b2").ceiling("910b") == 64
+    assert table.policy("6214e9").weight == 2
+    assert "philly-tenants.yaml" in (docs / "simulator.md").read_text(encoding="utf-8")
