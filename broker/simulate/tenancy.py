@@ -26,14 +26,12 @@ from broker.tenancy import (
     JobDemand,
     RunningJob,
     TenantsTable,
-    TenantUsage,
     UsageSnapshot,
-    accrue_card_hours,
     admit_round,
     choose_preemptions,
     pending_order,
 )
-from broker.tenancy.usage import held_by_tenant
+from broker.tenancy.usage import DecayedUsage, held_by_tenant
 from computenet.workload import WorkloadJob
 
 
@@ -102,8 +100,7 @@ class ReplayTenancy:
         self.table = table
         self.preempt = preempt and table.preemption.enabled
         self._rebalance = rebalance or RebalanceConfig()
-        self._card_hours: dict[str, dict[str, float]] = {}
-        self._accrued_s: float | None = None
+        self._usage = DecayedUsage()
         self._ordered: list[JobDemand] = []
 
     def usage(self, running: Sequence[Run], capacity: Capacity, now_s: float) -> UsageSnapshot:
@@ -114,17 +111,9 @@ class ReplayTenancy:
         than one window of a finished job's cards.
         """
         held = held_by_tenant(held_lines(running, capacity))
-        if self._accrued_s is not None:
-            elapsed_h = (now_s - self._accrued_s) / SECONDS_PER_HOUR
-            self._card_hours = accrue_card_hours(
-                self._card_hours, held, elapsed_h, self.table.fair_share.half_life_h
-            )
-        self._accrued_s = now_s
-        tenants = {
-            t: TenantUsage(held=held.get(t, {}), card_hours=self._card_hours.get(t, {}))
-            for t in held.keys() | self._card_hours.keys()
-        }
-        return UsageSnapshot(tenants=tenants, capacity=capacity.cards_by_model())
+        now_h = now_s / SECONDS_PER_HOUR
+        half_life_h = self.table.fair_share.half_life_h
+        return self._usage.snapshot(held, capacity.cards_by_model(), now_h, half_life_h)
 
     def admit(
         self,
