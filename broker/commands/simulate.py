@@ -30,6 +30,8 @@ from broker.simulate.report import (
     render_table,
     report_json,
 )
+from broker.simulate.tenants_report import render_tenants, tenants_json
+from broker.tenancy import TenantsTable
 from computenet.cli.runner import EXIT_USAGE, fail
 from topology import Topology, TopologyError, default_topology, load_topology
 
@@ -46,6 +48,19 @@ def _topology(path: Path | None) -> tuple[Topology, str]:
         return load_topology(path), str(path)
     except TopologyError as exc:
         fail(PROG, str(exc), EXIT_USAGE)
+
+
+def _tenants(path: Path | None) -> TenantsTable | None:
+    if path is None:
+        return None
+    from broker.commands.config import exit_with_issues
+    from broker.config import BrokerConfigError
+    from broker.config.tenants_file import load_tenants_file
+
+    try:
+        return load_tenants_file(path)
+    except BrokerConfigError as exc:
+        exit_with_issues(exc.issues, prefix=f"{PROG}: ")
 
 
 def _load_text(value: float | None) -> str:
@@ -113,6 +128,23 @@ def simulate_command(
             min=0.0,
         ),
     ] = 0.0,
+    tenants: Annotated[
+        Path | None,
+        typer.Option(
+            help="Tenants YAML (`tenants:` and optionally `tenancy:` at the top level, as in the "
+            "broker config file, which may be given itself): replay each policy with the "
+            "tenancy core admitting and ordering the queue by the jobs' `tenant`, and report "
+            "per-tenant waits and Jain's fairness index, with and without tenancy.",
+        ),
+    ] = None,
+    preempt: Annotated[
+        bool,
+        typer.Option(
+            "--preempt",
+            help="With --tenants: stop borrowed jobs for tenants below their nominal quota whose "
+            "jobs wait (requeued; a training job resumes from a checkpoint).",
+        ),
+    ] = False,
 ) -> None:
     """Replay a workload under several placement policies; compare cost, carbon, SLO and waits."""
     try:
@@ -120,6 +152,9 @@ def simulate_command(
     except UnknownPolicyError as exc:
         fail(PROG, str(exc), EXIT_USAGE)
     topo, topo_name = _topology(topology)
+    table = _tenants(tenants)
+    if preempt and table is None:
+        fail(PROG, "--preempt needs --tenants", EXIT_USAGE)
     try:
         loaded = load_workload(workload, topo, seed=seed, limit=limit or None)
     except WorkloadError as exc:
@@ -133,14 +168,27 @@ def simulate_command(
     if export_workload is not None:
         export_jobs(jobs, export_workload)
     scenario = Scenario(
-        tuple(jobs), topo, capacity_scale=capacity_scale, seed=seed, speed_blind=speed_blind
+        tuple(jobs),
+        topo,
+        capacity_scale=capacity_scale,
+        seed=seed,
+        speed_blind=speed_blind,
+        tenants=table,
+        preempt=preempt,
     )
     offered = scenario_load(scenario)
-    results = compare(scenario, names, progress=len(loaded.jobs) >= LONG_RUN_JOBS)
+    long_run = len(loaded.jobs) >= LONG_RUN_JOBS
+    results = compare(scenario, names, progress=long_run)
+    plain = None
+    if table is not None:
+        # the same workload with tenancy off: Jain's index like with like
+        plain = compare(
+            dataclasses.replace(scenario, admit_tenants=False), names, progress=long_run
+        )
     rebalanced = None
     if rebalance_every > 0:
         with_runs = dataclasses.replace(scenario, rebalance_every_h=rebalance_every)
-        rebalanced = compare(with_runs, names, progress=len(loaded.jobs) >= LONG_RUN_JOBS)
+        rebalanced = compare(with_runs, names, progress=long_run)
     for name, metrics in results.items():
         if metrics.stranded or metrics.unplaceable:
             print(
@@ -152,6 +200,7 @@ def simulate_command(
         f"{loaded.name}: {len(jobs)} jobs, capacity x{capacity_scale:g}, "
         f"offered load {_load_text(offered.overall)} (peak class {_load_text(offered.peak)}), "
         f"arrivals x{factor:.4g}, seed {seed}{', speed-blind' if speed_blind else ''}"
+        f"{f', tenants {tenants}' if tenants is not None else ''}"
     )
     if plot is not None:
         plot_comparison(results, plot, title=title)
@@ -169,12 +218,18 @@ def simulate_command(
         )
         if rebalanced is not None:
             document["rebalancing"] = rebalancing_json(results, rebalanced, rebalance_every)
+        if plain is not None:
+            document["tenants"] = tenants_json(
+                results, plain, file=str(tenants), preemption=preempt
+            )
         print(json.dumps(document, indent=2))
     else:
         render_table(results, title=title)
         render_load(offered)
         if rebalanced is not None:
             render_rebalancing(results, rebalanced, rebalance_every)
+        if plain is not None:
+            render_tenants(results, plain)
 
 
 __all__ = ["simulate_command"]

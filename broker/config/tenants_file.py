@@ -10,10 +10,34 @@ from pathlib import Path
 from broker.config.loading import BrokerConfigError, load_broker_config
 from broker.config.tenants import tenants_table
 from broker.tenancy import TenantsTable
+from located_yaml import LocatedIssue
 
 log = logging.getLogger(__name__)
 
 CHECK_EVERY_S = 2.0
+
+
+def load_tenants_file(path: Path) -> TenantsTable:
+    """The tenants table of a file whose top level has `tenants:` (and maybe `tenancy:`): a
+    tenants file, or a whole broker config file.
+
+    The file is validated whole, as `computenet-broker config check` does; BrokerConfigError
+    names file, line and field of every problem, and a file without `tenants:` is one.
+    """
+    config = load_broker_config(path)
+    if "tenants" not in config.model_fields_set:
+        raise BrokerConfigError(
+            [
+                LocatedIssue(
+                    str(path),
+                    None,
+                    "tenants",
+                    "missing: a tenants file names its tenants under `tenants:` at the top "
+                    "level, as the broker config file does",
+                )
+            ]
+        )
+    return tenants_table(config.tenants, config.tenancy)
 
 
 class TenantsFile:

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from broker.store.protocol import Hold
-from broker.tenancy import RunningJob, TenantsTable, TenantUsage, UsageSnapshot, accrue_card_hours
-from broker.tenancy.usage import held_by_tenant
+from broker.tenancy import RunningJob, TenantsTable, UsageSnapshot
+from broker.tenancy.usage import DecayedUsage, held_by_tenant
 from broker.writer import StoreWriter
 from computenet.types import Job, JobId
 
@@ -49,8 +49,7 @@ class TenantUsageTracker:
         self._writer = writer
         self._clock = clock
         self._facts: dict[str, JobFacts] = {}
-        self._card_hours: dict[str, dict[str, float]] = {}
-        self._accrued_at: float | None = None
+        self._usage = DecayedUsage()
         self.last: UsageSnapshot = UsageSnapshot()
         """The snapshot of the last round (what the tenants view shows between rounds)."""
 
@@ -83,19 +82,8 @@ class TenantUsageTracker:
             for h in holds
             if (f := self._facts.get(h.job_id)) is not None
         )
-        now = self._clock()
-        if self._accrued_at is not None:
-            elapsed_h = (now - self._accrued_at) / SECONDS_PER_HOUR
-            # the cards held at the end of the step stand for the whole step: rounds are short
-            self._card_hours = accrue_card_hours(
-                self._card_hours, held, elapsed_h, table.fair_share.half_life_h
-            )
-        self._accrued_at = now
-        tenants = {
-            t: TenantUsage(held=held.get(t, {}), card_hours=self._card_hours.get(t, {}))
-            for t in held.keys() | self._card_hours.keys()
-        }
-        self.last = UsageSnapshot(tenants=tenants, capacity=dict(capacity))
+        now_h = self._clock() / SECONDS_PER_HOUR
+        self.last = self._usage.snapshot(held, capacity, now_h, table.fair_share.half_life_h)
         return self.last
 
     def running(self, holds: Sequence[Hold], table: TenantsTable) -> list[RunningJob]:

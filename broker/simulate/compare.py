@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
@@ -11,12 +12,15 @@ from broker.placement import Policy, PolicyConfig
 from broker.simulate.capacity import Capacity
 from broker.simulate.clock import DEFAULT_WINDOW_S, SECONDS_PER_HOUR
 from broker.simulate.engine_policies import EngineGreedy, EngineOptimal
+from broker.simulate.fairness import tenants_outcome
 from broker.simulate.heuristics import CheapestEnergy, Nearest, RandomSite
 from broker.simulate.load import OfferedLoad, load_factor, offered_load, scale_arrivals
 from broker.simulate.metrics import PolicyMetrics, summarise
 from broker.simulate.policy_base import SimPolicy
 from broker.simulate.rebalancing import ReplayRebalancer
 from broker.simulate.replay import never_fits, replay
+from broker.simulate.tenancy import ReplayTenancy
+from broker.tenancy import TenantsTable
 from computenet.workload import WorkloadJob
 from topology import Topology
 
@@ -73,6 +77,13 @@ class Scenario:
     """Run the rebalancing planner on the running jobs this often (0: never)."""
     speed_blind: bool = False
     """Policies (and the pool rule) see every card as equally fast; runs keep the real speeds."""
+    tenants: TenantsTable | None = None
+    """Tenants' weights, quotas and borrowing limits: per-tenant outcomes are reported, and with
+    `admit_tenants` the tenancy core orders and admits the queue at each instant."""
+    admit_tenants: bool = True
+    """False: tenancy off (the plain queue), outcomes still reported per tenant of `tenants`."""
+    preempt: bool = False
+    """With tenancy: stop borrowed jobs for tenants below their nominal quota (requeued)."""
 
 
 def servable(jobs: Sequence[WorkloadJob], capacity: Capacity) -> list[WorkloadJob]:
@@ -118,6 +129,10 @@ def run_policy(scenario: Scenario, name: str, *, progress: bool = False) -> Poli
     if scenario.rebalance_every_h > 0:
         every_s = scenario.rebalance_every_h * SECONDS_PER_HOUR
         rebalancer = ReplayRebalancer(every_s, topology_config=scenario.config)
+    tenants = scenario.tenants
+    admission = None
+    if tenants is not None and scenario.admit_tenants:
+        admission = ReplayTenancy(tenants, preempt=scenario.preempt)
     result = replay(
         scenario.jobs,
         capacity,
@@ -125,10 +140,14 @@ def run_policy(scenario: Scenario, name: str, *, progress: bool = False) -> Poli
         window_s=scenario.window_s,
         progress=progress,
         rebalancer=rebalancer,
+        admission=admission,
     )
     log.info("replayed policy=%s jobs=%d wall_s=%.2f", name, len(result.runs), result.wall_s)
     load = capacity_load(scenario.jobs, capacity)
-    return summarise(result, capacity, scenario.config, policy.batch_stats(), load)
+    metrics = summarise(result, capacity, scenario.config, policy.batch_stats(), load)
+    if tenants is None:
+        return metrics
+    return dataclasses.replace(metrics, tenants=tenants_outcome(result, tenants))
 
 
 def compare(

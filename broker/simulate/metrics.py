@@ -12,6 +12,7 @@ import numpy as np
 from broker.placement import PolicyConfig
 from broker.simulate.capacity import Capacity
 from broker.simulate.clock import SECONDS_PER_HOUR, hours_since_day0
+from broker.simulate.fairness import TenantsOutcome
 from broker.simulate.load import OfferedLoad, Window, arrival_window
 from broker.simulate.policy_base import BatchStats
 from broker.simulate.replay import ReplayResult, Run
@@ -53,6 +54,8 @@ class PolicyMetrics:
     jct_p95_h: float | None = None
     utilization_overall: float = 0.0
     utilization_classes: Mapping[str, float] = field(default_factory=dict)
+    tenants: TenantsOutcome | None = None
+    """Per-tenant outcome and Jain's index (replays given a tenants table only)."""
 
     def to_json(self) -> dict[str, object]:
         """The policy's entry in the `policies` object of the JSON report."""

@@ -46,7 +46,7 @@ class ReplayRebalancer:
     ) -> list[Migration]:
         """The migrations of one run at `now_s`."""
         by_job = {run.job.job_id: (k, run) for k, run in running}
-        active = [_active(run, now_s, capacity) for _, run in running if run.start_s <= now_s]
+        active = [active_job(run, now_s, capacity) for _, run in running if run.start_s <= now_s]
         state = RebalanceInput(
             snapshot=capacity.snapshot(unix_s(now_s)),
             active=tuple(active),
@@ -85,7 +85,9 @@ def _checkpoint_gb(run: Run) -> float:
     return CHECKPOINT_GB_PER_CARD * run.job.count if run.job.kind == "training" else 0.0
 
 
-def _active(run: Run, now_s: float, capacity: Capacity) -> ActiveJob:
+def active_job(run: Run, now_s: float, capacity: Capacity) -> ActiveJob:
+    """A running job as the rebalancing planner and its pricing see it: training jobs
+    checkpoint hourly (CHECKPOINT_GB_PER_CARD per card), nothing else does."""
     spec = workload_spec(run.job)
     if run.job.kind == "training":
         checkpoint = Checkpoint(interval_hours=1.0, size_gb=_checkpoint_gb(run))

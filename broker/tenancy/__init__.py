@@ -23,13 +23,14 @@ from broker.tenancy.policy import (
     TenantsTable,
 )
 from broker.tenancy.preemption import RunningJob, Victim, choose_preemptions, within_nominal
-from broker.tenancy.usage import TenantUsage, UsageSnapshot, accrue_card_hours
+from broker.tenancy.usage import DecayedUsage, TenantUsage, UsageSnapshot, accrue_card_hours
 from broker.tenancy.views import QueueEntry, TenantRow, queue_entries, tenant_rows
 
 __all__ = [
     "DEFAULT_PRIORITY_CLASSES",
     "AdmissionKind",
     "Admitted",
+    "DecayedUsage",
     "FairSharePolicy",
     "FreeCapacity",
     "JobDemand",

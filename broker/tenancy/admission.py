@@ -136,7 +136,14 @@ def admit(
             options.append((decision.kind != AdmissionKind.NOMINAL, model, decision))
     if options:
         best = min(options, key=lambda o: (o[0], o[1]))[2]
-        if all(policy.ceiling(m) is None for _, m, _ in options):
+        # Placement may choose only if every model it could place the job on now is one the
+        # tenant may take without limit; a model with room but closed to the tenant pins it.
+        room = [
+            m
+            for m, n in free.free.items()
+            if n >= job.cards and (not job.accepted or m in job.accepted)
+        ]
+        if len(options) == len(room) and all(policy.ceiling(m) is None for _, m, _ in options):
             return Admitted(best.kind, best.model, pinned=False)
         return best
     models = [m for m in free.free if not job.accepted or m in job.accepted]

@@ -76,3 +76,36 @@ def accrue_card_hours(
         if kept:
             out[tenant] = kept
     return out
+
+
+class DecayedUsage:
+    """Tenants' decayed card-hours accrued round by round from the cards they hold.
+
+    At each `snapshot` the cards held then stand for the whole step since the last one (steps
+    are short: a placement round in the broker, a decision instant in the simulator). Both
+    keep one of these, so the fair share they order by is accrued the same way.
+    """
+
+    def __init__(self) -> None:
+        self._card_hours: dict[str, dict[str, float]] = {}
+        self._at_h: float | None = None
+
+    def snapshot(
+        self,
+        held: Mapping[str, Mapping[str, int]],
+        capacity: Mapping[str, int],
+        now_h: float,
+        half_life_h: float,
+    ) -> UsageSnapshot:
+        """Usage at `now_h` (hours on any clock that only moves forward): `held` cards by
+        tenant and model, card-hours accrued up to now, shares taken of `capacity`."""
+        if self._at_h is not None:
+            self._card_hours = accrue_card_hours(
+                self._card_hours, held, now_h - self._at_h, half_life_h
+            )
+        self._at_h = now_h
+        tenants = {
+            t: TenantUsage(held=held.get(t, {}), card_hours=self._card_hours.get(t, {}))
+            for t in held.keys() | self._card_hours.keys()
+        }
+        return UsageSnapshot(tenants=tenants, capacity=dict(capacity))

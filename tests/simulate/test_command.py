@@ -148,3 +148,131 @@ def test_an_unreachable_load_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(_app(), ["simulate", "--workload", str(path), "--load", "5"])
     assert result.exit_code == 2
     assert "out of reach" in result.output
+
+
+def _tenant_workload(path: Path) -> Path:
+    """Two tenants' a800 jobs: `flood` first, `lab` after it, on the default federation."""
+    from broker.simulate import WorkloadJob, export_jobs
+
+    jobs = [
+        WorkloadJob(
+            job_id=f"{tenant}-{k}",
+            submit_s=submit_s + k,
+            kind="training",
+            accelerator="a800",
+            count=8,
+            duration_s=3600.0 * (2 + k),
+            origin="",
+            dataset_gb=0.0,
+            user_region="",
+            latency_slo_ms=None,
+            tenant=tenant,
+        )
+        for tenant, submit_s, n in (("flood", 0.0, 12), ("lab", 600.0, 3))
+        for k in range(n)
+    ]
+    export_jobs(jobs, path)
+    return path
+
+
+TENANT_KEYS = {
+    "jobs",
+    "still_queued",
+    "wait_mean_h",
+    "wait_p95_h",
+    "card_hours",
+    "card_hour_share",
+    "weight_share",
+    "slowdown_mean",
+    "preempted",
+    "lost_card_hours",
+}
+
+
+def test_tenants_json_shape(tmp_path: Path) -> None:
+    tenants = tmp_path / "tenants.yaml"
+    tenants.write_text(
+        "tenancy:\n  fair_share_half_life_h: 12\ntenants:\n  lab: {weight: 2, quota: {a800: 16}}\n",
+        encoding="utf-8",
+    )
+    args = [
+        "simulate",
+        "--workload",
+        str(_tenant_workload(tmp_path / "jobs.csv")),
+        "--policy",
+        "nearest,greedy",
+        "--capacity-scale",
+        "0.05",
+        "--tenants",
+        str(tenants),
+        "--preempt",
+        "--json",
+    ]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    section = json.loads(result.stdout)["tenants"]
+    assert set(section) == {"file", "fairness_metric", "preemption", "policies"}
+    assert (section["file"], section["preemption"]) == (str(tenants), True)
+    assert set(section["policies"]) == {"nearest", "greedy"}
+    for sides in section["policies"].values():
+        assert set(sides) == {"with_tenancy", "without_tenancy"}
+        for side in sides.values():
+            assert set(side) == {"jain", "tenants"}
+            assert 0.5 <= side["jain"] <= 1.0  # two tenants: J in [1/2, 1]
+            assert set(side["tenants"]) == {"flood", "lab"}
+            for row in side["tenants"].values():
+                assert set(row) == TENANT_KEYS
+            assert side["tenants"]["lab"]["weight_share"] == pytest.approx(2 / 3, abs=1e-4)
+            assert side["tenants"]["lab"]["jobs"] == 3
+
+
+def test_tenants_table_says_without_and_with(tmp_path: Path) -> None:
+    tenants = tmp_path / "broker.yaml"  # a whole broker config file serves as a tenants file
+    tenants.write_text("log_level: INFO\ntenants:\n  lab: {quota: {a800: 16}}\n", encoding="utf-8")
+    args = [
+        "simulate",
+        "--workload",
+        str(_tenant_workload(tmp_path / "jobs.csv")),
+        "--policy",
+        "nearest",
+        "--capacity-scale",
+        "0.05",
+        "--tenants",
+        str(tenants),
+    ]
+    result = CliRunner().invoke(_app(), args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "nearest: tenants, without → with tenancy" in result.stdout
+    assert "Jain's index" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("tenants:\n  lab: {weight: -1}\n", ":2: tenants.lab.weight: "),
+        ("tenants:\n  lab:\n    quota: {a800: many}\n", ":3: tenants.lab.quota.a800: "),
+        ("tenancy:\n  fair_share_half_life_h: 12\n", ": tenants: missing"),
+    ],
+)
+def test_a_bad_tenants_file_names_file_line_and_field(
+    tmp_path: Path, text: str, where: str
+) -> None:
+    tenants = tmp_path / "tenants.yaml"
+    tenants.write_text(text, encoding="utf-8")
+    args = [
+        "simulate",
+        "--workload",
+        str(_tenant_workload(tmp_path / "jobs.csv")),
+        "--tenants",
+        str(tenants),
+    ]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 2
+    assert f"{tenants}{where}" in result.stderr
+
+
+def test_preempt_needs_tenants(tmp_path: Path) -> None:
+    args = ["simulate", "--workload", str(_tenant_workload(tmp_path / "j.csv")), "--preempt"]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 2
+    assert "--preempt needs --tenants" in result.stderr

@@ -81,6 +81,15 @@ def test_a_job_of_any_model_is_left_to_placement_when_no_limit_applies() -> None
     assert isinstance(decision, Admitted) and not decision.pinned
 
 
+def test_a_job_of_any_model_is_pinned_when_a_model_with_room_is_closed_to_its_tenant() -> None:
+    # a100 has room but the tenant holds its quota and may not borrow it; h20 is unlimited:
+    # left to placement, the job could land on a100 and pass the tenant's ceiling
+    policy = TenantPolicy(quota={"a100": 4}, borrowing_limit={"a100": 0})
+    several = JobDemand(job_id="j", tenant="t", model="", cards=2, accepted=("a100", "h20"))
+    decision = admit(several, policy, {"a100": 4}, FreeCapacity({"a100": 16, "h20": 2}))
+    assert decision == Admitted(AdmissionKind.BORROWING, "h20", pinned=True)
+
+
 def test_a_job_of_several_models_is_admitted_only_on_one_it_accepts() -> None:
     policy = TenantPolicy(quota={"h100": 2}, borrowing_limit={"a800": 2, "910b": 4})
     free = FreeCapacity({"a800": 8, "h100": 2, "910b": 8})

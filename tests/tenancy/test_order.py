@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker.tenancy import (
+    DecayedUsage,
     FairSharePolicy,
     JobDemand,
     TenantPolicy,
@@ -75,6 +77,20 @@ def test_decayed_card_hours_halve_every_half_life() -> None:
         accrue_card_hours({}, held, 0.5, 24.0), held, elapsed_h=0.5, half_life_h=24.0
     )
     assert abs(split["a"]["a800"] - grown["a"]["a800"]) < 1e-9
+
+
+def test_usage_accrues_the_cards_held_at_each_snapshot_over_the_step_before_it() -> None:
+    usage = DecayedUsage()
+    held = {"a": {"a800": 4}}
+    first = usage.snapshot(held, CAPACITY, now_h=10.0, half_life_h=24.0)
+    assert first.of("a").held == {"a800": 4} and first.of("a").card_hours == {}
+    assert first.capacity == CAPACITY
+    second = usage.snapshot({}, CAPACITY, now_h=11.0, half_life_h=24.0)
+    # the step's end held nothing: the step counts nothing, as in the broker's rounds
+    assert second.of("a").card_hours == {} and second.of("a").held == {}
+    third = usage.snapshot(held, CAPACITY, now_h=12.0, half_life_h=24.0)
+    expected = accrue_card_hours({}, held, elapsed_h=1.0, half_life_h=24.0)
+    assert third.of("a").card_hours == pytest.approx(expected["a"])
 
 
 def test_a_card_held_forever_has_a_share_of_its_capacity() -> None:
