@@ -3,10 +3,12 @@ attempt before its job starts elsewhere, and a failing capacity probe never make
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
 import subprocess
+import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -256,19 +258,35 @@ def test_the_broker_answers_each_heartbeat_with_a_renewal_and_keeps_stale_capaci
     assert agent.next("lease").lease.heartbeat_sequence == 8
     with broker.client() as client:
         fresh = wait_for(lambda: (s := client.site("horinger")).pools and s, what="capacity")
-        agent.heartbeat(9, error="capacity probe failed: scontrol: connection refused")
+        failing = "capacity probe failed: scontrol: connection refused"
+        sequences = itertools.count(9)
+        done = threading.Event()
+
+        def failing_beats() -> None:
+            # as a live agent, every heartbeat interval, however long the checks below take
+            while True:
+                agent.heartbeat(next(sequences), error=failing)
+                if done.wait(0.25):
+                    return
+
+        beater = threading.Thread(target=failing_beats, daemon=True)
+        beater.start()
         renewal = agent.next("lease").lease
         assert (renewal.heartbeat_sequence, renewal.lease_s) == (9, 3.5)
         stale = wait_for(lambda: (s := client.site("horinger")).capacity_stale and s, what="stale")
         assert stale.status == SiteStatus.ACTIVE
-        assert stale.capacity_error == "capacity probe failed: scontrol: connection refused"
+        assert stale.capacity_error == failing
         assert (stale.pools, stale.capacity_unix_ms) == (fresh.pools, fresh.capacity_unix_ms)
         wait_for(
             lambda: "computenet_sites_capacity_stale 1.0" in scrape(metrics),
             what="the stale-capacity gauge",
         )
-        agent.heartbeat(10, "a800", 4)
-        assert agent.next("lease").lease.heartbeat_sequence == 10
+        done.set()
+        beater.join()
+        last = next(sequences)
+        agent.heartbeat(last, "a800", 4)
+        while agent.next("lease").lease.heartbeat_sequence != last:
+            pass  # renewals of the failing heartbeats still on their way
         back = wait_for(lambda: not (s := client.site("horinger")).capacity_stale and s, what="ok")
         assert [p.total for p in back.pools] == [4] and back.capacity_error == ""
     agent.close()
