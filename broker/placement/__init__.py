@@ -15,6 +15,7 @@ from broker.placement.filters import (
     RespectLatencySLO,
 )
 from broker.placement.policy import Policy
+from broker.placement.serving import ServingDemand
 from broker.placement.snapshot import FederationSnapshot, SiteCapacity
 from broker.placement.terms import (
     CarbonCost,
@@ -47,6 +48,7 @@ __all__ = [
     "RequireResidency",
     "RequireSiteAccepting",
     "RespectLatencySLO",
+    "ServingDemand",
     "SiteCapacity",
     "place",
     "place_batch",

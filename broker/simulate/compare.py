@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from broker.placement import Policy, PolicyConfig
+from broker.placement import Policy, PolicyConfig, ServingDemand
 from broker.simulate.capacity import Capacity
 from broker.simulate.clock import DEFAULT_WINDOW_S, SECONDS_PER_HOUR
 from broker.simulate.engine_policies import EngineGreedy, EngineOptimal
@@ -17,6 +17,7 @@ from broker.simulate.metrics import PolicyMetrics, summarise
 from broker.simulate.policy_base import SimPolicy
 from broker.simulate.rebalancing import ReplayRebalancer
 from broker.simulate.replay import never_fits, replay
+from broker.simulate.serving_demand import expected_serving
 from computenet.workload import WorkloadJob
 from topology import Topology
 
@@ -30,9 +31,16 @@ class UnknownPolicyError(ValueError):
 
 
 def make_policy(
-    name: str, topology: Topology, capacity: Capacity, *, seed: int, config: PolicyConfig
+    name: str,
+    topology: Topology,
+    capacity: Capacity,
+    *,
+    seed: int,
+    config: PolicyConfig,
+    serving: Sequence[ServingDemand] = (),
 ) -> SimPolicy:
-    """A fresh policy by name (`random` seeded; `greedy`/`optimal` priced by `config`)."""
+    """A fresh policy by name (`random` seeded; `greedy`/`optimal` priced by `config`;
+    `optimal` keeps headroom for the expected `serving` demand)."""
     if name == "nearest":
         return Nearest(topology)
     if name == "cheapest-energy":
@@ -42,7 +50,7 @@ def make_policy(
     if name == "greedy":
         return EngineGreedy(Policy.default(config))
     if name == "optimal":
-        return EngineOptimal(Policy.default(config))
+        return EngineOptimal(Policy.default(config), serving=serving)
     raise UnknownPolicyError(f"unknown policy {name!r} (choose from {', '.join(POLICY_NAMES)})")
 
 
@@ -112,7 +120,12 @@ def run_policy(scenario: Scenario, name: str, *, progress: bool = False) -> Poli
         scenario.topology, scenario.capacity_scale, speed_blind=scenario.speed_blind
     )
     policy = make_policy(
-        name, scenario.topology, capacity, seed=scenario.seed, config=scenario.config
+        name,
+        scenario.topology,
+        capacity,
+        seed=scenario.seed,
+        config=scenario.config,
+        serving=expected_serving(servable(scenario.jobs, capacity)),
     )
     rebalancer = None
     if scenario.rebalance_every_h > 0:
