@@ -14,8 +14,8 @@ from broker.placement.filters import (
     RequireSiteAccepting,
     RespectLatencySLO,
 )
+from broker.placement.headroom import ExpectedDemand, ScaledDemand, ServingDemand
 from broker.placement.policy import Policy
-from broker.placement.serving import ServingDemand
 from broker.placement.snapshot import FederationSnapshot, SiteCapacity
 from broker.placement.terms import (
     CarbonCost,
@@ -33,6 +33,7 @@ __all__ = [
     "CostTerm",
     "DataMovementCost",
     "EnergyCost",
+    "ExpectedDemand",
     "FederationSnapshot",
     "Filter",
     "JobDemand",
@@ -48,6 +49,7 @@ __all__ = [
     "RequireResidency",
     "RequireSiteAccepting",
     "RespectLatencySLO",
+    "ScaledDemand",
     "ServingDemand",
     "SiteCapacity",
     "place",

@@ -7,17 +7,17 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from broker.placement import Policy, PolicyConfig, ServingDemand
+from broker.placement import ExpectedDemand, Policy, PolicyConfig
 from broker.simulate.capacity import Capacity
 from broker.simulate.clock import DEFAULT_WINDOW_S, SECONDS_PER_HOUR
 from broker.simulate.engine_policies import EngineGreedy, EngineOptimal
+from broker.simulate.expected_demand import expected_demand
 from broker.simulate.heuristics import CheapestEnergy, Nearest, RandomSite
 from broker.simulate.load import OfferedLoad, load_factor, offered_load, scale_arrivals
 from broker.simulate.metrics import PolicyMetrics, summarise
 from broker.simulate.policy_base import SimPolicy
 from broker.simulate.rebalancing import ReplayRebalancer
 from broker.simulate.replay import never_fits, replay
-from broker.simulate.serving_demand import expected_serving
 from computenet.workload import WorkloadJob
 from topology import Topology
 
@@ -37,10 +37,10 @@ def make_policy(
     *,
     seed: int,
     config: PolicyConfig,
-    serving: Sequence[ServingDemand] = (),
+    expected: ExpectedDemand | None = None,
 ) -> SimPolicy:
     """A fresh policy by name (`random` seeded; `greedy`/`optimal` priced by `config`;
-    `optimal` keeps headroom for the expected `serving` demand)."""
+    `optimal` keeps headroom for the `expected` demand)."""
     if name == "nearest":
         return Nearest(topology)
     if name == "cheapest-energy":
@@ -50,7 +50,7 @@ def make_policy(
     if name == "greedy":
         return EngineGreedy(Policy.default(config))
     if name == "optimal":
-        return EngineOptimal(Policy.default(config), serving=serving)
+        return EngineOptimal(Policy.default(config), expected=expected)
     raise UnknownPolicyError(f"unknown policy {name!r} (choose from {', '.join(POLICY_NAMES)})")
 
 
@@ -125,7 +125,7 @@ def run_policy(scenario: Scenario, name: str, *, progress: bool = False) -> Poli
         capacity,
         seed=scenario.seed,
         config=scenario.config,
-        serving=expected_serving(servable(scenario.jobs, capacity)),
+        expected=expected_demand(servable(scenario.jobs, capacity)),
     )
     rebalancer = None
     if scenario.rebalance_every_h > 0:

@@ -7,13 +7,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.placement import FederationSnapshot, Policy, PolicyConfig, ServingDemand, place_batch
+from broker.placement import (
+    ExpectedDemand,
+    FederationSnapshot,
+    Policy,
+    PolicyConfig,
+    ScaledDemand,
+    ServingDemand,
+    place_batch,
+)
 from broker.placement.delay import pool_cards
-from broker.placement.serving import serving_share
+from broker.placement.headroom import scaled_share, serving_share
 from broker.placement.tables import context_for
 from computenet.spec import JobSpec, parse_spec
 from tests.placement.fakes import site
-from topology import Link, Topology, UserRegion
+from topology import WORKLOADS, AcceleratorModel, Catalogue, Link, Topology, UserRegion
 from topology.model import RegionId
 
 
@@ -70,7 +78,8 @@ CITY = (ServingDemand("city", 12.0, 15.0),)
 
 def _place(jobs: list[tuple[str, JobSpec]], serving: tuple[ServingDemand, ...] = ()):  # type: ignore[no-untyped-def]
     snapshot = FederationSnapshot.all_free(_two_sites(), 0.0)
-    return place_batch(jobs, snapshot, Policy.default(PolicyConfig()), serving=serving)
+    policy = Policy.default(PolicyConfig())
+    return place_batch(jobs, snapshot, policy, expected=ExpectedDemand(serving=serving))
 
 
 def test_training_leaves_the_pool_near_expected_serving() -> None:
@@ -144,3 +153,108 @@ def test_each_region_spreads_exactly_its_cards_over_its_market(
 def test_negative_demand_is_refused() -> None:
     with pytest.raises(ValueError, match="city"):
         ServingDemand("city", -1.0, 15.0)
+
+
+def _card(model_id: str, watts: float, speed: float) -> AcceleratorModel:
+    return AcceleratorModel(
+        id=model_id,
+        name=model_id,
+        memory_gb=80.0,
+        tflops_bf16=150.0 * speed,
+        watts=watts,
+        throughput=dict.fromkeys(WORKLOADS, speed),
+    )
+
+
+def _fast_and_slow() -> Topology:
+    """Both 5 ms from the city; the site of the 3x fast part has much cheaper power."""
+    catalogue = Catalogue(
+        [_card("slow", 350.0, 1.0), _card("fast", 700.0, 3.0)], reference="slow", speed_blind=False
+    )
+    regions = [UserRegion(id=RegionId("city"), lat=30.0, lon=120.0, demand_weight=1.0)]
+    links = [
+        Link(a="city", b="fast", rtt_ms=5, bandwidth_gbps=10, cny_per_gb=0.05),
+        Link(a="city", b="slow", rtt_ms=5, bandwidth_gbps=10, cny_per_gb=0.05),
+    ]
+    sites = [
+        site("fast", price=0.1, pools=(("fast", 16, 700.0),)),
+        site("slow", price=0.9, pools=(("slow", 16, 350.0),)),
+    ]
+    return Topology(sites, regions, links, accelerators=catalogue)
+
+
+def _any_card_serving() -> JobSpec:
+    return parse_spec(
+        {
+            "name": "s",
+            "kind": "inference",
+            "command": ["x"],
+            "duration_hours": 2.0,
+            "resources": {"count": 1},
+            "inference": {
+                "user_regions": [{"region": "city", "weight": 1.0}],
+                "latency_slo_ms": 15,
+                "replicas": 1,
+            },
+        }
+    )
+
+
+def _scaled_training() -> JobSpec:
+    return parse_spec(
+        {
+            "name": "t",
+            "kind": "training",
+            "command": ["x"],
+            "duration_hours": 4.0,
+            "resources": {
+                "accelerators": ["fast", "slow"],
+                "reference": "slow",
+                "workload": "vision-training",
+                "count": 4,
+            },
+        }
+    )
+
+
+TRAINING = ExpectedDemand(scaled=(ScaledDemand("slow", "vision-training", ("fast", "slow"), 8.0),))
+
+
+def _on(topology: Topology, jobs: list[tuple[str, JobSpec]], expected: ExpectedDemand):  # type: ignore[no-untyped-def]
+    snapshot = FederationSnapshot.all_free(topology, 0.0)
+    return place_batch(jobs, snapshot, Policy.default(PolicyConfig()), expected=expected)
+
+
+def test_work_that_cannot_use_speed_leaves_the_fast_cards_to_work_that_can() -> None:
+    topology = _fast_and_slow()
+    jobs = [("serve", _any_card_serving())]
+    assert _on(topology, jobs, ExpectedDemand()).assignment == {"serve": "fast"}
+    assert _on(topology, jobs, TRAINING).assignment == {"serve": "slow"}
+    # as if every card were equally fast, both pools are worth the same to training
+    blind = topology.with_equal_speeds()
+    assert _on(blind, jobs, TRAINING).assignment == {"serve": "fast"}
+
+
+def test_scaled_work_pays_no_headroom_for_its_own_kind() -> None:
+    jobs = [("train", _scaled_training())]
+    base, with_demand = (
+        _on(_fast_and_slow(), jobs, ExpectedDemand()),
+        _on(_fast_and_slow(), jobs, TRAINING),
+    )
+    assert base.assignment == with_demand.assignment
+    assert with_demand.objective_cny == pytest.approx(base.objective_cny)
+
+
+def test_scaled_share_weights_each_pool_by_its_speed() -> None:
+    topology = _fast_and_slow()
+    ctx = context_for(FederationSnapshot.all_free(topology, 0.0), single_pool=True)
+    cards = pool_cards(ctx)
+    omega = scaled_share(ctx, TRAINING.scaled, cards)
+    speeds = ctx.table.speeds("slow", "vision-training")
+    pools = cards > 0
+    # the demand spreads its reference cards over the market's reference cards
+    assert float((omega * cards)[pools].sum()) == pytest.approx(8.0)
+    fast, slow = (int(o) for o in np.flatnonzero(pools))
+    assert omega[fast] / omega[slow] == pytest.approx(speeds[fast] / speeds[slow])
+    unknown = ScaledDemand("no-such-card", "vision-training", (), 8.0)
+    assert not scaled_share(ctx, (unknown,), cards).any()
