@@ -3,8 +3,8 @@
 Distinct demands are evaluated together, grouped by the accelerator they ask for so that the
 jobs x options arrays only span the pools that could take them. Under the "delay" wait model
 each option's cost also includes the wait it imposes on the jobs greedy cannot start (see
-broker/placement/delay.py) and, for latency-tolerant jobs, on the serving demand expected at
-the pools near its users (broker/placement/headroom.py).
+broker/placement/delay.py) and the headroom the demand expected over the next hours needs in
+the pools it holds (broker/placement/headroom.py).
 """
 
 from __future__ import annotations
