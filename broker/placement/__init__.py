@@ -14,6 +14,7 @@ from broker.placement.filters import (
     RequireSiteAccepting,
     RespectLatencySLO,
 )
+from broker.placement.headroom import ExpectedDemand, ScaledDemand, ServingDemand
 from broker.placement.policy import Policy
 from broker.placement.snapshot import FederationSnapshot, SiteCapacity
 from broker.placement.terms import (
@@ -32,6 +33,7 @@ __all__ = [
     "CostTerm",
     "DataMovementCost",
     "EnergyCost",
+    "ExpectedDemand",
     "FederationSnapshot",
     "Filter",
     "JobDemand",
@@ -47,6 +49,8 @@ __all__ = [
     "RequireResidency",
     "RequireSiteAccepting",
     "RespectLatencySLO",
+    "ScaledDemand",
+    "ServingDemand",
     "SiteCapacity",
     "place",
     "place_batch",

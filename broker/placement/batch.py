@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from broker.placement.capacity import JobClass, Ledger, objective_cny
 from broker.placement.classes import job_classes
 from broker.placement.greedy import greedy_assignment, regret_assignment
+from broker.placement.headroom import ExpectedDemand
 from broker.placement.optimise import Method, optimise
 from broker.placement.policy import Policy
 from broker.placement.repair import search
@@ -53,6 +54,7 @@ def place_batch(
     *,
     time_budget_s: float = 2.0,
     pool_totals: Mapping[str, Mapping[str, int]] | None = None,
+    expected: ExpectedDemand | None = None,
 ) -> BatchResult:
     """Place all `specs` jointly, never overcommitting a pool's cards or a site's cores and memory.
 
@@ -64,12 +66,14 @@ def place_batch(
     is never worse than greedy. With the "delay" wait model (PolicyConfig.batch_wait_model)
     each option also costs the wait it imposes on the jobs the batch cannot start;
     `pool_totals` (site id -> model -> cards, busy or free) sizes the pools for that, the
-    topology's declared counts if not given.
+    topology's declared counts if not given; `expected` (serving demand per user region and
+    speed-scaled demand still to come) makes jobs pay for the headroom that demand needs in
+    the pools they hold (broker/placement/headroom.py).
     """
     started = time.perf_counter()
     search_by = started + time_budget_s * _SEARCH_BY
     ctx = context_for(snapshot, single_pool=True)
-    classes, members = job_classes(specs, ctx, policy, pool_totals)
+    classes, members = job_classes(specs, ctx, policy, pool_totals, expected)
     greedy = greedy_assignment(classes, members, ctx)
     best = _Best(classes, greedy, "greedy")
     bound = _trivial_bound(classes)

@@ -3,7 +3,8 @@
 Distinct demands are evaluated together, grouped by the accelerator they ask for so that the
 jobs x options arrays only span the pools that could take them. Under the "delay" wait model
 each option's cost also includes the wait it imposes on the jobs greedy cannot start (see
-broker/placement/delay.py).
+broker/placement/delay.py) and the headroom the demand expected over the next hours needs in
+the pools it holds (broker/placement/headroom.py).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from broker.placement.capacity import JobClass, Ledger, greedy_order, pending_pe
 from broker.placement.delay import add_delay_costs, contention, pool_cards
 from broker.placement.demand import DemandArrays, JobDemand
 from broker.placement.engine import rejection_reasons
+from broker.placement.headroom import ExpectedDemand, scaled_share, serving_share
 from broker.placement.policy import Policy, evaluate_many
-from broker.placement.runtime import run_hours_many
+from broker.placement.runtime import run_hours_many, scales
 from broker.placement.tables import EvalContext, FloatArray, IntArray
 from computenet.spec import JobSpec
 
@@ -43,10 +45,13 @@ def job_classes(
     ctx: EvalContext,
     policy: Policy,
     pool_totals: Mapping[str, Mapping[str, int]] | None = None,
+    expected: ExpectedDemand | None = None,
 ) -> tuple[list[JobClass], list[tuple[int, str]]]:
     """Group jobs by (demand, priority), evaluate each demand once; members in input order.
 
-    `pool_totals` (site id -> model -> cards) sizes the pools for the delay model.
+    `pool_totals` (site id -> model -> cards) sizes the pools for the delay model; `expected`
+    is the demand still to come whose headroom jobs pay for under the delay model
+    (broker/placement/headroom.py).
     """
     demand_ids: dict[JobDemand, int] = {}
     demands: list[JobDemand] = []
@@ -77,7 +82,8 @@ def job_classes(
     ]
     _set_penalties(classes, policy)
     if policy.config.batch_wait_model == "delay":
-        _price_delay(priced, classes, members, ctx, policy, pool_totals)
+        expected = expected or ExpectedDemand()
+        _price_delay(priced, classes, members, ctx, policy, pool_totals, expected)
     options = _sorted_options(priced, len(demands))
     for cls, (d, _) in zip(classes, keys, strict=True):
         cls.opts, cls.cost = options[d]
@@ -168,24 +174,34 @@ def _price_delay(
     ctx: EvalContext,
     policy: Policy,
     pool_totals: Mapping[str, Mapping[str, int]] | None,
+    expected: ExpectedDemand,
 ) -> None:
-    """Add delay costs where greedy leaves jobs waiting.
+    """Add delay costs where greedy leaves jobs waiting, and the headroom for `expected`.
 
-    The jobs greedy cannot start estimate the queue the batch leaves behind. Every pending
-    penalty rises by the largest delay cost per card, so the difference between starting
-    and leaving a job is still at least `pending_penalty_hours` of its cards' value.
+    The jobs greedy cannot start estimate the queue the batch leaves behind; `expected` the
+    demand still to come: serving demand, paid by jobs that do not serve, and speed-scaled
+    demand, paid by jobs that do not scale (broker/placement/headroom.py). Every
+    pending penalty rises by the largest delay cost per card, so the difference between
+    starting and leaving a job is still at least `pending_penalty_hours` of its cards' value.
     """
     queued = _queued_cards(classes, members, ctx)
-    if not any(queued):
+    if not any(queued) and not expected:
         return
     value = policy.config.accelerator_hour_value_cny
-    rho = contention(classes, queued, pool_cards(ctx, pool_totals))
+    cards = pool_cards(ctx, pool_totals)
+    rho = contention(classes, queued, cards)
+    sigma = serving_share(ctx, expected.serving, cards)
+    omega = scaled_share(ctx, expected.scaled, cards)
     most = 0.0
     for chunk in priced:
-        arrays = chunk.arrays
-        rho_here = rho[chunk.opts]
-        run_h = run_hours_many(arrays, ctx, chunk.opts)
-        delay = add_delay_costs(chunk.cost, run_h, arrays.cards, rho_here, value)
+        arrays, opts = chunk.arrays, chunk.opts
+        run_h = run_hours_many(arrays, ctx, opts)
+        delay = add_delay_costs(chunk.cost, run_h, arrays.cards, rho[opts], value)
+        tolerant = np.where(arrays.serving, 0.0, arrays.cards)
+        delay += add_delay_costs(chunk.cost, run_h, tolerant, sigma[opts], value)
+        fixed = np.asarray([not scales(d) for d in arrays.demands], dtype=bool)
+        unscaled = np.where(fixed, arrays.cards, 0.0)
+        delay += add_delay_costs(chunk.cost, run_h, unscaled, omega[opts], value)
         most = max(most, delay)
     for cls in classes:
         cls.penalty += most * value * max(cls.demand.cards, 1)

@@ -8,10 +8,11 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from broker.placement import Policy, PolicyConfig
+from broker.placement import ExpectedDemand, Policy, PolicyConfig
 from broker.simulate.capacity import Capacity
 from broker.simulate.clock import DEFAULT_WINDOW_S, SECONDS_PER_HOUR
 from broker.simulate.engine_policies import EngineGreedy, EngineOptimal
+from broker.simulate.expected_demand import expected_demand
 from broker.simulate.fairness import tenants_outcome
 from broker.simulate.heuristics import CheapestEnergy, Nearest, RandomSite
 from broker.simulate.load import OfferedLoad, load_factor, offered_load, scale_arrivals
@@ -34,9 +35,16 @@ class UnknownPolicyError(ValueError):
 
 
 def make_policy(
-    name: str, topology: Topology, capacity: Capacity, *, seed: int, config: PolicyConfig
+    name: str,
+    topology: Topology,
+    capacity: Capacity,
+    *,
+    seed: int,
+    config: PolicyConfig,
+    expected: ExpectedDemand | None = None,
 ) -> SimPolicy:
-    """A fresh policy by name (`random` seeded; `greedy`/`optimal` priced by `config`)."""
+    """A fresh policy by name (`random` seeded; `greedy`/`optimal` priced by `config`;
+    `optimal` keeps headroom for the `expected` demand)."""
     if name == "nearest":
         return Nearest(topology)
     if name == "cheapest-energy":
@@ -46,7 +54,7 @@ def make_policy(
     if name == "greedy":
         return EngineGreedy(Policy.default(config))
     if name == "optimal":
-        return EngineOptimal(Policy.default(config))
+        return EngineOptimal(Policy.default(config), expected=expected)
     raise UnknownPolicyError(f"unknown policy {name!r} (choose from {', '.join(POLICY_NAMES)})")
 
 
@@ -123,7 +131,12 @@ def run_policy(scenario: Scenario, name: str, *, progress: bool = False) -> Poli
         scenario.topology, scenario.capacity_scale, speed_blind=scenario.speed_blind
     )
     policy = make_policy(
-        name, scenario.topology, capacity, seed=scenario.seed, config=scenario.config
+        name,
+        scenario.topology,
+        capacity,
+        seed=scenario.seed,
+        config=scenario.config,
+        expected=expected_demand(servable(scenario.jobs, capacity)),
     )
     rebalancer = None
     if scenario.rebalance_every_h > 0:

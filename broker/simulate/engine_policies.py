@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from broker.placement import Policy, place, place_batch
+from broker.placement import ExpectedDemand, Policy, place, place_batch
 from broker.simulate.capacity import Allocation, Capacity
 from broker.simulate.clock import unix_s
 from broker.simulate.policy_base import BatchStats, Blocked, Start
@@ -96,7 +96,8 @@ class EngineOptimal:
 
     The solver, not the queue order, decides which of them start when they compete for cards
     (it weighs each job's pending penalty and, under the default "delay" wait model, the wait
-    a started job's card-hours impose on the jobs left queued, given the scaled pool sizes).
+    a started job's card-hours impose on the jobs left queued, given the scaled pool sizes,
+    and the headroom for the demand `expected` over the next hours).
     At most `batch_limit` jobs, in queue order, go into one solve; the rest, and jobs the
     solver leaves pending, wait for the next instant.
     """
@@ -109,8 +110,10 @@ class EngineOptimal:
         *,
         batch_limit: int = DEFAULT_BATCH_LIMIT,
         time_budget_s: float = DEFAULT_TIME_BUDGET_S,
+        expected: ExpectedDemand | None = None,
     ) -> None:
         self.policy = policy
+        self.expected = expected
         self.spec = SpecCache()
         self.batch_limit = batch_limit
         self.time_budget_s = time_budget_s
@@ -128,6 +131,7 @@ class EngineOptimal:
             self.policy,
             time_budget_s=self.time_budget_s,
             pool_totals=_pool_totals(capacity),
+            expected=self.expected,
         )
         self._record(result.objective_cny, result.lp_bound_cny, result.gap, result.method)
         per_job_ms = result.solve_s * 1000.0 / len(batch)
