@@ -16,6 +16,7 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from broker.jobs_api.accounting import AccountingQueries, Caller
 from broker.jobs_api.hub import EventHub
 from broker.jobs_api.manager import JobManager
 from broker.rebalance.service import RebalanceService
@@ -43,6 +44,9 @@ class ConsoleServices:
     """The served topology."""
     hub: EventHub
     """The newest committed event sequence (live updates start after it)."""
+    accounting: AccountingQueries
+    """Usage, the queue in admission order and the tenants (AccountingService's domain
+    service); the queue and tenants raise NotLeaderError on a follower."""
     tokens: TokenStore | TokenFile = field(default_factory=TokenStore)
     """Client tokens to log in with."""
     anonymous: Principal | None = None
@@ -74,6 +78,11 @@ class Viewer:
     def scope(self) -> TenantId | None:
         """Whose jobs the viewer sees: their tenant's, or everyone's for an operator."""
         return None if self.principal.is_operator else TenantId(self.principal.tenant)
+
+    @property
+    def caller(self) -> Caller:
+        """The viewer as the accounting queries scope them (as AccountingService does)."""
+        return Caller(self.principal.tenant, self.principal.is_operator)
 
     def require_operator(self, action: str) -> None:
         """Forbidden unless the viewer is an operator, naming the action and who they are."""
