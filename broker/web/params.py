@@ -19,8 +19,8 @@ MAX_TOKEN_CHARS = 256
 MAX_MOVE_BUDGET = 10_000
 E = TypeVar("E", bound=StrEnum)
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$")
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_POSITION = re.compile(r"^\d{1,9}$")
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_POSITION = re.compile(r"^[0-9]{1,9}$")
 
 
 class BadInput(ValueError):
