@@ -106,6 +106,7 @@ class Console:
             autoescape=True,
             undefined=jinja2.StrictUndefined,
         )
+        self.templates.filters["figure"] = figure
 
     # -- who is looking -------------------------------------------------------------------
 
@@ -198,6 +199,14 @@ class Console:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         query = urlencode({"next": target, **({"why": message} if message else {})})
         return RedirectResponse(f"/login?{query}", status_code=303)
+
+
+def figure(value: float) -> str:
+    """A usage figure: two decimals, or three significant digits below 1 so that a short
+    run's small amounts do not all read 0.00."""
+    if value == 0 or abs(value) >= 1:
+        return f"{value:,.2f}"
+    return f"{value:.3g}"
 
 
 def internal_error_message(exc: BaseException) -> str:
