@@ -102,10 +102,10 @@ TENANTS_CONFIG = (
 """Two configured tenants (alice's and bob's); the operator's tenant is left unlisted."""
 
 
-def tenants_config(folder: Path) -> Path:
-    """A broker config file naming the tenants of TENANTS_CONFIG."""
+def tenants_config(folder: Path, extra: str = "") -> Path:
+    """A broker config file naming the tenants of TENANTS_CONFIG (and `extra` YAML)."""
     path = folder / "broker.yaml"
-    path.write_text(TENANTS_CONFIG, encoding="utf-8")
+    path.write_text(TENANTS_CONFIG + extra, encoding="utf-8")
     return path
 
 
