@@ -75,7 +75,9 @@ def test_the_queue_page_is_listqueues_admission_order_with_its_reasons(
         page = http.get("/queue?page_size=200").text
         sdk = ops.queue()
     rows = _ROW.findall(page)
-    assert [r[0] for r in rows] == [q.job_id for q in sdk]  # same order, not submission order
+    assert [r[0] for r in rows] == [q.job_id for q in sdk]
+    alices = [r[0] for r in rows if r[0] in waiting["alice"]]
+    assert alices == waiting["alice"][::-1]  # highest priority first, not submission order
     assert [int(r[2]) for r in rows] == [q.position for q in sdk]
     assert [r[1] for r in rows] == [q.reason.value for q in sdk]
     reasons = dict(_REASON.findall(page.split('id="queue-body"')[1]))
