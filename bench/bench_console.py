@@ -6,7 +6,9 @@ serves the default topology (10 sites) and the console; its database is seeded b
 agent is connected: the placement loop keeps working on them during the measurement). An HTTP
 client signs in once, then loads each page repeatedly, one request at a time; a load is the time
 from sending the request to having the whole HTML answer. The jobs page is measured on its first
-page and on a page deep in the listing (its page token), and filtered by state and tenant.
+page and on a page deep in the listing (its page token), and filtered by state and tenant; the
+queue page (admission order over every pending job), its tenants table and the usage page are
+timed alongside.
 
 Target: median load of the sites and jobs pages <= 300 ms (`ok` in the result).
 `python -m bench.bench_console --help` runs other sizes.
@@ -158,6 +160,9 @@ def measure(jobs: int, loads: int) -> dict[str, object]:
                     "jobs_deep_page": f"/jobs?{deep}" if deep else "/jobs",
                     "jobs_filtered": "/jobs?state=pending&tenant=tenant-b&page_size=100",
                     "queue": "/queue",
+                    "queue_tenants": "/queue/tenants",
+                    "usage": "/usage",
+                    "usage_by_day": "/usage?by=day&tenant=tenant-b",
                     "map": "/",
                 }
                 for path in pages.values():  # warm up: templates compiled, caches filled

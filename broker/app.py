@@ -185,6 +185,7 @@ class Broker:
             rebalance=lambda: self.rebalance,
             topology=self.topology,
             hub=self.hub,
+            accounting=self.accounting,
             tokens=self.security.tokens,
             anonymous=self.security.anonymous,
             secure_cookies=tls is not None,

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+
+USAGE_FIELDS = ("card_hours", "kwh", "carbon_kg", "card_cny", "energy_cny", "cost_cny")
+"""Columns of every usage group, in CSV and JSON."""
 
 
 class UsageGrouping(StrEnum):
@@ -114,6 +119,25 @@ def group_usage(
         since_day=since_day,
         until_day=until_day,
     )
+
+
+def totals_dict(totals: UsageTotals) -> dict[str, float]:
+    """A group's figures by column name."""
+    return {name: float(getattr(totals, name)) for name in USAGE_FIELDS}
+
+
+def usage_csv(report: UsageReport) -> str:
+    """A header row, then one row per group: the group's key and its figures (plain numbers).
+
+    One formatter for every place that offers usage as CSV (the CLI's `--csv`, the console's
+    download), so a spreadsheet gets the same columns from both.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([report.by.value, *USAGE_FIELDS])
+    for group in report.groups:
+        writer.writerow([group.key, *(repr(v) for v in totals_dict(group.totals).values())])
+    return out.getvalue()
 
 
 class WaitReason(StrEnum):

@@ -15,7 +15,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from broker.web import actions, live, pages
+from broker.web import accounting_pages, actions, live, pages
 from broker.web.context import (
     Console,
     ConsoleServices,
@@ -179,7 +179,10 @@ def build_app(console: Console) -> Starlette:
             _viewed(console, _with_path(actions.cancel, "job_id")),
             methods=["POST"],
         ),
-        Route("/queue", _viewed(console, pages.queue_page)),
+        Route("/queue", _viewed(console, accounting_pages.queue_page)),
+        Route("/queue/tenants", _viewed(console, accounting_pages.tenants_fragment)),
+        Route("/usage", _viewed(console, accounting_pages.usage_page)),
+        Route("/usage.csv", _viewed(console, accounting_pages.usage_download)),
         Route("/rebalance", _viewed(console, pages.rebalance_page)),
         Route("/rebalance/plan", _viewed(console, _apply(False)), methods=["POST"]),
         Route("/rebalance/apply", _viewed(console, _apply(True)), methods=["POST"]),

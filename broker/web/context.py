@@ -16,6 +16,7 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from broker.jobs_api.accounting import AccountingQueries, Caller
 from broker.jobs_api.hub import EventHub
 from broker.jobs_api.manager import JobManager
 from broker.rebalance.service import RebalanceService
@@ -43,6 +44,9 @@ class ConsoleServices:
     """The served topology."""
     hub: EventHub
     """The newest committed event sequence (live updates start after it)."""
+    accounting: AccountingQueries
+    """Usage, the queue in admission order and the tenants (AccountingService's domain
+    service); the queue and tenants raise NotLeaderError on a follower."""
     tokens: TokenStore | TokenFile = field(default_factory=TokenStore)
     """Client tokens to log in with."""
     anonymous: Principal | None = None
@@ -75,6 +79,11 @@ class Viewer:
         """Whose jobs the viewer sees: their tenant's, or everyone's for an operator."""
         return None if self.principal.is_operator else TenantId(self.principal.tenant)
 
+    @property
+    def caller(self) -> Caller:
+        """The viewer as the accounting queries scope them (as AccountingService does)."""
+        return Caller(self.principal.tenant, self.principal.is_operator)
+
     def require_operator(self, action: str) -> None:
         """Forbidden unless the viewer is an operator, naming the action and who they are."""
         if not self.principal.is_operator:
@@ -97,6 +106,7 @@ class Console:
             autoescape=True,
             undefined=jinja2.StrictUndefined,
         )
+        self.templates.filters["figure"] = figure
 
     # -- who is looking -------------------------------------------------------------------
 
@@ -189,6 +199,14 @@ class Console:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         query = urlencode({"next": target, **({"why": message} if message else {})})
         return RedirectResponse(f"/login?{query}", status_code=303)
+
+
+def figure(value: float) -> str:
+    """A usage figure: two decimals, or three significant digits below 1 so that a short
+    run's small amounts do not all read 0.00."""
+    if value == 0 or abs(value) >= 1:
+        return f"{value:,.2f}"
+    return f"{value:.3g}"
 
 
 def internal_error_message(exc: BaseException) -> str:

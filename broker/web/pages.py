@@ -1,4 +1,4 @@
-"""The console's read pages: map, sites, jobs, one job, queue and rebalancing runs."""
+"""The console's read pages: map, sites, jobs, one job and rebalancing runs."""
 
 from __future__ import annotations
 
@@ -13,10 +13,7 @@ from broker.store.protocol import JobFilter
 from broker.web.context import Console, Viewer
 from broker.web.mapview import STATUS_COLOURS, flow_origins, layout
 from broker.web.params import (
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
     id_param,
-    int_param,
     job_query,
     reject_unknown,
     token_param,
@@ -215,26 +212,6 @@ async def job_page(console: Console, request: Request, viewer: Viewer, job_id: s
 
 def _job_id(raw: str) -> JobId:
     return JobId(id_param({"job_id": raw}, "job_id"))
-
-
-async def queue_page(console: Console, request: Request, viewer: Viewer) -> Response:
-    """`/queue`: the viewer's pending jobs in submission order with their reasons."""
-    params: Mapping[str, str] = request.query_params
-    reject_unknown(params, frozenset({"page_size", "page_token"}))
-    size = int_param(params, "page_size", default=DEFAULT_PAGE_SIZE, low=1, high=MAX_PAGE_SIZE)
-    token = token_param(params)
-    flt = JobFilter(states=frozenset({JobState.PENDING}), tenant=viewer.scope)
-    page = await console.services.jobs.list(flt, size, token)
-    return console.render(
-        "queue.html",
-        viewer,
-        page="queue",
-        jobs=page.jobs,
-        next_token=page.next_page_token,
-        page_size=size,
-        first=not token,
-        last_sequence=console.services.hub.last_sequence,
-    )
 
 
 async def rebalance_page(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import TypeVar
 from urllib.parse import urlencode
 
 from computenet.types import JobKind, JobState
+from computenet.usage import UsageGrouping
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -17,6 +19,8 @@ MAX_TOKEN_CHARS = 256
 MAX_MOVE_BUDGET = 10_000
 E = TypeVar("E", bound=StrEnum)
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$")
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_POSITION = re.compile(r"^[0-9]{1,9}$")
 
 
 class BadInput(ValueError):
@@ -135,3 +139,64 @@ def drain_flag(form: Mapping[str, str]) -> bool:
 def move_budget(form: Mapping[str, str]) -> int:
     """The rebalance form's move budget; 0 or empty: the configured budget."""
     return int_param(form, "move_budget", default=0, low=0, high=MAX_MOVE_BUDGET)
+
+
+def position_token(params: Mapping[str, str], name: str = "page_token") -> int:
+    """The queue page's token: how many jobs of the admission order earlier pages showed."""
+    raw = token_param(params, name)
+    if not raw:
+        return 0
+    if not _POSITION.match(raw):
+        raise BadInput(name, "malformed page token")
+    return int(raw)
+
+
+def day_param(params: Mapping[str, str], name: str) -> str:
+    """A calendar day YYYY-MM-DD (CST, as usage is recorded); empty means an open end."""
+    raw = _one(params, name)
+    if not raw:
+        return ""
+    try:
+        if not _DAY.match(raw):
+            raise ValueError(raw)
+        return datetime.strptime(raw, "%Y-%m-%d").strftime("%Y-%m-%d")
+    except ValueError:
+        raise BadInput(name, f"not a day YYYY-MM-DD: {raw[:40]!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageQuery:
+    """The usage page's grouping, day range (both ends included) and tenant ("": any)."""
+
+    by: UsageGrouping = UsageGrouping.TENANT
+    since: str = ""
+    until: str = ""
+    tenant: str = ""
+
+    def link(self, **changes: object) -> str:
+        """The query string of this query with some fields changed (empty ones left out)."""
+        values = {
+            "by": "" if self.by == UsageGrouping.TENANT else self.by.value,
+            "since": self.since,
+            "until": self.until,
+            "tenant": self.tenant,
+        }
+        values.update({k: str(v) for k, v in changes.items()})
+        return urlencode({k: v for k, v in values.items() if v})
+
+
+KNOWN_USAGE_PARAMS = frozenset({"by", "since", "until", "tenant"})
+
+
+def usage_query(params: Mapping[str, str]) -> UsageQuery:
+    """The usage page's query from its parameters; BadInput names the first bad one."""
+    reject_unknown(params, KNOWN_USAGE_PARAMS)
+    query = UsageQuery(
+        by=enum_param(params, "by", UsageGrouping) or UsageGrouping.TENANT,
+        since=day_param(params, "since"),
+        until=day_param(params, "until"),
+        tenant=id_param(params, "tenant"),
+    )
+    if query.since and query.until and query.since > query.until:
+        raise BadInput("until", f"{query.until} is before since {query.since}")
+    return query

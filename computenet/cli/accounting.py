@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -13,7 +11,14 @@ from rich.table import Table
 from computenet.cli.common import BrokerOption, JsonOption, TimeoutOption, connect, console
 from computenet.cli.safe_text import cell, echo, emit_json
 from computenet.client import DEFAULT_BROKER, DEFAULT_TIMEOUT_S
-from computenet.usage import QueuedJob, TenantStatus, UsageGrouping, UsageReport, UsageTotals
+from computenet.usage import (
+    QueuedJob,
+    TenantStatus,
+    UsageGrouping,
+    UsageReport,
+    totals_dict,
+    usage_csv,
+)
 
 TenantOption = Annotated[
     str,
@@ -21,13 +26,6 @@ TenantOption = Annotated[
         "--tenant", help="Only this tenant (operators; a user sees its own tenant anyway)."
     ),
 ]
-USAGE_FIELDS = ("card_hours", "kwh", "carbon_kg", "card_cny", "energy_cny", "cost_cny")
-"""Columns of every usage group, in CSV and JSON."""
-
-
-def totals_dict(totals: UsageTotals) -> dict[str, float]:
-    """A group's figures by column name."""
-    return {name: float(getattr(totals, name)) for name in USAGE_FIELDS}
 
 
 def usage_dict(report: UsageReport) -> dict[str, Any]:
@@ -40,16 +38,6 @@ def usage_dict(report: UsageReport) -> dict[str, Any]:
         "groups": [{report.by.value: g.key, **totals_dict(g.totals)} for g in report.groups],
         "total": totals_dict(report.total),
     }
-
-
-def usage_csv(report: UsageReport) -> str:
-    """A header row, then one row per group: the group's key and its figures (plain numbers)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([report.by.value, *USAGE_FIELDS])
-    for group in report.groups:
-        writer.writerow([group.key, *(repr(v) for v in totals_dict(group.totals).values())])
-    return out.getvalue()
 
 
 def _parse_day(value: str | None) -> str | None:

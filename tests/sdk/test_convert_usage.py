@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from computenet import convert
-from computenet.cli.accounting import USAGE_FIELDS, usage_csv, usage_dict
+from computenet.cli.accounting import usage_dict
 from computenet.usage import (
+    USAGE_FIELDS,
     QueuedJob,
     TenantModelStatus,
     TenantStatus,
@@ -21,6 +22,7 @@ from computenet.usage import (
     UsageTotals,
     WaitReason,
     group_usage,
+    usage_csv,
 )
 
 amounts = st.floats(min_value=0, max_value=1e9, allow_nan=False, allow_infinity=False)

@@ -94,12 +94,28 @@ def plain_tokens(folder: Path) -> tuple[Path, dict[str, str]]:
     return path, tokens
 
 
+TENANTS_CONFIG = (
+    "tenants:\n"
+    "  tenant-a: {weight: 2, quota: {a800: 4}, borrowing_limit: {a800: 4}}\n"
+    "  tenant-b: {weight: 1, quota: {a800: 2}, borrowing_limit: {a800: 0}}\n"
+)
+"""Two configured tenants (alice's and bob's); the operator's tenant is left unlisted."""
+
+
+def tenants_config(folder: Path, extra: str = "") -> Path:
+    """A broker config file naming the tenants of TENANTS_CONFIG (and `extra` YAML)."""
+    path = folder / "broker.yaml"
+    path.write_text(TENANTS_CONFIG + extra, encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="module")
 def plain_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleBroker]:
-    """A broker without TLS (loopback) whose console asks for a token."""
+    """A broker without TLS (loopback) whose console asks for a token, with tenants."""
     workdir = tmp_path_factory.mktemp("console-plain")
     path, tokens = plain_tokens(workdir)
-    console = start_console(workdir, "--tokens", str(path), tokens=tokens)
+    config = tenants_config(workdir)
+    console = start_console(workdir, "--tokens", str(path), "--config", str(config), tokens=tokens)
     yield console
     console.stop()
 

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from computenet.types import JobState, SiteStatus
+from computenet.usage import UsageGrouping, usage_csv
 from tests.support.pki import Pki
 from tests.support.waiting import wait_for
 from tests.web.browser_support import open_page, screenshot, sign_in, wait_live
-from tests.web.conftest import ConsoleBroker, screenshot_dir, start_console
+from tests.web.conftest import ConsoleBroker, screenshot_dir, start_console, tenants_config
 from topology import default_topology
 
 pytestmark = pytest.mark.browser
@@ -41,8 +42,12 @@ def job(name: str, seconds: int = 300) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[ConsoleBroker]:
-    """A TLS broker serving the console, with live agents at SITE and OTHER_SITES."""
-    running = start_console(tmp_path_factory.mktemp("console-tls"), pki=pki)
+    """A TLS broker serving the console, with tenants in its config file and live agents at
+    SITE and OTHER_SITES."""
+    workdir = tmp_path_factory.mktemp("console-tls")
+    # running attempts priced every 2 s, so usage shows the long jobs of the showcase too
+    config = tenants_config(workdir, "accounting: {every_s: 2}\n")
+    running = start_console(workdir, "--config", str(config), pki=pki)
     try:
         running.start_agent(SITE)
         for site, pools in OTHER_SITES.items():
@@ -157,22 +162,113 @@ def test_a_job_submitted_through_the_sdk_appears_without_a_reload(
     jobs_page.context.close()
 
 
-def test_the_queue_shows_pending_jobs_with_their_reasons(
+def _tenant_cell(page: Any, tenant: str, column: str) -> str:
+    row = f'#tenants-table tr[data-tenant="{tenant}"][data-model="a800"]'
+    return str(page.inner_text(f"{row} .c-{column}")).strip()
+
+
+HELD_IS = """([tenant, cards]) => {
+    const cell = document.querySelector(
+        `#tenants-table tr[data-tenant="${tenant}"][data-model="a800"] .c-held`);
+    return cell !== null && cell.textContent.trim() === cards;
+}"""
+
+
+def test_the_queue_shows_reasons_and_the_tenants_table_follows_live(
     browser: Any, console: ConsoleBroker, shots: Path
 ) -> None:
     too_big = {**job("waits"), "resources": {"accelerator": "a800", "count": 64}}
+    over_quota = {**job("over-quota"), "resources": {"accelerator": "a800", "count": 4}}
     page = open_page(browser, console)
     sign_in(page, console, "operator", then="/queue")
     wait_live(page)
-    with console.broker.client() as client:
+    page.evaluate("window.__notReloaded = true")
+    assert _tenant_cell(page, "tenant-a", "quota") == "4"  # from the broker's config file
+    assert _tenant_cell(page, "tenant-b", "limit") == "0"
+    assert _tenant_cell(page, "tenant-a", "held") == "0"
+    with (
+        console.broker.client() as client,
+        console.broker.client("alice") as alice,
+        console.broker.client("bob") as bob,
+    ):
         waiting = client.submit(too_big, request_id="browser-queue").job.job_id
-        page.wait_for_selector(f'#queue-body tr[data-job="{waiting}"]')  # joined live
-        expected = wait_for(lambda: client.get(waiting).reason, what="a reason for the job")
-    page.reload()
-    reason = page.inner_text(f'#queue-body tr[data-job="{waiting}"] .c-reason').strip()
-    assert reason == expected  # the placement loop's reason, as the SDK reads it
+        capped = bob.submit(over_quota, request_id="browser-over-quota").job.job_id
+        for job_id in (waiting, capped):
+            page.wait_for_selector(f'#queue-body tr[data-job="{job_id}"]')  # joined live
+        running = alice.submit(job("alices", seconds=300), request_id="browser-alice").job.job_id
+        wait_for(lambda: client.get(running).state == JobState.RUNNING, what="alice's job runs")
+        page.wait_for_function(HELD_IS, arg=["tenant-a", "1"])  # re-rendered on its events
+        for j in (waiting, capped):
+            wait_for(lambda j=j: client.get(j).reason, what="a reason for the job")
+        assert client.get(capped).reason.startswith("over quota:")
+        alice.cancel(running, "done looking")
+        page.wait_for_function(HELD_IS, arg=["tenant-a", "0"])
+        assert page.evaluate("window.__notReloaded") is True
+
+        def reasons_as_the_sdk_reads_them() -> bool:
+            # a round after the cancel may reword a reason (free cards changed): compare the
+            # page with the SDK's reading of the same moment
+            page.reload()
+            shown = {
+                j: page.inner_text(f'#queue-body tr[data-job="{j}"] .c-reason').strip()
+                for j in (waiting, capped)
+            }
+            return shown == {j: client.get(j).reason for j in (waiting, capped)}
+
+        wait_for(reasons_as_the_sdk_reads_them, what="the page's reasons equal the SDK's")
+    assert page.get_attribute(f'#queue-body tr[data-job="{capped}"]', "data-reason") == (
+        "over_quota"
+    )
     screenshot(page, shots, "queue")
     page.context.close()
+
+
+def test_a_users_usage_page_shows_only_their_tenant(
+    browser: Any, console: ConsoleBroker, shots: Path
+) -> None:
+    with console.broker.client("alice") as alice:
+        done = alice.submit(job("alice-short", seconds=1), request_id="browser-usage").job.job_id
+        wait_for(lambda: alice.get(done).state == JobState.SUCCEEDED, what="alice's job done")
+        wait_for(
+            lambda: [g.key for g in alice.usage().groups] == ["tenant-a"],
+            what="alice's usage recorded",
+        )
+        by_site = alice.usage(by=UsageGrouping.SITE)
+    page = open_page(browser, console)
+    sign_in(page, console, "alice", then="/usage")
+    keys = page.eval_on_selector_all(
+        "#usage-table tbody tr[data-key]", "r => r.map(x => x.dataset.key)"
+    )
+    assert keys == ["tenant-a"]
+    page.select_option("select[name=by]", "site")
+    page.click("#usage-filters button[type=submit]")
+    page.wait_for_url("**/usage?by=site**")
+    keys = page.eval_on_selector_all(
+        "#usage-table tbody tr[data-key]", "r => r.map(x => x.dataset.key)"
+    )
+    assert keys == [g.key for g in by_site.groups] and SITE in keys
+    csv_link = console.url + page.get_attribute("#usage-csv", "href")
+
+    def same_as_the_clis() -> bool:  # the accountant may still be settling the last stretch
+        download = page.request.get(csv_link)
+        assert download.ok
+        return bool(download.text() == usage_csv(alice.usage(by=UsageGrouping.SITE)))
+
+    with console.broker.client("alice") as alice:
+        wait_for(same_as_the_clis, what="the CSV download equal to `computenet usage --csv`")
+    refused = page.goto(f"{console.url}/usage?tenant=tenant-b")
+    assert refused.status == 403
+    assert "may not see tenant" in page.inner_text("#error-message")
+    page.context.close()
+    ops = open_page(browser, console)
+    sign_in(ops, console, "operator", then="/usage")
+    keys = ops.eval_on_selector_all(
+        "#usage-table tbody tr[data-key]", "r => r.map(x => x.dataset.key)"
+    )
+    with console.broker.client() as client:
+        assert set(keys) >= {"tenant-a"} and set(keys) <= {g.key for g in client.usage().groups}
+    screenshot(ops, shots, "usage")
+    ops.context.close()
 
 
 def test_a_user_cannot_see_another_tenants_job_nor_drain_a_site(

@@ -1,5 +1,5 @@
-"""The console of a follower replica: jobs from the shared database, site views sent to the
-leader with a page saying where it is."""
+"""The console of a follower replica: jobs and usage from the shared database, site views and
+the queue sent to the leader with a page saying where it is."""
 
 from __future__ import annotations
 
@@ -42,6 +42,10 @@ def test_a_followers_console_reads_jobs_and_names_the_leader(
             assert "the leader is" in error_of(sites.text)
             assert leader.broker.address in error_of(sites.text)
             assert "the leader is" in http.get("/").text  # the map still draws, and says so
+            queue = http.get("/queue")  # the admission order lives in the leader's rounds
+            assert queue.status_code == 503
+            assert "the leader is" in error_of(queue.text)
+            assert http.get("/usage").status_code == 200  # usage is read from the database
         with httpx.Client(base_url=leader.url, timeout=20) as http:
             assert http.get("/sites").status_code == 200
     finally:

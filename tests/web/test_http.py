@@ -145,6 +145,17 @@ BAD_GETS = [
     ("/jobs/job-x", "verbose=1", "unknown parameter"),
     ("/queue", "page_size=-1", "between 1 and"),
     ("/queue", "page_token=zz", "malformed page token"),
+    ("/queue", "page_token=12x", "malformed page token"),
+    ("/queue/tenants", "x=1", "unknown parameter"),
+    ("/usage", "by=week", "unknown value"),
+    ("/usage", "since=2026-13-01", "not a day"),
+    ("/usage", "since=2026-1-5", "not a day"),
+    ("/usage", "until=yesterday", "not a day"),
+    ("/usage", "since=2026-12-05&until=2026-12-01", "is before since"),
+    ("/usage", "tenant=..%2F..", "not an id"),
+    ("/usage", "group=site", "unknown parameter"),
+    ("/usage.csv", "by=quarter", "unknown value"),
+    ("/usage.csv", "until=2026-02-30", "not a day"),
     ("/rebalance", "page_token=%FF", "malformed page token"),
     ("/events", "after=-5", "between 0 and"),
     ("/events", "after=soon", "not a whole number"),
@@ -210,7 +221,17 @@ def test_every_page_answers_with_security_headers(
     plain_console: ConsoleBroker, jobs: dict[str, str]
 ) -> None:
     with signed_in(plain_console, "operator") as http:
-        for path in ("/", "/sites", "/jobs", f"/jobs/{jobs['alice']}", "/queue", "/rebalance"):
+        for path in (
+            "/",
+            "/sites",
+            "/jobs",
+            f"/jobs/{jobs['alice']}",
+            "/queue",
+            "/queue/tenants",
+            "/usage",
+            "/usage.csv",
+            "/rebalance",
+        ):
             answer = http.get(path)
             assert answer.status_code == 200, path
             assert "script-src 'self'" in answer.headers["content-security-policy"]

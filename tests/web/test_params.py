@@ -13,11 +13,15 @@ from broker.web.params import (
     MAX_PAGE_SIZE,
     BadInput,
     JobQuery,
+    UsageQuery,
     drain_flag,
     job_query,
     move_budget,
+    position_token,
+    usage_query,
 )
 from computenet.types import JobKind, JobState
+from computenet.usage import UsageGrouping
 
 
 def test_an_empty_query_means_any_job_on_the_first_page() -> None:
@@ -88,3 +92,51 @@ def test_forms() -> None:
     assert move_budget({}) == 0 and move_budget({"move_budget": "5"}) == 5
     with pytest.raises(BadInput):
         move_budget({"move_budget": "-2"})
+
+
+def test_a_usage_query_is_read_with_defaults() -> None:
+    assert usage_query({}) == UsageQuery()
+    query = usage_query({"by": "Day", "since": "2026-12-01", "until": "2026-12-01", "tenant": "t"})
+    assert query == UsageQuery(UsageGrouping.DAY, "2026-12-01", "2026-12-01", "t")
+    assert query.link() == "by=day&since=2026-12-01&until=2026-12-01&tenant=t"
+    assert UsageQuery().link() == ""
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        ({"by": "week"}, "by"),
+        ({"since": "2026-02-30"}, "since"),
+        ({"since": "26-12-01"}, "since"),
+        ({"until": "2026-12-1"}, "until"),
+        ({"until": "１２３４-12-01"}, "until"),  # digits of other scripts are not a day
+        ({"since": "2026-12-02", "until": "2026-12-01"}, "until"),
+        ({"tenant": "a/b"}, "tenant"),
+        ({"page_size": "10"}, "page_size"),
+    ],
+)
+def test_bad_usage_values_name_their_parameter(params: dict[str, str], name: str) -> None:
+    with pytest.raises(BadInput) as info:
+        usage_query(params)
+    assert info.value.name == name
+
+
+USAGE_NAMES = st.sampled_from(["by", "since", "until", "tenant", "x"])
+
+
+@given(st.dictionaries(USAGE_NAMES, st.text(max_size=30), max_size=5))
+def test_any_usage_input_is_read_or_refused_as_bad_input(params: dict[str, str]) -> None:
+    try:
+        query = usage_query(params)
+    except BadInput:
+        return
+    assert not (query.since and query.until) or query.since <= query.until
+    assert usage_query(dict(parse_qsl(query.link()))) == query
+
+
+def test_the_queue_token_is_a_position() -> None:
+    assert position_token({}) == 0
+    assert position_token({"page_token": "150"}) == 150
+    for bad in ("-1", "1.5", "x", "9" * 12):
+        with pytest.raises(BadInput):
+            position_token({"page_token": bad})

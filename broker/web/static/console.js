@@ -186,7 +186,7 @@
     if (row && e.state !== "pending") { row.remove(); return; }
     if (row) { const r = row.querySelector(".c-reason"); if (r && e.message) r.textContent = e.message; return; }
     if (e.state !== "pending" || !e.name) return;
-    // a new submission joins the end of the queue (submission order)
+    // a new submission joins the end until a reload shows its place in the admission order
     const tr = document.createElement("tr");
     tr.dataset.job = e.job_id;
     tr.className = "new";
@@ -195,12 +195,38 @@
     a.href = "/jobs/" + encodeURIComponent(e.job_id);
     a.textContent = e.job_id;
     link.appendChild(a);
+    const pos = cell("new"); pos.className = "n muted";
     const prio = cell(String(e.priority || 0)); prio.className = "n";
     const when = cell(""); when.appendChild(timeCell(e.time_unix_ms));
     const reason = cell(e.message || "waiting for the next placement round"); reason.className = "c-reason";
-    tr.append(link, cell(e.name), cell(e.tenant), cell(e.kind), prio, cell(e.resources || ""), when, reason);
+    tr.append(pos, link, cell(e.tenant), cell(e.resources || ""), prio, when, cell(""), reason);
     for (const empty of body.querySelectorAll("tr.empty")) empty.remove();
     if (!document.querySelector(".pager a[href*='page_token']")) body.appendChild(tr);
+  }
+  // The tenants table is re-rendered by the server after job events: a burst of events costs
+  // one request, and never more than one is in flight.
+  let tenantsTimer = null, tenantsBusy = false, tenantsAgain = false;
+  function refreshTenants() {
+    const box = document.getElementById("tenants");
+    if (!box) return;
+    if (tenantsBusy) { tenantsAgain = true; return; }
+    tenantsBusy = true;
+    fetch("/queue/tenants", { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then((r) => (r.ok ? r.text() : null))
+      .then((html) => {
+        if (html === null) return;
+        box.innerHTML = html;
+        box.dataset.renders = String(Number(box.dataset.renders || 0) + 1);
+      })
+      .catch(() => {})
+      .finally(() => {
+        tenantsBusy = false;
+        if (tenantsAgain) { tenantsAgain = false; scheduleTenants(); }
+      });
+  }
+  function scheduleTenants() {
+    if (tenantsTimer !== null || !document.getElementById("tenants")) return;
+    tenantsTimer = setTimeout(() => { tenantsTimer = null; refreshTenants(); }, 300);
   }
   function sitesTable(statuses) {
     for (const [site, status] of Object.entries(statuses)) {
@@ -225,7 +251,7 @@
       document.body.dataset.after = String(e.seq);
       if (page === "map") mapJob(e);
       if (page === "jobs") { jobsJob(e); jobPage(e); }
-      if (page === "queue") queueJob(e);
+      if (page === "queue") { queueJob(e); scheduleTenants(); }
     });
     source.addEventListener("bye", () => {
       source.close();
