@@ -20,14 +20,18 @@ from dataclasses import dataclass
 
 import highspy
 
-# work units per step, each about its cost in microseconds (measured; docs/placement.md)
+# work units per step, each about its cost in microseconds on the measuring machine (a 2-core
+# VM, profiled over the simulator's load-0.8 replay; docs/placement.md, "Deterministic budget")
 UNITS_PER_SECOND = 1_000_000
-SIMPLEX_ITERATION = 40.0  # one simplex iteration of a batch LP or flow
-PAIR_PRICED = 0.05  # one (class, option) pair priced in a column-generation round
-MOVE = 20.0  # one local-search move tried (relocate or insert)
-COLUMN = 1.0  # one column built for a re-match flow or fixed in a diving round
-MILP_NODE = 2_000.0  # one branch-and-bound node of a small MILP
-# in work mode, HiGHS may still run this many times the budget's seconds before it is stopped
+SIMPLEX_ITERATION = 50.0  # one simplex iteration of a batch LP or re-match flow
+HIGHS_RUN = 300.0  # setting up and reading back one HiGHS run
+PRICING_ROUND = 500.0  # one column-generation round's bound and pricing, plus per pair:
+PAIR_PRICED = 1.0
+MOVE = 35.0  # one local-search move tried (relocate, insert, eject and re-insert)
+COLUMN = 2.0  # one column built for a re-match flow or fixed in a diving round
+MILP_NODE = 6_000.0  # one branch-and-bound node of a small MILP, building it included
+# in work mode each HiGHS run may still take this many times the budget's seconds (at least
+# _MIN_SAFETY_S) of HiGHS's own clock before it is stopped: a safety net, never reached normally
 _SAFETY_FACTOR = 30.0
 _MIN_SAFETY_S = 30.0
 MIN_SOLVE_S = 0.01  # wall-clock mode: less than this left is not worth starting HiGHS
@@ -64,7 +68,8 @@ class _Meter:
         self.budget = budget
         self.counting = budget.work is not None
         self.spent = 0.0
-        self.safety_by = time.perf_counter() + max(_MIN_SAFETY_S, _SAFETY_FACTOR * budget.time_s)
+        # per run, not from a start time: in work mode the process's clock must not matter
+        self.safety_s = max(_MIN_SAFETY_S, _SAFETY_FACTOR * budget.time_s)
 
     def now(self) -> float:
         return self.spent if self.counting else time.perf_counter()
@@ -115,8 +120,7 @@ class Deadline:
             if iterations < 1:
                 return False
             highs.setOptionValue("simplex_iteration_limit", iterations)
-            safety = max(self.meter.safety_by - time.perf_counter(), 0.0)
-            highs.setOptionValue("time_limit", highs.getRunTime() + safety)
+            highs.setOptionValue("time_limit", highs.getRunTime() + self.meter.safety_s)
             return True
         if left < min_s:
             return False
@@ -125,7 +129,8 @@ class Deadline:
 
     def spend_highs(self, highs: highspy.Highs) -> None:
         """Count the simplex iterations of the last run."""
-        self.spend(max(highs.getInfo().simplex_iteration_count, 0) * SIMPLEX_ITERATION)
+        iterations = max(highs.getInfo().simplex_iteration_count, 0)
+        self.spend(HIGHS_RUN + iterations * SIMPLEX_ITERATION)
 
     def milp_options(self) -> dict[str, float | int] | None:
         """scipy `milp` limits for what is left, or None if too little is left to start."""
@@ -134,8 +139,7 @@ class Deadline:
             nodes = math.floor(left / MILP_NODE)
             if nodes < 1:
                 return None
-            safety = max(self.meter.safety_by - time.perf_counter(), 0.0)
-            return {"node_limit": nodes, "time_limit": safety}
+            return {"node_limit": nodes, "time_limit": self.meter.safety_s}
         if left < MIN_SOLVE_S:
             return None
         return {"time_limit": left}

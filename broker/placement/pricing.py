@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from broker.placement.budget import PAIR_PRICED, Deadline
+from broker.placement.budget import PAIR_PRICED, PRICING_ROUND, Deadline
 from broker.placement.master import (
     CARDS_ROW,
     CPU_ROW,
@@ -53,7 +53,7 @@ def column_generation(master: MasterLp, deadline: Deadline, per_round: int) -> L
         if solution is None:
             return outcome
         bound, additions = price(master, solution, caps, per_round)
-        deadline.spend(index.n_pairs * PAIR_PRICED)
+        deadline.spend(PRICING_ROUND + index.n_pairs * PAIR_PRICED)
         cut = master.add_violated_cuts(solution.x)
         best = max(outcome.bound_cny, bound)
         outcome = LpOutcome(True, solution.value_cny, best, solution)
