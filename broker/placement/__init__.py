@@ -1,6 +1,7 @@
 """Pure placement core: where a job should run and why, for one job or the whole pending queue."""
 
 from broker.placement.batch import BatchResult, place_batch, place_greedy
+from broker.placement.budget import SolveBudget
 from broker.placement.config import PolicyConfig
 from broker.placement.demand import JobDemand
 from broker.placement.engine import place
@@ -52,6 +53,7 @@ __all__ = [
     "ScaledDemand",
     "ServingDemand",
     "SiteCapacity",
+    "SolveBudget",
     "place",
     "place_batch",
     "place_greedy",

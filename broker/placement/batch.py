@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from broker.placement.budget import SolveBudget
 from broker.placement.capacity import JobClass, Ledger, objective_cny
 from broker.placement.classes import job_classes
 from broker.placement.greedy import greedy_assignment, regret_assignment
@@ -53,6 +54,7 @@ def place_batch(
     policy: Policy,
     *,
     time_budget_s: float = 2.0,
+    budget: SolveBudget | None = None,
     pool_totals: Mapping[str, Mapping[str, int]] | None = None,
     expected: ExpectedDemand | None = None,
 ) -> BatchResult:
@@ -61,7 +63,9 @@ def place_batch(
     Up to PolicyConfig.batch_lp_max_classes job classes, the LP over classes (with packing
     cuts) is dived to whole jobs, and small problems are also solved exactly as a MILP; with
     more classes, jobs are placed in order of what they lose when pushed off their cheapest
-    options. Local search then improves the best assignment until the time budget runs out.
+    options. Local search then improves the best assignment until the budget runs out: `budget`
+    if given (SolveBudget.deterministic for a result that does not depend on machine load,
+    broker/placement/budget.py), else `time_budget_s` seconds of wall clock.
     The greedy assignment is always computed too and the cheapest is returned, so the result
     is never worse than greedy. With the "delay" wait model (PolicyConfig.batch_wait_model)
     each option also costs the wait it imposes on the jobs the batch cannot start;
@@ -71,7 +75,8 @@ def place_batch(
     the pools they hold (broker/placement/headroom.py).
     """
     started = time.perf_counter()
-    search_by = started + time_budget_s * _SEARCH_BY
+    meter = (budget or SolveBudget(time_s=time_budget_s)).start()
+    search_by = meter.share(_SEARCH_BY)
     ctx = context_for(snapshot, single_pool=True)
     classes, members = job_classes(specs, ctx, policy, pool_totals, expected)
     greedy = greedy_assignment(classes, members, ctx)
@@ -90,11 +95,12 @@ def place_batch(
         best.offer(search(placeable, dict(best.chosen), ledger, search_by), best.method)
     solve_s = time.perf_counter() - started
     log.info(
-        "batch placed jobs=%d classes=%d method=%s solve_s=%.3f",
+        "batch placed jobs=%d classes=%d method=%s solve_s=%.3f work=%.0f",
         len(specs),
         len(classes),
         best.method,
         solve_s,
+        meter.spent,
     )
     return _result(classes, members, ctx, best.chosen, best.value, bound, best.method, solve_s)
 

@@ -9,19 +9,17 @@ optimum and bounds from the same matrices over every option.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix, csr_matrix
 
+from broker.placement.budget import MILP_NODE, Deadline
 from broker.placement.capacity import JobClass, Ledger
 from broker.placement.tables import FloatArray, IntArray
 
 log = logging.getLogger(__name__)
-
-_MIN_SOLVE_S = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +112,10 @@ def build_model(problem: Problem, columns: list[IntArray]) -> LpModel:
     )
 
 
-def solve_milp(model: LpModel, deadline: float) -> FloatArray | None:
+def solve_milp(model: LpModel, deadline: Deadline) -> FloatArray | None:
     """Integral solution of the restricted problem within the deadline, or None."""
-    remaining = deadline - time.perf_counter()
-    if remaining < _MIN_SOLVE_S:
+    limits = deadline.milp_options()
+    if limits is None:
         return None
     constraints = [LinearConstraint(model.a_eq, model.b_eq, model.b_eq)]
     if model.b_ub.size:
@@ -127,8 +125,9 @@ def solve_milp(model: LpModel, deadline: float) -> FloatArray | None:
         constraints=constraints,
         integrality=np.ones(model.cost.size),
         bounds=Bounds(0, model.upper),
-        options={"time_limit": remaining, "mip_rel_gap": 1e-6},
+        options={**limits, "mip_rel_gap": 1e-6},
     )
+    deadline.spend(max(int(getattr(res, "mip_node_count", 0) or 0), 1) * MILP_NODE)
     if res.x is None:
         log.info("batch MILP found no solution status=%s", res.status)
         return None

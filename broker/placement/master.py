@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
+from broker.placement.budget import Deadline
 from broker.placement.capacity import Ledger
 from broker.placement.highs import new_highs
 from broker.placement.option_index import OptionIndex
@@ -177,7 +178,9 @@ class MasterLp:
             added += pools.size
         return added
 
-    def solve(self, deadline: float, *, cut_rounds: int = _MAX_CUT_ROUNDS) -> MasterSolution | None:
+    def solve(
+        self, deadline: Deadline, *, cut_rounds: int = _MAX_CUT_ROUNDS
+    ) -> MasterSolution | None:
         """Solve, adding the packing cuts the solution violates and re-solving, `cut_rounds` times.
 
         None if HiGHS did not reach optimality before `deadline`. The last solution may still
@@ -191,14 +194,12 @@ class MasterLp:
             solution = self._solve_once(deadline)
         return solution
 
-    def _solve_once(self, deadline: float) -> MasterSolution | None:
-        remaining = deadline - time.perf_counter()
-        if remaining < _MIN_SOLVE_S:
+    def _solve_once(self, deadline: Deadline) -> MasterSolution | None:
+        if not deadline.limit_highs(self.highs, min_s=_MIN_SOLVE_S):
             return None
-        # HiGHS counts its time limit from the instance's first run, over all runs
-        self.highs.setOptionValue("time_limit", self.highs.getRunTime() + remaining)
         began = time.perf_counter()
         self.highs.run()
+        deadline.spend_highs(self.highs)
         status = self.highs.getModelStatus()
         log.debug(
             "batch LP solved status=%s s=%.3f iterations=%d rows=%d columns=%d",

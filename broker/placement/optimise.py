@@ -7,11 +7,11 @@ their least possible price, so it stays valid.
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 import numpy as np
 
+from broker.placement.budget import Deadline
 from broker.placement.capacity import JobClass, Ledger
 from broker.placement.config import PolicyConfig
 from broker.placement.lp import Problem, build_model, solve_milp
@@ -36,7 +36,7 @@ def optimise(
     greedy: dict[str, int],
     ctx: EvalContext,
     config: PolicyConfig,
-    until: float,
+    until: Deadline,
 ) -> tuple[float, list[Candidate]]:
     """A lower bound on the optimum and the assignments found from the LP well before `until`.
 
@@ -44,9 +44,8 @@ def optimise(
     problem's MILP) runs until _DIVE_SHARE, so a slow LP still leaves time to dive and for the
     local search after. `greedy` (job -> position in its class's options) seeds the columns.
     """
-    now = time.perf_counter()
-    generate_by = now + (until - now) * _CG_SHARE
-    deadline = now + (until - now) * _DIVE_SHARE
+    generate_by = until.share(_CG_SHARE)
+    deadline = until.share(_DIVE_SHARE)
     counts = np.asarray([len(c.jobs) for c in placeable], dtype=np.float64)
     ledger = Ledger(ctx)
     index = OptionIndex(placeable, ledger, counts, window(placeable, greedy))
@@ -118,7 +117,7 @@ def _milp(
     ledger: Ledger,
     columns: list[IntArray],
     ctx: EvalContext,
-    deadline: float,
+    deadline: Deadline,
 ) -> dict[str, int] | None:
     """The problem restricted to `columns` (per class) solved exactly, if in time."""
     model = build_model(Problem(classes, counts, ledger, len(ctx.table.site_ids)), columns)

@@ -11,11 +11,11 @@ integer optimum, however early the rounds stop.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from broker.placement.budget import PAIR_PRICED, PRICING_ROUND, Deadline
 from broker.placement.master import (
     CARDS_ROW,
     CPU_ROW,
@@ -43,7 +43,7 @@ class LpOutcome:
     solution: MasterSolution | None
 
 
-def column_generation(master: MasterLp, deadline: float, per_round: int) -> LpOutcome:
+def column_generation(master: MasterLp, deadline: Deadline, per_round: int) -> LpOutcome:
     """Solve, price every pair, add the best `per_round` per class, until none prices out."""
     outcome = LpOutcome(False, np.inf, -np.inf, None)
     index = master.index
@@ -53,6 +53,7 @@ def column_generation(master: MasterLp, deadline: float, per_round: int) -> LpOu
         if solution is None:
             return outcome
         bound, additions = price(master, solution, caps, per_round)
+        deadline.spend(PRICING_ROUND + index.n_pairs * PAIR_PRICED)
         cut = master.add_violated_cuts(solution.x)
         best = max(outcome.bound_cny, bound)
         outcome = LpOutcome(True, solution.value_cny, best, solution)
@@ -68,7 +69,7 @@ def column_generation(master: MasterLp, deadline: float, per_round: int) -> LpOu
             return outcome
         if solution.value_cny - best <= _CG_REL_GAP * max(1.0, abs(solution.value_cny)):
             return outcome
-        if time.perf_counter() >= deadline:
+        if deadline.passed():
             return outcome
         master.add_columns(additions)
 

@@ -10,13 +10,13 @@ dearer; the others are each job's cheapest options with room.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 
 import highspy
 import numpy as np
 
+from broker.placement.budget import COLUMN, Deadline
 from broker.placement.capacity import JobClass, Ledger
 from broker.placement.highs import new_highs
 from broker.placement.tables import BoolArray, FloatArray, IntArray
@@ -40,7 +40,7 @@ class _Flow:
 
 
 def rematch(
-    classes: list[JobClass], chosen: dict[str, int], ledger: Ledger, deadline: float
+    classes: list[JobClass], chosen: dict[str, int], ledger: Ledger, deadline: Deadline
 ) -> None:
     """Improve `chosen` (job -> position in its class's options) and `ledger` in place."""
     by_size: dict[tuple[int, float, float], list[int]] = defaultdict(list)
@@ -48,14 +48,18 @@ def rematch(
         d = cls.demand
         by_size[(d.cards, d.cpu_cores, d.memory_gb)].append(k)
     for ks in sorted(by_size.values(), key=lambda ks: -sum(len(classes[k].jobs) for k in ks)):
-        if time.perf_counter() >= deadline:
+        if deadline.passed():
             return
         if sum(len(classes[k].jobs) for k in ks) > 1:
-            _rematch_size(classes, ks, chosen, ledger)
+            _rematch_size(classes, ks, chosen, ledger, deadline)
 
 
 def _rematch_size(
-    classes: list[JobClass], ks: list[int], chosen: dict[str, int], ledger: Ledger
+    classes: list[JobClass],
+    ks: list[int],
+    chosen: dict[str, int],
+    ledger: Ledger,
+    deadline: Deadline,
 ) -> None:
     demand = classes[ks[0]].demand
     jobs = [(k, job) for k in ks for job in classes[k].jobs]
@@ -64,7 +68,8 @@ def _rematch_size(
         if job in held:
             ledger.release(demand, int(classes[k].opts[held[job]]))
     flow = _columns(classes, jobs, held, _room(classes[ks[0]], ledger))
-    x = _solve(classes, flow, ledger)
+    x = _solve(classes, flow, ledger, deadline)
+    deadline.spend(flow.row.size * COLUMN)
     if not np.all(np.abs(x - np.round(x)) <= 1e-6):  # not a vertex: keep the old places
         x = flow.held.astype(np.float64)
     for c in np.flatnonzero(x > 0.5).tolist():
@@ -119,7 +124,7 @@ def _cheapest_open(
     return kept, np.bincount(seg[kept], minlength=sizes.size)
 
 
-def _solve(classes: list[JobClass], flow: _Flow, ledger: Ledger) -> FloatArray:
+def _solve(classes: list[JobClass], flow: _Flow, ledger: Ledger, deadline: Deadline) -> FloatArray:
     """The min-cost flow's LP: each job placed once or pending, options and sites within room."""
     demand = classes[flow.jobs[0][0]].demand
     n_jobs = len(flow.jobs)
@@ -138,7 +143,8 @@ def _solve(classes: list[JobClass], flow: _Flow, ledger: Ledger) -> FloatArray:
     site_rows = n_jobs + pools.size + site_at[pool_at]
     _add_unit_cols(highs, flow.cost, [flow.row, pool_rows, site_rows])
     _start_from(highs, flow, n_jobs, pools.size + sites.size)
-    highs.run()
+    highs.run()  # to optimality: a flow's pivots are few, and a stopped flow is no vertex
+    deadline.spend_highs(highs)
     if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         raise RuntimeError("rematch flow not solved")  # cannot happen: pending is always open
     return np.asarray(highs.getSolution().col_value)[n_jobs:]

@@ -16,10 +16,10 @@ Capacity is checked with the same ledger as greedy and rounding, so no move over
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 
+from broker.placement.budget import MOVE, Deadline
 from broker.placement.capacity import JobClass, Ledger, objective_cny
 from broker.placement.rematch import rematch
 from broker.placement.tables import BoolArray
@@ -72,7 +72,7 @@ class _State:
 
 
 def search(
-    classes: list[JobClass], chosen: dict[str, int], ledger: Ledger, deadline: float
+    classes: list[JobClass], chosen: dict[str, int], ledger: Ledger, deadline: Deadline
 ) -> dict[str, int]:
     """Re-matching each size's jobs to its places, and local moves, until neither helps.
 
@@ -82,7 +82,7 @@ def search(
     for _ in range(_MAX_PASSES):
         rematch(classes, chosen, ledger, deadline)  # first: it finds the most, size by size
         rematched = objective_cny(classes, chosen)
-        if time.perf_counter() >= deadline:
+        if deadline.passed():
             break
         chosen = improve(classes, chosen, ledger, deadline)
         now = objective_cny(classes, chosen)
@@ -94,7 +94,7 @@ def search(
 
 
 def improve(
-    classes: list[JobClass], chosen: dict[str, int], ledger: Ledger, deadline: float
+    classes: list[JobClass], chosen: dict[str, int], ledger: Ledger, deadline: Deadline
 ) -> dict[str, int]:
     """A cheaper (never dearer) assignment reached from `chosen` by local moves before `deadline`.
 
@@ -102,7 +102,7 @@ def improve(
     """
     state = _State(classes, chosen, ledger)
     for _ in range(_MAX_PASSES):
-        if time.perf_counter() >= deadline:
+        if deadline.passed():
             break
         gained = _relocate_all(state, deadline)
         gained += _insert_pending(state, deadline)
@@ -111,11 +111,11 @@ def improve(
     return state.chosen
 
 
-def _relocate_all(state: _State, deadline: float) -> float:
+def _relocate_all(state: _State, deadline: Deadline) -> float:
     """Move placed jobs to cheaper options with room, dearest savings first per class."""
     gained = 0.0
     for k, cls in enumerate(state.classes):
-        if time.perf_counter() >= deadline:
+        if deadline.passed():
             break
         placed = [j for j in cls.jobs if j in state.chosen]
         if not placed or cls.opts.size < 2:
@@ -125,6 +125,7 @@ def _relocate_all(state: _State, deadline: float) -> float:
             here = state.chosen[job]
             if here == 0:
                 break
+            deadline.spend(MOVE)
             ok = state.fitting(k)[:here]
             if not ok.any():
                 break
@@ -135,7 +136,7 @@ def _relocate_all(state: _State, deadline: float) -> float:
     return gained
 
 
-def _insert_pending(state: _State, deadline: float) -> float:
+def _insert_pending(state: _State, deadline: Deadline) -> float:
     """Place pending jobs, largest value first, displacing cheaper placed jobs where it pays."""
     classes = state.classes
     pending = [
@@ -144,15 +145,16 @@ def _insert_pending(state: _State, deadline: float) -> float:
     pending.sort(key=lambda kj: (-classes[kj[0]].penalty, kj[1]))
     gained = 0.0
     for n, (k, job) in enumerate(pending):
-        if n % _CHECK_EVERY == 0 and time.perf_counter() >= deadline:
+        if n % _CHECK_EVERY == 0 and deadline.passed():
             break
-        step = _try_insert(state, k, job)
+        step = _try_insert(state, k, job, deadline)
         gained += step
     return gained
 
 
-def _try_insert(state: _State, k: int, job: str) -> float:
+def _try_insert(state: _State, k: int, job: str, deadline: Deadline) -> float:
     cls = state.classes[k]
+    deadline.spend(MOVE)
     ok = state.fitting(k)
     if ok.any():
         i = int(np.argmax(ok))
@@ -170,6 +172,7 @@ def _try_insert(state: _State, k: int, job: str) -> float:
         return 0.0
     usable = usable[np.argsort(-value[usable] + 1e-3 * room[usable], kind="stable")]
     for i in usable[:_MAX_OPTIONS_TRIED].tolist():
+        deadline.spend(MOVE)
         delta = _eject_and_insert(state, k, job, i)
         if delta > _EPS:
             return delta

@@ -9,11 +9,11 @@ placing jobs, or time runs out, is filled greedily.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 
 import numpy as np
 
+from broker.placement.budget import COLUMN, Deadline
 from broker.placement.capacity import JobClass, Ledger, greedy_fill
 from broker.placement.master import MasterLp, MasterSolution
 from broker.placement.tables import FloatArray, IntArray
@@ -28,7 +28,7 @@ def dive(
     master: MasterLp,
     solution: MasterSolution,
     ledger: Ledger,
-    deadline: float,
+    deadline: Deadline,
 ) -> dict[str, int]:
     """An integral assignment of `classes`' jobs following the LP `solution` of `master`.
 
@@ -44,7 +44,8 @@ def dive(
     tier = 0
     for _ in range(_MAX_ROUNDS):
         placed = _fix(classes, col_class, col_pos, x, ledger, waiting, chosen, tier)
-        if not any(waiting) or time.perf_counter() >= deadline:
+        deadline.spend(col_class.size * COLUMN)
+        if not any(waiting) or deadline.passed():
             break
         if not placed:
             if tier + 1 == len(_TIERS_MIN_CARDS):

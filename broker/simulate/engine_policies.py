@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from broker.placement import ExpectedDemand, Policy, place, place_batch
+from broker.placement import ExpectedDemand, Policy, SolveBudget, place, place_batch
 from broker.simulate.capacity import Allocation, Capacity
 from broker.simulate.clock import unix_s
 from broker.simulate.policy_base import BatchStats, Blocked, Start
@@ -15,7 +15,9 @@ from computenet.workload import WorkloadJob
 from computenet.workload_spec import workload_spec
 
 DEFAULT_BATCH_LIMIT = 400
-DEFAULT_TIME_BUDGET_S = 1.0
+# a deterministic work budget worth about 1 s of solving on the measuring machine, so a replay
+# gives the same figures however busy the machine is (broker/placement/budget.py)
+DEFAULT_BUDGET = SolveBudget.deterministic(1.0)
 
 
 class SpecCache:
@@ -109,14 +111,14 @@ class EngineOptimal:
         policy: Policy,
         *,
         batch_limit: int = DEFAULT_BATCH_LIMIT,
-        time_budget_s: float = DEFAULT_TIME_BUDGET_S,
+        budget: SolveBudget = DEFAULT_BUDGET,
         expected: ExpectedDemand | None = None,
     ) -> None:
         self.policy = policy
         self.expected = expected
         self.spec = SpecCache()
         self.batch_limit = batch_limit
-        self.time_budget_s = time_budget_s
+        self.budget = budget
         self.stats = BatchStats()
 
     def decide(self, queue: Sequence[WorkloadJob], capacity: Capacity, now_s: float) -> list[Start]:
@@ -129,7 +131,7 @@ class EngineOptimal:
             [(job.job_id, self.spec(job)) for job in batch],
             capacity.snapshot(unix_s(now_s)),
             self.policy,
-            time_budget_s=self.time_budget_s,
+            budget=self.budget,
             pool_totals=_pool_totals(capacity),
             expected=self.expected,
         )

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.bench_placement import exact_optimum
-from broker.placement import FederationSnapshot, Policy
+from broker.placement import FederationSnapshot, Policy, SolveBudget
 from broker.placement.capacity import JobClass, Ledger
 from broker.placement.classes import job_classes
 from broker.placement.cuts import size_levels, slot_limits
@@ -62,7 +60,7 @@ def test_bounds_stay_below_the_optimum_with_cuts_and_windows(
     if built is None:
         return
     master, index, optimum = built
-    outcome = column_generation(master, time.perf_counter() + 30.0, per_round=4)
+    outcome = column_generation(master, SolveBudget(time_s=30.0).start(), per_round=4)
     assert outcome.solved and outcome.solution is not None
     scale = max(1.0, abs(optimum))
     assert outcome.bound_cny <= optimum + 1e-6 * scale
@@ -79,7 +77,7 @@ def test_resolving_after_rebounding_matches_a_fresh_model(instance: Instance) ->
         return
     master, index, _ = built
     master.add_columns(np.arange(index.n_pairs))
-    first = master.solve(time.perf_counter() + 30.0)
+    first = master.solve(SolveBudget(time_s=30.0).start())
     assert first is not None
     # as a dive does: some jobs take capacity, the others stay to be placed
     ledger = master.ledger.copy()
@@ -91,10 +89,10 @@ def test_resolving_after_rebounding_matches_a_fresh_model(instance: Instance) ->
                 left[k] -= 1
     half = left
     master.set_capacity(half, ledger)
-    warm = master.solve(time.perf_counter() + 30.0)
+    warm = master.solve(SolveBudget(time_s=30.0).start())
     fresh = MasterLp(index, ledger)
     fresh.set_capacity(half, ledger)
     fresh.add_columns(np.arange(index.n_pairs))
-    cold = fresh.solve(time.perf_counter() + 30.0)
+    cold = fresh.solve(SolveBudget(time_s=30.0).start())
     assert warm is not None and cold is not None
     assert warm.value_cny == pytest.approx(cold.value_cny, rel=1e-7, abs=1e-6)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 
 from bench.bench_placement import busy_snapshot
-from broker.placement import FederationSnapshot, Policy, PolicyConfig, place_batch, place_greedy
+from broker.placement import (
+    FederationSnapshot,
+    Policy,
+    PolicyConfig,
+    SolveBudget,
+    place_batch,
+    place_greedy,
+)
 from broker.placement.capacity import Ledger, objective_cny
 from broker.placement.classes import job_classes
 from broker.placement.greedy import greedy_assignment, regret_assignment
@@ -39,7 +44,7 @@ def test_improve_never_raises_cost_nor_overcommits(instance: Instance) -> None:
     start = greedy_assignment(classes, members, ctx)
     placeable = [c for c in classes if c.placeable]
     ledger = _ledger_after(Ledger(ctx), placeable, start)
-    better = improve(placeable, dict(start), ledger, time.perf_counter() + 5.0)
+    better = improve(placeable, dict(start), ledger, SolveBudget(time_s=5.0).start())
     before, after = objective_cny(classes, start), objective_cny(classes, better)
     assert after <= before + TOL * max(1.0, abs(before))
     fresh = _ledger_after(Ledger(ctx), placeable, better)
@@ -107,7 +112,7 @@ def test_rematch_never_raises_cost_nor_overcommits(instance: Instance) -> None:
     placeable = [c for c in classes if c.placeable]
     ledger = _ledger_after(Ledger(ctx), placeable, start)
     better = dict(start)
-    rematch(placeable, better, ledger, time.perf_counter() + 5.0)
+    rematch(placeable, better, ledger, SolveBudget(time_s=5.0).start())
     before, after = objective_cny(classes, start), objective_cny(classes, better)
     assert after <= before + TOL * max(1.0, abs(before))
     fresh = _ledger_after(Ledger(ctx), placeable, better)
@@ -134,7 +139,7 @@ def test_rematch_moves_each_job_of_a_size_to_its_cheapest_place() -> None:
     classes, _ = job_classes(specs, ctx, Policy.default())
     chosen = {c.jobs[0]: c.opts.size - 1 for c in classes}  # everyone at its dearest
     ledger = _ledger_after(Ledger(ctx), classes, chosen)
-    rematch(classes, chosen, ledger, time.perf_counter() + 5.0)
+    rematch(classes, chosen, ledger, SolveBudget(time_s=5.0).start())
     assert chosen == {c.jobs[0]: 0 for c in classes}
     np.testing.assert_array_equal(ledger.cards, _ledger_after(Ledger(ctx), classes, chosen).cards)
 
