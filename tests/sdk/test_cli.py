@@ -119,7 +119,11 @@ def test_plan_and_explain(
     cli(capsys, "submit", str(smoke), "--broker", fake.address)
     code, out, _ = cli(capsys, "explain", "j-1", "--broker", fake.address)
     assert code == 0 and "gansu-qingyang" in out and "no free a800" in out
-    assert "chosen: gansu-qingyang" in out
+    # the job is pending: the answer is where it would go now, and why it still waits
+    assert "j-1 is pending" in out and "fits now at: gansu-qingyang" in out
+    fake.broker.jobs["j-1"] = replace(fake.broker.jobs["j-1"], state=JobState.RUNNING)
+    code, out, _ = cli(capsys, "explain", "j-1", "--broker", fake.address)
+    assert code == 0 and "chosen: gansu-qingyang" in out
 
 
 def test_sites_table_json_and_drain(fake: RunningFake, capsys: pytest.CaptureFixture[str]):
