@@ -120,13 +120,13 @@ def jobs_grid(jobs: list[Job]) -> Grid:
         [
             Column("job id"),
             Column("name", drop=1),
-            Column("kind", drop=3),
+            Column("kind", drop=4),
             Column("state"),
             Column("site"),
-            Column("attempt", "right", drop=2),
+            Column("attempt", "right", drop=3),
             Column("tenant", wide=True),
             Column("pool", wide=True),
-            Column("reason", prose=True),
+            Column("reason", prose=True, drop=2),
         ]
     )
     for j in jobs:

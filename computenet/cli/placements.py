@@ -46,28 +46,37 @@ def placement_grid(
     for candidate in placement.candidates:
         terms.extend(t for t in candidate.terms_cny if t not in terms)
     with_model = any(c.accelerator for c in placement.candidates)
-    columns = [Column(""), Column("site")]
+    with_total = any(c.feasible for c in placement.candidates)
+    columns = [Column("")] if placement.chosen else []
+    columns.append(Column("site"))
     if capacity is not None:
         columns.append(Column("free/total now", drop=1))
     if with_model:  # the model and run time, where the broker says (for every feasible site)
-        columns += [Column("model", drop=2), Column("hours", "right", drop=3)]
+        columns += [Column("model", drop=3), Column("hours", "right", drop=4)]
     columns.append(Column("feasible"))
-    columns += [Column(t, "right", drop=4) for t in terms]
-    columns += [Column("total", "right"), Column("reason", prose=True)]
-    grid = Grid(columns, title=title, caption="CNY per job; * chosen", key=1)
+    columns += [Column(t, "right", drop=5) for t in terms]
+    if with_total:
+        columns.append(Column("total", "right"))
+    # with live capacity, the reasons go below the table before the capacity is hidden
+    columns.append(Column("reason", prose=True, drop=2 if capacity is not None else 0))
+    caption = "CNY per job" + ("; * chosen" if placement.chosen else "") if with_total else ""
+    grid = Grid(columns, title=title, caption=caption, key=1 if placement.chosen else 0)
     marked = False
     for c in placement.candidates:
         # rows are cheapest first: mark the chosen site's first (a site may list several models)
         chosen = not marked and c.site == placement.chosen
         marked = marked or chosen
-        cells: list[object] = ["*" if chosen else "", c.site]
+        cells: list[object] = ["*" if chosen else ""] if placement.chosen else []
+        cells.append(c.site)
         if capacity is not None:
             cells.append(capacity.get(c.site, "-"))
         if with_model:
             cells += [c.accelerator, f"{c.run_hours:,.1f}" if c.feasible else ""]
         cells.append("yes" if c.feasible else "no")
         cells += [f"{c.terms_cny[t]:,.2f}" if t in c.terms_cny else "" for t in terms]
-        cells += [f"{c.total_cny:,.2f}" if c.feasible else "", c.reason]
+        if with_total:
+            cells.append(f"{c.total_cny:,.2f}" if c.feasible else "")
+        cells.append(c.reason)
         grid.add(*cells, style="bold green" if chosen else None)
     return grid
 

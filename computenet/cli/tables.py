@@ -82,7 +82,8 @@ class Column:
     justify: str = "left"
     """`left` or `right` (numbers)."""
     drop: int = 0
-    """0: always shown; otherwise dropped when the width is short, the highest first."""
+    """0: always shown; otherwise dropped when the width is short, the highest first (a prose
+    column moves below the table instead)."""
     wide: bool = False
     """Shown only with `-o wide`."""
     prose: bool = False
@@ -123,7 +124,7 @@ class Fitted:
         out: list[RenderableType] = [self.table, *self.notes]
         if self.hidden:
             shown = ", ".join(self.hidden)
-            out.append(Text(f"(not shown at this width: {shown}; -o wide shows them)", "dim"))
+            out.append(Text(f"(-o wide adds: {shown})", "dim"))
         return out
 
 
@@ -176,8 +177,9 @@ def _notes(grid: Grid) -> list[Text]:
 def fit(grid: Grid, width: int, *, wide: bool = False) -> Fitted:
     """The widest arrangement of the grid that fits `width` columns of text.
 
-    Optional columns go first (highest `drop` first, the rightmost among equals); then the prose
-    column moves below the table. With `wide`, every column stays, whatever the width.
+    Optional columns go first, the highest `drop` first (the rightmost among equals); a prose
+    column with a `drop` moves below the table at its turn, one without moves last. With
+    `wide`, every column stays, whatever the width.
     """
     keep = [i for i, c in enumerate(grid.columns) if wide or not c.wide]
     if wide:
@@ -187,15 +189,19 @@ def fit(grid: Grid, width: int, *, wide: bool = False) -> Fitted:
         key=lambda i: (grid.columns[i].drop, i),
     )
     hidden: list[str] = [c.header for c in grid.columns if c.wide]
+    inline = True
     while True:
-        table = _build(grid, keep, True)
+        table = _build(grid, keep, inline)
         if needed_width(table) <= width:
-            return Fitted(table, [], hidden)
+            return Fitted(table, [] if inline else _notes(grid), hidden)
         if not droppable:
             break
         gone = droppable.pop()
-        keep.remove(gone)
-        hidden.append(grid.columns[gone].header)
+        if grid.columns[gone].prose:
+            inline = False
+        else:
+            keep.remove(gone)
+            hidden.append(grid.columns[gone].header)
     return Fitted(_build(grid, keep, False), _notes(grid), hidden)
 
 
@@ -204,9 +210,12 @@ def print_grid(grid: Grid, fmt: OutputFormat | None, out: Console | None = None)
     out = out or Console(highlight=False, soft_wrap=False)
     wide = fmt is OutputFormat.WIDE
     fitted = fit(grid, out.width, wide=wide)
+    terminal_width = out.width
     if wide:
         # as wide as the table needs: a wide table is never cut to the terminal
-        width = max(out.width, needed_width(fitted.table))
-        out = Console(highlight=False, soft_wrap=False, width=width, file=out.file)
-    for renderable in fitted.renderables():
-        out.print(renderable)
+        out.width = max(terminal_width, needed_width(fitted.table))
+    try:
+        for renderable in fitted.renderables():
+            out.print(renderable)
+    finally:
+        out.width = terminal_width

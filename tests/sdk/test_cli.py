@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 
 from computenet.cli.main import app
 from computenet.cli.runner import run_app
@@ -207,3 +208,19 @@ def test_unreadable_yaml_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_bad_broker_address_is_a_usage_error(smoke: Path, capsys: pytest.CaptureFixture[str]):
     code, _, err = cli(capsys, "submit", str(smoke), "--broker", "nowhere")
     assert code == 2 and err.startswith("computenet: error: invalid address")
+
+
+def test_jobs_list_fits_80_columns_and_speaks_yaml(
+    fake: RunningFake, smoke: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    cli(capsys, "submit", str(smoke), "--broker", fake.address)
+    reason = "no feasible site (chongqing: gang of 8 a800 needs one pool, 4 free; 9 more)"
+    fake.broker.jobs["j-1"] = replace(fake.broker.jobs["j-1"], reason=reason)
+    code, out, _ = cli(capsys, "jobs", "list", "--broker", fake.address)
+    assert code == 0 and all(len(line) <= 80 for line in out.splitlines()), out
+    assert "j-1" in out.split() and reason in " ".join(out.split())
+    code, out, _ = cli(capsys, "jobs", "list", "--broker", fake.address, "-o", "yaml")
+    assert code == 0 and [j["job_id"] for j in yaml.safe_load(out)] == ["j-1"]
+    code, out, _ = cli(capsys, "jobs", "list", "--broker", fake.address, "-o", "wide")
+    assert code == 0 and out.split()[:3] == ["job", "id", "name"] and "tenant" in out
