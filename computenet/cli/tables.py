@@ -206,14 +206,15 @@ def fit(grid: Grid, width: int, *, wide: bool = False) -> Fitted:
 
 
 def print_grid(grid: Grid, fmt: OutputFormat | None, out: Console | None = None) -> None:
-    """Fit the grid to the console's width (every column with `-o wide`) and print it."""
+    """Fit the grid to the console's width (every column with `-o wide`) and print it.
+
+    A table that cannot fit even with its optional columns gone (ids wider than the terminal,
+    or `-o wide`) is printed as wide as it needs: longer lines rather than cut ids.
+    """
     out = out or Console(highlight=False, soft_wrap=False)
-    wide = fmt is OutputFormat.WIDE
-    fitted = fit(grid, out.width, wide=wide)
+    fitted = fit(grid, out.width, wide=fmt is OutputFormat.WIDE)
     terminal_width = out.width
-    if wide:
-        # as wide as the table needs: a wide table is never cut to the terminal
-        out.width = max(terminal_width, needed_width(fitted.table))
+    out.width = max(terminal_width, needed_width(fitted.table))
     try:
         for renderable in fitted.renderables():
             out.print(renderable)
