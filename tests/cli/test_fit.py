@@ -71,5 +71,5 @@ def test_columns_go_in_drop_order(rows, width) -> None:
     # name (drop 1) is only hidden once count (drop 2) is
     assert not ("count" in shown and "name" not in shown)
     assert fitted.notes == [] or "reason" not in shown
-    if not fitted.notes:
+    if "reason" in shown:  # the reasons stay inline only in a table that fits
         assert needed_width(fitted.table) <= width
