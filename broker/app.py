@@ -123,6 +123,7 @@ class Broker:
             topology=self.topology,
             driver=lambda: self.leader().driver,
             pending_reasons=lambda: self.role.placement.pending_reasons if self.role else {},
+            live_plan=self.plan,
         )
         self.accounting = AccountingQueries(writer=self.writer, view=self.tenancy_view)
         self._stop = asyncio.Event()

@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from computenet.cli.common import show_placement
+from computenet.cli.placements import show_placement
 from computenet.cli.runner import EXIT_USAGE, fail
+from computenet.cli.tables import OutputOption, output_format
 from computenet.errors import SpecError
 from computenet.spec import load_spec
 
@@ -25,11 +26,13 @@ def plan_command(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print JSON instead of a table.")
     ] = False,
+    output: OutputOption = None,
 ) -> None:
     """Plan a job against every site's declared pools, all free, without a broker."""
     from broker.placement import FederationSnapshot, Policy, place
     from topology import TopologyError, default_topology, load_topology
 
+    fmt = output_format(output, json_out)
     try:
         spec = load_spec(file)
     except SpecError as exc:
@@ -43,4 +46,4 @@ def plan_command(
         fail(PROG, str(exc.issues[0]), EXIT_USAGE)
     snapshot = FederationSnapshot.all_free(network, time.time())
     placement = place(spec, snapshot, Policy.default())
-    show_placement(placement, json_out, f"plan for {spec.name} ({spec.kind}), all pools free")
+    show_placement(placement, fmt, f"plan for {spec.name} ({spec.kind}), all pools free")

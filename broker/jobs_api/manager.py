@@ -7,7 +7,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -71,15 +71,18 @@ class JobManager:
         topology: Topology,
         driver: Callable[[], JobDriver],
         pending_reasons: Callable[[], Mapping[str, str]],
+        live_plan: Callable[[JobSpec], Awaitable[Placement]] | None = None,
     ) -> None:
         """`driver` gives the leader's job driver (NotLeaderError on a follower: cancels go
-        to the leader); `pending_reasons` the leader's current reasons (empty on a follower)."""
+        to the leader); `pending_reasons` the leader's current reasons (empty on a follower);
+        `live_plan` plans a spec on the leader's capacity now (NotLeaderError on a follower)."""
         self._writer = writer
         self._store = writer.store
         self._hub = hub
         self._topology = topology
         self._driver = driver
         self._pending_reasons = pending_reasons
+        self._live_plan = live_plan
 
     def validate(self, spec: JobSpec) -> JobSpec:
         """Check a spec against the topology; SpecError lists every field that refers to nothing."""
@@ -160,12 +163,19 @@ class JobManager:
                 return await self.get(job_id, tenant)
         return await self.get(job_id, tenant)
 
-    async def explain(self, job_id: JobId, tenant: TenantId | None = None) -> Placement:
-        """The stored explanation of the job's latest placement.
+    async def explain(
+        self, job_id: JobId, tenant: TenantId | None = None, *, live: bool = False
+    ) -> Placement:
+        """The stored explanation of the job's latest placement; with `live`, for a pending
+        job, where it would go now: a fresh plan of its spec on the leader's capacity, every
+        site with its verdict (NotLeaderError on a follower, so clients ask the leader).
 
-        A job never placed has none; the error then says why it waits, if the scheduler said.
+        A job never placed has no stored one; the error then says why it waits, if the
+        scheduler said.
         """
         job = await self.get(job_id, tenant)
+        if live and job.state == JobState.PENDING and self._live_plan is not None:
+            return await self._live_plan(job.spec)
         text = await self._writer.read(lambda: self._store.placement_json(job_id))
         if not text:
             why = f": {job.reason}" if job.reason else ""

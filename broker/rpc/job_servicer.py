@@ -149,7 +149,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
     async def ExplainPlacement(
         self, request: pb.ExplainPlacementRequest, context: grpc.aio.ServicerContext
     ) -> pb.ExplainPlacementResponse:
-        placement = await self._jobs.explain(JobId(request.job_id), _scope())
+        placement = await self._jobs.explain(JobId(request.job_id), _scope(), live=True)
         return pb.ExplainPlacementResponse(placement=convert.placement_to_proto(placement))
 
     @translate_errors

@@ -6,10 +6,18 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from computenet.cli.common import BrokerOption, JsonOption, TimeoutOption, connect, console
-from computenet.cli.safe_text import cell, echo, emit_json
+from computenet.cli.safe_text import echo
+from computenet.cli.tables import (
+    Column,
+    Grid,
+    OutputOption,
+    emit_document,
+    is_document,
+    output_format,
+    print_grid,
+)
 from computenet.client import DEFAULT_BROKER, DEFAULT_TIMEOUT_S
 from computenet.usage import (
     QueuedJob,
@@ -65,16 +73,18 @@ def usage(
     ] = False,
     broker: BrokerOption = DEFAULT_BROKER,
     as_json: JsonOption = False,
+    output: OutputOption = None,
     timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Recorded usage: card-hours, energy, carbon and cost (card rent plus energy) in CNY."""
-    if as_json and as_csv:
-        raise typer.BadParameter("give at most one of --json and --csv")
+    fmt = output_format(output, as_json)
+    if fmt is not None and as_csv:
+        raise typer.BadParameter("give at most one of --json, -o and --csv")
     since_day, until_day = _parse_day(since), _parse_day(until)
     with connect(broker, timeout_s) as client:
         report = client.usage(tenant=tenant or None, since=since_day, until=until_day, by=by)
-    if as_json:
-        emit_json(usage_dict(report))
+    if is_document(fmt):
+        emit_document(usage_dict(report), fmt)
         return
     if as_csv:
         typer.echo(usage_csv(report), nl=False)
@@ -82,12 +92,27 @@ def usage(
     scope = report.tenant or "all tenants"
     window = f"{report.since_day or 'start'} to {report.until_day or 'now'}"
     echo(f"usage of {scope}, {window} (days in CST), by {report.by.value}")
-    table = Table(report.by.value, "card-hours", "kWh", "CO2 kg", "cards CNY", "energy CNY", "CNY")
+    print_grid(usage_table(report), fmt, console())
+
+
+def usage_table(report: UsageReport) -> Grid:
+    """One row per group and a total: card-hours and cost always, the rest as room allows."""
+    grid = Grid(
+        [
+            Column(report.by.value),
+            Column("card-hours", "right"),
+            Column("kWh", "right", drop=2),
+            Column("CO2 kg", "right", drop=3),
+            Column("cards CNY", "right", drop=1),
+            Column("energy CNY", "right", drop=1),
+            Column("CNY", "right"),
+        ]
+    )
     rows = [(g.key, g.totals) for g in report.groups] + [("total", report.total)]
     for key, t in rows:
         figures = (t.card_hours, t.kwh, t.carbon_kg, t.card_cny, t.energy_cny, t.cost_cny)
-        table.add_row(cell(key), *(cell(f"{v:,.2f}") for v in figures))
-    console().print(table)
+        grid.add(key, *(f"{v:,.2f}" for v in figures))
+    return grid
 
 
 def _when(unix_ms: int) -> str:
@@ -113,26 +138,44 @@ def queue(
     tenant: TenantOption = "",
     broker: BrokerOption = DEFAULT_BROKER,
     as_json: JsonOption = False,
+    output: OutputOption = None,
     timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Pending jobs in admission order, each with the reason it waits."""
+    fmt = output_format(output, as_json)
     with connect(broker, timeout_s) as client:
         jobs = client.queue(tenant=tenant or None)
-    if as_json:
-        emit_json([queued_dict(j) for j in jobs])
+    if is_document(fmt):
+        emit_document([queued_dict(j) for j in jobs], fmt)
         return
     if not jobs:
         echo("no pending jobs")
         return
-    table = Table("#", "job", "tenant", "cards", "priority", "submitted", "reason", "why")
+    print_grid(queue_table(jobs), fmt, console())
+
+
+def queue_table(jobs: list[QueuedJob]) -> Grid:
+    """Position, job, tenant and reason always; the rest as room allows; why last."""
+    grid = Grid(
+        [
+            Column("#", "right"),
+            Column("job"),
+            Column("tenant"),
+            Column("cards", drop=1),
+            Column("priority", "right", drop=3),
+            Column("submitted", drop=2),
+            Column("reason"),
+            Column("why", prose=True),
+        ],
+        key=1,
+    )
     for j in jobs:
         cards = f"{j.cards} {j.model or 'any'}" if j.cards else "-"
-        row = (
+        grid.add(
             j.position, j.job_id, j.tenant, cards, j.priority, _when(j.created_unix_ms),
             j.reason.value, j.reason_text,
         )  # fmt: skip
-        table.add_row(*map(cell, row))
-    console().print(table)
+    return grid
 
 
 def tenant_dict(status: TenantStatus) -> dict[str, Any]:
@@ -158,16 +201,34 @@ def tenant_dict(status: TenantStatus) -> dict[str, Any]:
 def tenants(
     broker: BrokerOption = DEFAULT_BROKER,
     as_json: JsonOption = False,
+    output: OutputOption = None,
     timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Each tenant's quota, borrowed and held cards, card-hours and fair share by model."""
+    fmt = output_format(output, as_json)
     with connect(broker, timeout_s) as client:
         statuses = client.tenants()
-    if as_json:
-        emit_json([tenant_dict(t) for t in statuses])
+    if is_document(fmt):
+        emit_document([tenant_dict(t) for t in statuses], fmt)
         return
-    table = Table(
-        "tenant", "weight", "share", "model", "quota", "borrow limit", "held", "borrowed", "card-h"
+    print_grid(tenants_table(statuses), fmt, console())
+
+
+def tenants_table(statuses: list[TenantStatus]) -> Grid:
+    """A row per tenant and model: quota, held and borrowed cards always, the rest as room
+    allows."""
+    grid = Grid(
+        [
+            Column("tenant"),
+            Column("weight", "right", drop=2),
+            Column("share", "right", drop=3),
+            Column("model"),
+            Column("quota", "right"),
+            Column("borrow limit", "right", drop=1),
+            Column("held", "right"),
+            Column("borrowed", "right"),
+            Column("card-h", "right", drop=4),
+        ]
     )
     for t in statuses:
         head = (t.tenant + ("" if t.configured else " (unlisted)"), f"{t.weight:g}")
@@ -175,8 +236,7 @@ def tenants(
         for i, m in enumerate(t.models or ()):
             limit = "none" if m.borrowing_limit is None else str(m.borrowing_limit)
             first = (*head, share) if i == 0 else ("", "", "")
-            row = (*first, m.model, m.quota, limit, m.held, m.borrowed, f"{m.card_hours:,.1f}")
-            table.add_row(*map(cell, row))
+            grid.add(*first, m.model, m.quota, limit, m.held, m.borrowed, f"{m.card_hours:,.1f}")
         if not t.models:
-            table.add_row(*map(cell, (*head, share, "-", "", "", "", "", "")))
-    console().print(table)
+            grid.add(*head, share, "-", "", "", "", "", "")
+    return grid

@@ -7,10 +7,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from computenet.cli.common import BrokerOption, JsonOption, TimeoutOption, age, connect, console
-from computenet.cli.safe_text import cell, echo, emit_json
+from computenet.cli.safe_text import cell, echo
+from computenet.cli.tables import (
+    Column,
+    Grid,
+    OutputOption,
+    emit_document,
+    is_document,
+    output_format,
+    print_grid,
+)
 from computenet.client import DEFAULT_BROKER, DEFAULT_TIMEOUT_S
 from computenet.types import ClusterStatus
 
@@ -66,32 +74,42 @@ def leader_line(status: ClusterStatus, now_unix_ms: int) -> str:
     )
 
 
-def replicas_table(status: ClusterStatus, now_unix_ms: int) -> Table:
-    """Each replica with its addresses, role and how long ago it last renewed its record."""
-    table = Table("replica", "address", "agent address", "role", "last seen")
+def replicas_table(status: ClusterStatus, now_unix_ms: int) -> Grid:
+    """Each replica with its role, how long ago it last renewed its record and its addresses
+    (the agent address as the width allows)."""
+    grid = Grid(
+        [
+            Column("replica"),
+            Column("role"),
+            Column("last seen"),
+            Column("address"),
+            Column("agent address", drop=1),
+        ]
+    )
     for r in status.replicas:
         seen = age(r.last_seen_unix_ms, now_unix_ms)
-        table.add_row(
-            cell(r.broker_id), cell(r.address), cell(r.agent_address or "-"),
-            cell(r.role, _ROLE_STYLE.get(r.role, "yellow")),
-            cell(seen if seen == "never" else f"{seen} ago"),
+        grid.add(
+            r.broker_id, cell(r.role, _ROLE_STYLE.get(r.role, "yellow")),
+            seen if seen == "never" else f"{seen} ago", r.address, r.agent_address or "-",
         )  # fmt: skip
-    return table
+    return grid
 
 
 @app.command("status")
 def cluster_status(
     broker: BrokerOption = DEFAULT_BROKER,
     as_json: JsonOption = False,
+    output: OutputOption = None,
     timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
     """The leader (id, addresses, epoch, since when) and every replica's role and last sign of
     life; any replica answers."""
+    fmt = output_format(output, as_json)
     with connect(broker, timeout_s) as client:
         status = client.cluster_status()
-    if as_json:
-        emit_json(cluster_dict(status))
+    if is_document(fmt):
+        emit_document(cluster_dict(status), fmt)
         return
     now = int(time.time() * 1000)
     echo(leader_line(status, now))
-    console().print(replicas_table(status, now))
+    print_grid(replicas_table(status, now), fmt, console())

@@ -10,16 +10,14 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from computenet.cli.config import connection
-from computenet.cli.energy_inputs import energy_lines
-from computenet.cli.safe_text import cell, echo, emit_json, error_line
+from computenet.cli.safe_text import echo, error_line
 from computenet.client import DEFAULT_TIMEOUT_S, Client
 from computenet.errors import InvalidArgumentError
 from computenet.spec import JobSpec, load_spec
 from computenet.tls import tls_channel_credentials
-from computenet.types import Job, JobEvent, Placement, SiteInfo
+from computenet.types import Job, JobEvent, SiteInfo
 
 PROG = "computenet"
 EXIT_FAILURE = 1
@@ -174,51 +172,3 @@ def age(unix_ms: int, now_unix_ms: int | None = None) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
-
-
-def placement_table(placement: Placement, title: str) -> Table:
-    """Candidates with each cost term and the total; the chosen site's row highlighted."""
-    terms: list[str] = []
-    for candidate in placement.candidates:
-        terms.extend(t for t in candidate.terms_cny if t not in terms)
-    table = Table(title=cell(title), title_justify="left", caption="CNY per job; * chosen")
-    table.add_column("", width=1, no_wrap=True)
-    table.add_column("site", no_wrap=True)
-    # the model and run time, where the broker says (it does for every feasible candidate)
-    with_model = any(c.accelerator for c in placement.candidates)
-    if with_model:
-        table.add_column("model", no_wrap=True)
-        table.add_column("hours", justify="right", no_wrap=True)
-    table.add_column("feasible", no_wrap=True)
-    table.add_column("reason", overflow="fold", ratio=1)
-    for term in terms:
-        table.add_column(cell(term), justify="right", no_wrap=True)
-    table.add_column("total", justify="right", no_wrap=True)
-    marked = False
-    for c in placement.candidates:
-        # rows are cheapest first: mark the chosen site's first (a site may list several models)
-        chosen = not marked and c.site == placement.chosen
-        marked = marked or chosen
-        cells = ["*" if chosen else "", c.site]
-        if with_model:
-            cells += [c.accelerator, f"{c.run_hours:,.1f}" if c.feasible else ""]
-        cells += ["yes" if c.feasible else "no", c.reason]
-        cells += [f"{c.terms_cny[t]:,.2f}" if t in c.terms_cny else "" for t in terms]
-        cells.append(f"{c.total_cny:,.2f}" if c.feasible else "")
-        table.add_row(*map(cell, cells), style="bold green" if chosen else None)
-    return table
-
-
-def show_placement(placement: Placement, as_json: bool, title: str) -> None:
-    """Print a placement as `Placement.to_dict()` JSON or as a table with a verdict line."""
-    if as_json:
-        emit_json(placement.to_dict())
-        return
-    out = console()
-    out.print(placement_table(placement, title))
-    for line in energy_lines(placement):
-        out.print(cell(line))
-    if placement.chosen:
-        out.print(cell(f"chosen: {placement.chosen}"))
-    else:
-        out.print("chosen: none (no feasible site now; a submitted job would wait as pending)")

@@ -18,7 +18,8 @@ from computenet.cli.common import (
     reporting_violations,
 )
 from computenet.cli.jobs import JobIdArg
-from computenet.cli.safe_text import echo, emit_json
+from computenet.cli.safe_text import echo
+from computenet.cli.tables import OutputOption, emit_document, is_document, output_format
 from computenet.client import DEFAULT_BROKER, DEFAULT_TIMEOUT_S
 
 app = typer.Typer(help="Report the live user demand of inference jobs (rebalancing follows it).")
@@ -54,20 +55,23 @@ def report(
     weights: WeightsArg,
     broker: BrokerOption = DEFAULT_BROKER,
     as_json: JsonOption = False,
+    output: OutputOption = None,
     timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Replace an inference job's demand per user region with these weights."""
+    fmt = output_format(output, as_json)
     pairs = parse_weights(weights)
     with connect(broker, timeout_s) as client, reporting_violations():
         # a region given twice is left to the broker, which names it with the other problems
         stored = client.report_demand(job_id, pairs)
-    if as_json:
-        emit_json(
+    if is_document(fmt):
+        emit_document(
             {
                 "job_id": stored.job_id,
                 "weights": dict(sorted(stored.weights.items())),
                 "reported_unix_ms": stored.reported_unix_ms,
-            }
+            },
+            fmt,
         )
         return
     at = datetime.fromtimestamp(stored.reported_unix_ms / 1000, UTC)

@@ -8,22 +8,30 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from computenet.cli.common import (
     BrokerOption,
     JsonOption,
     TimeoutOption,
     connect,
-    console,
     event_dict,
     job_dict,
     read_spec,
     reporting_violations,
-    show_placement,
 )
-from computenet.cli.safe_text import cell, echo, emit_json
-from computenet.client import DEFAULT_BROKER, DEFAULT_TIMEOUT_S
+from computenet.cli.placements import Waiting, capacity_by_site, show_placement, show_waiting
+from computenet.cli.safe_text import echo, emit_json
+from computenet.cli.tables import (
+    Column,
+    Grid,
+    OutputOption,
+    emit_document,
+    is_document,
+    output_format,
+    print_grid,
+)
+from computenet.client import DEFAULT_BROKER, DEFAULT_TIMEOUT_S, Client
+from computenet.errors import ComputeNetError
 from computenet.types import Job, JobEvent, JobKind, JobState
 
 app = typer.Typer(help="List, inspect, watch and cancel jobs.", no_args_is_help=True)
@@ -60,25 +68,73 @@ def plan(
     spec_file: SpecFile,
     broker: BrokerOption = DEFAULT_BROKER,
     as_json: JsonOption = False,
+    output: OutputOption = None,
     timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Show where a spec would go now and at what cost, without submitting it."""
+    fmt = output_format(output, as_json)
     spec = read_spec(spec_file)
     with connect(broker, timeout_s) as client, reporting_violations():
         placement = client.plan(spec)
-    show_placement(placement, as_json, f"plan for {spec.name} ({spec.kind})")
+    show_placement(placement, fmt, f"plan for {spec.name} ({spec.kind})")
 
 
 def explain(
     job_id: JobIdArg,
     broker: BrokerOption = DEFAULT_BROKER,
     as_json: JsonOption = False,
+    output: OutputOption = None,
     timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
-    """Show why a job was placed where it was, and why not elsewhere."""
+    """Show why a job was placed where it was and why not elsewhere; for a pending job, why
+    it waits now: every site with its live capacity and verdict, and its place in the queue."""
+    fmt = output_format(output, as_json)
     with connect(broker, timeout_s) as client:
         placement = client.explain(job_id)
-    show_placement(placement, as_json, f"placement of {job_id}")
+        job = client.get(job_id)  # after: a pending job now was pending when explained
+        if job.state is not JobState.PENDING:
+            show_placement(placement, fmt, f"placement of {job_id}")
+            return
+        waiting = _waiting(client, job)
+    show_waiting(job_id, placement, waiting, fmt)
+
+
+def _waiting(client: Client, job: Job) -> Waiting:
+    """The job's queue entry and each site's capacity now, as far as the broker tells: the
+    live plan stands without them (an older broker, a caller not allowed to list sites)."""
+    try:
+        queued = next((q for q in client.queue() if q.job_id == job.job_id), None)
+    except ComputeNetError:
+        queued = None
+    try:
+        capacity = capacity_by_site(client.sites())
+    except ComputeNetError:
+        capacity = {}
+    return Waiting(job_reason=job.reason, queued=queued, capacity=capacity)
+
+
+def jobs_grid(jobs: list[Job]) -> Grid:
+    """Jobs with id, state and site always; name, kind, attempt as the width allows; reason
+    last (wrapped, or below the table when narrow); tenant and pool with `-o wide`."""
+    grid = Grid(
+        [
+            Column("job id"),
+            Column("name", drop=1),
+            Column("kind", drop=4),
+            Column("state"),
+            Column("site"),
+            Column("attempt", "right", drop=3),
+            Column("tenant", wide=True),
+            Column("pool", wide=True),
+            Column("reason", prose=True, drop=2),
+        ]
+    )
+    for j in jobs:
+        grid.add(
+            j.job_id, j.spec.name, j.kind.value, j.state.value, j.site or "-", j.attempt,
+            j.tenant, j.pool or "-", j.reason,
+        )  # fmt: skip
+    return grid
 
 
 @app.command("list")
@@ -90,30 +146,20 @@ def list_jobs(
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many jobs.")] = 100,
     broker: BrokerOption = DEFAULT_BROKER,
     as_json: JsonOption = False,
+    output: OutputOption = None,
     timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
     """List jobs, oldest first."""
+    fmt = output_format(output, as_json)
     with connect(broker, timeout_s) as client:
         found = client.list(
             state=state, kind=kind, site=site, tenant=tenant, page_size=min(limit, 1000)
         )
         jobs = list(itertools.islice(found, limit))
-    if as_json:
-        emit_json([job_dict(j) for j in jobs])
+    if is_document(fmt):
+        emit_document([job_dict(j) for j in jobs], fmt)
         return
-    table = Table("job id", "name", "kind", "state", "site", "attempt", "reason")
-    for j in jobs:
-        row = (
-            j.job_id,
-            j.spec.name,
-            j.kind.value,
-            j.state.value,
-            j.site or "-",
-            j.attempt,
-            j.reason,
-        )
-        table.add_row(*map(cell, row))
-    console().print(table)
+    print_grid(jobs_grid(jobs), fmt)
 
 
 def _print_job(job: Job) -> None:
@@ -138,13 +184,15 @@ def get_job(
     job_id: JobIdArg,
     broker: BrokerOption = DEFAULT_BROKER,
     as_json: JsonOption = False,
+    output: OutputOption = None,
     timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Show one job."""
+    fmt = output_format(output, as_json)
     with connect(broker, timeout_s) as client:
         job = client.get(job_id)
-    if as_json:
-        emit_json(job_dict(job))
+    if is_document(fmt):
+        emit_document(job_dict(job), fmt)
     else:
         _print_job(job)
 

@@ -6,7 +6,6 @@ import time
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from computenet.cli.common import (
@@ -19,6 +18,15 @@ from computenet.cli.common import (
     site_dict,
 )
 from computenet.cli.safe_text import cell, echo, emit_json
+from computenet.cli.tables import (
+    Column,
+    Grid,
+    OutputOption,
+    emit_document,
+    is_document,
+    output_format,
+    print_grid,
+)
 from computenet.client import DEFAULT_BROKER, DEFAULT_TIMEOUT_S
 from computenet.types import SiteInfo, SiteStatus
 
@@ -37,18 +45,30 @@ def _pools(site: SiteInfo) -> str:
     return ", ".join(f"{p.model} {p.free}/{p.total}" for p in site.pools) or "-"
 
 
-def sites_table(sites: list[SiteInfo], now_unix_ms: int) -> Table:
-    """Sites with status, side, free/total accelerators per pool and the last report's age."""
-    table = Table("id", "status", "side", "pools free/total", "jobs", "last report")
+def sites_table(sites: list[SiteInfo], now_unix_ms: int) -> Grid:
+    """Sites with status, free/total accelerators per pool and the last report's age; side,
+    jobs, executor and agent version as the width allows (or with `-o wide`)."""
+    grid = Grid(
+        [
+            Column("id"),
+            Column("status"),
+            Column("side", drop=2),
+            Column("pools free/total"),
+            Column("jobs", "right", drop=1),
+            Column("last report", drop=3),
+            Column("executor", wide=True),
+            Column("agent", wide=True),
+        ]
+    )
     for s in sites:
         status = Text.assemble(cell(s.status.value, _STATUS_STYLE.get(s.status, "")))
         if s.capacity_stale:
             status.append(" stale", style="yellow")
-        table.add_row(
-            cell(s.site_id), status, cell(s.side), cell(_pools(s)), cell(s.running_jobs),
-            cell(age(s.last_report_unix_ms, now_unix_ms)),
+        grid.add(
+            s.site_id, status, s.side, _pools(s), s.running_jobs,
+            age(s.last_report_unix_ms, now_unix_ms), s.executor or "-", s.agent_version or "-",
         )  # fmt: skip
-    return table
+    return grid
 
 
 @app.callback(invoke_without_command=True)
@@ -59,26 +79,37 @@ def list_sites(
     ] = None,
     broker: BrokerOption = DEFAULT_BROKER,
     as_json: JsonOption = False,
+    output: OutputOption = None,
     timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
     """List the federation's sites (or run a sub-command)."""
     if ctx.invoked_subcommand is not None:
         return
+    fmt = output_format(output, as_json)
     with connect(broker, timeout_s) as client:
         sites = client.sites(status=status)
-    if as_json:
-        emit_json([site_dict(s) for s in sites])
+    if is_document(fmt):
+        emit_document([site_dict(s) for s in sites], fmt)
     else:
-        console().print(sites_table(sites, int(time.time() * 1000)))
+        print_grid(sites_table(sites, int(time.time() * 1000)), fmt)
 
 
-def pools_table(site: SiteInfo) -> Table:
+def pools_table(site: SiteInfo) -> Grid:
     """One site's pools: what is allocatable, what the broker holds, what is busy, what is free."""
-    table = Table("pool", "total", "allocatable", "held", "in use", "of which federation", "free")
+    grid = Grid(
+        [
+            Column("pool"),
+            Column("total", "right"),
+            Column("allocatable", "right", drop=2),
+            Column("held", "right"),
+            Column("in use", "right"),
+            Column("of which federation", "right", drop=1),
+            Column("free", "right"),
+        ]
+    )
     for p in site.pools:
-        row = (p.model, p.total, p.allocatable, p.held, p.in_use, p.federation_in_use, p.free)
-        table.add_row(*map(cell, row))
-    return table
+        grid.add(p.model, p.total, p.allocatable, p.held, p.in_use, p.federation_in_use, p.free)
+    return grid
 
 
 @app.command("get")
@@ -86,20 +117,22 @@ def get_site(
     site_id: Annotated[str, typer.Argument(help="Site id.", show_default=False)],
     broker: BrokerOption = DEFAULT_BROKER,
     as_json: JsonOption = False,
+    output: OutputOption = None,
     timeout_s: TimeoutOption = DEFAULT_TIMEOUT_S,
 ) -> None:
     """One site with its pools as the capacity ledger sees them (free = allocatable - held -
     in use by others)."""
+    fmt = output_format(output, as_json)
     with connect(broker, timeout_s) as client:
         site = client.site(site_id)
-    if as_json:
-        emit_json(site_dict(site))
+    if is_document(fmt):
+        emit_document(site_dict(site), fmt)
         return
     out = console()
     out.print(
         cell(f"{site.site_id} ({site.name}, {site.province}, {site.side}) {site.status.value}")
     )
-    out.print(pools_table(site))
+    print_grid(pools_table(site), fmt, out)
     out.print(
         cell(
             f"cpu cores {site.cpu_cores:g}, memory {site.memory_gb:g} GB, jobs {site.running_jobs}"

@@ -9,9 +9,17 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from computenet.cli.safe_text import cell, echo
+from computenet.cli.safe_text import echo
+from computenet.cli.tables import (
+    Column,
+    Grid,
+    OutputFormat,
+    OutputOption,
+    emit_document,
+    output_format,
+    print_grid,
+)
 from computenet.printable import escaped_json
 from topology import Topology, TopologyError, default_topology, load_topology
 from topology.errors import NoRouteError, UnknownNodeError
@@ -80,8 +88,11 @@ def show(
     png: Annotated[
         Path | None, typer.Option("--png", help="also write a map picture (PNG) here")
     ] = None,
+    output: OutputOption = None,
 ) -> None:
-    """Show sites and user regions as tables, JSON or a map picture."""
+    """Show sites and user regions as tables, JSON, YAML or a map picture."""
+    fmt = output_format(output, as_json)
+    as_json = fmt is OutputFormat.JSON
     topo = _load(topology)
     if png is not None:
         from topology.render import render_map
@@ -90,12 +101,14 @@ def show(
             render_map(topo, png)
         except OSError as exc:
             _fail(f"cannot write {png}: {exc.strerror or exc}")
-        if not as_json:
+        if fmt is None:
             echo(f"wrote {png}")
     if as_json:
         typer.echo(escaped_json(json.dumps(topology_json(topo), indent=2, ensure_ascii=False)))
+    elif fmt is OutputFormat.YAML:
+        emit_document(topology_json(topo), fmt)
     elif png is None:
-        _print_tables(topo)
+        _print_tables(topo, fmt)
 
 
 @app.command()
@@ -169,40 +182,52 @@ def generate(
     typer.echo(f"wrote {output}: {sites} sites (seed {seed})", err=True)
 
 
-def _print_tables(topo: Topology) -> None:
-    console = Console()
-    sites = Table(title=f"Sites ({len(topo.sites)})")
-    for column in (
-        "id",
-        "province",
-        "side",
-        "kind",
-        "accelerators",
-        "CNY/kWh (mean)",
-        "kgCO2/kWh (eff.)",
-        "PUE",
-    ):
-        sites.add_column(column, justify="right" if "/" in column or column == "PUE" else "left")
+def sites_grid(topo: Topology) -> Grid:
+    """The topology's sites: id, side and accelerators always (the accelerators wrap last),
+    the rest as the width allows."""
+    grid = Grid(
+        [
+            Column("id"),
+            Column("province", drop=3),
+            Column("side"),
+            Column("kind", drop=4),
+            Column("CNY/kWh (mean)", "right", drop=1),
+            Column("kgCO2/kWh (eff.)", "right", drop=2),
+            Column("PUE", "right", drop=5),
+            Column("accelerators", prose=True),
+        ],
+        title=f"Sites ({len(topo.sites)})",
+    )
     for s in topo.sites:
-        pools = ", ".join(f"{p.count}x {p.model}" for p in s.pools) or "-"
-        row = (
-            s.id,
-            s.province,
-            s.side,
-            s.kind,
-            pools,
-            f"{s.mean_price_cny_per_kwh:.3f}",
-            f"{s.effective_carbon_kg_per_kwh:.3f}",
-            f"{s.pue:.2f}",
-        )
-        sites.add_row(*map(cell, row))
-    console.print(sites)
-    regions = Table(title=f"User regions ({len(topo.regions)})")
-    for column in ("id", "name", "lat", "lon", "demand weight", "nearest site (RTT ms)"):
-        regions.add_column(column)
+        grid.add(
+            s.id, s.province, s.side, s.kind, f"{s.mean_price_cny_per_kwh:.3f}",
+            f"{s.effective_carbon_kg_per_kwh:.3f}", f"{s.pue:.2f}",
+            ", ".join(f"{p.count}x {p.model}" for p in s.pools) or "-",
+        )  # fmt: skip
+    return grid
+
+
+def regions_grid(topo: Topology) -> Grid:
+    """The user regions with their nearest site; name and coordinates as the width allows."""
+    grid = Grid(
+        [
+            Column("id"),
+            Column("name", drop=1),
+            Column("lat", "right", drop=3),
+            Column("lon", "right", drop=3),
+            Column("demand weight", "right", drop=2),
+            Column("nearest site (RTT ms)"),
+        ],
+        title=f"User regions ({len(topo.regions)})",
+    )
     for r in topo.regions:
         nearest = topo.nearest_sites(r.id, 1)
         near = f"{nearest[0][0]} ({nearest[0][1]:g})" if nearest else "-"
-        cells = (r.id, r.name, f"{r.lat:.2f}", f"{r.lon:.2f}", f"{r.demand_weight:.3f}", near)
-        regions.add_row(*map(cell, cells))
-    console.print(regions)
+        grid.add(r.id, r.name, f"{r.lat:.2f}", f"{r.lon:.2f}", f"{r.demand_weight:.3f}", near)
+    return grid
+
+
+def _print_tables(topo: Topology, fmt: OutputFormat | None) -> None:
+    console = Console(highlight=False, soft_wrap=False)
+    print_grid(sites_grid(topo), fmt, console)
+    print_grid(regions_grid(topo), fmt, console)

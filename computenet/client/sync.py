@@ -272,7 +272,8 @@ class Client:
         return job_from_proto(self._unary("jobs.CancelJob", request).job)
 
     def explain(self, job_id: str) -> Placement:
-        """Why a job was placed where it was; raises NotPlacedError if it never was."""
+        """Why a job was placed where it was; for a pending job, where it would go now (a
+        fresh plan of its spec on the leader's live capacity, every site with its verdict)."""
         request = job_pb.ExplainPlacementRequest(job_id=job_id)
         return placement_from_proto(self._unary("jobs.ExplainPlacement", request).placement)
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from computenet.errors import NotPlacedError
 from computenet.types import JobState, SiteStatus
 from site_agent.executors.base import attempt_dir
 from tests.e2e.conftest import BrokerFactory
@@ -72,6 +71,7 @@ def test_a_gang_runs_once_across_both_nodes_and_a_larger_one_is_never_sent(
         # the three-node gang was never sent to the two-node site, and explain says why
         waiting = client.get(too_big.job_id)
         assert (waiting.state, waiting.attempt, waiting.site) == (JobState.PENDING, 0, None)
-        with pytest.raises(NotPlacedError) as caught:
-            client.explain(too_big.job_id)
-        assert "gang of 6 a800 needs 3 nodes of 2 cards, the pool has 2 nodes" in str(caught.value)
+        placement = client.explain(too_big.job_id)
+        verdict = next(c for c in placement.candidates if c.site == SITE)
+        assert placement.chosen is None and not verdict.feasible
+        assert "gang of 6 a800 needs 3 nodes of 2 cards, the pool has 2 nodes" in verdict.reason

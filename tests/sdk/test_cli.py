@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 
 from computenet.cli.main import app
 from computenet.cli.runner import run_app
@@ -119,7 +120,11 @@ def test_plan_and_explain(
     cli(capsys, "submit", str(smoke), "--broker", fake.address)
     code, out, _ = cli(capsys, "explain", "j-1", "--broker", fake.address)
     assert code == 0 and "gansu-qingyang" in out and "no free a800" in out
-    assert "chosen: gansu-qingyang" in out
+    # the job is pending: the answer is where it would go now, and why it still waits
+    assert "j-1 is pending" in out and "fits now at: gansu-qingyang" in out
+    fake.broker.jobs["j-1"] = replace(fake.broker.jobs["j-1"], state=JobState.RUNNING)
+    code, out, _ = cli(capsys, "explain", "j-1", "--broker", fake.address)
+    assert code == 0 and "chosen: gansu-qingyang" in out
 
 
 def test_sites_table_json_and_drain(fake: RunningFake, capsys: pytest.CaptureFixture[str]):
@@ -203,3 +208,19 @@ def test_unreadable_yaml_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_bad_broker_address_is_a_usage_error(smoke: Path, capsys: pytest.CaptureFixture[str]):
     code, _, err = cli(capsys, "submit", str(smoke), "--broker", "nowhere")
     assert code == 2 and err.startswith("computenet: error: invalid address")
+
+
+def test_jobs_list_fits_80_columns_and_speaks_yaml(
+    fake: RunningFake, smoke: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    cli(capsys, "submit", str(smoke), "--broker", fake.address)
+    reason = "no feasible site (chongqing: gang of 8 a800 needs one pool, 4 free; 9 more)"
+    fake.broker.jobs["j-1"] = replace(fake.broker.jobs["j-1"], reason=reason)
+    code, out, _ = cli(capsys, "jobs", "list", "--broker", fake.address)
+    assert code == 0 and all(len(line) <= 80 for line in out.splitlines()), out
+    assert "j-1" in out.split() and reason in " ".join(out.split())
+    code, out, _ = cli(capsys, "jobs", "list", "--broker", fake.address, "-o", "yaml")
+    assert code == 0 and [j["job_id"] for j in yaml.safe_load(out)] == ["j-1"]
+    code, out, _ = cli(capsys, "jobs", "list", "--broker", fake.address, "-o", "wide")
+    assert code == 0 and out.split()[:3] == ["job", "id", "name"] and "tenant" in out

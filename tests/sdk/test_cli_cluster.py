@@ -72,8 +72,8 @@ def test_cluster_status_table(serving: Replica, capsys: pytest.CaptureFixture[st
     first, *rest = out.splitlines()
     assert first.startswith("leader: broker-a at 10.0.0.1:50051, agents 10.0.0.1:50052, epoch 3")
     assert first.endswith("(2h ago)")
-    rows = {line.split()[1]: line for line in rest if "broker-" in line}
-    assert "leader" in rows["broker-a"] and re.search(r"│ \d+s ago", rows["broker-a"])
+    rows = {line.split()[0]: line for line in rest if line.startswith("broker-")}
+    assert re.search(r"^broker-a +leader +\d+s ago", rows["broker-a"])
     assert "follower" in rows["broker-b"] and "5m ago" in rows["broker-b"]
 
 
