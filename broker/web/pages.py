@@ -186,10 +186,13 @@ async def job_page(console: Console, request: Request, viewer: Viewer, job_id: s
     jobs = console.services.jobs
     job = await jobs.get(_job_id(job_id), viewer.scope)
     events = await jobs.history(job.job_id, viewer.scope)
-    explanation = None
-    not_placed = ""
+    explanation, not_placed = None, ""
+    pending = job.state == JobState.PENDING
     try:
-        explanation = await jobs.explain(job.job_id, viewer.scope)
+        # a pending job: where it would go now (the leader plans it live), as `computenet explain`
+        explanation = await jobs.explain(job.job_id, viewer.scope, live=pending)
+    except NotLeaderError:
+        not_placed = f"waiting: {job.reason}" if job.reason else "waiting; the leader plans it"
     except NotPlacedError as exc:
         not_placed = exc.message
     terms: list[str] = []

@@ -16,6 +16,7 @@ from tests.support.scripted_agent import ScriptedAgent
 from tests.support.waiting import wait_for
 from tests.web.conftest import ConsoleBroker
 from tests.web.forms import csrf_of, error_of, login
+from topology import default_topology
 
 BATCH = {
     "name": "http-batch",
@@ -339,3 +340,19 @@ def test_the_sites_page_shows_a_sites_pools_and_its_live_price_and_carbon(
         assert cells[:4] == ["16", "0", "0", "16"]  # allocatable, held, in use, free
     finally:
         agent.close()
+
+
+def test_a_pending_jobs_page_shows_where_it_would_go_now_at_every_site(
+    plain_console: ConsoleBroker,
+) -> None:
+    too_big = {**BATCH, "name": "too-big", "resources": {"accelerator": "a800", "count": 512}}
+    with _client(plain_console, "alice") as alice:
+        job_id = alice.submit(too_big, request_id="http-too-big").job.job_id
+        assert alice.get(job_id).state.value == "pending"
+    with signed_in(plain_console, "alice") as http:
+        page = http.get(f"/jobs/{job_id}").text
+    assert 'id="live-plan"' in page
+    table = page[page.index('id="explanation"') :]
+    rows = re.findall(r"<tr class=\"[^\"]*\"><td>([^<]+)</td><td>(yes|no)</td>", table)
+    assert sorted(site for site, _ in rows) == sorted(default_topology().site_ids)
+    assert {feasible for _, feasible in rows} == {"no"}  # no site has 512 a800 free
