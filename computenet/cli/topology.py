@@ -202,7 +202,7 @@ def sites_grid(topo: Topology) -> Grid:
         grid.add(
             s.id, s.province, s.side, s.kind, f"{s.mean_price_cny_per_kwh:.3f}",
             f"{s.effective_carbon_kg_per_kwh:.3f}", f"{s.pue:.2f}",
-            ", ".join(f"{p.count}x {p.model}" for p in s.pools) or "-",
+            ", ".join(f"{p.count}×{p.model}" for p in s.pools) or "-",
         )  # fmt: skip
     return grid
 
