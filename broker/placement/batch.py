@@ -72,9 +72,7 @@ def place_batch(
     `pool_totals` (site id -> model -> cards, busy or free) sizes the pools for that, the
     topology's declared counts if not given; `expected` (serving demand per user region and
     speed-scaled demand still to come) makes jobs pay for the headroom that demand needs in
-    the pools they hold (broker/placement/headroom.py). Where the snapshot has the running
-    holds' expected ends, a job that finishes sooner by waiting for a faster pool than by
-    starting now is left pending with that reason (broker/placement/waiting.py).
+    the pools they hold (broker/placement/headroom.py).
     """
     started = time.perf_counter()
     meter = (budget or SolveBudget(time_s=time_budget_s)).start()

@@ -22,7 +22,6 @@ from broker.placement.headroom import ExpectedDemand, scaled_share, serving_shar
 from broker.placement.policy import Policy, evaluate_many
 from broker.placement.runtime import run_hours_many, scales
 from broker.placement.tables import EvalContext, FloatArray, IntArray
-from broker.placement.waiting import hold_for_faster
 from computenet.spec import JobSpec
 
 _SHOWN_REASONS = 3
@@ -81,15 +80,13 @@ def job_classes(
         JobClass(demands[d], priority, ids, *options[d])
         for (d, priority), ids in zip(keys, jobs, strict=True)
     ]
-    waiting = hold_for_faster(classes, ctx.table, ctx.avail.snapshot)
     _set_penalties(classes, policy)
     if policy.config.batch_wait_model == "delay":
         expected = expected or ExpectedDemand()
         _price_delay(priced, classes, members, ctx, policy, pool_totals, expected)
     options = _sorted_options(priced, len(demands))
-    for k, (cls, (d, _)) in enumerate(zip(classes, keys, strict=True)):
-        if k not in waiting:
-            cls.opts, cls.cost = options[d]
+    for cls, (d, _) in zip(classes, keys, strict=True):
+        cls.opts, cls.cost = options[d]
     _explain_unplaceable(classes, ctx, policy)
     return classes, members
 
@@ -226,7 +223,7 @@ def _set_penalties(classes: list[JobClass], policy: Policy) -> None:
 
 def _explain_unplaceable(classes: list[JobClass], ctx: EvalContext, policy: Policy) -> None:
     """Say why each class no site can take was rejected, from the first few sites."""
-    unplaceable = [cls for cls in classes if not cls.placeable and not cls.reason]
+    unplaceable = [cls for cls in classes if not cls.placeable]
     if not unplaceable:
         return
     reasons = rejection_reasons(policy, [c.demand for c in unplaceable], ctx, _SHOWN_REASONS)

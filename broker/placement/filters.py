@@ -90,13 +90,13 @@ class RequireResidency(_Batched):
                 out = np.ones((len(jobs), len(opts)), dtype=np.bool_)
             demand = jobs.demands[int(rows[0])]
             site_ok = np.asarray(
-                [residency_problem(demand, table, s) is None for s in range(len(table.site_ids))]
+                [_residency_problem(demand, table, s) is None for s in range(len(table.site_ids))]
             )
             out[rows] = site_ok[sites][None, :]
         return out
 
     def reason(self, job: JobDemand, ctx: EvalContext, opt: int) -> str:
-        problem = residency_problem(job, ctx.table, int(ctx.table.opt_site[opt]))
+        problem = _residency_problem(job, ctx.table, int(ctx.table.opt_site[opt]))
         return problem or "allowed by residency constraints"
 
 
@@ -104,7 +104,7 @@ def _residency_rules(job: JobDemand) -> tuple[frozenset[str], ...]:
     return (job.allowed_provinces, job.allowed_sites, job.excluded_sites)
 
 
-def residency_problem(job: JobDemand, table: FederationTable, site: int) -> str | None:
+def _residency_problem(job: JobDemand, table: FederationTable, site: int) -> str | None:
     site_id, province = table.site_ids[site], table.provinces[site]
     if site_id in job.excluded_sites:
         return "site is excluded by the job's constraints"

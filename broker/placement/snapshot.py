@@ -34,10 +34,6 @@ class SiteCapacity:
     queue_wait_h_by_pool: Mapping[str, float] = field(default_factory=dict)
     capacity_stale: bool = False
     """The site is alive but its capacity probe has failed for too long: it takes no new work."""
-    releases_h: Mapping[str, tuple[tuple[float, int], ...]] = field(default_factory=dict)
-    """Per model, when the running holds are expected to end: (hours from now, cards they give
-    back), soonest first. Batch placement leaves a job waiting for a faster pool that frees
-    soon enough (broker/placement/waiting.py); empty: no job waits."""
     cards_per_node: Mapping[str, int] = field(default_factory=dict)
     """Cards on each node of the pools whose node shape is known; others are one bin of cards."""
     nodes: Mapping[str, int] = field(default_factory=dict)

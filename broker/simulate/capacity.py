@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
 
 from broker.placement.snapshot import FederationSnapshot, SiteCapacity
@@ -48,8 +48,6 @@ class Capacity:
             site: [(p.model, p.cards) for p in ps] for site, ps in self.pools.items()
         }
         self._mean_speeds: dict[tuple[frozenset[str], str, str, bool], float] = {}
-        self._releases: dict[str, dict[str, list[tuple[float, int]]]] = {}
-        self._now_s = 0.0
         self._orders: dict[tuple[str, frozenset[str], str, str, bool], tuple[int, ...]] = {}
 
     def total_cards(self, side: str | None = None) -> int:
@@ -180,27 +178,6 @@ class Capacity:
             if free[k] > self.pools[site][k].cards:
                 raise CapacityError(f"site={site} pool={self.pools[site][k].model} over-released")
 
-    def expect_releases(self, holds: Iterable[tuple[float, str, Allocation]], now_s: float) -> None:
-        """The running holds (end second, site, cards) whose ends the next snapshots report."""
-        releases: dict[str, dict[str, list[tuple[float, int]]]] = {}
-        for end_s, site, allocation in holds:
-            pools = self.pools[site]
-            by_model = releases.setdefault(site, {})
-            for k, n in allocation:
-                by_model.setdefault(pools[k].model, []).append((end_s, n))
-        for by_model in releases.values():
-            for ends in by_model.values():
-                ends.sort()
-        self._releases, self._now_s = releases, now_s
-
-    def _releases_h(self, site: str) -> Mapping[str, tuple[tuple[float, int], ...]]:
-        return MappingProxyType(
-            {
-                model: tuple((max(0.0, end - self._now_s) / 3600.0, n) for end, n in ends)
-                for model, ends in self._releases.get(site, {}).items()
-            }
-        )
-
     def free_by_model(self, site: str) -> Mapping[str, int]:
         """Free cards per accelerator model at a site."""
         out: dict[str, int] = {}
@@ -218,7 +195,6 @@ class Capacity:
                 free=self.free_by_model(site.id),
                 cpu_free=float(site.cpu_cores),
                 memory_gb_free=float(site.memory_gb),
-                releases_h=self._releases_h(site.id),
             )
             for site in self.topology.sites
         }

@@ -6,7 +6,6 @@ import time
 from collections.abc import Sequence
 
 from broker.placement import ExpectedDemand, Policy, SolveBudget, place, place_batch
-from broker.placement.waiting import WAITING
 from broker.simulate.capacity import Allocation, Capacity
 from broker.simulate.clock import unix_s
 from broker.simulate.policy_base import BatchStats, Blocked, Start
@@ -123,26 +122,11 @@ class EngineOptimal:
         self.stats = BatchStats()
 
     def decide(self, queue: Sequence[WorkloadJob], capacity: Capacity, now_s: float) -> list[Start]:
-        starts: list[Start] = []
-        seen: set[str] = set()
-        places = self.batch_limit
-        while places > 0:
-            rest = [job for job in queue if job.job_id not in seen]
-            batch = self._candidates(rest, capacity, places)
-            seen.update(job.job_id for job in batch)
-            full = len(batch) >= places
-            # jobs left waiting for a faster pool give their places to the next jobs in line
-            places = self._solve(batch, capacity, now_s, starts)
-            if not full:
-                break
-        return starts
+        return self._solve(self._candidates(queue, capacity), capacity, now_s)
 
-    def _solve(
-        self, batch: list[WorkloadJob], capacity: Capacity, now_s: float, starts: list[Start]
-    ) -> int:
-        """Solve one batch, appending its starts; returns how many jobs wait for a faster pool."""
+    def _solve(self, batch: list[WorkloadJob], capacity: Capacity, now_s: float) -> list[Start]:
         if not batch:
-            return 0
+            return []
         result = place_batch(
             [(job.job_id, self.spec(job)) for job in batch],
             capacity.snapshot(unix_s(now_s)),
@@ -153,6 +137,7 @@ class EngineOptimal:
         )
         self._record(result.objective_cny, result.lp_bound_cny, result.gap, result.method)
         per_job_ms = result.solve_s * 1000.0 / len(batch)
+        starts = []
         for job in batch:
             site = result.assignment.get(job.job_id)
             if site is None:
@@ -162,16 +147,14 @@ class EngineOptimal:
                 continue
             capacity.take(site, allocation)
             starts.append(Start(job, site, allocation, per_job_ms))
-        return sum(1 for reason in result.reasons.values() if reason.startswith(WAITING))
+        return starts
 
-    def _candidates(
-        self, queue: Sequence[WorkloadJob], capacity: Capacity, limit: int
-    ) -> list[WorkloadJob]:
-        """Queued jobs (in queue order) that could fit on their own now, at most `limit`."""
+    def _candidates(self, queue: Sequence[WorkloadJob], capacity: Capacity) -> list[WorkloadJob]:
+        """Queued jobs (in queue order) that could fit on their own now, at most `batch_limit`."""
         blocked = Blocked()
         batch: list[WorkloadJob] = []
         for job in queue:
-            if len(batch) >= limit:
+            if len(batch) >= self.batch_limit:
                 break
             if blocked.skip(job):
                 continue

@@ -238,10 +238,6 @@ def replay(
             holding = [runs[seq - 1] for _, seq, _, _ in running if seq not in moved]
             offers = admission.admit(queued, holding, capacity, now)
         as_queued = {offered.job_id: by_id[queued_id] for offered, queued_id in offers}
-        # the holds' expected ends let the engine weigh waiting for a faster pool
-        capacity.expect_releases(
-            ((end, site, alloc) for end, seq, site, alloc in running if seq not in moved), now
-        )
         starts = policy.decide([offered for offered, _ in offers], capacity, now)
         begun = {as_queued[start.job.job_id].job_id for start in starts}
         for start in starts:
