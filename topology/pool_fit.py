@@ -44,12 +44,21 @@ def fit(
     other jobs (inference replicas) fill acceptable pools in that order.
     """
     usable = [k for k, p in enumerate(pools) if not accelerator or p.model == accelerator]
+    return take(free, usable, cards, gang)
+
+
+def take(free: Sequence[int], order: Sequence[int], cards: int, gang: bool) -> Allocation | None:
+    """Where `cards` go among the pools `order` lists (indices into `free`, preferred first).
+
+    A gang takes the first of them with room for all its cards; other jobs (inference
+    replicas) fill them in that order. None if the cards do not fit now.
+    """
     if gang:
-        chosen = next((k for k in usable if free[k] >= cards), None)
+        chosen = next((k for k in order if free[k] >= cards), None)
         return None if chosen is None else ((chosen, cards),)
     taken: list[tuple[int, int]] = []
     left = cards
-    for k in usable:
+    for k in order:
         if left == 0:
             break
         n = min(free[k], left)

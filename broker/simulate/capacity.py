@@ -10,7 +10,7 @@ from broker.simulate.load import accepted_models, fits_somewhere
 from computenet.types import SiteStatus
 from computenet.workload import WorkloadJob
 from topology import Topology
-from topology.pool_fit import Allocation, CardPool, allocation_watts, pools_by_watts
+from topology.pool_fit import Allocation, CardPool, allocation_watts, pools_by_watts, take
 
 
 class CapacityError(RuntimeError):
@@ -104,20 +104,7 @@ class Capacity:
         A gang takes the first pool in `order` with room for all its cards; inference replicas
         fill pools in that order.
         """
-        free = self.free[site]
-        if job.gang:
-            chosen = next((k for k in self.order(site, job, model) if free[k] >= job.count), None)
-            return None if chosen is None else ((chosen, job.count),)
-        taken: list[tuple[int, int]] = []
-        left = job.count
-        for k in self.order(site, job, model):
-            if left == 0:
-                break
-            n = min(free[k], left)
-            if n > 0:
-                taken.append((k, n))
-                left -= n
-        return tuple(taken) if left == 0 else None
+        return take(self.free[site], self.order(site, job, model), job.count, job.gang)
 
     def speed(self, site: str, allocation: Allocation, job: WorkloadJob) -> float:
         """The real speed of the job on its cards (the slowest pool's, if it spans several)."""
