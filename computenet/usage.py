@@ -146,9 +146,13 @@ class WaitReason(StrEnum):
 
     OTHER = "other"
     OVER_QUOTA = "over_quota"
+    """Its tenant's cards with the job's would exceed nominal quota plus borrowing limit."""
     BEHIND_FAIR_SHARE = "behind_fair_share"
+    """Idle cards were there, but jobs of tenants ahead in the fair-share order took them."""
     NO_CAPACITY = "no_capacity"
+    """No idle cards (or no site) that fit the job now."""
     SITE_DRAINING = "site_draining"
+    """The cards it needs are at draining sites, which take no new work."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,7 +80,7 @@ def queued_job(entry: QueueEntry) -> QueuedJob:
         cards=entry.cards,
         priority=entry.priority,
         created_unix_ms=entry.created_unix_ms,
-        reason=WaitReason(entry.reason.value) if entry.reason is not None else WaitReason.OTHER,
+        reason=entry.reason if entry.reason is not None else WaitReason.OTHER,
         reason_text=entry.text,
     )
 

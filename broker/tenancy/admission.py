@@ -15,19 +15,7 @@ from dataclasses import dataclass, field
 
 from broker.tenancy.policy import TenantPolicy, TenantsTable
 from broker.tenancy.usage import UsageSnapshot
-
-
-class WaitReason(enum.Enum):
-    """Why a pending job is not placed now."""
-
-    OVER_QUOTA = "over_quota"
-    """Its tenant's cards with the job's would exceed nominal quota plus borrowing limit."""
-    BEHIND_FAIR_SHARE = "behind_fair_share"
-    """Idle cards were there, but jobs of tenants ahead in the fair-share order took them."""
-    NO_CAPACITY = "no_capacity"
-    """No idle cards (or no site) that fit the job now."""
-    SITE_DRAINING = "site_draining"
-    """The cards it needs are at draining sites, which take no new work."""
+from computenet.usage import WaitReason
 
 
 class AdmissionKind(enum.Enum):
