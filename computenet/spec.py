@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, cast, get_args
 
 from pydantic import (
     AliasChoices,
@@ -245,7 +245,7 @@ class JobSpec(BaseModel):
     def workload(self) -> Workload:
         """The job's workload class: as given, or by kind (training: llm-training, ...)."""
         given = self.resources.workload
-        return given if given in WORKLOADS else WORKLOAD_BY_KIND[self.kind]  # type: ignore[return-value]
+        return cast(Workload, given) if given in WORKLOADS else WORKLOAD_BY_KIND[self.kind]
 
     @property
     def accelerators_total(self) -> int:
